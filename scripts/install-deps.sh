@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake pkg-config git ccache
   # libraries (build)
   libcli11-dev nlohmann-json3-dev libxxhash-dev libspdlog-dev libfmt-dev
-  libopenblas-dev libpcre2-dev libboost-dev libboost-system-dev
+  libopenblas-dev libpcre2-dev libicu-dev libboost-dev libboost-system-dev
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # tests and benchmarks

@@ -1,17 +1,41 @@
-// The single `turbine` binary: subcommands are registered here.
-#include <CLI/CLI.hpp>
+// The single `turbine` binary: parses the command line and runs one subcommand.
 #include <cstdio>
 
+#include "commands.h"
+
+namespace turbine::app {
+
+int reportError(const char* command, const Status& status) {
+  std::fprintf(stderr, "turbine %s: error: %s\n", command, status.message().c_str());
+  return 1;
+}
+
+void addVersionCommand(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("version", "Print the version and exit");
+  cmd->callback([&exit_code] {
+    std::printf("turbine %s\n", TURBINE_VERSION);
+    exit_code = 0;
+  });
+}
+
+}  // namespace turbine::app
+
 int main(int argc, char** argv) {
+  using namespace turbine::app;
   CLI::App app{"Turbine: an LLM inference serving framework"};
   app.require_subcommand(1);
-  auto* version = app.add_subcommand("version", "Print the version and exit");
-  version->callback([] { std::printf("turbine %s\n", TURBINE_VERSION); });
+  app.set_version_flag("--version", TURBINE_VERSION);
+  int exit_code = 0;
+  addVersionCommand(app, exit_code);
+  addMakeModelCommand(app, exit_code);
+  // addGenerateCommand: pending
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+    // --help and --version exit 0; every usage error is one line on stderr and exit code 2.
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "turbine: error: %s (see --help)\n", e.what());
+    return 2;
   }
-  return 0;
+  return exit_code;
 }
