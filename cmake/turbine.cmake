@@ -28,7 +28,7 @@ function(turbine_tests dir)
     target_compile_definitions(${exe} PRIVATE
       TURBINE_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
       TURBINE_BINARY_DIR="${CMAKE_BINARY_DIR}")
-    gtest_discover_tests(${exe} DISCOVERY_MODE PRE_TEST
+    gtest_discover_tests(${exe} DISCOVERY_MODE PRE_TEST TEST_PREFIX "${exe}."
       PROPERTIES ENVIRONMENT "TURBINE_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
   endforeach()
 endfunction()

@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   addVersionCommand(app, exit_code);
   addMakeModelCommand(app, exit_code);
-  // addGenerateCommand: pending
+  addBenchCommand(app, exit_code);
+  addGenerateCommand(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

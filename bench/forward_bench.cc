@@ -1,0 +1,258 @@
+// Whole-model forward benchmark of LlamaModel (one JSON object per line on stdout):
+//   - membw: the machine's copy bandwidth (bytes read + written per second, `threads` threads);
+//   - prefill: tokens/s of one `--prompt`-token prompt computed in one chunk;
+//   - decode: tokens/s of greedy-free decode steps at batch 1 (and aggregate at --batches), each
+//     sequence at context --context; weight bytes read per step, the implied GB/s, and decode
+//     as a fraction of the bandwidth limit (membw / weight bytes per step).
+// Models are generated once (makeModel, seed 1) into --models (default <build>/models) as
+// <preset>-<dtype> (HF folder; q8_0 as GGUF file <preset>-q8_0.gguf) and reused.
+// Run: build/bench/forward_bench [--preset medium] [--dtypes f32,bf16,f16,q8_0] [--threads 2]
+//      [--prompt 512] [--context 128] [--steps 32] [--batches 1,4,16,64] [--models DIR]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/cpu/kernels.h"
+#include "engine/llama_model.h"
+#include "model/make_model.h"
+#include "model/model_loader.h"
+
+namespace turbine::engine {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Args {
+  std::string preset = "medium";
+  std::vector<std::string> dtypes = {"f32", "bf16", "f16", "q8_0"};
+  int threads = 2;
+  int prompt = 512;
+  int context = 128;
+  int steps = 32;
+  std::vector<int> batches = {1, 4, 16, 64};
+  std::string models;
+};
+
+std::vector<std::string> splitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+bool parseArg(const std::string& k, const std::string& v, Args& a) {
+  if (k == "--preset") {
+    a.preset = v;
+  } else if (k == "--dtypes") {
+    a.dtypes = splitList(v);
+  } else if (k == "--threads") {
+    a.threads = std::stoi(v);
+  } else if (k == "--prompt") {
+    a.prompt = std::stoi(v);
+  } else if (k == "--context") {
+    a.context = std::stoi(v);
+  } else if (k == "--steps") {
+    a.steps = std::stoi(v);
+  } else if (k == "--models") {
+    a.models = v;
+  } else if (k == "--batches") {
+    a.batches.clear();
+    for (const auto& b : splitList(v)) a.batches.push_back(std::stoi(b));
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool parseArgs(int argc, char** argv, Args& a) {
+  try {
+    for (int i = 1; i + 1 < argc; i += 2) {
+      if (!parseArg(argv[i], argv[i + 1], a)) return false;
+    }
+  } catch (const std::exception&) {  // std::stoi on a non-number
+    return false;
+  }
+  if (argc % 2 == 0 || a.threads <= 0 || a.prompt <= 0 || a.context <= 0 || a.steps <= 0) {
+    return false;
+  }
+  if (a.models.empty()) {
+    a.models = (fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "models").string();
+  }
+  return true;
+}
+
+double seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// Copy bandwidth: `threads` threads each memcpy their share of 1 GiB, best of 5.
+double copyBandwidth(int threads) {
+  const size_t bytes = size_t{1} << 30;
+  std::vector<char> src(bytes, 1), dst(bytes, 0);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = Clock::now();
+    std::vector<std::thread> ts;
+    const size_t share = bytes / static_cast<size_t>(threads);
+    for (int t = 0; t < threads; ++t) {
+      ts.emplace_back(
+          [&, t] { std::memcpy(dst.data() + t * share, src.data() + t * share, share); });
+    }
+    for (auto& t : ts) t.join();
+    best = std::max(best, 2.0 * bytes / seconds(t0, Clock::now()));
+  }
+  return best;
+}
+
+Result<std::string> ensureModel(const Args& a, const std::string& dtype) {
+  const bool gguf = dtype == "q8_0";
+  const fs::path path = fs::path(a.models) / (a.preset + "-" + dtype + (gguf ? ".gguf" : ""));
+  if (fs::exists(gguf ? path : path / "config.json")) return path.string();
+  std::fprintf(stderr, "generating %s ...\n", path.c_str());
+  fs::create_directories(a.models);
+  model::MakeModelOptions o;
+  o.preset = a.preset;
+  o.format = gguf ? "gguf" : "hf";
+  o.dtype = dtype;
+  o.seed = 1;
+  o.out = path.string();
+  TURBINE_RETURN_IF_ERROR(model::makeModel(o));
+  return path.string();
+}
+
+// Weight bytes one decode step streams: everything but the embedding table (one row of it).
+size_t weightBytesPerStep(const model::ModelWeights& w) {
+  size_t b = w.totalBytes();
+  if (w.lm_head.data != w.tok_embeddings.data) b -= w.tok_embeddings.nbytes;
+  return b;
+}
+
+std::vector<int32_t> promptTokens(int n, int32_t vocab) {
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) t[static_cast<size_t>(i)] = (i * 7919 + 13) % vocab;
+  return t;
+}
+
+// Blocks [seq * per_seq, (seq + 1) * per_seq) belong to sequence `seq`.
+std::vector<BlockId> tableFor(int seq, int per_seq) {
+  std::vector<BlockId> t(static_cast<size_t>(per_seq));
+  for (int i = 0; i < per_seq; ++i) t[static_cast<size_t>(i)] = seq * per_seq + i;
+  return t;
+}
+
+Status benchPrefill(LlamaModel& m, const Args& a, const std::string& name) {
+  const std::vector<int32_t> tokens = promptTokens(a.prompt, m.vocabSize());
+  const std::vector<BlockId> table = tableFor(0, (a.prompt + m.blockSize() - 1) / m.blockSize());
+  std::vector<float> logits(static_cast<size_t>(m.vocabSize()));
+  double best = 1e30;
+  for (int rep = 0; rep < 3; ++rep) {
+    Batch b;
+    b.seqs.push_back({tokens, 0, table, true});
+    const auto t0 = Clock::now();
+    TURBINE_RETURN_IF_ERROR(m.forward(b, logits));
+    best = std::min(best, seconds(t0, Clock::now()));
+  }
+  std::printf(
+      "{\"bench\": \"prefill\", \"model\": \"%s\", \"threads\": %d, \"tokens\": %d, "
+      "\"seconds\": %.4f, \"tok_per_s\": %.1f}\n",
+      name.c_str(), a.threads, a.prompt, best, a.prompt / best);
+  std::fflush(stdout);
+  return Status::ok();
+}
+
+Status benchDecode(LlamaModel& m, const Args& a, const std::string& name, int batch,
+                   size_t step_bytes, double membw) {
+  const int per_seq = (a.context + a.steps + m.blockSize() - 1) / m.blockSize();
+  std::vector<std::vector<BlockId>> tables;
+  const std::vector<int32_t> prompt = promptTokens(a.context, m.vocabSize());
+  std::vector<float> logits(static_cast<size_t>(batch) * m.vocabSize());
+  for (int s = 0; s < batch; ++s) tables.push_back(tableFor(s, per_seq));
+  for (int s = 0; s < batch; s += 8) {  // prefill the contexts, 8 sequences per step
+    Batch b;
+    for (int j = s; j < std::min(batch, s + 8); ++j) b.seqs.push_back({prompt, 0, tables[j], true});
+    TURBINE_RETURN_IF_ERROR(m.forward(b, logits));
+  }
+  std::vector<int32_t> next(static_cast<size_t>(batch), 1);
+  const auto t0 = Clock::now();
+  for (int step = 0; step < a.steps; ++step) {
+    Batch b;
+    for (int s = 0; s < batch; ++s) {
+      b.seqs.push_back({std::span(next).subspan(static_cast<size_t>(s), 1), a.context + step,
+                        tables[static_cast<size_t>(s)], true});
+    }
+    TURBINE_RETURN_IF_ERROR(m.forward(b, logits));
+    for (int s = 0; s < batch; ++s)
+      next[static_cast<size_t>(s)] = (next[static_cast<size_t>(s)] * 31 + step) % m.vocabSize();
+  }
+  const double dt = seconds(t0, Clock::now());
+  const double steps_per_s = a.steps / dt;
+  const double gbs = steps_per_s * static_cast<double>(step_bytes) / 1e9;
+  std::printf(
+      "{\"bench\": \"decode\", \"model\": \"%s\", \"threads\": %d, \"batch\": %d, "
+      "\"context\": %d, \"tok_per_s\": %.1f, \"ms_per_step\": %.2f, "
+      "\"weight_bytes_per_step\": %zu, \"weight_GB_per_s\": %.2f, "
+      "\"fraction_of_bandwidth_limit\": %.3f}\n",
+      name.c_str(), a.threads, batch, a.context, steps_per_s * batch, 1e3 / steps_per_s, step_bytes,
+      gbs, gbs * 1e9 / membw);
+  std::fflush(stdout);
+  return Status::ok();
+}
+
+Status benchModel(const Args& a, const std::string& dtype, double membw) {
+  TURBINE_ASSIGN_OR_RETURN(std::string path, ensureModel(a, dtype));
+  TURBINE_ASSIGN_OR_RETURN(model::ModelWeights w, model::loadModel(path));
+  const size_t step_bytes = weightBytesPerStep(w);
+  int max_batch = 1;
+  for (int b : a.batches) max_batch = std::max(max_batch, b);
+  LlamaModelOptions o;
+  o.threads = a.threads;
+  o.max_model_len = std::max(a.prompt, a.context + a.steps) + 16;
+  o.num_blocks = (max_batch + 1) * ((o.max_model_len + o.block_size - 1) / o.block_size);
+  TURBINE_ASSIGN_OR_RETURN(
+      auto m, LlamaModel::create(std::make_shared<model::ModelWeights>(std::move(w)), o));
+  // Fault the weights in before timing.
+  std::vector<float> logits(static_cast<size_t>(m->vocabSize()));
+  const std::vector<int32_t> warm = {1};
+  const std::vector<BlockId> table = {0};
+  TURBINE_RETURN_IF_ERROR(m->forward({{{warm, 0, table, true}}}, logits));
+  const std::string name = a.preset + "-" + dtype;
+  TURBINE_RETURN_IF_ERROR(benchPrefill(*m, a, name));
+  for (int b : a.batches) TURBINE_RETURN_IF_ERROR(benchDecode(*m, a, name, b, step_bytes, membw));
+  return Status::ok();
+}
+
+}  // namespace
+}  // namespace turbine::engine
+
+int main(int argc, char** argv) {
+  using namespace turbine::engine;
+  Args a;
+  if (!parseArgs(argc, argv, a)) {
+    std::fprintf(stderr,
+                 "usage: forward_bench [--preset P] [--dtypes a,b] [--threads N] "
+                 "[--prompt N] [--context N] [--steps N] [--batches 1,4] [--models DIR]\n");
+    return 2;
+  }
+  const double membw = copyBandwidth(a.threads);
+  std::printf("{\"bench\": \"membw\", \"threads\": %d, \"copy_GB_per_s\": %.2f, \"isa\": \"%s\"}\n",
+              a.threads, membw / 1e9, cpu::kernelIsa());
+  std::fflush(stdout);
+  for (const std::string& dtype : a.dtypes) {
+    const turbine::Status st = benchModel(a, dtype, membw);
+    if (!st.isOk()) {
+      std::fprintf(stderr, "forward_bench: %s: %s\n", dtype.c_str(), st.toString().c_str());
+      return 1;
+    }
+  }
+  return 0;
+}

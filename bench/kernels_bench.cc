@@ -1,0 +1,224 @@
+// Kernel benchmarks on the `medium` preset's shapes (dim 1024, FFN 2816, vocab 32000), 2 threads
+// (--threads=N to change):
+//  - Gemv/<dtype>/<k>/<n>: matmul with m = 1; counter `wGB/s` = weight bytes streamed per second.
+//    The weights are cycled through enough copies (>= 256 MiB) that they come from DRAM, as in
+//    a real decode step.
+//  - DecodeMedium/<dtype>: the 16 layers' 7 matmuls + lm_head at m = 1, i.e. a decode step
+//    without attention; counters tok/s and wGB/s.
+//  - Gemm/<dtype>/<k>/<n>: matmul with m = 512 (prefill); counter GFLOP/s = 2 m n k / time.
+//  - PrefillMedium/<dtype>: one layer's matmuls at m = 512, scaled to 16 layers; counter tok/s.
+//  - Sgemm1024/<threads>: OpenBLAS sgemm 1024^3 (its own threads): the BLAS's peak rate.
+// Run: build/bench/kernels_bench [--benchmark_filter=...]; set the ISA with --isa=avx2 etc.
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/half.h"
+#include "engine/cpu/kernels.h"
+
+namespace turbine::engine::cpu {
+namespace {
+
+using model::DType;
+using model::TensorView;
+
+int g_threads = 2;  // --threads=N
+
+ThreadPool& pool() {
+  static ThreadPool p(g_threads);
+  return p;
+}
+
+// One weight matrix of random values in `dtype`, in `copies` distinct copies.
+struct Weights {
+  std::vector<std::vector<uint8_t>> bytes;
+  std::vector<TensorView> views;
+  size_t bytesEach() const { return views.front().nbytes; }
+};
+
+Weights makeWeights(DType dtype, int64_t n, int64_t k, size_t min_total_bytes) {
+  size_t each = model::dtypeBytes(dtype, n * k);
+  size_t copies = std::max<size_t>(1, (min_total_bytes + each - 1) / each);
+  Weights w;
+  std::mt19937 rng(42);
+  std::vector<uint8_t> proto(each);
+  if (dtype == DType::kQ8_0) {
+    auto* blocks = reinterpret_cast<model::BlockQ8_0*>(proto.data());
+    for (int64_t b = 0; b < n * k / 32; ++b) {
+      blocks[b].d = floatToF16(0.01f);
+      for (auto& q : blocks[b].qs) q = static_cast<int8_t>(rng() % 255 - 127);
+    }
+  } else {
+    std::normal_distribution<float> dist(0.0f, 0.05f);
+    for (int64_t i = 0; i < n * k; ++i) {
+      float v = dist(rng);
+      if (dtype == DType::kF32) std::memcpy(proto.data() + 4 * i, &v, 4);
+      uint16_t h = dtype == DType::kF16 ? floatToF16(v) : floatToBf16(v);
+      if (dtype != DType::kF32) std::memcpy(proto.data() + 2 * i, &h, 2);
+    }
+  }
+  for (size_t c = 0; c < copies; ++c) {
+    w.bytes.push_back(proto);
+    TensorView v;
+    v.name = "bench";
+    v.dtype = dtype;
+    v.shape = {n, k};
+    v.data = w.bytes.back().data();
+    v.nbytes = each;
+    w.views.push_back(v);
+  }
+  return w;
+}
+
+std::vector<float> randomActs(int64_t n) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-1, 1);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+const DType kDtypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0};
+
+void BM_Gemv(benchmark::State& state) {
+  DType dtype = kDtypes[state.range(0)];
+  int64_t k = state.range(1), n = state.range(2);
+  Weights w = makeWeights(dtype, n, k, size_t{256} << 20);
+  std::vector<float> x = randomActs(k), y(static_cast<size_t>(n));
+  size_t i = 0;
+  for (auto _ : state) {
+    matmul(pool(), x.data(), 1, w.views[i], y.data());
+    benchmark::DoNotOptimize(y.data());
+    i = (i + 1) % w.views.size();
+  }
+  state.counters["wGB/s"] = benchmark::Counter(static_cast<double>(w.bytesEach()) * 1e-9,
+                                               benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(model::dtypeName(dtype)) + " " + kernelIsa());
+}
+
+void gemvArgs(benchmark::internal::Benchmark* b) {
+  const int64_t shapes[][2] = {{1024, 1024}, {1024, 512}, {1024, 2816}, {2816, 1024}, {1024, 32000}};
+  for (int d = 0; d < 4; ++d) {
+    for (const auto& s : shapes) b->Args({d, s[0], s[1]});
+  }
+}
+BENCHMARK(BM_Gemv)->Apply(gemvArgs)->ArgNames({"dtype", "k", "n"})->UseRealTime()->MinTime(0.3);
+
+// The medium preset's matmuls of one layer, as {n, k}.
+const int64_t kLayerShapes[][2] = {{1024, 1024}, {512, 1024}, {512, 1024}, {1024, 1024},
+                                   {2816, 1024}, {2816, 1024}, {1024, 2816}};
+constexpr int kLayers = 16;
+
+void BM_DecodeMedium(benchmark::State& state) {
+  DType dtype = kDtypes[state.range(0)];
+  std::vector<Weights> mats;
+  size_t bytes = 0;
+  for (int l = 0; l < kLayers; ++l) {
+    for (const auto& s : kLayerShapes) {
+      mats.push_back(makeWeights(dtype, s[0], s[1], 0));
+      bytes += mats.back().bytesEach();
+    }
+  }
+  mats.push_back(makeWeights(dtype, 32000, 1024, 0));
+  bytes += mats.back().bytesEach();
+  std::vector<float> x = randomActs(2816), y(32000);
+  for (auto _ : state) {
+    for (const Weights& w : mats) matmul(pool(), x.data(), 1, w.views[0], y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["tok/s"] = benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["wGB/s"] = benchmark::Counter(static_cast<double>(bytes) * 1e-9,
+                                               benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(model::dtypeName(dtype)) + " " + kernelIsa());
+}
+BENCHMARK(BM_DecodeMedium)->DenseRange(0, 3)->ArgName("dtype")->UseRealTime()->MinTime(1.0);
+
+constexpr int64_t kPrefill = 512;
+
+void BM_Gemm(benchmark::State& state) {
+  DType dtype = kDtypes[state.range(0)];
+  int64_t k = state.range(1), n = state.range(2), m = state.range(3);
+  Weights w = makeWeights(dtype, n, k, 0);
+  std::vector<float> x = randomActs(m * k), y(static_cast<size_t>(m * n));
+  for (auto _ : state) {
+    matmul(pool(), x.data(), m, w.views[0], y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2e-9 * static_cast<double>(m * n * k),
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(model::dtypeName(dtype)) + " " + kernelIsa());
+}
+
+void gemmArgs(benchmark::internal::Benchmark* b) {
+  const int64_t shapes[][2] = {{1024, 1024}, {1024, 2816}, {2816, 1024}};
+  for (int d = 0; d < 4; ++d) {
+    for (const auto& s : shapes) b->Args({d, s[0], s[1], kPrefill});
+  }
+  for (int64_t m : {4, 8, 16, 17, 32, 64}) b->Args({1, 1024, 2816, m});  // gemv/GEMM crossover
+}
+BENCHMARK(BM_Gemm)->Apply(gemmArgs)->ArgNames({"dtype", "k", "n", "m"})->UseRealTime()->MinTime(0.5);
+
+void BM_PrefillMedium(benchmark::State& state) {
+  DType dtype = kDtypes[state.range(0)];
+  std::vector<Weights> mats;
+  double flops = 0;
+  for (const auto& s : kLayerShapes) {
+    mats.push_back(makeWeights(dtype, s[0], s[1], 0));
+    flops += 2.0 * kPrefill * static_cast<double>(s[0] * s[1]);
+  }
+  std::vector<float> x = randomActs(kPrefill * 2816), y(static_cast<size_t>(kPrefill * 2816));
+  for (auto _ : state) {
+    for (const Weights& w : mats) matmul(pool(), x.data(), kPrefill, w.views[0], y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  // One layer per iteration: tokens/s of the 16-layer model's matmuls = 512 / (16 * t).
+  state.counters["tok/s"] = benchmark::Counter(static_cast<double>(kPrefill) / kLayers,
+                                               benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(model::dtypeName(dtype)) + " " + kernelIsa());
+}
+BENCHMARK(BM_PrefillMedium)->DenseRange(0, 3)->ArgName("dtype")->UseRealTime()->MinTime(1.0);
+
+void BM_Sgemm1024(benchmark::State& state) {
+  const int n = 1024;
+  openblas_set_num_threads(static_cast<int>(state.range(0)));
+  std::vector<float> a = randomActs(n * n), b = randomActs(n * n), c(size_t{n} * n);
+  for (auto _ : state) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a.data(), n, b.data(), n,
+                0.0f, c.data(), n);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2e-9 * n * n * double{n},
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(openblas_get_corename());
+  openblas_set_num_threads(1);
+}
+BENCHMARK(BM_Sgemm1024)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->MinTime(0.5);
+
+}  // namespace
+}  // namespace turbine::engine::cpu
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--isa=", 6) == 0) {
+      if (!turbine::engine::cpu::setKernelIsa(argv[i] + 6)) {
+        std::fprintf(stderr, "unknown or unsupported --isa: %s\n", argv[i] + 6);
+        return 2;
+      }
+    }
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      turbine::engine::cpu::g_threads = std::atoi(argv[i] + 10);
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,68 @@
+// PagedAttention: causal multi-head attention (with grouped-query heads) whose keys and values
+// are read from a KvCache through each sequence's block table.
+//
+// For a sequence whose chunk covers positions [start_pos, start_pos + n_tokens), the query at
+// position p attends to the cached positions [0, p] (so a chunk is causal within itself and
+// sees all of its prefix); position j lives in block block_table[j / block_size], slot
+// j % block_size. The K/V of every position read must already be stored in the cache (the
+// runner stores the chunk's own K/V before calling run()).
+// Scores and the weighted sum are f32 products (BLAS sgemm) over K/V gathered per item;
+// softmax is max-subtracted in f32.
+// Work is split over the ThreadPool by (sequence, kv head, token range) with equal shares of
+// the estimated cost (the number of positions attended).
+//
+// Thread safety: run() is not reentrant (it owns its scratch); call it from one thread.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "engine/batch.h"
+#include "engine/cpu/thread_pool.h"
+#include "engine/kv_cache.h"
+
+namespace turbine::engine {
+
+struct AttentionSeq {
+  int32_t start_pos = 0;                 // position of the chunk's first token
+  int32_t n_tokens = 0;                  // tokens of the chunk
+  int64_t row = 0;                       // row of the chunk's first token in q / out
+  std::span<const BlockId> block_table;  // must cover [0, start_pos + n_tokens)
+};
+
+struct AttentionShape {
+  int32_t n_heads = 0;  // query heads; a multiple of the cache's kv heads
+  float scale = 0.0f;   // usually 1 / sqrt(head_dim)
+};
+
+class PagedAttention {
+ public:
+  // q, out: [total rows][n_heads * head_dim] f32 (out must not alias q). Rows of tokens that
+  // belong to no sequence in `seqs` are left untouched.
+  void run(cpu::ThreadPool& pool, const KvCache& cache, int32_t layer,
+           std::span<const AttentionSeq> seqs, const AttentionShape& shape, const float* q,
+           float* out);
+
+ private:
+  struct Item {
+    int32_t seq;
+    int32_t kv_head;
+    int32_t t0, t1;  // token range within the chunk
+    double cost;
+  };
+  struct ThreadScratch {
+    std::vector<float> k, v;    // the item's keys / values gathered: [context][head_dim]
+    std::vector<float> scores;  // [rows][context]
+  };
+  void buildItems(std::span<const AttentionSeq> seqs, int32_t n_kv_heads, int n_parts);
+  void runItem(const Item& item, const KvCache& cache, int32_t layer,
+               std::span<const AttentionSeq> seqs, const AttentionShape& shape, const float* q,
+               float* out, ThreadScratch& scratch) const;
+
+  std::vector<Item> items_;
+  std::vector<size_t> splits_;  // part k runs items_[splits_[k], splits_[k + 1])
+  std::vector<ThreadScratch> scratch_;
+};
+
+}  // namespace turbine::engine

@@ -1,0 +1,93 @@
+// Run-time choice of the kernel table: the best level the CPU (and OS) supports, which tests
+// and benchmarks may lower with setKernelIsa().
+#include <atomic>
+#include <cstring>
+
+#include "engine/cpu/kernels.h"
+#include "engine/cpu/kernels_internal.h"
+
+namespace turbine::engine::cpu {
+namespace internal {
+namespace {
+
+Isa detectIsa() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+              __builtin_cpu_supports("f16c");
+  if (!avx2) return Isa::kScalar;
+  bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  if (!avx512) return Isa::kAvx2;
+  if (__builtin_cpu_supports("avx512bf16")) return Isa::kAvx512Bf16;
+  return Isa::kAvx512;
+#else
+  return Isa::kScalar;
+#endif
+}
+
+std::atomic<int>& currentSlot() {
+  static std::atomic<int> slot{static_cast<int>(bestIsa())};
+  return slot;
+}
+
+const char* isaName(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512Bf16: return "avx512bf16";
+    case Isa::kAvx512: return "avx512";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kScalar: return "scalar";
+  }
+  return "scalar";
+}
+
+}  // namespace
+
+Isa bestIsa() {
+  static const Isa best = detectIsa();
+  return best;
+}
+
+Isa currentIsa() { return static_cast<Isa>(currentSlot().load(std::memory_order_relaxed)); }
+
+void setCurrentIsa(Isa isa) {
+  if (static_cast<int>(isa) > static_cast<int>(bestIsa())) isa = bestIsa();
+  currentSlot().store(static_cast<int>(isa), std::memory_order_relaxed);
+}
+
+const KernelTable& currentKernels() {
+  switch (currentIsa()) {
+    case Isa::kAvx512Bf16: return avx512Bf16Kernels();
+    case Isa::kAvx512: return avx512Kernels();
+    case Isa::kAvx2: return avx2Kernels();
+    case Isa::kScalar: break;
+  }
+  return scalarKernels();
+}
+
+}  // namespace internal
+
+const char* kernelIsa() { return internal::isaName(internal::currentIsa()); }
+
+bool setKernelIsa(const char* isa) {
+  using internal::Isa;
+  Isa want = internal::bestIsa();
+  if (isa != nullptr && std::strcmp(isa, "auto") != 0 && isa[0] != '\0') {
+    if (std::strcmp(isa, "avx512bf16") == 0) {
+      want = Isa::kAvx512Bf16;
+    } else if (std::strcmp(isa, "avx512") == 0) {
+      want = Isa::kAvx512;
+    } else if (std::strcmp(isa, "avx2") == 0) {
+      want = Isa::kAvx2;
+    } else if (std::strcmp(isa, "scalar") == 0) {
+      want = Isa::kScalar;
+    } else {
+      return false;
+    }
+  }
+  if (static_cast<int>(want) > static_cast<int>(internal::bestIsa())) return false;
+  internal::setCurrentIsa(want);
+  return true;
+}
+
+}  // namespace turbine::engine::cpu

@@ -1,0 +1,302 @@
+// The public kernels: argument plumbing, threading and the choice between the gemv-style
+// kernels (m <= 16: every weight row is read once from memory and reused for all m rows) and
+// the GEMM path (m > 16): the AVX512-BF16 kernel for bf16 weights where the CPU has it, else the
+// own AVX-512 f32 kernel on weight tiles converted to f32, else (AVX2, scalar) OpenBLAS sgemm on
+// such tiles, single-threaded BLAS in each of our pool threads on disjoint weight rows.
+// Threads split the weight rows (n), never k, so every output is written by one thread.
+#include "engine/cpu/kernels.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "common/half.h"
+#include "engine/cpu/kernels_internal.h"
+
+namespace turbine::engine::cpu {
+namespace {
+
+using internal::KernelTable;
+using model::BlockQ8_0;
+using model::DType;
+using model::kQ8BlockSize;
+
+// Up to this many activation rows, matmul uses the gemv kernels; above it, GEMM.
+constexpr int64_t kMaxGemvRows = 16;
+// Weight rows per work unit of the gemv kernels: 16 f32 outputs = one cache line of y.
+constexpr int64_t kGemvUnitRows = 16;
+// Weight rows converted to f32 per sgemm call on the OpenBLAS GEMM path.
+constexpr int64_t kGemmTileRows = 128;
+// Weight rows converted per call of the own f32 GEMM kernel (a multiple of its 12; measured:
+// smaller tiles that stay in L2 for k = 2816 were slower, x's blocks are re-read per tile).
+constexpr int64_t kGemmF32TileRows = 96;
+
+// Per-thread scratch that grows and is reused (no allocation in the steady state).
+template <typename T>
+T* scratch(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+struct Q8Scratch {
+  std::vector<int8_t> qs;
+  std::vector<float> d;
+  std::vector<int32_t> sum;
+};
+
+// Quantizes m rows of k (k % 32 == 0) to q8_0 blocks: d = max|x| / 127, q = round(x / d).
+internal::Q8Rows quantizeRows(const float* x, int64_t m, int64_t k, Q8Scratch& s) {
+  int64_t nb = k / kQ8BlockSize;
+  int8_t* qs = scratch(s.qs, static_cast<size_t>(m * k));
+  float* d = scratch(s.d, static_cast<size_t>(m * nb));
+  int32_t* sum = scratch(s.sum, static_cast<size_t>(m * nb));
+  for (int64_t b = 0; b < m * nb; ++b) {
+    const float* xb = x + b * kQ8BlockSize;
+    float amax = 0;
+    for (int i = 0; i < kQ8BlockSize; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    float scale = amax / 127.0f;
+    float inv = amax > 0 ? 127.0f / amax : 0.0f;
+    int32_t total = 0;
+    for (int i = 0; i < kQ8BlockSize; ++i) {
+      auto q = static_cast<int8_t>(std::nearbyint(xb[i] * inv));
+      qs[b * kQ8BlockSize + i] = q;
+      total += q;
+    }
+    d[b] = scale;
+    sum[b] = total;
+  }
+  return internal::Q8Rows{qs, d, sum, nb};
+}
+
+// Converts rows [r0, r0 + rows) of w to f32 in dst ([rows, k]).
+void rowsToF32(const KernelTable& kt, const model::TensorView& w, int64_t r0, int64_t rows,
+               float* dst) {
+  int64_t k = w.cols();
+  switch (w.dtype) {
+    case DType::kF32:
+      std::copy_n(static_cast<const float*>(w.data) + r0 * k, rows * k, dst);
+      break;
+    case DType::kF16:
+      kt.f16_to_f32(static_cast<const uint16_t*>(w.data) + r0 * k, rows * k, dst);
+      break;
+    case DType::kBF16:
+      kt.bf16_to_f32(static_cast<const uint16_t*>(w.data) + r0 * k, rows * k, dst);
+      break;
+    case DType::kQ8_0:
+      kt.q8_to_f32(static_cast<const BlockQ8_0*>(w.data) + r0 * (k / kQ8BlockSize),
+                   rows * (k / kQ8BlockSize), dst);
+      break;
+  }
+}
+
+void gemvPath(const KernelTable& kt, ThreadPool& pool, const float* x, int64_t m,
+              const model::TensorView& w, float* y) {
+  int64_t k = w.cols();
+  int64_t n = w.rows();
+  int64_t units = (n + kGemvUnitRows - 1) / kGemvUnitRows;
+  if (w.dtype == DType::kQ8_0) {
+    static thread_local Q8Scratch q8;
+    internal::Q8Rows xq = quantizeRows(x, m, k, q8);
+    const auto* wq = static_cast<const BlockQ8_0*>(w.data);
+    pool.parallelFor(units, [&](int, int64_t b, int64_t e) {
+      kt.gemv_q8(wq, xq.nb, b * kGemvUnitRows, std::min(n, e * kGemvUnitRows), xq, m, y, n);
+    });
+    return;
+  }
+  pool.parallelFor(units, [&](int, int64_t b, int64_t e) {
+    int64_t r0 = b * kGemvUnitRows;
+    int64_t r1 = std::min(n, e * kGemvUnitRows);
+    switch (w.dtype) {
+      case DType::kF32:
+        kt.gemv_f32(static_cast<const float*>(w.data), k, r0, r1, x, m, y, n);
+        break;
+      case DType::kF16:
+        kt.gemv_f16(static_cast<const uint16_t*>(w.data), k, r0, r1, x, m, y, n);
+        break;
+      case DType::kBF16:
+        kt.gemv_bf16(static_cast<const uint16_t*>(w.data), k, r0, r1, x, m, y, n);
+        break;
+      case DType::kQ8_0:
+        break;
+    }
+  });
+}
+
+void setBlasThreads(int n) {
+  static int current = -1;
+  if (current != n) {
+    openblas_set_num_threads(n);
+    current = n;
+  }
+}
+
+// y[:, r0:r1] = x * w[r0:r1, :]^T with single-threaded sgemm on f32 tiles of w.
+void gemmRowRange(const KernelTable& kt, const float* x, int64_t m, const model::TensorView& w,
+                  int64_t r0, int64_t r1, float* y) {
+  int64_t k = w.cols();
+  int64_t n = w.rows();
+  if (w.dtype == DType::kF32) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
+                static_cast<int>(r1 - r0), static_cast<int>(k), 1.0f, x, static_cast<int>(k),
+                static_cast<const float*>(w.data) + r0 * k, static_cast<int>(k), 0.0f, y + r0,
+                static_cast<int>(n));
+    return;
+  }
+  static thread_local std::vector<float> tile_buf;
+  float* tile = scratch(tile_buf, static_cast<size_t>(kGemmTileRows * k));
+  for (int64_t t = r0; t < r1; t += kGemmTileRows) {
+    int64_t rows = std::min(kGemmTileRows, r1 - t);
+    rowsToF32(kt, w, t, rows, tile);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
+                static_cast<int>(rows), static_cast<int>(k), 1.0f, x, static_cast<int>(k), tile,
+                static_cast<int>(k), 0.0f, y + t, static_cast<int>(n));
+  }
+}
+
+// xp = x packed for GemmF32Fn: blocks of kXBlock rows, each [k][kXBlock], zero-padded rows.
+void packXBlocks(ThreadPool& pool, const float* x, int64_t m, int64_t k, float* xp) {
+  constexpr int64_t kB = internal::kXBlock;
+  int64_t blocks = (m + kB - 1) / kB;
+  pool.parallelFor(blocks, [&](int, int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      float* dst = xp + b * kB * k;
+      int64_t rows = std::min(kB, m - b * kB);
+      for (int64_t c = 0; c < rows; ++c) {
+        const float* src = x + (b * kB + c) * k;
+        for (int64_t kk = 0; kk < k; ++kk) dst[kk * kB + c] = src[kk];
+      }
+      for (int64_t c = rows; c < kB; ++c) {
+        for (int64_t kk = 0; kk < k; ++kk) dst[kk * kB + c] = 0.0f;
+      }
+    }
+  });
+}
+
+// Own f32 GEMM: x packed once; each thread converts its weight rows to f32 a tile at a time.
+void gemmF32Path(const KernelTable& kt, ThreadPool& pool, const float* x, int64_t m,
+                 const model::TensorView& w, float* y) {
+  int64_t k = w.cols();
+  int64_t n = w.rows();
+  static thread_local std::vector<float> xp_buf;
+  constexpr int64_t kB = internal::kXBlock;
+  float* xp = scratch(xp_buf, static_cast<size_t>((m + kB - 1) / kB * kB * k));
+  packXBlocks(pool, x, m, k, xp);
+  int64_t units = (n + kGemvUnitRows - 1) / kGemvUnitRows;
+  pool.parallelFor(units, [&](int, int64_t b, int64_t e) {
+    int64_t r0 = b * kGemvUnitRows;
+    int64_t r1 = std::min(n, e * kGemvUnitRows);
+    static thread_local std::vector<float> tile_buf;
+    const int64_t ldw = k + 16;  // padded: see GemmF32Fn
+    const int64_t tile_rows = kGemmF32TileRows;
+    float* tile = scratch(tile_buf, static_cast<size_t>(tile_rows * ldw));
+    for (int64_t t = r0; t < r1; t += tile_rows) {
+      int64_t rows = std::min(tile_rows, r1 - t);
+      for (int64_t r = 0; r < rows; ++r) rowsToF32(kt, w, t + r, 1, tile + r * ldw);
+      kt.gemm_f32(tile, ldw, rows, k, xp, m, y + t, n);
+    }
+  });
+}
+
+void gemmPath(const KernelTable& kt, ThreadPool& pool, const float* x, int64_t m,
+              const model::TensorView& w, float* y) {
+  int64_t k = w.cols();
+  int64_t n = w.rows();
+  if (w.dtype == DType::kBF16 && kt.gemm_bf16 != nullptr && k % 2 == 0) {
+    static thread_local std::vector<uint16_t> xb_buf;
+    uint16_t* xb = scratch(xb_buf, static_cast<size_t>(m * k));
+    pool.parallelFor(m, [&](int, int64_t b, int64_t e) {
+      kt.f32_to_bf16(x + b * k, (e - b) * k, xb + b * k);
+    });
+    int64_t units = (n + kGemvUnitRows - 1) / kGemvUnitRows;
+    pool.parallelFor(units, [&](int, int64_t b, int64_t e) {
+      kt.gemm_bf16(static_cast<const uint16_t*>(w.data), k, b * kGemvUnitRows,
+                   std::min(n, e * kGemvUnitRows), xb, m, y, n);
+    });
+    return;
+  }
+  if (kt.gemm_f32 != nullptr) {
+    gemmF32Path(kt, pool, x, m, w, y);
+    return;
+  }
+  setBlasThreads(1);
+  int64_t units = (n + kGemvUnitRows - 1) / kGemvUnitRows;
+  pool.parallelFor(units, [&](int, int64_t b, int64_t e) {
+    gemmRowRange(kt, x, m, w, b * kGemvUnitRows, std::min(n, e * kGemvUnitRows), y);
+  });
+}
+
+// Bias (or any 1-D weight) as f32; `buf` holds the conversion when one is needed.
+const float* vectorF32(const model::TensorView& v, std::vector<float>& buf) {
+  if (v.dtype == DType::kF32) return static_cast<const float*>(v.data);
+  int64_t n = v.numel();
+  float* out = scratch(buf, static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    switch (v.dtype) {
+      case DType::kF16: out[i] = f16ToFloat(static_cast<const uint16_t*>(v.data)[i]); break;
+      case DType::kBF16: out[i] = bf16ToFloat(static_cast<const uint16_t*>(v.data)[i]); break;
+      case DType::kQ8_0: {
+        const auto* blocks = static_cast<const BlockQ8_0*>(v.data);
+        const BlockQ8_0& blk = blocks[i / kQ8BlockSize];
+        out[i] = f16ToFloat(blk.d) * blk.qs[i % kQ8BlockSize];
+        break;
+      }
+      case DType::kF32: break;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void matmul(ThreadPool& pool, const float* x, int64_t m, const model::TensorView& w, float* y,
+            const model::TensorView* bias) {
+  const KernelTable& kt = internal::currentKernels();
+  int64_t n = w.rows();
+  if (m <= 0 || n <= 0) return;
+  if (m <= kMaxGemvRows) {
+    gemvPath(kt, pool, x, m, w, y);
+  } else {
+    gemmPath(kt, pool, x, m, w, y);
+  }
+  if (bias != nullptr && bias->present()) {
+    static thread_local std::vector<float> bias_buf;
+    const float* b = vectorF32(*bias, bias_buf);
+    for (int64_t j = 0; j < m; ++j) kt.add(y + j * n, b, n);
+  }
+}
+
+void embedRows(const model::TensorView& table, std::span<const int32_t> ids, float* out) {
+  const KernelTable& kt = internal::currentKernels();
+  int64_t d = table.cols();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    rowsToF32(kt, table, ids[i], 1, out + static_cast<int64_t>(i) * d);
+  }
+}
+
+void rmsnorm(const float* x, const model::TensorView& weight, float eps, int64_t m, int64_t d,
+             float* y) {
+  const KernelTable& kt = internal::currentKernels();
+  static thread_local std::vector<float> w_buf;
+  const float* w = vectorF32(weight, w_buf);
+  for (int64_t i = 0; i < m; ++i) kt.rmsnorm_row(x + i * d, w, eps, d, y + i * d);
+}
+
+void siluMul(float* gate, const float* up, int64_t n) {
+  internal::currentKernels().silu_mul(gate, up, n);
+}
+
+void softmax(float* x, int64_t n) { internal::currentKernels().softmax(x, n); }
+
+float dotF32(const float* a, const float* b, int64_t n) {
+  return internal::currentKernels().dot(a, b, n);
+}
+
+void axpyF32(float a, const float* x, float* y, int64_t n) {
+  internal::currentKernels().axpy(a, x, y, n);
+}
+
+void addF32(float* y, const float* x, int64_t n) { internal::currentKernels().add(y, x, n); }
+
+}  // namespace turbine::engine::cpu

@@ -1,0 +1,50 @@
+// CPU kernels of the forward pass. Activations are f32, row-major. Weights are TensorViews of
+// any supported dtype (f32, f16, bf16, q8_0), row-major [rows=out_features, cols=in_features].
+// The best implementation for the CPU (AVX-512 with BF16, AVX-512, AVX2+FMA+F16C, scalar) is
+// picked once at run time; the binary runs on any x86-64.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "engine/cpu/thread_pool.h"
+#include "model/weights.h"
+
+namespace turbine::engine::cpu {
+
+// Which instruction-set level the kernels use ("avx512bf16", "avx512", "avx2", "scalar").
+const char* kernelIsa();
+
+// Forces the instruction-set level for tests and benchmarks: "avx512bf16", "avx512", "avx2",
+// "scalar", or "auto"/""/nullptr for the best one. Returns false (and changes nothing) when the
+// name is unknown or the CPU lacks that level. Not for use while kernels run on other threads.
+bool setKernelIsa(const char* isa);
+
+// y[m, n] = sum_k x[m, k] * w[n, k]  (+ bias[n] when bias is present).
+// x: [m, k] f32; w: [n, k]; y: [m, n] f32. Requires k == w.cols(), n == w.rows().
+void matmul(ThreadPool& pool, const float* x, int64_t m, const model::TensorView& w, float* y,
+            const model::TensorView* bias = nullptr);
+
+// out[i, :] = row ids[i] of table, converted to f32. table: [vocab, d].
+void embedRows(const model::TensorView& table, std::span<const int32_t> ids, float* out);
+
+// y[i, :] = x[i, :] / sqrt(mean(x[i, :]^2) + eps) * weight. x, y: [m, d]; may alias.
+void rmsnorm(const float* x, const model::TensorView& weight, float eps, int64_t m, int64_t d,
+             float* y);
+
+// gate[i] = silu(gate[i]) * up[i] for i in [0, n).
+void siluMul(float* gate, const float* up, int64_t n);
+
+// x[i] = exp(x[i] - max(x)) / sum_j exp(x[j] - max(x)), in place over one row of n (n >= 1).
+void softmax(float* x, int64_t n);
+
+// Returns sum_i a[i] * b[i] (f32 accumulation). For attention scores.
+float dotF32(const float* a, const float* b, int64_t n);
+
+// y[i] += a * x[i]. For attention's weighted sum of values.
+void axpyF32(float a, const float* x, float* y, int64_t n);
+
+// y[i] += x[i] (the residual connection).
+void addF32(float* y, const float* x, int64_t n);
+
+}  // namespace turbine::engine::cpu

@@ -1,0 +1,112 @@
+#include "engine/kv_cache.h"
+
+#include <sys/mman.h>
+
+#include <limits>
+#include <string>
+
+#include "common/half.h"
+
+namespace turbine::engine {
+
+const char* kvDTypeName(KvDType t) {
+  switch (t) {
+    case KvDType::kF32:
+      return "f32";
+    case KvDType::kF16:
+      return "f16";
+    case KvDType::kBF16:
+      return "bf16";
+  }
+  return "?";
+}
+
+size_t kvDTypeBytes(KvDType t) { return t == KvDType::kF32 ? 4 : 2; }
+
+size_t KvCache::bytesPerToken(const KvCacheOptions& o) {
+  return static_cast<size_t>(o.num_layers) * 2 * static_cast<size_t>(o.num_kv_heads) *
+         static_cast<size_t>(o.head_dim) * kvDTypeBytes(o.dtype);
+}
+
+Result<std::unique_ptr<KvCache>> KvCache::create(const KvCacheOptions& o) {
+  if (o.num_layers <= 0 || o.num_kv_heads <= 0 || o.head_dim <= 0 || o.block_size <= 0) {
+    return invalidArgument(
+        "kv cache: num_layers, num_kv_heads, head_dim and block_size must be "
+        "positive (got " +
+        std::to_string(o.num_layers) + ", " + std::to_string(o.num_kv_heads) + ", " +
+        std::to_string(o.head_dim) + ", " + std::to_string(o.block_size) + ")");
+  }
+  const size_t block_bytes = bytesPerToken(o) * static_cast<size_t>(o.block_size);
+  int64_t blocks = o.num_blocks;
+  if (blocks <= 0) blocks = static_cast<int64_t>(o.memory_bytes / block_bytes);
+  if (blocks <= 0) {
+    return invalidArgument("kv cache: the pool holds no block (num_blocks " +
+                           std::to_string(o.num_blocks) + ", memory_bytes " +
+                           std::to_string(o.memory_bytes) + ", one block takes " +
+                           std::to_string(block_bytes) + " bytes)");
+  }
+  if (blocks > std::numeric_limits<int32_t>::max()) blocks = std::numeric_limits<int32_t>::max();
+  const size_t bytes = block_bytes * static_cast<size_t>(blocks);
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    return resourceExhausted("kv cache: cannot map " + std::to_string(bytes) + " bytes for " +
+                             std::to_string(blocks) + " blocks");
+  }
+  return std::unique_ptr<KvCache>(
+      new KvCache(o, static_cast<int32_t>(blocks), static_cast<uint8_t*>(p), bytes));
+}
+
+KvCache::KvCache(const KvCacheOptions& options, int32_t num_blocks, uint8_t* base, size_t mapped)
+    : opt_(options), num_blocks_(num_blocks), base_(base), mapped_bytes_(mapped) {
+  head_elems_ = static_cast<size_t>(opt_.block_size) * static_cast<size_t>(opt_.head_dim);
+  block_elems_ = static_cast<size_t>(opt_.num_layers) * 2 * static_cast<size_t>(opt_.num_kv_heads) *
+                 head_elems_;
+}
+
+KvCache::~KvCache() {
+  if (base_ != nullptr) munmap(base_, mapped_bytes_);
+}
+
+void KvCache::store(int32_t layer, int32_t block, int32_t slot, const float* k, const float* v) {
+  const size_t hd = static_cast<size_t>(opt_.head_dim);
+  for (int kv = 0; kv < 2; ++kv) {
+    const float* src_all = kv == 0 ? k : v;
+    for (int32_t h = 0; h < opt_.num_kv_heads; ++h) {
+      const float* src = src_all + static_cast<size_t>(h) * hd;
+      void* rows = headRows(block, layer, kv, h);
+      switch (opt_.dtype) {
+        case KvDType::kF32: {
+          float* dst = static_cast<float*>(rows) + static_cast<size_t>(slot) * hd;
+          for (size_t i = 0; i < hd; ++i) dst[i] = src[i];
+          break;
+        }
+        case KvDType::kF16: {
+          uint16_t* dst = static_cast<uint16_t*>(rows) + static_cast<size_t>(slot) * hd;
+          for (size_t i = 0; i < hd; ++i) dst[i] = floatToF16(src[i]);
+          break;
+        }
+        case KvDType::kBF16: {
+          uint16_t* dst = static_cast<uint16_t*>(rows) + static_cast<size_t>(slot) * hd;
+          for (size_t i = 0; i < hd; ++i) dst[i] = floatToBf16(src[i]);
+          break;
+        }
+      }
+    }
+  }
+}
+
+const float* KvCache::readRowsF32(int32_t block, int32_t layer, int kv, int32_t kv_head, int32_t n,
+                                  float* out) const {
+  const void* rows = headRows(block, layer, kv, kv_head);
+  if (opt_.dtype == KvDType::kF32) return static_cast<const float*>(rows);
+  const uint16_t* src = static_cast<const uint16_t*>(rows);
+  const size_t count = static_cast<size_t>(n) * static_cast<size_t>(opt_.head_dim);
+  if (opt_.dtype == KvDType::kF16) {
+    for (size_t i = 0; i < count; ++i) out[i] = f16ToFloat(src[i]);
+  } else {
+    for (size_t i = 0; i < count; ++i) out[i] = bf16ToFloat(src[i]);
+  }
+  return out;
+}
+
+}  // namespace turbine::engine

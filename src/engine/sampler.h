@@ -1,0 +1,76 @@
+// Sampler: turns one row of logits into a token, as vLLM defines each knob (see SamplingParams).
+// Reproducibility: all randomness comes from the request's own SamplerRng, so a seeded request
+// draws the same tokens whatever else is in the batch. Logprobs are log-softmax of the RAW
+// logits (vLLM's default `raw_logprobs`), not of the processed ones.
+// Thread safety: a Sampler holds scratch buffers; use one per thread (the step loop).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "engine/request.h"
+
+namespace turbine::engine {
+
+// xoshiro256** seeded through splitmix64: a fixed, portable PRNG (std distributions differ
+// between standard libraries, so they are not used).
+class SamplerRng {
+ public:
+  explicit SamplerRng(uint64_t seed = 0);
+  uint64_t next();
+  // Uniform in [0, 1), 53 random bits.
+  double uniform();
+
+ private:
+  uint64_t s_[4];
+};
+
+struct SampleResult {
+  int32_t token = 0;
+  std::optional<PositionLogprobs> logprobs;  // set when params.logprobs
+};
+
+// What the sampler must know about the sequence besides the logits.
+struct SampleContext {
+  std::span<const int32_t> prompt;       // prompt token ids (repetition penalty)
+  std::span<const int32_t> output;       // tokens generated so far (all penalties, min_tokens)
+  std::span<const int32_t> suppress;     // ids banned while output.size() < min_tokens (EOS, stop)
+  int32_t min_tokens = 0;
+};
+
+class Sampler {
+ public:
+  // `logits` has vocab entries. Never fails: params were validated at admission.
+  SampleResult sample(std::span<const float> logits, const SamplingParams& params,
+                      const SampleContext& ctx, SamplerRng& rng);
+
+  // The processed logits of the last sample() call (after bias, penalties, temperature and
+  // filtering; filtered tokens are -inf). Empty after a greedy call with nothing to process.
+  std::span<const float> lastProcessed() const { return work_; }
+
+  // Applies min_tokens suppression, logit_bias and the three penalties to `logits` in place.
+  void applyPenalties(std::span<float> logits, const SamplingParams& params,
+                      const SampleContext& ctx);
+
+ private:
+  int32_t sampleFiltered(const SamplingParams& params, SamplerRng& rng);
+  PositionLogprobs computeLogprobs(std::span<const float> raw, int32_t chosen, int32_t top_n);
+
+  std::vector<float> work_;
+  std::vector<int32_t> counts_;    // per vocab id, zero between calls
+  std::vector<int32_t> touched_;
+  std::vector<uint8_t> seen_;      // per vocab id, zero between calls
+  std::vector<int32_t> order_;
+  std::vector<std::pair<float, int32_t>> cand_;
+};
+
+// Greedy: the lowest index holding the maximum.
+int32_t argmax(std::span<const float> logits);
+
+// True when params select greedy decoding (temperature below 1e-5, or top_k == 1).
+bool isGreedy(const SamplingParams& params);
+
+}  // namespace turbine::engine

@@ -1,0 +1,246 @@
+#include "frontend/fake_backend.h"
+
+#include <algorithm>
+
+namespace turbine::frontend {
+namespace {
+
+// Returns the length of the longest prefix of `s` that does not end inside a UTF-8 sequence.
+size_t completeUtf8Prefix(const std::string& s) {
+  size_t n = s.size();
+  for (size_t back = 1; back <= 4 && back <= n; ++back) {
+    auto c = static_cast<unsigned char>(s[n - back]);
+    if ((c & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead
+    size_t need = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+    return need > back ? n - back : n;
+  }
+  return n;
+}
+
+class ByteDetokenizer : public IncrementalDetokenizer {
+ public:
+  std::string push(int32_t id) override {
+    if (id < 0 || id > 255) return {};
+    pending_.push_back(static_cast<char>(id));
+    size_t k = completeUtf8Prefix(pending_);
+    std::string out = pending_.substr(0, k);
+    pending_.erase(0, k);
+    return out;
+  }
+  std::string flush() override {
+    std::string out;
+    out.swap(pending_);
+    return out;
+  }
+
+ private:
+  std::string pending_;
+};
+
+}  // namespace
+
+FakeBackend::FakeBackend(FakeBackendOptions options) : options_(std::move(options)) {
+  if (options_.script.empty()) options_.script = " ";
+  thread_ = std::thread([this] { run(); });
+}
+
+FakeBackend::~FakeBackend() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+std::vector<ModelCard> FakeBackend::models() const {
+  ModelCard card;
+  card.id = options_.model;
+  card.created = 1700000000;
+  card.max_model_len = options_.max_model_len;
+  card.vocab_size = kVocabSize;
+  return {card};
+}
+
+Result<std::string> FakeBackend::renderChat(const std::string&, const std::vector<ChatMessage>& messages,
+                                            bool add_generation_prompt) {
+  std::string out;
+  for (const auto& m : messages) {
+    if (m.content == "RAISE_EXCEPTION") {
+      return invalidArgument("Conversation roles must alternate user/assistant/user/assistant/...");
+    }
+    out += "<|" + m.role + "|>" + m.content + "\n";
+  }
+  if (add_generation_prompt) out += "<|assistant|>";
+  return out;
+}
+
+Result<std::vector<int32_t>> FakeBackend::tokenize(const std::string&, const std::string& text,
+                                                   bool add_special_tokens) {
+  std::vector<int32_t> ids;
+  ids.reserve(text.size() + 1);
+  if (add_special_tokens) ids.push_back(kBos);
+  for (unsigned char c : text) ids.push_back(c);
+  return ids;
+}
+
+Result<std::string> FakeBackend::detokenize(const std::string&, const std::vector<int32_t>& ids) {
+  std::string out;
+  for (int32_t id : ids) {
+    if (id < 0 || id >= kVocabSize) return invalidArgument("token id " + std::to_string(id) + " is out of range");
+    if (id < 256) out.push_back(static_cast<char>(id));
+  }
+  return out;
+}
+
+std::unique_ptr<IncrementalDetokenizer> FakeBackend::newDetokenizer(const std::string&) {
+  return std::make_unique<ByteDetokenizer>();
+}
+
+std::string FakeBackend::tokenPiece(const std::string&, int32_t id) {
+  if (id == kEos) return "</s>";
+  if (id == kBos) return "<s>";
+  if (id < 0 || id > 255) return {};
+  return std::string(1, static_cast<char>(id));
+}
+
+Status FakeBackend::generate(GenerateRequest request, ChunkSink sink) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (options_.unavailable) return unavailable("fake backend: no worker available");
+  if (options_.max_running >= 0 && static_cast<int64_t>(active_.size()) >= options_.max_running) {
+    return resourceExhausted("fake backend: queue is full (" + std::to_string(active_.size()) + " running)");
+  }
+  received_.push_back(request);
+  Active a;
+  a.pos = static_cast<size_t>(request.sampling.seed.value_or(0)) % options_.script.size();
+  a.request = std::move(request);
+  a.sink = std::move(sink);
+  active_.push_back(std::move(a));
+  return Status::ok();
+}
+
+void FakeBackend::abort(const std::string& request_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& a : active_) {
+    if (a.request.request_id == request_id) a.aborted = true;
+  }
+  aborted_.push_back(request_id);
+  cv_.notify_all();
+}
+
+bool FakeBackend::step(Active& a, GenerationChunk* chunk) {
+  if (a.first) {
+    chunk->cached_tokens = options_.cached_tokens;
+    a.first = false;
+  }
+  if (a.aborted) {
+    chunk->finish = FinishReason::kAbort;
+    return true;
+  }
+  const auto& stop = a.request.stop;
+  bool script_done = options_.eos_after_script && a.produced >= static_cast<int32_t>(options_.script.size());
+  int32_t token = (script_done && !stop.ignore_eos)
+                      ? kEos
+                      : static_cast<unsigned char>(options_.script[a.pos++ % options_.script.size()]);
+  bool is_stop_token = token == kEos ||
+      std::find(stop.stop_token_ids.begin(), stop.stop_token_ids.end(), token) != stop.stop_token_ids.end();
+  if (is_stop_token) {
+    chunk->finish = FinishReason::kStop;
+    return true;
+  }
+  ++a.produced;
+  chunk->token_ids.push_back(token);
+  int32_t k = a.request.sampling.logprobs;
+  if (k >= 0) {
+    TokenLogprob lp;
+    lp.token_id = token;
+    lp.logprob = -0.25f * static_cast<float>(1 + a.produced % 4);
+    for (int32_t j = 0; j < k; ++j) {
+      lp.top.emplace_back(j == 0 ? token : (token + j) % 256, lp.logprob - static_cast<float>(j));
+    }
+    chunk->logprobs.push_back(std::move(lp));
+  }
+  if (a.produced >= stop.max_tokens) {
+    chunk->finish = FinishReason::kLength;
+    return true;
+  }
+  return false;
+}
+
+void FakeBackend::run() {
+  auto next = std::chrono::steady_clock::now();
+  std::vector<std::pair<ChunkSink, GenerationChunk>> out;
+  std::vector<ChunkSink> finished_sinks;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      next += options_.token_interval;
+      auto now = std::chrono::steady_clock::now();
+      if (next < now) next = now;
+      cv_.wait_until(lock, next, [&] { return stop_; });
+      if (stop_) return;
+      auto emitted = std::chrono::steady_clock::now();
+      for (auto it = active_.begin(); it != active_.end();) {
+        GenerationChunk chunk;
+        bool last = step(*it, &chunk);
+        if (options_.record_emit_times && !chunk.token_ids.empty()) {
+          emit_times_[it->request.request_id].push_back(emitted);
+        }
+        out.emplace_back(last ? std::move(it->sink) : it->sink, std::move(chunk));
+        it = last ? active_.erase(it) : it + 1;
+      }
+    }
+    for (auto& [sink, chunk] : out) sink(std::move(chunk));
+    out.clear();
+  }
+}
+
+BackendStats FakeBackend::stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  BackendStats s;
+  s.running = static_cast<int64_t>(active_.size());
+  s.kv_blocks_total = 1000;
+  s.kv_blocks_used = s.running * 2;
+  s.prefix_cache_hit_rate = options_.cached_tokens > 0 ? 0.5 : 0.0;
+  return s;
+}
+
+void FakeBackend::setMaxRunning(int64_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  options_.max_running = n;
+}
+
+void FakeBackend::setUnavailable(bool v) {
+  std::lock_guard<std::mutex> lock(mu_);
+  options_.unavailable = v;
+}
+
+std::vector<std::string> FakeBackend::aborted() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return aborted_;
+}
+
+bool FakeBackend::waitAborted(const std::string& id, std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] {
+    return std::find(aborted_.begin(), aborted_.end(), id) != aborted_.end();
+  });
+}
+
+std::vector<GenerateRequest> FakeBackend::received() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return received_;
+}
+
+size_t FakeBackend::running() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return active_.size();
+}
+
+std::vector<std::chrono::steady_clock::time_point> FakeBackend::emitTimes(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = emit_times_.find(id);
+  return it == emit_times_.end() ? std::vector<std::chrono::steady_clock::time_point>{} : it->second;
+}
+
+}  // namespace turbine::frontend

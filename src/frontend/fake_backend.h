@@ -1,0 +1,95 @@
+// FakeBackend: a ServingBackend with no model, for tests, benchmarks and demos of the frontend.
+// Tokens are bytes (id b = byte b), plus EOS = 256 ("</s>") and BOS = 257 ("<s>"). A request
+// "generates" options.script (repeated, starting at offset seed % script length) one token per
+// token_interval, all requests ticking together on one producer thread; it finishes with
+// "length" at max_tokens, with "stop" at a stop token id or (eos_after_script) at the script's
+// end unless ignore_eos. The chat "template" writes "<|role|>content\n" per message and
+// "<|assistant|>" for the generation prompt; a message whose content is "RAISE_EXCEPTION" makes it
+// fail with InvalidArgument, as a template's raise_exception would.
+// Thread safety: all methods are thread-safe.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "frontend/backend.h"
+
+namespace turbine::frontend {
+
+struct FakeBackendOptions {
+  std::string model = "fake-model";
+  int32_t max_model_len = 2048;
+  std::chrono::microseconds token_interval{1000};
+  std::string script = "Hello world! ";
+  bool eos_after_script = false;
+  int64_t max_running = -1;      // -1 = unlimited; more running -> ResourceExhausted
+  bool unavailable = false;      // generate() -> Unavailable
+  int32_t cached_tokens = 0;     // reported as prefix-cache hits on the first chunk
+  bool record_emit_times = false;  // keep each token's emit time (see emitTimes())
+};
+
+class FakeBackend : public ServingBackend {
+ public:
+  static constexpr int32_t kEos = 256;
+  static constexpr int32_t kBos = 257;
+  static constexpr int32_t kVocabSize = 258;
+
+  explicit FakeBackend(FakeBackendOptions options);
+  ~FakeBackend() override;
+
+  std::vector<ModelCard> models() const override;
+  Result<std::string> renderChat(const std::string& model, const std::vector<ChatMessage>& messages,
+                                 bool add_generation_prompt) override;
+  Result<std::vector<int32_t>> tokenize(const std::string& model, const std::string& text,
+                                        bool add_special_tokens) override;
+  Result<std::string> detokenize(const std::string& model, const std::vector<int32_t>& ids) override;
+  std::unique_ptr<IncrementalDetokenizer> newDetokenizer(const std::string& model) override;
+  std::string tokenPiece(const std::string& model, int32_t token_id) override;
+  Status generate(GenerateRequest request, ChunkSink sink) override;
+  void abort(const std::string& request_id) override;
+  Status health() override { return Status::ok(); }
+  BackendStats stats() override;
+
+  // Test hooks.
+  void setMaxRunning(int64_t n);
+  void setUnavailable(bool v);
+  std::vector<std::string> aborted() const;
+  // Waits until `request_id` was aborted (true) or the timeout passed (false).
+  bool waitAborted(const std::string& request_id, std::chrono::milliseconds timeout) const;
+  std::vector<GenerateRequest> received() const;
+  size_t running() const;
+  // Emit times of every token of `request_id` (record_emit_times only).
+  std::vector<std::chrono::steady_clock::time_point> emitTimes(const std::string& request_id) const;
+
+ private:
+  struct Active {
+    GenerateRequest request;
+    ChunkSink sink;
+    size_t pos = 0;          // next script byte
+    int32_t produced = 0;
+    bool aborted = false;
+    bool first = true;
+  };
+  void run();
+  // Produces the next chunk of `a`; returns true when it was the final one.
+  bool step(Active& a, GenerationChunk* chunk);
+
+  FakeBackendOptions options_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  std::deque<Active> active_;  // guarded by mu_
+  std::vector<std::string> aborted_;
+  std::vector<GenerateRequest> received_;
+  std::unordered_map<std::string, std::vector<std::chrono::steady_clock::time_point>> emit_times_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace turbine::frontend

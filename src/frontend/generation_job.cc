@@ -1,0 +1,229 @@
+#include "frontend/generation_job.h"
+
+#include "frontend/errors.h"
+
+namespace turbine::frontend {
+namespace {
+
+std::string finishName(FinishReason r) {
+  switch (r) {
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kAbort: return "abort";
+    default: return "stop";
+  }
+}
+
+double secondsSince(std::chrono::steady_clock::time_point t, std::chrono::steady_clock::time_point now) {
+  return std::chrono::duration<double>(now - t).count();
+}
+
+}  // namespace
+
+GenerationJob::GenerationJob(JobContext context, ApiKind kind, ResponseMeta meta, bool stream,
+                             bool include_usage, std::string endpoint,
+                             std::chrono::steady_clock::time_point received,
+                             std::shared_ptr<HttpResponder> responder)
+    : ctx_(std::move(context)), kind_(kind), meta_(std::move(meta)), stream_(stream),
+      include_usage_(include_usage), endpoint_(std::move(endpoint)), received_(received),
+      responder_(std::move(responder)) {
+  meta_.usage_field = stream_ && include_usage_;
+}
+
+void GenerationJob::addSequence(GenerateRequest request, std::vector<std::string> stop,
+                                bool counts_prompt) {
+  Sequence s;
+  s.request_id = request.request_id;
+  s.index = static_cast<int32_t>(seqs_.size());
+  s.prompt_tokens = static_cast<int32_t>(request.prompt_token_ids.size());
+  s.counts_prompt = counts_prompt;
+  s.want_logprobs = request.sampling.logprobs >= 0;
+  s.detokenizer = ctx_.backend->newDetokenizer(request.model);
+  s.stop = StopStringMatcher(std::move(stop));
+  s.pending = std::move(request);
+  seqs_.push_back(std::move(s));
+}
+
+Status GenerationJob::start() {
+  auto self = shared_from_this();
+  for (size_t i = 0; i < seqs_.size(); ++i) {
+    ChunkSink sink = [self, i](GenerationChunk chunk) {
+      self->responder_->post([self, i, chunk = std::move(chunk)]() mutable {
+        self->onChunk(i, std::move(chunk));
+      });
+    };
+    Status st = ctx_.backend->generate(std::move(seqs_[i].pending), std::move(sink));
+    if (!st.isOk()) {
+      for (size_t j = 0; j < i; ++j) ctx_.backend->abort(seqs_[j].request_id);
+      finished_ = true;
+      return st;
+    }
+    seqs_[i].submitted = true;
+  }
+  ctx_.active_jobs->fetch_add(1);
+  std::weak_ptr<GenerationJob> weak = self;
+  responder_->onDisconnect([weak] {
+    if (auto job = weak.lock()) job->onDisconnect();
+  });
+  if (stream_) {
+    responder_->beginStream(200, "text/event-stream");
+    if (kind_ == ApiKind::kChat) {
+      std::string roles;
+      for (const auto& s : seqs_) roles += chatRoleEvent(meta_, s.index);
+      responder_->writeStream(roles);
+    }
+  }
+  return Status::ok();
+}
+
+void GenerationJob::onChunk(size_t i, GenerationChunk chunk) {
+  Sequence& s = seqs_[i];
+  if (finished_ || !s.finish.empty()) return;  // late chunks after a stop string or disconnect
+  if (chunk.cached_tokens) s.cached_tokens = *chunk.cached_tokens;
+  if (chunk.finish == FinishReason::kError) return fail(chunk.error);
+  std::string text;
+  std::vector<LogprobEntry> logprobs;
+  consumeTokens(s, chunk, &text, &logprobs);
+  std::string reason;
+  if (s.stop.stopped()) {
+    reason = "stop";
+    ctx_.backend->abort(s.request_id);
+  } else if (chunk.finish != FinishReason::kNone) {
+    text += s.stop.push(s.detokenizer->flush());
+    if (!s.stop.stopped()) text += s.stop.flush();
+    reason = s.stop.stopped() ? "stop" : finishName(chunk.finish);
+  }
+  emit(s, text, logprobs);
+  if (!reason.empty()) finishSequence(s, std::move(reason));
+}
+
+void GenerationJob::consumeTokens(Sequence& s, const GenerationChunk& chunk, std::string* text,
+                                  std::vector<LogprobEntry>* logprobs) {
+  if (chunk.token_ids.empty()) return;
+  auto now = std::chrono::steady_clock::now();
+  if (!first_token_seen_) {
+    first_token_seen_ = true;
+    ctx_.metrics->recordTimeToFirstToken(secondsSince(received_, now));
+  }
+  if (s.has_token) ctx_.metrics->recordInterTokenLatency(secondsSince(s.last_token, now));
+  s.has_token = true;
+  s.last_token = now;
+  for (size_t k = 0; k < chunk.token_ids.size() && !s.stop.stopped(); ++k) {
+    int32_t id = chunk.token_ids[k];
+    ++s.completion_tokens;
+    if (s.want_logprobs && k < chunk.logprobs.size()) {
+      const TokenLogprob& lp = chunk.logprobs[k];
+      LogprobEntry e;
+      e.token = ctx_.backend->tokenPiece(meta_.model, lp.token_id);
+      e.logprob = lp.logprob;
+      e.text_offset = s.text_offset;
+      for (const auto& [tid, v] : lp.top) e.top.emplace_back(ctx_.backend->tokenPiece(meta_.model, tid), v);
+      s.text_offset += static_cast<int64_t>(e.token.size());
+      logprobs->push_back(std::move(e));
+    }
+    *text += s.stop.push(s.detokenizer->push(id));
+  }
+  ctx_.metrics->addGenerationTokens(static_cast<int64_t>(chunk.token_ids.size()));
+}
+
+void GenerationJob::emit(Sequence& s, const std::string& text, const std::vector<LogprobEntry>& logprobs) {
+  if (text.empty() && logprobs.empty()) return;
+  if (!stream_) {
+    s.text += text;
+    s.logprobs.insert(s.logprobs.end(), logprobs.begin(), logprobs.end());
+    return;
+  }
+  if (kind_ == ApiKind::kChat) {
+    responder_->writeStream(chatDeltaEvent(meta_, s.index, text, s.want_logprobs, logprobs));
+  } else {
+    responder_->writeStream(completionDeltaEvent(meta_, s.index, text, s.want_logprobs, logprobs, ""));
+  }
+}
+
+void GenerationJob::finishSequence(Sequence& s, std::string reason) {
+  s.finish = std::move(reason);
+  ++done_;
+  if (stream_) {
+    if (kind_ == ApiKind::kChat) {
+      responder_->writeStream(chatFinishEvent(meta_, s.index, s.finish));
+    } else {
+      responder_->writeStream(completionDeltaEvent(meta_, s.index, "", false, {}, s.finish));
+    }
+  }
+  if (done_ == seqs_.size()) complete();
+}
+
+UsageInfo GenerationJob::usage() const {
+  UsageInfo u;
+  for (const auto& s : seqs_) {
+    u.completion_tokens += s.completion_tokens;
+    if (s.counts_prompt) {
+      u.prompt_tokens += s.prompt_tokens;
+      u.cached_tokens += s.cached_tokens;
+    }
+  }
+  return u;
+}
+
+void GenerationJob::complete() {
+  if (stream_) {
+    std::string tail;
+    if (include_usage_) {
+      tail += usageEvent(meta_, kind_ == ApiKind::kChat ? "chat.completion.chunk" : "text_completion", usage());
+    }
+    tail += kDoneEvent;
+    responder_->writeStream(tail);
+    responder_->endStream();
+  } else {
+    std::vector<ChoiceOutput> choices;
+    choices.reserve(seqs_.size());
+    for (auto& s : seqs_) {
+      ChoiceOutput c;
+      c.index = s.index;
+      c.text = std::move(s.text);
+      c.finish_reason = s.finish;
+      c.has_logprobs = s.want_logprobs;
+      c.logprobs = std::move(s.logprobs);
+      choices.push_back(std::move(c));
+    }
+    std::string body = kind_ == ApiKind::kChat ? chatCompletionJson(meta_, choices, usage())
+                                               : completionJson(meta_, choices, usage());
+    responder_->send(200, "application/json", std::move(body));
+  }
+  release(200);
+}
+
+void GenerationJob::fail(const Status& error) {
+  for (const auto& s : seqs_) {
+    if (s.finish.empty()) ctx_.backend->abort(s.request_id);
+  }
+  ApiError e = apiErrorFromStatus(error, {}, ctx_.retry_after_s);
+  if (stream_) {
+    // Headers are gone already: OpenAI-style clients read an error event inside the stream.
+    responder_->writeStream(errorEvent(errorBody(e)) + std::string(kDoneEvent));
+    responder_->endStream();
+  } else {
+    HttpHeaders extra;
+    if (e.retry_after_s > 0) extra.emplace_back("Retry-After", std::to_string(e.retry_after_s));
+    responder_->send(e.http_status, "application/json", errorBody(e), extra);
+  }
+  release(stream_ ? 200 : e.http_status);
+}
+
+void GenerationJob::onDisconnect() {
+  if (finished_) return;
+  for (const auto& s : seqs_) {
+    if (s.finish.empty()) ctx_.backend->abort(s.request_id);
+  }
+  release(499);
+}
+
+void GenerationJob::release(int http_status) {
+  if (finished_) return;
+  finished_ = true;
+  ctx_.metrics->recordRequest(endpoint_, http_status);
+  ctx_.metrics->recordEndToEnd(secondsSince(received_, std::chrono::steady_clock::now()));
+  ctx_.active_jobs->fetch_sub(1);
+}
+
+}  // namespace turbine::frontend

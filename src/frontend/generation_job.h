@@ -1,0 +1,94 @@
+// GenerationJob: one chat or completions HTTP request in flight — its n (or prompts x n)
+// sequences on the backend, their detokenizers and stop-string matchers, and the response
+// (one JSON body, or an SSE stream). Created and driven on the connection's strand; backend
+// chunks are posted to that strand, so no member needs a lock.
+// Lifetime: shared by the backend sinks (until each sequence's final chunk) and the strand.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "frontend/backend.h"
+#include "frontend/http_server.h"
+#include "frontend/metrics.h"
+#include "frontend/openai_responses.h"
+#include "frontend/stop_strings.h"
+
+namespace turbine::frontend {
+
+enum class ApiKind { kChat, kCompletion };
+
+// Not owned: a job may outlive the server (a backend sink holds it until the final chunk), but
+// it touches these only on the connection strand, which runs only while the server is up.
+struct JobContext {
+  ServingBackend* backend = nullptr;
+  FrontendMetrics* metrics = nullptr;
+  std::atomic<int64_t>* active_jobs = nullptr;
+  int retry_after_s = 1;
+};
+
+class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
+ public:
+  GenerationJob(JobContext context, ApiKind kind, ResponseMeta meta, bool stream,
+                bool include_usage, std::string endpoint,
+                std::chrono::steady_clock::time_point received,
+                std::shared_ptr<HttpResponder> responder);
+
+  // Adds a sequence. `counts_prompt`: its prompt counts in usage.prompt_tokens (false for the
+  // 2nd..nth sample of one prompt).
+  void addSequence(GenerateRequest request, std::vector<std::string> stop, bool counts_prompt);
+
+  // Submits every sequence. On failure, already accepted ones are aborted and the error is
+  // returned with nothing sent: the caller answers it. On success the job answers by itself.
+  Status start();
+
+ private:
+  struct Sequence {
+    std::string request_id;
+    int32_t index = 0;
+    int32_t prompt_tokens = 0;
+    bool counts_prompt = true;
+    bool want_logprobs = false;
+    std::unique_ptr<IncrementalDetokenizer> detokenizer;
+    StopStringMatcher stop;
+    std::string text;                  // whole output (non-streaming)
+    std::vector<LogprobEntry> logprobs;  // whole output (non-streaming)
+    int64_t text_offset = 0;
+    int32_t completion_tokens = 0;
+    int64_t cached_tokens = 0;
+    std::string finish;                // set once done
+    bool submitted = false;
+    std::chrono::steady_clock::time_point last_token;
+    bool has_token = false;
+    GenerateRequest pending;           // moved to the backend by start()
+  };
+
+  void onChunk(size_t i, GenerationChunk chunk);
+  void consumeTokens(Sequence& s, const GenerationChunk& chunk, std::string* text,
+                     std::vector<LogprobEntry>* logprobs);
+  void emit(Sequence& s, const std::string& text, const std::vector<LogprobEntry>& logprobs);
+  void finishSequence(Sequence& s, std::string reason);
+  void fail(const Status& error);
+  void complete();
+  void onDisconnect();
+  void release(int http_status);
+  UsageInfo usage() const;
+
+  JobContext ctx_;
+  ApiKind kind_;
+  ResponseMeta meta_;
+  bool stream_;
+  bool include_usage_;
+  std::string endpoint_;
+  std::chrono::steady_clock::time_point received_;
+  std::shared_ptr<HttpResponder> responder_;
+  std::vector<Sequence> seqs_;
+  size_t done_ = 0;
+  bool finished_ = false;  // the response is complete (or the client left)
+  bool first_token_seen_ = false;
+};
+
+}  // namespace turbine::frontend

@@ -1,0 +1,393 @@
+#include "frontend/openai_protocol.h"
+
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+namespace turbine::frontend {
+namespace {
+
+using json = nlohmann::json;
+
+std::string typeName(const json& v) {
+  if (v.is_boolean()) return "boolean";
+  if (v.is_number_integer()) return "integer";
+  if (v.is_number()) return "number";
+  if (v.is_string()) return "string";
+  if (v.is_array()) return "array";
+  if (v.is_object()) return "object";
+  return "null";
+}
+
+// Reads typed fields of one JSON object; every failure names the field and sets *error_param.
+class FieldReader {
+ public:
+  FieldReader(const json& obj, std::string prefix, std::string* error_param)
+      : obj_(obj), prefix_(std::move(prefix)), error_param_(error_param) {}
+
+  std::string name(std::string_view key) const { return prefix_ + std::string(key); }
+
+  Status fail(std::string_view key, const std::string& message) const {
+    std::string param = name(key);
+    if (error_param_ != nullptr) *error_param_ = param;
+    return invalidArgument(fmt::format("'{}': {}", param, message));
+  }
+  Status wrongType(std::string_view key, const json& v, std::string_view want) const {
+    return fail(key, fmt::format("expected {}, got {}", want, typeName(v)));
+  }
+
+  // nullptr when absent or null.
+  const json* get(std::string_view key) const {
+    auto it = obj_.find(key);
+    if (it == obj_.end() || it->is_null()) return nullptr;
+    return &*it;
+  }
+
+  Status readBool(std::string_view key, bool* out) const {
+    const json* v = get(key);
+    if (v == nullptr) return Status::ok();
+    if (!v->is_boolean()) return wrongType(key, *v, "boolean");
+    *out = v->get<bool>();
+    return Status::ok();
+  }
+
+  Status readString(std::string_view key, std::string* out) const {
+    const json* v = get(key);
+    if (v == nullptr) return Status::ok();
+    if (!v->is_string()) return wrongType(key, *v, "string");
+    *out = v->get<std::string>();
+    return Status::ok();
+  }
+
+  Status readInt(std::string_view key, int64_t lo, int64_t hi, std::optional<int64_t>* out) const {
+    const json* v = get(key);
+    if (v == nullptr) return Status::ok();
+    if (!v->is_number_integer()) return wrongType(key, *v, "integer");
+    bool too_big = v->is_number_unsigned() &&
+                   v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+    int64_t x = too_big ? std::numeric_limits<int64_t>::max() : v->get<int64_t>();
+    if (too_big || x < lo || x > hi) {
+      return fail(key, fmt::format("must be between {} and {}, got {}", lo, hi, v->dump()));
+    }
+    *out = x;
+    return Status::ok();
+  }
+
+  template <typename T>
+  Status readInt(std::string_view key, int64_t lo, int64_t hi, T* out) const {
+    std::optional<int64_t> x;
+    TURBINE_RETURN_IF_ERROR(readInt(key, lo, hi, &x));
+    if (x) *out = static_cast<T>(*x);
+    return Status::ok();
+  }
+
+  // Range [lo, hi], or (lo, hi] when lo_exclusive.
+  Status readDouble(std::string_view key, double lo, double hi, double* out,
+                    bool lo_exclusive = false) const {
+    const json* v = get(key);
+    if (v == nullptr) return Status::ok();
+    if (!v->is_number()) return wrongType(key, *v, "number");
+    double x = v->get<double>();
+    bool below = lo_exclusive ? !(x > lo) : !(x >= lo);
+    if (below || !(x <= hi) || !std::isfinite(x)) {
+      return fail(key, fmt::format("must be {} {} and <= {}, got {}", lo_exclusive ? ">" : ">=",
+                                   lo, hi, v->dump()));
+    }
+    *out = x;
+    return Status::ok();
+  }
+
+ private:
+  const json& obj_;
+  std::string prefix_;
+  std::string* error_param_;
+};
+
+Status readStop(const FieldReader& r, std::vector<std::string>* out) {
+  const json* v = r.get("stop");
+  if (v == nullptr) return Status::ok();
+  if (v->is_string()) {
+    out->push_back(v->get<std::string>());
+  } else if (v->is_array()) {
+    if (v->size() > kMaxStopStrings) {
+      return r.fail("stop", fmt::format("at most {} stop strings, got {}", kMaxStopStrings, v->size()));
+    }
+    for (size_t i = 0; i < v->size(); ++i) {
+      if (!(*v)[i].is_string()) return r.wrongType(fmt::format("stop[{}]", i), (*v)[i], "string");
+      out->push_back((*v)[i].get<std::string>());
+    }
+  } else {
+    return r.wrongType("stop", *v, "string or array of strings");
+  }
+  std::erase_if(*out, [](const std::string& s) { return s.empty(); });
+  return Status::ok();
+}
+
+Status readLogitBias(const FieldReader& r, std::map<int32_t, float>* out) {
+  const json* v = r.get("logit_bias");
+  if (v == nullptr) return Status::ok();
+  if (!v->is_object()) return r.wrongType("logit_bias", *v, "object");
+  for (auto it = v->begin(); it != v->end(); ++it) {
+    const std::string& key = it.key();
+    std::string field = "logit_bias." + key;
+    char* end = nullptr;
+    long id = std::strtol(key.c_str(), &end, 10);
+    if (key.empty() || *end != '\0' || id < 0 || id > std::numeric_limits<int32_t>::max()) {
+      return r.fail(field, "keys must be token ids (non-negative integers)");
+    }
+    if (!it->is_number()) return r.wrongType(field, *it, "number");
+    double bias = it->get<double>();
+    if (!(bias >= -100.0 && bias <= 100.0)) {
+      return r.fail(field, fmt::format("must be between -100 and 100, got {}", it->dump()));
+    }
+    (*out)[static_cast<int32_t>(id)] = static_cast<float>(bias);
+  }
+  return Status::ok();
+}
+
+Status readCommon(const json& body, std::string* error_param, CommonParams* p) {
+  FieldReader r(body, "", error_param);
+  const json* model = r.get("model");
+  if (model == nullptr) return r.fail("model", "is required");
+  TURBINE_RETURN_IF_ERROR(r.readString("model", &p->model));
+  TURBINE_RETURN_IF_ERROR(r.readInt("n", 1, kMaxChoices, &p->n));
+  TURBINE_RETURN_IF_ERROR(r.readBool("stream", &p->stream));
+  if (const json* so = r.get("stream_options")) {
+    if (!so->is_object()) return r.wrongType("stream_options", *so, "object");
+    if (!p->stream) return r.fail("stream_options", "is only allowed when 'stream' is true");
+    FieldReader sr(*so, "stream_options.", error_param);
+    TURBINE_RETURN_IF_ERROR(sr.readBool("include_usage", &p->include_usage));
+  }
+  constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
+  std::optional<int64_t> max_tokens;
+  TURBINE_RETURN_IF_ERROR(r.readInt("max_tokens", 1, kIntMax, &max_tokens));
+  std::optional<int64_t> max_completion;
+  TURBINE_RETURN_IF_ERROR(r.readInt("max_completion_tokens", 1, kIntMax, &max_completion));
+  if (max_completion) max_tokens = max_completion;
+  if (max_tokens) p->max_tokens = static_cast<int32_t>(*max_tokens);
+  TURBINE_RETURN_IF_ERROR(r.readInt("min_tokens", 0, kIntMax, &p->min_tokens));
+  if (p->max_tokens && p->min_tokens > *p->max_tokens) {
+    return r.fail("min_tokens", fmt::format("must be <= max_tokens ({}), got {}", *p->max_tokens,
+                                            p->min_tokens));
+  }
+  TURBINE_RETURN_IF_ERROR(r.readBool("ignore_eos", &p->ignore_eos));
+  TURBINE_RETURN_IF_ERROR(readStop(r, &p->stop));
+  if (const json* ids = r.get("stop_token_ids")) {
+    auto parsed = parseTokenIds(*ids, "stop_token_ids", error_param);
+    if (!parsed) return parsed.status();
+    p->stop_token_ids = std::move(parsed).value();
+  }
+  SamplingParams& s = p->sampling;
+  TURBINE_RETURN_IF_ERROR(r.readDouble("temperature", 0.0, 2.0, &s.temperature));
+  TURBINE_RETURN_IF_ERROR(r.readDouble("top_p", 0.0, 1.0, &s.top_p, /*lo_exclusive=*/true));
+  TURBINE_RETURN_IF_ERROR(r.readInt("top_k", -1, kIntMax, &s.top_k));
+  TURBINE_RETURN_IF_ERROR(r.readDouble("min_p", 0.0, 1.0, &s.min_p));
+  std::optional<int64_t> seed;
+  TURBINE_RETURN_IF_ERROR(r.readInt("seed", std::numeric_limits<int64_t>::min(),
+                                    std::numeric_limits<int64_t>::max(), &seed));
+  s.seed = seed;
+  TURBINE_RETURN_IF_ERROR(r.readDouble("presence_penalty", -2.0, 2.0, &s.presence_penalty));
+  TURBINE_RETURN_IF_ERROR(r.readDouble("frequency_penalty", -2.0, 2.0, &s.frequency_penalty));
+  TURBINE_RETURN_IF_ERROR(
+      r.readDouble("repetition_penalty", 0.0, 2.0, &s.repetition_penalty, /*lo_exclusive=*/true));
+  TURBINE_RETURN_IF_ERROR(readLogitBias(r, &s.logit_bias));
+  TURBINE_RETURN_IF_ERROR(r.readString("user", &p->user));
+  TURBINE_RETURN_IF_ERROR(r.readString("cache_salt", &p->cache_salt));
+  return Status::ok();
+}
+
+Status readContent(const json& v, const std::string& prefix, std::string* error_param,
+                   ChatMessage* m) {
+  FieldReader r(json::object(), prefix, error_param);
+  if (v.is_string()) {
+    m->content = v.get<std::string>();
+    return Status::ok();
+  }
+  if (!v.is_array()) return r.wrongType("content", v, "string or array of content parts");
+  m->has_parts = true;
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::string part = fmt::format("content[{}]", i);
+    if (!v[i].is_object()) return r.wrongType(part, v[i], "object");
+    FieldReader pr(v[i], prefix + part + ".", error_param);
+    std::string type;
+    TURBINE_RETURN_IF_ERROR(pr.readString("type", &type));
+    if (type != "text") {
+      return pr.fail("type", "only 'text' content parts are supported, got '" + type + "'");
+    }
+    const json* text = pr.get("text");
+    if (text == nullptr) return pr.fail("text", "is required");
+    if (!text->is_string()) return pr.wrongType("text", *text, "string");
+    m->parts.push_back(text->get<std::string>());
+    m->content += m->parts.back();
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+bool isValidUtf8(std::string_view s) {
+  size_t i = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int len;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > n) return false;
+    for (int k = 1; k < len; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static constexpr uint32_t kMinForLen[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMinForLen[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += len;
+  }
+  return true;
+}
+
+Result<nlohmann::json> parseJsonObject(std::string_view body) {
+  if (!isValidUtf8(body)) return invalidArgument("request body is not valid UTF-8");
+  json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return invalidArgument("request body is not valid JSON");
+  if (!parsed.is_object()) return invalidArgument("request body must be a JSON object");
+  return parsed;
+}
+
+Result<std::vector<int32_t>> parseTokenIds(const nlohmann::json& value, const std::string& param,
+                                           std::string* error_param) {
+  FieldReader r(json::object(), "", error_param);
+  if (!value.is_array()) return r.wrongType(param, value, "array of token ids");
+  std::vector<int32_t> ids;
+  ids.reserve(value.size());
+  for (size_t i = 0; i < value.size(); ++i) {
+    const json& t = value[i];
+    std::string field = fmt::format("{}[{}]", param, i);
+    if (!t.is_number_integer()) return r.wrongType(field, t, "integer token id");
+    if (t.is_number_unsigned() ? t.get<uint64_t>() > static_cast<uint64_t>(INT32_MAX)
+                               : (t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX)) {
+      return r.fail(field, "token ids must be in [0, 2^31), got " + t.dump());
+    }
+    ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
+  }
+  return ids;
+}
+
+Result<std::vector<ChatMessage>> parseMessages(const nlohmann::json& value,
+                                               std::string* error_param) {
+  FieldReader top(json::object(), "", error_param);
+  if (!value.is_array()) return top.wrongType("messages", value, "array");
+  if (value.empty()) return top.fail("messages", "must contain at least one message");
+  std::vector<ChatMessage> out;
+  out.reserve(value.size());
+  for (size_t i = 0; i < value.size(); ++i) {
+    std::string prefix = fmt::format("messages[{}].", i);
+    if (!value[i].is_object()) return top.wrongType(prefix.substr(0, prefix.size() - 1), value[i], "object");
+    FieldReader r(value[i], prefix, error_param);
+    ChatMessage m;
+    if (r.get("role") == nullptr) return r.fail("role", "is required");
+    TURBINE_RETURN_IF_ERROR(r.readString("role", &m.role));
+    if (m.role != "system" && m.role != "user" && m.role != "assistant") {
+      return r.fail("role", "must be 'system', 'user' or 'assistant', got '" + m.role + "'");
+    }
+    const json* content = r.get("content");
+    if (content == nullptr) {
+      if (m.role != "assistant") return r.fail("content", "is required");
+    } else {
+      TURBINE_RETURN_IF_ERROR(readContent(*content, prefix, error_param, &m));
+    }
+    std::string name;
+    TURBINE_RETURN_IF_ERROR(r.readString("name", &name));
+    if (r.get("name") != nullptr) m.name = name;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+Result<ChatCompletionRequest> parseChatCompletionRequest(const nlohmann::json& body,
+                                                         std::string* error_param) {
+  ChatCompletionRequest req;
+  FieldReader r(body, "", error_param);
+  const json* messages = r.get("messages");
+  if (messages == nullptr) return r.fail("messages", "is required");
+  TURBINE_RETURN_IF_ERROR(readCommon(body, error_param, &req.common));
+  auto parsed = parseMessages(*messages, error_param);
+  if (!parsed) return parsed.status();
+  req.messages = std::move(parsed).value();
+  TURBINE_RETURN_IF_ERROR(r.readBool("logprobs", &req.logprobs));
+  TURBINE_RETURN_IF_ERROR(r.readInt("top_logprobs", 0, kMaxTopLogprobs, &req.top_logprobs));
+  if (r.get("top_logprobs") != nullptr && !req.logprobs) {
+    return r.fail("top_logprobs", "requires 'logprobs' to be true");
+  }
+  TURBINE_RETURN_IF_ERROR(r.readBool("add_generation_prompt", &req.add_generation_prompt));
+  req.common.sampling.logprobs = req.logprobs ? req.top_logprobs : -1;
+  return req;
+}
+
+Result<CompletionRequest> parseCompletionRequest(const nlohmann::json& body,
+                                                 std::string* error_param) {
+  CompletionRequest req;
+  FieldReader r(body, "", error_param);
+  TURBINE_RETURN_IF_ERROR(readCommon(body, error_param, &req.common));
+  const json* prompt = r.get("prompt");
+  if (prompt == nullptr) return r.fail("prompt", "is required");
+  auto tokenPrompt = [&](const json& v, const std::string& name) -> Status {
+    auto ids = parseTokenIds(v, name, error_param);
+    if (!ids) return ids.status();
+    if (ids->empty()) return r.fail(name, "must not be empty");
+    PromptInput p;
+    p.is_tokens = true;
+    p.token_ids = std::move(ids).value();
+    req.prompts.push_back(std::move(p));
+    return Status::ok();
+  };
+  if (prompt->is_string()) {
+    req.prompts.push_back(PromptInput{false, prompt->get<std::string>(), {}});
+  } else if (!prompt->is_array()) {
+    return r.wrongType("prompt", *prompt, "string, array of strings or array of token ids");
+  } else if (prompt->empty()) {
+    return r.fail("prompt", "must not be empty");
+  } else if ((*prompt)[0].is_number()) {
+    TURBINE_RETURN_IF_ERROR(tokenPrompt(*prompt, "prompt"));
+  } else {
+    for (size_t i = 0; i < prompt->size(); ++i) {
+      const json& item = (*prompt)[i];
+      std::string name = fmt::format("prompt[{}]", i);
+      if (item.is_string()) {
+        req.prompts.push_back(PromptInput{false, item.get<std::string>(), {}});
+      } else if (item.is_array()) {
+        TURBINE_RETURN_IF_ERROR(tokenPrompt(item, name));
+      } else {
+        return r.wrongType(name, item, "string or array of token ids");
+      }
+    }
+  }
+  if (req.prompts.size() * static_cast<size_t>(req.common.n) > static_cast<size_t>(kMaxChoices)) {
+    return r.fail("prompt", fmt::format("number of prompts times n must be <= {}", kMaxChoices));
+  }
+  std::optional<int64_t> logprobs;
+  TURBINE_RETURN_IF_ERROR(r.readInt("logprobs", 0, kMaxTopLogprobs, &logprobs));
+  if (logprobs) req.logprobs = static_cast<int32_t>(*logprobs);
+  TURBINE_RETURN_IF_ERROR(r.readBool("echo", &req.echo));
+  if (req.echo) return r.fail("echo", "echo=true is not supported");
+  req.common.sampling.logprobs = req.logprobs ? *req.logprobs : -1;
+  return req;
+}
+
+}  // namespace turbine::frontend

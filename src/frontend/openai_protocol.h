@@ -1,0 +1,82 @@
+// OpenAI request parsing and validation: JSON body -> typed request, or a Status whose message
+// says what is wrong plus the name of the offending field (`*error_param`, "messages[1].role").
+// Rules follow the OpenAI API reference: wrong JSON types and out-of-range values are rejected
+// (400), unknown fields are ignored, null means "not given". The common extensions of vLLM
+// (top_k, min_p, repetition_penalty, ignore_eos, min_tokens, stop_token_ids, cache_salt,
+// add_generation_prompt) are accepted too.
+// Thread safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+#include "frontend/backend.h"
+
+namespace turbine::frontend {
+
+inline constexpr int32_t kMaxChoices = 128;      // n
+inline constexpr int32_t kMaxTopLogprobs = 20;   // chat top_logprobs, completions logprobs
+inline constexpr size_t kMaxStopStrings = 16;
+
+// Fields shared by chat and completions.
+struct CommonParams {
+  std::string model;
+  int32_t n = 1;
+  bool stream = false;
+  bool include_usage = false;            // stream_options.include_usage
+  std::optional<int32_t> max_tokens;     // max_tokens or max_completion_tokens; unset = fill context
+  int32_t min_tokens = 0;
+  bool ignore_eos = false;
+  std::vector<std::string> stop;         // stop strings (frontend); empty ones dropped
+  std::vector<int32_t> stop_token_ids;   // engine
+  SamplingParams sampling;               // .logprobs set from the endpoint's own fields
+  std::string user;
+  std::string cache_salt;
+};
+
+struct ChatCompletionRequest {
+  CommonParams common;
+  std::vector<ChatMessage> messages;
+  bool logprobs = false;
+  int32_t top_logprobs = 0;
+  bool add_generation_prompt = true;
+};
+
+struct PromptInput {
+  bool is_tokens = false;
+  std::string text;
+  std::vector<int32_t> token_ids;
+};
+
+struct CompletionRequest {
+  CommonParams common;
+  std::vector<PromptInput> prompts;    // one per prompt; choices are prompt-major
+  std::optional<int32_t> logprobs;     // top-k count, 0..kMaxTopLogprobs
+  bool echo = false;
+};
+
+// True if `text` is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF).
+bool isValidUtf8(std::string_view text);
+
+// Parses a request body as one JSON object (rejects invalid UTF-8 with a clear message).
+Result<nlohmann::json> parseJsonObject(std::string_view body);
+
+Result<ChatCompletionRequest> parseChatCompletionRequest(const nlohmann::json& body,
+                                                         std::string* error_param);
+Result<CompletionRequest> parseCompletionRequest(const nlohmann::json& body,
+                                                 std::string* error_param);
+
+// Message list of a chat request or a /tokenize request ("messages" field).
+Result<std::vector<ChatMessage>> parseMessages(const nlohmann::json& value, std::string* error_param);
+
+// Array of token ids ("tokens" of /detokenize, token prompts); `param` names it in errors.
+Result<std::vector<int32_t>> parseTokenIds(const nlohmann::json& value, const std::string& param,
+                                           std::string* error_param);
+
+}  // namespace turbine::frontend

@@ -1,0 +1,301 @@
+#include "frontend/openai_responses.h"
+
+#include <fmt/format.h>
+
+namespace turbine::frontend {
+namespace {
+
+constexpr const char* kHex = "0123456789abcdef";
+
+// Length of the valid UTF-8 sequence at s[i], or 0 if it is not valid.
+size_t validSequenceLength(std::string_view s, size_t i) {
+  auto c = static_cast<unsigned char>(s[i]);
+  size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+  if (len == 0 || i + len > s.size()) return 0;
+  uint32_t cp = c & (0x7F >> len);
+  for (size_t k = 1; k < len; ++k) {
+    auto cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return len;
+}
+
+void appendFloat(std::string& out, float v) {
+  if (!(v == v)) {
+    out += "null";
+    return;
+  }
+  if (v < -9999.0f) v = -9999.0f;  // -inf logprobs are clamped the way OpenAI does
+  fmt::format_to(std::back_inserter(out), "{}", v);
+}
+
+void appendHead(std::string& out, const ResponseMeta& meta, std::string_view object) {
+  out += "{\"id\":";
+  appendJsonString(out, meta.id);
+  out += ",\"object\":\"";
+  out += object;
+  out += "\",\"created\":";
+  fmt::format_to(std::back_inserter(out), "{}", meta.created);
+  out += ",\"model\":";
+  appendJsonString(out, meta.model);
+}
+
+void appendBytes(std::string& out, std::string_view token) {
+  out += '[';
+  for (size_t i = 0; i < token.size(); ++i) {
+    if (i > 0) out += ',';
+    fmt::format_to(std::back_inserter(out), "{}", static_cast<unsigned char>(token[i]));
+  }
+  out += ']';
+}
+
+// Chat form: {"content":[{"token","logprob","bytes","top_logprobs":[...]}]}
+void appendChatLogprobs(std::string& out, bool has, const std::vector<LogprobEntry>& entries) {
+  if (!has) {
+    out += "null";
+    return;
+  }
+  out += "{\"content\":[";
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const LogprobEntry& e = entries[i];
+    if (i > 0) out += ',';
+    out += "{\"token\":";
+    appendJsonString(out, e.token);
+    out += ",\"logprob\":";
+    appendFloat(out, e.logprob);
+    out += ",\"bytes\":";
+    appendBytes(out, e.token);
+    out += ",\"top_logprobs\":[";
+    for (size_t k = 0; k < e.top.size(); ++k) {
+      if (k > 0) out += ',';
+      out += "{\"token\":";
+      appendJsonString(out, e.top[k].first);
+      out += ",\"logprob\":";
+      appendFloat(out, e.top[k].second);
+      out += ",\"bytes\":";
+      appendBytes(out, e.top[k].first);
+      out += '}';
+    }
+    out += "]}";
+  }
+  out += "]}";
+}
+
+// Completions (legacy) form: {"tokens","token_logprobs","top_logprobs","text_offset"}
+void appendCompletionLogprobs(std::string& out, bool has, const std::vector<LogprobEntry>& e) {
+  if (!has) {
+    out += "null";
+    return;
+  }
+  out += "{\"tokens\":[";
+  for (size_t i = 0; i < e.size(); ++i) {
+    if (i > 0) out += ',';
+    appendJsonString(out, e[i].token);
+  }
+  out += "],\"token_logprobs\":[";
+  for (size_t i = 0; i < e.size(); ++i) {
+    if (i > 0) out += ',';
+    appendFloat(out, e[i].logprob);
+  }
+  out += "],\"top_logprobs\":[";
+  for (size_t i = 0; i < e.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '{';
+    for (size_t k = 0; k < e[i].top.size(); ++k) {
+      if (k > 0) out += ',';
+      appendJsonString(out, e[i].top[k].first);
+      out += ':';
+      appendFloat(out, e[i].top[k].second);
+    }
+    out += '}';
+  }
+  out += "],\"text_offset\":[";
+  for (size_t i = 0; i < e.size(); ++i) {
+    if (i > 0) out += ',';
+    fmt::format_to(std::back_inserter(out), "{}", e[i].text_offset);
+  }
+  out += "]}";
+}
+
+void appendFinish(std::string& out, std::string_view finish) {
+  out += ",\"finish_reason\":";
+  if (finish.empty()) {
+    out += "null";
+  } else {
+    appendJsonString(out, finish);
+  }
+}
+
+void appendUsage(std::string& out, const UsageInfo& u) {
+  fmt::format_to(std::back_inserter(out),
+                 "{{\"prompt_tokens\":{},\"completion_tokens\":{},\"total_tokens\":{},"
+                 "\"prompt_tokens_details\":{{\"cached_tokens\":{}}}}}",
+                 u.prompt_tokens, u.completion_tokens, u.prompt_tokens + u.completion_tokens,
+                 u.cached_tokens);
+}
+
+void appendTail(std::string& out, const ResponseMeta& meta) {
+  out += ']';
+  if (meta.usage_field) out += ",\"usage\":null";
+  out += '}';
+}
+
+std::string frame(std::string json) {
+  std::string out;
+  out.reserve(json.size() + 8);
+  out += "data: ";
+  out += json;
+  out += "\n\n";
+  return out;
+}
+
+}  // namespace
+
+void appendJsonString(std::string& out, std::string_view s) {
+  out += '"';
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      size_t len = validSequenceLength(s, i);
+      if (len == 0) {
+        out += "\xEF\xBF\xBD";  // U+FFFD for a byte that does not start a valid sequence
+        ++i;
+      } else {
+        out.append(s.data() + i, len);
+        i += len;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += kHex[c >> 4];
+          out += kHex[c & 15];
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+    ++i;
+  }
+  out += '"';
+}
+
+std::string chatCompletionJson(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices,
+                               const UsageInfo& usage) {
+  std::string out;
+  appendHead(out, meta, "chat.completion");
+  out += ",\"choices\":[";
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const ChoiceOutput& c = choices[i];
+    if (i > 0) out += ',';
+    fmt::format_to(std::back_inserter(out), "{{\"index\":{},\"message\":{{\"role\":\"assistant\",\"content\":", c.index);
+    appendJsonString(out, c.text);
+    out += "},\"logprobs\":";
+    appendChatLogprobs(out, c.has_logprobs, c.logprobs);
+    appendFinish(out, c.finish_reason);
+    out += '}';
+  }
+  out += "],\"usage\":";
+  appendUsage(out, usage);
+  out += '}';
+  return out;
+}
+
+std::string completionJson(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices,
+                           const UsageInfo& usage) {
+  std::string out;
+  appendHead(out, meta, "text_completion");
+  out += ",\"choices\":[";
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const ChoiceOutput& c = choices[i];
+    if (i > 0) out += ',';
+    out += "{\"index\":";
+    fmt::format_to(std::back_inserter(out), "{}", c.index);
+    out += ",\"text\":";
+    appendJsonString(out, c.text);
+    out += ",\"logprobs\":";
+    appendCompletionLogprobs(out, c.has_logprobs, c.logprobs);
+    appendFinish(out, c.finish_reason);
+    out += '}';
+  }
+  out += "],\"usage\":";
+  appendUsage(out, usage);
+  out += '}';
+  return out;
+}
+
+std::string chatRoleEvent(const ResponseMeta& meta, int32_t index) {
+  std::string out;
+  appendHead(out, meta, "chat.completion.chunk");
+  fmt::format_to(std::back_inserter(out),
+                 ",\"choices\":[{{\"index\":{},\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},"
+                 "\"logprobs\":null,\"finish_reason\":null}}",
+                 index);
+  appendTail(out, meta);
+  return frame(std::move(out));
+}
+
+std::string chatDeltaEvent(const ResponseMeta& meta, int32_t index, std::string_view content,
+                           bool has_logprobs, const std::vector<LogprobEntry>& logprobs) {
+  std::string out;
+  out.reserve(160 + content.size());
+  appendHead(out, meta, "chat.completion.chunk");
+  fmt::format_to(std::back_inserter(out), ",\"choices\":[{{\"index\":{},\"delta\":{{\"content\":", index);
+  appendJsonString(out, content);
+  out += "},\"logprobs\":";
+  appendChatLogprobs(out, has_logprobs, logprobs);
+  out += ",\"finish_reason\":null}";
+  appendTail(out, meta);
+  return frame(std::move(out));
+}
+
+std::string chatFinishEvent(const ResponseMeta& meta, int32_t index, std::string_view finish) {
+  std::string out;
+  appendHead(out, meta, "chat.completion.chunk");
+  fmt::format_to(std::back_inserter(out), ",\"choices\":[{{\"index\":{},\"delta\":{{}},\"logprobs\":null", index);
+  appendFinish(out, finish);
+  out += '}';
+  appendTail(out, meta);
+  return frame(std::move(out));
+}
+
+std::string completionDeltaEvent(const ResponseMeta& meta, int32_t index, std::string_view text,
+                                 bool has_logprobs, const std::vector<LogprobEntry>& logprobs,
+                                 std::string_view finish) {
+  std::string out;
+  out.reserve(160 + text.size());
+  appendHead(out, meta, "text_completion");
+  fmt::format_to(std::back_inserter(out), ",\"choices\":[{{\"index\":{},\"text\":", index);
+  appendJsonString(out, text);
+  out += ",\"logprobs\":";
+  appendCompletionLogprobs(out, has_logprobs, logprobs);
+  appendFinish(out, finish);
+  out += '}';
+  appendTail(out, meta);
+  return frame(std::move(out));
+}
+
+std::string usageEvent(const ResponseMeta& meta, std::string_view object, const UsageInfo& usage) {
+  std::string out;
+  appendHead(out, meta, object);
+  out += ",\"choices\":[],\"usage\":";
+  appendUsage(out, usage);
+  out += '}';
+  return frame(std::move(out));
+}
+
+std::string errorEvent(const std::string& error_body) { return frame(error_body); }
+
+}  // namespace turbine::frontend

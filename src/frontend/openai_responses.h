@@ -1,0 +1,72 @@
+// Response and Server-Sent-Events JSON, framed exactly as the OpenAI API frames them.
+// Key order is fixed (id, object, created, model, choices, usage) and text is escaped with
+// invalid UTF-8 replaced by U+FFFD, so output is stable byte for byte.
+// Chat stream:  data: {..."delta":{"role":"assistant","content":""}...}\n\n  (one per choice)
+//               data: {..."delta":{"content":"Hel"}...}\n\n ...
+//               data: {..."delta":{},"logprobs":null,"finish_reason":"stop"}\n\n
+//               [data: {..."choices":[],"usage":{...}}\n\n]   (stream_options.include_usage)
+//               data: [DONE]\n\n
+// Thread safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace turbine::frontend {
+
+struct ResponseMeta {
+  std::string id;       // "chatcmpl-..." / "cmpl-..."
+  int64_t created = 0;  // unix seconds
+  std::string model;
+  bool usage_field = false;  // streams with include_usage carry "usage":null in every chunk
+};
+
+struct UsageInfo {
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t cached_tokens = 0;
+};
+
+// One token's log-probability, text form. `token` holds the token's raw bytes.
+struct LogprobEntry {
+  std::string token;
+  float logprob = 0.0f;
+  std::vector<std::pair<std::string, float>> top;
+  int64_t text_offset = 0;  // completions only: offset of the token in the choice's text
+};
+
+struct ChoiceOutput {
+  int32_t index = 0;
+  std::string text;
+  std::string finish_reason;        // "stop", "length", "abort"; empty -> null
+  bool has_logprobs = false;        // false -> "logprobs": null
+  std::vector<LogprobEntry> logprobs;
+};
+
+// Appends `text` as a JSON string literal (quotes included).
+void appendJsonString(std::string& out, std::string_view text);
+
+std::string chatCompletionJson(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices,
+                               const UsageInfo& usage);
+std::string completionJson(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices,
+                           const UsageInfo& usage);
+
+// Stream events, each already framed as "data: ...\n\n".
+std::string chatRoleEvent(const ResponseMeta& meta, int32_t index);
+// A content delta; `logprobs` may be empty (and has_logprobs false -> null).
+std::string chatDeltaEvent(const ResponseMeta& meta, int32_t index, std::string_view content,
+                           bool has_logprobs, const std::vector<LogprobEntry>& logprobs);
+std::string chatFinishEvent(const ResponseMeta& meta, int32_t index, std::string_view finish);
+std::string completionDeltaEvent(const ResponseMeta& meta, int32_t index, std::string_view text,
+                                 bool has_logprobs, const std::vector<LogprobEntry>& logprobs,
+                                 std::string_view finish);
+// The final usage chunk: "choices": [] and the usage object. `object` is the chunk object name.
+std::string usageEvent(const ResponseMeta& meta, std::string_view object, const UsageInfo& usage);
+// A mid-stream error: data: {"error": {...}}\n\n
+std::string errorEvent(const std::string& error_body);
+inline constexpr std::string_view kDoneEvent = "data: [DONE]\n\n";
+
+}  // namespace turbine::frontend

@@ -1,0 +1,61 @@
+#include "frontend/stop_strings.h"
+
+#include <algorithm>
+
+namespace turbine::frontend {
+
+StopStringMatcher::StopStringMatcher(std::vector<std::string> stops) {
+  for (auto& s : stops) {
+    if (s.empty()) continue;
+    max_stop_len_ = std::max(max_stop_len_, s.size());
+    stops_.push_back(std::move(s));
+  }
+}
+
+std::string StopStringMatcher::push(std::string_view text) {
+  if (stopped_) return {};
+  if (stops_.empty()) return std::string(text);
+  // Only the held text plus the new text can contain a match: everything shown before was
+  // checked not to start one (otherwise it would have been held).
+  held_.append(text);
+  size_t best = std::string::npos;
+  const std::string* best_stop = nullptr;
+  for (const auto& s : stops_) {
+    size_t pos = held_.find(s);
+    if (pos < best) {
+      best = pos;
+      best_stop = &s;
+    }
+  }
+  if (best_stop != nullptr) {
+    stopped_ = true;
+    matched_ = *best_stop;
+    std::string out = held_.substr(0, best);
+    held_.clear();
+    return out;
+  }
+  size_t keep = partialSuffixLength();
+  std::string out = held_.substr(0, held_.size() - keep);
+  held_.erase(0, held_.size() - keep);
+  return out;
+}
+
+std::string StopStringMatcher::flush() {
+  if (stopped_) return {};
+  std::string out;
+  out.swap(held_);
+  return out;
+}
+
+size_t StopStringMatcher::partialSuffixLength() const {
+  size_t limit = std::min(held_.size(), max_stop_len_ - 1);
+  for (size_t len = limit; len > 0; --len) {
+    std::string_view suffix(held_.data() + held_.size() - len, len);
+    for (const auto& s : stops_) {
+      if (s.size() > len && std::string_view(s).substr(0, len) == suffix) return len;
+    }
+  }
+  return 0;
+}
+
+}  // namespace turbine::frontend

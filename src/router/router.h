@@ -1,0 +1,69 @@
+// Router: picks the worker that serves a request (DESIGN.md §4 step 2). Policies: round-robin,
+// random, least-loaded, kv (KV-cache-aware). Every policy sees the same inputs: workers joining
+// and leaving (discovery), KV events and load metrics (event plane), and each request's block
+// hashes (computed by the frontend, DESIGN.md §3.1); a policy ignores what it does not use.
+// Thread safety: implementations are safe to call from any thread (the frontend's I/O threads
+// route while the event plane delivers events).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "kv/block_hash.h"
+#include "kv/kv_events.h"
+#include "kv/load_metrics.h"
+
+namespace turbine::router {
+
+using kv::WorkerId;
+
+struct WorkerInfo {
+  WorkerId id = 0;
+  std::string model_id;
+  std::string role = "agg";
+  int32_t block_size = 16;
+  int32_t kv_blocks_total = 0;
+};
+
+struct RouteRequest {
+  std::string request_id;
+  std::string model_id;
+  std::span<const kv::BlockHash> block_hashes;  // the prompt's full blocks, chained
+  int32_t prompt_tokens = 0;
+};
+
+struct RouteDecision {
+  WorkerId worker = 0;
+  int32_t overlap_blocks = 0;  // the router's prediction of the prompt blocks cached there
+};
+
+class Router {
+ public:
+  virtual ~Router() = default;
+  virtual void addWorker(const WorkerInfo& worker) = 0;
+  virtual void removeWorker(WorkerId worker) = 0;
+  virtual void onKvEvents(const kv::KvEventMessage& msg) = 0;
+  virtual void onLoad(const kv::LoadMetrics& load) = 0;
+  // Unavailable when no worker serves request.model_id.
+  virtual Result<RouteDecision> route(const RouteRequest& request) = 0;
+  // The request routed with `request_id` finished (or failed): release what route() counted.
+  virtual void onRequestFinished(const std::string& request_id) = 0;
+};
+
+struct RouterOptions {
+  std::string policy = "least-loaded";  // round-robin | random | least-loaded | kv
+  uint64_t seed = 0;                    // random choices and ties
+  // kv policy (issue 5): cost(w) = overlap_weight * (prompt blocks not cached on w) + active blocks on w
+  double overlap_weight = 1.0;
+  double temperature = 0.0;             // 0: pick the minimum; > 0: softmax over -cost / T
+  bool use_kv_events = true;            // false: approximate mode, learn from own decisions
+};
+
+// InvalidArgument naming the policy when unknown.
+Result<std::unique_ptr<Router>> makeRouter(const RouterOptions& options);
+
+}  // namespace turbine::router

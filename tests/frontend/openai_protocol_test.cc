@@ -1,0 +1,121 @@
+#include "frontend/openai_protocol.h"
+
+#include <gtest/gtest.h>
+
+#include "frontend/errors.h"
+#include "frontend/openai_responses.h"
+
+namespace turbine::frontend {
+namespace {
+
+using json = nlohmann::json;
+
+Result<ChatCompletionRequest> chat(const std::string& body, std::string* param) {
+  auto j = parseJsonObject(body);
+  if (!j) return j.status();
+  return parseChatCompletionRequest(*j, param);
+}
+
+TEST(OpenAiProtocol, ParsesEveryChatField) {
+  std::string param;
+  auto r = chat(R"({"model":"m","messages":[{"role":"system","content":"s"},
+      {"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
+      {"role":"assistant","content":null}],
+      "max_completion_tokens":7,"temperature":0.5,"top_p":0.9,"n":2,"stop":"x","seed":42,
+      "presence_penalty":1,"frequency_penalty":-1,"logit_bias":{"12":-100},"logprobs":true,
+      "top_logprobs":4,"stream":true,"stream_options":{"include_usage":true},"user":"u","top_k":40,
+      "min_p":0.1,"repetition_penalty":1.1,"ignore_eos":true,"min_tokens":2,"cache_salt":"t",
+      "unknown_field":{"x":1}})", &param);
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  const auto& c = r->common;
+  EXPECT_EQ(r->messages.size(), 3u);
+  EXPECT_TRUE(r->messages[1].has_parts);
+  EXPECT_EQ(r->messages[1].content, "ab");
+  EXPECT_EQ(r->messages[1].parts.size(), 2u);
+  EXPECT_EQ(*c.max_tokens, 7);
+  EXPECT_DOUBLE_EQ(c.sampling.temperature, 0.5);
+  EXPECT_DOUBLE_EQ(c.sampling.top_p, 0.9);
+  EXPECT_EQ(c.n, 2);
+  EXPECT_EQ(c.stop, std::vector<std::string>{"x"});
+  EXPECT_EQ(*c.sampling.seed, 42);
+  EXPECT_FLOAT_EQ(c.sampling.logit_bias.at(12), -100.0f);
+  EXPECT_EQ(c.sampling.logprobs, 4);
+  EXPECT_TRUE(c.stream && c.include_usage && c.ignore_eos);
+  EXPECT_EQ(c.sampling.top_k, 40);
+  EXPECT_EQ(c.min_tokens, 2);
+  EXPECT_EQ(c.cache_salt, "t");
+  EXPECT_EQ(c.user, "u");
+}
+
+TEST(OpenAiProtocol, RejectsWithParamName) {
+  struct Case { const char* extra; const char* param; };
+  const Case cases[] = {
+      {R"("temperature":2.5)", "temperature"}, {R"("temperature":true)", "temperature"},
+      {R"("top_p":0)", "top_p"}, {R"("n":129)", "n"}, {R"("max_tokens":0)", "max_tokens"},
+      {R"("max_tokens":1.5)", "max_tokens"}, {R"("presence_penalty":-3)", "presence_penalty"},
+      {R"("logit_bias":{"1":101})", "logit_bias.1"}, {R"("top_logprobs":3)", "top_logprobs"},
+      {R"("logprobs":true,"top_logprobs":21)", "top_logprobs"}, {R"("stop":[1])", "stop[0]"},
+      {R"("stream_options":{"include_usage":true})", "stream_options"},
+      {R"("min_tokens":9,"max_tokens":3)", "min_tokens"}, {R"("seed":"x")", "seed"},
+      {R"("min_p":2)", "min_p"}, {R"("user":5)", "user"},
+  };
+  for (const auto& c : cases) {
+    std::string param;
+    auto r = chat(std::string(R"({"model":"m","messages":[{"role":"user","content":"x"}],)") + c.extra + "}", &param);
+    EXPECT_FALSE(r.isOk()) << c.extra;
+    EXPECT_EQ(param, c.param) << c.extra << ": " << r.status().message();
+    EXPECT_NE(r.status().message().find(c.param), std::string::npos) << r.status().message();
+    EXPECT_EQ(apiErrorFromStatus(r.status(), param).http_status, 400);
+  }
+}
+
+TEST(OpenAiProtocol, CompletionPromptForms) {
+  std::string param;
+  auto parse = [&](const std::string& prompt) {
+    auto j = parseJsonObject(R"({"model":"m","prompt":)" + prompt + "}");
+    return parseCompletionRequest(*j, &param);
+  };
+  EXPECT_EQ(parse(R"("a")")->prompts.size(), 1u);
+  EXPECT_EQ(parse(R"(["a","b"])")->prompts.size(), 2u);
+  auto ids = parse("[1,2,3]");
+  ASSERT_TRUE(ids.isOk());
+  EXPECT_TRUE(ids->prompts[0].is_tokens);
+  EXPECT_EQ(ids->prompts[0].token_ids, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(parse("[[1],[2,3]]")->prompts.size(), 2u);
+  EXPECT_FALSE(parse("[1,-2]").isOk());
+  EXPECT_EQ(param, "prompt[1]");
+  EXPECT_FALSE(parse(R"(["a",3])").isOk());
+  EXPECT_EQ(param, "prompt[1]");
+}
+
+TEST(OpenAiProtocol, Utf8Validation) {
+  EXPECT_TRUE(isValidUtf8("plain \xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"));
+  EXPECT_FALSE(isValidUtf8("\xC3"));
+  EXPECT_FALSE(isValidUtf8("\xC0\xAF"));          // overlong
+  EXPECT_FALSE(isValidUtf8("\xED\xA0\x80"));      // surrogate
+  EXPECT_FALSE(isValidUtf8("\xF4\x90\x80\x80"));  // > U+10FFFF
+  EXPECT_FALSE(parseJsonObject("{\"a\":\"\xFF\"}").isOk());
+}
+
+TEST(OpenAiResponses, JsonStringEscapesAndReplacesInvalidUtf8) {
+  std::string out;
+  appendJsonString(out, std::string("a\"\\\n\x01\xC3\xA9\xFF", 8));
+  EXPECT_EQ(out, "\"a\\\"\\\\\\n\\u0001\xC3\xA9\xEF\xBF\xBD\"");
+  EXPECT_FALSE(json::parse(out, nullptr, false).is_discarded());
+}
+
+TEST(Errors, StatusMapping) {
+  EXPECT_EQ(apiErrorFromStatus(invalidArgument("x")).http_status, 400);
+  EXPECT_EQ(apiErrorFromStatus(notFound("x")).http_status, 404);
+  auto busy = apiErrorFromStatus(resourceExhausted("x"), {}, 2);
+  EXPECT_EQ(busy.http_status, 429);
+  EXPECT_EQ(busy.retry_after_s, 2);
+  EXPECT_EQ(apiErrorFromStatus(unavailable("x")).http_status, 503);
+  EXPECT_EQ(apiErrorFromStatus(unavailable("x")).retry_after_s, 1);
+  EXPECT_EQ(apiErrorFromStatus(internalError("x")).http_status, 500);
+  EXPECT_EQ(errorBody(badRequest("bad", "n")),
+            R"({"error":{"message":"bad","type":"invalid_request_error","param":"n","code":null}})");
+}
+
+}  // namespace
+}  // namespace turbine::frontend

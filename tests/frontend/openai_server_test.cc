@@ -1,0 +1,473 @@
+// HTTP round trips over loopback against OpenAiServer + FakeBackend: responses, SSE framing
+// byte for byte, stop strings, n, logprobs, errors, disconnects, concurrency, curl.
+#include <atomic>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "test_client.h"
+
+namespace turbine::frontend::testing {
+namespace {
+
+using json = nlohmann::json;
+
+FakeBackendOptions fastBackend() {
+  FakeBackendOptions o;
+  o.token_interval = std::chrono::microseconds(200);
+  return o;
+}
+
+const std::string kChatHi = R"({"model":"fake-model","messages":[{"role":"user","content":"hi"}],"max_tokens":5)";
+constexpr int kChatHiPromptTokens = 24;  // "<|user|>hi\n<|assistant|>"
+
+TEST(OpenAiServer, ListsModels) {
+  ServerFixture f(fastBackend());
+  auto r = get(f.port, "/v1/models");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto j = r.json();
+  EXPECT_EQ(j["object"], "list");
+  ASSERT_EQ(j["data"].size(), 1u);
+  EXPECT_EQ(j["data"][0]["id"], "fake-model");
+  EXPECT_EQ(j["data"][0]["object"], "model");
+}
+
+TEST(OpenAiServer, ChatNonStreaming) {
+  ServerFixture f(fastBackend());
+  auto r = post(f.port, "/v1/chat/completions", kChatHi + "}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["content-type"], "application/json");
+  auto j = r.json();
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_EQ(j["model"], "fake-model");
+  EXPECT_EQ(j["id"].get<std::string>().rfind("chatcmpl-", 0), 0u);
+  ASSERT_EQ(j["choices"].size(), 1u);
+  EXPECT_EQ(j["choices"][0]["message"]["role"], "assistant");
+  EXPECT_EQ(j["choices"][0]["message"]["content"], "Hello");
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+  EXPECT_TRUE(j["choices"][0]["logprobs"].is_null());
+  EXPECT_EQ(j["usage"]["prompt_tokens"], kChatHiPromptTokens);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 5);
+  EXPECT_EQ(j["usage"]["total_tokens"], kChatHiPromptTokens + 5);
+  EXPECT_EQ(j["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+  auto got = f.backend->received();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].stop.max_tokens, 5);
+  EXPECT_EQ(got[0].prompt_token_ids.size(), static_cast<size_t>(kChatHiPromptTokens));
+}
+
+TEST(OpenAiServer, ChatStreamingFramingIsExact) {
+  ServerFixture f(fastBackend());
+  auto r = post(f.port, "/v1/chat/completions", kChatHi + R"(,"stream":true})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["content-type"], "text/event-stream");
+  EXPECT_EQ(r.headers["transfer-encoding"], "chunked");
+  auto events = sseEvents(r.body);
+  ASSERT_FALSE(events.empty());
+  auto first = json::parse(events[0]);
+  std::string head = R"({"id":")" + first["id"].get<std::string>() +
+                     R"(","object":"chat.completion.chunk","created":)" +
+                     std::to_string(first["created"].get<int64_t>()) +
+                     R"(,"model":"fake-model","choices":[)";
+  std::string expected = "data: " + head +
+      R"({"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]})" "\n\n";
+  for (char ch : std::string("Hello")) {
+    expected += "data: " + head + R"({"index":0,"delta":{"content":")" + std::string(1, ch) +
+                R"("},"logprobs":null,"finish_reason":null}]})" "\n\n";
+  }
+  expected += "data: " + head + R"({"index":0,"delta":{},"logprobs":null,"finish_reason":"length"}]})" "\n\n";
+  expected += "data: [DONE]\n\n";
+  EXPECT_EQ(r.body, expected);
+}
+
+TEST(OpenAiServer, StreamIncludeUsage) {
+  ServerFixture f(fastBackend());
+  auto r = post(f.port, "/v1/chat/completions",
+                kChatHi + R"(,"stream":true,"stream_options":{"include_usage":true}})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto events = sseEvents(r.body);
+  ASSERT_GE(events.size(), 4u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  for (size_t i = 0; i + 2 < events.size(); ++i) {
+    auto j = json::parse(events[i]);
+    ASSERT_TRUE(j.contains("usage")) << events[i];
+    EXPECT_TRUE(j["usage"].is_null());
+  }
+  auto usage = json::parse(events[events.size() - 2]);
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"]["completion_tokens"], 5);
+  EXPECT_EQ(usage["usage"]["prompt_tokens"], kChatHiPromptTokens);
+  EXPECT_NE(events[events.size() - 2].find(R"("choices":[],"usage":{"prompt_tokens":24,"completion_tokens":5,"total_tokens":29,"prompt_tokens_details":{"cached_tokens":0}}})"),
+            std::string::npos);
+}
+
+TEST(OpenAiServer, CompletionsTextAndTokenPrompts) {
+  ServerFixture f(fastBackend());
+  auto r = post(f.port, "/v1/completions",
+                R"({"model":"fake-model","prompt":["abc",[1,2,3,4]],"max_tokens":3})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto j = r.json();
+  EXPECT_EQ(j["object"], "text_completion");
+  ASSERT_EQ(j["choices"].size(), 2u);
+  EXPECT_EQ(j["choices"][0]["text"], "Hel");
+  EXPECT_EQ(j["choices"][1]["index"], 1);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 4 + 4);  // "abc" + BOS, and 4 ids
+  EXPECT_EQ(j["usage"]["completion_tokens"], 6);
+  auto got = f.backend->received();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].prompt_token_ids, (std::vector<int32_t>{FakeBackend::kBos, 'a', 'b', 'c'}));
+  EXPECT_EQ(got[1].prompt_token_ids, (std::vector<int32_t>{1, 2, 3, 4}));
+}
+
+TEST(OpenAiServer, CompletionsStreaming) {
+  ServerFixture f(fastBackend());
+  auto r = post(f.port, "/v1/completions", R"({"model":"fake-model","prompt":"x","max_tokens":4,"stream":true})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto events = sseEvents(r.body);
+  ASSERT_EQ(events.size(), 6u);  // 4 text chunks, finish, [DONE]
+  std::string text;
+  for (size_t i = 0; i < 4; ++i) {
+    auto j = json::parse(events[i]);
+    EXPECT_EQ(j["object"], "text_completion");
+    EXPECT_TRUE(j["choices"][0]["finish_reason"].is_null());
+    text += j["choices"][0]["text"].get<std::string>();
+  }
+  EXPECT_EQ(text, "Hell");
+  EXPECT_EQ(json::parse(events[4])["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(events[5], "[DONE]");
+}
+
+TEST(OpenAiServer, StopStringIsHeldBackAndCut) {
+  ServerFixture f(fastBackend());
+  // Script "Hello world! ": stop "o w" begins at the 5th token and spans three tokens.
+  auto r = post(f.port, "/v1/chat/completions",
+                R"({"model":"fake-model","messages":[{"role":"user","content":"hi"}],"max_tokens":50,"stream":true,"stop":["o w","zzz"]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto events = sseEvents(r.body);
+  std::string text;
+  std::string finish;
+  for (const auto& e : events) {
+    if (e == "[DONE]") continue;
+    auto j = json::parse(e);
+    auto& c = j["choices"][0];
+    if (c["delta"].contains("content")) {
+      std::string piece = c["delta"]["content"];
+      EXPECT_EQ(piece.find('o'), std::string::npos) << "partial stop string leaked: " << piece;
+      text += piece;
+    }
+    if (!c["finish_reason"].is_null()) finish = c["finish_reason"];
+  }
+  EXPECT_EQ(text, "Hell");
+  EXPECT_EQ(finish, "stop");
+  auto id = f.backend->received().at(0).request_id;
+  EXPECT_TRUE(f.backend->waitAborted(id, std::chrono::seconds(2)));
+  // Non-streaming, with a stop string that never matches: held text is flushed at the end.
+  auto r2 = post(f.port, "/v1/completions", R"({"model":"fake-model","prompt":"x","max_tokens":5,"stop":"lo!"})");
+  EXPECT_EQ(r2.json()["choices"][0]["text"], "Hello");
+  EXPECT_EQ(r2.json()["choices"][0]["finish_reason"], "length");
+}
+
+TEST(OpenAiServer, NEqualsTwo) {
+  ServerFixture f(fastBackend());
+  auto r = post(f.port, "/v1/chat/completions", kChatHi + R"(,"n":2,"seed":0})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto j = r.json();
+  ASSERT_EQ(j["choices"].size(), 2u);
+  EXPECT_EQ(j["choices"][0]["index"], 0);
+  EXPECT_EQ(j["choices"][1]["index"], 1);
+  EXPECT_EQ(j["choices"][0]["message"]["content"], "Hello");
+  EXPECT_EQ(j["choices"][1]["message"]["content"], "ello ");  // seed + 1
+  EXPECT_EQ(j["usage"]["completion_tokens"], 10);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], kChatHiPromptTokens);  // the prompt counts once
+  // Streaming: a role delta for each index first.
+  auto s = post(f.port, "/v1/chat/completions", kChatHi + R"(,"n":2,"stream":true})");
+  auto events = sseEvents(s.body);
+  EXPECT_EQ(json::parse(events[0])["choices"][0]["index"], 0);
+  EXPECT_EQ(json::parse(events[1])["choices"][0]["index"], 1);
+  EXPECT_EQ(json::parse(events[1])["choices"][0]["delta"]["role"], "assistant");
+  int finishes = 0;
+  for (const auto& e : events) {
+    if (e != "[DONE]" && !json::parse(e)["choices"][0]["finish_reason"].is_null()) ++finishes;
+  }
+  EXPECT_EQ(finishes, 2);
+}
+
+TEST(OpenAiServer, ChatLogprobsShape) {
+  ServerFixture f(fastBackend());
+  auto r = post(f.port, "/v1/chat/completions", kChatHi + R"(,"logprobs":true,"top_logprobs":3})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto lp = r.json()["choices"][0]["logprobs"];
+  ASSERT_TRUE(lp.contains("content")) << lp.dump();
+  ASSERT_EQ(lp["content"].size(), 5u);
+  EXPECT_EQ(lp["content"][0]["token"], "H");
+  EXPECT_EQ(lp["content"][0]["bytes"], json::array({72}));
+  EXPECT_TRUE(lp["content"][0]["logprob"].is_number());
+  EXPECT_EQ(lp["content"][0]["top_logprobs"].size(), 3u);
+  EXPECT_EQ(lp["content"][0]["top_logprobs"][0]["token"], "H");
+  EXPECT_EQ(f.backend->received().at(0).sampling.logprobs, 3);
+}
+
+TEST(OpenAiServer, CompletionLogprobsShape) {
+  ServerFixture f(fastBackend());
+  auto r = post(f.port, "/v1/completions", R"({"model":"fake-model","prompt":"x","max_tokens":4,"logprobs":2})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto lp = r.json()["choices"][0]["logprobs"];
+  EXPECT_EQ(lp["tokens"], json::array({"H", "e", "l", "l"}));
+  EXPECT_EQ(lp["token_logprobs"].size(), 4u);
+  EXPECT_EQ(lp["top_logprobs"].size(), 4u);
+  EXPECT_EQ(lp["top_logprobs"][0].size(), 2u);
+  EXPECT_EQ(lp["text_offset"], json::array({0, 1, 2, 3}));
+}
+
+void expectError(const ClientResponse& r, int status, const std::string& param = "") {
+  EXPECT_EQ(r.status, status) << r.body;
+  auto j = r.json();
+  ASSERT_TRUE(j.is_object()) << r.body;
+  ASSERT_TRUE(j.contains("error")) << r.body;
+  auto& e = j["error"];
+  EXPECT_TRUE(e["message"].is_string());
+  EXPECT_TRUE(e["type"].is_string());
+  ASSERT_TRUE(e.contains("param"));
+  ASSERT_TRUE(e.contains("code"));
+  if (!param.empty()) {
+    EXPECT_EQ(e["param"], param) << r.body;
+  }
+}
+
+TEST(OpenAiServer, ErrorsAreOpenAiObjects) {
+  ServerFixture f(fastBackend());
+  expectError(post(f.port, "/v1/chat/completions", "{not json"), 400);
+  expectError(post(f.port, "/v1/chat/completions", kChatHi + R"(,"temperature":"hot"})"), 400, "temperature");
+  expectError(post(f.port, "/v1/chat/completions", kChatHi + R"(,"temperature":3})"), 400, "temperature");
+  expectError(post(f.port, "/v1/chat/completions", kChatHi + R"(,"n":0})"), 400, "n");
+  expectError(post(f.port, "/v1/chat/completions", kChatHi + R"(,"stop":[1]})"), 400, "stop[0]");
+  expectError(post(f.port, "/v1/chat/completions",
+                   R"({"model":"fake-model","messages":[{"role":"robot","content":"x"}]})"), 400, "messages[0].role");
+  expectError(post(f.port, "/v1/completions", R"({"model":"fake-model","prompt":[1,999999]})"), 400);
+  auto unknown_model = post(f.port, "/v1/chat/completions",
+                            R"({"model":"nope","messages":[{"role":"user","content":"x"}]})");
+  expectError(unknown_model, 404, "model");
+  EXPECT_EQ(unknown_model.json()["error"]["code"], "model_not_found");
+  expectError(post(f.port, "/v1/nothing", "{}"), 404);
+  expectError(get(f.port, "/v2/models"), 404);
+  expectError(get(f.port, "/v1/chat/completions"), 405);
+  // A template's raise_exception is a 400 with its message.
+  auto raised = post(f.port, "/v1/chat/completions",
+                     R"({"model":"fake-model","messages":[{"role":"user","content":"RAISE_EXCEPTION"}]})");
+  expectError(raised, 400);
+  EXPECT_NE(raised.body.find("Conversation roles must alternate"), std::string::npos);
+}
+
+TEST(OpenAiServer, InvalidUtf8Is400) {
+  ServerFixture f(fastBackend());
+  std::string body = R"({"model":"fake-model","prompt":"bad )" + std::string("\xC3\x28") + R"("})";
+  auto r = post(f.port, "/v1/completions", body);
+  expectError(r, 400);
+  EXPECT_NE(r.body.find("UTF-8"), std::string::npos);
+}
+
+TEST(OpenAiServer, PromptLongerThanContextSaysBothLengths) {
+  FakeBackendOptions o = fastBackend();
+  o.max_model_len = 32;
+  ServerFixture f(o);
+  auto r = post(f.port, "/v1/completions", R"({"model":"fake-model","prompt":")" + std::string(40, 'a') + R"("})");
+  expectError(r, 400, "prompt");
+  EXPECT_NE(r.body.find("32"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("41"), std::string::npos) << r.body;
+  auto r2 = post(f.port, "/v1/completions", R"({"model":"fake-model","prompt":"abc","max_tokens":40})");
+  expectError(r2, 400, "prompt");
+  EXPECT_NE(r2.body.find("44"), std::string::npos) << r2.body;
+}
+
+TEST(OpenAiServer, BodyLimitIs413) {
+  OpenAiServerOptions so;
+  so.http.max_body_bytes = 1024;
+  ServerFixture f(fastBackend(), so);
+  auto r = post(f.port, "/v1/completions", R"({"model":"fake-model","prompt":")" + std::string(4096, 'a') + R"("})");
+  expectError(r, 413);
+  auto ok = post(f.port, "/v1/completions", R"({"model":"fake-model","prompt":"a","max_tokens":1})");
+  EXPECT_EQ(ok.status, 200) << ok.body;
+}
+
+TEST(OpenAiServer, ApiKeyRequired) {
+  OpenAiServerOptions so;
+  so.api_key = "sekret";
+  ServerFixture f(fastBackend(), so);
+  expectError(post(f.port, "/v1/chat/completions", kChatHi + "}"), 401);
+  expectError(post(f.port, "/v1/chat/completions", kChatHi + "}", {{"Authorization", "Bearer wrong"}}), 401);
+  auto ok = post(f.port, "/v1/chat/completions", kChatHi + "}", {{"Authorization", "Bearer sekret"}});
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(get(f.port, "/health").status, 200);  // health and metrics stay open
+}
+
+TEST(OpenAiServer, QueueFullIs429AndUnavailableIs503WithRetryAfter) {
+  OpenAiServerOptions so;
+  so.retry_after_s = 3;
+  ServerFixture f(fastBackend(), so);
+  f.backend->setMaxRunning(0);
+  auto r = post(f.port, "/v1/chat/completions", kChatHi + "}");
+  expectError(r, 429);
+  EXPECT_EQ(r.headers["retry-after"], "3");
+  f.backend->setMaxRunning(1);  // n=2: the second sequence is refused, the first aborted
+  auto r2 = post(f.port, "/v1/chat/completions", kChatHi + R"(,"n":2,"stream":true})");
+  expectError(r2, 429);
+  EXPECT_EQ(f.backend->aborted().size(), 1u);
+  f.backend->setMaxRunning(-1);
+  f.backend->setUnavailable(true);
+  auto r3 = post(f.port, "/v1/completions", R"({"model":"fake-model","prompt":"a"})");
+  expectError(r3, 503);
+  EXPECT_EQ(r3.headers["retry-after"], "3");
+}
+
+TEST(OpenAiServer, DisconnectMidStreamAbortsOnBackend) {
+  FakeBackendOptions o;
+  o.token_interval = std::chrono::milliseconds(2);
+  ServerFixture f(o);
+  {
+    TestClient c(f.port);
+    std::string body = kChatHi.substr(0, kChatHi.size() - 1) + R"(2000,"stream":true})";
+    std::string req = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    net::write(c.socket(), net::buffer(req));
+    char buf[512];
+    size_t got = c.socket().read_some(net::buffer(buf));  // the stream has started
+    EXPECT_GT(got, 0u);
+    ASSERT_EQ(f.backend->received().size(), 1u);
+  }  // the client socket closes here
+  auto id = f.backend->received().at(0).request_id;
+  EXPECT_TRUE(f.backend->waitAborted(id, std::chrono::seconds(2)));
+  for (int i = 0; i < 200 && f.backend->running() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(f.backend->running(), 0u);
+  EXPECT_EQ(f.server->metrics().requestCount("/v1/chat/completions", 499), 1u);
+}
+
+TEST(OpenAiServer, SixtyFourConcurrentStreamsComplete) {
+  ServerFixture f(fastBackend());
+  constexpr int kClients = 64;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = post(f.port, "/v1/completions",
+                    R"({"model":"fake-model","prompt":"p","max_tokens":20,"stream":true,"seed":)" +
+                        std::to_string(i) + "}");
+      std::string text;
+      for (const auto& e : sseEvents(r.body)) {
+        if (e != "[DONE]") text += json::parse(e)["choices"][0]["text"].get<std::string>();
+      }
+      std::string script = "Hello world! ";
+      std::string want;
+      for (int k = 0; k < 20; ++k) want += script[(i + k) % script.size()];
+      if (r.status == 200 && text == want && sseEvents(r.body).back() == "[DONE]") ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kClients);
+}
+
+TEST(OpenAiServer, KeepAliveServesSeveralRequests) {
+  ServerFixture f(fastBackend());
+  TestClient c(f.port);
+  for (int i = 0; i < 3; ++i) {
+    auto r = c.request("POST", "/v1/chat/completions", kChatHi + R"(,"stream":true})");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(sseEvents(r.body).back(), "[DONE]");
+  }
+  EXPECT_EQ(c.request("GET", "/v1/models").status, 200);
+}
+
+TEST(OpenAiServer, TokenizeDetokenizeHealthMetrics) {
+  ServerFixture f(fastBackend());
+  auto t = post(f.port, "/tokenize", R"({"prompt":"ab"})").json();
+  EXPECT_EQ(t["tokens"], json::array({FakeBackend::kBos, 'a', 'b'}));
+  EXPECT_EQ(t["count"], 3);
+  auto tm = post(f.port, "/tokenize", R"({"messages":[{"role":"user","content":"hi"}]})").json();
+  EXPECT_EQ(tm["count"], kChatHiPromptTokens);
+  auto d = post(f.port, "/detokenize", R"({"tokens":[104,105]})").json();
+  EXPECT_EQ(d["prompt"], "hi");
+  EXPECT_EQ(get(f.port, "/health").status, 200);
+  ASSERT_EQ(post(f.port, "/v1/chat/completions", kChatHi + "}").status, 200);
+  auto m = get(f.port, "/metrics");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find(R"(turbine_http_requests_total{endpoint="/v1/chat/completions",status="200"} 1)"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("turbine_time_to_first_token_seconds_count 1"), std::string::npos);
+  EXPECT_NE(m.body.find("turbine_inter_token_latency_seconds_count 4"), std::string::npos);
+  EXPECT_NE(m.body.find("turbine_generation_tokens_total 5"), std::string::npos);
+  EXPECT_NE(m.body.find("turbine_kv_blocks_total 1000"), std::string::npos);
+}
+
+TEST(OpenAiServer, GracefulShutdownFinishesInFlightStream) {
+  FakeBackendOptions o;
+  o.token_interval = std::chrono::milliseconds(2);
+  ServerFixture f(o);
+  ClientResponse r;
+  std::thread client([&] {
+    r = post(f.port, "/v1/completions", R"({"model":"fake-model","prompt":"p","max_tokens":100,"stream":true})");
+  });
+  for (int i = 0; i < 400 && f.backend->running() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  f.server->shutdown();
+  client.join();
+  EXPECT_EQ(r.status, 200);
+  auto events = sseEvents(r.body);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), "[DONE]");
+  EXPECT_EQ(events.size(), 102u);
+  // No longer accepting.
+  EXPECT_THROW(TestClient c(f.port), boost::system::system_error);
+}
+
+TEST(OpenAiServer, CurlSeesExactSseAndErrorBodies) {
+  if (runCommand("command -v curl").empty()) GTEST_SKIP() << "curl not installed";
+  ServerFixture f(fastBackend());
+  std::string url = "http://127.0.0.1:" + std::to_string(f.port);
+  std::string out = runCommand("curl -sN " + url + "/v1/completions -H 'Content-Type: application/json' -d '" +
+                               R"({"model":"fake-model","prompt":"x","max_tokens":2,"stream":true})" + "'");
+  auto events = sseEvents(out);
+  ASSERT_EQ(events.size(), 4u) << out;
+  auto j = json::parse(events[0]);
+  std::string head = R"({"id":")" + j["id"].get<std::string>() + R"(","object":"text_completion","created":)" +
+                     std::to_string(j["created"].get<int64_t>()) + R"(,"model":"fake-model","choices":[)";
+  std::string want = "data: " + head + R"({"index":0,"text":"H","logprobs":null,"finish_reason":null}]})" "\n\n" +
+                     "data: " + head + R"({"index":0,"text":"e","logprobs":null,"finish_reason":null}]})" "\n\n" +
+                     "data: " + head + R"({"index":0,"text":"","logprobs":null,"finish_reason":"length"}]})" "\n\n" +
+                     "data: [DONE]\n\n";
+  EXPECT_EQ(out, want);
+  std::string err = runCommand("curl -s -w ' %{http_code}' " + url + "/v1/completions -d '{\"model\":\"fake-model\",\"prompt\":\"x\",\"top_p\":0}'");
+  EXPECT_EQ(err, R"({"error":{"message":"'top_p': must be > 0 and <= 1, got 0","type":"invalid_request_error","param":"top_p","code":null}} 400)");
+  std::string nf = runCommand("curl -s -w ' %{http_code}' " + url + "/nope");
+  EXPECT_EQ(nf, R"({"error":{"message":"Not found: /nope","type":"not_found_error","param":null,"code":"not_found"}} 404)");
+}
+
+TEST(OpenAiServer, NeverServerErrorForClientInput) {
+  ServerFixture f(fastBackend());
+  const char* bodies[] = {
+      "", "[]", "null", "123", R"({"model":1})", R"({"model":"fake-model"})",
+      R"({"model":"fake-model","messages":"hi"})", R"({"model":"fake-model","messages":[]})",
+      R"({"model":"fake-model","messages":[{"role":"user"}]})",
+      R"({"model":"fake-model","messages":[{"role":"user","content":[{"type":"image_url"}]}]})",
+      R"({"model":"fake-model","messages":[{"role":"user","content":"x"}],"logit_bias":{"a":1}})",
+      R"({"model":"fake-model","messages":[{"role":"user","content":"x"}],"logit_bias":{"5":1000}})",
+      R"({"model":"fake-model","messages":[{"role":"user","content":"x"}],"max_tokens":-1})",
+      R"({"model":"fake-model","messages":[{"role":"user","content":"x"}],"max_tokens":1e30})",
+      R"({"model":"fake-model","messages":[{"role":"user","content":"x"}],"seed":18446744073709551615})",
+      R"({"model":"fake-model","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}})",
+      R"({"model":"fake-model","messages":[{"role":"user","content":"x"}],"top_logprobs":2})",
+      R"({"model":"fake-model","prompt":[]})", R"({"model":"fake-model","prompt":[[]]})",
+      R"({"model":"fake-model","prompt":[-1]})", R"({"model":"fake-model","prompt":{"a":1}})",
+      R"({"model":"fake-model","prompt":"x","logprobs":true})", R"({"model":"fake-model","prompt":"x","n":1000})",
+  };
+  for (const char* b : {"/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize"}) {
+    bool generation = std::string(b).rfind("/v1/", 0) == 0;
+    for (const char* body : bodies) {
+      auto r = post(f.port, b, body);
+      if (generation) {
+        EXPECT_GE(r.status, 400) << b << " " << body << " -> " << r.body;
+      }
+      EXPECT_GT(r.status, 0) << b << " " << body;
+      EXPECT_LT(r.status, 500) << b << " " << body << " -> " << r.body;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace turbine::frontend::testing
