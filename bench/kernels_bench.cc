@@ -103,7 +103,8 @@ void BM_Gemv(benchmark::State& state) {
 }
 
 void gemvArgs(benchmark::internal::Benchmark* b) {
-  const int64_t shapes[][2] = {{1024, 1024}, {1024, 512}, {1024, 2816}, {2816, 1024}, {1024, 32000}};
+  const int64_t shapes[][2] = {
+      {1024, 1024}, {1024, 512}, {1024, 2816}, {2816, 1024}, {1024, 32000}};
   for (int d = 0; d < 4; ++d) {
     for (const auto& s : shapes) b->Args({d, s[0], s[1]});
   }
@@ -111,7 +112,7 @@ void gemvArgs(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Gemv)->Apply(gemvArgs)->ArgNames({"dtype", "k", "n"})->UseRealTime()->MinTime(0.3);
 
 // The medium preset's matmuls of one layer, as {n, k}.
-const int64_t kLayerShapes[][2] = {{1024, 1024}, {512, 1024}, {512, 1024}, {1024, 1024},
+const int64_t kLayerShapes[][2] = {{1024, 1024}, {512, 1024},  {512, 1024}, {1024, 1024},
                                    {2816, 1024}, {2816, 1024}, {1024, 2816}};
 constexpr int kLayers = 16;
 
@@ -162,7 +163,11 @@ void gemmArgs(benchmark::internal::Benchmark* b) {
   }
   for (int64_t m : {4, 8, 16, 17, 32, 64}) b->Args({1, 1024, 2816, m});  // gemv/GEMM crossover
 }
-BENCHMARK(BM_Gemm)->Apply(gemmArgs)->ArgNames({"dtype", "k", "n", "m"})->UseRealTime()->MinTime(0.5);
+BENCHMARK(BM_Gemm)
+    ->Apply(gemmArgs)
+    ->ArgNames({"dtype", "k", "n", "m"})
+    ->UseRealTime()
+    ->MinTime(0.5);
 
 void BM_PrefillMedium(benchmark::State& state) {
   DType dtype = kDtypes[state.range(0)];
@@ -195,8 +200,8 @@ void BM_Sgemm1024(benchmark::State& state) {
                 0.0f, c.data(), n);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(2e-9 * n * n * double{n},
-                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2e-9 * n * n * double{n}, benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(openblas_get_corename());
   openblas_set_num_threads(1);
 }

@@ -47,8 +47,8 @@ void BM_Copy(benchmark::State& state) {
     });
     benchmark::ClobberMemory();
   }
-  state.counters["GB/s"] = benchmark::Counter(2.0 * kBytes * 1e-9,
-                                              benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] =
+      benchmark::Counter(2.0 * kBytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_Copy)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->MinTime(2.0);
 
@@ -70,8 +70,8 @@ void BM_Read(benchmark::State& state) {
     });
     benchmark::DoNotOptimize(partial.data());
   }
-  state.counters["GB/s"] = benchmark::Counter(1.0 * kBytes * 1e-9,
-                                              benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] =
+      benchmark::Counter(1.0 * kBytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_Read)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->MinTime(2.0);
 

@@ -92,8 +92,9 @@ TEST(ThreadPoolTest, RegionOverheadIsSmall) {
   for (int i = 0; i < kIters; ++i) {
     pool.parallelFor(2, [&](int t, int64_t, int64_t) { sink.fetch_add(t); });
   }
-  double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
-                  .count() / kIters;
+  double us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count() /
+      kIters;
   RecordProperty("region_us", std::to_string(us));
   // Loose bound: a futex round trip per region would be ~10-50 us; a shared, loaded machine
   // may still preempt us, so this only catches gross regressions.

@@ -33,10 +33,14 @@ std::atomic<int>& currentSlot() {
 
 const char* isaName(Isa isa) {
   switch (isa) {
-    case Isa::kAvx512Bf16: return "avx512bf16";
-    case Isa::kAvx512: return "avx512";
-    case Isa::kAvx2: return "avx2";
-    case Isa::kScalar: return "scalar";
+    case Isa::kAvx512Bf16:
+      return "avx512bf16";
+    case Isa::kAvx512:
+      return "avx512";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kScalar:
+      return "scalar";
   }
   return "scalar";
 }
@@ -57,10 +61,14 @@ void setCurrentIsa(Isa isa) {
 
 const KernelTable& currentKernels() {
   switch (currentIsa()) {
-    case Isa::kAvx512Bf16: return avx512Bf16Kernels();
-    case Isa::kAvx512: return avx512Kernels();
-    case Isa::kAvx2: return avx2Kernels();
-    case Isa::kScalar: break;
+    case Isa::kAvx512Bf16:
+      return avx512Bf16Kernels();
+    case Isa::kAvx512:
+      return avx512Kernels();
+    case Isa::kAvx2:
+      return avx2Kernels();
+    case Isa::kScalar:
+      break;
   }
   return scalarKernels();
 }

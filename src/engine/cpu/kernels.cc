@@ -206,9 +206,8 @@ void gemmPath(const KernelTable& kt, ThreadPool& pool, const float* x, int64_t m
   if (w.dtype == DType::kBF16 && kt.gemm_bf16 != nullptr && k % 2 == 0) {
     static thread_local std::vector<uint16_t> xb_buf;
     uint16_t* xb = scratch(xb_buf, static_cast<size_t>(m * k));
-    pool.parallelFor(m, [&](int, int64_t b, int64_t e) {
-      kt.f32_to_bf16(x + b * k, (e - b) * k, xb + b * k);
-    });
+    pool.parallelFor(
+        m, [&](int, int64_t b, int64_t e) { kt.f32_to_bf16(x + b * k, (e - b) * k, xb + b * k); });
     int64_t units = (n + kGemvUnitRows - 1) / kGemvUnitRows;
     pool.parallelFor(units, [&](int, int64_t b, int64_t e) {
       kt.gemm_bf16(static_cast<const uint16_t*>(w.data), k, b * kGemvUnitRows,
@@ -234,15 +233,20 @@ const float* vectorF32(const model::TensorView& v, std::vector<float>& buf) {
   float* out = scratch(buf, static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
     switch (v.dtype) {
-      case DType::kF16: out[i] = f16ToFloat(static_cast<const uint16_t*>(v.data)[i]); break;
-      case DType::kBF16: out[i] = bf16ToFloat(static_cast<const uint16_t*>(v.data)[i]); break;
+      case DType::kF16:
+        out[i] = f16ToFloat(static_cast<const uint16_t*>(v.data)[i]);
+        break;
+      case DType::kBF16:
+        out[i] = bf16ToFloat(static_cast<const uint16_t*>(v.data)[i]);
+        break;
       case DType::kQ8_0: {
         const auto* blocks = static_cast<const BlockQ8_0*>(v.data);
         const BlockQ8_0& blk = blocks[i / kQ8BlockSize];
         out[i] = f16ToFloat(blk.d) * blk.qs[i % kQ8BlockSize];
         break;
       }
-      case DType::kF32: break;
+      case DType::kF32:
+        break;
     }
   }
   return out;

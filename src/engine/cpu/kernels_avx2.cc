@@ -104,7 +104,7 @@ float dotRow(const typename L::T* w, const float* x, int64_t k) {
   return s;
 }
 
-// Rows one at a time (one sequential weight stream per thread; see kernels_avx512.cc).
+// m = 1: rows one at a time (one sequential weight stream per thread; see kernels_avx512.cc).
 template <class L>
 void gemv(const typename L::T* w, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m,
           float* y, int64_t ldy) {
@@ -112,11 +112,15 @@ void gemv(const typename L::T* w, int64_t k, int64_t r0, int64_t r1, const float
     for (int64_t r = r0; r < r1; ++r) y[r] = dotRow<L>(w + r * k, x, k);
     return;
   }
-  for (int64_t r = r0; r < r1; ++r) gemvRowBlock<L, 1>(w + r * k, k, x, m, y + r, ldy);
+  int64_t r = r0;
+  if (m > 3) {  // compute-bound: 4-row register tiles (see kernels_avx512.cc)
+    for (; r + 4 <= r1; r += 4) gemvRowBlock<L, 4>(w + r * k, k, x, m, y + r, ldy);
+  }
+  for (; r < r1; ++r) gemvRowBlock<L, 1>(w + r * k, k, x, m, y + r, ldy);
 }
 
-void gemvF32(const float* w, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m,
-             float* y, int64_t ldy) {
+void gemvF32(const float* w, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m, float* y,
+             int64_t ldy) {
   gemv<LoadF32>(w, k, r0, r1, x, m, y, ldy);
 }
 void gemvF16(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m,
@@ -130,8 +134,7 @@ void gemvBf16(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const float*
 
 // q8_0 x q8_0: |w| (unsigned) times x with w's sign (signed), pairwise in 16 bits, then 32.
 template <int R, int J>
-void q8Tile(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t j0, float* y,
-            int64_t ldy) {
+void q8Tile(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t j0, float* y, int64_t ldy) {
   __m256 acc[R][J];
   KUNROLL for (int r = 0; r < R; ++r) {
     KUNROLL for (int j = 0; j < J; ++j) acc[r][j] = _mm256_setzero_ps();
@@ -150,8 +153,8 @@ void q8Tile(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t j0, float* 
       __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + xb * kQ8BlockSize));
       __m256 dx = _mm256_set1_ps(x.d[xb]);
       KUNROLL for (int r = 0; r < R; ++r) {
-        __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(wv[r], wv[r]),
-                                           _mm256_sign_epi8(xq, wv[r]));
+        __m256i p16 =
+            _mm256_maddubs_epi16(_mm256_sign_epi8(wv[r], wv[r]), _mm256_sign_epi8(xq, wv[r]));
         __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
         acc[r][j] = _mm256_fmadd_ps(s, _mm256_mul_ps(dw[r], dx), acc[r][j]);
       }
@@ -163,8 +166,7 @@ void q8Tile(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t j0, float* 
 }
 
 template <int R>
-void q8RowBlock(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t m, float* y,
-                int64_t ldy) {
+void q8RowBlock(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t m, float* y, int64_t ldy) {
   int64_t j = 0;
   for (; j + 2 <= m; j += 2) q8Tile<R, 2>(w, nb, x, j, y + j * ldy, ldy);
   if (j < m) q8Tile<R, 1>(w, nb, x, j, y + j * ldy, ldy);
@@ -214,7 +216,8 @@ __m256 expPs(__m256 x) {
   // 2^n as two factors so that n = 128 (x near 88.7) does not overflow the exponent field.
   __m256i ni = _mm256_cvtps_epi32(n);
   __m256i half = _mm256_srai_epi32(ni, 1);
-  __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
+  __m256 s1 =
+      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
   __m256 s2 = _mm256_castsi256_ps(
       _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), _mm256_set1_epi32(127)), 23));
   return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
@@ -227,7 +230,8 @@ float dot(const float* a, const float* b, int64_t n) {
     acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
     acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
   }
-  for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+  for (; i + 8 <= n; i += 8)
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
   float s = hsum(_mm256_add_ps(acc0, acc1));
   for (; i < n; ++i) s += a[i] * b[i];
   return s;
@@ -287,7 +291,8 @@ void softmax(float* x, int64_t n) {
   float total = hsum(sum);
   for (; i < n; ++i) total += (x[i] = std::exp(x[i] - mx));
   __m256 inv = _mm256_set1_ps(1.0f / total);
-  for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+  for (i = 0; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
   for (; i < n; ++i) x[i] *= 1.0f / total;
 }
 

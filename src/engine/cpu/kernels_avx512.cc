@@ -93,10 +93,17 @@ void gemvRowBlock(const typename L::T* w, int64_t k, const float* x, int64_t m, 
   int64_t j = 0;
   for (; j + 4 <= m; j += 4) gemvTile<L, R, 4>(w, k, x + j * k, y + j * ldy, ldy);
   switch (m - j) {
-    case 3: gemvTile<L, R, 3>(w, k, x + j * k, y + j * ldy, ldy); break;
-    case 2: gemvTile<L, R, 2>(w, k, x + j * k, y + j * ldy, ldy); break;
-    case 1: gemvTile<L, R, 1>(w, k, x + j * k, y + j * ldy, ldy); break;
-    default: break;
+    case 3:
+      gemvTile<L, R, 3>(w, k, x + j * k, y + j * ldy, ldy);
+      break;
+    case 2:
+      gemvTile<L, R, 2>(w, k, x + j * k, y + j * ldy, ldy);
+      break;
+    case 1:
+      gemvTile<L, R, 1>(w, k, x + j * k, y + j * ldy, ldy);
+      break;
+    default:
+      break;
   }
 }
 
@@ -118,9 +125,12 @@ float dotRow(const typename L::T* w, const float* x, int64_t k) {
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
-// Rows one at a time: each thread streams one contiguous run of weights, which the hardware
-// prefetchers follow best (measured: 1.5x the rate of 4- or 8-row tiles on a loaded machine).
-// For m > 1 every row is reused for all m activation rows from L1, 4 at a time.
+// Memory-bound (m <= kStreamRows): rows one at a time, so that each thread streams one
+// contiguous run of weights, which the hardware prefetchers follow best (measured: 1.5x the
+// rate of 4- or 8-row tiles on a loaded machine). Compute-bound (larger m): 4-row x 4-x-row
+// register tiles, which load each x vector once for 4 rows (R = 1 was L2-bound at m = 8..16).
+constexpr int64_t kStreamRows = 3;
+
 template <class L>
 void gemv(const typename L::T* w, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m,
           float* y, int64_t ldy) {
@@ -128,11 +138,15 @@ void gemv(const typename L::T* w, int64_t k, int64_t r0, int64_t r1, const float
     for (int64_t r = r0; r < r1; ++r) y[r] = dotRow<L>(w + r * k, x, k);
     return;
   }
-  for (int64_t r = r0; r < r1; ++r) gemvRowBlock<L, 1>(w + r * k, k, x, m, y + r, ldy);
+  int64_t r = r0;
+  if (m > kStreamRows) {
+    for (; r + 4 <= r1; r += 4) gemvRowBlock<L, 4>(w + r * k, k, x, m, y + r, ldy);
+  }
+  for (; r < r1; ++r) gemvRowBlock<L, 1>(w + r * k, k, x, m, y + r, ldy);
 }
 
-void gemvF32(const float* w, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m,
-             float* y, int64_t ldy) {
+void gemvF32(const float* w, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m, float* y,
+             int64_t ldy) {
   gemv<LoadF32>(w, k, r0, r1, x, m, y, ldy);
 }
 void gemvF16(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m,
@@ -156,8 +170,7 @@ inline float hsum256(__m256 v) {
 }
 
 template <int R, int J>
-void q8Tile(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t j0, float* y,
-            int64_t ldy) {
+void q8Tile(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t j0, float* y, int64_t ldy) {
   __m256 acc[R][J];
   KUNROLL for (int r = 0; r < R; ++r) {
     KUNROLL for (int j = 0; j < J; ++j) acc[r][j] = _mm256_setzero_ps();
@@ -188,15 +201,21 @@ void q8Tile(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t j0, float* 
 }
 
 template <int R>
-void q8RowBlock(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t m, float* y,
-                int64_t ldy) {
+void q8RowBlock(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t m, float* y, int64_t ldy) {
   int64_t j = 0;
   for (; j + 4 <= m; j += 4) q8Tile<R, 4>(w, nb, x, j, y + j * ldy, ldy);
   switch (m - j) {
-    case 3: q8Tile<R, 3>(w, nb, x, j, y + j * ldy, ldy); break;
-    case 2: q8Tile<R, 2>(w, nb, x, j, y + j * ldy, ldy); break;
-    case 1: q8Tile<R, 1>(w, nb, x, j, y + j * ldy, ldy); break;
-    default: break;
+    case 3:
+      q8Tile<R, 3>(w, nb, x, j, y + j * ldy, ldy);
+      break;
+    case 2:
+      q8Tile<R, 2>(w, nb, x, j, y + j * ldy, ldy);
+      break;
+    case 1:
+      q8Tile<R, 1>(w, nb, x, j, y + j * ldy, ldy);
+      break;
+    default:
+      break;
   }
 }
 
@@ -207,8 +226,8 @@ float dotRowQ8(const BlockQ8_0* w, int64_t nb, const Q8Rows& x) {
   KUNROLL for (int u = 0; u < 4; ++u) acc[u] = _mm256_setzero_ps();
   int64_t b = 0;
   auto step = [&](int u, int64_t blk) {
-    __m256i wv = _mm256_xor_si256(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[blk].qs)), flip);
+    __m256i wv =
+        _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[blk].qs)), flip);
     __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + blk * kQ8BlockSize));
     __m256i corr = _mm256_zextsi128_si256(_mm_cvtsi32_si128(-128 * x.sum[blk]));
     __m256 s = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(corr, wv, xq));
@@ -221,14 +240,18 @@ float dotRowQ8(const BlockQ8_0* w, int64_t nb, const Q8Rows& x) {
   return hsum256(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
 }
 
-// Rows one at a time, as gemv() above.
+// Rows one at a time or 4 at a time, as gemv() above.
 void gemvQ8(const BlockQ8_0* w, int64_t nb, int64_t r0, int64_t r1, const Q8Rows& x, int64_t m,
             float* y, int64_t ldy) {
   if (m == 1) {
     for (int64_t r = r0; r < r1; ++r) y[r] = dotRowQ8(w + r * nb, nb, x);
     return;
   }
-  for (int64_t r = r0; r < r1; ++r) q8RowBlock<1>(w + r * nb, nb, x, m, y + r, ldy);
+  int64_t r = r0;
+  if (m > kStreamRows) {
+    for (; r + 4 <= r1; r += 4) q8RowBlock<4>(w + r * nb, nb, x, m, y + r, ldy);
+  }
+  for (; r < r1; ++r) q8RowBlock<1>(w + r * nb, nb, x, m, y + r, ldy);
 }
 
 // ---- conversions ----------------------------------------------------------------------------
@@ -294,15 +317,15 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; i += 16) {
     __mmask16 mask = tailMask(minI64(16, n - i));
     __m512 yv = _mm512_maskz_loadu_ps(mask, y + i);
-    _mm512_mask_storeu_ps(y + i, mask,
-                          _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(mask, x + i), yv));
+    _mm512_mask_storeu_ps(y + i, mask, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(mask, x + i), yv));
   }
 }
 
 void add(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; i += 16) {
     __mmask16 mask = tailMask(minI64(16, n - i));
-    __m512 s = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, y + i), _mm512_maskz_loadu_ps(mask, x + i));
+    __m512 s =
+        _mm512_add_ps(_mm512_maskz_loadu_ps(mask, y + i), _mm512_maskz_loadu_ps(mask, x + i));
     _mm512_mask_storeu_ps(y + i, mask, s);
   }
 }

@@ -1,8 +1,9 @@
 // The large-m (prefill) GEMM kernels. f32: weights converted to f32 a tile at a time, x packed
 // in blocks of 32 rows along the vector lanes, a 12-weight-row x 32-x-row register tile.
 // bf16 (AVX512-BF16): y[i, r] = dot(x row i, w row r) with vdpbf16ps (pairs of bf16 products
-// accumulated in f32). Per thread: a panel of kNr weight rows is packed k-pair-major (one zmm = 16 rows x 2 consecutive k), stays in L2, and is swept
-// by a kMr x kNr register tile over all m rows of x (bf16, broadcast a k-pair at a time).
+// accumulated in f32). Per thread: a panel of kNr weight rows is packed k-pair-major (one
+// zmm = 16 rows x 2 consecutive k), stays in L2, and is swept by a kMr x kNr register tile
+// over all m rows of x (bf16, broadcast a k-pair at a time).
 #include <immintrin.h>
 
 #include <cstdint>
@@ -65,18 +66,41 @@ void f32Micro(const float* wt, int64_t ldw, int64_t k, const float* xpb, float* 
 void f32MicroTail(int rows, const float* wt, int64_t ldw, int64_t k, const float* xpb, float* y,
                   int64_t ldy, int valid) {
   switch (rows) {
-    case 11: f32Micro<11>(wt, ldw, k, xpb, y, ldy, valid); break;
-    case 10: f32Micro<10>(wt, ldw, k, xpb, y, ldy, valid); break;
-    case 9: f32Micro<9>(wt, ldw, k, xpb, y, ldy, valid); break;
-    case 8: f32Micro<8>(wt, ldw, k, xpb, y, ldy, valid); break;
-    case 7: f32Micro<7>(wt, ldw, k, xpb, y, ldy, valid); break;
-    case 6: f32Micro<6>(wt, ldw, k, xpb, y, ldy, valid); break;
-    case 5: f32Micro<5>(wt, ldw, k, xpb, y, ldy, valid); break;
-    case 4: f32Micro<4>(wt, ldw, k, xpb, y, ldy, valid); break;
-    case 3: f32Micro<3>(wt, ldw, k, xpb, y, ldy, valid); break;
-    case 2: f32Micro<2>(wt, ldw, k, xpb, y, ldy, valid); break;
-    case 1: f32Micro<1>(wt, ldw, k, xpb, y, ldy, valid); break;
-    default: break;
+    case 11:
+      f32Micro<11>(wt, ldw, k, xpb, y, ldy, valid);
+      break;
+    case 10:
+      f32Micro<10>(wt, ldw, k, xpb, y, ldy, valid);
+      break;
+    case 9:
+      f32Micro<9>(wt, ldw, k, xpb, y, ldy, valid);
+      break;
+    case 8:
+      f32Micro<8>(wt, ldw, k, xpb, y, ldy, valid);
+      break;
+    case 7:
+      f32Micro<7>(wt, ldw, k, xpb, y, ldy, valid);
+      break;
+    case 6:
+      f32Micro<6>(wt, ldw, k, xpb, y, ldy, valid);
+      break;
+    case 5:
+      f32Micro<5>(wt, ldw, k, xpb, y, ldy, valid);
+      break;
+    case 4:
+      f32Micro<4>(wt, ldw, k, xpb, y, ldy, valid);
+      break;
+    case 3:
+      f32Micro<3>(wt, ldw, k, xpb, y, ldy, valid);
+      break;
+    case 2:
+      f32Micro<2>(wt, ldw, k, xpb, y, ldy, valid);
+      break;
+    case 1:
+      f32Micro<1>(wt, ldw, k, xpb, y, ldy, valid);
+      break;
+    default:
+      break;
   }
 }
 
@@ -146,24 +170,46 @@ void sweepRows(const uint32_t* panel, int64_t kp_count, const uint16_t* x, int64
   microKernel<MR>(panel, kp_count, x + i * k, k, y + i * ldy, ldy, m0, m1);
 }
 
-void sweepTail(int64_t left, const uint32_t* panel, int64_t kp_count, const uint16_t* x,
-               int64_t k, int64_t i, float* y, int64_t ldy, __mmask16 m0, __mmask16 m1) {
+void sweepTail(int64_t left, const uint32_t* panel, int64_t kp_count, const uint16_t* x, int64_t k,
+               int64_t i, float* y, int64_t ldy, __mmask16 m0, __mmask16 m1) {
   switch (left) {
-    case 11: sweepRows<11>(panel, kp_count, x, k, i, y, ldy, m0, m1); break;
-    case 10: sweepRows<10>(panel, kp_count, x, k, i, y, ldy, m0, m1); break;
-    case 9: sweepRows<9>(panel, kp_count, x, k, i, y, ldy, m0, m1); break;
-    case 8: sweepRows<8>(panel, kp_count, x, k, i, y, ldy, m0, m1); break;
-    case 7: sweepRows<7>(panel, kp_count, x, k, i, y, ldy, m0, m1); break;
-    case 6: sweepRows<6>(panel, kp_count, x, k, i, y, ldy, m0, m1); break;
-    case 5: sweepRows<5>(panel, kp_count, x, k, i, y, ldy, m0, m1); break;
-    case 4: sweepRows<4>(panel, kp_count, x, k, i, y, ldy, m0, m1); break;
-    case 3: sweepRows<3>(panel, kp_count, x, k, i, y, ldy, m0, m1); break;
-    case 2: sweepRows<2>(panel, kp_count, x, k, i, y, ldy, m0, m1); break;
-    case 1: sweepRows<1>(panel, kp_count, x, k, i, y, ldy, m0, m1); break;
-    default: break;
+    case 11:
+      sweepRows<11>(panel, kp_count, x, k, i, y, ldy, m0, m1);
+      break;
+    case 10:
+      sweepRows<10>(panel, kp_count, x, k, i, y, ldy, m0, m1);
+      break;
+    case 9:
+      sweepRows<9>(panel, kp_count, x, k, i, y, ldy, m0, m1);
+      break;
+    case 8:
+      sweepRows<8>(panel, kp_count, x, k, i, y, ldy, m0, m1);
+      break;
+    case 7:
+      sweepRows<7>(panel, kp_count, x, k, i, y, ldy, m0, m1);
+      break;
+    case 6:
+      sweepRows<6>(panel, kp_count, x, k, i, y, ldy, m0, m1);
+      break;
+    case 5:
+      sweepRows<5>(panel, kp_count, x, k, i, y, ldy, m0, m1);
+      break;
+    case 4:
+      sweepRows<4>(panel, kp_count, x, k, i, y, ldy, m0, m1);
+      break;
+    case 3:
+      sweepRows<3>(panel, kp_count, x, k, i, y, ldy, m0, m1);
+      break;
+    case 2:
+      sweepRows<2>(panel, kp_count, x, k, i, y, ldy, m0, m1);
+      break;
+    case 1:
+      sweepRows<1>(panel, kp_count, x, k, i, y, ldy, m0, m1);
+      break;
+    default:
+      break;
   }
 }
-
 
 }  // namespace
 
@@ -171,7 +217,8 @@ void gemmBf16Avx512(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const 
                     int64_t m, float* y, int64_t ldy) {
   int64_t kp_count = k / 2;
   std::vector<uint32_t>& buf = panelBuffer();
-  if (buf.size() < static_cast<size_t>(kp_count * kNr)) buf.resize(static_cast<size_t>(kp_count * kNr));
+  if (buf.size() < static_cast<size_t>(kp_count * kNr))
+    buf.resize(static_cast<size_t>(kp_count * kNr));
   uint32_t* panel = buf.data();
   for (int64_t rp = r0; rp < r1; rp += kNr) {
     int rows = static_cast<int>(r1 - rp < kNr ? r1 - rp : kNr);

@@ -26,8 +26,8 @@ struct Q8Rows {
 // contiguous with k columns.
 using GemvF32Fn = void (*)(const float* w, int64_t k, int64_t r0, int64_t r1, const float* x,
                            int64_t m, float* y, int64_t ldy);
-using GemvHalfFn = void (*)(const uint16_t* w, int64_t k, int64_t r0, int64_t r1,
-                            const float* x, int64_t m, float* y, int64_t ldy);
+using GemvHalfFn = void (*)(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const float* x,
+                            int64_t m, float* y, int64_t ldy);
 using GemvQ8Fn = void (*)(const model::BlockQ8_0* w, int64_t nb, int64_t r0, int64_t r1,
                           const Q8Rows& x, int64_t m, float* y, int64_t ldy);
 using HalfToF32Fn = void (*)(const uint16_t* src, int64_t n, float* dst);
@@ -41,12 +41,13 @@ using GemmBf16Fn = void (*)(const uint16_t* w, int64_t k, int64_t r0, int64_t r1
 // dst[i] = src[i] rounded to bf16 (nearest even), for the x of GemmBf16Fn.
 using F32ToBf16Fn = void (*)(const float* src, int64_t n, uint16_t* dst);
 
-// Large-m f32 GEMM: y[i, r] = dot(x row i, wt row r) for i < m, r < rows; wt is [rows, k] f32
-// with row stride ldw (pad it: a stride of 4 KiB sets the tile's rows on one L1 set); x is packed by packXBlocks: blocks of kXBlock rows, each [k][kXBlock] (rows beyond
-// m zero). y rows have stride ldy.
+// Large-m f32 GEMM: y[i, r] = dot(x row i, wt row r) for i < m, r < rows. wt: [rows, k] f32
+// with row stride ldw (pad it: a stride of 4 KiB puts the tile's rows on one L1 set). x is
+// packed (kernels.cc packXBlocks) in blocks of kXBlock rows, each [k][kXBlock], rows beyond m
+// zero. y rows have stride ldy.
 inline constexpr int kXBlock = 32;
-using GemmF32Fn = void (*)(const float* wt, int64_t ldw, int64_t rows, int64_t k,
-                           const float* xp, int64_t m, float* y, int64_t ldy);
+using GemmF32Fn = void (*)(const float* wt, int64_t ldw, int64_t rows, int64_t k, const float* xp,
+                           int64_t m, float* y, int64_t ldy);
 
 struct KernelTable {
   const char* name;
@@ -59,7 +60,7 @@ struct KernelTable {
   Q8ToF32Fn q8_to_f32;
   GemmBf16Fn gemm_bf16;
   F32ToBf16Fn f32_to_bf16;  // set where gemm_bf16 is
-  GemmF32Fn gemm_f32;        // may be null: kernels.cc then uses OpenBLAS sgemm
+  GemmF32Fn gemm_f32;       // may be null: kernels.cc then uses OpenBLAS sgemm
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);
   // y = x / sqrt(mean(x^2) + eps) * w over one row of d; x and y may alias.

@@ -13,8 +13,8 @@ using model::BlockQ8_0;
 using model::kQ8BlockSize;
 
 template <typename Load>
-void gemvGeneric(Load load, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m,
-                 float* y, int64_t ldy) {
+void gemvGeneric(Load load, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m, float* y,
+                 int64_t ldy) {
   for (int64_t r = r0; r < r1; ++r) {
     for (int64_t j = 0; j < m; ++j) {
       const float* xj = x + j * k;
@@ -29,8 +29,8 @@ void gemvGeneric(Load load, int64_t k, int64_t r0, int64_t r1, const float* x, i
   }
 }
 
-void gemvF32(const float* w, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m,
-             float* y, int64_t ldy) {
+void gemvF32(const float* w, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m, float* y,
+             int64_t ldy) {
   gemvGeneric([w](int64_t i) { return w[i]; }, k, r0, r1, x, m, y, ldy);
 }
 

@@ -1,0 +1,253 @@
+// Serving-engine benchmark (issue 3 §5), through the real Engine (scheduler, block pool, sampler)
+// over LlamaModel. One JSON object per line on stdout:
+//   - decode: aggregate generated tokens/s with N concurrent greedy sequences (prompt 32 tokens,
+//     --gen tokens each, ignore_eos), for N in --batches; also the engine's own loop overhead
+//     per step (time outside forward()) as a fraction of the step.
+//   - ttft: time to first token of a --ttft-prompt-token prompt, cold, and again after a request
+//     that shares all but its last 64 tokens (1,984 of 2,048 cached at the default).
+// Models are generated once (seed 1) into --models (default <build>/models) as <preset>-<dtype>.
+// Run: build/bench/engine_bench [--preset medium] [--dtypes bf16,f32] [--threads 2]
+//      [--batches 1,4,16,64] [--gen 32] [--ttft-prompt 2048] [--models DIR]
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/llama_model.h"
+#include "model/make_model.h"
+#include "model/model_loader.h"
+
+namespace turbine::engine {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Args {
+  std::string preset = "medium";
+  std::vector<std::string> dtypes = {"bf16", "f32"};
+  int threads = 2;
+  std::vector<int> batches = {1, 4, 16, 64};
+  int gen = 32;
+  int ttft_prompt = 2048;
+  std::string models;
+};
+
+std::vector<std::string> splitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+double seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+Result<std::string> ensureModel(const Args& a, const std::string& dtype) {
+  const bool gguf = dtype == "q8_0";
+  const fs::path path = fs::path(a.models) / (a.preset + "-" + dtype + (gguf ? ".gguf" : ""));
+  if (fs::exists(gguf ? path : path / "config.json")) return path.string();
+  std::fprintf(stderr, "generating %s ...\n", path.c_str());
+  fs::create_directories(a.models);
+  model::MakeModelOptions o;
+  o.preset = a.preset;
+  o.format = gguf ? "gguf" : "hf";
+  o.dtype = dtype;
+  o.seed = 1;
+  o.out = path.string();
+  TURBINE_RETURN_IF_ERROR(model::makeModel(o));
+  return path.string();
+}
+
+std::vector<int32_t> prompt(int32_t n, int32_t vocab, uint32_t salt) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  uint32_t x = 2463534242u ^ salt;
+  for (auto& id : ids) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    id = static_cast<int32_t>(x % static_cast<uint32_t>(vocab - 300)) + 256;
+  }
+  return ids;
+}
+
+Request greedy(std::string id, std::vector<int32_t> tokens, int32_t max_tokens) {
+  Request r;
+  r.request_id = std::move(id);
+  r.token_ids = std::move(tokens);
+  r.sampling.temperature = 0;
+  r.stop.max_tokens = max_tokens;
+  r.stop.ignore_eos = true;
+  return r;
+}
+
+Result<std::unique_ptr<Engine>> makeEngine(std::shared_ptr<const model::ModelWeights> w,
+                                           const Args& a, int32_t max_len, int32_t blocks) {
+  LlamaModelOptions mo;
+  mo.threads = a.threads;
+  mo.max_model_len = max_len;
+  mo.num_blocks = blocks;
+  TURBINE_ASSIGN_OR_RETURN(auto runner, LlamaModel::create(std::move(w), mo));
+  EngineOptions eo;
+  eo.model_id = "bench";
+  eo.max_num_seqs = 256;
+  eo.max_num_batched_tokens = 2048;
+  return Engine::create(std::move(runner), eo);
+}
+
+Status benchDecode(std::shared_ptr<const model::ModelWeights> w, const Args& a,
+                   const std::string& dtype) {
+  const int32_t vocab = w->config.vocab_size;
+  for (int n : a.batches) {
+    const int32_t per_seq_blocks = (32 + a.gen) / 16 + 2;
+    TURBINE_ASSIGN_OR_RETURN(auto eng, makeEngine(w, a, 32 + a.gen + 1, n * per_seq_blocks + 8));
+    // Warm up (page in the weights, size the scratch buffers).
+    {
+      TURBINE_ASSIGN_OR_RETURN(auto s, eng->addStream(greedy("warm", prompt(32, vocab, 99), 4)));
+      while (s->next()) {
+      }
+    }
+    // Callbacks run on the step loop: record when every sequence has its first token (prefill
+    // done) and when the last one finishes; decode throughput is over that steady interval.
+    struct Progress {
+      std::mutex mu;
+      std::condition_variable cv;
+      int have_first = 0;
+      int finished = 0;
+      Clock::time_point all_first{};
+    };
+    auto prog = std::make_shared<Progress>();
+    for (int i = 0; i < n; ++i) {
+      auto seen = std::make_shared<int>(0);
+      Status st = eng->add(
+          greedy("r" + std::to_string(i), prompt(32, vocab, static_cast<uint32_t>(i)), a.gen),
+          [prog, seen, n](Output&& o) {
+            std::lock_guard<std::mutex> lock(prog->mu);
+            if (*seen == 0 && !o.token_ids.empty() && ++prog->have_first == n) {
+              prog->all_first = Clock::now();
+            }
+            *seen += static_cast<int>(o.token_ids.size());
+            if (o.finished()) {
+              ++prog->finished;
+              prog->cv.notify_all();
+            }
+          });
+      TURBINE_RETURN_IF_ERROR(st);
+    }
+    Clock::time_point t1;
+    {
+      std::unique_lock<std::mutex> lock(prog->mu);
+      prog->cv.wait(lock, [&] { return prog->finished == n; });
+      t1 = Clock::now();
+    }
+    const Clock::time_point all_first = prog->all_first;
+    int64_t decode_tokens = 0;
+    EngineStats st = eng->stats();
+    // Tokens generated after every sequence got its first one, over that time. (Sequences that
+    // finish early leave a smaller batch at the end, so this slightly understates the rate.)
+    int64_t after_first = static_cast<int64_t>(n) * (a.gen - 1);
+    double secs = seconds(all_first, t1);
+    std::printf(
+        "{\"bench\":\"engine_decode\",\"preset\":\"%s\",\"dtype\":\"%s\",\"threads\":%d,"
+        "\"concurrency\":%d,\"gen\":%d,\"tokens_per_s\":%.1f,\"overhead_us_per_step\":%.1f,"
+        "\"steps\":%lld}\n",
+        a.preset.c_str(), dtype.c_str(), a.threads, n, a.gen,
+        secs > 0 ? static_cast<double>(after_first) / secs : 0.0, st.overhead_us_per_step,
+        static_cast<long long>(st.steps));
+    (void)decode_tokens;
+    std::fflush(stdout);
+  }
+  return Status::ok();
+}
+
+Result<double> timeToFirstToken(Engine& eng, const std::string& id, std::vector<int32_t> p) {
+  auto t0 = Clock::now();
+  TURBINE_ASSIGN_OR_RETURN(auto s, eng.addStream(greedy(id, std::move(p), 1)));
+  double ttft = -1;
+  while (auto o = s->next()) {
+    if (ttft < 0 && !o->token_ids.empty()) ttft = seconds(t0, Clock::now());
+  }
+  return ttft;
+}
+
+Status benchTtft(std::shared_ptr<const model::ModelWeights> w, const Args& a,
+                 const std::string& dtype) {
+  const int32_t vocab = w->config.vocab_size;
+  const int32_t n = a.ttft_prompt;
+  TURBINE_ASSIGN_OR_RETURN(auto eng, makeEngine(w, a, n + 8, 3 * (n / 16 + 2)));
+  TURBINE_ASSIGN_OR_RETURN(double warm, timeToFirstToken(*eng, "warm", prompt(64, vocab, 7)));
+  (void)warm;
+  std::vector<int32_t> base = prompt(n, vocab, 1);
+  TURBINE_ASSIGN_OR_RETURN(double cold, timeToFirstToken(*eng, "cold", base));
+  // Same first n-64 tokens, different last 64: n-64 tokens come from the prefix cache.
+  std::vector<int32_t> other = base;
+  std::vector<int32_t> tail = prompt(64, vocab, 2);
+  std::copy(tail.begin(), tail.end(), other.end() - 64);
+  TURBINE_ASSIGN_OR_RETURN(double cached, timeToFirstToken(*eng, "cached", other));
+  std::printf(
+      "{\"bench\":\"engine_ttft\",\"preset\":\"%s\",\"dtype\":\"%s\",\"threads\":%d,"
+      "\"prompt\":%d,\"cached_tokens\":%d,\"ttft_cold_ms\":%.1f,\"ttft_cached_ms\":%.1f,"
+      "\"speedup\":%.1f}\n",
+      a.preset.c_str(), dtype.c_str(), a.threads, n, n - 64, cold * 1e3, cached * 1e3,
+      cached > 0 ? cold / cached : 0.0);
+  std::fflush(stdout);
+  return Status::ok();
+}
+
+int run(const Args& a) {
+  for (const std::string& dtype : a.dtypes) {
+    auto path = ensureModel(a, dtype);
+    if (!path.isOk()) {
+      std::fprintf(stderr, "engine_bench: %s\n", path.status().toString().c_str());
+      return 1;
+    }
+    auto w = model::loadModel(*path);
+    if (!w.isOk()) {
+      std::fprintf(stderr, "engine_bench: %s\n", w.status().toString().c_str());
+      return 1;
+    }
+    auto weights = std::make_shared<const model::ModelWeights>(std::move(w).value());
+    for (Status st : {benchDecode(weights, a, dtype), benchTtft(weights, a, dtype)}) {
+      if (!st.isOk()) {
+        std::fprintf(stderr, "engine_bench: %s\n", st.toString().c_str());
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace turbine::engine
+
+int main(int argc, char** argv) {
+  turbine::engine::Args a;
+  a.models = (std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() /
+              "models").string();
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--preset") a.preset = v;
+    else if (k == "--dtypes") a.dtypes = turbine::engine::splitList(v);
+    else if (k == "--threads") a.threads = std::stoi(v);
+    else if (k == "--gen") a.gen = std::stoi(v);
+    else if (k == "--ttft-prompt") a.ttft_prompt = std::stoi(v);
+    else if (k == "--models") a.models = v;
+    else if (k == "--batches") {
+      a.batches.clear();
+      for (auto& s : turbine::engine::splitList(v)) a.batches.push_back(std::stoi(s));
+    } else {
+      std::fprintf(stderr, "engine_bench: unknown flag %s\n", k.c_str());
+      return 2;
+    }
+  }
+  return turbine::engine::run(a);
+}
