@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `make bench`: runs every benchmark and writes their raw output to BUILD/bench-results/.
+# The figures that docs/benchmarks.md records come from these runs (machine, commit, date below).
+# Run on a quiet machine: the benchmarks share its cores with nothing else.
+set -uo pipefail
+BUILD=${1:-build}
+OUT="$BUILD/bench-results"
+mkdir -p "$OUT"
+B="$BUILD/bench"
+
+{
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  lscpu | grep -E '^(Model name|CPU\(s\)):' | sed 's/  */ /g'
+} | tee "$OUT/machine.txt"
+
+run() {  # run NAME CMD...: prints and saves the output; a failing benchmark does not stop the rest
+  local name=$1; shift
+  echo "== $name: $*"
+  "$@" 2>&1 | tee "$OUT/$name.txt"
+}
+
+run memory_bandwidth "$B/memory_bandwidth_bench" --benchmark_min_time=1
+run kernels "$B/kernels_bench" --benchmark_filter='Gemv|DecodeMedium|PrefillMedium|Sgemm1024|Gemm/bf16'
+run forward "$B/forward_bench" --preset medium --dtypes f32,bf16,f16,q8_0 --threads 2 --batches 1,4,16
+run engine "$B/engine_bench" --preset medium --dtypes bf16,f32 --threads 2 --batches 1,4,16,64
+run scheduler "$B/scheduler_bench"
+[ -x "$B/frontend_bench" ] && run frontend "$B/frontend_bench" --streams 1,100,1000 --seconds 5
+[ -x "$B/bench_client_bench" ] && run bench_client "$B/bench_client_bench" --concurrency 1000 --requests 3000
+[ -x "$B/router_bench" ] && run router "$B/router_bench"
+echo "results in $OUT"

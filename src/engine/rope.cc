@@ -39,6 +39,9 @@ std::vector<double> RopeTable::inverseFrequencies(const model::ModelConfig& conf
         f = llama3Scale(f, config.rope_scaling);
         break;
     }
+    if (!config.rope_scaling.freq_factors.empty()) {
+      f /= static_cast<double>(config.rope_scaling.freq_factors[static_cast<size_t>(i)]);
+    }
     inv[static_cast<size_t>(i)] = f;
   }
   return inv;
@@ -48,6 +51,12 @@ Result<RopeTable> RopeTable::create(const model::ModelConfig& config, int32_t ma
   if (config.head_dim <= 0 || config.head_dim % 2 != 0) {
     return invalidArgument("rope: head_dim must be positive and even, got " +
                            std::to_string(config.head_dim));
+  }
+  const auto& factors = config.rope_scaling.freq_factors;
+  if (!factors.empty() && factors.size() != static_cast<size_t>(config.head_dim / 2)) {
+    return invalidArgument("rope: rope_freqs has " + std::to_string(factors.size()) +
+                           " factors, expected head_dim / 2 = " +
+                           std::to_string(config.head_dim / 2));
   }
   if (max_positions <= 0) {
     return invalidArgument("rope: max positions must be positive, got " +

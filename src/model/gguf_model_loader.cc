@@ -2,6 +2,8 @@
 // names -> ModelWeights. GGUF lists dimensions innermost first (ne[0]); TensorView shapes are
 // outermost first, so shapes are reversed here.
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "model/model_loader_internal.h"
@@ -59,9 +61,18 @@ Result<int32_t> positiveInt(const GgufFile& f, const std::string& key) {
 }
 
 Status ropeScaling(const GgufFile& f, const std::string& a, RopeScaling* rs) {
-  if (f.findTensor("rope_freqs.weight") != nullptr) {
-    return unimplemented(f.path() + ": tensor 'rope_freqs.weight' (llama3 rope scaling as "
-                         "frequency factors) not supported in GGUF; use the HF folder");
+  if (const GgufTensorInfo* t = f.findTensor("rope_freqs.weight")) {
+    // llama.cpp's converter stores Llama 3.1's rope scaling as precomputed frequency divisors.
+    if (t->ggml_type != static_cast<uint32_t>(GgmlType::kF32) || t->ne.size() != 1) {
+      return invalidArgument(f.path() + ": tensor 'rope_freqs.weight': expected a 1-D f32 tensor");
+    }
+    rs->freq_factors.resize(static_cast<size_t>(t->ne[0]));
+    std::memcpy(rs->freq_factors.data(), t->data, rs->freq_factors.size() * sizeof(float));
+    for (float v : rs->freq_factors) {
+      if (!(v > 0.0f) || !std::isfinite(v)) {
+        return invalidArgument(f.path() + ": tensor 'rope_freqs.weight': factors must be positive");
+      }
+    }
   }
   std::string type = "none";
   if (f.find(a + ".rope.scaling.type") != nullptr) {

@@ -27,6 +27,9 @@ struct RopeScaling {
   float low_freq_factor = 1.0f;
   float high_freq_factor = 4.0f;
   int32_t original_max_position_embeddings = 8192;
+  // Per-frequency divisors (head_dim / 2 of them), applied after the rules above: GGUF files of
+  // Llama 3.1+ store the llama3 rule precomputed as the tensor `rope_freqs.weight`.
+  std::vector<float> freq_factors;
 };
 
 struct ModelConfig {
