@@ -94,6 +94,11 @@ int main(int argc, char** argv) {
               a.itl_ms.p99, a.itl_ms.max, itl_ms);
   std::printf("e2e ms  p50/p99              %.2f / %.2f   (schedule %.2f)\n", a.e2e_ms.p50,
               a.e2e_ms.p99, ideal_e2e_ms);
+  const StubStats ss = (*stub)->stats();
+  std::printf("stub send lag ms mean/max    %.2f / %.2f   (server side, behind its schedule)\n",
+              ss.send_lag_mean_ms, ss.send_lag_max_ms);
+  std::printf("client loop lag ms p50/p99/max %.2f / %.2f / %.2f   (5 ms probe timer)\n",
+              out->loop_lag_p50_ms, out->loop_lag_p99_ms, out->loop_lag_max_ms);
   std::printf("overhead: ttft p50 +%.2f ms, itl mean +%.3f ms, e2e p50 +%.2f ms\n",
               a.ttft_ms.p50 - ttft_ms, a.itl_ms.mean - itl_ms, a.e2e_ms.p50 - ideal_e2e_ms);
   return a.requests_failed == 0 ? 0 : 1;

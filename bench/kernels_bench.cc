@@ -5,6 +5,7 @@
 //    a real decode step.
 //  - DecodeMedium/<dtype>: the 16 layers' 7 matmuls + lm_head at m = 1, i.e. a decode step
 //    without attention; counters tok/s and wGB/s.
+//  - DecodeMediumBatch/<dtype>/<m>: the same at m = 1, 4, 16, 64 (batched decode); tok/s = m/step.
 //  - Gemm/<dtype>/<k>/<n>: matmul with m = 512 (prefill); counter GFLOP/s = 2 m n k / time.
 //  - PrefillMedium/<dtype>: one layer's matmuls at m = 512, scaled to 16 layers; counter tok/s.
 //  - Sgemm1024/<threads>: OpenBLAS sgemm 1024^3 (its own threads): the BLAS's peak rate.
@@ -139,6 +140,39 @@ void BM_DecodeMedium(benchmark::State& state) {
   state.SetLabel(std::string(model::dtypeName(dtype)) + " " + kernelIsa());
 }
 BENCHMARK(BM_DecodeMedium)->DenseRange(0, 3)->ArgName("dtype")->UseRealTime()->MinTime(1.0);
+
+// A batched decode step: the same matmuls with m = batch activation rows (one per sequence).
+// Counter tok/s = m per step. With --threads=1 the CPU column is the step's CPU time (the pool
+// runs the work on the calling thread), which is robust on a loaded machine.
+void BM_DecodeMediumBatch(benchmark::State& state) {
+  DType dtype = kDtypes[state.range(0)];
+  int64_t m = state.range(1);
+  std::vector<Weights> mats;
+  size_t bytes = 0;
+  for (int l = 0; l < kLayers; ++l) {
+    for (const auto& s : kLayerShapes) {
+      mats.push_back(makeWeights(dtype, s[0], s[1], 0));
+      bytes += mats.back().bytesEach();
+    }
+  }
+  mats.push_back(makeWeights(dtype, 32000, 1024, 0));
+  bytes += mats.back().bytesEach();
+  std::vector<float> x = randomActs(m * 2816), y(static_cast<size_t>(m * 32000));
+  for (auto _ : state) {
+    for (const Weights& w : mats) matmul(pool(), x.data(), m, w.views[0], y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["tok/s"] =
+      benchmark::Counter(static_cast<double>(m), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["wGB/s"] = benchmark::Counter(static_cast<double>(bytes) * 1e-9,
+                                               benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(model::dtypeName(dtype)) + " " + kernelIsa());
+}
+BENCHMARK(BM_DecodeMediumBatch)
+    ->ArgsProduct({{0, 1, 2, 3}, {1, 4, 16, 64}})
+    ->ArgNames({"dtype", "m"})
+    ->UseRealTime()
+    ->MinTime(0.5);
 
 constexpr int64_t kPrefill = 512;
 

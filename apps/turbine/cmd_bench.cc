@@ -91,12 +91,12 @@ Result<PromptOptions> promptOptions(const BenchFlags& f) {
   return p;
 }
 
-Result<std::unique_ptr<Workload>> makeWorkload(const BenchFlags& f, const PromptRenderer* r) {
+// `recs`: the trace, read before anything touches the server (trace workload only).
+Result<std::unique_ptr<Workload>> makeWorkload(const BenchFlags& f, const PromptRenderer* r,
+                                               std::vector<TraceRecord> recs) {
   TURBINE_ASSIGN_OR_RETURN(LengthDist in, parseLengthDist(f.input_len));
   TURBINE_ASSIGN_OR_RETURN(LengthDist out, parseLengthDist(f.output_len));
   if (f.workload == "trace") {
-    if (f.trace.empty()) return invalidArgument("--workload trace needs --trace FILE");
-    TURBINE_ASSIGN_OR_RETURN(std::vector<TraceRecord> recs, readTrace(f.trace));
     TraceWorkloadOptions o;
     o.time_scale = f.time_scale;
     o.rate_scale = f.rate_scale;
@@ -140,16 +140,26 @@ int runBenchCommand(const BenchFlags& f) {
     std::fprintf(stderr, "turbine bench: error: --rate applies to --workload synthetic only\n");
     return 2;
   }
+  std::vector<TraceRecord> recs;
+  if (f.workload == "trace") {
+    if (f.trace.empty()) {
+      std::fprintf(stderr, "turbine bench: error: --workload trace needs --trace FILE\n");
+      return 2;
+    }
+    Result<std::vector<TraceRecord>> read = readTrace(f.trace);
+    if (!read.isOk()) return reportError("bench", read.status());
+    recs = std::move(read).value();
+  }
   Result<PromptOptions> popts = promptOptions(f);
   if (!popts.isOk()) {
     return popts.status().code() == StatusCode::kInvalidArgument ? (reportError("bench", popts.status()), 2)
                                                                  : reportError("bench", popts.status());
   }
   PromptRenderer renderer(*popts);
-  Result<std::unique_ptr<Workload>> wl = makeWorkload(f, &renderer);
+  Result<std::unique_ptr<Workload>> wl = makeWorkload(f, &renderer, std::move(recs));
   if (!wl.isOk()) {
     reportError("bench", wl.status());
-    return f.workload == "trace" && !f.trace.empty() ? 1 : 2;
+    return 2;  // only flag values fail here
   }
   RunnerOptions ro;
   ro.url = f.url;
@@ -171,6 +181,10 @@ int runBenchCommand(const BenchFlags& f) {
                run->loop_cpu_s, run->duration_s,
                run->duration_s > 0 ? 100.0 * run->loop_cpu_s / run->duration_s : 0.0,
                static_cast<long long>(run->connections_opened));
+  if (run->loop_lag_p99_ms > 10.0) {
+    std::fprintf(stderr, "turbine bench: warning: the client's event loop lagged (p99 %.1f ms); "
+                 "client-side timings are inflated by about that much\n", run->loop_lag_p99_ms);
+  }
   for (const auto& r : run->results) {
     if (!r.ok()) {
       std::fprintf(stderr, "first failure: request %llu: %s\n", static_cast<unsigned long long>(r.id),

@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   addMakeModelCommand(app, exit_code);
   addBenchCommand(app, exit_code);
   addGenerateCommand(app, exit_code);
+  addSimulateCommand(app, exit_code);
+  addServeCommand(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

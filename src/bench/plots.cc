@@ -59,7 +59,7 @@ std::string terminal() {
 // Writes the series' data files and a script, runs gnuplot and checks the PNG.
 Status plot(const std::string& dir, const std::string& name, const std::string& title,
             const std::string& xlabel, const std::string& ylabel, const std::vector<Series>& series,
-            bool steps) {
+            bool steps, const std::string& y2label = "") {
   namespace fs = std::filesystem;
   const std::string data_dir = dir + "/plot_data";
   std::error_code ec;
@@ -71,6 +71,7 @@ Status plot(const std::string& dir, const std::string& name, const std::string& 
      << "set output " << quoted(png) << "\n"
      << "set title " << quoted(title) << "\nset xlabel " << quoted(xlabel)
      << "\nset ylabel " << quoted(ylabel) << "\nset grid\nset key bottom right\n";
+  if (!y2label.empty()) gp << "set y2label " << quoted(y2label) << "\nset y2tics\nset ytics nomirror\n";
   std::string plot_cmd = "plot ";
   for (size_t i = 0; i < series.size(); ++i) {
     const std::string dat = data_dir + "/" + name + "_" + std::to_string(i) + ".dat";
@@ -79,7 +80,8 @@ Status plot(const std::string& dir, const std::string& name, const std::string& 
     for (size_t k = 0; k < series[i].x.size(); ++k) d << series[i].x[k] << " " << series[i].y[k] << "\n";
     if (series[i].x.empty()) d << "0 0\n";
     if (!d) return ioError("cannot write " + dat);
-    plot_cmd += (i ? ", " : "") + quoted(dat) + " using 1:2 with " + (steps ? "steps" : "lines") +
+    const std::string axes = !y2label.empty() && i > 0 ? " axes x1y2" : "";
+    plot_cmd += (i ? ", " : "") + quoted(dat) + " using 1:2" + axes + " with " + (steps ? "steps" : "lines") +
                 " lw 2 title " + quoted(series[i].label);
   }
   gp << plot_cmd << "\n";
@@ -127,10 +129,10 @@ Status writeReportPlots(const std::string& dir, const nlohmann::json& report) {
                                "fraction of gaps", {cdf("itl", reportValues(report, "itl_ms"))}, true));
   const nlohmann::json tl = report.value("timeline", nlohmann::json::object());
   const double b = tl.value("bucket_s", 1.0);
-  TURBINE_RETURN_IF_ERROR(plot(dir, "throughput", "Throughput over time", "time (s)", "per second",
+  TURBINE_RETURN_IF_ERROR(plot(dir, "throughput", "Throughput over time", "time (s)", "output tokens/s",
                                {buckets("output tokens/s", tl.value("output_tokens_per_s", nlohmann::json()), b),
-                                buckets("requests finished/s", tl.value("requests_finished", nlohmann::json()), b)},
-                               false));
+                                buckets("requests finished/s (right)", tl.value("requests_finished", nlohmann::json()), b)},
+                               false, "requests/s"));
   return plot(dir, "concurrency", "Requests in flight over time", "time (s)", "requests",
               {buckets("in flight (mean per bucket)", tl.value("concurrency", nlohmann::json()), b)},
               false);

@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <unordered_set>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -60,16 +61,20 @@ std::string errorText(int status, const std::string& body) {
   return "HTTP " + std::to_string(status) + ": " + msg;
 }
 
+// One pooled HTTP/1.1 connection. Timeouts are enforced by the runner's watchdog, which closes
+// the socket of a connection past its deadline (cheaper than a timer per read at 1,000 streams).
 struct Conn {
-  explicit Conn(asio::io_context& io) : stream(io) {}
-  beast::tcp_stream stream;
+  explicit Conn(asio::io_context& io) : sock(io) {}
+  tcp::socket sock;
   beast::flat_buffer buf;
+  Clock::time_point deadline = Clock::time_point::max();
+  bool timed_out = false;
 };
 
 class Runner {
  public:
   Runner(const RunnerOptions& o, Workload& w, const PromptRenderer& r, Url url)
-      : o_(o), workload_(w), renderer_(r), url_(std::move(url)), wake_(io_), tick_(io_) {
+      : o_(o), workload_(w), renderer_(r), url_(std::move(url)), wake_(io_), tick_(io_), watchdog_(io_), probe_(io_) {
     target_ = endpointPath(url_, o_.endpoint);
     host_header_ = url_.host + ":" + url_.port;
     keep_text_ = workload_.needsOutputText();
@@ -93,18 +98,24 @@ class Runner {
 
  private:
   asio::awaitable<void> main() {
+    asio::co_spawn(io_, watchdog(), asio::detached);
     co_await preflight();
-    if (!fatal_.isOk()) co_return;
-    start_ = Clock::now();
-    if (o_.progress) asio::co_spawn(io_, progressLoop(), asio::detached);
-    co_await dispatch();
-    out_.duration_s = msBetween(start_, Clock::now()) / 1000.0;
+    if (fatal_.isOk()) {
+      start_ = Clock::now();
+      if (o_.progress) asio::co_spawn(io_, progressLoop(), asio::detached);
+      asio::co_spawn(io_, lagProbe(), asio::detached);
+      co_await dispatch();
+      out_.duration_s = msBetween(start_, Clock::now()) / 1000.0;
+      if (o_.progress) o_.progress(progress());
+    }
     finished_all_ = true;
     tick_.cancel();
-    if (o_.progress) o_.progress(progress());
+    watchdog_.cancel();
+    probe_.cancel();
+    summarizeLag();
     for (auto& c : idle_) {
       beast::error_code ignored;
-      c->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      c->sock.shutdown(tcp::socket::shutdown_both, ignored);
     }
     idle_.clear();
   }
@@ -129,15 +140,67 @@ class Runner {
 
   asio::awaitable<std::unique_ptr<Conn>> connect(beast::error_code& ec) {
     auto c = std::make_unique<Conn>(io_);
-    c->stream.expires_after(std::chrono::duration_cast<Clock::duration>(
-        std::chrono::duration<double>(o_.connect_timeout_s)));
-    co_await c->stream.async_connect(endpoints_, redirect(ec));
+    arm(*c, o_.connect_timeout_s);
+    co_await asio::async_connect(c->sock, endpoints_, redirect(ec));
+    disarm(*c);
+    if (c->timed_out) ec = beast::error::timeout;
     if (!ec) {
       beast::error_code ignored;
-      c->stream.socket().set_option(tcp::no_delay(true), ignored);
+      c->sock.set_option(tcp::no_delay(true), ignored);
       ++out_.connections_opened;
     }
     co_return c;
+  }
+
+  asio::awaitable<void> lagProbe() {
+    constexpr auto kPeriod = std::chrono::milliseconds(5);
+    while (!finished_all_) {
+      const Clock::time_point due = Clock::now() + kPeriod;
+      probe_.expires_at(due);
+      beast::error_code ec;
+      co_await probe_.async_wait(redirect(ec));
+      if (ec) break;
+      lags_ms_.push_back(msBetween(due, Clock::now()));
+    }
+  }
+  void summarizeLag() {
+    if (lags_ms_.empty()) return;
+    std::sort(lags_ms_.begin(), lags_ms_.end());
+    const size_t n = lags_ms_.size();
+    out_.loop_lag_p50_ms = lags_ms_[(n - 1) / 2];
+    out_.loop_lag_p99_ms = lags_ms_[std::min(n - 1, static_cast<size_t>(0.99 * static_cast<double>(n)))];
+    out_.loop_lag_max_ms = lags_ms_.back();
+  }
+
+  static Clock::duration seconds(double s) {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+  }
+  void arm(Conn& c, double timeout_s) {
+    c.deadline = Clock::now() + seconds(timeout_s);
+    c.timed_out = false;
+    armed_.insert(&c);
+  }
+  void disarm(Conn& c) {
+    c.deadline = Clock::time_point::max();
+    armed_.erase(&c);
+  }
+
+  // Closes connections past their deadline; their pending operations then fail.
+  asio::awaitable<void> watchdog() {
+    const double period = std::clamp(std::min(o_.timeout_s, o_.connect_timeout_s) / 10.0, 0.01, 1.0);
+    while (!finished_all_) {
+      const Clock::time_point now = Clock::now();
+      for (Conn* c : armed_) {
+        if (c->deadline <= now && !c->timed_out) {
+          c->timed_out = true;
+          beast::error_code ignored;
+          c->sock.close(ignored);
+        }
+      }
+      watchdog_.expires_after(seconds(period));
+      beast::error_code ec;
+      co_await watchdog_.async_wait(redirect(ec));
+    }
   }
 
   Clock::time_point durationEnd() const {
@@ -227,8 +290,11 @@ class Runner {
     r.error_kind = std::move(kind);
     r.error = std::move(message);
   }
-  static std::string ioKind(const beast::error_code& ec) {
-    return ec == beast::error::timeout ? "timeout" : "io";
+  static std::string ioKind(const Conn& c, const beast::error_code& ec) {
+    return c.timed_out || ec == beast::error::timeout ? "timeout" : "io";
+  }
+  static std::string ioMessage(const Conn& c, const beast::error_code& ec) {
+    return c.timed_out ? std::string("timed out") : ec.message();
   }
 
   asio::awaitable<void> runRequest(RequestSpec spec) {
@@ -255,21 +321,24 @@ class Runner {
           break;
         }
       }
-      c->stream.expires_after(std::chrono::duration_cast<Clock::duration>(
-          std::chrono::duration<double>(o_.timeout_s)));
+      arm(*c, o_.timeout_s);
       http::response_parser<http::buffer_body> p;
       p.body_limit(std::numeric_limits<std::uint64_t>::max());
-      co_await http::async_write(c->stream, req, redirect(ec));
-      if (!ec) co_await http::async_read_header(c->stream, c->buf, p, redirect(ec));
-      if (ec && reused && attempt == 0 && ec != beast::error::timeout) continue;  // stale
+      co_await http::async_write(c->sock, req, redirect(ec));
+      if (!ec) co_await http::async_read_header(c->sock, c->buf, p, redirect(ec));
+      if (ec && reused && attempt == 0 && !c->timed_out) {  // a stale keep-alive connection
+        disarm(*c);
+        continue;
+      }
       if (ec) {
-        fail(r, ioKind(ec), "no response: " + ec.message());
+        fail(r, ioKind(*c, ec), "no response: " + ioMessage(*c, ec));
+        disarm(*c);
         break;
       }
       r.http_status = static_cast<int>(p.get().result_int());
       bool clean = co_await readBody(*c, p, t0, r);
+      disarm(*c);
       if (clean && p.get().keep_alive()) {  // an error answer read whole leaves it reusable
-        c->stream.expires_never();
         idle_.push_back(std::move(c));
       }
       break;
@@ -290,10 +359,11 @@ class Runner {
       p.get().body().data = chunk.data();
       p.get().body().size = chunk.size();
       beast::error_code ec;
-      co_await http::async_read_some(c.stream, c.buf, p, redirect(ec));
+      co_await http::async_read_some(c.sock, c.buf, p, redirect(ec));
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
-        fail(r, ioKind(ec), "stream cut after " + std::to_string(r.chunks) + " chunks: " + ec.message());
+        fail(r, ioKind(c, ec),
+             "stream cut after " + std::to_string(r.chunks) + " chunks: " + ioMessage(c, ec));
         co_return false;
       }
       const size_t n = chunk.size() - p.get().body().size;
@@ -354,6 +424,10 @@ class Runner {
   asio::io_context io_{1};
   asio::steady_timer wake_;
   asio::steady_timer tick_;
+  asio::steady_timer watchdog_;
+  asio::steady_timer probe_;
+  std::vector<double> lags_ms_;
+  std::unordered_set<Conn*> armed_;  // connections with a deadline
   tcp::resolver::results_type endpoints_;
   std::vector<std::unique_ptr<Conn>> idle_;
   Clock::time_point start_ = Clock::now();

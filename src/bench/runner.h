@@ -55,6 +55,9 @@ struct RunOutput {
   double loop_cpu_s = 0.0;             // CPU time of the event-loop thread during the run
   int32_t max_in_flight = 0;
   int64_t connections_opened = 0;
+  // How late a 5 ms probe timer on the event loop fired (ms): the client's own queueing delay.
+  // A p99 of a few ms means the loop kept up; more means client-side timings are inflated.
+  double loop_lag_p50_ms = 0.0, loop_lag_p99_ms = 0.0, loop_lag_max_ms = 0.0;
 };
 
 // The path of the endpoint under base_path, e.g. "/v1/chat/completions".

@@ -51,7 +51,7 @@ struct StubServer::Impl {
   tcp::acceptor acceptor{io};
   std::vector<std::thread> threads;
   std::atomic<int64_t> generate{0}, tokenize{0}, failed{0}, tokens{0}, conns{0}, streams{0},
-      max_streams{0};
+      max_streams{0}, lag_sum_us{0}, lag_max_us{0};
   mutable std::mutex mu;  // guards seen_blocks and prompts
   std::unordered_set<uint64_t> seen_blocks;
   std::vector<std::vector<int32_t>> prompts;
@@ -194,10 +194,17 @@ struct StubServer::Impl {
     co_await asio::async_write(s, asio::buffer(head), redirect(ec));
     asio::steady_timer timer(s.get_executor());
     for (int32_t k = 0; k < max_tokens && !ec; ++k) {
-      timer.expires_at(t0 + std::chrono::duration_cast<Clock::duration>(
-                                std::chrono::duration<double, std::milli>(o.ttft_ms + k * o.itl_ms)));
+      const Clock::time_point due =
+          t0 + std::chrono::duration_cast<Clock::duration>(
+                   std::chrono::duration<double, std::milli>(o.ttft_ms + k * o.itl_ms));
+      timer.expires_at(due);
       co_await timer.async_wait(redirect(ec));
       if (ec) break;
+      const int64_t lag = std::max<int64_t>(
+          0, std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - due).count());
+      lag_sum_us += lag;
+      for (int64_t m = lag_max_us.load(); lag > m && !lag_max_us.compare_exchange_weak(m, lag);) {
+      }
       std::string ev = chunked(tokenEvent(id, chat, k, k + 1 == max_tokens));
       co_await asio::async_write(s, asio::buffer(ev), redirect(ec));
       ++tokens;
@@ -247,6 +254,9 @@ StubStats StubServer::stats() const {
   s.tokens_sent = impl_->tokens;
   s.connections = impl_->conns;
   s.max_concurrent_streams = impl_->max_streams;
+  const int64_t n = impl_->tokens.load();
+  s.send_lag_mean_ms = n > 0 ? static_cast<double>(impl_->lag_sum_us.load()) / 1000.0 / static_cast<double>(n) : 0.0;
+  s.send_lag_max_ms = static_cast<double>(impl_->lag_max_us.load()) / 1000.0;
   return s;
 }
 

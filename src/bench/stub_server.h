@@ -36,6 +36,9 @@ struct StubStats {
   int64_t tokens_sent = 0;
   int64_t connections = 0;
   int64_t max_concurrent_streams = 0;
+  // How late token writes started against their schedule (the stub's own lag), ms.
+  double send_lag_mean_ms = 0.0;
+  double send_lag_max_ms = 0.0;
 };
 
 class StubServer {

@@ -63,7 +63,11 @@ struct RouterOptions {
   bool use_kv_events = true;            // false: approximate mode, learn from own decisions
 };
 
-// InvalidArgument naming the policy when unknown.
+// InvalidArgument naming the policy when unknown; Unimplemented for "kv" in a build without the
+// KV-aware router (see hasKvRouter()).
 Result<std::unique_ptr<Router>> makeRouter(const RouterOptions& options);
+
+// True when this build has the kv policy (then the default of `turbine serve`).
+bool hasKvRouter();
 
 }  // namespace turbine::router

@@ -197,6 +197,25 @@ TEST(Runner, DurationStopsAnUnboundedRun) {
   EXPECT_GE(progress_calls, 5);
 }
 
+TEST(Runner, SlowServerTimesOutPerRequest) {
+  auto stub = startStub({.ttft_ms = 5000, .itl_ms = 1});
+  SyntheticOptions wo;
+  wo.requests = 3;
+  auto w = makeSyntheticWorkload(wo);
+  PromptRenderer r(completions());
+  RunnerOptions ro;
+  ro.url = stub->url();
+  ro.timeout_s = 0.3;
+  auto out = runBench(ro, *w, r);
+  ASSERT_TRUE(out.isOk()) << out.status().message();
+  ASSERT_EQ(out->results.size(), 3u);
+  for (const auto& res : out->results) {
+    EXPECT_EQ(res.error_kind, "timeout") << res.error;
+    EXPECT_EQ(res.http_status, 200);  // the header came; the tokens did not
+  }
+  EXPECT_LT(out->duration_s, 2.0);
+}
+
 TEST(Report, JsonPlotsAndCompare) {
   auto stub = startStub({.ttft_ms = 5, .itl_ms = 2, .fail_every = 7});
   const std::string dir = std::string(TURBINE_BINARY_DIR) + "/bench_report_test";

@@ -225,7 +225,7 @@ TEST(RopeTest, ScalingRules) {
   c.rope_scaling.factor = 4.0f;
   const std::vector<double> lin = RopeTable::inverseFrequencies(c);
   for (size_t i = 0; i < base.size(); ++i) EXPECT_DOUBLE_EQ(lin[i], base[i] / 4.0);
-  c.rope_scaling = {model::RopeScaling::Type::kLlama3, 8.0f, 1.0f, 4.0f, 8192};
+  c.rope_scaling = {model::RopeScaling::Type::kLlama3, 8.0f, 1.0f, 4.0f, 8192, {}};
   const std::vector<double> l3 = RopeTable::inverseFrequencies(c);
   int kept = 0, divided = 0, blended = 0;
   for (size_t i = 0; i < base.size(); ++i) {

@@ -105,7 +105,7 @@ double matmulBound(DType dtype) {
     case DType::kF16:
       return 1e-5;
     case DType::kBF16:
-      return 8e-3;  // the large-m AVX512-BF16 path rounds x to bf16
+      return 8e-3;  // the AVX512-BF16 paths (m > 1) round x to bf16
     case DType::kQ8_0:
       return 1e-2;  // x is quantized to q8_0 on the small-m path
   }
@@ -161,6 +161,19 @@ TEST_P(MatmulTest, AllDtypesAndShapes) {
         check(pool, dtype, m, sh.n, sh.k, s == 1);
       }
     }
+  }
+}
+
+// Batched decode sizes: every register-tile remainder of the small-m kernels (tiles of 4 weight
+// rows x 6 activation rows), both sides of the small-m / GEMM crossover, odd and even k.
+TEST_P(MatmulTest, BatchedDecodeSizes) {
+  ThreadPool pool(2);
+  for (int64_t m : {4, 5, 6, 8, 11, 12, 13, 24, 31, 48, 64}) {
+    for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+      check(pool, dtype, m, 67, 129, m % 2 == 0);
+      check(pool, dtype, m, 20, 1024, false);
+    }
+    check(pool, DType::kQ8_0, m, 67, 256, m % 2 == 0);
   }
 }
 

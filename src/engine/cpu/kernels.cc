@@ -105,6 +105,17 @@ void gemvPath(const KernelTable& kt, ThreadPool& pool, const float* x, int64_t m
     });
     return;
   }
+  if (w.dtype == DType::kBF16 && m > 1 && kt.gemv_bf16_dp != nullptr) {
+    // x to bf16 once per matmul (m * k conversions against m * n * k products).
+    static thread_local std::vector<uint16_t> xb_buf;
+    uint16_t* xb = scratch(xb_buf, static_cast<size_t>(m * k));
+    kt.f32_to_bf16(x, m * k, xb);
+    const auto* wb = static_cast<const uint16_t*>(w.data);
+    pool.parallelFor(units, [&](int, int64_t b, int64_t e) {
+      kt.gemv_bf16_dp(wb, k, b * kGemvUnitRows, std::min(n, e * kGemvUnitRows), xb, m, y, n);
+    });
+    return;
+  }
   pool.parallelFor(units, [&](int, int64_t b, int64_t e) {
     int64_t r0 = b * kGemvUnitRows;
     int64_t r1 = std::min(n, e * kGemvUnitRows);

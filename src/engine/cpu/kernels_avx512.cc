@@ -56,7 +56,22 @@ struct LoadBF16 {
   }
 };
 
+// The low and high halves of v, added.
+inline __m256 half(__m512 v) {
+  return _mm256_add_ps(_mm512_castps512_ps256(v),
+                       _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+// Sums of four accumulators: lane i of the result = sum of the lanes of a[i].
+inline __m128 reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  __m256 h01 = _mm256_hadd_ps(half(a0), half(a1));
+  __m256 h23 = _mm256_hadd_ps(half(a2), half(a3));
+  __m256 h = _mm256_hadd_ps(h01, h23);
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
 // y[j * ldy + r] = dot(w row r, x row j) for r < R, j < J; w rows and x rows have k columns.
+// Each weight vector is loaded (and converted) once for all J activation rows.
 template <class L, int R, int J>
 void gemvTile(const typename L::T* w, int64_t k, const float* x, float* y, int64_t ldy) {
   __m512 acc[R][J];
@@ -81,18 +96,33 @@ void gemvTile(const typename L::T* w, int64_t k, const float* x, float* y, int64
       KUNROLL for (int r = 0; r < R; ++r) acc[r][j] = _mm512_fmadd_ps(wv[r], xv, acc[r][j]);
     }
   }
-  KUNROLL for (int r = 0; r < R; ++r) {
-    KUNROLL for (int j = 0; j < J; ++j) y[j * ldy + r] = _mm512_reduce_add_ps(acc[r][j]);
+  if constexpr (R == 4) {
+    KUNROLL for (int j = 0; j < J; ++j) {
+      _mm_storeu_ps(y + j * ldy, reduce4(acc[0][j], acc[1][j], acc[2][j], acc[3][j]));
+    }
+  } else {
+    KUNROLL for (int r = 0; r < R; ++r) {
+      KUNROLL for (int j = 0; j < J; ++j) y[j * ldy + r] = _mm512_reduce_add_ps(acc[r][j]);
+    }
   }
 }
 
-// All m activation rows against weight rows of [r0, r1), R rows at a time.
+// All m activation rows against R weight rows: tiles of kTileJ activation rows (R = 4: 24
+// accumulators + 4 weight vectors + 1 x vector of the 32 registers).
+constexpr int kTileJ = 6;
+
 template <class L, int R>
 void gemvRowBlock(const typename L::T* w, int64_t k, const float* x, int64_t m, float* y,
                   int64_t ldy) {
   int64_t j = 0;
-  for (; j + 4 <= m; j += 4) gemvTile<L, R, 4>(w, k, x + j * k, y + j * ldy, ldy);
+  for (; j + kTileJ <= m; j += kTileJ) gemvTile<L, R, kTileJ>(w, k, x + j * k, y + j * ldy, ldy);
   switch (m - j) {
+    case 5:
+      gemvTile<L, R, 5>(w, k, x + j * k, y + j * ldy, ldy);
+      break;
+    case 4:
+      gemvTile<L, R, 4>(w, k, x + j * k, y + j * ldy, ldy);
+      break;
     case 3:
       gemvTile<L, R, 3>(w, k, x + j * k, y + j * ldy, ldy);
       break;
@@ -127,8 +157,9 @@ float dotRow(const typename L::T* w, const float* x, int64_t k) {
 
 // Memory-bound (m <= kStreamRows): rows one at a time, so that each thread streams one
 // contiguous run of weights, which the hardware prefetchers follow best (measured: 1.5x the
-// rate of 4- or 8-row tiles on a loaded machine). Compute-bound (larger m): 4-row x 4-x-row
-// register tiles, which load each x vector once for 4 rows (R = 1 was L2-bound at m = 8..16).
+// rate of 4- or 8-row tiles on a loaded machine). Compute-bound (larger m): 4-row x 6-x-row
+// register tiles, which load and convert each weight vector once for 6 x rows and each x
+// vector once for 4 weight rows (R = 1 was L2-bound at m = 8..16).
 constexpr int64_t kStreamRows = 3;
 
 template <class L>
@@ -392,6 +423,7 @@ const KernelTable& avx512Kernels() {
       .bf16_to_f32 = bf16ToF32,
       .q8_to_f32 = q8ToF32,
       .gemm_bf16 = nullptr,
+      .gemv_bf16_dp = nullptr,
       .f32_to_bf16 = nullptr,
       .gemm_f32 = gemmF32Avx512,
       .dot = dot,
@@ -409,6 +441,7 @@ const KernelTable& avx512Bf16Kernels() {
     KernelTable t = avx512Kernels();
     t.name = "avx512bf16";
     t.gemm_bf16 = gemmBf16Avx512;
+    t.gemv_bf16_dp = gemvBf16DpAvx512;
     t.f32_to_bf16 = f32ToBf16Avx512;
     return t;
   }();

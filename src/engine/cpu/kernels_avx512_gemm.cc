@@ -130,6 +130,93 @@ void gemmF32Avx512(const float* wt, int64_t ldw, int64_t rows, int64_t k, const 
 namespace turbine::engine::cpu::internal {
 namespace {
 
+// ---- small-m bf16 x bf16 (vdpbf16ps) ----------------------------------------------------------
+// The low and high halves of v, added.
+inline __m256 half(__m512 v) {
+  return _mm256_add_ps(_mm512_castps512_ps256(v),
+                       _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+// Sums of four accumulators: lane i of the result = sum of the lanes of a[i].
+inline __m128 reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  __m256 h01 = _mm256_hadd_ps(half(a0), half(a1));
+  __m256 h23 = _mm256_hadd_ps(half(a2), half(a3));
+  __m256 h = _mm256_hadd_ps(h01, h23);
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+inline __m512bh loadBh(const uint16_t* p) {
+  return reinterpret_cast<__m512bh>(_mm512_loadu_si512(p));
+}
+inline __m512bh loadBhMask(const uint16_t* p, __mmask32 mask) {
+  return reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, p));
+}
+
+// y[j * ldy + r] = dot(w row r, xb row j) for r < R, j < J, 32 k per step; each weight vector
+// is loaded once for all J rows. Masked tails load zeros, so any k works (odd too).
+template <int R, int J>
+void dpTile(const uint16_t* w, int64_t k, const uint16_t* xb, float* y, int64_t ldy) {
+  __m512 acc[R][J];
+  KUNROLL for (int r = 0; r < R; ++r) {
+    KUNROLL for (int j = 0; j < J; ++j) acc[r][j] = _mm512_setzero_ps();
+  }
+  int64_t i = 0;
+  for (; i + 32 <= k; i += 32) {
+    __m512bh wv[R];
+    KUNROLL for (int r = 0; r < R; ++r) wv[r] = loadBh(w + r * k + i);
+    KUNROLL for (int j = 0; j < J; ++j) {
+      __m512bh xv = loadBh(xb + j * k + i);
+      KUNROLL for (int r = 0; r < R; ++r) acc[r][j] = _mm512_dpbf16_ps(acc[r][j], wv[r], xv);
+    }
+  }
+  if (i < k) {
+    auto mask = static_cast<__mmask32>((1ull << (k - i)) - 1);
+    __m512bh wv[R];
+    KUNROLL for (int r = 0; r < R; ++r) wv[r] = loadBhMask(w + r * k + i, mask);
+    KUNROLL for (int j = 0; j < J; ++j) {
+      __m512bh xv = loadBhMask(xb + j * k + i, mask);
+      KUNROLL for (int r = 0; r < R; ++r) acc[r][j] = _mm512_dpbf16_ps(acc[r][j], wv[r], xv);
+    }
+  }
+  if constexpr (R == 4) {
+    KUNROLL for (int j = 0; j < J; ++j) {
+      _mm_storeu_ps(y + j * ldy, reduce4(acc[0][j], acc[1][j], acc[2][j], acc[3][j]));
+    }
+  } else {
+    KUNROLL for (int r = 0; r < R; ++r) {
+      KUNROLL for (int j = 0; j < J; ++j) y[j * ldy + r] = _mm512_reduce_add_ps(acc[r][j]);
+    }
+  }
+}
+
+constexpr int kDpTileJ = 6;  // R = 4: 24 accumulators + 4 weight vectors + 1 x vector
+
+template <int R>
+void dpRowBlock(const uint16_t* w, int64_t k, const uint16_t* xb, int64_t m, float* y,
+                int64_t ldy) {
+  int64_t j = 0;
+  for (; j + kDpTileJ <= m; j += kDpTileJ) dpTile<R, kDpTileJ>(w, k, xb + j * k, y + j * ldy, ldy);
+  switch (m - j) {
+    case 5:
+      dpTile<R, 5>(w, k, xb + j * k, y + j * ldy, ldy);
+      break;
+    case 4:
+      dpTile<R, 4>(w, k, xb + j * k, y + j * ldy, ldy);
+      break;
+    case 3:
+      dpTile<R, 3>(w, k, xb + j * k, y + j * ldy, ldy);
+      break;
+    case 2:
+      dpTile<R, 2>(w, k, xb + j * k, y + j * ldy, ldy);
+      break;
+    case 1:
+      dpTile<R, 1>(w, k, xb + j * k, y + j * ldy, ldy);
+      break;
+    default:
+      break;
+  }
+}
+
 // panel[kp * kNr + c] = bf16 pair (w[c][2kp], w[c][2kp+1]) of rows c < rows, zero beyond.
 void packPanel(const uint16_t* w, int64_t k, int rows, uint32_t* panel) {
   int64_t kp_count = k / 2;
@@ -229,6 +316,17 @@ void gemmBf16Avx512(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const 
     for (; i + kMr <= m; i += kMr) sweepRows<kMr>(panel, kp_count, xb, k, i, y + rp, ldy, m0, m1);
     sweepTail(m - i, panel, kp_count, xb, k, i, y + rp, ldy, m0, m1);
   }
+}
+
+// Small m: 4 weight rows at a time against all m rows (each weight row read from memory once);
+// m <= 3 streams single rows (see kernels_avx512.cc's gemv).
+void gemvBf16DpAvx512(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const uint16_t* xb,
+                      int64_t m, float* y, int64_t ldy) {
+  int64_t r = r0;
+  if (m > 3) {
+    for (; r + 4 <= r1; r += 4) dpRowBlock<4>(w + r * k, k, xb, m, y + r, ldy);
+  }
+  for (; r < r1; ++r) dpRowBlock<1>(w + r * k, k, xb, m, y + r, ldy);
 }
 
 void f32ToBf16Avx512(const float* src, int64_t n, uint16_t* dst) {

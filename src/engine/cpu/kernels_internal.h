@@ -59,6 +59,9 @@ struct KernelTable {
   HalfToF32Fn bf16_to_f32;
   Q8ToF32Fn q8_to_f32;
   GemmBf16Fn gemm_bf16;
+  // Small-m (2..kMaxGemvRows) bf16 product with vdpbf16ps, same contract as gemm_bf16 (x given
+  // as bf16); may be null: kernels.cc then uses gemv_bf16 on f32 x.
+  GemmBf16Fn gemv_bf16_dp = nullptr;
   F32ToBf16Fn f32_to_bf16;  // set where gemm_bf16 is
   GemmF32Fn gemm_f32;       // may be null: kernels.cc then uses OpenBLAS sgemm
   float (*dot)(const float* a, const float* b, int64_t n);
@@ -78,6 +81,8 @@ const KernelTable& avx512Bf16Kernels();  // avx512 plus gemm_bf16
 // The AVX512-BF16 GEMM (kernels_avx512_gemm.cc); only to be called where the CPU has it.
 void gemmBf16Avx512(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const uint16_t* xb,
                     int64_t m, float* y, int64_t ldy);
+void gemvBf16DpAvx512(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const uint16_t* xb,
+                      int64_t m, float* y, int64_t ldy);
 void f32ToBf16Avx512(const float* src, int64_t n, uint16_t* dst);
 
 void gemmF32Avx512(const float* wt, int64_t ldw, int64_t rows, int64_t k, const float* xp,

@@ -1,0 +1,179 @@
+// turbine simulate: replays a Mooncake trace against N mock workers behind one router, in
+// virtual time (src/mocker/simulator.h), and reports latency, throughput and prefix hit ratio
+// next to the pooled-oracle and infinite-cache bounds.
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <optional>
+
+#include "commands.h"
+#include "mocker/simulator.h"
+#include "router/kv_router.h"
+#include "router/router.h"
+
+namespace turbine::app {
+namespace {
+
+struct SimulateFlags {
+  std::string trace, router = "kv", profile, out;
+  int32_t workers = 16, kv_blocks = 1024, block_size = 512;
+  size_t max_requests = 0;
+  double time_scale = 1.0, rate_scale = 1.0, overlap_weight = 1.0, temperature = 0.0;
+  double busy_kv_fraction = 0.0;
+  int64_t busy_prefill_tokens = 0;
+  bool no_kv_events = false;
+  uint64_t seed = 0;
+};
+
+nlohmann::json percentilesJson(const mocker::Percentiles& p) {
+  return {{"p50", p.p50}, {"p90", p.p90}, {"p99", p.p99}, {"mean", p.mean}};
+}
+
+nlohmann::json reportJson(const SimulateFlags& f, const mocker::SimulationReport& r,
+                          const router::KvRouterStats* kv) {
+  nlohmann::json j = {
+      {"router", f.router}, {"workers", f.workers}, {"kv_blocks_per_worker", f.kv_blocks},
+      {"block_size", f.block_size}, {"rate_scale", f.rate_scale}, {"time_scale", f.time_scale},
+      {"requests", r.requests}, {"completed", r.completed}, {"failed", r.failed},
+      {"makespan_s", r.makespan_s}, {"prefix_hit_ratio", r.prefix_hit_ratio},
+      {"pooled_oracle_hit_ratio", r.pooled_oracle_hit_ratio},
+      {"pooled_optimal_hit_ratio", r.pooled_optimal_hit_ratio},
+      {"infinite_cache_hit_ratio", r.infinite_cache_hit_ratio},
+      {"ttft_ms", percentilesJson(r.ttft_ms)}, {"itl_ms", percentilesJson(r.itl_ms)},
+      {"e2e_ms", percentilesJson(r.e2e_ms)}, {"output_tokens", r.output_tokens},
+      {"output_tokens_per_s", r.output_tokens_per_s}, {"input_tokens_per_s", r.input_tokens_per_s},
+      {"preemptions", r.preemptions}, {"wall_s", r.wall_s}};
+  auto& w = j["per_worker"] = nlohmann::json::array();
+  for (const auto& x : r.workers) {
+    w.push_back({{"worker", x.worker_id}, {"requests", x.requests}, {"prompt_blocks", x.prompt_blocks},
+                 {"cached_blocks", x.cached_blocks}, {"busy_fraction", x.busy_fraction}});
+  }
+  if (kv != nullptr) {
+    j["kv_router"] = {{"events_applied", kv->events_applied}, {"blocks_applied", kv->blocks_applied},
+                      {"index_hashes", kv->index_hashes}, {"index_entries", kv->index_entries},
+                      {"index_bytes", kv->index_bytes},
+                      {"predicted_cached_tokens", kv->predicted_cached_tokens},
+                      {"actual_cached_tokens", kv->actual_cached_tokens},
+                      {"abs_error_tokens", kv->abs_error_tokens},
+                      {"decision_p50_ns", kv->decision_latency.quantileNs(0.5)},
+                      {"decision_p99_ns", kv->decision_latency.quantileNs(0.99)}};
+  }
+  return j;
+}
+
+void printSummary(const mocker::SimulationReport& r, const std::string& policy) {
+  std::printf("router %s: %lld requests (%lld completed, %lld failed), makespan %.1f s, wall %.1f s\n",
+              policy.c_str(), static_cast<long long>(r.requests), static_cast<long long>(r.completed),
+              static_cast<long long>(r.failed), r.makespan_s, r.wall_s);
+  std::printf("prefix hit ratio %.4f (pooled LRU oracle %.4f, pooled optimal %.4f, infinite cache %.4f)\n",
+              r.prefix_hit_ratio, r.pooled_oracle_hit_ratio, r.pooled_optimal_hit_ratio,
+              r.infinite_cache_hit_ratio);
+  std::printf("TTFT ms p50 %.1f p90 %.1f p99 %.1f | ITL ms p50 %.2f p99 %.2f | e2e ms p50 %.0f p99 %.0f\n",
+              r.ttft_ms.p50, r.ttft_ms.p90, r.ttft_ms.p99, r.itl_ms.p50, r.itl_ms.p99, r.e2e_ms.p50,
+              r.e2e_ms.p99);
+  std::printf("output %.1f tokens/s, input %.1f tokens/s, preemptions %lld\n", r.output_tokens_per_s,
+              r.input_tokens_per_s, static_cast<long long>(r.preemptions));
+  double lo = 1, hi = 0;
+  for (const auto& w : r.workers) {
+    lo = std::min(lo, w.busy_fraction);
+    hi = std::max(hi, w.busy_fraction);
+  }
+  std::printf("per-worker busy fraction min %.3f max %.3f\n", lo, hi);
+}
+
+Status runSimulate(const SimulateFlags& f) {
+  mocker::SimulationOptions o;
+  o.workers = f.workers;
+  o.kv_blocks_per_worker = f.kv_blocks;
+  o.block_size = f.block_size;
+  o.rate_scale = f.rate_scale;
+  if (!f.profile.empty()) {
+    TURBINE_ASSIGN_OR_RETURN(o.profile, mocker::loadTimingProfile(f.profile));
+  }
+  o.profile.speedup *= f.time_scale;
+  TURBINE_RETURN_IF_ERROR(mocker::validateSimulationOptions(o));
+  TURBINE_ASSIGN_OR_RETURN(auto trace, mocker::readMooncakeTrace(f.trace, f.max_requests));
+
+  int64_t now_us = 0;
+  mocker::SimulationHooks hooks;
+  hooks.virtual_now_us = &now_us;
+  std::unique_ptr<router::Router> router;
+  router::KvRouter* kv = nullptr;
+  if (f.router == "kv") {
+    router::RouterOptions ro;
+    ro.overlap_weight = f.overlap_weight;
+    ro.temperature = f.temperature;
+    ro.use_kv_events = !f.no_kv_events;
+    ro.seed = f.seed;
+    TURBINE_RETURN_IF_ERROR(router::makeKvRouter(ro).status());  // validates the knobs
+    auto ko = router::KvRouterOptions::from(ro);
+    ko.busy_kv_fraction = f.busy_kv_fraction;
+    ko.busy_prefill_tokens = f.busy_prefill_tokens;
+    ko.now_us = [&now_us] { return now_us; };
+    auto owned = std::make_unique<router::KvRouter>(ko);
+    kv = owned.get();
+    hooks.on_prefill_done = [kv](const std::string& id) { kv->onPrefillCompleted(id); };
+    hooks.on_usage = [kv](const std::string& id, int32_t cached) { kv->onUsage(id, cached); };
+    router = std::move(owned);
+  } else {
+    router::RouterOptions ro;
+    ro.policy = f.router;
+    ro.seed = f.seed;
+    TURBINE_ASSIGN_OR_RETURN(router, router::makeRouter(ro));
+  }
+  TURBINE_ASSIGN_OR_RETURN(auto report, mocker::simulate(trace, o, *router, hooks));
+  printSummary(report, f.router);
+  std::optional<router::KvRouterStats> stats;
+  if (kv != nullptr) {
+    stats = kv->stats();
+    std::printf("kv router: predicted cached tokens %lld vs actual %lld (abs error %lld); decision p50 %lld ns p99 %lld ns\n",
+                static_cast<long long>(stats->predicted_cached_tokens),
+                static_cast<long long>(stats->actual_cached_tokens),
+                static_cast<long long>(stats->abs_error_tokens),
+                static_cast<long long>(stats->decision_latency.quantileNs(0.5)),
+                static_cast<long long>(stats->decision_latency.quantileNs(0.99)));
+  }
+  if (!f.out.empty()) {
+    std::ofstream out(f.out);
+    if (!out) return ioError("cannot write '" + f.out + "'");
+    out << reportJson(f, report, stats ? &*stats : nullptr).dump(2) << "\n";
+    if (!out) return ioError("cannot write '" + f.out + "'");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+void addSimulateCommand(CLI::App& app, int& exit_code) {
+  auto flags = std::make_shared<SimulateFlags>();
+  auto* cmd = app.add_subcommand(
+      "simulate", "Replay a Mooncake trace against simulated workers behind a router, in virtual time");
+  cmd->add_option("--trace", flags->trace, "Mooncake JSONL trace")->required();
+  cmd->add_option("--workers", flags->workers, "Mock workers")->capture_default_str();
+  cmd->add_option("--router", flags->router, "kv | round-robin | random | least-loaded")->capture_default_str();
+  cmd->add_option("--kv-blocks-per-worker", flags->kv_blocks, "KV blocks per worker")->capture_default_str();
+  cmd->add_option("--block-size", flags->block_size, "Tokens per KV block (the trace's hash_ids block)")
+      ->capture_default_str();
+  cmd->add_option("--time-scale", flags->time_scale, "Engine speed-up factor (step times divided by it)")
+      ->capture_default_str();
+  cmd->add_option("--rate-scale", flags->rate_scale, "Arrival rate multiplier")->capture_default_str();
+  cmd->add_option("--max-requests", flags->max_requests, "Replay only the first N requests (0: all)");
+  cmd->add_option("--profile", flags->profile, "Timing profile JSON (src/mocker/timing_model.h)");
+  cmd->add_option("--overlap-weight", flags->overlap_weight, "kv: weight of uncached prompt blocks")
+      ->capture_default_str();
+  cmd->add_option("--temperature", flags->temperature, "kv: softmax temperature (0: argmin)")
+      ->capture_default_str();
+  cmd->add_flag("--no-kv-events", flags->no_kv_events, "kv: approximate mode (learn from own decisions)");
+  cmd->add_option("--busy-kv-fraction", flags->busy_kv_fraction, "kv: skip workers with active blocks above this fraction");
+  cmd->add_option("--busy-prefill-tokens", flags->busy_prefill_tokens, "kv: skip workers with more queued prefill tokens");
+  cmd->add_option("--seed", flags->seed, "Seed for random choices")->capture_default_str();
+  cmd->add_option("--out", flags->out, "Write the report as JSON");
+  cmd->callback([flags, &exit_code] {
+    Status st = runSimulate(*flags);
+    exit_code = st ? 0 : reportError("simulate", st);
+  });
+}
+
+}  // namespace turbine::app

@@ -1,0 +1,110 @@
+// Router micro-benchmark (issue 5 §6): KV events applied/s, routing decisions/s and their
+// p50/p99 latency, with 1,000 workers and 10M indexed (worker, block) entries, and bytes per
+// indexed block. One thread. Usage: router_bench [workers] [blocks_per_worker] [decisions]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kv/prefix_index.h"
+#include "router/kv_router.h"
+
+using namespace turbine;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double secondsSince(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// A chain of `len` hashes; the first `shared` come from a popular prefix (many workers).
+std::vector<kv::BlockHash> makeChain(std::mt19937_64& rng, const std::vector<std::vector<kv::BlockHash>>& popular,
+                                     int len) {
+  std::vector<kv::BlockHash> c;
+  const auto& p = popular[rng() % popular.size()];
+  const size_t shared = rng() % (p.size() + 1);
+  c.assign(p.begin(), p.begin() + static_cast<long>(shared));
+  while (static_cast<int>(c.size()) < len) c.push_back(rng());
+  return c;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int workers = argc > 1 ? std::atoi(argv[1]) : 1000;
+  const int blocks_per_worker = argc > 2 ? std::atoi(argv[2]) : 10000;
+  const int decisions = argc > 3 ? std::atoi(argv[3]) : 200000;
+  constexpr int kChain = 32;       // blocks per stored event (one prompt)
+  std::mt19937_64 rng(1);
+  std::vector<std::vector<kv::BlockHash>> popular(64);
+  for (auto& p : popular) for (int i = 0; i < 16; ++i) p.push_back(rng());
+
+  router::KvRouterOptions opts;
+  router::KvRouter router(opts);
+  for (int w = 1; w <= workers; ++w) router.addWorker({static_cast<kv::WorkerId>(w), "m", "agg", 16, 100000});
+
+  // 1) Stored events: workers x blocks_per_worker entries.
+  std::vector<std::vector<kv::BlockHash>> stored_chains;
+  uint64_t events = 0, blocks = 0;
+  std::vector<uint64_t> seqs(static_cast<size_t>(workers) + 1, 0);
+  auto t0 = Clock::now();
+  double apply_s = 0;
+  for (int round = 0; round < blocks_per_worker / kChain; ++round) {
+    for (int w = 1; w <= workers; ++w) {
+      auto chain = makeChain(rng, popular, kChain);
+      if (stored_chains.size() < 100000) stored_chains.push_back(chain);
+      kv::KvEventMessage msg{static_cast<kv::WorkerId>(w), seqs[w]++, {}};
+      msg.events.push_back(kv::BlockStored{std::move(chain), std::nullopt, kv::Tier::kDevice});
+      const auto a = Clock::now();
+      router.onKvEvents(msg);
+      apply_s += std::chrono::duration<double>(Clock::now() - a).count();
+      ++events;
+      blocks += kChain;
+    }
+  }
+  const double build_s = secondsSince(t0);
+  auto st = router.stats();
+  std::printf("workers %d, indexed entries %zu (distinct hashes %zu)\n", workers, st.index_entries, st.index_hashes);
+  std::printf("stored: %llu events of %d blocks in %.2f s applying (%.2f s with generation): %.2f M events/s, %.1f M blocks/s\n",
+              (unsigned long long)events, kChain, apply_s, build_s, events / apply_s / 1e6, blocks / apply_s / 1e6);
+  std::printf("memory: %.1f MB index, %.1f bytes per indexed (worker, block) entry\n", st.index_bytes / 1e6,
+              double(st.index_bytes) / double(st.index_entries));
+
+  // 2) Routing decisions (route + finish), half on indexed prefixes.
+  std::vector<std::vector<kv::BlockHash>> queries;
+  for (int i = 0; i < 4096; ++i) {
+    queries.push_back(i % 2 ? stored_chains[rng() % stored_chains.size()] : makeChain(rng, popular, kChain));
+  }
+  std::vector<std::string> ids(4096);
+  for (int i = 0; i < 4096; ++i) ids[i] = "r" + std::to_string(i);
+  router::LatencyHistogram lat;
+  t0 = Clock::now();
+  for (int i = 0; i < decisions; ++i) {
+    const auto& q = queries[i % queries.size()];
+    const auto a = Clock::now();
+    auto d = router.route({ids[i % ids.size()], "m", q, kChain * 16});
+    lat.record(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - a).count());
+    if (!d) return 1;
+    router.onRequestFinished(ids[i % ids.size()]);
+  }
+  const double route_s = secondsSince(t0);
+  std::printf("route: %d decisions of %d blocks over %d workers: %.0f decisions/s (with finish), p50 %lld ns, p99 %lld ns\n",
+              decisions, kChain, workers, decisions / route_s, (long long)lat.quantileNs(0.5), (long long)lat.quantileNs(0.99));
+
+  // 3) Removed events on the same entries.
+  t0 = Clock::now();
+  uint64_t removed = 0;
+  for (size_t i = 0; i < stored_chains.size() && i < 100000; ++i) {
+    const kv::WorkerId w = 1 + i % static_cast<size_t>(workers);
+    kv::KvEventMessage msg{w, seqs[w]++, {kv::BlockRemoved{stored_chains[i], kv::Tier::kDevice}}};
+    router.onKvEvents(msg);
+    ++removed;
+  }
+  const double rm_s = secondsSince(t0);
+  std::printf("removed: %.2f M events/s (%d blocks each)\n", removed / rm_s / 1e6, kChain);
+  st = router.stats();
+  std::printf("events+requests: %.2f M/s combined (stored events + decisions)\n",
+              (events + decisions) / (apply_s + route_s) / 1e6);
+  return 0;
+}

@@ -1,0 +1,344 @@
+#include "frontend/engine_backend.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "kv/block_hash.h"
+
+namespace turbine::frontend {
+namespace {
+
+FinishReason toFinish(runtime::FinishReason r) {
+  switch (r) {
+    case runtime::FinishReason::kNone: return FinishReason::kNone;
+    case runtime::FinishReason::kStop: return FinishReason::kStop;
+    case runtime::FinishReason::kLength: return FinishReason::kLength;
+    case runtime::FinishReason::kAbort: return FinishReason::kAbort;
+    case runtime::FinishReason::kError: return FinishReason::kError;
+  }
+  return FinishReason::kError;
+}
+
+// The model's IncrementalDecoder behind the frontend's interface. Output text continues a
+// prompt, so a SentencePiece vocabulary keeps the first token's leading space; special tokens
+// (a finishing EOS) are not part of the text, as in vLLM's default.
+class TokenizerDetokenizer : public IncrementalDetokenizer {
+ public:
+  explicit TokenizerDetokenizer(std::shared_ptr<const model::Tokenizer> tokenizer)
+      : tokenizer_(std::move(tokenizer)),
+        decoder_(*tokenizer_, /*skip_special_tokens=*/true, /*at_sequence_start=*/false) {}
+  std::string push(int32_t token_id) override { return decoder_.step(token_id); }
+  std::string flush() override { return decoder_.flush(); }
+
+ private:
+  std::shared_ptr<const model::Tokenizer> tokenizer_;  // outlives decoder_, which refers to it
+  model::IncrementalDecoder decoder_;
+};
+
+}  // namespace
+
+GenerationChunk toGenerationChunk(runtime::GenerateChunk&& c) {
+  GenerationChunk out;
+  out.token_ids = std::move(c.token_ids);
+  out.logprobs.reserve(c.logprobs.size());
+  for (auto& lp : c.logprobs) {
+    TokenLogprob t;
+    t.token_id = lp.token_id;
+    t.logprob = lp.logprob;
+    t.top = std::move(lp.top);
+    out.logprobs.push_back(std::move(t));
+  }
+  out.finish = toFinish(c.finish);
+  if (out.finish == FinishReason::kError) {
+    out.error = c.error.isOk() ? internalError("worker failed the request") : std::move(c.error);
+  }
+  if (c.usage) out.cached_tokens = c.usage->cached_tokens;
+  return out;
+}
+
+EngineBackend::EngineBackend(EngineBackendOptions options,
+                             std::shared_ptr<const model::Tokenizer> tokenizer,
+                             std::shared_ptr<const model::ChatTemplate> chat_template,
+                             std::shared_ptr<router::Router> router, BackendPlanes planes)
+    : options_(std::move(options)),
+      tokenizer_(std::move(tokenizer)),
+      template_(std::move(chat_template)),
+      router_(std::move(router)),
+      planes_(planes) {}
+
+Result<std::shared_ptr<EngineBackend>> EngineBackend::create(
+    EngineBackendOptions options, std::shared_ptr<const model::Tokenizer> tokenizer,
+    std::shared_ptr<const model::ChatTemplate> chat_template,
+    std::shared_ptr<router::Router> router, BackendPlanes planes) {
+  if (options.served_model_name.empty()) return invalidArgument("engine backend: served_model_name is empty");
+  if (options.model_id.empty()) return invalidArgument("engine backend: model_id is empty");
+  if (!tokenizer) return invalidArgument("engine backend: no tokenizer");
+  if (!router) return invalidArgument("engine backend: no router");
+  if (!planes.requests || !planes.discovery || !planes.events) {
+    return invalidArgument("engine backend: a request, discovery and event plane are all required");
+  }
+  std::shared_ptr<EngineBackend> b(new EngineBackend(std::move(options), std::move(tokenizer),
+                                                     std::move(chat_template), std::move(router), planes));
+  b->wire();
+  return b;
+}
+
+void EngineBackend::wire() {
+  subscriptions_.push_back(planes_.events->subscribe(runtime::Topic::kKv, [this](const auto& p) { onEvent(p); }));
+  subscriptions_.push_back(planes_.events->subscribe(runtime::Topic::kLoad, [this](const auto& p) { onEvent(p); }));
+  watch_ = planes_.discovery->watch([this](const runtime::DiscoveryEvent& e) { onDiscovery(e); });
+}
+
+EngineBackend::~EngineBackend() {
+  planes_.discovery->unwatch(watch_);
+  for (auto id : subscriptions_) planes_.events->unsubscribe(id);
+}
+
+void EngineBackend::onDiscovery(const runtime::DiscoveryEvent& e) {
+  const auto& rec = e.record;
+  if (rec.model_id != options_.model_id) return;
+  if (e.kind == runtime::DiscoveryEvent::Kind::kRemoved) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      workers_.erase(rec.worker_id);
+    }
+    router_->removeWorker(rec.worker_id);
+    return;
+  }
+  auto client = planes_.requests->connect(rec.endpoint);
+  if (!client.isOk()) return;  // not reachable: not routable either
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (workers_.empty()) block_size_ = rec.block_size;
+    WorkerEntry entry;
+    entry.record = rec;
+    entry.client = std::move(client).value();
+    entry.load.worker_id = rec.worker_id;
+    entry.load.kv_blocks_total = rec.kv_blocks_total;
+    workers_[rec.worker_id] = std::move(entry);
+  }
+  router_->addWorker(router::WorkerInfo{rec.worker_id, rec.model_id, rec.role, rec.block_size,
+                                        rec.kv_blocks_total});
+}
+
+void EngineBackend::onEvent(const runtime::EventPayload& payload) {
+  if (const auto* msg = std::get_if<kv::KvEventMessage>(&payload)) {
+    router_->onKvEvents(*msg);
+    return;
+  }
+  const auto& load = std::get<kv::LoadMetrics>(payload);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = workers_.find(load.worker_id);
+    if (it == workers_.end()) return;  // another model's worker
+    it->second.load = load;
+  }
+  router_->onLoad(load);
+}
+
+std::vector<ModelCard> EngineBackend::models() const {
+  ModelCard card;
+  card.id = options_.served_model_name;
+  card.created = options_.created;
+  card.vocab_size = options_.vocab_size > 0 ? options_.vocab_size : tokenizer_->vocabSize();
+  card.max_model_len = options_.max_model_len;
+  if (card.max_model_len <= 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    int32_t len = 0;
+    for (const auto& [id, w] : workers_) {
+      if (w.record.max_model_len > 0 && (len == 0 || w.record.max_model_len < len)) len = w.record.max_model_len;
+    }
+    card.max_model_len = len > 0 ? len : 2048;
+  }
+  return {card};
+}
+
+Result<std::string> EngineBackend::renderChat(const std::string&, const std::vector<ChatMessage>& messages,
+                                              bool add_generation_prompt) {
+  if (!template_) {
+    return invalidArgument("model '" + options_.served_model_name +
+                           "' has no chat template; use /v1/completions");
+  }
+  nlohmann::ordered_json msgs = nlohmann::ordered_json::array();
+  for (const auto& m : messages) {
+    nlohmann::ordered_json j;
+    j["role"] = m.role;
+    if (m.has_parts) {
+      j["content"] = nlohmann::ordered_json::array();
+      for (const auto& part : m.parts) j["content"].push_back({{"type", "text"}, {"text", part}});
+    } else {
+      j["content"] = m.content;
+    }
+    if (m.name) j["name"] = *m.name;
+    msgs.push_back(std::move(j));
+  }
+  return template_->render(msgs, add_generation_prompt, options_.bos_token, options_.eos_token,
+                           nlohmann::ordered_json(nullptr));
+}
+
+Result<std::vector<int32_t>> EngineBackend::tokenize(const std::string&, const std::string& text,
+                                                     bool add_special_tokens) {
+  return tokenizer_->encode(text, add_special_tokens, /*parse_special=*/true);
+}
+
+Result<std::string> EngineBackend::detokenize(const std::string&, const std::vector<int32_t>& ids) {
+  const int32_t vocab = tokenizer_->vocabSize();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= vocab) {
+      return invalidArgument("tokens[" + std::to_string(i) + "]: token id " + std::to_string(ids[i]) +
+                             " is out of range [0, " + std::to_string(vocab) + ")");
+    }
+  }
+  return tokenizer_->decode(ids, /*skip_special_tokens=*/false);
+}
+
+std::unique_ptr<IncrementalDetokenizer> EngineBackend::newDetokenizer(const std::string&) {
+  return std::make_unique<TokenizerDetokenizer>(tokenizer_);
+}
+
+std::string EngineBackend::tokenPiece(const std::string&, int32_t token_id) {
+  return std::string(tokenizer_->tokenBytes(token_id));
+}
+
+runtime::GenerateRequest EngineBackend::toRuntimeRequest(GenerateRequest&& r, int32_t overlap_blocks) const {
+  runtime::GenerateRequest out;
+  out.request_id = std::move(r.request_id);
+  out.token_ids = std::move(r.prompt_token_ids);
+  out.cache_salt = std::move(r.cache_salt);
+  out.overlap_blocks = overlap_blocks;
+  auto& s = out.sampling;
+  s.temperature = static_cast<float>(r.sampling.temperature);
+  s.top_p = static_cast<float>(r.sampling.top_p);
+  s.top_k = r.sampling.top_k;
+  s.min_p = static_cast<float>(r.sampling.min_p);
+  if (r.sampling.seed) s.seed = static_cast<uint64_t>(*r.sampling.seed);
+  s.repetition_penalty = static_cast<float>(r.sampling.repetition_penalty);
+  s.presence_penalty = static_cast<float>(r.sampling.presence_penalty);
+  s.frequency_penalty = static_cast<float>(r.sampling.frequency_penalty);
+  s.logit_bias.assign(r.sampling.logit_bias.begin(), r.sampling.logit_bias.end());
+  s.logprobs = r.sampling.logprobs;
+  out.stop.max_tokens = r.stop.max_tokens;
+  out.stop.min_tokens = r.stop.min_tokens;
+  out.stop.ignore_eos = r.stop.ignore_eos;
+  out.stop.stop_token_ids = std::move(r.stop.stop_token_ids);
+  return out;
+}
+
+Result<EngineBackend::Routed> EngineBackend::routeRequest(const GenerateRequest& request) {
+  const std::string& id = request.request_id;
+  int32_t block_size;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    block_size = block_size_;
+  }
+  const std::vector<kv::BlockHash> hashes = kv::blockHashes(
+      kv::rootHash(options_.model_id, request.cache_salt), request.prompt_token_ids, block_size);
+  const auto prompt_tokens = static_cast<int32_t>(request.prompt_token_ids.size());
+  TURBINE_ASSIGN_OR_RETURN(router::RouteDecision decision,
+                           router_->route({id, options_.model_id, hashes, prompt_tokens}));
+  Routed routed{nullptr, decision.overlap_blocks};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto w = workers_.find(decision.worker);
+    if (w != workers_.end()) routed.client = w->second.client;
+    if (routed.client && !requests_.emplace(id, InFlight{routed.client, false}).second) routed.client = nullptr;
+  }
+  if (!routed.client) {
+    router_->onRequestFinished(id);
+    return unavailable("worker " + std::to_string(decision.worker) + " is gone, or request id '" + id +
+                       "' is already running");
+  }
+  return routed;
+}
+
+Status EngineBackend::generate(GenerateRequest request, ChunkSink sink) {
+  const std::string id = request.request_id;
+  const auto prompt_tokens = static_cast<int32_t>(request.prompt_token_ids.size());
+  TURBINE_ASSIGN_OR_RETURN(Routed routed, routeRequest(request));
+  auto on_chunk = [this, id, prompt_tokens, sink = std::move(sink)](runtime::GenerateChunk&& c) {
+    GenerationChunk chunk = toGenerationChunk(std::move(c));
+    if (chunk.finish != FinishReason::kNone) finishRequest(id, chunk, prompt_tokens);
+    sink(std::move(chunk));
+  };
+  Status st = routed.client->generate(toRuntimeRequest(std::move(request), routed.overlap_blocks),
+                                      std::move(on_chunk));
+  bool abort_now = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = requests_.find(id);
+    if (it != requests_.end()) {
+      if (!st.isOk()) requests_.erase(it);  // refused: no chunk will come
+      else abort_now = it->second.aborted;
+    }
+  }
+  if (!st.isOk()) {
+    router_->onRequestFinished(id);
+    return st;
+  }
+  if (abort_now) routed.client->abort(id);  // abort() came before the worker knew the id
+  return Status::ok();
+}
+
+void EngineBackend::finishRequest(const std::string& request_id, const GenerationChunk& final_chunk,
+                                  int32_t prompt_tokens) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    requests_.erase(request_id);
+  }
+  router_->onRequestFinished(request_id);
+  if (final_chunk.cached_tokens) {
+    prompt_tokens_.fetch_add(prompt_tokens, std::memory_order_relaxed);
+    cached_tokens_.fetch_add(*final_chunk.cached_tokens, std::memory_order_relaxed);
+  }
+}
+
+void EngineBackend::abort(const std::string& request_id) {
+  std::shared_ptr<runtime::WorkerClient> client;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = requests_.find(request_id);
+    if (it == requests_.end()) return;
+    it->second.aborted = true;
+    client = it->second.client;
+  }
+  client->abort(request_id);
+}
+
+Status EngineBackend::health() {
+  std::vector<std::shared_ptr<runtime::WorkerClient>> clients;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, w] : workers_) clients.push_back(w.client);
+  }
+  if (clients.empty()) return unavailable("no worker serves model '" + options_.served_model_name + "'");
+  for (auto& c : clients) {
+    if (c->health().isOk()) return Status::ok();
+  }
+  return unavailable("no worker of model '" + options_.served_model_name + "' is healthy");
+}
+
+BackendStats EngineBackend::stats() {
+  BackendStats s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, w] : workers_) {
+      s.running += w.load.running;
+      s.waiting += w.load.waiting;
+      s.kv_blocks_total += w.load.kv_blocks_total;
+      s.kv_blocks_used += w.load.kv_blocks_used;
+    }
+  }
+  const int64_t prompt = prompt_tokens_.load(std::memory_order_relaxed);
+  if (prompt > 0) {
+    s.prefix_cache_hit_rate =
+        static_cast<double>(cached_tokens_.load(std::memory_order_relaxed)) / static_cast<double>(prompt);
+  }
+  return s;
+}
+
+size_t EngineBackend::numWorkers() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return workers_.size();
+}
+
+}  // namespace turbine::frontend

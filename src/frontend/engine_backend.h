@@ -1,0 +1,128 @@
+// EngineBackend: the ServingBackend of `turbine serve` and `turbine frontend` — a real model's
+// tokenizer and chat template in front of a router and the workers it picks (DESIGN.md §4):
+//   1. renderChat / tokenize with the model's own chat template and tokenizer;
+//   2. generate(): the prompt's block hashes (DESIGN.md §3.1, root = model_id + cache_salt), a
+//      route from the router, then the chosen worker's WorkerClient over the request plane;
+//      its chunks become GenerationChunks (the final one carries cached_tokens);
+//   3. abort(): forwarded to the worker that runs the request (a client disconnect frees its
+//      KV blocks at once).
+// Wiring: the backend watches discovery (workers of options.model_id join and leave the router
+// and get a request-plane client), subscribes to the event plane ("kv" events and "load"
+// metrics go to the router; load metrics also feed stats()).
+// stats(): running, waiting and KV blocks summed over the workers' latest load reports; the
+// prefix-cache hit rate is cached prompt tokens / prompt tokens of the requests it served.
+// Thread safety: all methods are thread-safe (ServingBackend's contract). The planes and the
+// router must outlive the backend; the destructor stops watching and subscribing.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "frontend/backend.h"
+#include "kv/load_metrics.h"
+#include "model/chat_template.h"
+#include "model/tokenizer.h"
+#include "router/router.h"
+#include "runtime/discovery.h"
+#include "runtime/event_plane.h"
+#include "runtime/request_plane.h"
+
+namespace turbine::frontend {
+
+struct EngineBackendOptions {
+  std::string served_model_name;  // what clients put in "model" (required)
+  std::string model_id;           // block-hash root, as the workers' records say (required)
+  int32_t max_model_len = 0;      // 0: the smallest max_model_len among the workers' records
+  int32_t vocab_size = 0;         // token ids must be below it; 0: the tokenizer's vocabulary
+  std::string bos_token;          // chat template variables
+  std::string eos_token;
+  int64_t created = 0;            // /v1/models "created" (unix seconds)
+};
+
+struct BackendPlanes {
+  runtime::RequestPlane* requests = nullptr;
+  runtime::Discovery* discovery = nullptr;
+  runtime::EventPlane* events = nullptr;
+};
+
+class EngineBackend : public ServingBackend {
+ public:
+  // `chat_template` may be null (renderChat is then InvalidArgument). InvalidArgument when a
+  // required option, the tokenizer, the router or a plane is missing.
+  static Result<std::shared_ptr<EngineBackend>> create(
+      EngineBackendOptions options, std::shared_ptr<const model::Tokenizer> tokenizer,
+      std::shared_ptr<const model::ChatTemplate> chat_template,
+      std::shared_ptr<router::Router> router, BackendPlanes planes);
+  ~EngineBackend() override;
+
+  std::vector<ModelCard> models() const override;
+  Result<std::string> renderChat(const std::string& model, const std::vector<ChatMessage>& messages,
+                                 bool add_generation_prompt) override;
+  Result<std::vector<int32_t>> tokenize(const std::string& model, const std::string& text,
+                                        bool add_special_tokens) override;
+  Result<std::string> detokenize(const std::string& model, const std::vector<int32_t>& ids) override;
+  std::unique_ptr<IncrementalDetokenizer> newDetokenizer(const std::string& model) override;
+  std::string tokenPiece(const std::string& model, int32_t token_id) override;
+  Status generate(GenerateRequest request, ChunkSink sink) override;
+  void abort(const std::string& request_id) override;
+  Status health() override;
+  BackendStats stats() override;
+
+  // Workers the backend can route to now.
+  size_t numWorkers() const;
+
+ private:
+  struct WorkerEntry {
+    runtime::WorkerRecord record;
+    std::shared_ptr<runtime::WorkerClient> client;
+    kv::LoadMetrics load;
+  };
+  struct Routed {
+    std::shared_ptr<runtime::WorkerClient> client;
+    int32_t overlap_blocks = 0;
+  };
+  struct InFlight {
+    std::shared_ptr<runtime::WorkerClient> client;
+    bool aborted = false;  // abort() came before the worker admitted it
+  };
+
+  EngineBackend(EngineBackendOptions options, std::shared_ptr<const model::Tokenizer> tokenizer,
+                std::shared_ptr<const model::ChatTemplate> chat_template,
+                std::shared_ptr<router::Router> router, BackendPlanes planes);
+  void wire();
+  // Block hashes, a route, and the request registered as in flight on the chosen worker.
+  Result<Routed> routeRequest(const GenerateRequest& request);
+  void onDiscovery(const runtime::DiscoveryEvent& event);
+  void onEvent(const runtime::EventPayload& payload);
+  // Called once per request with its final chunk, before the sink sees it.
+  void finishRequest(const std::string& request_id, const GenerationChunk& final_chunk,
+                     int32_t prompt_tokens);
+  runtime::GenerateRequest toRuntimeRequest(GenerateRequest&& request, int32_t overlap_blocks) const;
+
+  EngineBackendOptions options_;
+  std::shared_ptr<const model::Tokenizer> tokenizer_;
+  std::shared_ptr<const model::ChatTemplate> template_;
+  std::shared_ptr<router::Router> router_;
+  BackendPlanes planes_;
+  runtime::WatchId watch_ = 0;
+  std::vector<runtime::SubscriptionId> subscriptions_;
+
+  mutable std::mutex mu_;  // guards workers_, requests_, block_size_
+  std::map<kv::WorkerId, WorkerEntry> workers_;
+  std::unordered_map<std::string, InFlight> requests_;
+  int32_t block_size_ = 16;  // of the workers (the first record's)
+
+  std::atomic<int64_t> prompt_tokens_{0};  // of finished requests with usage
+  std::atomic<int64_t> cached_tokens_{0};
+};
+
+// GenerationChunk of a request-plane chunk (exposed for tests).
+GenerationChunk toGenerationChunk(runtime::GenerateChunk&& chunk);
+
+}  // namespace turbine::frontend

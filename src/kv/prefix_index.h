@@ -1,0 +1,162 @@
+// PrefixIndex: the router's global view of which workers hold which KV blocks, and on which tiers
+// (DESIGN.md §3.2, §4 step 2). Fed by KV events (stored / removed / cleared) and by the router's
+// own predictions; answers, for a request's chained block hashes, every worker's overlap: the
+// longest run of leading blocks it holds on any tier, plus a tier-weighted score of that run.
+//
+// Layout (memory-lean, 10M blocks x 1,000 workers): one open-addressing table of 16-byte slots
+// keyed by block hash (linear probing, backward-shift deletion, load <= 0.75). A slot stores its
+// only holder inline as `worker_slot << 5 | tier_mask`; a hash held by 2+ workers points into a
+// pool of small sorted holder vectors. Bits 0..3 of the mask are the tiers (kv::Tier), bit 4 is a
+// router prediction ("routed there, events not seen yet"). Because block hashes are chained, a
+// hash names its whole prefix, so no tree is needed: the overlap walk is one lookup per block,
+// touching only that block's holders.
+//
+// Predictions expire: each has a last-touch time; the oldest are dropped when older than the TTL
+// or when more than `prediction_cap` are live (an LRU with a TTL). A stored or removed event for
+// (worker, hash) replaces the prediction with the truth.
+//
+// Workers are interned to dense slots (0..); clearWorker() scans the whole table (O(capacity),
+// rare: AllCleared, a worker leaving).
+//
+// Thread safety: not thread-safe (the router holds one lock around it).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "kv/block_hash.h"
+#include "kv/kv_events.h"
+
+namespace turbine::kv {
+
+using WorkerSlot = uint32_t;
+
+struct PrefixIndexOptions {
+  // Overlap weight of a block per tier (device, host, disk, remote); a predicted block counts as
+  // device. A block on several tiers counts its best.
+  std::array<double, kNumTiers> tier_weights = {1.0, 0.75, 0.5, 0.25};
+  int64_t prediction_ttl_us = 30'000'000;  // a prediction lives this long after its last touch
+  size_t prediction_cap = 1 << 22;         // live predictions at most (oldest dropped first)
+  size_t initial_capacity = 1024;          // table slots (rounded up to a power of two)
+};
+
+struct WorkerOverlap {
+  WorkerSlot worker = 0;
+  int32_t blocks = 0;    // longest run of leading blocks held on any tier (or predicted)
+  double weighted = 0;   // sum over that run of the best tier weight of each block
+};
+
+class PrefixIndex {
+ public:
+  explicit PrefixIndex(const PrefixIndexOptions& options = {});
+
+  // Dense slot of a worker, created on first use; stable until releaseWorker().
+  WorkerSlot internWorker(WorkerId worker);
+  std::optional<WorkerSlot> findWorker(WorkerId worker) const;
+  WorkerId workerId(WorkerSlot slot) const { return slot_ids_[slot]; }
+  size_t numWorkerSlots() const { return slot_ids_.size(); }
+  // Clears the worker's entries and recycles its slot.
+  void releaseWorker(WorkerId worker);
+
+  // Applies one event of `worker` (stored/removed on a tier replace any prediction).
+  void apply(WorkerSlot worker, const KvEvent& event);
+  void addBlocks(WorkerSlot worker, std::span<const BlockHash> hashes, Tier tier);
+  void removeBlocks(WorkerSlot worker, std::span<const BlockHash> hashes, Tier tier);
+  // Every entry of the worker, predictions included, is dropped.
+  void clearWorker(WorkerSlot worker);
+
+  // Marks `hashes` as predicted on `worker` at time now_us (refreshing their TTL); hashes the
+  // worker holds on a real tier are left alone.
+  void predict(WorkerSlot worker, std::span<const BlockHash> hashes, int64_t now_us);
+  // Drops predictions older than the TTL, and the oldest beyond the cap.
+  void expirePredictions(int64_t now_us);
+
+  // Overlaps of every worker holding at least the first block; `out` is overwritten (any
+  // order). Not const: uses scratch arrays.
+  void findOverlaps(std::span<const BlockHash> hashes, std::vector<WorkerOverlap>& out);
+
+  // The tier mask (bit t = kv::Tier t, bit 4 = predicted) of `hash` on `worker`; 0 if absent.
+  uint32_t mask(BlockHash hash, WorkerSlot worker) const;
+
+  size_t numHashes() const { return size_; }          // distinct block hashes indexed
+  size_t numEntries() const { return num_entries_; }  // (hash, worker) pairs, predictions too
+  size_t numPredictions() const { return num_predictions_; }
+  size_t blocksOf(WorkerSlot worker) const { return worker_entries_[worker]; }
+  // Bytes held by the table, holder vectors, predictions and per-worker arrays.
+  size_t memoryBytes() const;
+
+  static constexpr uint32_t kPredictedBit = 1u << kNumTiers;
+
+ private:
+  struct Slot {
+    BlockHash hash = 0;
+    uint32_t holder = 0;              // worker << 5 | mask, when overflow == kNoOverflow
+    uint32_t overflow = kNoOverflow;  // index into pool_ when 2+ holders
+  };
+  static constexpr uint32_t kNoOverflow = 0xFFFFFFFFu;
+  static constexpr uint32_t kMaskBits = 5;
+  static constexpr uint32_t kMaskAll = (1u << kMaskBits) - 1;
+
+  static bool isEmpty(const Slot& s) { return s.holder == 0 && s.overflow == kNoOverflow; }
+  size_t home(BlockHash h) const { return (h * 0x9E3779B97F4A7C15ull) >> shift_; }
+  Slot* find(BlockHash h);
+  const Slot* find(BlockHash h) const;
+  Slot* findOrInsert(BlockHash h);
+  void eraseSlot(Slot* s);
+  void grow();
+  // Sets `bits` for worker on slot; returns the previous mask.
+  uint32_t setBits(Slot* s, WorkerSlot w, uint32_t bits);
+  // Clears `bits` for worker on slot (erasing the slot when no holder is left); previous mask.
+  uint32_t clearBits(Slot* s, WorkerSlot w, uint32_t bits);
+  void onMaskChange(WorkerSlot w, uint32_t before, uint32_t after);
+  void dropPrediction(WorkerSlot w, BlockHash h);
+  uint32_t allocOverflow();
+
+  struct PredKey {
+    BlockHash hash;
+    WorkerSlot worker;
+    bool operator==(const PredKey&) const = default;
+  };
+  struct PredKeyHash {
+    size_t operator()(const PredKey& k) const {
+      return k.hash ^ (static_cast<uint64_t>(k.worker) * 0x9E3779B97F4A7C15ull);
+    }
+  };
+  struct PredRecord {
+    int64_t touch_us;
+    PredKey key;
+  };
+
+  PrefixIndexOptions options_;
+  std::array<double, 32> mask_weight_{};
+  std::vector<Slot> table_;
+  size_t size_ = 0;
+  int shift_ = 64;
+  size_t num_entries_ = 0;
+  std::vector<std::vector<uint32_t>> pool_;  // sorted by worker
+  std::vector<uint32_t> pool_free_;
+
+  std::unordered_map<WorkerId, WorkerSlot> slots_;
+  std::vector<WorkerId> slot_ids_;
+  std::vector<WorkerSlot> free_slots_;
+  std::vector<size_t> worker_entries_;
+
+  std::unordered_map<PredKey, int64_t, PredKeyHash> pred_touch_;  // live predictions
+  std::deque<PredRecord> pred_fifo_;  // touches in time order (stale ones skipped)
+  size_t num_predictions_ = 0;
+
+  // findOverlaps scratch, indexed by worker slot.
+  std::vector<uint32_t> stamp_;
+  std::vector<int32_t> depth_;
+  std::vector<double> weight_;
+  std::vector<WorkerSlot> touched_;
+  uint32_t epoch_ = 0;
+};
+
+}  // namespace turbine::kv

@@ -1,0 +1,79 @@
+// MockEngine: the serving engine's scheduler, paged block pool, prefix caching (LRU eviction)
+// and KV events, with MockRunner in place of a model: forward() computes nothing and reports
+// how long the step would have taken (TimingModel). The caller owns time: step() runs one
+// scheduler iteration now and returns its modelled duration, so a discrete-event simulator can
+// stamp the step's outputs and events at now + duration (virtual time), and a real-time worker
+// can sleep that long (--engine mock).
+//
+// Every sampled token is kMockToken (greedy over constant logits), so a request runs exactly
+// max_tokens steps with ignore_eos. Prompt token ids must be < kMockVocab.
+// Thread safety: not thread-safe; one owner drives it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/batch.h"
+#include "engine/request.h"
+#include "engine/scheduler.h"
+#include "kv/kv_events.h"
+#include "kv/load_metrics.h"
+#include "mocker/timing_model.h"
+
+namespace turbine::mocker {
+
+inline constexpr int32_t kMockVocab = 64;
+inline constexpr int32_t kMockToken = 1;
+
+// A ModelRunner without a model: each forward() sets lastStepUs() from the timing model and
+// writes logits whose argmax is kMockToken.
+class MockRunner : public engine::ModelRunner {
+ public:
+  MockRunner(const TimingProfile& profile, int32_t block_size, int32_t num_blocks);
+  int32_t vocabSize() const override { return kMockVocab; }
+  int32_t blockSize() const override { return block_size_; }
+  int32_t numBlocks() const override { return num_blocks_; }
+  int32_t maxModelLen() const override { return block_size_ * num_blocks_; }
+  Status forward(const engine::Batch& batch, std::span<float> logits) override;
+  double lastStepUs() const { return last_step_us_; }
+
+ private:
+  TimingProfile profile_;
+  int32_t block_size_;
+  int32_t num_blocks_;
+  double last_step_us_ = 0;
+};
+
+struct MockEngineOptions {
+  std::string model_id = "mock";
+  int32_t block_size = 16;
+  int32_t num_blocks = 1024;
+  TimingProfile profile;
+};
+
+class MockEngine {
+ public:
+  explicit MockEngine(const MockEngineOptions& options);
+
+  // Validates (InvalidArgument naming the field) and queues the request.
+  Status add(engine::Request request, engine::OutputCallback callback);
+  bool abort(const engine::RequestId& id) { return scheduler_.abort(id); }
+  bool hasWork() const { return scheduler_.hasWork(); }
+  // One iteration now; returns its modelled duration in microseconds (0 when idle).
+  Result<double> step();
+  // KV events since the last call (stored / removed / cleared, device tier), oldest first.
+  std::vector<kv::KvEvent> takeEvents() { return scheduler_.pool().takeEvents(); }
+  kv::LoadMetrics load(kv::WorkerId worker, int64_t ts_ms) const;
+
+  const engine::Scheduler& scheduler() const { return scheduler_; }
+  const MockEngineOptions& options() const { return options_; }
+
+ private:
+  MockEngineOptions options_;
+  std::unique_ptr<MockRunner> runner_;
+  engine::Scheduler scheduler_;
+};
+
+}  // namespace turbine::mocker

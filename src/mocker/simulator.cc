@@ -1,0 +1,275 @@
+#include "mocker/simulator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <queue>
+
+#include "kv/block_hash.h"
+#include "mocker/mock_engine.h"
+
+namespace turbine::mocker {
+
+namespace {
+
+enum class EventType : uint8_t { kStepDone = 0, kArrival = 1 };
+
+struct SimEvent {
+  int64_t t_us;
+  uint64_t order;
+  EventType type;
+  uint32_t index;  // worker or request
+  bool operator>(const SimEvent& o) const {
+    return t_us != o.t_us ? t_us > o.t_us : order > o.order;
+  }
+};
+
+struct ReqState {
+  int64_t arrival_us = 0;
+  int64_t first_us = -1;
+  int64_t last_us = -1;
+  int32_t tokens = 0;
+  uint32_t worker = 0;
+};
+
+struct Worker {
+  std::unique_ptr<MockEngine> engine;
+  bool stepping = false;
+  std::vector<std::pair<uint32_t, engine::Output>> outbox;
+  std::vector<kv::KvEvent> events;
+  uint64_t seq = 0;
+  int64_t last_load_us = -1;
+  double busy_us = 0;
+  WorkerReport report;
+};
+
+Percentiles percentiles(std::vector<double>& v) {
+  Percentiles p;
+  if (v.empty()) return p;
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) {
+    const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
+    return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
+  };
+  p.p50 = at(0.5);
+  p.p90 = at(0.9);
+  p.p99 = at(0.99);
+  double sum = 0;
+  for (double x : v) sum += x;
+  p.mean = sum / static_cast<double>(v.size());
+  return p;
+}
+
+std::vector<int32_t> promptTokens(const TraceRequest& r, int32_t block_size) {
+  std::vector<int32_t> tokens(r.hash_ids.size() * static_cast<size_t>(block_size) + 1, 0);
+  for (size_t j = 0; j < r.hash_ids.size(); ++j) {
+    // base-64 digits of the id (ids < 64^8), then a marker so id 0 differs from padding.
+    auto id = static_cast<uint64_t>(r.hash_ids[j]);
+    int32_t* block = tokens.data() + j * static_cast<size_t>(block_size);
+    for (int d = 0; d < std::min(8, block_size - 1); ++d, id /= kMockVocab) {
+      block[d] = static_cast<int32_t>(id % kMockVocab);
+    }
+    block[std::min(8, block_size - 1)] = kMockVocab - 1;
+  }
+  return tokens;
+}
+
+class Simulation {
+ public:
+  Simulation(const std::vector<TraceRequest>& trace, const SimulationOptions& o,
+             router::Router& router, const SimulationHooks& hooks)
+      : trace_(trace), o_(o), router_(router), hooks_(hooks), reqs_(trace.size()) {}
+
+  SimulationReport run();
+
+ private:
+  void push(int64_t t, EventType type, uint32_t index) { queue_.push({t, order_++, type, index}); }
+  void arrive(uint32_t i, int64_t now);
+  void stepDone(uint32_t w, int64_t now);
+  void startStep(uint32_t w, int64_t now);
+  void deliver(uint32_t w, const engine::Output& out, uint32_t req, int64_t now);
+
+  const std::vector<TraceRequest>& trace_;
+  SimulationOptions o_;
+  router::Router& router_;
+  SimulationHooks hooks_;
+  std::vector<Worker> workers_;
+  std::vector<ReqState> reqs_;
+  std::priority_queue<SimEvent, std::vector<SimEvent>, std::greater<>> queue_;
+  uint64_t order_ = 0;
+  kv::BlockHash root_ = 0;
+  SimulationReport rep_;
+  std::vector<double> ttft_, itl_, e2e_;
+  int64_t total_blocks_ = 0, hit_blocks_ = 0, input_tokens_ = 0;
+  int64_t end_us_ = 0;
+};
+
+void Simulation::arrive(uint32_t i, int64_t now) {
+  const TraceRequest& tr = trace_[i];
+  engine::Request req;
+  req.request_id = std::to_string(i);
+  req.token_ids = promptTokens(tr, o_.block_size);
+  req.sampling.temperature = 0.0f;
+  req.stop.max_tokens = std::max(tr.output_length, 1);
+  req.stop.ignore_eos = true;
+  const auto hashes = kv::blockHashes(root_, req.token_ids, o_.block_size);
+  total_blocks_ += static_cast<int64_t>(tr.hash_ids.size());
+  reqs_[i].arrival_us = now;
+  auto d = router_.route(router::RouteRequest{req.request_id, o_.model_id, hashes,
+                                              static_cast<int32_t>(req.token_ids.size())});
+  if (!d) {
+    ++rep_.failed;
+    return;
+  }
+  const auto w = static_cast<uint32_t>(d->worker - 1);
+  reqs_[i].worker = w;
+  Worker& wk = workers_[w];
+  ++wk.report.requests;
+  wk.report.prompt_blocks += static_cast<int64_t>(tr.hash_ids.size());
+  input_tokens_ += static_cast<int64_t>(req.token_ids.size());
+  Status st = wk.engine->add(std::move(req), [this, w, i](engine::Output&& out) {
+    workers_[w].outbox.emplace_back(i, std::move(out));
+  });
+  if (!st) {
+    ++rep_.failed;
+    router_.onRequestFinished(std::to_string(i));
+    return;
+  }
+  if (!wk.stepping) startStep(w, now);
+}
+
+void Simulation::startStep(uint32_t w, int64_t now) {
+  Worker& wk = workers_[w];
+  auto d = wk.engine->step();
+  const double us = d ? *d : o_.profile.step_base_us;
+  const auto dur = std::max<int64_t>(static_cast<int64_t>(std::llround(us)), 1);
+  wk.busy_us += static_cast<double>(dur);
+  wk.stepping = true;
+  auto ev = wk.engine->takeEvents();
+  wk.events.insert(wk.events.end(), std::make_move_iterator(ev.begin()), std::make_move_iterator(ev.end()));
+  push(now + dur, EventType::kStepDone, w);
+}
+
+void Simulation::deliver(uint32_t w, const engine::Output& out, uint32_t i, int64_t now) {
+  ReqState& r = reqs_[i];
+  const std::string id = std::to_string(i);
+  for (size_t k = 0; k < out.token_ids.size(); ++k) {
+    if (r.first_us < 0) {
+      r.first_us = now;
+      ttft_.push_back(static_cast<double>(now - r.arrival_us) / 1000.0);
+      if (hooks_.on_prefill_done) hooks_.on_prefill_done(id);
+    } else {
+      itl_.push_back(static_cast<double>(now - r.last_us) / 1000.0);
+    }
+    r.last_us = now;
+    ++r.tokens;
+  }
+  if (!out.finished()) return;
+  if (out.usage) {
+    const int32_t cached_blocks = out.usage->cached_tokens / o_.block_size;
+    hit_blocks_ += cached_blocks;
+    workers_[w].report.cached_blocks += cached_blocks;
+    if (hooks_.on_usage) hooks_.on_usage(id, out.usage->cached_tokens);
+  }
+  if (out.status.isOk()) {
+    ++rep_.completed;
+    e2e_.push_back(static_cast<double>(now - r.arrival_us) / 1000.0);
+  } else {
+    ++rep_.failed;
+  }
+  rep_.output_tokens += r.tokens;
+  end_us_ = std::max(end_us_, now);
+  router_.onRequestFinished(id);
+}
+
+void Simulation::stepDone(uint32_t w, int64_t now) {
+  Worker& wk = workers_[w];
+  wk.stepping = false;
+  auto outbox = std::move(wk.outbox);
+  wk.outbox.clear();
+  if (!wk.events.empty()) {
+    router_.onKvEvents(kv::KvEventMessage{w + 1, wk.seq++, std::move(wk.events)});
+    wk.events.clear();
+  }
+  for (auto& [i, out] : outbox) deliver(w, out, i, now);
+  // Periodically while busy, and always when going idle (a change the router must see).
+  if (!wk.engine->hasWork() || wk.last_load_us < 0 || now - wk.last_load_us >= o_.load_interval_us) {
+    router_.onLoad(wk.engine->load(w + 1, now / 1000));
+    wk.last_load_us = now;
+  }
+  if (wk.engine->hasWork()) startStep(w, now);
+}
+
+SimulationReport Simulation::run() {
+  const auto wall0 = std::chrono::steady_clock::now();
+  root_ = kv::rootHash(o_.model_id, "");
+  MockEngineOptions eo;
+  eo.model_id = o_.model_id;
+  eo.block_size = o_.block_size;
+  eo.num_blocks = o_.kv_blocks_per_worker;
+  eo.profile = o_.profile;
+  workers_.resize(static_cast<size_t>(o_.workers));
+  for (int32_t w = 0; w < o_.workers; ++w) {
+    workers_[w].engine = std::make_unique<MockEngine>(eo);
+    workers_[w].report.worker_id = static_cast<uint64_t>(w + 1);
+    router_.addWorker(router::WorkerInfo{static_cast<uint64_t>(w + 1), o_.model_id, "agg",
+                                         o_.block_size, o_.kv_blocks_per_worker});
+  }
+  const double t0 = trace_.empty() ? 0 : trace_.front().timestamp_ms;
+  for (uint32_t i = 0; i < trace_.size(); ++i) {
+    const double t_ms = (trace_[i].timestamp_ms - t0) / o_.rate_scale;
+    push(static_cast<int64_t>(std::llround(t_ms * 1000.0)), EventType::kArrival, i);
+  }
+  while (!queue_.empty()) {
+    const SimEvent e = queue_.top();
+    queue_.pop();
+    if (hooks_.virtual_now_us) *hooks_.virtual_now_us = e.t_us;
+    if (e.type == EventType::kArrival) {
+      arrive(e.index, e.t_us);
+    } else {
+      stepDone(e.index, e.t_us);
+    }
+  }
+  rep_.requests = static_cast<int64_t>(trace_.size());
+  rep_.makespan_s = static_cast<double>(end_us_) / 1e6;
+  rep_.prefix_hit_ratio = total_blocks_ ? double(hit_blocks_) / double(total_blocks_) : 0;
+  const HitBounds b = computeHitBounds(trace_, int64_t{o_.workers} * o_.kv_blocks_per_worker);
+  rep_.pooled_oracle_hit_ratio = b.pooledRatio();
+  rep_.infinite_cache_hit_ratio = b.infiniteRatio();
+  rep_.pooled_optimal_hit_ratio = b.optimalRatio();
+  rep_.ttft_ms = percentiles(ttft_);
+  rep_.itl_ms = percentiles(itl_);
+  rep_.e2e_ms = percentiles(e2e_);
+  if (rep_.makespan_s > 0) {
+    rep_.output_tokens_per_s = static_cast<double>(rep_.output_tokens) / rep_.makespan_s;
+    rep_.input_tokens_per_s = static_cast<double>(input_tokens_) / rep_.makespan_s;
+  }
+  for (auto& wk : workers_) {
+    rep_.preemptions += wk.engine->scheduler().counters().preemptions;
+    wk.report.busy_fraction = end_us_ > 0 ? wk.busy_us / static_cast<double>(end_us_) : 0;
+    rep_.workers.push_back(wk.report);
+  }
+  rep_.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  return rep_;
+}
+
+}  // namespace
+
+Status validateSimulationOptions(const SimulationOptions& o) {
+  if (o.workers < 1) return invalidArgument("--workers must be >= 1");
+  if (o.block_size < 16) return invalidArgument("--block-size must be >= 16");
+  if (o.kv_blocks_per_worker < 2) return invalidArgument("--kv-blocks-per-worker must be >= 2");
+  if (!(o.rate_scale > 0) || !std::isfinite(o.rate_scale)) return invalidArgument("--rate-scale must be > 0");
+  return validateTimingProfile(o.profile);
+}
+
+Result<SimulationReport> simulate(const std::vector<TraceRequest>& trace,
+                                  const SimulationOptions& options, router::Router& router,
+                                  const SimulationHooks& hooks) {
+  TURBINE_RETURN_IF_ERROR(validateSimulationOptions(options));
+  Simulation sim(trace, options, router, hooks);
+  return sim.run();
+}
+
+}  // namespace turbine::mocker

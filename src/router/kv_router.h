@@ -1,0 +1,168 @@
+// KvRouter: the KV-cache-aware routing policy (DESIGN.md §4 step 2, issue 5 §3).
+//
+//   overlap(w)  = tier-weighted length of the longest run of the prompt's leading blocks that
+//                 worker w holds (kv::PrefixIndex; device 1.0, host 0.75, disk 0.5, remote 0.25)
+//   cost(w)     = overlap_weight * (prompt_blocks - overlap(w)) + active_blocks(w)
+//   pick        = argmin cost; ties: fewer active blocks, then uniformly at random (seeded).
+//                 temperature T > 0: sample w with probability ~ exp(-(cost(w) - min cost) / T).
+// Workers over a busy threshold (active blocks above busy_kv_fraction of their KV blocks, or
+// queued prefill tokens above busy_prefill_tokens) are skipped, unless every worker is busy
+// (then all compete: a request is never refused for load).
+//
+// Active blocks: route() counts the request's prompt blocks on the chosen worker at once and
+// marks its blocks as predicted in the index (so a burst of requests sharing a prefix follows
+// the first one before any event arrives); onRequestFinished() releases them. With load
+// metrics, active_blocks(w) = max(own count, reported kv_blocks_used + blocks routed since the
+// report), which converges when several frontends route to the same workers.
+// Approximate mode (use_kv_events = false): KV events are ignored and the index holds only the
+// router's own predictions, with approx_ttl_ms and prediction_cap.
+//
+// Thread safety: every method may be called from any thread (one internal mutex).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "kv/prefix_index.h"
+#include "router/router.h"
+
+namespace turbine::router {
+
+struct KvRouterOptions {
+  double overlap_weight = 1.0;
+  double temperature = 0.0;
+  bool use_kv_events = true;
+  uint64_t seed = 0;
+  // Busy thresholds; <= 0 turns one off.
+  double busy_kv_fraction = 0.0;     // of the worker's kv_blocks_total (needs it > 0)
+  int64_t busy_prefill_tokens = 0;   // prompt tokens routed there whose prefill is not done
+  // Predictions: how long the router trusts its own routing before events confirm it.
+  int64_t prediction_ttl_ms = 10'000;    // with KV events
+  int64_t approx_ttl_ms = 120'000;       // approximate mode
+  size_t prediction_cap = 1 << 22;       // (worker, block) predictions at most
+  std::array<double, kv::kNumTiers> tier_weights = {1.0, 0.75, 0.5, 0.25};
+  // Clock in microseconds (monotonic); default steady_clock. The simulator injects virtual time.
+  std::function<int64_t()> now_us;
+  // Called (under the router's lock: post, do not block) when a worker's seq jumps; the events
+  // are applied anyway. The fleet's event plane asks the worker for a replay here.
+  std::function<void(WorkerId, uint64_t expected_seq, uint64_t got_seq)> on_seq_gap;
+
+  static KvRouterOptions from(const RouterOptions& options);
+};
+
+// Decision latency histogram: 8 sub-buckets per power of two of nanoseconds.
+class LatencyHistogram {
+ public:
+  void record(int64_t ns);
+  // Upper bound of the bucket holding quantile q in [0, 1]; 0 when empty.
+  int64_t quantileNs(double q) const;
+  uint64_t count() const { return count_; }
+  static constexpr int kBuckets = 64 * 8;
+
+ private:
+  std::array<uint64_t, kBuckets> counts_{};
+  uint64_t count_ = 0;
+};
+
+struct KvRouterStats {
+  std::vector<std::pair<WorkerId, uint64_t>> routed_per_worker;
+  uint64_t requests_routed = 0;
+  uint64_t event_messages = 0;
+  uint64_t events_applied = 0;   // stored/removed/cleared events
+  uint64_t blocks_applied = 0;   // block hashes in them
+  uint64_t seq_gaps = 0;
+  uint64_t busy_skips = 0;       // workers skipped as busy, summed over decisions
+  // Accuracy: predicted overlap (tokens) vs cached_tokens reported in usage.
+  uint64_t usage_reports = 0;
+  int64_t predicted_cached_tokens = 0;
+  int64_t actual_cached_tokens = 0;
+  int64_t abs_error_tokens = 0;
+  size_t index_hashes = 0;
+  size_t index_entries = 0;
+  size_t index_predictions = 0;
+  size_t index_bytes = 0;
+  LatencyHistogram decision_latency;
+};
+
+class KvRouter : public Router {
+ public:
+  explicit KvRouter(const KvRouterOptions& options);
+
+  void addWorker(const WorkerInfo& worker) override;
+  void removeWorker(WorkerId worker) override;
+  void onKvEvents(const kv::KvEventMessage& msg) override;
+  void onLoad(const kv::LoadMetrics& load) override;
+  Result<RouteDecision> route(const RouteRequest& request) override;
+  void onRequestFinished(const std::string& request_id) override;
+
+  // The request's prefill is done: its tokens leave the worker's queued-prefill count.
+  void onPrefillCompleted(const std::string& request_id);
+  // Usage reported back for a routed request (before onRequestFinished): accuracy metrics.
+  void onUsage(const std::string& request_id, int32_t cached_tokens);
+
+  KvRouterStats stats() const;
+  // Router's current view of a worker's active blocks (for tests and load displays).
+  int64_t activeBlocks(WorkerId worker) const;
+  int64_t queuedPrefillTokens(WorkerId worker) const;
+
+ private:
+  struct WorkerState {
+    bool present = false;
+    WorkerInfo info;
+    int64_t local_active = 0;      // blocks of requests this router routed there, unfinished
+    int64_t since_report = 0;      // blocks routed there since the last load report
+    bool have_report = false;
+    int64_t reported_used = 0;
+    int64_t queued_prefill = 0;
+    uint64_t routed = 0;
+    bool have_seq = false;
+    uint64_t next_seq = 0;
+  };
+  struct Pending {
+    kv::WorkerSlot worker = 0;
+    int64_t blocks = 0;
+    int64_t prefill_tokens = 0;
+    int64_t predicted_cached_tokens = 0;
+  };
+  struct Candidate {
+    kv::WorkerSlot worker;
+    double cost;
+    int64_t active;
+  };
+
+  int64_t nowUs() const;
+  WorkerState& state(kv::WorkerSlot slot);
+  int64_t active(const WorkerState& w) const;
+  bool busy(const WorkerState& w) const;
+  void release(Pending& p);
+  size_t pick(const std::vector<Candidate>& c);
+  void applyMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg);
+
+  KvRouterOptions options_;
+  mutable std::mutex mu_;
+  kv::PrefixIndex index_;
+  std::vector<WorkerState> workers_;  // by index slot
+  std::unordered_map<std::string, std::vector<kv::WorkerSlot>> by_model_;
+  std::unordered_map<std::string, Pending> pending_;
+  std::mt19937_64 rng_;
+  KvRouterStats stats_;
+  // route() scratch
+  std::vector<kv::WorkerOverlap> overlaps_;
+  std::vector<double> overlap_of_;
+  std::vector<int32_t> overlap_blocks_of_;
+  std::vector<Candidate> candidates_;
+  std::vector<Candidate> busy_;
+};
+
+// The `kv` policy of makeRouter (RouterOptions' kv fields; the rest at KvRouterOptions' defaults).
+Result<std::unique_ptr<Router>> makeKvRouter(const RouterOptions& options);
+
+}  // namespace turbine::router

@@ -1,0 +1,99 @@
+// Worker: hosts one Engine (over any engine::ModelRunner: the CPU LlamaModel, a simulator, a
+// test double) behind the request plane, and tells the rest of the system about it:
+//   - discovery: its WorkerRecord (DESIGN.md §3.5) from start() until shutdown();
+//   - request plane: serves generate / abort / health at record().endpoint (DESIGN.md §3.4),
+//     translating runtime requests and chunks to and from the engine's;
+//   - event plane: every KV event message of the engine on topic "kv" (DESIGN.md §3.2), and its
+//     load metrics on topic "load" (DESIGN.md §3.3) every load_interval, and min_load_interval
+//     after a change (a request admitted or finished; the pause lets the engine's step that made
+//     the change refresh its stats, and caps the rate).
+//
+// Threads: the engine's step loop (chunks and KV events are forwarded from it) and one load
+// publisher thread. Chunk callbacks of callers run on the step loop: they must be quick.
+// Lifetime: the three planes must outlive the worker, and the request plane holds a reference
+// to it while it serves, so call shutdown() to stop it. shutdown() (also run by the destructor)
+// deregisters, stops serving, shuts the engine down (every admitted request still receives its
+// final chunk) and stops the publisher. Thread safety: every public method is thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/status.h"
+#include "engine/engine.h"
+#include "runtime/discovery.h"
+#include "runtime/event_plane.h"
+#include "runtime/request_plane.h"
+
+namespace turbine::worker {
+
+struct WorkerOptions {
+  kv::WorkerId worker_id = 0;    // also the engine's worker_id in its KV event messages
+  std::string endpoint;          // request plane address; "" = "worker-<worker_id>"
+  std::string role = "agg";
+  std::string model_id;          // block-hash root; also the engine's model_id
+  std::chrono::milliseconds load_interval{100};
+  std::chrono::milliseconds min_load_interval{2};
+};
+
+struct WorkerPlanes {
+  runtime::RequestPlane* requests = nullptr;
+  runtime::Discovery* discovery = nullptr;
+  runtime::EventPlane* events = nullptr;
+};
+
+class Worker : public runtime::WorkerClient {
+ public:
+  // Creates the engine over `runner` (engine_options.worker_id and model_id are overwritten by
+  // the worker's), subscribes to its KV events, serves it and registers it. InvalidArgument when
+  // a plane is missing or the engine refuses the options; AlreadyExists when the endpoint is
+  // served already.
+  static Result<std::shared_ptr<Worker>> start(std::unique_ptr<engine::ModelRunner> runner,
+                                               engine::EngineOptions engine_options,
+                                               WorkerOptions options, WorkerPlanes planes);
+  ~Worker() override;
+
+  Status generate(runtime::GenerateRequest request, runtime::ChunkCallback on_chunk) override;
+  void abort(const std::string& request_id) override;
+  Status health() override;
+
+  // kDrain finishes every admitted request first; kAbort ends them with finish "abort".
+  void shutdown(engine::Engine::ShutdownMode mode = engine::Engine::ShutdownMode::kAbort);
+
+  const runtime::WorkerRecord& record() const { return record_; }
+  engine::Engine& engine() { return *engine_; }
+  // The metrics that the next load report would carry (also published by the worker).
+  kv::LoadMetrics loadMetrics();
+
+ private:
+  Worker(WorkerOptions options, WorkerPlanes planes);
+  void publishLoop();
+  void markChanged();
+
+  WorkerOptions options_;
+  WorkerPlanes planes_;
+  runtime::WorkerRecord record_;
+  std::unique_ptr<engine::Engine> engine_;
+  std::atomic<bool> serving_{false};
+  bool served_ = false;      // set in start(): the endpoint is ours to stop
+  bool registered_ = false;  // set in start(): the record is ours to remove
+
+  std::mutex mu_;  // guards stop_, changed_, shut_down_
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool changed_ = false;
+  bool shut_down_ = false;
+  std::mutex stats_mu_;  // engine_->stats() computes rates between calls: one caller at a time
+  std::thread publisher_;
+};
+
+// Engine <-> request plane translation (exposed for tests).
+engine::Request toEngineRequest(runtime::GenerateRequest request);
+runtime::GenerateChunk fromEngineOutput(engine::Output&& output);
+
+}  // namespace turbine::worker

@@ -1,0 +1,357 @@
+// EngineBackend over the in-process planes with scripted workers (no engine): routing with the
+// prompt's block hashes, request and chunk translation, abort forwarding, discovery changes,
+// stats from load reports, chat templates and detokenization with a real (tiny) tokenizer.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "frontend/engine_backend.h"
+#include "model/make_model.h"
+#include "runtime/in_process_discovery.h"
+#include "runtime/in_process_event_plane.h"
+#include "runtime/in_process_request_plane.h"
+
+namespace turbine::frontend {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A worker whose chunks the test sends by hand.
+class ScriptedWorker : public runtime::WorkerClient {
+ public:
+  Status generate(runtime::GenerateRequest request, runtime::ChunkCallback cb) override {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!refuse.isOk()) return refuse;
+    sinks[request.request_id] = std::move(cb);
+    received.push_back(std::move(request));
+    return Status::ok();
+  }
+  void abort(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu);
+    aborted.push_back(id);
+  }
+  Status health() override { return Status::ok(); }
+  void send(const std::string& id, runtime::GenerateChunk c) {
+    runtime::ChunkCallback cb;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      cb = sinks.at(id);
+    }
+    cb(std::move(c));
+  }
+
+  std::mutex mu;
+  Status refuse;
+  std::map<std::string, runtime::ChunkCallback> sinks;
+  std::vector<runtime::GenerateRequest> received;
+  std::vector<std::string> aborted;
+};
+
+// Round-robin underneath; remembers what it was asked.
+class RecordingRouter : public router::Router {
+ public:
+  RecordingRouter() : inner_(std::move(router::makeRouter(router::RouterOptions{"round-robin"})).value()) {}
+  void addWorker(const router::WorkerInfo& w) override { inner_->addWorker(w); }
+  void removeWorker(router::WorkerId w) override { inner_->removeWorker(w); }
+  void onKvEvents(const kv::KvEventMessage& m) override {
+    std::lock_guard<std::mutex> lock(mu);
+    kv_messages.push_back(m);
+  }
+  void onLoad(const kv::LoadMetrics& l) override { inner_->onLoad(l); }
+  Result<router::RouteDecision> route(const router::RouteRequest& r) override {
+    std::lock_guard<std::mutex> lock(mu);
+    hashes.assign(r.block_hashes.begin(), r.block_hashes.end());
+    model_id = r.model_id;
+    auto d = inner_->route(r);
+    if (d.isOk()) d->overlap_blocks = 1;
+    return d;
+  }
+  void onRequestFinished(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu);
+    finished.push_back(id);
+  }
+
+  std::mutex mu;
+  std::vector<kv::BlockHash> hashes;
+  std::string model_id;
+  std::vector<std::string> finished;
+  std::vector<kv::KvEventMessage> kv_messages;
+
+ private:
+  std::unique_ptr<router::Router> inner_;
+};
+
+// A tiny model's tokenizer, made once for the whole test program.
+std::shared_ptr<const model::Tokenizer> tinyTokenizer() {
+  static std::shared_ptr<const model::Tokenizer> tok = [] {
+    const fs::path dir = fs::temp_directory_path() / ("turbine-engine-backend-test-" + std::to_string(::getpid()));
+    model::MakeModelOptions o;
+    o.preset = "tiny";
+    o.out = dir.string();
+    o.tokenizer_corpus_bytes = 1 << 16;
+    Status st = model::makeModel(o);
+    EXPECT_TRUE(st.isOk()) << st.toString();
+    auto t = model::Tokenizer::load(dir.string());
+    fs::remove_all(dir);
+    EXPECT_TRUE(t.isOk()) << t.status().toString();
+    return std::shared_ptr<const model::Tokenizer>(std::move(t).value());
+  }();
+  return tok;
+}
+
+runtime::WorkerRecord record(kv::WorkerId id, int32_t max_len = 300) {
+  runtime::WorkerRecord r;
+  r.worker_id = id;
+  r.endpoint = "w" + std::to_string(id);
+  r.model_id = "tiny-id";
+  r.block_size = 4;
+  r.kv_blocks_total = 50;
+  r.max_model_len = max_len;
+  return r;
+}
+
+class EngineBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 2; ++i) {
+      workers_.push_back(std::make_shared<ScriptedWorker>());
+      ASSERT_TRUE(requests_.serve("w" + std::to_string(i), workers_.back()).isOk());
+      ASSERT_TRUE(discovery_.registerWorker(record(i, 300 - i)).isOk());
+    }
+    auto tmpl = model::ChatTemplate::parse(
+        "{% for m in messages %}{% if m.content == 'boom' %}{{ raise_exception('no booms') }}{% endif %}"
+        "[{{ m.role }}{% if m.name %}/{{ m.name }}{% endif %}:"
+        "{% if m.content is string %}{{ m.content }}{% else %}{% for p in m.content %}{{ p.type }}={{ p.text }};"
+        "{% endfor %}{% endif %}]{% endfor %}{% if add_generation_prompt %}{{ bos_token }}>{% endif %}");
+    ASSERT_TRUE(tmpl.isOk()) << tmpl.status().toString();
+    EngineBackendOptions o;
+    o.served_model_name = "tiny";
+    o.model_id = "tiny-id";
+    o.bos_token = "<B>";
+    router_ = std::make_shared<RecordingRouter>();
+    auto b = EngineBackend::create(o, tinyTokenizer(), std::make_shared<const model::ChatTemplate>(std::move(*tmpl)),
+                                   router_, {&requests_, &discovery_, &events_});
+    ASSERT_TRUE(b.isOk()) << b.status().toString();
+    backend_ = *b;
+  }
+  void TearDown() override {
+    backend_.reset();
+    events_.close();
+  }
+
+  GenerateRequest request(const std::string& id, std::vector<int32_t> prompt) {
+    GenerateRequest r;
+    r.request_id = id;
+    r.model = "tiny";
+    r.prompt_token_ids = std::move(prompt);
+    return r;
+  }
+
+  runtime::InProcessRequestPlane requests_;
+  runtime::InProcessDiscovery discovery_;
+  runtime::InProcessEventPlane events_;
+  std::vector<std::shared_ptr<ScriptedWorker>> workers_;
+  std::shared_ptr<RecordingRouter> router_;
+  std::shared_ptr<EngineBackend> backend_;
+};
+
+TEST_F(EngineBackendTest, ModelCardAndChatTemplate) {
+  auto cards = backend_->models();
+  ASSERT_EQ(cards.size(), 1u);
+  EXPECT_EQ(cards[0].id, "tiny");
+  EXPECT_EQ(cards[0].max_model_len, 299);  // the smaller of the workers'
+  EXPECT_EQ(cards[0].vocab_size, tinyTokenizer()->vocabSize());
+
+  std::vector<ChatMessage> msgs(2);
+  msgs[0].role = "system";
+  msgs[0].content = "be brief";
+  msgs[0].name = "ops";
+  msgs[1].role = "user";
+  msgs[1].has_parts = true;
+  msgs[1].parts = {"a", "b"};
+  msgs[1].content = "ab";
+  auto text = backend_->renderChat("tiny", msgs, true);
+  ASSERT_TRUE(text.isOk()) << text.status().toString();
+  EXPECT_EQ(*text, "[system/ops:be brief][user:text=a;text=b;]<B>>");
+  msgs[0].content = "boom";
+  auto err = backend_->renderChat("tiny", msgs, false);
+  ASSERT_FALSE(err.isOk());
+  EXPECT_EQ(err.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(err.status().message(), "no booms");
+}
+
+TEST_F(EngineBackendTest, TokenizeDetokenizeAndIncrementalText) {
+  auto ids = backend_->tokenize("tiny", "hello world, héllo", false);
+  ASSERT_TRUE(ids.isOk());
+  ASSERT_FALSE(ids->empty());
+  auto text = backend_->detokenize("tiny", *ids);
+  ASSERT_TRUE(text.isOk());
+  EXPECT_EQ(*text, "hello world, héllo");
+  auto detok = backend_->newDetokenizer("tiny");
+  std::string streamed;
+  for (int32_t id : *ids) streamed += detok->push(id);
+  streamed += detok->flush();
+  EXPECT_EQ(streamed, *text);
+  std::string pieces;
+  for (int32_t id : *ids) pieces += backend_->tokenPiece("tiny", id);
+  EXPECT_EQ(pieces, *text);
+  auto bad = backend_->detokenize("tiny", {1, -3});
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_NE(bad.status().message().find("tokens[1]"), std::string::npos);
+}
+
+TEST_F(EngineBackendTest, RoutesWithBlockHashesAndTranslatesRequestAndChunks) {
+  GenerateRequest r = request("req-1", {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  r.cache_salt = "tenant-a";
+  r.sampling.temperature = 0.5;
+  r.sampling.seed = 42;
+  r.sampling.logprobs = 3;
+  r.sampling.logit_bias[7] = -100.0f;
+  r.stop.max_tokens = 5;
+  r.stop.stop_token_ids = {9};
+  r.stop.ignore_eos = true;
+  std::vector<GenerationChunk> got;
+  ASSERT_TRUE(backend_->generate(r, [&](GenerationChunk c) { got.push_back(std::move(c)); }).isOk());
+
+  {
+    std::lock_guard<std::mutex> lock(router_->mu);
+    EXPECT_EQ(router_->model_id, "tiny-id");
+    EXPECT_EQ(router_->hashes, kv::blockHashes(kv::rootHash("tiny-id", "tenant-a"), r.prompt_token_ids, 4));
+    EXPECT_EQ(router_->hashes.size(), 2u);
+    EXPECT_NE(router_->hashes, kv::blockHashes(kv::rootHash("tiny-id", ""), r.prompt_token_ids, 4));
+  }
+  auto& w = *workers_[0];
+  ASSERT_EQ(w.received.size(), 1u);
+  const auto& sent = w.received[0];
+  EXPECT_EQ(sent.request_id, "req-1");
+  EXPECT_EQ(sent.token_ids, r.prompt_token_ids);
+  EXPECT_EQ(sent.cache_salt, "tenant-a");
+  EXPECT_EQ(sent.overlap_blocks, 1);
+  EXPECT_FLOAT_EQ(sent.sampling.temperature, 0.5f);
+  EXPECT_EQ(sent.sampling.seed, std::optional<uint64_t>(42));
+  EXPECT_EQ(sent.sampling.logprobs, 3);
+  EXPECT_EQ(sent.sampling.logit_bias, (std::vector<std::pair<int32_t, float>>{{7, -100.0f}}));
+  EXPECT_EQ(sent.stop.max_tokens, std::optional<int32_t>(5));
+  EXPECT_EQ(sent.stop.stop_token_ids, (std::vector<int32_t>{9}));
+  EXPECT_TRUE(sent.stop.ignore_eos);
+
+  runtime::GenerateChunk c1;
+  c1.token_ids = {11, 12};
+  c1.logprobs = {{11, -0.5f, {{11, -0.5f}, {3, -2.0f}}}, {12, -0.25f, {}}};
+  w.send("req-1", c1);
+  runtime::GenerateChunk c2;
+  c2.token_ids = {9};
+  c2.finish = runtime::FinishReason::kStop;
+  c2.usage = runtime::Usage{9, 8, 3};
+  w.send("req-1", c2);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].token_ids, (std::vector<int32_t>{11, 12}));
+  ASSERT_EQ(got[0].logprobs.size(), 2u);
+  EXPECT_EQ(got[0].logprobs[0].top, (std::vector<std::pair<int32_t, float>>{{11, -0.5f}, {3, -2.0f}}));
+  EXPECT_FLOAT_EQ(got[0].logprobs[1].logprob, -0.25f);
+  EXPECT_EQ(got[0].finish, FinishReason::kNone);
+  EXPECT_FALSE(got[0].cached_tokens.has_value());
+  EXPECT_EQ(got[1].finish, FinishReason::kStop);
+  EXPECT_EQ(got[1].cached_tokens, std::optional<int32_t>(8));
+  {
+    std::lock_guard<std::mutex> lock(router_->mu);
+    EXPECT_EQ(router_->finished, (std::vector<std::string>{"req-1"}));
+  }
+  EXPECT_DOUBLE_EQ(backend_->stats().prefix_cache_hit_rate, 8.0 / 9.0);
+  backend_->abort("req-1");  // finished: not forwarded
+  EXPECT_TRUE(w.aborted.empty());
+}
+
+TEST_F(EngineBackendTest, AbortGoesToTheRunningWorkerAndErrorsPassThrough) {
+  std::vector<GenerationChunk> a, b;
+  ASSERT_TRUE(backend_->generate(request("a", {1, 2}), [&](GenerationChunk c) { a.push_back(std::move(c)); }).isOk());
+  ASSERT_TRUE(backend_->generate(request("b", {1, 2}), [&](GenerationChunk c) { b.push_back(std::move(c)); }).isOk());
+  ASSERT_EQ(workers_[0]->received.size(), 1u);
+  ASSERT_EQ(workers_[1]->received.size(), 1u);  // round-robin spread them
+  backend_->abort("b");
+  EXPECT_TRUE(workers_[0]->aborted.empty());
+  EXPECT_EQ(workers_[1]->aborted, (std::vector<std::string>{"b"}));
+  runtime::GenerateChunk fail;
+  fail.finish = runtime::FinishReason::kError;
+  fail.error = internalError("forward failed");
+  workers_[0]->send("a", fail);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].finish, FinishReason::kError);
+  EXPECT_EQ(a[0].error.message(), "forward failed");
+
+  // A worker's refusal is the caller's answer, and the router is told the request is over.
+  workers_[0]->refuse = resourceExhausted("queue full");
+  workers_[1]->refuse = resourceExhausted("queue full");
+  EXPECT_EQ(backend_->generate(request("c", {1}), [](GenerationChunk) {}).code(), StatusCode::kResourceExhausted);
+  std::lock_guard<std::mutex> lock(router_->mu);
+  EXPECT_EQ(router_->finished, (std::vector<std::string>{"a", "c"}));
+}
+
+TEST_F(EngineBackendTest, FollowsDiscoveryAndAggregatesLoad) {
+  EXPECT_EQ(backend_->numWorkers(), 2u);
+  EXPECT_TRUE(backend_->health().isOk());
+  kv::LoadMetrics l0;
+  l0.worker_id = 0;
+  l0.running = 2;
+  l0.waiting = 1;
+  l0.kv_blocks_total = 50;
+  l0.kv_blocks_used = 7;
+  kv::LoadMetrics l1 = l0;
+  l1.worker_id = 1;
+  l1.kv_blocks_used = 3;
+  kv::LoadMetrics stranger = l0;
+  stranger.worker_id = 77;  // not a worker of this model: ignored
+  for (const auto& l : {l0, l1, stranger}) ASSERT_TRUE(events_.publish(l).isOk());
+  kv::KvEventMessage msg;
+  msg.worker_id = 1;
+  msg.events.push_back(kv::AllCleared{});
+  ASSERT_TRUE(events_.publish(msg).isOk());
+  events_.flush();
+  BackendStats s = backend_->stats();
+  EXPECT_EQ(s.running, 4);
+  EXPECT_EQ(s.waiting, 2);
+  EXPECT_EQ(s.kv_blocks_total, 100);
+  EXPECT_EQ(s.kv_blocks_used, 10);
+  {
+    std::lock_guard<std::mutex> lock(router_->mu);
+    ASSERT_EQ(router_->kv_messages.size(), 1u);
+    EXPECT_EQ(router_->kv_messages[0], msg);
+  }
+
+  discovery_.deregisterWorker(0);
+  EXPECT_EQ(backend_->numWorkers(), 1u);
+  EXPECT_EQ(backend_->stats().kv_blocks_total, 50);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(backend_->generate(request("x" + std::to_string(i), {1}), [](GenerationChunk) {}).isOk());
+  }
+  EXPECT_EQ(workers_[1]->received.size(), 3u);
+  discovery_.deregisterWorker(1);
+  EXPECT_EQ(backend_->health().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(backend_->generate(request("y", {1}), [](GenerationChunk) {}).code(), StatusCode::kUnavailable);
+}
+
+TEST(EngineBackendCreate, RequiresItsParts) {
+  runtime::InProcessRequestPlane requests;
+  runtime::InProcessDiscovery discovery;
+  runtime::InProcessEventPlane events;
+  EngineBackendOptions o;
+  o.served_model_name = "m";
+  o.model_id = "m";
+  auto router = std::shared_ptr<router::Router>(std::move(router::makeRouter({"random"})).value());
+  EXPECT_FALSE(EngineBackend::create(o, nullptr, nullptr, router, {&requests, &discovery, &events}).isOk());
+  EXPECT_FALSE(EngineBackend::create(o, tinyTokenizer(), nullptr, nullptr, {&requests, &discovery, &events}).isOk());
+  EXPECT_FALSE(EngineBackend::create(o, tinyTokenizer(), nullptr, router, {&requests, nullptr, &events}).isOk());
+  auto ok = EngineBackend::create(o, tinyTokenizer(), nullptr, router, {&requests, &discovery, &events});
+  ASSERT_TRUE(ok.isOk());
+  EXPECT_EQ((*ok)->renderChat("m", {}, true).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*ok)->health().code(), StatusCode::kUnavailable);
+  ok->reset();
+  events.close();
+}
+
+}  // namespace
+}  // namespace turbine::frontend

@@ -1,0 +1,190 @@
+// PrefixIndex against a plain reference model (per worker, per tier, a set of hashes) on
+// randomized event streams, plus predictions (TTL, cap, confirmation by events).
+#include "kv/prefix_index.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <set>
+
+namespace turbine::kv {
+namespace {
+
+struct Reference {
+  std::map<WorkerSlot, std::array<std::set<BlockHash>, kNumTiers>> held;
+  std::array<double, kNumTiers> weights = {1.0, 0.75, 0.5, 0.25};
+
+  void apply(WorkerSlot w, const KvEvent& e) {
+    if (const auto* s = std::get_if<BlockStored>(&e)) {
+      held[w][static_cast<int>(s->tier)].insert(s->block_hashes.begin(), s->block_hashes.end());
+    } else if (const auto* r = std::get_if<BlockRemoved>(&e)) {
+      for (auto h : r->block_hashes) held[w][static_cast<int>(r->tier)].erase(h);
+    } else {
+      held.erase(w);
+    }
+  }
+  size_t entries() const {
+    size_t n = 0;
+    for (const auto& [w, tiers] : held) {
+      std::set<BlockHash> all;
+      for (const auto& t : tiers) all.insert(t.begin(), t.end());
+      n += all.size();
+    }
+    return n;
+  }
+  std::map<WorkerSlot, std::pair<int32_t, double>> overlaps(const std::vector<BlockHash>& q) const {
+    std::map<WorkerSlot, std::pair<int32_t, double>> out;
+    for (const auto& [w, tiers] : held) {
+      int32_t run = 0;
+      double weighted = 0;
+      for (auto h : q) {
+        double best = -1;
+        for (int t = 0; t < kNumTiers; ++t)
+          if (tiers[t].count(h)) best = std::max(best, weights[t]);
+        if (best < 0) break;
+        ++run;
+        weighted += best;
+      }
+      if (run > 0) out[w] = {run, weighted};
+    }
+    return out;
+  }
+};
+
+// A few "conversations": chains that share prefixes, like real prompts.
+std::vector<std::vector<BlockHash>> makeChains(std::mt19937_64& rng, int n, int len) {
+  std::vector<std::vector<BlockHash>> chains;
+  for (int c = 0; c < n; ++c) {
+    std::vector<BlockHash> chain;
+    if (!chains.empty() && rng() % 2) {
+      const auto& base = chains[rng() % chains.size()];
+      chain.assign(base.begin(), base.begin() + static_cast<long>(rng() % base.size()));
+    }
+    while (static_cast<int>(chain.size()) < len) chain.push_back(rng() % 4 == 0 ? rng() % 64 : rng());
+    chains.push_back(chain);
+  }
+  return chains;
+}
+
+TEST(PrefixIndexTest, MatchesReferenceOnRandomEventStreams) {
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    std::mt19937_64 rng(seed);
+    PrefixIndexOptions opts;
+    opts.initial_capacity = 16;  // force growth and many probe collisions
+    PrefixIndex index(opts);
+    Reference ref;
+    std::vector<WorkerSlot> workers;
+    for (int i = 0; i < 6; ++i) workers.push_back(index.internWorker(100 + i));
+    const auto chains = makeChains(rng, 30, 12);
+    std::vector<WorkerOverlap> got;
+    for (int step = 0; step < 3000; ++step) {
+      const WorkerSlot w = workers[rng() % workers.size()];
+      const auto& chain = chains[rng() % chains.size()];
+      const size_t a = rng() % chain.size();
+      const size_t b = a + 1 + rng() % (chain.size() - a);
+      std::vector<BlockHash> part(chain.begin() + static_cast<long>(a), chain.begin() + static_cast<long>(b));
+      const auto tier = static_cast<Tier>(rng() % 3 == 0 ? rng() % kNumTiers : 0);
+      KvEvent e;
+      const auto r = rng() % 100;
+      if (r < 55) e = BlockStored{part, std::nullopt, tier};
+      else if (r < 99) e = BlockRemoved{part, tier};
+      else e = AllCleared{};
+      index.apply(w, e);
+      ref.apply(w, e);
+      if (step % 50 == 0) {
+        ASSERT_EQ(index.numEntries(), ref.entries()) << "seed " << seed << " step " << step;
+        for (const auto& q : chains) {
+          index.findOverlaps(q, got);
+          auto want = ref.overlaps(q);
+          ASSERT_EQ(got.size(), want.size()) << "seed " << seed << " step " << step;
+          for (const auto& o : got) {
+            ASSERT_TRUE(want.count(o.worker));
+            EXPECT_EQ(o.blocks, want[o.worker].first);
+            EXPECT_DOUBLE_EQ(o.weighted, want[o.worker].second);
+          }
+        }
+        for (const auto& [wk, tiers] : ref.held) {
+          for (int t = 0; t < kNumTiers; ++t)
+            for (auto h : tiers[t]) ASSERT_TRUE(index.mask(h, wk) & (1u << t));
+        }
+      }
+    }
+  }
+}
+
+TEST(PrefixIndexTest, OverlapIsLeadingRunOnly) {
+  PrefixIndex index;
+  const WorkerSlot a = index.internWorker(1);
+  const WorkerSlot b = index.internWorker(2);
+  index.addBlocks(a, std::vector<BlockHash>{10, 11, 12}, Tier::kDevice);
+  index.addBlocks(b, std::vector<BlockHash>{10, 12}, Tier::kHost);  // hole at 11
+  std::vector<WorkerOverlap> out;
+  index.findOverlaps(std::vector<BlockHash>{10, 11, 12, 13}, out);
+  std::map<WorkerSlot, WorkerOverlap> by;
+  for (auto& o : out) by[o.worker] = o;
+  EXPECT_EQ(by.at(a).blocks, 3);
+  EXPECT_DOUBLE_EQ(by.at(a).weighted, 3.0);
+  EXPECT_EQ(by.at(b).blocks, 1);
+  EXPECT_DOUBLE_EQ(by.at(b).weighted, 0.75);
+  index.findOverlaps(std::vector<BlockHash>{11, 12}, out);  // b lacks 11: only a matches
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker, a);
+  EXPECT_EQ(out[0].blocks, 2);
+  index.findOverlaps(std::vector<BlockHash>{99, 10}, out);
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(PrefixIndexTest, PredictionsExpireByTtlAndCapAndYieldToEvents) {
+  PrefixIndexOptions opts;
+  opts.prediction_ttl_us = 1000;
+  opts.prediction_cap = 4;
+  PrefixIndex index(opts);
+  const WorkerSlot w = index.internWorker(7);
+  index.predict(w, std::vector<BlockHash>{1, 2, 3}, 0);
+  EXPECT_EQ(index.numPredictions(), 3u);
+  EXPECT_EQ(index.mask(2, w), PrefixIndex::kPredictedBit);
+  // An event confirms block 1: the tier bit replaces the prediction.
+  index.addBlocks(w, std::vector<BlockHash>{1}, Tier::kDevice);
+  EXPECT_EQ(index.mask(1, w), 1u);
+  EXPECT_EQ(index.numPredictions(), 2u);
+  // Touching 2 again at t=900 keeps it alive past t=1000; 3 expires.
+  index.predict(w, std::vector<BlockHash>{2}, 900);
+  index.expirePredictions(1500);
+  EXPECT_EQ(index.mask(3, w), 0u);
+  EXPECT_EQ(index.mask(2, w), PrefixIndex::kPredictedBit);
+  index.expirePredictions(2000);
+  EXPECT_EQ(index.mask(2, w), 0u);
+  EXPECT_EQ(index.mask(1, w), 1u);  // real entries never expire
+  // Cap: 6 fresh predictions, only the 4 newest survive.
+  index.predict(w, std::vector<BlockHash>{20, 21, 22, 23, 24, 25}, 3000);
+  index.expirePredictions(3000);
+  EXPECT_EQ(index.numPredictions(), 4u);
+  EXPECT_EQ(index.mask(20, w), 0u);
+  EXPECT_EQ(index.mask(25, w), PrefixIndex::kPredictedBit);
+  EXPECT_EQ(index.numEntries(), 5u);
+}
+
+TEST(PrefixIndexTest, ClearAndReleaseWorker) {
+  PrefixIndexOptions opts;
+  opts.initial_capacity = 16;
+  PrefixIndex index(opts);
+  const WorkerSlot a = index.internWorker(1);
+  const WorkerSlot b = index.internWorker(2);
+  std::vector<BlockHash> hs;
+  for (BlockHash h = 0; h < 500; ++h) hs.push_back(h * 7919);
+  index.addBlocks(a, hs, Tier::kDevice);
+  index.addBlocks(b, std::span(hs).first(100), Tier::kDisk);
+  EXPECT_EQ(index.numHashes(), 500u);
+  index.releaseWorker(1);
+  EXPECT_EQ(index.numHashes(), 100u);
+  EXPECT_EQ(index.numEntries(), 100u);
+  EXPECT_EQ(index.blocksOf(b), 100u);
+  for (size_t i = 0; i < 100; ++i) EXPECT_EQ(index.mask(hs[i], b), 4u);
+  EXPECT_FALSE(index.findWorker(1).has_value());
+  EXPECT_EQ(index.internWorker(3), a);  // the slot is recycled
+  EXPECT_EQ(index.blocksOf(a), 0u);
+}
+
+}  // namespace
+}  // namespace turbine::kv

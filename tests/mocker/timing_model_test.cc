@@ -1,0 +1,108 @@
+// TimingModel formulas, profile parsing, and MockEngine driving the real scheduler.
+#include "mocker/timing_model.h"
+
+#include <gtest/gtest.h>
+
+#include "mocker/mock_engine.h"
+
+namespace turbine::mocker {
+namespace {
+
+TEST(TimingModelTest, PrefillIsLinearPlusQuadraticAttention) {
+  TimingProfile p;
+  p.step_base_us = 100;
+  p.prefill_us_per_token = 2;
+  p.attention_us_per_pair = 0.01;
+  // 1000 new tokens after 0 cached: 100 + 2000 + 0.01 * 1000 * 500.
+  EXPECT_DOUBLE_EQ(prefillTimeUs(p, 0, 1000), 100 + 2000 + 5000);
+  // Same tokens after 4000 cached: the attention term grows with the context.
+  EXPECT_DOUBLE_EQ(prefillTimeUs(p, 4000, 1000), 100 + 2000 + 0.01 * 1000 * 4500);
+  // Doubling the tokens more than doubles the attention part.
+  EXPECT_GT(prefillTimeUs(p, 0, 2000) - 2 * prefillTimeUs(p, 0, 1000), -100.0 - 1e-9);
+  p.speedup = 10;
+  EXPECT_DOUBLE_EQ(prefillTimeUs(p, 0, 1000), (100 + 2000 + 5000) / 10.0);
+}
+
+TEST(TimingModelTest, DecodeStepGrowsWithBatchAndContext) {
+  TimingProfile p;
+  const double one = decodeStepTimeUs(p, 1, 1000);
+  EXPECT_GT(decodeStepTimeUs(p, 8, 8000), one);
+  EXPECT_GT(decodeStepTimeUs(p, 1, 100000), one);
+  EXPECT_DOUBLE_EQ(decodeStepTimeUs(p, 0, 0), 0.0);
+  // A batch of 4 decodes at context 100..103 matches the closed form.
+  std::vector<int32_t> tok(1, 0);
+  engine::Batch b;
+  for (int i = 0; i < 4; ++i) b.seqs.push_back({tok, 100 + i, {}, true});
+  EXPECT_NEAR(stepTimeUs(p, b), decodeStepTimeUs(p, 4, 101 + 102 + 103 + 104), 1e-6);
+}
+
+TEST(TimingModelTest, ProfileParsing) {
+  auto p = parseTimingProfile(R"({"step_base_us": 7, "max_num_seqs": 3})", "x.json");
+  ASSERT_TRUE(p.isOk()) << p.status().toString();
+  EXPECT_EQ(p->step_base_us, 7);
+  EXPECT_EQ(p->max_num_seqs, 3);
+  EXPECT_EQ(p->prefill_us_per_token, TimingProfile{}.prefill_us_per_token);
+  auto bad = parseTimingProfile(R"({"step_bse_us": 7})", "x.json");
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_NE(bad.status().message().find("step_bse_us"), std::string::npos);
+  EXPECT_FALSE(parseTimingProfile(R"({"speedup": 0})", "x.json").isOk());
+  EXPECT_FALSE(parseTimingProfile("{", "x.json").isOk());
+  EXPECT_FALSE(loadTimingProfile("/nonexistent/profile.json").isOk());
+}
+
+TEST(MockEngineTest, RunsRequestsInModelledTimeWithPrefixCaching) {
+  MockEngineOptions o;
+  o.block_size = 16;
+  o.num_blocks = 64;
+  o.profile.step_base_us = 1000;
+  MockEngine engine(o);
+  std::vector<engine::Output> outs;
+  auto add = [&](const std::string& id) {
+    engine::Request r;
+    r.request_id = id;
+    r.token_ids.assign(16 * 4 + 1, 3);
+    r.sampling.temperature = 0;
+    r.stop.max_tokens = 5;
+    r.stop.ignore_eos = true;
+    return engine.add(std::move(r), [&](engine::Output&& out) { outs.push_back(std::move(out)); });
+  };
+  ASSERT_TRUE(add("a").isOk());
+  double total = 0;
+  int steps = 0;
+  while (engine.hasWork()) {
+    auto d = engine.step();
+    ASSERT_TRUE(d.isOk());
+    EXPECT_GE(*d, 1000.0);
+    total += *d;
+    ++steps;
+  }
+  EXPECT_EQ(steps, 5);  // one prefill step producing token 1, four decodes
+  EXPECT_NEAR(total, prefillTimeUs(o.profile, 0, 65) + 4 * 1000 + 4 * 30 + 0.04 * (66 + 67 + 68 + 69), 1e-6);
+  int tokens = 0;
+  for (const auto& out : outs) {
+    for (int32_t t : out.token_ids) EXPECT_EQ(t, kMockToken);
+    tokens += static_cast<int>(out.token_ids.size());
+  }
+  EXPECT_EQ(tokens, 5);
+  ASSERT_TRUE(outs.back().usage.has_value());
+  EXPECT_EQ(outs.back().usage->cached_tokens, 0);
+  auto events = engine.takeEvents();
+  EXPECT_FALSE(events.empty());  // stored events for the committed blocks
+  outs.clear();
+  ASSERT_TRUE(add("b").isOk());
+  while (engine.hasWork()) ASSERT_TRUE(engine.step().isOk());
+  EXPECT_EQ(outs.back().usage->cached_tokens, 64);  // the 4 full prompt blocks were reused
+  const auto load = engine.load(7, 0);
+  EXPECT_EQ(load.worker_id, 7u);
+  EXPECT_EQ(load.kv_blocks_total, 64);
+  EXPECT_EQ(load.kv_blocks_used, 0);
+  EXPECT_GT(load.kv_blocks_cached_free, 0);
+  // A prompt larger than the pool is rejected with a clear error.
+  engine::Request huge;
+  huge.request_id = "huge";
+  huge.token_ids.assign(16 * 64 + 1, 3);
+  EXPECT_EQ(engine.add(std::move(huge), [](engine::Output&&) {}).code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace turbine::mocker

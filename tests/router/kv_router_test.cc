@@ -1,0 +1,257 @@
+// KvRouter: cost function, ties, temperature, busy thresholds, active-block tracking, load
+// correction, approximate mode (TTL and cap) and metrics, with an injected clock.
+#include "router/kv_router.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+namespace turbine::router {
+namespace {
+
+using kv::BlockHash;
+
+std::vector<BlockHash> chain(BlockHash start, int n) {
+  std::vector<BlockHash> v;
+  for (int i = 0; i < n; ++i) v.push_back(start + static_cast<BlockHash>(i));
+  return v;
+}
+
+kv::KvEventMessage stored(WorkerId w, uint64_t seq, std::vector<BlockHash> hs) {
+  return kv::KvEventMessage{w, seq, {kv::BlockStored{std::move(hs), std::nullopt, kv::Tier::kDevice}}};
+}
+
+struct Fixture {
+  int64_t now = 0;
+  KvRouterOptions opts;
+  std::unique_ptr<KvRouter> router;
+  explicit Fixture(int workers, KvRouterOptions o = {}) : opts(std::move(o)) {
+    opts.now_us = [this] { return now; };
+    router = std::make_unique<KvRouter>(opts);
+    for (int i = 1; i <= workers; ++i) router->addWorker(WorkerInfo{static_cast<WorkerId>(i), "m", "agg", 16, 1000});
+  }
+  RouteDecision route(const std::string& id, const std::vector<BlockHash>& hs) {
+    auto r = router->route(RouteRequest{id, "m", hs, static_cast<int32_t>(hs.size() * 16)});
+    EXPECT_TRUE(r.isOk()) << r.status().toString();
+    return r.isOk() ? *r : RouteDecision{};
+  }
+};
+
+TEST(KvRouterTest, PicksTheWorkerWithTheLongestPrefix) {
+  Fixture f(3);
+  f.router->onKvEvents(stored(2, 0, chain(100, 8)));
+  f.router->onKvEvents(stored(3, 0, chain(100, 3)));
+  const auto d = f.route("r1", chain(100, 10));
+  EXPECT_EQ(d.worker, 2u);
+  EXPECT_EQ(d.overlap_blocks, 8);
+  EXPECT_EQ(f.router->activeBlocks(2), 10);  // counted at once
+  EXPECT_EQ(f.router->queuedPrefillTokens(2), 2 * 16);
+  f.router->onPrefillCompleted("r1");
+  EXPECT_EQ(f.router->queuedPrefillTokens(2), 0);
+  f.router->onRequestFinished("r1");
+  EXPECT_EQ(f.router->activeBlocks(2), 0);
+}
+
+TEST(KvRouterTest, CostTradesOverlapAgainstActiveBlocks) {
+  // cost(w) = weight * (10 - overlap(w)) + active(w). Worker 1 holds 8 of the 10 blocks but
+  // reports 20 active blocks: cost 2 + 20 = 22 > worker 2's 10 + 0.
+  Fixture f(2);
+  f.router->onKvEvents(stored(1, 0, chain(100, 8)));
+  f.router->onLoad(kv::LoadMetrics{1, "agg", 2, 0, 1000, 20, 0, 0, 0, 0});
+  EXPECT_EQ(f.route("r", chain(100, 10)).worker, 2u);
+  // With overlap_weight 10 the cache wins: 10 * 2 + 20 = 40 < 10 * 10 + 0.
+  KvRouterOptions o;
+  o.overlap_weight = 10.0;
+  Fixture g(2, o);
+  g.router->onKvEvents(stored(1, 0, chain(100, 8)));
+  g.router->onLoad(kv::LoadMetrics{1, "agg", 2, 0, 1000, 20, 0, 0, 0, 0});
+  EXPECT_EQ(g.route("r", chain(100, 10)).worker, 1u);
+  // Weight 0: pure load balancing, the cache is ignored.
+  KvRouterOptions z;
+  z.overlap_weight = 0.0;
+  Fixture h(2, z);
+  h.router->onKvEvents(stored(1, 0, chain(100, 8)));
+  h.router->onLoad(kv::LoadMetrics{1, "agg", 2, 0, 1000, 1, 0, 0, 0, 0});
+  EXPECT_EQ(h.route("r", chain(100, 10)).worker, 2u);
+}
+
+TEST(KvRouterTest, TiesGoToTheLeastLoadedThenRandom) {
+  Fixture f(3);
+  // Worker 3 carries load; workers 1 and 2 are idle and tie.
+  f.router->onKvEvents(stored(3, 0, chain(1, 4)));
+  f.route("load", chain(1, 4));  // overlap 4 on worker 3: cost 0
+  EXPECT_EQ(f.router->activeBlocks(3), 4);
+  std::set<WorkerId> seen;
+  for (int i = 0; i < 64; ++i) {
+    const auto d = f.route("t" + std::to_string(i), chain(1000 + 100 * i, 4));
+    seen.insert(d.worker);
+    f.router->onRequestFinished("t" + std::to_string(i));
+  }
+  // cost(1) = cost(2) = 4, cost(3) = 4 + 4: only 1 and 2, both chosen sometimes.
+  EXPECT_EQ(seen, (std::set<WorkerId>{1, 2}));
+  // Equal cost, different load: cost(1) = 0 + 6 (overlap 6/6, active 6); cost(2) = 6 + 0.
+  Fixture g(2);
+  g.router->onKvEvents(stored(1, 0, chain(1, 6)));
+  g.route("a", chain(1, 6));  // -> 1
+  ASSERT_EQ(g.router->activeBlocks(1), 6);
+  for (int i = 0; i < 10; ++i) {  // cost 0 + 6 on worker 1 ties 6 + 0 on worker 2: less loaded wins
+    EXPECT_EQ(g.route("b" + std::to_string(i), chain(1, 6)).worker, 2u) << i;
+    g.router->onRequestFinished("b" + std::to_string(i));
+  }
+}
+
+TEST(KvRouterTest, TemperatureSpreadsChoices) {
+  KvRouterOptions o;
+  o.temperature = 1000.0;  // costs differ by a few blocks: nearly uniform
+  Fixture f(4, o);
+  f.router->onKvEvents(stored(1, 0, chain(1, 4)));
+  std::map<WorkerId, int> count;
+  for (int i = 0; i < 400; ++i) {
+    ++count[f.route("r" + std::to_string(i), chain(1, 4)).worker];
+    f.router->onRequestFinished("r" + std::to_string(i));
+  }
+  EXPECT_EQ(count.size(), 4u);
+  for (auto& [w, n] : count) EXPECT_GT(n, 50) << w;
+  // Low temperature: the minimum wins nearly always.
+  KvRouterOptions cold;
+  cold.temperature = 0.05;
+  Fixture g(4, cold);
+  g.router->onKvEvents(stored(1, 0, chain(1, 4)));
+  int wins = 0;
+  for (int i = 0; i < 100; ++i) {
+    wins += g.route("r" + std::to_string(i), chain(1, 4)).worker == 1 ? 1 : 0;
+    g.router->onRequestFinished("r" + std::to_string(i));
+  }
+  EXPECT_EQ(wins, 100);
+}
+
+TEST(KvRouterTest, BusyWorkersAreSkipped) {
+  KvRouterOptions o;
+  o.busy_prefill_tokens = 100;
+  o.overlap_weight = 10.0;
+  Fixture f(2, o);
+  f.router->onKvEvents(stored(1, 0, chain(1, 20)));
+  // 470 tokens = 30 blocks, 20 cached on worker 1: cost 100 vs 300. Queues 150 prefill tokens.
+  auto a = f.router->route(RouteRequest{"a", "m", chain(1, 20), 20 * 16 + 150});
+  ASSERT_TRUE(a.isOk());
+  EXPECT_EQ(a->worker, 1u);
+  EXPECT_EQ(f.router->queuedPrefillTokens(1), 150);
+  // Worker 1 would win (0 + 30 < 200) but is busy.
+  EXPECT_EQ(f.route("c", chain(1, 20)).worker, 2u);
+  EXPECT_GE(f.router->stats().busy_skips, 1u);
+  // Once a's prefill is done, worker 1 is no longer busy.
+  f.router->onPrefillCompleted("a");
+  EXPECT_EQ(f.route("d", chain(1, 20)).worker, 1u);
+  // All busy: still routed (never refused for load).
+  ASSERT_TRUE(f.router->route(RouteRequest{"e", "m", chain(500, 20), 20 * 16 + 150}).isOk());
+  ASSERT_TRUE(f.router->route(RouteRequest{"f", "m", chain(900, 20), 20 * 16 + 150}).isOk());
+  EXPECT_TRUE(f.router->route(RouteRequest{"g", "m", chain(1, 3), 48}).isOk());
+}
+
+TEST(KvRouterTest, BusyKvFraction) {
+  KvRouterOptions o;
+  o.busy_kv_fraction = 0.01;  // 10 of 1000 blocks
+  Fixture f(2, o);
+  f.router->onKvEvents(stored(1, 0, chain(1, 12)));
+  EXPECT_EQ(f.route("a", chain(1, 12)).worker, 1u);  // now 12 active on 1: busy
+  EXPECT_EQ(f.route("b", chain(1, 12)).worker, 2u);
+}
+
+TEST(KvRouterTest, PredictionsMakeABurstFollowTheFirstRequest) {
+  KvRouterOptions o;
+  o.overlap_weight = 2.0;  // cost 0 + 16 active on the first worker < 2 * 16 elsewhere
+  Fixture f(8, o);
+  const auto first = f.route("r0", chain(1, 16));
+  for (int i = 1; i < 4; ++i) {
+    const auto d = f.route("r" + std::to_string(i), chain(1, 16));
+    EXPECT_EQ(d.worker, first.worker);
+    EXPECT_EQ(d.overlap_blocks, 16);
+    f.router->onRequestFinished("r" + std::to_string(i));
+  }
+}
+
+TEST(KvRouterTest, LoadMetricsCorrectActiveBlocks) {
+  Fixture f(2);
+  f.route("a", chain(1, 5));
+  const WorkerId w = f.router->activeBlocks(1) == 5 ? 1 : 2;
+  // Another frontend's requests: the worker reports 40 used blocks.
+  f.router->onLoad(kv::LoadMetrics{w, "agg", 3, 0, 1000, 40, 0, 0, 0, 0});
+  EXPECT_EQ(f.router->activeBlocks(w), 40);
+  f.route("b", chain(100, 7));  // goes to the other worker (cost 7 vs 47)
+  EXPECT_EQ(f.router->activeBlocks(w), 40);
+  f.router->onLoad(kv::LoadMetrics{w, "agg", 0, 0, 1000, 0, 0, 0, 0, 0});
+  EXPECT_EQ(f.router->activeBlocks(w), 5);  // never below what this router itself routed there
+  f.router->onRequestFinished("a");
+  EXPECT_EQ(f.router->activeBlocks(w), 0);
+}
+
+TEST(KvRouterTest, ApproximateModeLearnsFromItsOwnDecisionsWithTtlAndCap) {
+  KvRouterOptions o;
+  o.use_kv_events = false;
+  o.approx_ttl_ms = 1000;
+  o.prediction_cap = 40;
+  Fixture f(4, o);
+  const auto d = f.route("a", chain(1, 10));
+  f.router->onRequestFinished("a");
+  f.router->onKvEvents(stored(d.worker % 4 + 1, 0, chain(1, 10)));  // ignored in this mode
+  f.now = 500'000;
+  const auto d2 = f.route("b", chain(1, 10));
+  EXPECT_EQ(d2.worker, d.worker);
+  EXPECT_EQ(d2.overlap_blocks, 10);
+  f.router->onRequestFinished("b");
+  f.now = 1'600'000;  // 1.1 s after the last touch: forgotten
+  const auto d3 = f.route("c", chain(1, 10));
+  EXPECT_EQ(d3.overlap_blocks, 0);
+  f.router->onRequestFinished("c");
+  // Cap: 5 distinct prompts of 10 blocks -> at most 40 predictions kept.
+  for (int i = 0; i < 5; ++i) {
+    f.route("p" + std::to_string(i), chain(1000 * (i + 2), 10));
+    f.router->onRequestFinished("p" + std::to_string(i));
+  }
+  f.route("q", chain(99999, 1));
+  EXPECT_LE(f.router->stats().index_predictions, 41u);
+  EXPECT_EQ(f.router->stats().events_applied, 0u);
+}
+
+TEST(KvRouterTest, MetricsAndErrors) {
+  Fixture f(2);
+  EXPECT_EQ(f.router->route(RouteRequest{"x", "other", {}, 0}).status().code(), StatusCode::kUnavailable);
+  f.router->onKvEvents(stored(1, 0, chain(1, 4)));
+  f.router->onKvEvents(stored(1, 2, chain(50, 1)));  // seq 1 missing
+  const auto d = f.route("r", chain(1, 4));
+  f.router->onUsage("r", 48);
+  f.router->onRequestFinished("r");
+  const auto s = f.router->stats();
+  EXPECT_EQ(d.overlap_blocks, 4);
+  EXPECT_EQ(s.seq_gaps, 1u);
+  EXPECT_EQ(s.events_applied, 2u);
+  EXPECT_EQ(s.requests_routed, 1u);
+  EXPECT_EQ(s.usage_reports, 1u);
+  EXPECT_EQ(s.predicted_cached_tokens, 64);
+  EXPECT_EQ(s.actual_cached_tokens, 48);
+  EXPECT_EQ(s.abs_error_tokens, 16);
+  EXPECT_EQ(s.index_hashes, 5u);
+  EXPECT_GT(s.index_bytes, 0u);
+  EXPECT_EQ(s.decision_latency.count(), 1u);
+  uint64_t routed = 0;
+  for (auto& [w, n] : s.routed_per_worker) routed += n;
+  EXPECT_EQ(routed, 1u);
+  RouterOptions bad;
+  bad.temperature = -1;
+  EXPECT_FALSE(makeKvRouter(bad).isOk());
+}
+
+TEST(LatencyHistogramTest, Quantiles) {
+  LatencyHistogram h;
+  for (int i = 1; i <= 1000; ++i) h.record(i * 10);
+  const auto p50 = h.quantileNs(0.5);
+  const auto p99 = h.quantileNs(0.99);
+  EXPECT_GE(p50, 5000);
+  EXPECT_LE(p50, 5000 * 9 / 8 + 1);
+  EXPECT_GE(p99, 9900);
+  EXPECT_LE(p99, 9900 * 9 / 8 + 1);
+}
+
+}  // namespace
+}  // namespace turbine::router
