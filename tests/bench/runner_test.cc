@@ -66,9 +66,14 @@ TEST(Runner, SyntheticRunCountsTokensAndTimings) {
     ASSERT_EQ(res.itl_ms.size(), static_cast<size_t>(res.chunks - 1));
     double sum = 0;
     for (double g : res.itl_ms) sum += g;
-    // The ITLs span first to last token; e2e adds only the usage chunk and [DONE] after it.
-    EXPECT_NEAR(sum, res.e2e_ms - res.ttft_ms, 3.0);
-    EXPECT_NEAR(sum / static_cast<double>(res.itl_ms.size()), so.itl_ms, 2.0);
+    // The ITLs span first to last token; e2e adds only the usage chunk and [DONE] after it, so
+    // the sum never exceeds e2e - ttft and falls short of it by one scheduling delay at most
+    // (bounds loose enough for a loaded CI machine; a double count or a lost gap breaks them).
+    EXPECT_LE(sum, res.e2e_ms - res.ttft_ms + 1e-6);
+    EXPECT_GE(sum, res.e2e_ms - res.ttft_ms - 50.0);
+    const double mean_itl = sum / static_cast<double>(res.itl_ms.size());
+    EXPECT_GE(mean_itl, so.itl_ms * 0.9);
+    EXPECT_LE(mean_itl, so.itl_ms + 25.0);
   }
   EXPECT_EQ(failed, 4);
   Aggregates a = aggregate(out->results, out->duration_s, {});

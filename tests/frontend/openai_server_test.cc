@@ -387,9 +387,17 @@ TEST(OpenAiServer, TokenizeDetokenizeHealthMetrics) {
   EXPECT_EQ(d["prompt"], "hi");
   EXPECT_EQ(get(f.port, "/health").status, 200);
   ASSERT_EQ(post(f.port, "/v1/chat/completions", kChatHi + "}").status, 200);
+  // The request is counted once its response has been written, which may be just after the
+  // client has read it: poll briefly.
   auto m = get(f.port, "/metrics");
+  const std::string counted =
+      R"(turbine_http_requests_total{endpoint="/v1/chat/completions",status="200"} 1)";
+  for (int i = 0; i < 200 && m.body.find(counted) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    m = get(f.port, "/metrics");
+  }
   ASSERT_EQ(m.status, 200);
-  EXPECT_NE(m.body.find(R"(turbine_http_requests_total{endpoint="/v1/chat/completions",status="200"} 1)"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find(counted), std::string::npos) << m.body;
   EXPECT_NE(m.body.find("turbine_time_to_first_token_seconds_count 1"), std::string::npos);
   EXPECT_NE(m.body.find("turbine_inter_token_latency_seconds_count 4"), std::string::npos);
   EXPECT_NE(m.body.find("turbine_generation_tokens_total 5"), std::string::npos);

@@ -72,7 +72,7 @@ inline __m128 reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
 
 // y[j * ldy + r] = dot(w row r, x row j) for r < R, j < J; w rows and x rows have k columns.
 // Each weight vector is loaded (and converted) once for all J activation rows.
-template <class L, int R, int J>
+template <class L, int R, int J, bool kPrefetch>
 void gemvTile(const typename L::T* w, int64_t k, const float* x, float* y, int64_t ldy) {
   __m512 acc[R][J];
   KUNROLL for (int r = 0; r < R; ++r) {
@@ -81,7 +81,14 @@ void gemvTile(const typename L::T* w, int64_t k, const float* x, float* y, int64
   int64_t i = 0;
   for (; i + 16 <= k; i += 16) {
     __m512 wv[R];
-    KUNROLL for (int r = 0; r < R; ++r) wv[r] = L::load(w + r * k + i);
+    KUNROLL for (int r = 0; r < R; ++r) {
+      // The next R rows (the caller's next block), so that their DRAM reads overlap this
+      // block's arithmetic.
+      if constexpr (kPrefetch) {
+        _mm_prefetch(reinterpret_cast<const char*>(w + (R + r) * k + i), _MM_HINT_T1);
+      }
+      wv[r] = L::load(w + r * k + i);
+    }
     KUNROLL for (int j = 0; j < J; ++j) {
       __m512 xv = _mm512_loadu_ps(x + j * k + i);
       KUNROLL for (int r = 0; r < R; ++r) acc[r][j] = _mm512_fmadd_ps(wv[r], xv, acc[r][j]);
@@ -115,22 +122,28 @@ template <class L, int R>
 void gemvRowBlock(const typename L::T* w, int64_t k, const float* x, int64_t m, float* y,
                   int64_t ldy) {
   int64_t j = 0;
-  for (; j + kTileJ <= m; j += kTileJ) gemvTile<L, R, kTileJ>(w, k, x + j * k, y + j * ldy, ldy);
+  if (m >= kTileJ) {
+    gemvTile<L, R, kTileJ, true>(w, k, x, y, ldy);
+    j = kTileJ;
+  }
+  for (; j + kTileJ <= m; j += kTileJ) {
+    gemvTile<L, R, kTileJ, false>(w, k, x + j * k, y + j * ldy, ldy);
+  }
   switch (m - j) {
     case 5:
-      gemvTile<L, R, 5>(w, k, x + j * k, y + j * ldy, ldy);
+      gemvTile<L, R, 5, true>(w, k, x + j * k, y + j * ldy, ldy);
       break;
     case 4:
-      gemvTile<L, R, 4>(w, k, x + j * k, y + j * ldy, ldy);
+      gemvTile<L, R, 4, true>(w, k, x + j * k, y + j * ldy, ldy);
       break;
     case 3:
-      gemvTile<L, R, 3>(w, k, x + j * k, y + j * ldy, ldy);
+      gemvTile<L, R, 3, true>(w, k, x + j * k, y + j * ldy, ldy);
       break;
     case 2:
-      gemvTile<L, R, 2>(w, k, x + j * k, y + j * ldy, ldy);
+      gemvTile<L, R, 2, true>(w, k, x + j * k, y + j * ldy, ldy);
       break;
     case 1:
-      gemvTile<L, R, 1>(w, k, x + j * k, y + j * ldy, ldy);
+      gemvTile<L, R, 1, true>(w, k, x + j * k, y + j * ldy, ldy);
       break;
     default:
       break;
@@ -200,7 +213,7 @@ inline float hsum256(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-template <int R, int J>
+template <int R, int J, bool kPrefetch>
 void q8Tile(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t j0, float* y, int64_t ldy) {
   __m256 acc[R][J];
   KUNROLL for (int r = 0; r < R; ++r) {
@@ -211,6 +224,9 @@ void q8Tile(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t j0, float* 
     __m256i wv[R];
     __m256 dw[R];
     KUNROLL for (int r = 0; r < R; ++r) {
+      if constexpr (kPrefetch) {  // the next R rows: see gemvTile
+        _mm_prefetch(reinterpret_cast<const char*>(&w[(R + r) * nb + b]), _MM_HINT_T1);
+      }
       const BlockQ8_0& blk = w[r * nb + b];
       wv[r] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs)), flip);
       dw[r] = _mm256_set1_ps(_cvtsh_ss(blk.d));
@@ -234,16 +250,20 @@ void q8Tile(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t j0, float* 
 template <int R>
 void q8RowBlock(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t m, float* y, int64_t ldy) {
   int64_t j = 0;
-  for (; j + 4 <= m; j += 4) q8Tile<R, 4>(w, nb, x, j, y + j * ldy, ldy);
+  if (m >= 4) {
+    q8Tile<R, 4, true>(w, nb, x, 0, y, ldy);
+    j = 4;
+  }
+  for (; j + 4 <= m; j += 4) q8Tile<R, 4, false>(w, nb, x, j, y + j * ldy, ldy);
   switch (m - j) {
     case 3:
-      q8Tile<R, 3>(w, nb, x, j, y + j * ldy, ldy);
+      q8Tile<R, 3, true>(w, nb, x, j, y + j * ldy, ldy);
       break;
     case 2:
-      q8Tile<R, 2>(w, nb, x, j, y + j * ldy, ldy);
+      q8Tile<R, 2, true>(w, nb, x, j, y + j * ldy, ldy);
       break;
     case 1:
-      q8Tile<R, 1>(w, nb, x, j, y + j * ldy, ldy);
+      q8Tile<R, 1, true>(w, nb, x, j, y + j * ldy, ldy);
       break;
     default:
       break;

@@ -154,7 +154,7 @@ inline __m512bh loadBhMask(const uint16_t* p, __mmask32 mask) {
 
 // y[j * ldy + r] = dot(w row r, xb row j) for r < R, j < J, 32 k per step; each weight vector
 // is loaded once for all J rows. Masked tails load zeros, so any k works (odd too).
-template <int R, int J>
+template <int R, int J, bool kPrefetch>
 void dpTile(const uint16_t* w, int64_t k, const uint16_t* xb, float* y, int64_t ldy) {
   __m512 acc[R][J];
   KUNROLL for (int r = 0; r < R; ++r) {
@@ -163,7 +163,14 @@ void dpTile(const uint16_t* w, int64_t k, const uint16_t* xb, float* y, int64_t 
   int64_t i = 0;
   for (; i + 32 <= k; i += 32) {
     __m512bh wv[R];
-    KUNROLL for (int r = 0; r < R; ++r) wv[r] = loadBh(w + r * k + i);
+    KUNROLL for (int r = 0; r < R; ++r) {
+      // The next R rows (the caller's next block), one cache line per row per step, so that
+      // their DRAM reads overlap this block's arithmetic.
+      if constexpr (kPrefetch) {
+        _mm_prefetch(reinterpret_cast<const char*>(w + (R + r) * k + i), _MM_HINT_T1);
+      }
+      wv[r] = loadBh(w + r * k + i);
+    }
     KUNROLL for (int j = 0; j < J; ++j) {
       __m512bh xv = loadBh(xb + j * k + i);
       KUNROLL for (int r = 0; r < R; ++r) acc[r][j] = _mm512_dpbf16_ps(acc[r][j], wv[r], xv);
@@ -195,22 +202,28 @@ template <int R>
 void dpRowBlock(const uint16_t* w, int64_t k, const uint16_t* xb, int64_t m, float* y,
                 int64_t ldy) {
   int64_t j = 0;
-  for (; j + kDpTileJ <= m; j += kDpTileJ) dpTile<R, kDpTileJ>(w, k, xb + j * k, y + j * ldy, ldy);
+  if (m >= kDpTileJ) {
+    dpTile<R, kDpTileJ, true>(w, k, xb, y, ldy);
+    j = kDpTileJ;
+  }
+  for (; j + kDpTileJ <= m; j += kDpTileJ) {
+    dpTile<R, kDpTileJ, false>(w, k, xb + j * k, y + j * ldy, ldy);
+  }
   switch (m - j) {
     case 5:
-      dpTile<R, 5>(w, k, xb + j * k, y + j * ldy, ldy);
+      dpTile<R, 5, true>(w, k, xb + j * k, y + j * ldy, ldy);
       break;
     case 4:
-      dpTile<R, 4>(w, k, xb + j * k, y + j * ldy, ldy);
+      dpTile<R, 4, true>(w, k, xb + j * k, y + j * ldy, ldy);
       break;
     case 3:
-      dpTile<R, 3>(w, k, xb + j * k, y + j * ldy, ldy);
+      dpTile<R, 3, true>(w, k, xb + j * k, y + j * ldy, ldy);
       break;
     case 2:
-      dpTile<R, 2>(w, k, xb + j * k, y + j * ldy, ldy);
+      dpTile<R, 2, true>(w, k, xb + j * k, y + j * ldy, ldy);
       break;
     case 1:
-      dpTile<R, 1>(w, k, xb + j * k, y + j * ldy, ldy);
+      dpTile<R, 1, true>(w, k, xb + j * k, y + j * ldy, ldy);
       break;
     default:
       break;
