@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "bench_models.h"
 #include "engine/llama_model.h"
 #include "model/make_model.h"
 #include "model/model_loader.h"
@@ -39,33 +40,12 @@ struct Args {
   std::string models;
 };
 
-std::vector<std::string> splitList(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
 double seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
 Result<std::string> ensureModel(const Args& a, const std::string& dtype) {
-  const bool gguf = dtype == "q8_0";
-  const fs::path path = fs::path(a.models) / (a.preset + "-" + dtype + (gguf ? ".gguf" : ""));
-  if (fs::exists(gguf ? path : path / "config.json")) return path.string();
-  std::fprintf(stderr, "generating %s ...\n", path.c_str());
-  fs::create_directories(a.models);
-  model::MakeModelOptions o;
-  o.preset = a.preset;
-  o.format = gguf ? "gguf" : "hf";
-  o.dtype = dtype;
-  o.seed = 1;
-  o.out = path.string();
-  TURBINE_RETURN_IF_ERROR(model::makeModel(o));
-  return path.string();
+  return bench_util::ensureModel(a.models, a.preset, dtype);
 }
 
 std::vector<int32_t> prompt(int32_t n, int32_t vocab, uint32_t salt) {
@@ -231,19 +211,18 @@ int run(const Args& a) {
 
 int main(int argc, char** argv) {
   turbine::engine::Args a;
-  a.models = (std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() /
-              "models").string();
+  a.models = turbine::bench_util::defaultModelsDir();
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--preset") a.preset = v;
-    else if (k == "--dtypes") a.dtypes = turbine::engine::splitList(v);
+    else if (k == "--dtypes") a.dtypes = turbine::bench_util::splitList(v);
     else if (k == "--threads") a.threads = std::stoi(v);
     else if (k == "--gen") a.gen = std::stoi(v);
     else if (k == "--ttft-prompt") a.ttft_prompt = std::stoi(v);
     else if (k == "--models") a.models = v;
     else if (k == "--batches") {
       a.batches.clear();
-      for (auto& s : turbine::engine::splitList(v)) a.batches.push_back(std::stoi(s));
+      for (auto& s : turbine::bench_util::splitList(v)) a.batches.push_back(std::stoi(s));
     } else {
       std::fprintf(stderr, "engine_bench: unknown flag %s\n", k.c_str());
       return 2;

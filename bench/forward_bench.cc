@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "engine/cpu/kernels.h"
+#include "bench_models.h"
 #include "engine/llama_model.h"
 #include "model/make_model.h"
 #include "model/model_loader.h"
@@ -41,20 +42,11 @@ struct Args {
   std::string models;
 };
 
-std::vector<std::string> splitList(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
 bool parseArg(const std::string& k, const std::string& v, Args& a) {
   if (k == "--preset") {
     a.preset = v;
   } else if (k == "--dtypes") {
-    a.dtypes = splitList(v);
+    a.dtypes = bench_util::splitList(v);
   } else if (k == "--threads") {
     a.threads = std::stoi(v);
   } else if (k == "--prompt") {
@@ -67,7 +59,7 @@ bool parseArg(const std::string& k, const std::string& v, Args& a) {
     a.models = v;
   } else if (k == "--batches") {
     a.batches.clear();
-    for (const auto& b : splitList(v)) a.batches.push_back(std::stoi(b));
+    for (const auto& b : bench_util::splitList(v)) a.batches.push_back(std::stoi(b));
   } else {
     return false;
   }
@@ -86,7 +78,7 @@ bool parseArgs(int argc, char** argv, Args& a) {
     return false;
   }
   if (a.models.empty()) {
-    a.models = (fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "models").string();
+    a.models = bench_util::defaultModelsDir();
   }
   return true;
 }
@@ -115,19 +107,7 @@ double copyBandwidth(int threads) {
 }
 
 Result<std::string> ensureModel(const Args& a, const std::string& dtype) {
-  const bool gguf = dtype == "q8_0";
-  const fs::path path = fs::path(a.models) / (a.preset + "-" + dtype + (gguf ? ".gguf" : ""));
-  if (fs::exists(gguf ? path : path / "config.json")) return path.string();
-  std::fprintf(stderr, "generating %s ...\n", path.c_str());
-  fs::create_directories(a.models);
-  model::MakeModelOptions o;
-  o.preset = a.preset;
-  o.format = gguf ? "gguf" : "hf";
-  o.dtype = dtype;
-  o.seed = 1;
-  o.out = path.string();
-  TURBINE_RETURN_IF_ERROR(model::makeModel(o));
-  return path.string();
+  return bench_util::ensureModel(a.models, a.preset, dtype);
 }
 
 // Weight bytes one decode step streams: everything but the embedding table (one row of it).

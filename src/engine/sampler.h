@@ -11,21 +11,22 @@
 #include <utility>
 #include <vector>
 
+#include "common/random.h"
 #include "engine/request.h"
 
 namespace turbine::engine {
 
-// xoshiro256** seeded through splitmix64: a fixed, portable PRNG (std distributions differ
-// between standard libraries, so they are not used).
+// The request's own PRNG (common/random.h: xoshiro256**, portable), with the conversions the
+// sampler needs.
 class SamplerRng {
  public:
-  explicit SamplerRng(uint64_t seed = 0);
-  uint64_t next();
+  explicit SamplerRng(uint64_t seed = 0) : gen_(seed) {}
+  uint64_t next() { return gen_.next(); }
   // Uniform in [0, 1), 53 random bits.
-  double uniform();
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 
  private:
-  uint64_t s_[4];
+  Xoshiro256 gen_;
 };
 
 struct SampleResult {

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "common/half.h"
+#include "common/random.h"
 #include "model/bpe_trainer.h"
 #include "model/gguf_writer.h"
 #include "model/make_model_tokenizer.h"
@@ -17,35 +18,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// xoshiro256** seeded by splitmix64: fixed output on every platform (no std distributions).
+// Weights come from the portable common PRNG (no std distributions), so a seed gives the same
+// bytes on every machine.
 class Rng {
  public:
-  explicit Rng(uint64_t seed) {
-    for (auto& s : s_) s = splitmix(seed);
-  }
-  uint64_t next() {
-    const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
+  explicit Rng(uint64_t seed) : gen_(seed) {}
+  uint64_t next() { return gen_.next(); }
   // Uniform in [-1, 1), 24 bits of resolution.
   float symmetric() { return static_cast<float>(next() >> 40) * (2.0f / 16777216.0f) - 1.0f; }
 
  private:
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  static uint64_t splitmix(uint64_t& x) {
-    uint64_t z = (x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  uint64_t s_[4];
+  Xoshiro256 gen_;
 };
 
 uint64_t fnv1a(const std::string& s) {
