@@ -14,6 +14,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "model/jinja_reference.h"
+
 #include "model/jinja/template.h"
 
 namespace turbine::model::jinja {
@@ -21,50 +23,12 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
-constexpr const char* kPython = "/usr/bin/python3";
-constexpr const char* kNow = "2024-07-26T12:34:56";
+using jinja_ref::fixedNow;
+using jinja_ref::kNow;
+using jinja_ref::kPython;
+using jinja_ref::runReference;
 
-std::tm fixedNow() {
-  std::tm tm{};
-  tm.tm_year = 2024 - 1900;
-  tm.tm_mon = 6;
-  tm.tm_mday = 26;
-  tm.tm_hour = 12;
-  tm.tm_min = 34;
-  tm.tm_sec = 56;
-  std::time_t t = timegm(&tm);
-  gmtime_r(&t, &tm);
-  return tm;
-}
 
-// Runs the reference renderer on `cases`; nullopt (with the reason in *why) when it cannot run.
-std::optional<ojson> runReference(const ojson& cases, std::string* why) {
-  if (std::system((std::string(kPython) + " -c 'import jinja2' >/dev/null 2>&1").c_str()) != 0) {
-    *why = "/usr/bin/python3 with jinja2 (python3-jinja2) is not available";
-    return std::nullopt;
-  }
-  char path[] = "/tmp/turbine_jinja_cases_XXXXXX";
-  int fd = mkstemp(path);
-  if (fd < 0) {
-    *why = "cannot create a temporary file";
-    return std::nullopt;
-  }
-  close(fd);
-  std::ofstream(path) << cases.dump();
-  std::string cmd = std::string(kPython) + " " TURBINE_SOURCE_DIR "/tests/model/chat_template_reference.py < " + path;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[65536];
-  size_t n;
-  while (pipe && (n = fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
-  int rc = pipe ? pclose(pipe) : -1;
-  std::remove(path);
-  if (rc != 0) {
-    *why = "reference renderer failed (exit " + std::to_string(rc) + ")";
-    return std::nullopt;
-  }
-  return ojson::parse(out);
-}
 
 struct Case {
   const char* tmpl;
