@@ -22,24 +22,11 @@ namespace {
 
 using testing::FakeRunner;
 using testing::fakeGreedy;
+using testing::greedyRequest;
+using testing::randomPrompt;
 
 constexpr int32_t kVocab = 97;
 
-Request greedy(const std::string& id, std::vector<int32_t> prompt, int32_t max_tokens) {
-  Request r;
-  r.request_id = id;
-  r.token_ids = std::move(prompt);
-  r.sampling.temperature = 0;
-  r.stop.max_tokens = max_tokens;
-  r.stop.ignore_eos = true;
-  return r;
-}
-
-std::vector<int32_t> randomPrompt(std::mt19937& rng, int32_t len, int32_t vocab) {
-  std::vector<int32_t> p(static_cast<size_t>(len));
-  for (auto& t : p) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
-  return p;
-}
 
 struct Collected {
   std::vector<int32_t> tokens;
@@ -96,14 +83,14 @@ TEST(Engine, StreamsGreedyTokensWithUsage) {
   auto e = makeEngine(std::make_unique<FakeRunner>(kVocab, 4, 256, 512));
   std::mt19937 rng(1);
   const auto prompt = randomPrompt(rng, 30, kVocab);
-  auto s = e->addStream(greedy("a", prompt, 9));
+  auto s = e->addStream(greedyRequest("a", prompt, 9));
   ASSERT_TRUE(s.isOk());
   const Collected c = drain(**s);
   EXPECT_EQ(c.tokens, fakeGreedy(prompt, kVocab, 9));
   EXPECT_EQ(c.reason, FinishReason::kLength);
   EXPECT_EQ(c.usage.prompt_tokens, 30);
   EXPECT_EQ(c.usage.completion_tokens, 9);
-  auto again = e->addStream(greedy("b", prompt, 9));
+  auto again = e->addStream(greedyRequest("b", prompt, 9));
   ASSERT_TRUE(again.isOk());
   const Collected c2 = drain(**again);
   EXPECT_EQ(c2.tokens, c.tokens);
@@ -118,11 +105,11 @@ TEST(Engine, StreamsGreedyTokensWithUsage) {
 
 TEST(Engine, RejectsBadRequestsAtOnce) {
   auto e = makeEngine(std::make_unique<FakeRunner>(kVocab, 4, 256, 100));
-  Status st = e->add(greedy("long", std::vector<int32_t>(90, 1), 20), nullptr);
+  Status st = e->add(greedyRequest("long", std::vector<int32_t>(90, 1), 20), nullptr);
   ASSERT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("90"), std::string::npos);
   EXPECT_NE(st.message().find("100"), std::string::npos);
-  EXPECT_EQ(e->add(greedy("v", {1, kVocab + 5}, 2), nullptr).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(e->add(greedyRequest("v", {1, kVocab + 5}, 2), nullptr).code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(Engine::create(nullptr, {}).isOk());
   EngineOptions bad;
   bad.max_num_seqs = 0;
@@ -138,23 +125,23 @@ TEST(Engine, BoundedWaitingQueueReturnsResourceExhausted) {
   gate->set(false);
   auto e = makeEngine(std::move(runner), o);
   std::vector<std::shared_ptr<OutputStream>> streams;
-  auto s0 = e->addStream(greedy("r0", {1, 2, 3}, 4));
+  auto s0 = e->addStream(greedyRequest("r0", {1, 2, 3}, 4));
   ASSERT_TRUE(s0.isOk());
   streams.push_back(*s0);
   gate->waitEntered(1);  // r0 is running; the loop is held inside forward()
   for (int i = 1; i <= 3; ++i) {
-    auto s = e->addStream(greedy("r" + std::to_string(i), {1, 2, 3, i}, 4));
+    auto s = e->addStream(greedyRequest("r" + std::to_string(i), {1, 2, 3, i}, 4));
     ASSERT_TRUE(s.isOk()) << i;
     streams.push_back(*s);
   }
-  auto over = e->addStream(greedy("r4", {4}, 4));
+  auto over = e->addStream(greedyRequest("r4", {4}, 4));
   ASSERT_FALSE(over.isOk());
   EXPECT_EQ(over.status().code(), StatusCode::kResourceExhausted);
   EXPECT_EQ(e->stats().waiting, 3);
   gate->set(true);
   for (auto& s : streams) EXPECT_EQ(drain(*s).reason, FinishReason::kLength);
   // Room again.
-  auto later = e->addStream(greedy("r5", {4}, 2));
+  auto later = e->addStream(greedyRequest("r5", {4}, 2));
   ASSERT_TRUE(later.isOk());
   EXPECT_EQ(drain(**later).tokens.size(), 2u);
 }
@@ -165,7 +152,7 @@ TEST(Engine, AbortFreesBlocksAndEndsTheStream) {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   };
   auto e = makeEngine(std::move(runner));
-  auto s = e->addStream(greedy("long", {5, 6, 7}, 3000));
+  auto s = e->addStream(greedyRequest("long", {5, 6, 7}, 3000));
   ASSERT_TRUE(s.isOk());
   // Wait for a few tokens, so that at least one full block (3 prompt + 4 generated tokens, block
   // size 4) has been computed and hashed before the abort.
@@ -191,10 +178,10 @@ TEST(Engine, DuplicateIdIsReportedThroughTheStream) {
   runner->on_forward = [gate](const Batch&) { gate->wait(); };
   gate->set(false);
   auto e = makeEngine(std::move(runner));
-  auto a = e->addStream(greedy("same", {1, 2}, 2));
+  auto a = e->addStream(greedyRequest("same", {1, 2}, 2));
   ASSERT_TRUE(a.isOk());
   gate->waitEntered(1);
-  auto b = e->addStream(greedy("same", {1, 2}, 2));
+  auto b = e->addStream(greedyRequest("same", {1, 2}, 2));
   ASSERT_TRUE(b.isOk());
   gate->set(true);
   const Collected cb = drain(**b);
@@ -214,7 +201,7 @@ TEST(Engine, ConcurrentClientsGetTheirOwnTokens) {
       for (int i = 0; i < 25; ++i) {
         const auto prompt = randomPrompt(rng, 1 + static_cast<int32_t>(rng() % 60), kVocab);
         const int32_t n = 1 + static_cast<int32_t>(rng() % 10);
-        auto s = e->addStream(greedy("c" + std::to_string(t) + "_" + std::to_string(i), prompt, n));
+        auto s = e->addStream(greedyRequest("c" + std::to_string(t) + "_" + std::to_string(i), prompt, n));
         if (!s.isOk()) {
           ++mismatches;
           continue;
@@ -247,7 +234,7 @@ TEST(Engine, KvEventsMirrorTheCacheAndSeqIsConsecutive) {
     p.resize(rng() % 20);
     const auto tail = randomPrompt(rng, 1 + static_cast<int32_t>(rng() % 20), kVocab);
     p.insert(p.end(), tail.begin(), tail.end());
-    auto s = e->addStream(greedy("k" + std::to_string(i), p, 1 + static_cast<int32_t>(rng() % 6)));
+    auto s = e->addStream(greedyRequest("k" + std::to_string(i), p, 1 + static_cast<int32_t>(rng() % 6)));
     ASSERT_TRUE(s.isOk());
     streams.push_back(*s);
   }
@@ -278,7 +265,7 @@ TEST(Engine, ShutdownAbortEndsEveryStreamAndDrainFinishesThem) {
     auto e = makeEngine(std::move(runner));
     std::vector<std::shared_ptr<OutputStream>> streams;
     for (int i = 0; i < 10; ++i) {
-      auto s = e->addStream(greedy("s" + std::to_string(i), {1, 2, 3, i}, 50));
+      auto s = e->addStream(greedyRequest("s" + std::to_string(i), {1, 2, 3, i}, 50));
       ASSERT_TRUE(s.isOk());
       streams.push_back(*s);
     }
@@ -292,7 +279,7 @@ TEST(Engine, ShutdownAbortEndsEveryStreamAndDrainFinishesThem) {
         EXPECT_NE(c.reason, FinishReason::kNone);
       }
     }
-    EXPECT_EQ(e->add(greedy("late", {1}, 1), nullptr).code(), StatusCode::kUnavailable);
+    EXPECT_EQ(e->add(greedyRequest("late", {1}, 1), nullptr).code(), StatusCode::kUnavailable);
     e.reset();
   }
 }
@@ -370,7 +357,7 @@ TEST_F(TinyModelEngine, BatchInvarianceOf32MixedRequestsWithChunkedPrefill) {
   std::mt19937 rng(11);
   std::vector<Request> reqs;
   for (int i = 0; i < 32; ++i) {
-    reqs.push_back(greedy("b" + std::to_string(i),
+    reqs.push_back(greedyRequest("b" + std::to_string(i),
                           randomPrompt(rng, 2 + static_cast<int32_t>(rng() % 90), vocab()),
                           4 + static_cast<int32_t>(rng() % 6)));
   }
@@ -395,11 +382,11 @@ TEST_F(TinyModelEngine, PrefixCacheHitGivesColdTokens) {
   std::mt19937 rng(12);
   const auto prompt = randomPrompt(rng, 70, vocab());
   auto cold = engine(64, 2048, /*caching=*/false);
-  const auto expected = alone(*cold, greedy("c", prompt, 12));
+  const auto expected = alone(*cold, greedyRequest("c", prompt, 12));
   auto e = engine(64, 2048);
-  auto first = e->addStream(greedy("w1", prompt, 12));
+  auto first = e->addStream(greedyRequest("w1", prompt, 12));
   const Collected c1 = drain(**first);
-  auto second = e->addStream(greedy("w2", prompt, 12));
+  auto second = e->addStream(greedyRequest("w2", prompt, 12));
   const Collected c2 = drain(**second);
   EXPECT_EQ(c1.tokens, expected);
   EXPECT_EQ(c2.tokens, expected);
@@ -411,7 +398,7 @@ TEST_F(TinyModelEngine, PreemptionUnderTinyPoolKeepsAloneTokens) {
   std::mt19937 rng(13);
   std::vector<Request> reqs;
   for (int i = 0; i < 6; ++i) {
-    reqs.push_back(greedy("p" + std::to_string(i),
+    reqs.push_back(greedyRequest("p" + std::to_string(i),
                           randomPrompt(rng, 10 + static_cast<int32_t>(rng() % 30), vocab()), 24));
   }
   auto solo = engine(64, 2048, false);

@@ -10,11 +10,13 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <random>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "engine/batch.h"
+#include "engine/request.h"
 
 namespace turbine::engine::testing {
 
@@ -137,5 +139,22 @@ class NoopRunner : public ModelRunner {
  private:
   int32_t vocab_, block_size_, num_blocks_, max_model_len_;
 };
+
+// A greedy request that generates exactly max_tokens tokens (EOS ignored).
+inline Request greedyRequest(const std::string& id, std::vector<int32_t> prompt, int32_t max_tokens) {
+  Request r;
+  r.request_id = id;
+  r.token_ids = std::move(prompt);
+  r.sampling.temperature = 0;
+  r.stop.max_tokens = max_tokens;
+  r.stop.ignore_eos = true;
+  return r;
+}
+
+inline std::vector<int32_t> randomPrompt(std::mt19937& rng, int32_t len, int32_t vocab) {
+  std::vector<int32_t> p(static_cast<size_t>(len));
+  for (auto& t : p) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
+  return p;
+}
 
 }  // namespace turbine::engine::testing

@@ -15,6 +15,8 @@ namespace {
 
 using testing::FakeRunner;
 using testing::fakeGreedy;
+using testing::greedyRequest;
+using testing::randomPrompt;
 
 struct Result1 {
   std::map<int32_t, std::vector<int32_t>> tokens;  // by sample index
@@ -79,21 +81,6 @@ SchedulerOptions opts(int32_t budget = 2048, int32_t max_seqs = 256, bool cachin
   return o;
 }
 
-Request greedyRequest(const std::string& id, std::vector<int32_t> prompt, int32_t max_tokens) {
-  Request r;
-  r.request_id = id;
-  r.token_ids = std::move(prompt);
-  r.sampling.temperature = 0;
-  r.stop.max_tokens = max_tokens;
-  r.stop.ignore_eos = true;
-  return r;
-}
-
-std::vector<int32_t> randomPrompt(std::mt19937& rng, int32_t len, int32_t vocab) {
-  std::vector<int32_t> p(static_cast<size_t>(len));
-  for (auto& t : p) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
-  return p;
-}
 
 Request sampled(const std::string& id, std::vector<int32_t> prompt, uint64_t seed, int32_t n) {
   Request r;
