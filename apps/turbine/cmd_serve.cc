@@ -20,10 +20,12 @@
 #include <vector>
 
 #include "commands.h"
+#include "process_util.h"
 #include "engine/engine.h"
 #include "engine/llama_model.h"
 #include "frontend/engine_backend.h"
 #include "frontend/openai_server.h"
+#include "frontend/serving_assets.h"
 #include "model/chat_template.h"
 #include "model/make_model.h"
 #include "model/model_loader.h"
@@ -55,31 +57,7 @@ struct ServeArgs {
   int shutdown_grace_s = 10;
 };
 
-void logLine(const std::string& line) {
-  std::fprintf(stderr, "turbine serve: %s\n", line.c_str());
-  std::fflush(stderr);
-}
-
-// "1073741824", "512MiB", "2GiB", "64KiB" (also K/M/G, KB/MB/GB as powers of 1024).
-Result<size_t> parseBytes(const std::string& text) {
-  size_t used = 0;
-  unsigned long long v = 0;
-  try {
-    v = std::stoull(text, &used);
-  } catch (const std::exception&) {
-    return invalidArgument("--kv-cache-memory: '" + text + "' is not a size in bytes");
-  }
-  std::string unit = text.substr(used);
-  std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return std::tolower(c); });
-  int shift = 0;
-  if (unit.empty() || unit == "b") shift = 0;
-  else if (unit == "k" || unit == "kb" || unit == "kib") shift = 10;
-  else if (unit == "m" || unit == "mb" || unit == "mib") shift = 20;
-  else if (unit == "g" || unit == "gb" || unit == "gib") shift = 30;
-  else return invalidArgument("--kv-cache-memory: unknown unit in '" + text + "' (use KiB, MiB or GiB)");
-  if (v == 0 || v > (~0ull >> shift)) return invalidArgument("--kv-cache-memory: '" + text + "' is out of range");
-  return static_cast<size_t>(v << shift);
-}
+void logLine(const std::string& line) { app::logLine("serve", line); }
 
 // $XDG_CACHE_HOME/turbine/models/small-demo, else ~/.cache/turbine/models/small-demo.
 Result<fs::path> demoModelDir() {
@@ -153,12 +131,12 @@ Status startWorkers(const ServeArgs& args, const model::ModelInfo& info,
   const int total_threads = args.threads > 0 ? args.threads : cores;
   const int per_worker = std::max(1, total_threads / args.workers);
   for (int i = 0; i < args.workers; ++i) {
-    engine::LlamaModelOptions mo;
-    mo.threads = per_worker;
-    mo.block_size = args.block_size;
-    mo.kv_cache_bytes = kv_bytes;
-    mo.max_model_len = args.max_model_len;
-    TURBINE_ASSIGN_OR_RETURN(auto runner, engine::LlamaModel::create(weights, mo));
+    CpuRunnerOptions ro;
+    ro.threads = per_worker;
+    ro.block_size = args.block_size;
+    ro.kv_cache_bytes = kv_bytes;
+    ro.max_model_len = args.max_model_len;
+    TURBINE_ASSIGN_OR_RETURN(auto runner, makeCpuRunner(weights, ro));
     engine::EngineOptions eo;
     eo.eos_token_ids = info.eos_token_ids;
     eo.max_num_seqs = args.max_num_seqs;
@@ -178,26 +156,16 @@ Status startWorkers(const ServeArgs& args, const model::ModelInfo& info,
 
 // What every worker and the frontend share: one memory-mapped copy of the weights, the
 // tokenizer and the chat template.
-struct ModelAssets {
-  model::ModelInfo info;
+struct ModelAssets : frontend::ServingAssets {
   std::shared_ptr<const model::ModelWeights> weights;
-  std::shared_ptr<const model::Tokenizer> tokenizer;
-  std::shared_ptr<const model::ChatTemplate> chat_template;  // null when the model has none
 };
 
 Result<ModelAssets> loadAssets(const std::string& path) {
   ModelAssets a;
-  TURBINE_ASSIGN_OR_RETURN(a.info, model::loadModelInfo(path));
+  TURBINE_ASSIGN_OR_RETURN(static_cast<frontend::ServingAssets&>(a), frontend::loadServingAssets(path));
   TURBINE_ASSIGN_OR_RETURN(model::ModelWeights w, model::loadModel(path));
   a.weights = std::make_shared<const model::ModelWeights>(std::move(w));
-  TURBINE_ASSIGN_OR_RETURN(std::unique_ptr<model::Tokenizer> tok, model::Tokenizer::load(path));
-  a.tokenizer = std::move(tok);
-  if (!a.info.chat_template.empty()) {
-    TURBINE_ASSIGN_OR_RETURN(model::ChatTemplate t, model::ChatTemplate::parse(a.info.chat_template));
-    a.chat_template = std::make_shared<const model::ChatTemplate>(std::move(t));
-  } else {
-    logLine("the model has no chat template: /v1/chat/completions answers 400");
-  }
+  if (!a.chat_template) logLine("the model has no chat template: /v1/chat/completions answers 400");
   return a;
 }
 
@@ -234,28 +202,21 @@ Status runServe(ServeArgs args) {
   }
   size_t kv_bytes = 0;
   if (!args.kv_cache_memory.empty()) {
-    TURBINE_ASSIGN_OR_RETURN(kv_bytes, parseBytes(args.kv_cache_memory));
+    TURBINE_ASSIGN_OR_RETURN(kv_bytes, parseBytes(args.kv_cache_memory, "--kv-cache-memory"));
   }
   if (args.router.empty()) args.router = router::hasKvRouter() ? "kv" : "least-loaded";
   TURBINE_ASSIGN_OR_RETURN(std::unique_ptr<router::Router> router, router::makeRouter({args.router}));
   TURBINE_ASSIGN_OR_RETURN(ModelAssets assets, loadAssets(args.model));
 
   // From here on threads exist: SIGINT / SIGTERM are taken by sigwait() below, in this thread only.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const sigset_t signals = blockStopSignals();
 
   Stack stack;
   TURBINE_RETURN_IF_ERROR(startWorkers(args, assets.info, assets.weights, kv_bytes, stack));
   TURBINE_RETURN_IF_ERROR(startFrontend(args, assets, std::move(router), stack));
   logLine("listening on http://" + args.host + ":" + std::to_string(stack.server->port()));
 
-  int sig = 0;
-  while (sigwait(&signals, &sig) != 0) {
-  }
-  logLine(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
+  logLine(std::string("received ") + waitForStopSignal(signals) + ", shutting down");
   stack.server->shutdown();  // in-flight requests get the grace period
   for (auto& w : stack.workers) w->shutdown(engine::Engine::ShutdownMode::kAbort);
   logLine("stopped");
@@ -292,7 +253,7 @@ void addServeCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(0, 3600))->capture_default_str();
   cmd->callback([args, &exit_code] {
     if (!args->kv_cache_memory.empty()) {
-      if (auto bytes = parseBytes(args->kv_cache_memory); !bytes.isOk()) {
+      if (auto bytes = parseBytes(args->kv_cache_memory, "--kv-cache-memory"); !bytes.isOk()) {
         std::fprintf(stderr, "turbine serve: error: %s (see --help)\n", bytes.status().message().c_str());
         exit_code = 2;
         return;

@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
   addGenerateCommand(app, exit_code);
   addSimulateCommand(app, exit_code);
   addServeCommand(app, exit_code);
+  addWorkerCommand(app, exit_code);
+  addFrontendCommand(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

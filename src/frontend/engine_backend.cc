@@ -64,6 +64,7 @@ EngineBackend::EngineBackend(EngineBackendOptions options,
       tokenizer_(std::move(tokenizer)),
       template_(std::move(chat_template)),
       router_(std::move(router)),
+      kv_router_(dynamic_cast<router::KvRouter*>(router_.get())),
       planes_(planes) {}
 
 Result<std::shared_ptr<EngineBackend>> EngineBackend::create(
@@ -236,7 +237,7 @@ Result<EngineBackend::Routed> EngineBackend::routeRequest(const GenerateRequest&
   const auto prompt_tokens = static_cast<int32_t>(request.prompt_token_ids.size());
   TURBINE_ASSIGN_OR_RETURN(router::RouteDecision decision,
                            router_->route({id, options_.model_id, hashes, prompt_tokens}));
-  Routed routed{nullptr, decision.overlap_blocks};
+  Routed routed{nullptr, decision.overlap_blocks, decision.worker};
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto w = workers_.find(decision.worker);
@@ -252,15 +253,41 @@ Result<EngineBackend::Routed> EngineBackend::routeRequest(const GenerateRequest&
 }
 
 Status EngineBackend::generate(GenerateRequest request, ChunkSink sink) {
+  // A worker that refuses as Unavailable (it died, its lease has not expired yet) leaves the
+  // routing at once, and the request is routed again among the others.
+  Status st;
+  for (int attempt = 0; attempt < kMaxRouteAttempts; ++attempt) {
+    kv::WorkerId worker = 0;
+    st = tryGenerate(request, sink, &worker);
+    if (st.code() != StatusCode::kUnavailable || worker == kNoWorker) return st;
+    dropWorker(worker);
+  }
+  return st;
+}
+
+void EngineBackend::dropWorker(kv::WorkerId worker) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (workers_.erase(worker) == 0) return;
+  }
+  router_->removeWorker(worker);
+}
+
+Status EngineBackend::tryGenerate(const GenerateRequest& request, const ChunkSink& sink, kv::WorkerId* worker) {
+  *worker = kNoWorker;
   const std::string id = request.request_id;
   const auto prompt_tokens = static_cast<int32_t>(request.prompt_token_ids.size());
   TURBINE_ASSIGN_OR_RETURN(Routed routed, routeRequest(request));
-  auto on_chunk = [this, id, prompt_tokens, sink = std::move(sink)](runtime::GenerateChunk&& c) {
+  auto on_chunk = [this, id, prompt_tokens, sink, first = true](runtime::GenerateChunk&& c) mutable {
     GenerationChunk chunk = toGenerationChunk(std::move(c));
+    if (first && (!chunk.token_ids.empty() || chunk.finish != FinishReason::kNone)) {
+      first = false;
+      if (kv_router_) kv_router_->onPrefillCompleted(id);
+    }
     if (chunk.finish != FinishReason::kNone) finishRequest(id, chunk, prompt_tokens);
     sink(std::move(chunk));
   };
-  Status st = routed.client->generate(toRuntimeRequest(std::move(request), routed.overlap_blocks),
+  Status st = routed.client->generate(toRuntimeRequest(GenerateRequest(request), routed.overlap_blocks),
                                       std::move(on_chunk));
   bool abort_now = false;
   {
@@ -273,6 +300,7 @@ Status EngineBackend::generate(GenerateRequest request, ChunkSink sink) {
   }
   if (!st.isOk()) {
     router_->onRequestFinished(id);
+    *worker = routed.worker;
     return st;
   }
   if (abort_now) routed.client->abort(id);  // abort() came before the worker knew the id
@@ -285,6 +313,7 @@ void EngineBackend::finishRequest(const std::string& request_id, const Generatio
     std::lock_guard<std::mutex> lock(mu_);
     requests_.erase(request_id);
   }
+  if (kv_router_ && final_chunk.cached_tokens) kv_router_->onUsage(request_id, *final_chunk.cached_tokens);
   router_->onRequestFinished(request_id);
   if (final_chunk.cached_tokens) {
     prompt_tokens_.fetch_add(prompt_tokens, std::memory_order_relaxed);

@@ -28,6 +28,7 @@
 #include "kv/load_metrics.h"
 #include "model/chat_template.h"
 #include "model/tokenizer.h"
+#include "router/kv_router.h"
 #include "router/router.h"
 #include "runtime/discovery.h"
 #include "runtime/event_plane.h"
@@ -86,7 +87,10 @@ class EngineBackend : public ServingBackend {
   struct Routed {
     std::shared_ptr<runtime::WorkerClient> client;
     int32_t overlap_blocks = 0;
+    kv::WorkerId worker = 0;
   };
+  static constexpr int kMaxRouteAttempts = 3;
+  static constexpr kv::WorkerId kNoWorker = ~kv::WorkerId{0};
   struct InFlight {
     std::shared_ptr<runtime::WorkerClient> client;
     bool aborted = false;  // abort() came before the worker admitted it
@@ -98,6 +102,10 @@ class EngineBackend : public ServingBackend {
   void wire();
   // Block hashes, a route, and the request registered as in flight on the chosen worker.
   Result<Routed> routeRequest(const GenerateRequest& request);
+  // One routing + admission attempt; on a refusal by a worker, *worker names it.
+  Status tryGenerate(const GenerateRequest& request, const ChunkSink& sink, kv::WorkerId* worker);
+  // Takes a worker out of routing until discovery adds it again.
+  void dropWorker(kv::WorkerId worker);
   void onDiscovery(const runtime::DiscoveryEvent& event);
   void onEvent(const runtime::EventPayload& payload);
   // Called once per request with its final chunk, before the sink sees it.
@@ -109,6 +117,7 @@ class EngineBackend : public ServingBackend {
   std::shared_ptr<const model::Tokenizer> tokenizer_;
   std::shared_ptr<const model::ChatTemplate> template_;
   std::shared_ptr<router::Router> router_;
+  router::KvRouter* kv_router_ = nullptr;  // router_ when it is the KV-aware one (usage, prefill done)
   BackendPlanes planes_;
   runtime::WatchId watch_ = 0;
   std::vector<runtime::SubscriptionId> subscriptions_;

@@ -80,6 +80,7 @@ std::string FrontendMetrics::render(const BackendStats& stats) const {
   gauge("turbine_kv_blocks_total", "KV cache blocks in the pool.", static_cast<double>(stats.kv_blocks_total));
   gauge("turbine_prefix_cache_hit_rate", "Prefix cache hit tokens / queried prompt tokens.",
         stats.prefix_cache_hit_rate);
+  out += stats.extra_metrics;  // the backend's own (router, event plane), already in text format
   return out;
 }
 

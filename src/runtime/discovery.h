@@ -34,11 +34,17 @@ struct WorkerRecord {
   int32_t kv_blocks_total = 0;
   int32_t max_model_len = 0;   // the longest sequence the worker accepts; 0 = unknown
   TransferInfo transfer;
+  // Beyond DESIGN.md §3.5 (optional in the JSON): how a frontend that discovers the worker
+  // serves its model — the name clients use ("" = model_id) and the model's path on a shared
+  // filesystem, where the frontend reads its tokenizer and chat template ("" = unknown).
+  std::string served_model_name;
+  std::string model_path;
   bool operator==(const WorkerRecord&) const = default;
 };
 
 // {"worker_id", "endpoint", "event_endpoint", "model_id", "role", "block_size",
-//  "kv_blocks_total", "max_model_len", "transfer": {"backend", "address"}} without whitespace.
+//  "kv_blocks_total", "max_model_len", "transfer": {"backend", "address"}, "served_model_name",
+//  "model_path"} without whitespace.
 std::string workerRecordToJson(const WorkerRecord& record);
 // Inverse; InvalidArgument naming the field on a missing or mistyped one.
 Result<WorkerRecord> workerRecordFromJson(const std::string& text);

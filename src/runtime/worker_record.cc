@@ -45,6 +45,8 @@ std::string workerRecordToJson(const WorkerRecord& r) {
   j["kv_blocks_total"] = r.kv_blocks_total;
   j["max_model_len"] = r.max_model_len;
   j["transfer"] = {{"backend", r.transfer.backend}, {"address", r.transfer.address}};
+  j["served_model_name"] = r.served_model_name;
+  j["model_path"] = r.model_path;
   return j.dump();
 }
 
@@ -66,6 +68,8 @@ Result<WorkerRecord> workerRecordFromJson(const std::string& text) {
     TURBINE_RETURN_IF_ERROR(readString(*t, "backend", &r.transfer.backend));
     TURBINE_RETURN_IF_ERROR(readString(*t, "address", &r.transfer.address));
   }
+  if (j.contains("served_model_name")) TURBINE_RETURN_IF_ERROR(readString(j, "served_model_name", &r.served_model_name));
+  if (j.contains("model_path")) TURBINE_RETURN_IF_ERROR(readString(j, "model_path", &r.model_path));
   return r;
 }
 

@@ -29,6 +29,8 @@ struct ZmqSubscriber::Remote {
   bool awaiting = false;                       // a replay/snapshot request is out
   Clock::time_point deadline;
   std::map<uint64_t, std::string> held;        // kv frames that arrived while awaiting
+  bool probe_due = false;                      // kv frames came since the last tail probe
+  Clock::time_point last_kv;                   // when the last kv frame came
 };
 
 namespace {
@@ -159,6 +161,7 @@ void ZmqSubscriber::run() {
       // A socket failed under us (context shutting down): try again next round.
     }
     checkTimeouts();
+    probeTails();
   }
   remotes_.clear();
 }
@@ -212,7 +215,24 @@ void ZmqSubscriber::acceptKv(Remote& r, uint64_t seq, const std::string& bytes) 
     deliverCleared(r);  // nothing can fill the gap: forget the worker's blocks, go on
   }
   r.expected = seq + 1;
+  r.probe_due = true;
+  r.last_kv = Clock::now();
   deliverKv(r, bytes);
+}
+
+void ZmqSubscriber::probeTails() {
+  if (options_.tail_probe_ms <= 0) return;
+  const auto now = Clock::now();
+  for (auto& r : remotes_) {
+    if (!r->dealer || r->awaiting || !r->expected || !r->probe_due) continue;
+    if (now - r->last_kv < std::chrono::milliseconds(options_.tail_probe_ms)) continue;
+    r->probe_due = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.tail_probes;
+    }
+    requestReplay(*r, "replay", *r->expected);
+  }
 }
 
 void ZmqSubscriber::drainHeld(Remote& r) {
@@ -247,8 +267,10 @@ void ZmqSubscriber::onReply(Remote& r, std::vector<std::string>& frames) {
       Result<uint64_t> seq = zmq_codec::decodeSeq(frames[i]);
       if (seq) r.held.emplace(*seq, std::move(frames[i + 1]));
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    ++stats_.replays;
+    if (frames.size() > 2) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.replays;
+    }
   } else if (frames.size() >= 3) {
     Result<uint64_t> next = zmq_codec::decodeSeq(frames[2]);
     const bool snapshot = kind == "snapshot" && frames.size() >= 4 && !frames[3].empty();

@@ -34,6 +34,10 @@ struct ZmqSubscriberOptions {
   int replay_timeout_ms = 1000;   // a replay or snapshot request unanswered this long is "gone"
   bool snapshot_on_connect = true;
   int poll_interval_ms = 20;      // how often the thread looks at added/removed publishers
+  // A lost *last* frame leaves no later frame to reveal the gap: this long after a publisher's
+  // last kv frame, the subscriber asks it once for a replay from the next seq (an empty answer
+  // when nothing was lost). 0 = never.
+  int tail_probe_ms = 500;
   // Tests: return true to make the subscriber act as if this frame was lost on the wire.
   std::function<bool(Topic, uint64_t seq)> drop_for_test;
 };
@@ -41,7 +45,8 @@ struct ZmqSubscriberOptions {
 struct ZmqSubscriberStats {
   uint64_t delivered = 0;
   uint64_t gaps = 0;            // kv frames past the next expected seq
-  uint64_t replays = 0;         // replay answers applied
+  uint64_t replays = 0;         // replay answers that filled a gap (non-empty)
+  uint64_t tail_probes = 0;     // replay requests sent after a publisher went quiet
   uint64_t snapshots = 0;       // snapshot answers applied (joins included)
   uint64_t cleared = 0;         // synthesized "drop this worker's entries" messages
   uint64_t duplicates = 0;
@@ -76,6 +81,7 @@ class ZmqSubscriber {
   void deliverKv(Remote& r, const std::string& bytes);
   void deliverCleared(Remote& r);
   void checkTimeouts();
+  void probeTails();  // see ZmqSubscriberOptions::tail_probe_ms
 
   ZmqSubscriberOptions options_;
   Deliver deliver_;

@@ -92,6 +92,9 @@ Result<std::shared_ptr<Worker>> Worker::start(std::unique_ptr<engine::ModelRunne
   auto& rec = w->record_;
   rec.worker_id = options.worker_id;
   rec.endpoint = options.endpoint;
+  rec.event_endpoint = options.event_endpoint;
+  rec.served_model_name = options.served_model_name;
+  rec.model_path = options.model_path;
   rec.model_id = options.model_id;
   rec.role = options.role;
   rec.block_size = limits.block_size;

@@ -35,6 +35,9 @@ namespace turbine::worker {
 struct WorkerOptions {
   kv::WorkerId worker_id = 0;    // also the engine's worker_id in its KV event messages
   std::string endpoint;          // request plane address; "" = "worker-<worker_id>"
+  std::string event_endpoint;    // event plane address for the record ("" in-process)
+  std::string served_model_name; // for the record: the API name of the model ("" = model_id)
+  std::string model_path;        // for the record: where frontends read tokenizer and template
   std::string role = "agg";
   std::string model_id;          // block-hash root; also the engine's model_id
   std::chrono::milliseconds load_interval{100};

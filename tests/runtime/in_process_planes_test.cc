@@ -145,6 +145,8 @@ TEST(WorkerRecordJson, RoundTripsAndNamesBadFields) {
   r.role = "decode";
   r.max_model_len = 4096;
   r.transfer = {"tcp", "10.0.0.7:6000"};
+  r.served_model_name = "llama";
+  r.model_path = "/models/llama";
   const std::string text = workerRecordToJson(r);
   EXPECT_EQ(text.find(' '), std::string::npos);
   EXPECT_EQ(text.rfind("{\"worker_id\":7,\"endpoint\":\"grpc://10.0.0.7:9000\"", 0), 0u) << text;
@@ -160,6 +162,16 @@ TEST(WorkerRecordJson, RoundTripsAndNamesBadFields) {
   ASSERT_FALSE(missing.isOk());
   EXPECT_NE(missing.status().message().find("endpoint"), std::string::npos);
   EXPECT_FALSE(workerRecordFromJson("[1,2").isOk());
+  // The fields beyond DESIGN.md §3.5 are optional: a record without them still parses.
+  auto minimal = workerRecordFromJson(R"({"worker_id":2,"endpoint":"x","event_endpoint":"","model_id":"m",
+                                          "role":"agg","block_size":16,"kv_blocks_total":1})");
+  ASSERT_TRUE(minimal.isOk()) << minimal.status().toString();
+  EXPECT_EQ(minimal->served_model_name, "");
+  EXPECT_EQ(minimal->model_path, "");
+  auto mistyped = workerRecordFromJson(R"({"worker_id":2,"endpoint":"x","event_endpoint":"","model_id":"m",
+                                           "role":"agg","block_size":16,"kv_blocks_total":1,"model_path":3})");
+  ASSERT_FALSE(mistyped.isOk());
+  EXPECT_NE(mistyped.status().message().find("model_path"), std::string::npos);
 }
 
 kv::KvEventMessage kvMessage(kv::WorkerId worker, uint64_t seq) {

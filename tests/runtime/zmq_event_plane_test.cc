@@ -199,6 +199,48 @@ TEST(ZmqEventPlane, LostFrameIsReplayedAndReceiverConverges) {
   EXPECT_EQ(p.pub->publisher()->replaysServed(), 1u);
 }
 
+TEST(ZmqEventPlane, LostLastFrameIsFoundByTheTailProbe) {
+  Pair p;
+  ZmqSubscriberOptions so;
+  so.tail_probe_ms = 100;
+  so.drop_for_test = [&](Topic t, uint64_t seq) { return t == Topic::kKv && seq == 5; };
+  connect(p, {}, so);
+  EventSource src(7, 6);
+  std::vector<kv::KvEventMessage> sent;
+  for (int i = 0; i < 6; ++i) {  // seqs 0..5: the last one is lost, and nothing comes after it
+    sent.push_back(src.next());
+    ASSERT_TRUE(p.pub->publish(sent.back()).isOk());
+  }
+  ASSERT_TRUE(p.rx.waitFor([&] { return p.rx.kv_messages.size() >= sent.size(); }));
+  const ZmqSubscriberStats stats = p.sub->subscriberStats();
+  EXPECT_EQ(stats.gaps, 0u);  // no later frame revealed it
+  EXPECT_GE(stats.tail_probes, 1u);
+  EXPECT_EQ(stats.replays, 1u);
+  std::lock_guard<std::mutex> lock(p.rx.mu);
+  EXPECT_EQ(p.rx.kv_messages, sent);
+  EXPECT_TRUE(sameBlocks(p.rx.blocks, src.reference));
+}
+
+TEST(ZmqEventPlane, TailProbeOfAnIntactStreamChangesNothing) {
+  Pair p;
+  ZmqSubscriberOptions so;
+  so.tail_probe_ms = 50;
+  connect(p, {}, so);
+  EventSource src(7, 8);
+  std::vector<kv::KvEventMessage> sent;
+  for (int i = 0; i < 4; ++i) {
+    sent.push_back(src.next());
+    ASSERT_TRUE(p.pub->publish(sent.back()).isOk());
+  }
+  ASSERT_TRUE(p.rx.waitFor([&] { return p.sub->subscriberStats().tail_probes >= 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the probe's (empty) answer arrives
+  const ZmqSubscriberStats stats = p.sub->subscriberStats();
+  EXPECT_EQ(stats.tail_probes, 1u);  // one probe per quiet spell, not one per poll
+  EXPECT_EQ(stats.replays, 0u);
+  std::lock_guard<std::mutex> lock(p.rx.mu);
+  EXPECT_EQ(p.rx.kv_messages, sent);
+}
+
 TEST(ZmqEventPlane, LossBeyondReplayBufferIsRepairedBySnapshot) {
   Pair p;
   ZmqEventPlaneOptions po;

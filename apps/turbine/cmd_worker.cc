@@ -1,0 +1,192 @@
+// turbine worker: one engine in a fleet (issue 5 §2). It serves the request plane over gRPC at
+// --host:--port, publishes its KV events and load metrics over ZeroMQ, and registers its record
+// (DESIGN.md §3.5, plus the served model name and the model path, where frontends read the
+// tokenizer and chat template) in etcd under a lease it keeps alive; a worker that dies vanishes
+// from routing within the lease TTL.
+// --engine real runs the CPU model; --engine mock runs the serving engine over the timing model
+// (no weights are read; --mock-profile, --mock-speedup, --num-kv-blocks).
+// SIGINT / SIGTERM: deregister (frontends stop routing here), finish the admitted requests, exit 0.
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "commands.h"
+#include "engine/engine.h"
+#include "mocker/paced_runner.h"
+#include "mocker/timing_model.h"
+#include "model/model_loader.h"
+#include "model/tokenizer.h"
+#include "process_util.h"
+#include "runtime/etcd_discovery.h"
+#include "runtime/grpc_request_plane.h"
+#include "runtime/zmq_event_plane.h"
+#include "worker/worker.h"
+
+namespace turbine::app {
+namespace {
+
+struct WorkerArgs {
+  std::string model;
+  std::string served_model_name;
+  std::string etcd = "http://127.0.0.1:2379";
+  std::string namespace_name = "default";
+  std::string engine = "real";
+  std::string host = "127.0.0.1";
+  int port = 0;
+  int event_port = 0;
+  uint64_t worker_id = 0;
+  int lease_ttl_s = 10;
+  int threads = 0;
+  std::string kv_cache_memory;
+  int32_t max_model_len = 0;
+  int32_t block_size = 16;
+  int max_num_seqs = 256;
+  // --engine mock
+  std::string mock_profile;
+  double mock_speedup = 1.0;
+  int32_t num_kv_blocks = 1024;
+};
+
+void logLine(const std::string& line) { app::logLine("worker", line); }
+
+// A random id below 2^53, so that JSON readers with doubles (JavaScript) keep it exact.
+uint64_t randomWorkerId() {
+  std::random_device rd;
+  const uint64_t v = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  return std::max<uint64_t>(1, v & ((uint64_t{1} << 53) - 1));
+}
+
+Result<std::unique_ptr<engine::ModelRunner>> makeRunner(const WorkerArgs& args, const model::ModelInfo& info) {
+  if (args.engine == "mock") {
+    mocker::PacedRunnerOptions o;
+    if (!args.mock_profile.empty()) {
+      TURBINE_ASSIGN_OR_RETURN(o.profile, mocker::loadTimingProfile(args.mock_profile));
+    }
+    o.profile.speedup *= args.mock_speedup;
+    o.block_size = args.block_size;
+    o.num_blocks = args.num_kv_blocks;
+    o.max_model_len = args.max_model_len;
+    // The frontend tokenizes with the model's tokenizer: every id it sends must be valid here.
+    TURBINE_ASSIGN_OR_RETURN(auto tokenizer, model::Tokenizer::load(info.path));
+    o.vocab_size = tokenizer->vocabSize();
+    TURBINE_ASSIGN_OR_RETURN(auto runner, mocker::PacedMockRunner::create(o));
+    return std::unique_ptr<engine::ModelRunner>(std::move(runner));
+  }
+  size_t kv_bytes = 0;
+  if (!args.kv_cache_memory.empty()) {
+    TURBINE_ASSIGN_OR_RETURN(kv_bytes, parseBytes(args.kv_cache_memory, "--kv-cache-memory"));
+  }
+  TURBINE_ASSIGN_OR_RETURN(model::ModelWeights w, model::loadModel(info.path));
+  auto weights = std::make_shared<const model::ModelWeights>(std::move(w));
+  CpuRunnerOptions ro;
+  ro.threads = args.threads > 0 ? args.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  ro.block_size = args.block_size;
+  ro.kv_cache_bytes = kv_bytes;
+  ro.max_model_len = args.max_model_len;
+  return makeCpuRunner(weights, ro);
+}
+
+// The planes a fleet worker runs on; destroyed after the worker (declared first).
+struct FleetPlanes {
+  runtime::GrpcRequestPlane requests;
+  std::unique_ptr<runtime::EtcdDiscovery> discovery;
+  std::unique_ptr<runtime::ZmqEventPlane> events;
+};
+
+Status runWorker(WorkerArgs args) {
+  TURBINE_ASSIGN_OR_RETURN(model::ModelInfo info, model::loadModelInfo(args.model));
+  TURBINE_ASSIGN_OR_RETURN(auto runner, makeRunner(args, info));
+  if (args.worker_id == 0) args.worker_id = randomWorkerId();
+  int port = args.port;
+  if (port == 0) {
+    TURBINE_ASSIGN_OR_RETURN(port, pickFreePort(args.host));
+  }
+
+  const sigset_t signals = blockStopSignals();  // before any thread starts
+  FleetPlanes planes;
+  runtime::EtcdDiscoveryOptions d;
+  d.endpoint = args.etcd;
+  d.namespace_name = args.namespace_name;
+  d.lease_ttl_s = args.lease_ttl_s;
+  TURBINE_ASSIGN_OR_RETURN(planes.discovery, runtime::EtcdDiscovery::create(d));
+  runtime::ZmqEventPlaneOptions z;
+  const std::string event_port = args.event_port > 0 ? std::to_string(args.event_port) : "*";
+  z.publisher.bind = "tcp://" + args.host + ":" + event_port;
+  z.publisher.replay_bind = "tcp://" + args.host + ":*";
+  TURBINE_ASSIGN_OR_RETURN(planes.events, runtime::ZmqEventPlane::create(z));
+
+  engine::EngineOptions eo;
+  eo.eos_token_ids = info.eos_token_ids;
+  eo.max_num_seqs = args.max_num_seqs;
+  worker::WorkerOptions wo;
+  wo.worker_id = args.worker_id;
+  wo.endpoint = args.host + ":" + std::to_string(port);
+  wo.event_endpoint = planes.events->endpoint();
+  wo.model_id = info.model_id;
+  wo.served_model_name = args.served_model_name.empty() ? info.model_id : args.served_model_name;
+  std::error_code ec;
+  const std::filesystem::path abs = std::filesystem::absolute(info.path, ec);
+  wo.model_path = ec ? info.path : abs.string();  // frontends run elsewhere: no relative paths
+  TURBINE_ASSIGN_OR_RETURN(auto worker, worker::Worker::start(std::move(runner), eo, wo,
+                                                              {&planes.requests, planes.discovery.get(),
+                                                               planes.events.get()}));
+  const auto& rec = worker->record();
+  logLine("worker " + std::to_string(rec.worker_id) + " (" + args.engine + " engine) serves model '" +
+          rec.served_model_name + "' (model_id " + rec.model_id + "): " + std::to_string(rec.kv_blocks_total) +
+          " KV blocks of " + std::to_string(rec.block_size) + " tokens, max_model_len " +
+          std::to_string(rec.max_model_len));
+  logLine("registered in etcd " + args.etcd + " as " + planes.discovery->prefix() + std::to_string(rec.worker_id) +
+          " (lease TTL " + std::to_string(args.lease_ttl_s) + " s)");
+  logLine("listening on grpc://" + rec.endpoint + ", events on " + rec.event_endpoint);
+
+  logLine(std::string("received ") + waitForStopSignal(signals) + ", draining");
+  worker->shutdown(engine::Engine::ShutdownMode::kDrain);
+  planes.events->close();
+  logLine("stopped");
+  return Status::ok();
+}
+
+}  // namespace
+
+void addWorkerCommand(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("worker", "Run one fleet worker: an engine behind gRPC, registered in etcd");
+  auto args = std::make_shared<WorkerArgs>();
+  cmd->add_option("--model", args->model, "HF model folder or .gguf file (the tokenizer's source for --engine mock)")
+      ->required();
+  cmd->add_option("--served-model-name", args->served_model_name, "Model name in the API (default: the model id)");
+  cmd->add_option("--etcd", args->etcd, "etcd endpoint")->capture_default_str();
+  cmd->add_option("--namespace", args->namespace_name, "Fleet namespace (etcd key prefix turbine/<ns>/)")
+      ->capture_default_str();
+  cmd->add_option("--engine", args->engine, "real: the CPU model; mock: the timing model, no weights")
+      ->check(CLI::IsMember({"real", "mock"}))->capture_default_str();
+  cmd->add_option("--host", args->host, "Address to bind (gRPC and ZeroMQ)")->capture_default_str();
+  cmd->add_option("--port", args->port, "gRPC port (0: a free one; the log says which)")
+      ->check(CLI::Range(0, 65535))->capture_default_str();
+  cmd->add_option("--event-port", args->event_port, "ZeroMQ PUB port (0: a free one)")
+      ->check(CLI::Range(0, 65535))->capture_default_str();
+  cmd->add_option("--worker-id", args->worker_id, "Worker id (default: random)");
+  cmd->add_option("--lease-ttl", args->lease_ttl_s, "etcd lease TTL in seconds")
+      ->check(CLI::Range(1, 3600))->capture_default_str();
+  cmd->add_option("--threads", args->threads, "Kernel threads (default: all cores)")->check(CLI::Range(0, 4096));
+  cmd->add_option("--kv-cache-memory", args->kv_cache_memory, "KV cache bytes, e.g. 512MiB (real engine)");
+  cmd->add_option("--max-model-len", args->max_model_len, "Longest sequence (default: the model's)")
+      ->check(CLI::Range(0, 1 << 24));
+  cmd->add_option("--block-size", args->block_size, "Tokens per KV block")
+      ->check(CLI::Range(1, 1024))->capture_default_str();
+  cmd->add_option("--max-num-seqs", args->max_num_seqs, "Running sequences at most")
+      ->check(CLI::Range(1, 65536))->capture_default_str();
+  cmd->add_option("--mock-profile", args->mock_profile, "Timing profile JSON (--engine mock)");
+  cmd->add_option("--mock-speedup", args->mock_speedup, "Run the timing model this many times faster")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--num-kv-blocks", args->num_kv_blocks, "KV blocks (--engine mock)")
+      ->check(CLI::Range(1, 1 << 28))->capture_default_str();
+  cmd->callback([args, &exit_code] {
+    Status st = runWorker(*args);
+    exit_code = st.isOk() ? 0 : reportError("worker", st);
+  });
+}
+
+}  // namespace turbine::app

@@ -1,0 +1,89 @@
+#include "process_util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstring>
+
+#include "engine/llama_model.h"
+
+namespace turbine::app {
+
+Result<size_t> parseBytes(const std::string& text, const std::string& flag) {
+  size_t used = 0;
+  unsigned long long v = 0;
+  try {
+    v = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    return invalidArgument(flag + ": '" + text + "' is not a size in bytes");
+  }
+  std::string unit = text.substr(used);
+  std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return std::tolower(c); });
+  int shift = 0;
+  if (unit.empty() || unit == "b") shift = 0;
+  else if (unit == "k" || unit == "kb" || unit == "kib") shift = 10;
+  else if (unit == "m" || unit == "mb" || unit == "mib") shift = 20;
+  else if (unit == "g" || unit == "gb" || unit == "gib") shift = 30;
+  else return invalidArgument(flag + ": unknown unit in '" + text + "' (use KiB, MiB or GiB)");
+  if (v == 0 || v > (~0ull >> shift)) return invalidArgument(flag + ": '" + text + "' is out of range");
+  return static_cast<size_t>(v << shift);
+}
+
+sigset_t blockStopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+const char* waitForStopSignal(const sigset_t& signals) {
+  int sig = 0;
+  while (sigwait(&signals, &sig) != 0) {
+  }
+  return sig == SIGINT ? "SIGINT" : "SIGTERM";
+}
+
+Result<int> pickFreePort(const std::string& host) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = 0;
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+    return invalidArgument("--host: '" + host + "' is not an IPv4 address");
+  }
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return unavailable(std::string("socket: ") + std::strerror(errno));
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    return unavailable("cannot bind a port on " + host + ": " + why);
+  }
+  ::close(fd);
+  return static_cast<int>(ntohs(addr.sin_port));
+}
+
+Result<std::unique_ptr<engine::ModelRunner>> makeCpuRunner(
+    const std::shared_ptr<const model::ModelWeights>& weights, const CpuRunnerOptions& options) {
+  engine::LlamaModelOptions mo;
+  mo.threads = options.threads;
+  mo.block_size = options.block_size;
+  mo.kv_cache_bytes = options.kv_cache_bytes;
+  mo.max_model_len = options.max_model_len;
+  TURBINE_ASSIGN_OR_RETURN(auto runner, engine::LlamaModel::create(weights, mo));
+  return std::unique_ptr<engine::ModelRunner>(std::move(runner));
+}
+
+void logLine(const char* command, const std::string& line) {
+  std::fprintf(stderr, "turbine %s: %s\n", command, line.c_str());
+  std::fflush(stderr);
+}
+
+}  // namespace turbine::app

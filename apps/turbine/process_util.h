@@ -1,0 +1,43 @@
+// What the long-running commands (serve, worker, frontend) share: byte sizes on the command
+// line, the SIGINT / SIGTERM wait, a free loopback port, the CPU engine's runner, log lines.
+#pragma once
+
+#include <signal.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "engine/batch.h"
+#include "model/weights.h"
+
+namespace turbine::app {
+
+// "1073741824", "512MiB", "2GiB", "64KiB" (also K/M/G, KB/MB/GB as powers of 1024). `flag` names
+// the option in the error.
+Result<size_t> parseBytes(const std::string& text, const std::string& flag);
+
+// Blocks SIGINT and SIGTERM in the calling thread and every thread it starts from now on, so that
+// waitForStopSignal() alone receives them. Call before starting threads.
+sigset_t blockStopSignals();
+// Waits for SIGINT or SIGTERM; returns "SIGINT" or "SIGTERM".
+const char* waitForStopSignal(const sigset_t& signals);
+
+// A TCP port on `host` that was free a moment ago (bind to port 0, read, close).
+Result<int> pickFreePort(const std::string& host);
+
+// The CPU engine's model runner over shared, memory-mapped weights.
+struct CpuRunnerOptions {
+  int threads = 1;
+  int32_t block_size = 16;
+  size_t kv_cache_bytes = 0;   // 0: the engine's default
+  int32_t max_model_len = 0;   // 0: the model's
+};
+Result<std::unique_ptr<engine::ModelRunner>> makeCpuRunner(
+    const std::shared_ptr<const model::ModelWeights>& weights, const CpuRunnerOptions& options);
+
+// "turbine <command>: <line>" on stderr, flushed.
+void logLine(const char* command, const std::string& line);
+
+}  // namespace turbine::app
