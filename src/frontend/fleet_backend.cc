@@ -283,6 +283,14 @@ std::string FleetBackend::routerMetrics() const {
     line("turbine_router_usage_reports_total", model, static_cast<double>(st.usage_reports));
     line("turbine_router_predicted_cached_tokens_total", model, static_cast<double>(st.predicted_cached_tokens));
     line("turbine_router_actual_cached_tokens_total", model, static_cast<double>(st.actual_cached_tokens));
+    line("turbine_router_abs_error_cached_tokens_total", model, static_cast<double>(st.abs_error_tokens));
+    for (double q : {0.5, 0.9, 0.99}) {  // a summary: bucket upper bounds, in seconds
+      char qs[16];
+      std::snprintf(qs, sizeof qs, "%g", q);
+      line("turbine_router_decision_seconds", model + ",quantile=\"" + qs + "\"",
+           static_cast<double>(st.decision_latency.quantileNs(q)) * 1e-9);
+    }
+    line("turbine_router_decision_seconds_count", model, static_cast<double>(st.decision_latency.count()));
   }
   return out;
 }

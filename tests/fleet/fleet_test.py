@@ -234,6 +234,9 @@ class FleetTest(unittest.TestCase):
         self.assertEqual(list(grew.values()), [2], f"both requests on one worker: {grew}")
         # The router's accuracy metrics saw the usage of both.
         self.assertGreaterEqual(metric(self.frontend, "turbine_router_usage_reports_total", model="tiny"), 2)
+        self.assertGreater(metric(self.frontend, "turbine_router_actual_cached_tokens_total", model="tiny"), 0)
+        self.assertGreaterEqual(metric(self.frontend, "turbine_router_decision_seconds_count", model="tiny"), 2)
+        self.assertGreater(metric(self.frontend, "turbine_router_decision_seconds", model="tiny", quantile="0.99"), 0)
 
     def test_3_dropped_event_messages_are_replayed_and_the_index_converges(self):
         lossy = start_frontend(self.etcd, "--router", "kv", "--drop-kv-events-for-test",
