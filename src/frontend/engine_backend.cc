@@ -1,6 +1,7 @@
 #include "frontend/engine_backend.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <utility>
 
 #include "kv/block_hash.h"
@@ -357,6 +358,7 @@ BackendStats EngineBackend::stats() {
       s.kv_blocks_used += w.load.kv_blocks_used;
     }
   }
+  s.extra_metrics = routerMetrics();
   const int64_t prompt = prompt_tokens_.load(std::memory_order_relaxed);
   if (prompt > 0) {
     s.prefix_cache_hit_rate =
@@ -368,6 +370,50 @@ BackendStats EngineBackend::stats() {
 size_t EngineBackend::numWorkers() const {
   std::lock_guard<std::mutex> lock(mu_);
   return workers_.size();
+}
+
+std::string prometheusLabel(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    if (c == '\\' || c == '"') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string EngineBackend::routerMetrics() const {
+  if (!kv_router_) return "";
+  const router::KvRouterStats st = kv_router_->stats();
+  const std::string model = "model=\"" + prometheusLabel(options_.served_model_name) + "\"";
+  std::string out;
+  auto line = [&out](const char* name, const std::string& labels, double v) {
+    char num[64];
+    std::snprintf(num, sizeof num, "%.17g", v);
+    out += std::string(name) + "{" + labels + "} " + num + "\n";
+  };
+  for (const auto& [worker, n] : st.routed_per_worker) {
+    line("turbine_router_requests_total", model + ",worker=\"" + std::to_string(worker) + "\"", static_cast<double>(n));
+  }
+  line("turbine_router_index_blocks", model, static_cast<double>(st.index_hashes));
+  line("turbine_router_index_entries", model, static_cast<double>(st.index_entries));
+  line("turbine_router_kv_events_applied_total", model, static_cast<double>(st.events_applied));
+  line("turbine_router_kv_event_seq_gaps_total", model, static_cast<double>(st.seq_gaps));
+  line("turbine_router_usage_reports_total", model, static_cast<double>(st.usage_reports));
+  line("turbine_router_predicted_cached_tokens_total", model, static_cast<double>(st.predicted_cached_tokens));
+  line("turbine_router_actual_cached_tokens_total", model, static_cast<double>(st.actual_cached_tokens));
+  line("turbine_router_abs_error_cached_tokens_total", model, static_cast<double>(st.abs_error_tokens));
+  for (double q : {0.5, 0.9, 0.99}) {  // a summary: bucket upper bounds, in seconds
+    char qs[16];
+    std::snprintf(qs, sizeof qs, "%g", q);
+    line("turbine_router_decision_seconds", model + ",quantile=\"" + qs + "\"",
+         static_cast<double>(st.decision_latency.quantileNs(q)) * 1e-9);
+  }
+  line("turbine_router_decision_seconds_count", model, static_cast<double>(st.decision_latency.count()));
+  return out;
 }
 
 }  // namespace turbine::frontend

@@ -10,7 +10,9 @@
 // and get a request-plane client), subscribes to the event plane ("kv" events and "load"
 // metrics go to the router; load metrics also feed stats()).
 // stats(): running, waiting and KV blocks summed over the workers' latest load reports; the
-// prefix-cache hit rate is cached prompt tokens / prompt tokens of the requests it served.
+// prefix-cache hit rate is cached prompt tokens / prompt tokens of the requests it served; with
+// the kv router, its metrics (routed per worker, index size, events, accuracy, decision latency)
+// as extra Prometheus lines.
 // Thread safety: all methods are thread-safe (ServingBackend's contract). The planes and the
 // router must outlive the backend; the destructor stops watching and subscribing.
 #pragma once
@@ -107,6 +109,8 @@ class EngineBackend : public ServingBackend {
   // Takes a worker out of routing until discovery adds it again.
   void dropWorker(kv::WorkerId worker);
   void onDiscovery(const runtime::DiscoveryEvent& event);
+  // The kv router's metrics in Prometheus text, labelled with the model ("" for other policies).
+  std::string routerMetrics() const;
   void onEvent(const runtime::EventPayload& payload);
   // Called once per request with its final chunk, before the sink sees it.
   void finishRequest(const std::string& request_id, const GenerationChunk& final_chunk,
@@ -130,6 +134,9 @@ class EngineBackend : public ServingBackend {
   std::atomic<int64_t> prompt_tokens_{0};  // of finished requests with usage
   std::atomic<int64_t> cached_tokens_{0};
 };
+
+// A Prometheus label value: backslash, quote and newline escaped.
+std::string prometheusLabel(const std::string& value);
 
 // GenerationChunk of a request-plane chunk (exposed for tests).
 GenerationChunk toGenerationChunk(runtime::GenerateChunk&& chunk);

@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <utility>
 
-#include "router/kv_router.h"
 
 namespace turbine::frontend {
 
@@ -11,20 +10,6 @@ namespace {
 
 std::string servedName(const runtime::WorkerRecord& r) {
   return r.served_model_name.empty() ? r.model_id : r.served_model_name;
-}
-
-// A label value in Prometheus text: backslash, quote and newline escaped.
-std::string labelValue(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
 }
 
 }  // namespace
@@ -236,6 +221,7 @@ BackendStats FleetBackend::stats() {
   }
   BackendStats s;
   double hit_weighted = 0, weight = 0;
+  std::string extra;
   for (const auto& m : all) {
     BackendStats one = m->backend->stats();
     s.running += one.running;
@@ -244,53 +230,24 @@ BackendStats FleetBackend::stats() {
     s.kv_blocks_used += one.kv_blocks_used;
     hit_weighted += one.prefix_cache_hit_rate;
     weight += 1;
+    extra += one.extra_metrics;
   }
   s.prefix_cache_hit_rate = weight > 0 ? hit_weighted / weight : 0.0;
-  s.extra_metrics = routerMetrics();
+  s.extra_metrics = fleetMetrics() + extra;
   if (options_.extra_metrics) s.extra_metrics += options_.extra_metrics();
   return s;
 }
 
-std::string FleetBackend::routerMetrics() const {
+std::string FleetBackend::fleetMetrics() const {
   std::vector<std::shared_ptr<Model>> all;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [name, m] : models_) all.push_back(m);
   }
-  std::string out;
-  auto line = [&out](const std::string& name, const std::string& labels, double v) {
-    char num[64];
-    std::snprintf(num, sizeof num, "%.17g", v);
-    out += name + "{" + labels + "} " + num + "\n";
-  };
-  out += "# TYPE turbine_fleet_workers gauge\n";
+  std::string out = "# TYPE turbine_fleet_workers gauge\n";
   for (const auto& m : all) {
-    line("turbine_fleet_workers", "model=\"" + labelValue(m->name) + "\"", static_cast<double>(m->backend->numWorkers()));
-  }
-  for (const auto& m : all) {
-    const auto* kv = dynamic_cast<const router::KvRouter*>(m->router.get());
-    if (!kv) continue;
-    const router::KvRouterStats st = kv->stats();
-    const std::string model = "model=\"" + labelValue(m->name) + "\"";
-    for (const auto& [worker, n] : st.routed_per_worker) {
-      line("turbine_router_requests_total", model + ",worker=\"" + std::to_string(worker) + "\"",
-           static_cast<double>(n));
-    }
-    line("turbine_router_index_blocks", model, static_cast<double>(st.index_hashes));
-    line("turbine_router_index_entries", model, static_cast<double>(st.index_entries));
-    line("turbine_router_kv_events_applied_total", model, static_cast<double>(st.events_applied));
-    line("turbine_router_kv_event_seq_gaps_total", model, static_cast<double>(st.seq_gaps));
-    line("turbine_router_usage_reports_total", model, static_cast<double>(st.usage_reports));
-    line("turbine_router_predicted_cached_tokens_total", model, static_cast<double>(st.predicted_cached_tokens));
-    line("turbine_router_actual_cached_tokens_total", model, static_cast<double>(st.actual_cached_tokens));
-    line("turbine_router_abs_error_cached_tokens_total", model, static_cast<double>(st.abs_error_tokens));
-    for (double q : {0.5, 0.9, 0.99}) {  // a summary: bucket upper bounds, in seconds
-      char qs[16];
-      std::snprintf(qs, sizeof qs, "%g", q);
-      line("turbine_router_decision_seconds", model + ",quantile=\"" + qs + "\"",
-           static_cast<double>(st.decision_latency.quantileNs(q)) * 1e-9);
-    }
-    line("turbine_router_decision_seconds_count", model, static_cast<double>(st.decision_latency.count()));
+    out += "turbine_fleet_workers{model=\"" + prometheusLabel(m->name) + "\"} " +
+           std::to_string(m->backend->numWorkers()) + "\n";
   }
   return out;
 }

@@ -83,7 +83,7 @@ class FleetBackend : public ServingBackend {
   std::shared_ptr<Model> modelFor(const runtime::WorkerRecord& record);
   std::shared_ptr<Model> find(const std::string& name) const;
   Result<std::shared_ptr<EngineBackend>> backendOf(const std::string& name) const;
-  std::string routerMetrics() const;
+  std::string fleetMetrics() const;  // workers per model
   void log(const std::string& line) const;
 
   FleetBackendOptions options_;
