@@ -94,6 +94,12 @@ void EngineBackend::wire() {
 EngineBackend::~EngineBackend() {
   planes_.discovery->unwatch(watch_);
   for (auto id : subscriptions_) planes_.events->unsubscribe(id);
+  {
+    std::lock_guard<std::mutex> lock(tasks_mu_);
+    tasks_stop_ = true;
+    tasks_cv_.notify_all();
+  }
+  if (task_thread_.joinable()) task_thread_.join();  // pending migrations end their requests first
 }
 
 void EngineBackend::onDiscovery(const runtime::DiscoveryEvent& e) {
@@ -243,7 +249,15 @@ Result<EngineBackend::Routed> EngineBackend::routeRequest(const GenerateRequest&
     std::lock_guard<std::mutex> lock(mu_);
     auto w = workers_.find(decision.worker);
     if (w != workers_.end()) routed.client = w->second.client;
-    if (routed.client && !requests_.emplace(id, InFlight{routed.client, false}).second) routed.client = nullptr;
+    if (routed.client) {
+      auto [it, inserted] = requests_.try_emplace(id, InFlight{routed.client, false, false});
+      if (!inserted && it->second.migrating) {  // the next worker of a migrating request
+        it->second.client = routed.client;
+        it->second.migrating = false;
+      } else if (!inserted) {
+        routed.client = nullptr;
+      }
+    }
   }
   if (!routed.client) {
     router_->onRequestFinished(id);
@@ -254,12 +268,19 @@ Result<EngineBackend::Routed> EngineBackend::routeRequest(const GenerateRequest&
 }
 
 Status EngineBackend::generate(GenerateRequest request, ChunkSink sink) {
+  auto m = std::make_shared<Migration>();
+  m->original = std::move(request);
+  m->sink = std::move(sink);
+  return admit(m);
+}
+
+Status EngineBackend::admit(const std::shared_ptr<Migration>& m) {
   // A worker that refuses as Unavailable (it died, its lease has not expired yet) leaves the
   // routing at once, and the request is routed again among the others.
   Status st;
   for (int attempt = 0; attempt < kMaxRouteAttempts; ++attempt) {
     kv::WorkerId worker = 0;
-    st = tryGenerate(request, sink, &worker);
+    st = tryGenerate(m, &worker);
     if (st.code() != StatusCode::kUnavailable || worker == kNoWorker) return st;
     dropWorker(worker);
   }
@@ -274,21 +295,40 @@ void EngineBackend::dropWorker(kv::WorkerId worker) {
   router_->removeWorker(worker);
 }
 
-Status EngineBackend::tryGenerate(const GenerateRequest& request, const ChunkSink& sink, kv::WorkerId* worker) {
+GenerateRequest EngineBackend::continuation(const Migration& m) {
+  GenerateRequest r = m.original;
+  if (m.generated.empty()) return r;
+  // The tokens already streamed become prompt; what is left of the budgets goes on.
+  r.prompt_token_ids.insert(r.prompt_token_ids.end(), m.generated.begin(), m.generated.end());
+  const auto done = static_cast<int32_t>(m.generated.size());
+  r.stop.max_tokens = std::max(1, r.stop.max_tokens - done);
+  r.stop.min_tokens = std::max(0, r.stop.min_tokens - done);
+  return r;
+}
+
+Status EngineBackend::tryGenerate(const std::shared_ptr<Migration>& m, kv::WorkerId* worker) {
   *worker = kNoWorker;
+  GenerateRequest request = continuation(*m);
   const std::string id = request.request_id;
-  const auto prompt_tokens = static_cast<int32_t>(request.prompt_token_ids.size());
   TURBINE_ASSIGN_OR_RETURN(Routed routed, routeRequest(request));
-  auto on_chunk = [this, id, prompt_tokens, sink, first = true](runtime::GenerateChunk&& c) mutable {
+  auto on_chunk = [this, m, worker_id = routed.worker, first = true](runtime::GenerateChunk&& c) mutable {
     GenerationChunk chunk = toGenerationChunk(std::move(c));
+    const std::string& id = m->original.request_id;
     if (first && (!chunk.token_ids.empty() || chunk.finish != FinishReason::kNone)) {
       first = false;
       if (kv_router_) kv_router_->onPrefillCompleted(id);
     }
+    if (chunk.finish == FinishReason::kError && chunk.error.code() == StatusCode::kUnavailable &&
+        migrate(m, worker_id, chunk)) {
+      return;  // the request goes on elsewhere; the sink never sees this worker's failure
+    }
+    m->generated.insert(m->generated.end(), chunk.token_ids.begin(), chunk.token_ids.end());
+    const auto prompt_tokens = static_cast<int32_t>(m->original.prompt_token_ids.size());
+    if (chunk.cached_tokens) chunk.cached_tokens = std::min(*chunk.cached_tokens, prompt_tokens);
     if (chunk.finish != FinishReason::kNone) finishRequest(id, chunk, prompt_tokens);
-    sink(std::move(chunk));
+    m->sink(std::move(chunk));
   };
-  Status st = routed.client->generate(toRuntimeRequest(GenerateRequest(request), routed.overlap_blocks),
+  Status st = routed.client->generate(toRuntimeRequest(std::move(request), routed.overlap_blocks),
                                       std::move(on_chunk));
   bool abort_now = false;
   {
@@ -306,6 +346,71 @@ Status EngineBackend::tryGenerate(const GenerateRequest& request, const ChunkSin
   }
   if (abort_now) routed.client->abort(id);  // abort() came before the worker knew the id
   return Status::ok();
+}
+
+bool EngineBackend::migrate(const std::shared_ptr<Migration>& m, kv::WorkerId worker, GenerationChunk& failed) {
+  const std::string& id = m->original.request_id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = requests_.find(id);
+    if (m->migrations >= options_.migration_limit || it == requests_.end() || it->second.aborted) return false;
+    it->second.client = nullptr;  // between workers: abort() only marks it
+    it->second.migrating = true;
+  }
+  ++m->migrations;
+  migrations_.fetch_add(1, std::memory_order_relaxed);
+  if (!failed.token_ids.empty()) {  // tokens that came with the failure still reach the client
+    GenerationChunk part;
+    part.token_ids = std::move(failed.token_ids);
+    part.logprobs = std::move(failed.logprobs);
+    m->generated.insert(m->generated.end(), part.token_ids.begin(), part.token_ids.end());
+    m->sink(std::move(part));
+  }
+  router_->onRequestFinished(id);
+  dropWorker(worker);
+  // Admission may wait on the request plane: not on the thread that delivered this chunk.
+  post([this, m, error = failed.error] {
+    bool aborted = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = requests_.find(m->original.request_id);
+      aborted = it != requests_.end() && it->second.aborted;
+      if (aborted) requests_.erase(it);
+    }
+    GenerationChunk last;
+    if (aborted) {
+      last.finish = FinishReason::kAbort;
+    } else {
+      Status st = admit(m);
+      if (st.isOk()) return;
+      last.finish = FinishReason::kError;
+      last.error = unavailable(error.message() + "; migration to another worker failed: " + st.message());
+      std::lock_guard<std::mutex> lock(mu_);
+      requests_.erase(m->original.request_id);
+    }
+    m->sink(std::move(last));
+  });
+  return true;
+}
+
+void EngineBackend::post(std::function<void()> task) {
+  std::lock_guard<std::mutex> lock(tasks_mu_);
+  if (!task_thread_.joinable()) task_thread_ = std::thread([this] { runTasks(); });
+  tasks_.push_back(std::move(task));
+  tasks_cv_.notify_one();
+}
+
+void EngineBackend::runTasks() {
+  std::unique_lock<std::mutex> lock(tasks_mu_);
+  while (true) {
+    tasks_cv_.wait(lock, [this] { return tasks_stop_ || !tasks_.empty(); });
+    if (tasks_.empty()) return;  // stopping, and nothing is left to run
+    auto task = std::move(tasks_.front());
+    tasks_.pop_front();
+    lock.unlock();
+    task();
+    lock.lock();
+  }
 }
 
 void EngineBackend::finishRequest(const std::string& request_id, const GenerationChunk& final_chunk,
@@ -331,7 +436,7 @@ void EngineBackend::abort(const std::string& request_id) {
     it->second.aborted = true;
     client = it->second.client;
   }
-  client->abort(request_id);
+  if (client) client->abort(request_id);  // else it is between workers: the migration sees the mark
 }
 
 Status EngineBackend::health() {
@@ -386,10 +491,11 @@ std::string prometheusLabel(const std::string& v) {
 }
 
 std::string EngineBackend::routerMetrics() const {
-  if (!kv_router_) return "";
-  const router::KvRouterStats st = kv_router_->stats();
   const std::string model = "model=\"" + prometheusLabel(options_.served_model_name) + "\"";
-  std::string out;
+  std::string out = "turbine_request_migrations_total{" + model + "} " +
+                    std::to_string(migrations_.load(std::memory_order_relaxed)) + "\n";
+  if (!kv_router_) return out;
+  const router::KvRouterStats st = kv_router_->stats();
   auto line = [&out](const char* name, const std::string& labels, double v) {
     char num[64];
     std::snprintf(num, sizeof num, "%.17g", v);

@@ -6,6 +6,11 @@
 //      its chunks become GenerationChunks (the final one carries cached_tokens);
 //   3. abort(): forwarded to the worker that runs the request (a client disconnect frees its
 //      KV blocks at once).
+// Failures (DESIGN.md §4 step 5): a worker that refuses a request as Unavailable leaves routing
+// and the request is routed again (kMaxRouteAttempts workers in all); a worker that fails an
+// admitted request with Unavailable (it died mid-stream) leaves routing and the request migrates:
+// it goes on on another worker with the tokens already streamed appended to its prompt and the
+// rest of its budgets (options.migration_limit times at most; the client sees one stream).
 // Wiring: the backend watches discovery (workers of options.model_id join and leave the router
 // and get a request-plane client), subscribes to the event plane ("kv" events and "load"
 // metrics go to the router; load metrics also feed stats()).
@@ -18,11 +23,15 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -46,6 +55,9 @@ struct EngineBackendOptions {
   std::string bos_token;          // chat template variables
   std::string eos_token;
   int64_t created = 0;            // /v1/models "created" (unix seconds)
+  // A request whose worker fails mid-stream with Unavailable (the worker died) goes on on
+  // another worker, the tokens streamed so far appended to its prompt, at most this many times.
+  int migration_limit = 2;
 };
 
 struct BackendPlanes {
@@ -94,8 +106,16 @@ class EngineBackend : public ServingBackend {
   static constexpr int kMaxRouteAttempts = 3;
   static constexpr kv::WorkerId kNoWorker = ~kv::WorkerId{0};
   struct InFlight {
-    std::shared_ptr<runtime::WorkerClient> client;
-    bool aborted = false;  // abort() came before the worker admitted it
+    std::shared_ptr<runtime::WorkerClient> client;  // null while migrating between workers
+    bool aborted = false;    // abort() came before the worker admitted it
+    bool migrating = false;  // its worker failed; the next one is being chosen
+  };
+  // One client request across the workers that serve it (more than one after a migration).
+  struct Migration {
+    GenerateRequest original;
+    ChunkSink sink;
+    std::vector<int32_t> generated;  // tokens delivered to the sink so far
+    int migrations = 0;
   };
 
   EngineBackend(EngineBackendOptions options, std::shared_ptr<const model::Tokenizer> tokenizer,
@@ -104,8 +124,17 @@ class EngineBackend : public ServingBackend {
   void wire();
   // Block hashes, a route, and the request registered as in flight on the chosen worker.
   Result<Routed> routeRequest(const GenerateRequest& request);
+  // Routing + admission, up to kMaxRouteAttempts workers.
+  Status admit(const std::shared_ptr<Migration>& m);
   // One routing + admission attempt; on a refusal by a worker, *worker names it.
-  Status tryGenerate(const GenerateRequest& request, const ChunkSink& sink, kv::WorkerId* worker);
+  Status tryGenerate(const std::shared_ptr<Migration>& m, kv::WorkerId* worker);
+  // The request to send now: the original, or after a migration its continuation.
+  static GenerateRequest continuation(const Migration& m);
+  // Called with a worker's Unavailable final chunk: false when the request may not migrate (the
+  // chunk then ends it); true when it goes on elsewhere (the sink will get the rest).
+  bool migrate(const std::shared_ptr<Migration>& m, kv::WorkerId worker, GenerationChunk& failed);
+  void post(std::function<void()> task);  // runs on the backend's task thread
+  void runTasks();
   // Takes a worker out of routing until discovery adds it again.
   void dropWorker(kv::WorkerId worker);
   void onDiscovery(const runtime::DiscoveryEvent& event);
@@ -130,6 +159,13 @@ class EngineBackend : public ServingBackend {
   std::map<kv::WorkerId, WorkerEntry> workers_;
   std::unordered_map<std::string, InFlight> requests_;
   int32_t block_size_ = 16;  // of the workers (the first record's)
+
+  std::mutex tasks_mu_;  // guards tasks_, tasks_stop_, task_thread_ start
+  std::condition_variable tasks_cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool tasks_stop_ = false;
+  std::thread task_thread_;
+  std::atomic<int64_t> migrations_{0};
 
   std::atomic<int64_t> prompt_tokens_{0};  // of finished requests with usage
   std::atomic<int64_t> cached_tokens_{0};

@@ -312,6 +312,34 @@ class FleetTest(unittest.TestCase):
         self.assertEqual(end.get(victim_id, 0), mid.get(victim_id, 0), "no request may go to the dead worker")
         self.assertEqual(sum(end.values()) - sum(mid.values()), 4)
 
+    def test_7_a_request_whose_worker_dies_mid_stream_migrates(self):
+        alive = [w for w in self.workers if w.proc.poll() is None]
+        self.assertGreaterEqual(len(alive), 2, "needs two live workers")
+        before = routed_per_worker(self.frontend)
+        body = json.dumps({"model": "tiny", "prompt": long_prompt("eta"), "max_tokens": 400, "temperature": 0,
+                           "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}})
+        req = urllib.request.Request(self.frontend.url + "/v1/completions", data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+        events, killed = [], None
+        with urllib.request.urlopen(req, timeout=120) as r:
+            for raw in r:
+                line = raw.decode().strip()
+                if not line.startswith("data: "):
+                    continue
+                events.append(line[6:])
+                if killed is None and len(events) == 5:  # mid-stream: kill the worker serving it
+                    after = routed_per_worker(self.frontend)
+                    wid = next(w for w in after if after[w] != before.get(w, 0))
+                    killed = next(w for w in alive if str(w.id) == wid)
+                    killed.proc.kill()
+        self.assertIsNotNone(killed)
+        self.assertEqual(events[-1], "[DONE]")
+        chunks = [json.loads(e) for e in events[:-1]]
+        self.assertNotIn("error", chunks[-1])
+        self.assertEqual(chunks[-1]["usage"]["completion_tokens"], 400, chunks[-1])
+        self.assertEqual([c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1], "length")
+        self.assertGreaterEqual(metric(self.frontend, "turbine_request_migrations_total", model="tiny"), 1)
+
 
 if __name__ == "__main__":
     BIN, MODEL = sys.argv[1], sys.argv[2]

@@ -1,13 +1,17 @@
 // FleetBackend over the in-process planes with scripted workers: models appear with their first
 // worker and leave with their last, each model routes only to its own workers, a model whose
-// assets cannot be loaded is logged once and not served, and a worker that refuses as Unavailable
-// is dropped and the request routed to another.
+// assets cannot be loaded is logged once and not served, a worker that refuses as Unavailable
+// is dropped and the request routed to another, and a request whose worker dies mid-stream
+// migrates to another worker.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backend_fakes.h"
@@ -166,6 +170,82 @@ TEST_F(FleetBackendTest, AWorkerThatRefusesAsUnavailableIsDroppedAndTheRequestRe
   // With every worker gone, Unavailable reaches the caller.
   live->refuse = unavailable("gone too");
   EXPECT_EQ(backend_->generate(request("r10", "alpha"), [](GenerationChunk) {}).code(), StatusCode::kUnavailable);
+}
+
+TEST_F(FleetBackendTest, ARequestWhoseWorkerDiesMidStreamMigratesToAnother) {
+  auto first = addWorker(record(1, "alpha", "alpha-id"));
+  auto second = addWorker(record(2, "alpha", "alpha-id"));
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<GenerationChunk> got;
+  auto sink = [&](GenerationChunk c) {
+    std::lock_guard<std::mutex> lock(mu);
+    got.push_back(std::move(c));
+    cv.notify_all();
+  };
+  GenerateRequest r = request("m1", "alpha");
+  r.stop.max_tokens = 5;
+  r.stop.min_tokens = 3;
+  ASSERT_TRUE(backend_->generate(r, sink).isOk());
+  auto& a = first->received.empty() ? *second : *first;  // round-robin picked one of them
+  auto& b = first->received.empty() ? *first : *second;
+  runtime::GenerateChunk c1;
+  c1.token_ids = {40, 41};
+  a.send("m1", std::move(c1));
+  runtime::GenerateChunk dead;
+  dead.finish = runtime::FinishReason::kError;
+  dead.error = unavailable("worker connection lost");
+  dead.token_ids = {42};
+  a.send("m1", std::move(dead));
+  // The continuation reaches the other worker: the streamed tokens are now prompt.
+  auto arrived = [&] {
+    std::lock_guard<std::mutex> lock(b.mu);
+    return !b.received.empty();
+  };
+  for (int i = 0; i < 500 && !arrived(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ASSERT_TRUE(arrived());
+  EXPECT_EQ(b.received[0].token_ids, (std::vector<int32_t>{5, 6, 7, 8, 9, 10, 11, 12, 13, 40, 41, 42}));
+  EXPECT_EQ(b.received[0].stop.max_tokens, 2);
+  EXPECT_EQ(b.received[0].stop.min_tokens, 0);
+  EXPECT_EQ(backend_->numWorkers("alpha"), 1u);
+  runtime::GenerateChunk fin;
+  fin.token_ids = {43, 44};
+  fin.finish = runtime::FinishReason::kLength;
+  fin.usage = runtime::Usage{};
+  fin.usage->cached_tokens = 12;  // more than the client's prompt: capped to it
+  b.send("m1", std::move(fin));
+  std::lock_guard<std::mutex> lock(mu);
+  std::vector<int32_t> tokens;
+  for (const auto& c : got) tokens.insert(tokens.end(), c.token_ids.begin(), c.token_ids.end());
+  EXPECT_EQ(tokens, (std::vector<int32_t>{40, 41, 42, 43, 44}));
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got.back().finish, FinishReason::kLength);
+  EXPECT_EQ(got.back().cached_tokens, 9);
+  for (size_t i = 0; i + 1 < got.size(); ++i) EXPECT_EQ(got[i].finish, FinishReason::kNone);
+  EXPECT_NE(backend_->stats().extra_metrics.find("turbine_request_migrations_total{model=\"alpha\"} 1\n"),
+            std::string::npos);
+}
+
+TEST_F(FleetBackendTest, WithNoWorkerLeftAMigratingRequestEndsWithTheError) {
+  auto only = addWorker(record(1, "alpha", "alpha-id"));
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<GenerationChunk> got;
+  ASSERT_TRUE(backend_->generate(request("m2", "alpha"), [&](GenerationChunk c) {
+    std::lock_guard<std::mutex> lock(mu);
+    got.push_back(std::move(c));
+    cv.notify_all();
+  }).isOk());
+  runtime::GenerateChunk dead;
+  dead.finish = runtime::FinishReason::kError;
+  dead.error = unavailable("worker connection lost");
+  only->send("m2", std::move(dead));
+  std::unique_lock<std::mutex> lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return !got.empty(); }));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].finish, FinishReason::kError);
+  EXPECT_EQ(got[0].error.code(), StatusCode::kUnavailable);
+  EXPECT_NE(got[0].error.message().find("worker connection lost"), std::string::npos) << got[0].error.message();
 }
 
 TEST_F(FleetBackendTest, StatsCarryRouterMetricsPerModel) {
