@@ -89,22 +89,50 @@ int main(int argc, char** argv) {
     router.onRequestFinished(ids[i % ids.size()]);
   }
   const double route_s = secondsSince(t0);
-  std::printf("route: %d decisions of %d blocks over %d workers: %.0f decisions/s (with finish), p50 %lld ns, p99 %lld ns\n",
+  std::printf("route (index idle): %d decisions of %d blocks over %d workers: %.0f decisions/s (with finish), p50 %lld ns, p99 %lld ns\n",
               decisions, kChain, workers, decisions / route_s, (long long)lat.quantileNs(0.5), (long long)lat.quantileNs(0.99));
 
-  // 3) Removed events on the same entries.
-  t0 = Clock::now();
-  uint64_t removed = 0;
-  for (size_t i = 0; i < stored_chains.size() && i < 100000; ++i) {
-    const kv::WorkerId w = 1 + i % static_cast<size_t>(workers);
-    kv::KvEventMessage msg{w, seqs[w]++, {kv::BlockRemoved{stored_chains[i], kv::Tier::kDevice}}};
-    router.onKvEvents(msg);
-    ++removed;
+  // 3) Steady state: the index stays at its size while workers store new prompts and evict old
+  // ones (one stored + one removed event per decision), decisions interleaved.
+  std::vector<std::pair<kv::WorkerId, std::vector<kv::BlockHash>>> live;  // FIFO of stored chains
+  for (size_t i = 0; i < stored_chains.size(); ++i) {
+    live.emplace_back(1 + i % static_cast<size_t>(workers), stored_chains[i]);
   }
-  const double rm_s = secondsSince(t0);
-  std::printf("removed: %.2f M events/s (%d blocks each)\n", removed / rm_s / 1e6, kChain);
+  size_t oldest = 0;
+  std::vector<kv::KvEventMessage> msgs;
+  const int mixed = decisions;
+  for (int i = 0; i < mixed; ++i) {  // events prepared outside the timed loop
+    const auto w = static_cast<kv::WorkerId>(1 + rng() % static_cast<uint64_t>(workers));
+    auto chain = makeChain(rng, popular, kChain);
+    auto& old = live[oldest];
+    oldest = (oldest + 1) % live.size();
+    kv::KvEventMessage rm{old.first, seqs[old.first]++, {kv::BlockRemoved{old.second, kv::Tier::kDevice}}};
+    msgs.push_back(std::move(rm));
+    kv::KvEventMessage st{w, seqs[w]++, {kv::BlockStored{chain, std::nullopt, kv::Tier::kDevice}}};
+    msgs.push_back(std::move(st));
+    old = {w, std::move(chain)};
+  }
+  router::LatencyHistogram mixed_lat;
+  t0 = Clock::now();
+  for (int i = 0; i < mixed; ++i) {
+    router.onKvEvents(msgs[2 * static_cast<size_t>(i)]);
+    router.onKvEvents(msgs[2 * static_cast<size_t>(i) + 1]);
+    const auto& q = queries[static_cast<size_t>(i) % queries.size()];
+    const auto a = Clock::now();
+    auto d = router.route({ids[i % ids.size()], "m", q, kChain * 16});
+    mixed_lat.record(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - a).count());
+    if (!d) return 1;
+    router.onRequestFinished(ids[i % ids.size()]);
+  }
+  const double mixed_s = secondsSince(t0);
   st = router.stats();
-  std::printf("events+requests: %.2f M/s combined (stored events + decisions)\n",
-              (events + decisions) / (apply_s + route_s) / 1e6);
+  const double msgs_n = 2.0 * mixed, blocks_n = 2.0 * mixed * kChain;
+  std::printf("steady state (%zu entries): per decision 1 stored + 1 removed event of %d blocks: "
+              "%.0f decisions/s, %.2f M events/s (%.1f M blocks/s), decision p50 %lld ns, p99 %lld ns\n",
+              st.index_entries, kChain, mixed / mixed_s, msgs_n / mixed_s / 1e6, blocks_n / mixed_s / 1e6,
+              (long long)mixed_lat.quantileNs(0.5), (long long)mixed_lat.quantileNs(0.99));
+  std::printf("events+requests: %.2f M/s counting event messages, %.2f M/s counting block events "
+              "(steady state, one core)\n",
+              (msgs_n + mixed) / mixed_s / 1e6, (blocks_n + mixed) / mixed_s / 1e6);
   return 0;
 }

@@ -21,6 +21,7 @@ struct SimulateFlags {
   int32_t workers = 16, kv_blocks = 1024, block_size = 512;
   size_t max_requests = 0;
   double time_scale = 1.0, rate_scale = 1.0, overlap_weight = 1.0, temperature = 0.0;
+  double queued_prefill_weight = 0.0;
   double busy_kv_fraction = 0.0;
   int64_t busy_prefill_tokens = 0;
   bool no_kv_events = false;
@@ -110,6 +111,7 @@ Status runSimulate(const SimulateFlags& f) {
     TURBINE_RETURN_IF_ERROR(router::makeKvRouter(ro).status());  // validates the knobs
     auto ko = router::KvRouterOptions::from(ro);
     ko.busy_kv_fraction = f.busy_kv_fraction;
+    ko.queued_prefill_weight = f.queued_prefill_weight;
     ko.busy_prefill_tokens = f.busy_prefill_tokens;
     ko.now_us = [&now_us] { return now_us; };
     auto owned = std::make_unique<router::KvRouter>(ko);
@@ -163,6 +165,9 @@ void addSimulateCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--profile", flags->profile, "Timing profile JSON (src/mocker/timing_model.h)");
   cmd->add_option("--overlap-weight", flags->overlap_weight, "kv: weight of uncached prompt blocks")
       ->capture_default_str();
+  cmd->add_option("--queued-prefill-weight", flags->queued_prefill_weight,
+                  "kv: weight of the worker's queued prefill blocks in the cost (0: DESIGN.md §4's formula)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--temperature", flags->temperature, "kv: softmax temperature (0: argmin)")
       ->capture_default_str();
   cmd->add_flag("--no-kv-events", flags->no_kv_events, "kv: approximate mode (learn from own decisions)");

@@ -20,6 +20,7 @@ PrefixIndex::PrefixIndex(const PrefixIndexOptions& options) : options_(options) 
       if (m & (1u << t)) best = std::max(best, options_.tier_weights[t]);
     }
     mask_weight_[m] = best;
+    mask_partial_[m] = best != 1.0;
   }
   const size_t cap = std::bit_ceil(std::max<size_t>(options_.initial_capacity, 16));
   table_.assign(cap, Slot{});
@@ -40,8 +41,8 @@ WorkerSlot PrefixIndex::internWorker(WorkerId worker) {
     slot_ids_.push_back(worker);
     worker_entries_.push_back(0);
     stamp_.push_back(0);
-    depth_.push_back(0);
-    weight_.push_back(0);
+    partial_blocks_.push_back(0);
+    partial_weight_.push_back(0);
   }
   slots_.emplace(worker, slot);
   return slot;
@@ -112,7 +113,7 @@ void PrefixIndex::eraseSlot(Slot* s) {
 }
 
 void PrefixIndex::grow() {
-  std::vector<Slot> old;
+  std::vector<Slot, HugePageAllocator<Slot>> old;
   old.swap(table_);
   table_.assign(old.size() * 2, Slot{});
   shift_ -= 1;
@@ -135,6 +136,89 @@ uint32_t PrefixIndex::allocOverflow() {
   return static_cast<uint32_t>(pool_.size() - 1);
 }
 
+// The slot's overflow has one holder left: move it inline and recycle the overflow.
+void PrefixIndex::freeOverflow(Slot* s) {
+  Holders& h = pool_[s->overflow];
+  s->holder = h.list[0];
+  h.list.clear();
+  if (h.list.capacity() > 8) h.list.shrink_to_fit();
+  pool_free_.push_back(s->overflow);
+  s->overflow = kNoOverflow;
+}
+
+uint32_t PrefixIndex::holderMask(const Holders& h, WorkerSlot w) {
+  if (h.dense) return w < h.masks.size() ? h.masks[w] : 0;
+  auto it = std::lower_bound(h.list.begin(), h.list.end(), w, byWorker);
+  return (it != h.list.end() && (*it >> kMaskBits) == w) ? (*it & kMaskAll) : 0;
+}
+
+void PrefixIndex::setHolderMask(Holders& h, WorkerSlot w, uint32_t mask) {
+  if (!h.dense) {
+    auto it = std::lower_bound(h.list.begin(), h.list.end(), w, byWorker);
+    const bool present = it != h.list.end() && (*it >> kMaskBits) == w;
+    if (mask == 0) {
+      if (present) h.list.erase(it);
+    } else if (present) {
+      *it = w << kMaskBits | mask;
+    } else {
+      h.list.insert(it, w << kMaskBits | mask);
+    }
+    if (h.list.size() >= kDenseMin && h.list.size() * 8 >= slot_ids_.size()) toDense(h);
+    return;
+  }
+  if (w >= h.masks.size()) {
+    h.masks.resize(slot_ids_.size(), 0);
+    h.bits.resize((slot_ids_.size() + 63) / 64, 0);
+  }
+  const uint32_t prev = h.masks[w];
+  h.masks[w] = static_cast<uint8_t>(mask);
+  if (prev == 0 && mask != 0) {
+    ++h.count;
+    h.bits[w / 64] |= uint64_t{1} << (w % 64);
+  } else if (prev != 0 && mask == 0) {
+    --h.count;
+    h.bits[w / 64] &= ~(uint64_t{1} << (w % 64));
+  }
+  if (prev != 0 && mask_partial_[prev]) --h.partial;
+  if (mask != 0 && mask_partial_[mask]) ++h.partial;
+  if (h.count < kDenseMin / 2 || h.count * 16 < slot_ids_.size()) toList(h);
+}
+
+void PrefixIndex::toDense(Holders& h) {
+  h.masks.assign(slot_ids_.size(), 0);
+  h.bits.assign((slot_ids_.size() + 63) / 64, 0);
+  h.count = 0;
+  h.partial = 0;
+  for (uint32_t packed : h.list) {
+    const uint32_t w = packed >> kMaskBits;
+    const uint32_t m = packed & kMaskAll;
+    h.masks[w] = static_cast<uint8_t>(m);
+    h.bits[w / 64] |= uint64_t{1} << (w % 64);
+    ++h.count;
+    if (mask_partial_[m]) ++h.partial;
+  }
+  h.list.clear();
+  h.list.shrink_to_fit();
+  h.dense = true;
+  ++num_dense_;
+}
+
+void PrefixIndex::toList(Holders& h) {
+  h.list.clear();
+  h.list.reserve(h.count);
+  for (size_t k = 0; k < h.bits.size(); ++k) {
+    for (uint64_t word = h.bits[k]; word != 0; word &= word - 1) {
+      const auto w = static_cast<uint32_t>(k * 64 + static_cast<size_t>(std::countr_zero(word)));
+      h.list.push_back(w << kMaskBits | h.masks[w]);
+    }
+  }
+  h.bits = {};
+  h.masks = {};
+  h.count = h.partial = 0;
+  h.dense = false;
+  --num_dense_;
+}
+
 uint32_t PrefixIndex::setBits(Slot* s, WorkerSlot w, uint32_t bits) {
   const uint32_t packed = w << kMaskBits | bits;
   if (s->overflow == kNoOverflow) {
@@ -148,7 +232,7 @@ uint32_t PrefixIndex::setBits(Slot* s, WorkerSlot w, uint32_t bits) {
       return prev;
     }
     const uint32_t idx = allocOverflow();
-    auto& v = pool_[idx];
+    auto& v = pool_[idx].list;
     v.clear();
     v.push_back(s->holder);
     v.insert(std::lower_bound(v.begin(), v.end(), w, byWorker), packed);
@@ -156,15 +240,10 @@ uint32_t PrefixIndex::setBits(Slot* s, WorkerSlot w, uint32_t bits) {
     s->holder = 0;
     return 0;
   }
-  auto& v = pool_[s->overflow];
-  auto it = std::lower_bound(v.begin(), v.end(), w, byWorker);
-  if (it != v.end() && (*it >> kMaskBits) == w) {
-    const uint32_t prev = *it & kMaskAll;
-    *it |= bits;
-    return prev;
-  }
-  v.insert(it, packed);
-  return 0;
+  Holders& h = pool_[s->overflow];
+  const uint32_t prev = holderMask(h, w);
+  if ((prev | bits) != prev) setHolderMask(h, w, prev | bits);
+  return prev;
 }
 
 uint32_t PrefixIndex::clearBits(Slot* s, WorkerSlot w, uint32_t bits) {
@@ -179,23 +258,11 @@ uint32_t PrefixIndex::clearBits(Slot* s, WorkerSlot w, uint32_t bits) {
     }
     return prev;
   }
-  auto& v = pool_[s->overflow];
-  auto it = std::lower_bound(v.begin(), v.end(), w, byWorker);
-  if (it == v.end() || (*it >> kMaskBits) != w) return 0;
-  const uint32_t prev = *it & kMaskAll;
-  const uint32_t now = prev & ~bits;
-  if (now != 0) {
-    *it = w << kMaskBits | now;
-    return prev;
-  }
-  v.erase(it);
-  if (v.size() == 1) {
-    s->holder = v[0];
-    pool_free_.push_back(s->overflow);
-    s->overflow = kNoOverflow;
-    v.clear();
-    if (v.capacity() > 8) v.shrink_to_fit();
-  }
+  Holders& h = pool_[s->overflow];
+  const uint32_t prev = holderMask(h, w);
+  if (prev == 0 || (prev & bits) == 0) return prev;
+  setHolderMask(h, w, prev & ~bits);
+  if (!h.dense && h.list.size() == 1) freeOverflow(s);
   return prev;
 }
 
@@ -219,9 +286,7 @@ uint32_t PrefixIndex::mask(BlockHash hash, WorkerSlot worker) const {
   if (s->overflow == kNoOverflow) {
     return (s->holder >> kMaskBits) == worker ? (s->holder & kMaskAll) : 0;
   }
-  const auto& v = pool_[s->overflow];
-  auto it = std::lower_bound(v.begin(), v.end(), worker, byWorker);
-  return (it != v.end() && (*it >> kMaskBits) == worker) ? (*it & kMaskAll) : 0;
+  return holderMask(pool_[s->overflow], worker);
 }
 
 // ---- events --------------------------------------------------------------------------------
@@ -238,14 +303,18 @@ void PrefixIndex::apply(WorkerSlot worker, const KvEvent& event) {
 
 void PrefixIndex::addBlocks(WorkerSlot worker, std::span<const BlockHash> hashes, Tier tier) {
   const uint32_t bit = 1u << static_cast<uint32_t>(tier);
-  for (BlockHash h : hashes) {
+  constexpr size_t kAhead = 8;
+  for (size_t i = 0; i < std::min(kAhead, hashes.size()); ++i) prefetch(hashes[i]);
+  for (size_t i = 0; i < hashes.size(); ++i) {
+    if (i + kAhead < hashes.size()) prefetch(hashes[i + kAhead]);
+    const BlockHash h = hashes[i];
     Slot* s = findOrInsert(h);
     uint32_t prev = setBits(s, worker, bit);
     uint32_t now = prev | bit;
     if (now & kPredictedBit) {
       clearBits(s, worker, kPredictedBit);  // never erases: the tier bit stays
       now &= ~kPredictedBit;
-      dropPrediction(worker, h);
+      predictions_.erase(h, worker);
     }
     onMaskChange(worker, prev, now);
   }
@@ -253,11 +322,15 @@ void PrefixIndex::addBlocks(WorkerSlot worker, std::span<const BlockHash> hashes
 
 void PrefixIndex::removeBlocks(WorkerSlot worker, std::span<const BlockHash> hashes, Tier tier) {
   const uint32_t bits = (1u << static_cast<uint32_t>(tier)) | kPredictedBit;
-  for (BlockHash h : hashes) {
+  constexpr size_t kAhead = 8;
+  for (size_t i = 0; i < std::min(kAhead, hashes.size()); ++i) prefetch(hashes[i]);
+  for (size_t i = 0; i < hashes.size(); ++i) {
+    if (i + kAhead < hashes.size()) prefetch(hashes[i + kAhead]);
+    const BlockHash h = hashes[i];
     Slot* s = find(h);
     if (s == nullptr) continue;
     const uint32_t prev = clearBits(s, worker, bits);
-    if (prev & kPredictedBit) dropPrediction(worker, h);
+    if (prev & kPredictedBit) predictions_.erase(h, worker);
     onMaskChange(worker, prev, prev & ~bits);
   }
 }
@@ -276,109 +349,177 @@ void PrefixIndex::clearWorker(WorkerSlot worker) {
     if (isEmpty(table_[i]) || table_[i].hash != h) continue;
     ++i;
   }
-  for (auto it = pred_touch_.begin(); it != pred_touch_.end();) {
-    it = it->first.worker == worker ? pred_touch_.erase(it) : std::next(it);
-  }
+  predictions_.eraseWorker(worker);
 }
 
 // ---- predictions ---------------------------------------------------------------------------
 
-void PrefixIndex::dropPrediction(WorkerSlot w, BlockHash h) { pred_touch_.erase(PredKey{h, w}); }
-
 void PrefixIndex::predict(WorkerSlot worker, std::span<const BlockHash> hashes, int64_t now_us) {
-  for (BlockHash h : hashes) {
-    Slot* s = findOrInsert(h);
-    const uint32_t prev = setBits(s, worker, kPredictedBit);
-    if (prev & kRealTiers) {
-      if (!(prev & kPredictedBit)) clearBits(s, worker, kPredictedBit);
-      continue;
-    }
-    onMaskChange(worker, prev, prev | kPredictedBit);
-    const PredKey key{h, worker};
-    pred_touch_[key] = now_us;
-    pred_fifo_.push_back(PredRecord{now_us, key});
+  constexpr size_t kAhead = 8;
+  for (size_t i = 0; i < std::min(kAhead, hashes.size()); ++i) {
+    prefetch(hashes[i]);
+    predictions_.prefetch(hashes[i], worker);
   }
-  // Keep stale records bounded: compact when they outnumber live ones.
-  if (pred_fifo_.size() > 2 * pred_touch_.size() + 4096) {
-    std::deque<PredRecord> live;
-    for (const auto& r : pred_fifo_) {
-      auto it = pred_touch_.find(r.key);
-      if (it != pred_touch_.end() && it->second == r.touch_us) live.push_back(r);
+  for (size_t i = 0; i < hashes.size(); ++i) {
+    if (i + kAhead < hashes.size()) {
+      prefetch(hashes[i + kAhead]);
+      predictions_.prefetch(hashes[i + kAhead], worker);
     }
-    pred_fifo_.swap(live);
+    const BlockHash h = hashes[i];
+    Slot* s = findOrInsert(h);
+    const uint32_t held = s->overflow == kNoOverflow
+                              ? ((s->holder >> kMaskBits) == worker ? (s->holder & kMaskAll) : 0)
+                              : holderMask(pool_[s->overflow], worker);
+    if (held & kRealTiers) continue;  // the worker holds it for real: nothing to predict
+    const uint32_t prev = setBits(s, worker, kPredictedBit);
+    onMaskChange(worker, prev, prev | kPredictedBit);
+    predictions_.touch(h, worker, now_us);
   }
 }
 
 void PrefixIndex::expirePredictions(int64_t now_us) {
-  while (!pred_fifo_.empty()) {
-    const PredRecord r = pred_fifo_.front();
-    auto it = pred_touch_.find(r.key);
-    if (it == pred_touch_.end() || it->second != r.touch_us) {
-      pred_fifo_.pop_front();  // stale: confirmed, removed or touched again later
-      continue;
-    }
-    const bool too_old = now_us - r.touch_us > options_.prediction_ttl_us;
-    if (!too_old && pred_touch_.size() <= options_.prediction_cap) return;
-    pred_fifo_.pop_front();
-    pred_touch_.erase(it);
-    if (Slot* s = find(r.key.hash)) {
-      const uint32_t prev = clearBits(s, r.key.worker, kPredictedBit);
-      onMaskChange(r.key.worker, prev, prev & ~kPredictedBit);
-    }
-  }
+  predictions_.expire(now_us, options_.prediction_ttl_us, options_.prediction_cap,
+                      [this](BlockHash h, WorkerSlot w) {
+                        if (Slot* s = find(h)) {
+                          const uint32_t prev = clearBits(s, w, kPredictedBit);
+                          onMaskChange(w, prev, prev & ~kPredictedBit);
+                        }
+                      });
 }
 
 // ---- queries -------------------------------------------------------------------------------
 
+void PrefixIndex::notePartial(WorkerSlot w, uint32_t mask) {
+  if (stamp_[w] != epoch_) {
+    stamp_[w] = epoch_;
+    partial_blocks_[w] = 0;
+    partial_weight_[w] = 0;
+  }
+  ++partial_blocks_[w];
+  partial_weight_[w] += mask_weight_[mask];
+}
+
+double PrefixIndex::weightedRun(WorkerSlot w, int32_t depth) const {
+  if (stamp_[w] != epoch_) return depth;
+  return static_cast<double>(depth - partial_blocks_[w]) + partial_weight_[w];
+}
+
 void PrefixIndex::findOverlaps(std::span<const BlockHash> hashes, std::vector<WorkerOverlap>& out) {
   out.clear();
-  touched_.clear();
+  walk(hashes, [&](WorkerSlot w, int32_t depth, double weighted) {
+    out.push_back(WorkerOverlap{w, depth, weighted});
+  });
+}
+
+void PrefixIndex::findOverlaps(std::span<const BlockHash> hashes, OverlapTable& table) {
+  if (table.stamp.size() < slot_ids_.size()) {
+    table.stamp.resize(slot_ids_.size(), 0);
+    table.blocks.resize(slot_ids_.size(), 0);
+    table.weighted.resize(slot_ids_.size(), 0);
+  }
+  if (++table.epoch == 0) {
+    std::fill(table.stamp.begin(), table.stamp.end(), 0);
+    table.epoch = 1;
+  }
+  table.matched = 0;
+  walk(hashes, [&](WorkerSlot w, int32_t depth, double weighted) {
+    table.stamp[w] = table.epoch;
+    table.blocks[w] = depth;
+    table.weighted[w] = weighted;
+    ++table.matched;
+  });
+}
+
+// alive_ holds the workers that hold every block so far (words [lo, hi) may be non-zero). For
+// block i, next_ = alive_ ∩ holders(i); the workers that drop out have run length i.
+template <class Emit>
+void PrefixIndex::walk(std::span<const BlockHash> hashes, Emit&& emit_fn) {
+  auto emit = [&](WorkerSlot w, int32_t depth) { emit_fn(w, depth, weightedRun(w, depth)); };
   if (++epoch_ == 0) {  // wrapped: reset stamps
     std::fill(stamp_.begin(), stamp_.end(), 0);
     epoch_ = 1;
   }
-  auto visit = [&](uint32_t packed, int32_t i) {
-    const uint32_t w = packed >> kMaskBits;
-    const double wt = mask_weight_[packed & kMaskAll];
-    if (i == 0) {
-      stamp_[w] = epoch_;
-      depth_[w] = 1;
-      weight_[w] = wt;
-      touched_.push_back(w);
-      return true;
-    }
-    if (stamp_[w] == epoch_ && depth_[w] == i) {
-      depth_[w] = i + 1;
-      weight_[w] += wt;
-      return true;
-    }
-    return false;
-  };
-  for (size_t i = 0; i < hashes.size(); ++i) {
+  const size_t words = (slot_ids_.size() + 63) / 64;
+  alive_.resize(words, 0);
+  next_.resize(words, 0);
+  size_t lo = 0, hi = words;  // before block 0 every worker is "alive" (the `first` case)
+  // The walk is bound by cache misses on the table: have the next kAhead lookups in flight.
+  constexpr size_t kAhead = 16;
+  for (size_t i = 0; i < std::min(kAhead, hashes.size()); ++i) prefetch(hashes[i]);
+  size_t i = 0;
+  for (; i < hashes.size(); ++i) {
+    if (i + kAhead < hashes.size()) prefetch(hashes[i + kAhead]);
     const Slot* s = find(hashes[i]);
     if (s == nullptr) break;
-    const auto depth = static_cast<int32_t>(i);
-    int alive = 0;
+    const bool first = i == 0;
+    auto alive = [&](uint32_t w) { return first || ((alive_[w / 64] >> (w % 64)) & 1) != 0; };
+    std::fill(next_.begin() + static_cast<long>(lo), next_.begin() + static_cast<long>(hi), 0);
+    auto take = [&](uint32_t packed) {
+      const uint32_t w = packed >> kMaskBits;
+      if (!alive(w)) return;
+      next_[w / 64] |= uint64_t{1} << (w % 64);
+      if (mask_partial_[packed & kMaskAll]) notePartial(w, packed & kMaskAll);
+    };
     if (s->overflow == kNoOverflow) {
-      alive += visit(s->holder, depth) ? 1 : 0;
+      take(s->holder);
+    } else if (const Holders& h = pool_[s->overflow]; !h.dense) {
+      for (uint32_t packed : h.list) take(packed);
     } else {
-      for (uint32_t packed : pool_[s->overflow]) alive += visit(packed, depth) ? 1 : 0;
+      const size_t n = std::min(hi, h.bits.size());
+      for (size_t k = lo; k < n; ++k) next_[k] = first ? h.bits[k] : (alive_[k] & h.bits[k]);
+      if (h.partial > 0) {
+        for (size_t k = lo; k < n; ++k) {
+          for (uint64_t word = next_[k]; word != 0; word &= word - 1) {
+            const auto w = static_cast<uint32_t>(k * 64 + static_cast<size_t>(std::countr_zero(word)));
+            if (mask_partial_[h.masks[w]]) notePartial(w, h.masks[w]);
+          }
+        }
+      }
     }
-    if (alive == 0) break;
+    // Workers alive before but not now leave with run length i; shrink [lo, hi).
+    size_t new_lo = hi, new_hi = lo;
+    for (size_t k = lo; k < hi; ++k) {
+      if (!first) {
+        for (uint64_t gone = alive_[k] & ~next_[k]; gone != 0; gone &= gone - 1) {
+          emit(static_cast<uint32_t>(k * 64 + static_cast<size_t>(std::countr_zero(gone))),
+               static_cast<int32_t>(i));
+        }
+      }
+      alive_[k] = next_[k];
+      if (next_[k] != 0) {
+        new_lo = std::min(new_lo, k);
+        new_hi = k + 1;
+      }
+    }
+    if (new_hi <= new_lo) {
+      lo = hi = 0;
+      ++i;
+      break;
+    }
+    lo = new_lo;
+    hi = new_hi;
   }
-  out.reserve(touched_.size());
-  for (WorkerSlot w : touched_) out.push_back(WorkerOverlap{w, depth_[w], weight_[w]});
+  // Workers still alive hold the whole walked run.
+  if (i > 0) {
+    for (size_t k = lo; k < hi; ++k) {
+      for (uint64_t word = alive_[k]; word != 0; word &= word - 1) {
+        emit(static_cast<uint32_t>(k * 64 + static_cast<size_t>(std::countr_zero(word))),
+             static_cast<int32_t>(i));
+      }
+      alive_[k] = 0;
+    }
+  }
 }
 
 size_t PrefixIndex::memoryBytes() const {
   size_t bytes = table_.capacity() * sizeof(Slot);
-  bytes += pool_.capacity() * sizeof(std::vector<uint32_t>) + pool_free_.capacity() * 4;
-  for (const auto& v : pool_) bytes += v.capacity() * sizeof(uint32_t);
-  // unordered_map node: key + value + next pointer + cached hash, plus one bucket pointer.
-  bytes += pred_touch_.size() * (sizeof(PredKey) + sizeof(int64_t) + 2 * sizeof(void*)) +
-           pred_touch_.bucket_count() * sizeof(void*);
-  bytes += pred_fifo_.size() * sizeof(PredRecord);
+  bytes += pool_.capacity() * sizeof(Holders) + pool_free_.capacity() * 4;
+  for (const auto& h : pool_) {
+    bytes += h.list.capacity() * sizeof(uint32_t) + h.bits.capacity() * 8 + h.masks.capacity();
+  }
+  bytes += predictions_.memoryBytes();
   bytes += slot_ids_.capacity() * (sizeof(WorkerId) + sizeof(size_t) + 4 + 4 + 8 + 24);
+  bytes += (alive_.capacity() + next_.capacity()) * 8;
   return bytes;
 }
 

@@ -6,13 +6,20 @@
 // Layout (memory-lean, 10M blocks x 1,000 workers): one open-addressing table of 16-byte slots
 // keyed by block hash (linear probing, backward-shift deletion, load <= 0.75). A slot stores its
 // only holder inline as `worker_slot << 5 | tier_mask`; a hash held by 2+ workers points into a
-// pool of small sorted holder vectors. Bits 0..3 of the mask are the tiers (kv::Tier), bit 4 is a
-// router prediction ("routed there, events not seen yet"). Because block hashes are chained, a
-// hash names its whole prefix, so no tree is needed: the overlap walk is one lookup per block,
-// touching only that block's holders.
+// pool of holder sets: a small vector sorted by worker, or, for popular blocks (held by at least
+// kDenseMin workers and 1/8 of all worker slots), a dense form: a bitset of holders plus one mask
+// byte per worker slot. Bits 0..3 of a mask are the tiers (kv::Tier), bit 4 is a router
+// prediction ("routed there, events not seen yet"). Because block hashes are chained, a hash
+// names its whole prefix, so no tree is needed.
 //
-// Predictions expire: each has a last-touch time; the oldest are dropped when older than the TTL
-// or when more than `prediction_cap` are live (an LRU with a TTL). A stored or removed event for
+// Overlap walk: a bitset of the workers still matching, intersected block by block with each
+// block's holders (64 workers per word for dense blocks), stopping at the first block that no
+// matching worker holds; a worker leaves the set with its run length. Weights: a block counts
+// 1.0 for a holder whose best tier weight is 1 (device, prediction); only "partial" holders
+// (best weight != 1) are visited one by one. No heap allocation per query in steady state.
+//
+// Predictions expire: each has a last-touch time (PredictionLru); the oldest are dropped when
+// older than the TTL or when more than `prediction_cap` are live. A stored or removed event for
 // (worker, hash) replaces the prediction with the truth.
 //
 // Workers are interned to dense slots (0..); clearWorker() scans the whole table (O(capacity),
@@ -24,14 +31,15 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
 
 #include "kv/block_hash.h"
+#include "kv/huge_page_allocator.h"
 #include "kv/kv_events.h"
+#include "kv/prediction_lru.h"
 
 namespace turbine::kv {
 
@@ -50,6 +58,20 @@ struct WorkerOverlap {
   WorkerSlot worker = 0;
   int32_t blocks = 0;    // longest run of leading blocks held on any tier (or predicted)
   double weighted = 0;   // sum over that run of the best tier weight of each block
+};
+
+// Overlaps by worker slot, for callers that look at every worker (the router's cost loop): an
+// entry is valid when its stamp equals `epoch` (else the worker holds nothing of the prompt), so
+// nothing is cleared between queries.
+struct OverlapTable {
+  std::vector<uint32_t> stamp;
+  std::vector<int32_t> blocks;
+  std::vector<double> weighted;
+  uint32_t epoch = 0;
+  size_t matched = 0;  // workers with an overlap in the last query
+  bool has(WorkerSlot w) const { return w < stamp.size() && stamp[w] == epoch; }
+  int32_t blocksOf(WorkerSlot w) const { return has(w) ? blocks[w] : 0; }
+  double weightedOf(WorkerSlot w) const { return has(w) ? weighted[w] : 0.0; }
 };
 
 class PrefixIndex {
@@ -80,6 +102,8 @@ class PrefixIndex {
   // Overlaps of every worker holding at least the first block; `out` is overwritten (any
   // order). Not const: uses scratch arrays.
   void findOverlaps(std::span<const BlockHash> hashes, std::vector<WorkerOverlap>& out);
+  // The same into a table by worker slot (no per-worker list is built).
+  void findOverlaps(std::span<const BlockHash> hashes, OverlapTable& table);
 
   // The tier mask (bit t = kv::Tier t, bit 4 = predicted) of `hash` on `worker`; 0 if absent.
   uint32_t mask(BlockHash hash, WorkerSlot worker) const;
@@ -87,6 +111,7 @@ class PrefixIndex {
   size_t numHashes() const { return size_; }          // distinct block hashes indexed
   size_t numEntries() const { return num_entries_; }  // (hash, worker) pairs, predictions too
   size_t numPredictions() const { return num_predictions_; }
+  size_t numDenseHashes() const { return num_dense_; }  // hashes whose holders are a bitset
   size_t blocksOf(WorkerSlot worker) const { return worker_entries_[worker]; }
   // Bytes held by the table, holder vectors, predictions and per-worker arrays.
   size_t memoryBytes() const;
@@ -99,12 +124,28 @@ class PrefixIndex {
     uint32_t holder = 0;              // worker << 5 | mask, when overflow == kNoOverflow
     uint32_t overflow = kNoOverflow;  // index into pool_ when 2+ holders
   };
+  // The holders of a hash with 2+ of them: sorted list, or dense (bitset + mask per slot).
+  struct Holders {
+    std::vector<uint32_t> list;   // worker << 5 | mask, sorted by worker (when !dense)
+    std::vector<uint64_t> bits;   // holder bitset by worker slot (when dense)
+    std::vector<uint8_t> masks;   // mask by worker slot (when dense)
+    uint32_t count = 0;           // holders (when dense)
+    uint32_t partial = 0;         // holders whose mask weight != 1 (when dense)
+    bool dense = false;
+  };
   static constexpr uint32_t kNoOverflow = 0xFFFFFFFFu;
   static constexpr uint32_t kMaskBits = 5;
   static constexpr uint32_t kMaskAll = (1u << kMaskBits) - 1;
 
+ public:
+  // A holder list becomes dense at this many holders (and >= 1/8 of the worker slots); a dense
+  // set goes back to a list below kDenseMin / 2 holders (or < 1/16 of the slots).
+  static constexpr uint32_t kDenseMin = 64;
+
+ private:
   static bool isEmpty(const Slot& s) { return s.holder == 0 && s.overflow == kNoOverflow; }
   size_t home(BlockHash h) const { return (h * 0x9E3779B97F4A7C15ull) >> shift_; }
+  void prefetch(BlockHash h) const { __builtin_prefetch(&table_[home(h)]); }
   Slot* find(BlockHash h);
   const Slot* find(BlockHash h) const;
   Slot* findOrInsert(BlockHash h);
@@ -115,47 +156,46 @@ class PrefixIndex {
   // Clears `bits` for worker on slot (erasing the slot when no holder is left); previous mask.
   uint32_t clearBits(Slot* s, WorkerSlot w, uint32_t bits);
   void onMaskChange(WorkerSlot w, uint32_t before, uint32_t after);
-  void dropPrediction(WorkerSlot w, BlockHash h);
   uint32_t allocOverflow();
-
-  struct PredKey {
-    BlockHash hash;
-    WorkerSlot worker;
-    bool operator==(const PredKey&) const = default;
-  };
-  struct PredKeyHash {
-    size_t operator()(const PredKey& k) const {
-      return k.hash ^ (static_cast<uint64_t>(k.worker) * 0x9E3779B97F4A7C15ull);
-    }
-  };
-  struct PredRecord {
-    int64_t touch_us;
-    PredKey key;
-  };
+  void freeOverflow(Slot* s);
+  // Holders helpers (h.dense or not).
+  static uint32_t holderMask(const Holders& h, WorkerSlot w);
+  size_t holderCount(const Holders& h) const { return h.dense ? h.count : h.list.size(); }
+  void setHolderMask(Holders& h, WorkerSlot w, uint32_t mask);  // mask 0 removes w
+  void toDense(Holders& h);
+  void toList(Holders& h);
+  // findOverlaps helpers.
+  void notePartial(WorkerSlot w, uint32_t mask);
+  double weightedRun(WorkerSlot w, int32_t depth) const;
+  // Calls emit(worker, run length, weighted run) once per worker holding the first block.
+  template <class Emit>
+  void walk(std::span<const BlockHash> hashes, Emit&& emit);
 
   PrefixIndexOptions options_;
   std::array<double, 32> mask_weight_{};
-  std::vector<Slot> table_;
+  std::array<bool, 32> mask_partial_{};  // mask_weight_ != 1
+  std::vector<Slot, HugePageAllocator<Slot>> table_;
   size_t size_ = 0;
   int shift_ = 64;
   size_t num_entries_ = 0;
-  std::vector<std::vector<uint32_t>> pool_;  // sorted by worker
+  std::vector<Holders> pool_;
   std::vector<uint32_t> pool_free_;
+  size_t num_dense_ = 0;
 
   std::unordered_map<WorkerId, WorkerSlot> slots_;
   std::vector<WorkerId> slot_ids_;
   std::vector<WorkerSlot> free_slots_;
   std::vector<size_t> worker_entries_;
 
-  std::unordered_map<PredKey, int64_t, PredKeyHash> pred_touch_;  // live predictions
-  std::deque<PredRecord> pred_fifo_;  // touches in time order (stale ones skipped)
+  PredictionLru predictions_;
   size_t num_predictions_ = 0;
 
-  // findOverlaps scratch, indexed by worker slot.
+  // findOverlaps scratch: bitsets over worker slots, and per-slot partial-weight accumulators.
+  std::vector<uint64_t> alive_;
+  std::vector<uint64_t> next_;
   std::vector<uint32_t> stamp_;
-  std::vector<int32_t> depth_;
-  std::vector<double> weight_;
-  std::vector<WorkerSlot> touched_;
+  std::vector<int32_t> partial_blocks_;
+  std::vector<double> partial_weight_;
   uint32_t epoch_ = 0;
 };
 

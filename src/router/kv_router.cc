@@ -75,8 +75,9 @@ int64_t KvRouter::nowUs() const { return options_.now_us ? options_.now_us() : s
 KvRouter::WorkerState& KvRouter::state(kv::WorkerSlot slot) {
   if (slot >= workers_.size()) {
     workers_.resize(slot + 1);
-    overlap_of_.resize(slot + 1, 0.0);
-    overlap_blocks_of_.resize(slot + 1, 0);
+    infos_.resize(slot + 1);
+    active_.resize(slot + 1, 0);
+    block_size_.resize(slot + 1, 1);
   }
   return workers_[slot];
 }
@@ -86,11 +87,14 @@ void KvRouter::addWorker(const WorkerInfo& worker) {
   const kv::WorkerSlot slot = index_.internWorker(worker.id);
   WorkerState& w = state(slot);
   if (w.present) {
-    auto& v = by_model_[w.info.model_id];
+    auto& v = by_model_[infos_[slot].model_id];
     v.erase(std::remove(v.begin(), v.end(), slot), v.end());
   }
   w.present = true;
-  w.info = worker;
+  w.block_size = std::max(worker.block_size, 1);
+  w.kv_blocks_total = worker.kv_blocks_total;
+  infos_[slot] = worker;
+  refresh(slot);
   by_model_[worker.model_id].push_back(slot);
 }
 
@@ -100,7 +104,7 @@ void KvRouter::removeWorker(WorkerId worker) {
   if (!slot) return;
   WorkerState& w = state(*slot);
   if (w.present) {
-    auto& v = by_model_[w.info.model_id];
+    auto& v = by_model_[infos_[*slot].model_id];
     v.erase(std::remove(v.begin(), v.end(), *slot), v.end());
   }
   // Requests still pending there keep their record (onRequestFinished releases nothing harmful);
@@ -110,6 +114,8 @@ void KvRouter::removeWorker(WorkerId worker) {
   }
   index_.releaseWorker(worker);
   w = WorkerState{};
+  infos_[*slot] = WorkerInfo{};
+  refresh(*slot);
 }
 
 void KvRouter::applyMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg) {
@@ -143,6 +149,12 @@ void KvRouter::onLoad(const kv::LoadMetrics& load) {
   w.have_report = true;
   w.reported_used = load.kv_blocks_used;
   w.since_report = 0;
+  refresh(*slot);
+}
+
+void KvRouter::refresh(kv::WorkerSlot slot) {
+  active_[slot] = active(workers_[slot]);
+  block_size_[slot] = workers_[slot].block_size;
 }
 
 int64_t KvRouter::active(const WorkerState& w) const {
@@ -151,8 +163,8 @@ int64_t KvRouter::active(const WorkerState& w) const {
 }
 
 bool KvRouter::busy(const WorkerState& w) const {
-  if (options_.busy_kv_fraction > 0 && w.info.kv_blocks_total > 0 &&
-      static_cast<double>(active(w)) > options_.busy_kv_fraction * w.info.kv_blocks_total) {
+  if (options_.busy_kv_fraction > 0 && w.kv_blocks_total > 0 &&
+      static_cast<double>(active(w)) > options_.busy_kv_fraction * w.kv_blocks_total) {
     return true;
   }
   return options_.busy_prefill_tokens > 0 && w.queued_prefill > options_.busy_prefill_tokens;
@@ -187,6 +199,86 @@ size_t KvRouter::pick(const std::vector<Candidate>& c) {
   return best;
 }
 
+// Temperature 0: one pass over the model's workers keeping the minimum (cost, active) and the
+// workers tied on it, then one random draw among the ties. Busy workers compete only when every
+// worker is busy. Temperature > 0: candidates are collected and sampled (pick()).
+kv::WorkerSlot KvRouter::choose(const std::vector<kv::WorkerSlot>& slots, int64_t hashed,
+                                int32_t prompt_tokens) {
+  int32_t last_bs = -1;
+  int64_t blocks = 0;
+  auto costOf = [&](kv::WorkerSlot slot, const WorkerState& w) {
+    if (w.block_size != last_bs) {  // workers of one model share a block size: divide once
+      last_bs = w.block_size;
+      blocks = std::max<int64_t>(hashed, (prompt_tokens + last_bs - 1) / last_bs);
+    }
+    return options_.overlap_weight * (static_cast<double>(blocks) - overlaps_.weightedOf(slot)) +
+           static_cast<double>(active(w)) +
+           options_.overlap_weight * options_.queued_prefill_weight *
+               static_cast<double>(w.queued_prefill) / last_bs;
+  };
+  if (options_.temperature > 0) {
+    candidates_.clear();
+    busy_.clear();
+    for (kv::WorkerSlot slot : slots) {
+      const WorkerState& w = workers_[slot];
+      (busy(w) ? busy_ : candidates_).push_back(Candidate{slot, costOf(slot, w), active(w)});
+    }
+    stats_.busy_skips += busy_.size();
+    const auto& pool = candidates_.empty() ? busy_ : candidates_;
+    return pool[pick(pool)].worker;
+  }
+  const bool thresholds = options_.busy_kv_fraction > 0 || options_.busy_prefill_tokens > 0;
+  const double ow = options_.overlap_weight;
+  const double qpw = ow * options_.queued_prefill_weight;
+  double best_cost = 0;
+  int64_t best_active = 0;
+  ties_.clear();
+  for (int pass = 0; pass < 2 && ties_.empty(); ++pass) {
+    size_t skipped = 0;
+    for (kv::WorkerSlot slot : slots) {
+      if (pass == 0 && thresholds && busy(workers_[slot])) {
+        ++skipped;
+        continue;
+      }
+      if (block_size_[slot] != last_bs) {  // workers of one model share a block size
+        last_bs = block_size_[slot];
+        blocks = std::max<int64_t>(hashed, (prompt_tokens + last_bs - 1) / last_bs);
+      }
+      const int64_t act = active_[slot];
+      double cost = ow * (static_cast<double>(blocks) - overlaps_.weightedOf(slot)) +
+                    static_cast<double>(act);
+      if (qpw > 0) cost += qpw * static_cast<double>(workers_[slot].queued_prefill) / last_bs;
+      if (ties_.empty() || cost < best_cost || (cost == best_cost && act < best_active)) {
+        best_cost = cost;
+        best_active = act;
+        ties_.clear();
+        ties_.push_back(slot);
+      } else if (cost == best_cost && act == best_active) {
+        ties_.push_back(slot);
+      }
+    }
+    if (pass == 0) stats_.busy_skips += skipped;
+  }
+  if (ties_.size() == 1) return ties_[0];
+  return ties_[std::uniform_int_distribution<size_t>(0, ties_.size() - 1)(rng_)];
+}
+
+void KvRouter::remember(const std::string& request_id, const Pending& p) {
+  if (auto it = pending_.find(request_id); it != pending_.end()) {
+    it->second = p;
+    return;
+  }
+  if (spare_nodes_.empty()) {
+    pending_.emplace(request_id, p);
+    return;
+  }
+  auto node = std::move(spare_nodes_.back());
+  spare_nodes_.pop_back();
+  node.key() = request_id;  // reuses the string's capacity
+  node.mapped() = p;
+  pending_.insert(std::move(node));
+}
+
 Result<RouteDecision> KvRouter::route(const RouteRequest& request) {
   const auto t0 = std::chrono::steady_clock::now();
   std::lock_guard lock(mu_);
@@ -197,50 +289,30 @@ Result<RouteDecision> KvRouter::route(const RouteRequest& request) {
     return unavailable("no worker serves model '" + request.model_id + "'");
   }
   index_.findOverlaps(request.block_hashes, overlaps_);
-  for (const auto& o : overlaps_) {
-    overlap_of_[o.worker] = o.weighted;
-    overlap_blocks_of_[o.worker] = o.blocks;
-  }
   const auto hashed = static_cast<int64_t>(request.block_hashes.size());
-  candidates_.clear();
-  busy_.clear();
-  for (kv::WorkerSlot slot : model->second) {
-    const WorkerState& w = workers_[slot];
-    const int32_t bs = std::max(w.info.block_size, 1);
-    const int64_t blocks = std::max<int64_t>(hashed, (request.prompt_tokens + bs - 1) / bs);
-    const double cost =
-        options_.overlap_weight * (static_cast<double>(blocks) - overlap_of_[slot]) +
-        static_cast<double>(active(w));
-    (busy(w) ? busy_ : candidates_).push_back(Candidate{slot, cost, active(w)});
-  }
-  stats_.busy_skips += busy_.size();
-  const auto& pool = candidates_.empty() ? busy_ : candidates_;
-  const Candidate chosen = pool[pick(pool)];
+  const kv::WorkerSlot chosen = choose(model->second, hashed, request.prompt_tokens);
 
-  WorkerState& w = workers_[chosen.worker];
-  const int32_t bs = std::max(w.info.block_size, 1);
-  const int32_t overlap = overlap_blocks_of_[chosen.worker];
+  WorkerState& w = workers_[chosen];
+  const int32_t bs = w.block_size;
+  const int32_t overlap = overlaps_.blocksOf(chosen);
   Pending p;
-  p.worker = chosen.worker;
+  p.worker = chosen;
   p.blocks = std::max<int64_t>(hashed, (request.prompt_tokens + bs - 1) / bs);
   p.predicted_cached_tokens = std::min<int64_t>(int64_t{overlap} * bs, request.prompt_tokens);
   p.prefill_tokens = std::max<int64_t>(request.prompt_tokens - p.predicted_cached_tokens, 0);
-  for (const auto& o : overlaps_) {  // reset scratch for the next decision
-    overlap_of_[o.worker] = 0;
-    overlap_blocks_of_[o.worker] = 0;
-  }
   if (auto old = pending_.find(request.request_id); old != pending_.end()) release(old->second);
   w.local_active += p.blocks;
   w.since_report += p.blocks;
+  refresh(chosen);
   w.queued_prefill += p.prefill_tokens;
   ++w.routed;
-  pending_[request.request_id] = p;
-  index_.predict(chosen.worker, request.block_hashes, now);
+  remember(request.request_id, p);
+  index_.predict(chosen, request.block_hashes, now);
   ++stats_.requests_routed;
   stats_.decision_latency.record(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
           .count());
-  return RouteDecision{index_.workerId(chosen.worker), overlap};
+  return RouteDecision{index_.workerId(chosen), overlap};
 }
 
 void KvRouter::release(Pending& p) {
@@ -251,6 +323,7 @@ void KvRouter::release(Pending& p) {
   // The worker's next report will no longer count these blocks; do not wait for it.
   w.reported_used = std::max<int64_t>(w.reported_used - p.blocks, 0);
   w.queued_prefill = std::max<int64_t>(w.queued_prefill - p.prefill_tokens, 0);
+  refresh(p.worker);
   p.blocks = p.prefill_tokens = 0;
 }
 
@@ -259,7 +332,8 @@ void KvRouter::onRequestFinished(const std::string& request_id) {
   auto it = pending_.find(request_id);
   if (it == pending_.end()) return;
   release(it->second);
-  pending_.erase(it);
+  auto node = pending_.extract(it);
+  if (spare_nodes_.size() < 4096) spare_nodes_.push_back(std::move(node));
 }
 
 void KvRouter::onPrefillCompleted(const std::string& request_id) {
@@ -285,7 +359,7 @@ KvRouterStats KvRouter::stats() const {
   std::lock_guard lock(mu_);
   KvRouterStats s = stats_;
   for (size_t i = 0; i < workers_.size(); ++i) {
-    if (workers_[i].present) s.routed_per_worker.emplace_back(workers_[i].info.id, workers_[i].routed);
+    if (workers_[i].present) s.routed_per_worker.emplace_back(infos_[i].id, workers_[i].routed);
   }
   s.index_hashes = index_.numHashes();
   s.index_entries = index_.numEntries();

@@ -3,6 +3,7 @@
 //   overlap(w)  = tier-weighted length of the longest run of the prompt's leading blocks that
 //                 worker w holds (kv::PrefixIndex; device 1.0, host 0.75, disk 0.5, remote 0.25)
 //   cost(w)     = overlap_weight * (prompt_blocks - overlap(w)) + active_blocks(w)
+//                 [+ overlap_weight * queued_prefill_weight * queued prefill blocks(w), optional]
 //   pick        = argmin cost; ties: fewer active blocks, then uniformly at random (seeded).
 //                 temperature T > 0: sample w with probability ~ exp(-(cost(w) - min cost) / T).
 // Workers over a busy threshold (active blocks above busy_kv_fraction of their KV blocks, or
@@ -44,6 +45,10 @@ struct KvRouterOptions {
   // Busy thresholds; <= 0 turns one off.
   double busy_kv_fraction = 0.0;     // of the worker's kv_blocks_total (needs it > 0)
   int64_t busy_prefill_tokens = 0;   // prompt tokens routed there whose prefill is not done
+  // Optional term (NVIDIA Dynamo's cost counts it; 0 keeps DESIGN.md §4's formula): adds
+  // overlap_weight * queued_prefill_weight * (prefill tokens queued on w / block size) to cost(w),
+  // so a worker's pending prefill work competes with the request's own uncached blocks.
+  double queued_prefill_weight = 0.0;
   // Predictions: how long the router trusts its own routing before events confirm it.
   int64_t prediction_ttl_ms = 10'000;    // with KV events
   int64_t approx_ttl_ms = 120'000;       // approximate mode
@@ -114,17 +119,19 @@ class KvRouter : public Router {
   int64_t queuedPrefillTokens(WorkerId worker) const;
 
  private:
+  // Per worker slot; the fields route() reads for every worker come first (one cache line).
   struct WorkerState {
-    bool present = false;
-    WorkerInfo info;
     int64_t local_active = 0;      // blocks of requests this router routed there, unfinished
     int64_t since_report = 0;      // blocks routed there since the last load report
-    bool have_report = false;
     int64_t reported_used = 0;
     int64_t queued_prefill = 0;
-    uint64_t routed = 0;
+    int32_t block_size = 1;        // max(info.block_size, 1)
+    int32_t kv_blocks_total = 0;
+    bool have_report = false;
+    bool present = false;
     bool have_seq = false;
     uint64_t next_seq = 0;
+    uint64_t routed = 0;
   };
   struct Pending {
     kv::WorkerSlot worker = 0;
@@ -137,29 +144,38 @@ class KvRouter : public Router {
     double cost;
     int64_t active;
   };
+  using PendingMap = std::unordered_map<std::string, Pending>;
 
   int64_t nowUs() const;
   WorkerState& state(kv::WorkerSlot slot);
   int64_t active(const WorkerState& w) const;
+  void refresh(kv::WorkerSlot slot);  // after any change of workers_[slot]
   bool busy(const WorkerState& w) const;
   void release(Pending& p);
   size_t pick(const std::vector<Candidate>& c);
+  // Cost of every worker of `slots`, argmin with ties (temperature 0) or softmax sample.
+  kv::WorkerSlot choose(const std::vector<kv::WorkerSlot>& slots, int64_t hashed, int32_t prompt_tokens);
+  void remember(const std::string& request_id, const Pending& p);
   void applyMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg);
 
   KvRouterOptions options_;
   mutable std::mutex mu_;
   kv::PrefixIndex index_;
   std::vector<WorkerState> workers_;  // by index slot
+  std::vector<WorkerInfo> infos_;     // by index slot
+  // Dense copies read by the cost loop (by slot): active(workers_[slot]) and its block size.
+  std::vector<int64_t> active_;
+  std::vector<int32_t> block_size_;
   std::unordered_map<std::string, std::vector<kv::WorkerSlot>> by_model_;
-  std::unordered_map<std::string, Pending> pending_;
+  PendingMap pending_;
+  std::vector<PendingMap::node_type> spare_nodes_;  // recycled: no allocation per decision
   std::mt19937_64 rng_;
   KvRouterStats stats_;
   // route() scratch
-  std::vector<kv::WorkerOverlap> overlaps_;
-  std::vector<double> overlap_of_;
-  std::vector<int32_t> overlap_blocks_of_;
+  kv::OverlapTable overlaps_;
   std::vector<Candidate> candidates_;
   std::vector<Candidate> busy_;
+  std::vector<kv::WorkerSlot> ties_;
 };
 
 // The `kv` policy of makeRouter (RouterOptions' kv fields; the rest at KvRouterOptions' defaults).

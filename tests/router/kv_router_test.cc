@@ -242,6 +242,41 @@ TEST(KvRouterTest, MetricsAndErrors) {
   EXPECT_FALSE(makeKvRouter(bad).isOk());
 }
 
+TEST(KvRouterTest, QueuedPrefillTermWeighsPendingPrefillWork) {
+  for (double qpw : {0.0, 1.0}) {
+    KvRouterOptions o;
+    o.overlap_weight = 3.0;
+    o.queued_prefill_weight = qpw;
+    Fixture f(2, o);
+    f.router->onKvEvents(stored(1, 0, chain(1, 10)));
+    // 20 blocks (320 tokens), 10 cached on worker 1: cost(1) = 3 * 10 = 30 < cost(2) = 60.
+    auto a = f.router->route(RouteRequest{"a", "m", chain(1, 10), 320});
+    ASSERT_TRUE(a.isOk());
+    ASSERT_EQ(a->worker, 1u);
+    ASSERT_EQ(f.router->queuedPrefillTokens(1), 160);  // 10 blocks of prefill queued there
+    // A fully cached 10-block request: cost(1) = 0 + 20 active (+ 3 * 10 queued) vs 3 * 10.
+    const auto d = f.route("b", chain(1, 10));
+    EXPECT_EQ(d.worker, qpw > 0 ? 2u : 1u) << "queued_prefill_weight " << qpw;
+    f.router->onRequestFinished("b");
+    f.router->onPrefillCompleted("a");
+    EXPECT_EQ(f.router->queuedPrefillTokens(1), 0);
+  }
+}
+
+TEST(KvRouterTest, TiesAmongManyIdleWorkersAreUniform) {
+  Fixture f(8);
+  std::map<WorkerId, int> count;
+  for (int i = 0; i < 1600; ++i) {
+    ++count[f.route("r" + std::to_string(i), chain(10'000 * (i + 1), 4)).worker];
+    f.router->onRequestFinished("r" + std::to_string(i));
+  }
+  ASSERT_EQ(count.size(), 8u);
+  for (auto& [w, n] : count) {
+    EXPECT_GT(n, 140) << w;  // expected 200 each
+    EXPECT_LT(n, 260) << w;
+  }
+}
+
 TEST(LatencyHistogramTest, Quantiles) {
   LatencyHistogram h;
   for (int i = 1; i <= 1000; ++i) h.record(i * 10);

@@ -1,0 +1,70 @@
+// PredictionLru against a reference (std::map of live keys + their touch times) on random
+// touch / erase / expire streams, with growth of the table and of the ring.
+#include "kv/prediction_lru.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+
+namespace turbine::kv {
+namespace {
+
+TEST(PredictionLruTest, MatchesReferenceLruWithTtlAndCap) {
+  std::mt19937_64 rng(3);
+  PredictionLru lru;
+  std::map<std::pair<BlockHash, uint32_t>, int64_t> ref;  // live key -> last touch
+  int64_t now = 0;
+  constexpr int64_t kTtl = 500;
+  constexpr size_t kCap = 3000;
+  for (int step = 0; step < 200000; ++step) {
+    now += 1 + static_cast<int64_t>(rng() % 2);  // strictly increasing: no ties in age
+    const BlockHash h = rng() % 4000;
+    const auto w = static_cast<uint32_t>(rng() % 3);
+    const auto r = rng() % 100;
+    if (r < 70) {
+      const bool fresh = lru.touch(h, w, now);
+      EXPECT_EQ(fresh, ref.count({h, w}) == 0);
+      ref[{h, w}] = now;
+    } else if (r < 90) {
+      EXPECT_EQ(lru.erase(h, w), ref.erase({h, w}) == 1);
+    } else if (r < 99) {
+      std::vector<std::pair<BlockHash, uint32_t>> dropped;
+      lru.expire(now, kTtl, kCap, [&](BlockHash dh, uint32_t dw) { dropped.emplace_back(dh, dw); });
+      // Reference: drop the oldest while too old or over the cap.
+      while (!ref.empty()) {
+        auto oldest = ref.begin();
+        for (auto it = ref.begin(); it != ref.end(); ++it)
+          if (it->second < oldest->second) oldest = it;
+        if (now - oldest->second <= kTtl && ref.size() <= kCap) break;
+        ref.erase(oldest);
+      }
+      for (const auto& k : dropped) EXPECT_EQ(ref.count(k), 0u);
+    } else {
+      lru.eraseWorker(w);
+      for (auto it = ref.begin(); it != ref.end();) it = it->first.second == w ? ref.erase(it) : std::next(it);
+    }
+    if (step % 5000 == 0) {
+      ASSERT_EQ(lru.size(), ref.size()) << step;
+      for (const auto& [k, t] : ref) ASSERT_TRUE(lru.contains(k.first, k.second)) << step;
+    }
+  }
+  EXPECT_GT(lru.memoryBytes(), 0u);
+}
+
+TEST(PredictionLruTest, OldestGoFirstAndRetouchRenews) {
+  PredictionLru lru;
+  lru.touch(1, 0, 0);
+  lru.touch(2, 0, 10);
+  lru.touch(1, 0, 20);  // renewed: now newer than 2
+  std::vector<BlockHash> dropped;
+  lru.expire(20, 1000, 1, [&](BlockHash h, uint32_t) { dropped.push_back(h); });
+  ASSERT_EQ(dropped, std::vector<BlockHash>{2});
+  EXPECT_TRUE(lru.contains(1, 0));
+  lru.expire(1021, 1000, 10, [&](BlockHash h, uint32_t) { dropped.push_back(h); });
+  EXPECT_EQ(dropped.size(), 2u);
+  EXPECT_EQ(lru.size(), 0u);
+}
+
+}  // namespace
+}  // namespace turbine::kv
