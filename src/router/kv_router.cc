@@ -147,7 +147,8 @@ void KvRouter::onLoad(const kv::LoadMetrics& load) {
   if (!slot) return;
   WorkerState& w = state(*slot);
   w.have_report = true;
-  w.reported_used = load.kv_blocks_used;
+  w.reported_used = std::max<int64_t>(load.kv_blocks_used - w.finished_since_report, 0);
+  w.finished_since_report = 0;
   w.since_report = 0;
   refresh(*slot);
 }
@@ -322,6 +323,7 @@ void KvRouter::release(Pending& p) {
   w.since_report = std::max<int64_t>(w.since_report - p.blocks, 0);
   // The worker's next report will no longer count these blocks; do not wait for it.
   w.reported_used = std::max<int64_t>(w.reported_used - p.blocks, 0);
+  if (w.have_report) w.finished_since_report += p.blocks;
   w.queued_prefill = std::max<int64_t>(w.queued_prefill - p.prefill_tokens, 0);
   refresh(p.worker);
   p.blocks = p.prefill_tokens = 0;

@@ -124,6 +124,10 @@ class KvRouter : public Router {
     int64_t local_active = 0;      // blocks of requests this router routed there, unfinished
     int64_t since_report = 0;      // blocks routed there since the last load report
     int64_t reported_used = 0;
+    // Blocks of requests that finished since the last load report. Reports travel on the event
+    // plane and final chunks on the request plane, so the next report may have been taken before
+    // the finish: it is read as `used - finished_since_report` (a later report is exact again).
+    int64_t finished_since_report = 0;
     int64_t queued_prefill = 0;
     int32_t block_size = 1;        // max(info.block_size, 1)
     int32_t kv_blocks_total = 0;

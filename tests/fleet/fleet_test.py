@@ -249,10 +249,14 @@ class FleetTest(unittest.TestCase):
                    metric(lossy, "turbine_event_plane_snapshots_total") > 3, 20, "replays")
         self.assertGreater(metric(lossy, "turbine_event_plane_gaps_total"), 0)
 
-        def same_index():
+        history = []
+
+        def same_index():  # the reference index has settled (same for 1 s), and the lossy one equals it
             a = metric(self.frontend, "turbine_router_index_entries", model="tiny")
             b = metric(lossy, "turbine_router_index_entries", model="tiny")
-            return a > 0 and a == b
+            history.append(a)
+            settled = len(history) >= 10 and len(set(history[-10:])) == 1
+            return a > 0 and settled and a == b
         wait_until(same_index, 20, "the lossy frontend's index to equal the other's")
         # And it routes by it: a prefix stored while it was losing events is found.
         again = complete(lossy, long_prompt("beta5", 110) + " and more")

@@ -186,6 +186,23 @@ TEST(KvRouterTest, LoadMetricsCorrectActiveBlocks) {
   EXPECT_EQ(f.router->activeBlocks(w), 0);
 }
 
+TEST(KvRouterTest, AReportTakenBeforeAFinishDoesNotBringTheFinishedBlocksBack) {
+  Fixture f(2);
+  f.route("a", chain(1, 16));
+  const WorkerId w = f.router->activeBlocks(1) == 16 ? 1 : 2;
+  f.router->onLoad(kv::LoadMetrics{w, "agg", 1, 0, 1000, 16, 0, 0, 0, 0});
+  f.router->onRequestFinished("a");
+  EXPECT_EQ(f.router->activeBlocks(w), 0);
+  // A report the worker took while "a" still ran arrives after the final chunk.
+  f.router->onLoad(kv::LoadMetrics{w, "agg", 1, 0, 1000, 16, 0, 0, 0, 0});
+  EXPECT_EQ(f.router->activeBlocks(w), 0);
+  // So the repeated prefix still goes where it is cached (cost 0 vs 16), not elsewhere.
+  EXPECT_EQ(f.route("b", chain(1, 16)).worker, w);
+  // The next report is exact again: 3 blocks of another frontend's request.
+  f.router->onLoad(kv::LoadMetrics{w, "agg", 1, 0, 1000, 19, 0, 0, 0, 0});
+  EXPECT_EQ(f.router->activeBlocks(w), 19);
+}
+
 TEST(KvRouterTest, ApproximateModeLearnsFromItsOwnDecisionsWithTtlAndCap) {
   KvRouterOptions o;
   o.use_kv_events = false;
