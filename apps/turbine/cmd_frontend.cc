@@ -36,6 +36,7 @@ struct FrontendArgs {
   double temperature = 0.0;
   uint64_t seed = 0;
   int shutdown_grace_s = 10;
+  int io_threads = 2;
   int lease_ttl_s = 10;
   std::vector<uint64_t> drop_kv_seqs;  // tests: kv frames with these seqs are "lost on the wire"
 };
@@ -122,6 +123,7 @@ Status runFrontend(const FrontendArgs& args) {
   so.http.port = static_cast<uint16_t>(args.port);
   so.api_key = args.api_key;
   so.shutdown_grace = std::chrono::seconds(args.shutdown_grace_s);
+  so.http.io_threads = args.io_threads;
   stack.server = std::make_unique<frontend::OpenAiServer>(so, stack.backend);
   TURBINE_RETURN_IF_ERROR(stack.server->start());
   logLine("watching etcd " + args.etcd + " at " + stack.discovery->prefix() + ", router " + args.router +
@@ -157,6 +159,8 @@ void addFrontendCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--router-temperature", args->temperature, "kv router: softmax temperature (0: the minimum)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--seed", args->seed, "Router randomness (ties, softmax)")->capture_default_str();
+  cmd->add_option("--io-threads", args->io_threads, "HTTP I/O threads (each its own event loop)")
+      ->check(CLI::Range(1, 256))->capture_default_str();
   cmd->add_option("--shutdown-grace", args->shutdown_grace_s, "Seconds in-flight requests get on shutdown")
       ->check(CLI::Range(0, 3600))->capture_default_str();
   cmd->add_option("--drop-kv-events-for-test", args->drop_kv_seqs,

@@ -55,6 +55,7 @@ struct ServeArgs {
   std::string router;
   int max_num_seqs = 256;
   int shutdown_grace_s = 10;
+  int io_threads = 2;
 };
 
 void logLine(const std::string& line) { app::logLine("serve", line); }
@@ -187,6 +188,7 @@ Status startFrontend(const ServeArgs& args, const ModelAssets& assets, std::shar
   so.http.port = static_cast<uint16_t>(args.port);
   so.api_key = args.api_key;
   so.shutdown_grace = std::chrono::seconds(args.shutdown_grace_s);
+  so.http.io_threads = args.io_threads;
   stack.server = std::make_unique<frontend::OpenAiServer>(so, stack.backend);
   TURBINE_RETURN_IF_ERROR(stack.server->start());
   logLine("serving model '" + bo.served_model_name + "' (" + assets.info.path + ") with " +
@@ -249,6 +251,8 @@ void addServeCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::IsMember({"kv", "least-loaded", "round-robin", "random"}));
   cmd->add_option("--max-num-seqs", args->max_num_seqs, "Running sequences per worker at most")
       ->check(CLI::Range(1, 65536))->capture_default_str();
+  cmd->add_option("--io-threads", args->io_threads, "HTTP I/O threads (each its own event loop)")
+      ->check(CLI::Range(1, 256))->capture_default_str();
   cmd->add_option("--shutdown-grace", args->shutdown_grace_s, "Seconds in-flight requests get on shutdown")
       ->check(CLI::Range(0, 3600))->capture_default_str();
   cmd->callback([args, &exit_code] {

@@ -1,5 +1,7 @@
 #include "frontend/fake_backend.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 namespace turbine::frontend {
@@ -41,7 +43,10 @@ class ByteDetokenizer : public IncrementalDetokenizer {
 
 FakeBackend::FakeBackend(FakeBackendOptions options) : options_(std::move(options)) {
   if (options_.script.empty()) options_.script = " ";
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), options_.thread_name.substr(0, 15).c_str());
+    run();
+  });
 }
 
 FakeBackend::~FakeBackend() {
@@ -179,16 +184,18 @@ void FakeBackend::run() {
       if (next < now) next = now;
       cv_.wait_until(lock, next, [&] { return stop_; });
       if (stop_) return;
-      auto emitted = std::chrono::steady_clock::now();
+      auto tick = static_cast<uint32_t>(tick_times_.size());
       for (auto it = active_.begin(); it != active_.end();) {
         GenerationChunk chunk;
         bool last = step(*it, &chunk);
-        if (options_.record_emit_times && !chunk.token_ids.empty()) {
-          emit_times_[it->request.request_id].push_back(emitted);
+        if (options_.record_emit_times && !chunk.token_ids.empty()) it->emit_ticks.push_back(tick);
+        if (last && options_.record_emit_times) {
+          emit_ticks_[it->request.request_id] = std::move(it->emit_ticks);
         }
         out.emplace_back(last ? std::move(it->sink) : it->sink, std::move(chunk));
         it = last ? active_.erase(it) : it + 1;
       }
+      if (options_.record_emit_times) tick_times_.push_back(std::chrono::steady_clock::now());
     }
     for (auto& [sink, chunk] : out) sink(std::move(chunk));
     out.clear();
@@ -239,8 +246,15 @@ size_t FakeBackend::running() const {
 
 std::vector<std::chrono::steady_clock::time_point> FakeBackend::emitTimes(const std::string& id) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = emit_times_.find(id);
-  return it == emit_times_.end() ? std::vector<std::chrono::steady_clock::time_point>{} : it->second;
+  std::vector<std::chrono::steady_clock::time_point> out;
+  const std::vector<uint32_t>* ticks = nullptr;
+  if (auto it = emit_ticks_.find(id); it != emit_ticks_.end()) ticks = &it->second;
+  for (const auto& a : active_) {
+    if (ticks == nullptr && a.request.request_id == id) ticks = &a.emit_ticks;
+  }
+  if (ticks == nullptr) return out;
+  for (uint32_t t : *ticks) out.push_back(tick_times_[t]);
+  return out;
 }
 
 }  // namespace turbine::frontend

@@ -33,6 +33,7 @@ struct FakeBackendOptions {
   bool unavailable = false;      // generate() -> Unavailable
   int32_t cached_tokens = 0;     // reported as prefix-cache hits on the first chunk
   bool record_emit_times = false;  // keep each token's emit time (see emitTimes())
+  std::string thread_name = "fake-backend";  // of the producer thread (benchmarks tell CPU apart)
 };
 
 class FakeBackend : public ServingBackend {
@@ -65,7 +66,9 @@ class FakeBackend : public ServingBackend {
   bool waitAborted(const std::string& request_id, std::chrono::milliseconds timeout) const;
   std::vector<GenerateRequest> received() const;
   size_t running() const;
-  // Emit times of every token of `request_id` (record_emit_times only).
+  // Emit times of every token of `request_id` (record_emit_times only): the instant the tick's
+  // chunks of every stream were ready, just before the first sink of the tick was called (so the
+  // time the frontend's sinks take counts as frontend time, the producer's own work does not).
   std::vector<std::chrono::steady_clock::time_point> emitTimes(const std::string& request_id) const;
 
  private:
@@ -76,6 +79,7 @@ class FakeBackend : public ServingBackend {
     int32_t produced = 0;
     bool aborted = false;
     bool first = true;
+    std::vector<uint32_t> emit_ticks;  // record_emit_times: index in tick_times_ per token
   };
   void run();
   // Produces the next chunk of `a`; returns true when it was the final one.
@@ -87,7 +91,9 @@ class FakeBackend : public ServingBackend {
   std::deque<Active> active_;  // guarded by mu_
   std::vector<std::string> aborted_;
   std::vector<GenerateRequest> received_;
-  std::unordered_map<std::string, std::vector<std::chrono::steady_clock::time_point>> emit_times_;
+  // record_emit_times: when each tick's chunks were ready, and the ticks of finished requests.
+  std::vector<std::chrono::steady_clock::time_point> tick_times_;
+  std::unordered_map<std::string, std::vector<uint32_t>> emit_ticks_;
   bool stop_ = false;
   std::thread thread_;
 };

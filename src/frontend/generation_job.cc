@@ -46,12 +46,14 @@ void GenerationJob::addSequence(GenerateRequest request, std::vector<std::string
 
 Status GenerationJob::start() {
   auto self = shared_from_this();
+  if (stream_) {
+    for (auto& s : seqs_) {
+      s.delta_format = kind_ == ApiKind::kChat ? chatDeltaFormat(meta_, s.index)
+                                               : completionDeltaFormat(meta_, s.index);
+    }
+  }
   for (size_t i = 0; i < seqs_.size(); ++i) {
-    ChunkSink sink = [self, i](GenerationChunk chunk) {
-      self->responder_->post([self, i, chunk = std::move(chunk)]() mutable {
-        self->onChunk(i, std::move(chunk));
-      });
-    };
+    ChunkSink sink = [self, i](GenerationChunk chunk) { self->deliver(i, std::move(chunk)); };
     Status st = ctx_.backend->generate(std::move(seqs_[i].pending), std::move(sink));
     if (!st.isOk()) {
       for (size_t j = 0; j < i; ++j) ctx_.backend->abort(seqs_[j].request_id);
@@ -74,6 +76,27 @@ Status GenerationJob::start() {
     }
   }
   return Status::ok();
+}
+
+void GenerationJob::deliver(size_t i, GenerationChunk chunk) {
+  bool post = false;
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_.emplace_back(i, std::move(chunk));
+    post = !drain_posted_;
+    drain_posted_ = true;
+  }
+  if (post) responder_->post([self = shared_from_this()] { self->drainInbox(); });
+}
+
+void GenerationJob::drainInbox() {
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    draining_.swap(inbox_);
+    drain_posted_ = false;
+  }
+  for (auto& [i, chunk] : draining_) onChunk(i, std::move(chunk));
+  draining_.clear();
 }
 
 void GenerationJob::onChunk(size_t i, GenerationChunk chunk) {
@@ -133,7 +156,11 @@ void GenerationJob::emit(Sequence& s, const std::string& text, const std::vector
     s.logprobs.insert(s.logprobs.end(), logprobs.begin(), logprobs.end());
     return;
   }
-  if (kind_ == ApiKind::kChat) {
+  if (!s.want_logprobs) {
+    scratch_.clear();
+    appendDeltaEvent(scratch_, s.delta_format, text);
+    responder_->writeStream(scratch_);
+  } else if (kind_ == ApiKind::kChat) {
     responder_->writeStream(chatDeltaEvent(meta_, s.index, text, s.want_logprobs, logprobs));
   } else {
     responder_->writeStream(completionDeltaEvent(meta_, s.index, text, s.want_logprobs, logprobs, ""));

@@ -1,14 +1,17 @@
 // GenerationJob: one chat or completions HTTP request in flight — its n (or prompts x n)
 // sequences on the backend, their detokenizers and stop-string matchers, and the response
-// (one JSON body, or an SSE stream). Created and driven on the connection's strand; backend
-// chunks are posted to that strand, so no member needs a lock.
-// Lifetime: shared by the backend sinks (until each sequence's final chunk) and the strand.
+// (one JSON body, or an SSE stream). Created and driven on the connection's thread; backend
+// chunks go through a small locked inbox and are posted to that thread, one post per batch
+// of chunks (not per chunk), so no other member needs a lock.
+// Lifetime: shared by the backend sinks (until each sequence's final chunk) and the connection.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "frontend/backend.h"
@@ -64,8 +67,13 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
     std::chrono::steady_clock::time_point last_token;
     bool has_token = false;
     GenerateRequest pending;           // moved to the backend by start()
+    DeltaEventFormat delta_format;     // streams: the plain delta event, rendered once
   };
 
+  // Backend thread: queues the chunk and posts a drain unless one is pending.
+  void deliver(size_t i, GenerationChunk chunk);
+  // Connection thread: handles every queued chunk in arrival order.
+  void drainInbox();
   void onChunk(size_t i, GenerationChunk chunk);
   void consumeTokens(Sequence& s, const GenerationChunk& chunk, std::string* text,
                      std::vector<LogprobEntry>* logprobs);
@@ -89,6 +97,12 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   size_t done_ = 0;
   bool finished_ = false;  // the response is complete (or the client left)
   bool first_token_seen_ = false;
+  std::string scratch_;  // one event being built; keeps its capacity between chunks
+
+  std::mutex inbox_mu_;
+  std::vector<std::pair<size_t, GenerationChunk>> inbox_;  // guarded by inbox_mu_
+  bool drain_posted_ = false;                              // guarded by inbox_mu_
+  std::vector<std::pair<size_t, GenerationChunk>> draining_;  // connection thread only
 };
 
 }  // namespace turbine::frontend

@@ -43,22 +43,45 @@ std::string_view HttpRequest::header(std::string_view name) const {
 
 class Connection;
 
+// One event loop: an io_context run by one thread, plus the inbox of work posted to it from
+// other threads. The inbox is drained in batches: one wake-up of the loop per batch, however
+// many posts arrived; writes queued by one posted function are sent when it returns.
+struct Worker {
+  struct Posted {
+    std::shared_ptr<Connection> conn;  // keeps the connection alive until `fn` ran
+    std::function<void()> fn;
+  };
+
+  net::io_context ioc{1};
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::thread thread;
+  // Once false (after shutdown), post() drops work instead of queueing it on an io_context that
+  // nobody runs any more.
+  std::mutex inbox_mu;
+  std::vector<Posted> inbox;    // guarded by inbox_mu
+  bool drain_posted = false;    // guarded by inbox_mu
+  bool accepting_posts = true;  // guarded by inbox_mu
+  // Touched only on the loop's thread.
+  std::vector<Posted> running;
+  bool in_batch = false;
+  std::vector<std::shared_ptr<Connection>> dirty;  // connections with deferred writes
+
+  void post(std::shared_ptr<Connection> conn, std::function<void()> fn);
+  void drain();
+  void flushDirty();
+};
+
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
-  // Declared before the io_context so they outlive the handlers it destroys.
+  // Declared before the event loops so they outlive the handlers those destroy.
   std::mutex mu;
   std::unordered_map<Connection*, std::weak_ptr<Connection>> connections;  // guarded by mu
   HttpServerOptions options;
   HttpHandler handler;
   std::atomic<bool> draining{false};
   std::atomic<bool> shut_down{false};
-  // Once false (after shutdown), HttpResponder::post drops work instead of queueing it on an
-  // io_context that nobody runs any more.
-  std::mutex post_mu;
-  bool accepting_posts = true;  // guarded by post_mu
-  net::io_context ioc;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
-  tcp::acceptor acceptor{ioc};
-  std::vector<std::thread> threads;
+  std::vector<std::unique_ptr<Worker>> workers;  // fixed once start() ran
+  std::optional<tcp::acceptor> acceptor;         // on workers[0]
+  size_t next_worker = 0;                        // round robin; touched only by the acceptor
 
   void accept();
   void remove(Connection* c) {
@@ -75,18 +98,25 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   }
 };
 
-// One TCP connection. Every member is touched only on the connection's strand.
+// One TCP connection. Every member is touched only on its worker's thread.
 class Connection : public HttpResponder, public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, std::shared_ptr<HttpServer::Impl> server)
-      : server_(std::move(server)), socket_(std::move(socket)), timer_(socket_.get_executor()) {}
+  Connection(tcp::socket socket, std::shared_ptr<HttpServer::Impl> server, Worker* worker)
+      : server_(std::move(server)), worker_(worker), socket_(std::move(socket)),
+        timer_(socket_.get_executor()) {}
 
-  void start() { readRequest(); }
+  void start() {
+    beast::error_code ignored;
+    socket_.non_blocking(true, ignored);  // direct writes return would_block instead of waiting
+    readRequest();
+  }
   void drain() {
     if (phase_ == Phase::kIdle) close();
   }
   void forceClose() { close(); }
   net::any_io_executor executor() { return socket_.get_executor(); }
+  // Sends what was queued while writes were deferred (during a posted function or the handler).
+  void flushDeferred();
 
   // HttpResponder.
   void send(int status, std::string_view content_type, std::string body,
@@ -97,11 +127,7 @@ class Connection : public HttpResponder, public std::enable_shared_from_this<Con
   void endStream() override;
   void onDisconnect(std::function<void()> fn) override { on_disconnect_ = std::move(fn); }
   bool disconnected() const override { return peer_gone_; }
-  void post(std::function<void()> fn) override {
-    std::lock_guard<std::mutex> lock(server_->post_mu);
-    if (!server_->accepting_posts) return;  // `fn` is destroyed after the lock is released
-    net::post(socket_.get_executor(), [self = shared_from_this(), fn = std::move(fn)] { fn(); });
-  }
+  void post(std::function<void()> fn) override { worker_->post(shared_from_this(), std::move(fn)); }
 
  private:
   enum class Phase { kIdle, kReading, kResponding, kClosing, kClosed };
@@ -117,6 +143,7 @@ class Connection : public HttpResponder, public std::enable_shared_from_this<Con
   void sendErrorAndClose(const ApiError& error);
   std::string head(int status, std::string_view content_type, const HttpHeaders& extra);
   void enqueue(std::string_view data);
+  void writeNow();
   void startWrite();
   void onWrite(beast::error_code ec);
   void maybeFinish();
@@ -128,6 +155,7 @@ class Connection : public HttpResponder, public std::enable_shared_from_this<Con
   void cancelTimer();
 
   std::shared_ptr<HttpServer::Impl> server_;  // first: the socket dies before the io_context
+  Worker* worker_;                            // owned by server_
   tcp::socket socket_;
   net::steady_timer timer_;
   beast::flat_buffer buffer_;
@@ -139,13 +167,57 @@ class Connection : public HttpResponder, public std::enable_shared_from_this<Con
   bool response_done_ = false;
   bool peer_gone_ = false;
   std::function<void()> on_disconnect_;
-  std::string out_pending_;
-  std::string out_writing_;
-  bool writing_ = false;
+  std::string out_pending_;   // queued, not yet handed to the socket
+  std::string out_writing_;   // owned by the asynchronous write in flight
+  bool writing_ = false;      // an asynchronous write is in flight
+  bool in_handler_ = false;   // writes are deferred until the handler returns
+  bool flush_queued_ = false; // on worker_->dirty, or flushed when the handler returns
   uint64_t timer_gen_ = 0;
   bool timer_armed_ = false;
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
 };
+
+void Worker::post(std::shared_ptr<Connection> conn, std::function<void()> fn) {
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu);
+    // The parameters (`fn`, maybe the last reference to the connection) are destroyed after
+    // the lock is released: a parameter outlives the function's locals.
+    if (!accepting_posts) return;
+    inbox.push_back(Posted{std::move(conn), std::move(fn)});
+    wake = !drain_posted;
+    drain_posted = true;
+  }
+  if (wake) net::post(ioc, [this] { drain(); });
+}
+
+void Worker::drain() {
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu);
+    running.swap(inbox);
+    drain_posted = false;
+  }
+  // Writes are flushed after each posted function, not at the end of the batch: one function
+  // (a job's drainInbox) carries every queued chunk of its connection, so that is where they
+  // coalesce, and the first connections of a large batch do not wait for the last ones.
+  for (auto& p : running) {
+    in_batch = true;
+    p.fn();
+    in_batch = false;
+    flushDirty();
+  }
+  running.clear();  // keeps its capacity: no allocation per batch once warm
+}
+
+void Worker::flushDirty() {
+  // flushDeferred() may close a connection, whose disconnect callback may queue more writes:
+  // take the list first.
+  std::vector<std::shared_ptr<Connection>> batch;
+  batch.swap(dirty);
+  for (auto& c : batch) c->flushDeferred();
+  batch.clear();
+  if (dirty.empty()) dirty.swap(batch);  // reuse the capacity
+}
 
 void Connection::readRequest() {
   if (phase_ == Phase::kClosed) return;
@@ -255,13 +327,17 @@ void Connection::dispatch() {
   response_started_ = false;
   response_done_ = false;
   if (!raw_read_pending_ && buffer_.size() == 0) rawRead();  // notices a client that goes away
+  auto self = shared_from_this();  // the handler may drop its responder
+  in_handler_ = true;
   try {
-    server_->handler(std::move(req), shared_from_this());
+    server_->handler(std::move(req), self);
   } catch (const std::exception& e) {
     if (!response_started_) {
       send(500, "application/json", errorBody(apiErrorFromStatus(internalError(e.what()))), {});
     }
   }
+  in_handler_ = false;
+  if (flush_queued_) flushDeferred();
 }
 
 void Connection::sendErrorAndClose(const ApiError& error) {
@@ -307,10 +383,22 @@ void Connection::beginStream(int status, std::string_view content_type,
 
 void Connection::writeStream(std::string_view data) {
   if (phase_ != Phase::kResponding || !response_started_ || response_done_ || data.empty()) return;
-  std::string chunk = fmt::format("{:x}\r\n", data.size());
-  chunk.append(data);
-  chunk += "\r\n";
-  enqueue(chunk);
+  if (peer_gone_) return;
+  // Chunk framing straight into the pending buffer: "<hex size>\r\n<data>\r\n".
+  char size[2 * sizeof(size_t) + 2];
+  char* end = size + sizeof(size);
+  char* p = end;
+  *--p = '\n';
+  *--p = '\r';
+  size_t n = data.size();
+  do {
+    *--p = "0123456789abcdef"[n & 15];
+    n >>= 4;
+  } while (n != 0);
+  out_pending_.reserve(out_pending_.size() + static_cast<size_t>(end - p) + data.size() + 2);
+  out_pending_.append(p, end);
+  out_pending_.append(data);
+  enqueue("\r\n");
 }
 
 void Connection::endStream() {
@@ -323,7 +411,38 @@ void Connection::endStream() {
 void Connection::enqueue(std::string_view data) {
   if (peer_gone_ || phase_ == Phase::kClosed) return;
   out_pending_.append(data);
-  if (!writing_) startWrite();
+  if (writing_ || flush_queued_) return;  // the write in flight / the queued flush takes it
+  if (in_handler_) {
+    flush_queued_ = true;  // dispatch() flushes when the handler returns
+  } else if (worker_->in_batch) {
+    flush_queued_ = true;
+    worker_->dirty.push_back(shared_from_this());
+  } else {
+    writeNow();
+  }
+}
+
+void Connection::flushDeferred() {
+  flush_queued_ = false;
+  if (phase_ == Phase::kClosed || writing_) return;
+  if (!out_pending_.empty()) writeNow();
+  if (!writing_ && out_pending_.empty() && phase_ == Phase::kResponding) {
+    cancelTimer();
+    maybeFinish();
+  }
+}
+
+// One non-blocking send; what the socket does not take goes to an asynchronous write.
+void Connection::writeNow() {
+  beast::error_code ec;
+  size_t n = socket_.write_some(net::buffer(out_pending_), ec);
+  if (ec == net::error::would_block || ec == net::error::try_again) {
+    ec = {};
+    n = 0;
+  }
+  if (ec) return close();
+  out_pending_.erase(0, n);
+  if (!out_pending_.empty()) startWrite();
 }
 
 void Connection::startWrite() {
@@ -413,17 +532,18 @@ void Connection::startTimer() {
 void Connection::cancelTimer() { deadline_ = std::chrono::steady_clock::time_point::max(); }
 
 void HttpServer::Impl::accept() {
-  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
-    if (!acceptor.is_open() || draining.load()) return;
+  Worker* w = workers[next_worker++ % workers.size()].get();
+  acceptor->async_accept(w->ioc, [this, w](beast::error_code ec, tcp::socket socket) {
+    if (!acceptor->is_open() || draining.load()) return;
     if (!ec) {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      auto conn = std::make_shared<Connection>(std::move(socket), shared_from_this());
+      auto conn = std::make_shared<Connection>(std::move(socket), shared_from_this(), w);
       {
         std::lock_guard<std::mutex> lock(mu);
         connections.emplace(conn.get(), conn);
       }
-      net::post(conn->executor(), [conn] { conn->start(); });
+      net::post(w->ioc, [conn] { conn->start(); });
     }
     accept();
   });
@@ -433,6 +553,9 @@ HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler)
     : options_(std::move(options)), impl_(std::make_shared<Impl>()) {
   impl_->options = options_;
   impl_->handler = std::move(handler);
+  int n = std::max(1, options_.io_threads);
+  for (int i = 0; i < n; ++i) impl_->workers.push_back(std::make_unique<Worker>());
+  impl_->acceptor.emplace(impl_->workers[0]->ioc);
 }
 
 HttpServer::~HttpServer() { shutdown(std::chrono::seconds(1)); }
@@ -443,7 +566,7 @@ Status HttpServer::start() {
   if (ec) return invalidArgument("--host: not an IP address: '" + options_.host + "'");
   tcp::endpoint endpoint(address, options_.port);
   std::string where = fmt::format("{}:{}", options_.host, options_.port);
-  auto& acc = impl_->acceptor;
+  auto& acc = *impl_->acceptor;
   if (acc.open(endpoint.protocol(), ec); ec) return ioError("open " + where + ": " + ec.message());
   acc.set_option(net::socket_base::reuse_address(true), ec);
   if (acc.bind(endpoint, ec); ec) return ioError("bind " + where + ": " + ec.message());
@@ -451,13 +574,12 @@ Status HttpServer::start() {
     return ioError("listen " + where + ": " + ec.message());
   }
   bound_port_ = acc.local_endpoint().port();
-  impl_->work.emplace(net::make_work_guard(impl_->ioc));
+  for (auto& w : impl_->workers) w->work.emplace(net::make_work_guard(w->ioc));
   impl_->accept();
-  int n = std::max(1, options_.io_threads);
-  for (int i = 0; i < n; ++i) {
-    impl_->threads.emplace_back([impl = impl_.get()] {
+  for (auto& w : impl_->workers) {
+    w->thread = std::thread([w = w.get()] {
       pthread_setname_np(pthread_self(), "turbine-http");
-      impl->ioc.run();
+      w->ioc.run();
     });
   }
   return Status::ok();
@@ -471,12 +593,12 @@ size_t HttpServer::openConnections() const {
 void HttpServer::shutdown(std::chrono::milliseconds deadline) {
   Impl& impl = *impl_;
   if (impl.shut_down.exchange(true)) return;
-  if (impl.threads.empty()) return;  // never started
+  if (!impl.workers[0]->thread.joinable()) return;  // never started
   auto until = std::chrono::steady_clock::now() + deadline;
   impl.draining.store(true);
-  net::post(impl.ioc, [&impl] {
+  net::post(impl.workers[0]->ioc, [&impl] {
     beast::error_code ignored;
-    impl.acceptor.close(ignored);
+    impl.acceptor->close(ignored);
   });
   for (auto& c : impl.snapshot()) net::post(c->executor(), [c] { c->drain(); });
   while (openConnections() > 0 && std::chrono::steady_clock::now() < until) {
@@ -487,18 +609,30 @@ void HttpServer::shutdown(std::chrono::milliseconds deadline) {
   while (openConnections() > 0 && std::chrono::steady_clock::now() < hard) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  impl.work.reset();
-  impl.ioc.stop();
-  for (auto& t : impl.threads) t.join();
-  impl.threads.clear();
-  {
-    std::lock_guard<std::mutex> lock(impl.post_mu);
-    impl.accepting_posts = false;
+  for (auto& w : impl.workers) {
+    w->work.reset();
+    w->ioc.stop();
+  }
+  for (auto& w : impl.workers) w->thread.join();
+  for (auto& w : impl.workers) {
+    std::lock_guard<std::mutex> lock(w->inbox_mu);
+    w->accepting_posts = false;
   }
   // Run what is still queued (completions of the closed sockets, posted backend chunks) so the
-  // handlers release their connections, which hold the io_context alive.
-  impl.ioc.restart();
-  impl.ioc.poll();
+  // handlers release their connections, which hold the server state alive.
+  for (auto& w : impl.workers) {
+    w->ioc.restart();
+    w->ioc.poll();
+  }
+  for (auto& w : impl.workers) {
+    std::vector<Worker::Posted> left;
+    {
+      std::lock_guard<std::mutex> lock(w->inbox_mu);
+      left.swap(w->inbox);
+    }
+    left.clear();
+    w->dirty.clear();
+  }
 }
 
 }  // namespace turbine::frontend

@@ -2,9 +2,15 @@
 // chunked streaming responses, body/header limits, timeouts and graceful shutdown.
 // It knows nothing about OpenAI: each complete request goes to one HttpHandler.
 //
-// Threading: one io_context run by `io_threads` threads; each connection lives on its own strand,
-// so the handler and every HttpResponder call for that connection run serialized on it.
-// Work finished on other threads (a backend's tokens) comes back with HttpResponder::post().
+// Threading: `io_threads` event loops, one io_context and one thread each; a connection is
+// assigned to one loop when accepted and lives on that thread, so the handler and every
+// HttpResponder call for that connection run serialized there (no strands, no locks).
+// Work finished on other threads (a backend's tokens) comes back with HttpResponder::post():
+// posts to one loop are queued in a batch and run together after one wake-up.
+// Writes: bytes queued while one posted function (or the handler) runs are sent when it
+// returns, with one non-blocking send per connection; only what the socket does not take at
+// once goes to an asynchronous write, and what is queued while that write is in flight goes
+// out with the next one. So a connection's pending chunks coalesce into one write.
 //
 // Lifetime: start() binds and returns; shutdown() (also run by the destructor) stops accepting,
 // closes idle connections, lets in-flight responses finish until the deadline, then closes the
@@ -31,7 +37,7 @@ namespace turbine::frontend {
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8000;                          // 0 = pick a free port (see HttpServer::port())
-  int io_threads = 2;
+  int io_threads = 2;                            // event loops (threads); < 1 counts as 1
   size_t max_body_bytes = 8u << 20;              // larger bodies are answered 413
   size_t max_header_bytes = 64u << 10;           // larger headers are answered 431
   std::chrono::milliseconds request_timeout{30'000};  // first byte -> whole request read

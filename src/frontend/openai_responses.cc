@@ -154,10 +154,20 @@ std::string frame(std::string json) {
 
 }  // namespace
 
+// True for bytes that go into a JSON string as they are: printable ASCII but '"' and '\\'.
+static bool isPlainJsonByte(unsigned char c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
+
 void appendJsonString(std::string& out, std::string_view s) {
   out += '"';
   size_t i = 0;
   while (i < s.size()) {
+    size_t run = i;
+    while (run < s.size() && isPlainJsonByte(static_cast<unsigned char>(s[run]))) ++run;
+    if (run > i) {
+      out.append(s.data() + i, run - i);  // the common case: one append for the whole run
+      i = run;
+      continue;
+    }
     auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       size_t len = validSequenceLength(s, i);
@@ -285,6 +295,34 @@ std::string completionDeltaEvent(const ResponseMeta& meta, int32_t index, std::s
   out += '}';
   appendTail(out, meta);
   return frame(std::move(out));
+}
+
+DeltaEventFormat chatDeltaFormat(const ResponseMeta& meta, int32_t index) {
+  DeltaEventFormat f;
+  f.prefix = "data: ";
+  appendHead(f.prefix, meta, "chat.completion.chunk");
+  fmt::format_to(std::back_inserter(f.prefix), ",\"choices\":[{{\"index\":{},\"delta\":{{\"content\":", index);
+  f.suffix = "},\"logprobs\":null,\"finish_reason\":null}";
+  appendTail(f.suffix, meta);
+  f.suffix += "\n\n";
+  return f;
+}
+
+DeltaEventFormat completionDeltaFormat(const ResponseMeta& meta, int32_t index) {
+  DeltaEventFormat f;
+  f.prefix = "data: ";
+  appendHead(f.prefix, meta, "text_completion");
+  fmt::format_to(std::back_inserter(f.prefix), ",\"choices\":[{{\"index\":{},\"text\":", index);
+  f.suffix = ",\"logprobs\":null,\"finish_reason\":null}";
+  appendTail(f.suffix, meta);
+  f.suffix += "\n\n";
+  return f;
+}
+
+void appendDeltaEvent(std::string& out, const DeltaEventFormat& format, std::string_view text) {
+  out += format.prefix;
+  appendJsonString(out, text);
+  out += format.suffix;
 }
 
 std::string usageEvent(const ResponseMeta& meta, std::string_view object, const UsageInfo& usage) {

@@ -63,6 +63,18 @@ std::string chatFinishEvent(const ResponseMeta& meta, int32_t index, std::string
 std::string completionDeltaEvent(const ResponseMeta& meta, int32_t index, std::string_view text,
                                  bool has_logprobs, const std::vector<LogprobEntry>& logprobs,
                                  std::string_view finish);
+// The plain content-delta event of one choice (no logprobs) split around its text, rendered
+// once per sequence: an event is prefix + the text as a JSON string + suffix, byte for byte the
+// same as chatDeltaEvent / completionDeltaEvent with has_logprobs false and no finish.
+struct DeltaEventFormat {
+  std::string prefix;  // "data: {...,"choices":[{"index":N,"delta":{"content":" (chat)
+  std::string suffix;  // "},"logprobs":null,"finish_reason":null}]}\n\n" (chat)
+};
+DeltaEventFormat chatDeltaFormat(const ResponseMeta& meta, int32_t index);
+DeltaEventFormat completionDeltaFormat(const ResponseMeta& meta, int32_t index);
+// Appends one framed event to `out` (no allocation once `out` has the capacity).
+void appendDeltaEvent(std::string& out, const DeltaEventFormat& format, std::string_view text);
+
 // The final usage chunk: "choices": [] and the usage object. `object` is the chunk object name.
 std::string usageEvent(const ResponseMeta& meta, std::string_view object, const UsageInfo& usage);
 // A mid-stream error: data: {"error": {...}}\n\n

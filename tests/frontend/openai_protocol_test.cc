@@ -104,6 +104,36 @@ TEST(OpenAiResponses, JsonStringEscapesAndReplacesInvalidUtf8) {
   EXPECT_FALSE(json::parse(out, nullptr, false).is_discarded());
 }
 
+TEST(OpenAiResponses, DeltaFormatMatchesDeltaEventsByteForByte) {
+  const std::vector<std::string> texts = {"Hello", " wor\"ld\\\n", std::string("\x01\xC3\xA9\xFF", 4), "",
+                                          std::string(300, 'x') + "\t"};
+  for (bool usage_field : {false, true}) {
+    ResponseMeta meta{"chatcmpl-abc\"1", 1700000001, "m/\u00e9", usage_field};
+    for (int32_t index : {0, 3, 17}) {
+      DeltaEventFormat chat = chatDeltaFormat(meta, index);
+      DeltaEventFormat completion = completionDeltaFormat(meta, index);
+      std::string out = "keep:";
+      for (const auto& t : texts) {
+        std::string chat_out = "x", completion_out;
+        appendDeltaEvent(chat_out, chat, t);
+        appendDeltaEvent(completion_out, completion, t);
+        EXPECT_EQ(chat_out, "x" + chatDeltaEvent(meta, index, t, false, {})) << t;
+        EXPECT_EQ(completion_out, completionDeltaEvent(meta, index, t, false, {}, "")) << t;
+        appendDeltaEvent(out, completion, t);
+      }
+      EXPECT_EQ(out.rfind("keep:data: {\"id\":", 0), 0u);
+    }
+  }
+}
+
+TEST(OpenAiResponses, JsonStringKeepsLongPlainRunsAndEscapesControlBytes) {
+  std::string text = std::string(100, 'a') + "\x1f" + std::string(50, 'b') + "\x7f\"";
+  std::string out;
+  appendJsonString(out, text);
+  EXPECT_EQ(out, "\"" + std::string(100, 'a') + "\\u001f" + std::string(50, 'b') + "\x7f\\\"\"");
+  EXPECT_EQ(json::parse(out).get<std::string>(), text);
+}
+
 TEST(Errors, StatusMapping) {
   EXPECT_EQ(apiErrorFromStatus(invalidArgument("x")).http_status, 400);
   EXPECT_EQ(apiErrorFromStatus(notFound("x")).http_status, 404);

@@ -365,6 +365,97 @@ TEST(OpenAiServer, SixtyFourConcurrentStreamsComplete) {
   EXPECT_EQ(ok.load(), kClients);
 }
 
+// The client does not read for a while: the socket buffers fill, direct writes come up short,
+// the rest goes through the asynchronous write and chunks coalesce behind it. Every byte must
+// still arrive in order, and the connection must stay usable.
+TEST(OpenAiServer, SlowReaderGetsEveryChunkInOrder) {
+  FakeBackendOptions o;
+  o.token_interval = std::chrono::microseconds(10);
+  o.max_model_len = 40000;
+  ServerFixture f(o);
+  constexpr int kTokens = 6000, kN = 8;  // ~7 MB of SSE, more than the socket buffers hold
+  net::io_context ioc;
+  tcp::socket sock(ioc);
+  sock.open(tcp::v4());
+  sock.set_option(net::socket_base::receive_buffer_size(4096));  // a small window fills fast
+  sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), f.port));
+  std::string body = R"({"model":"fake-model","prompt":"p","stream":true,"ignore_eos":true,"n":8,"max_tokens":)" +
+                     std::to_string(kTokens) + "}";
+  std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  net::write(sock, net::buffer(req));
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // let the server's writes back up
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64u << 20);
+  beast::flat_buffer buffer;
+  beast::error_code ec;
+  http::read(sock, buffer, parser, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_EQ(parser.get().result_int(), 200u) << parser.get().body();
+  auto events = sseEvents(parser.get().body());
+  ASSERT_EQ(events.size(), static_cast<size_t>((kTokens + 1) * kN + 1));  // tokens, finishes, [DONE]
+  std::vector<std::string> text(kN);
+  int finishes = 0;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    auto j = json::parse(events[i]);
+    const auto& choice = j["choices"][0];
+    text[choice["index"].get<size_t>()] += choice["text"].get<std::string>();
+    finishes += choice["finish_reason"] == "length" ? 1 : 0;
+  }
+  EXPECT_EQ(finishes, kN);
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::string script = "Hello world! ";
+  for (size_t n = 0; n < kN; ++n) {
+    ASSERT_EQ(text[n].size(), static_cast<size_t>(kTokens));
+    for (size_t k = 0; k < text[n].size(); ++k) {
+      ASSERT_EQ(text[n][k], script[k % script.size()]) << "choice " << n << " byte " << k;
+    }
+  }
+  // Keep-alive still works after the backlog.
+  net::write(sock, net::buffer(std::string("GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")));
+  http::response_parser<http::string_body> again;
+  http::read(sock, buffer, again, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(again.get().result_int(), 200u);
+}
+
+// Connections spread over several event loops; each stream's framing and text stay exact.
+TEST(OpenAiServer, ManyStreamsOverFourIoThreads) {
+  OpenAiServerOptions so;
+  so.http.io_threads = 4;
+  ServerFixture f(fastBackend(), so);
+  constexpr int kClients = 48;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      TestClient c(f.port);
+      for (int round = 0; round < 2; ++round) {
+        auto r = c.request("POST", "/v1/chat/completions",
+                           R"({"model":"fake-model","messages":[{"role":"user","content":"hi"}],"max_tokens":12,"n":2,"stream":true,"seed":)" +
+                               std::to_string(i) + "}");
+        auto events = sseEvents(r.body);
+        std::string text[2];
+        int finishes = 0;
+        for (const auto& e : events) {
+          if (e == "[DONE]") continue;
+          auto j = json::parse(e);
+          const auto& choice = j["choices"][0];
+          if (choice["delta"].contains("content")) text[choice["index"].get<int>()] += choice["delta"]["content"].get<std::string>();
+          if (!choice["finish_reason"].is_null()) ++finishes;
+        }
+        std::string script = "Hello world! ", want[2];
+        for (int n = 0; n < 2; ++n) {
+          for (int k = 0; k < 12; ++k) want[n] += script[static_cast<size_t>(i + n + k) % script.size()];
+        }
+        if (r.status == 200 && text[0] == want[0] && text[1] == want[1] && finishes == 2 && events.back() == "[DONE]") ++ok;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 2 * kClients);
+}
+
 TEST(OpenAiServer, KeepAliveServesSeveralRequests) {
   ServerFixture f(fastBackend());
   TestClient c(f.port);
