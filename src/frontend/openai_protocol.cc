@@ -303,8 +303,10 @@ Result<std::vector<ChatMessage>> parseMessages(const nlohmann::json& value,
     ChatMessage m;
     if (r.get("role") == nullptr) return r.fail("role", "is required");
     TURBINE_RETURN_IF_ERROR(r.readString("role", &m.role));
+    // "developer" is OpenAI's newer name for system instructions; chat templates know "system".
+    if (m.role == "developer") m.role = "system";
     if (m.role != "system" && m.role != "user" && m.role != "assistant") {
-      return r.fail("role", "must be 'system', 'user' or 'assistant', got '" + m.role + "'");
+      return r.fail("role", "must be 'system', 'developer', 'user' or 'assistant', got '" + m.role + "'");
     }
     const json* content = r.get("content");
     if (content == nullptr) {

@@ -47,6 +47,21 @@ TEST(OpenAiProtocol, ParsesEveryChatField) {
   EXPECT_EQ(c.user, "u");
 }
 
+TEST(OpenAiProtocol, DeveloperRoleIsSystemAndUnknownRolesAreRejected) {
+  std::string unused;
+  auto r = chat(R"({"model":"m","messages":[{"role":"developer","content":"be brief"},
+      {"role":"user","content":"hi"}]})", &unused);
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  ASSERT_EQ(r->messages.size(), 2u);
+  EXPECT_EQ(r->messages[0].role, "system");
+  EXPECT_EQ(r->messages[0].content, "be brief");
+  std::string param;
+  auto bad = chat(R"({"model":"m","messages":[{"role":"wizard","content":"x"}]})", &param);
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_EQ(param, "messages[0].role");
+  EXPECT_NE(bad.status().message().find("'wizard'"), std::string::npos) << bad.status().message();
+}
+
 TEST(OpenAiProtocol, RejectsWithParamName) {
   struct Case { const char* extra; const char* param; };
   const Case cases[] = {
