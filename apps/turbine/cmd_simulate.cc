@@ -108,6 +108,7 @@ Status runSimulate(const SimulateFlags& f) {
     ro.temperature = f.temperature;
     ro.use_kv_events = !f.no_kv_events;
     ro.seed = f.seed;
+    ro.queued_prefill_weight = f.queued_prefill_weight;
     TURBINE_RETURN_IF_ERROR(router::makeKvRouter(ro).status());  // validates the knobs
     auto ko = router::KvRouterOptions::from(ro);
     ko.busy_kv_fraction = f.busy_kv_fraction;

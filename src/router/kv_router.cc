@@ -31,6 +31,9 @@ KvRouterOptions KvRouterOptions::from(const RouterOptions& options) {
   o.temperature = options.temperature;
   o.use_kv_events = options.use_kv_events;
   o.seed = options.seed;
+  o.busy_kv_fraction = options.busy_kv_fraction;
+  o.busy_prefill_tokens = options.busy_prefill_tokens;
+  o.queued_prefill_weight = options.queued_prefill_weight;
   return o;
 }
 
@@ -388,6 +391,13 @@ Result<std::unique_ptr<Router>> makeKvRouter(const RouterOptions& options) {
   }
   if (!(options.temperature >= 0) || !std::isfinite(options.temperature)) {
     return invalidArgument("kv router: temperature must be a finite number >= 0");
+  }
+  if (!(options.busy_kv_fraction >= 0 && options.busy_kv_fraction <= 1)) {
+    return invalidArgument("kv router: busy_kv_fraction must be in [0, 1]");
+  }
+  if (options.busy_prefill_tokens < 0) return invalidArgument("kv router: busy_prefill_tokens must be >= 0");
+  if (!(options.queued_prefill_weight >= 0) || !std::isfinite(options.queued_prefill_weight)) {
+    return invalidArgument("kv router: queued_prefill_weight must be a finite number >= 0");
   }
   return std::unique_ptr<Router>(new KvRouter(KvRouterOptions::from(options)));
 }

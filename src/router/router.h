@@ -61,6 +61,10 @@ struct RouterOptions {
   double overlap_weight = 1.0;
   double temperature = 0.0;             // 0: pick the minimum; > 0: softmax over -cost / T
   bool use_kv_events = true;            // false: approximate mode, learn from own decisions
+  // kv policy: workers over a threshold are skipped (<= 0: off); see KvRouterOptions.
+  double busy_kv_fraction = 0.0;        // active blocks / the worker's KV blocks
+  int64_t busy_prefill_tokens = 0;      // prompt tokens routed there whose prefill is not done
+  double queued_prefill_weight = 0.0;   // > 0 adds queued prefill blocks to the cost (Dynamo-like)
 };
 
 // InvalidArgument naming the policy when unknown; Unimplemented for "kv" in a build without the

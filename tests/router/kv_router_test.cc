@@ -158,6 +158,26 @@ TEST(KvRouterTest, BusyKvFraction) {
   EXPECT_EQ(f.route("b", chain(1, 12)).worker, 2u);
 }
 
+TEST(KvRouterTest, MakeRouterPassesTheThresholdsThroughAndValidatesThem) {
+  RouterOptions ro;
+  ro.policy = "kv";
+  ro.busy_kv_fraction = 0.01;  // 10 of 1000 blocks
+  auto r = makeRouter(ro);
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  for (WorkerId w = 1; w <= 2; ++w) (*r)->addWorker({w, "m", "agg", 16, 1000});
+  (*r)->onKvEvents(stored(1, 0, chain(1, 12)));
+  EXPECT_EQ((*r)->route(RouteRequest{"a", "m", chain(1, 12), 12 * 16})->worker, 1u);  // 12 active: busy
+  EXPECT_EQ((*r)->route(RouteRequest{"b", "m", chain(1, 12), 12 * 16})->worker, 2u);
+  ro.busy_kv_fraction = 1.5;
+  EXPECT_EQ(makeRouter(ro).status().code(), StatusCode::kInvalidArgument);
+  ro.busy_kv_fraction = 0;
+  ro.busy_prefill_tokens = -1;
+  EXPECT_EQ(makeRouter(ro).status().code(), StatusCode::kInvalidArgument);
+  ro.busy_prefill_tokens = 0;
+  ro.queued_prefill_weight = -2;
+  EXPECT_NE(makeRouter(ro).status().message().find("queued_prefill_weight"), std::string::npos);
+}
+
 TEST(KvRouterTest, PredictionsMakeABurstFollowTheFirstRequest) {
   KvRouterOptions o;
   o.overlap_weight = 2.0;  // cost 0 + 16 active on the first worker < 2 * 16 elsewhere
