@@ -9,10 +9,12 @@
 //  - Gemm/<dtype>/<k>/<n>: matmul with m = 512 (prefill); counter GFLOP/s = 2 m n k / time.
 //  - PrefillMedium/<dtype>: one layer's matmuls at m = 512, scaled to 16 layers; counter tok/s.
 //  - Sgemm1024/<threads>: OpenBLAS sgemm 1024^3 (its own threads): the BLAS's peak rate.
+// Weights live in 2 MiB-page memory as the model loader places them (--pages=4k: 4 KiB pages).
 // Run: build/bench/kernels_bench [--benchmark_filter=...]; set the ISA with --isa=avx2 etc.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "common/half.h"
+#include "common/mapped_file.h"
 #include "engine/cpu/kernels.h"
 
 namespace turbine::engine::cpu {
@@ -36,19 +39,22 @@ ThreadPool& pool() {
   return p;
 }
 
-// One weight matrix of random values in `dtype`, in `copies` distinct copies.
+// --pages=huge (default): weights in anonymous memory advised for 2 MiB pages, as the model
+// loader places them (MappedFile::anonymousCopy); --pages=4k: plain heap memory (4 KiB pages, as
+// a page-cache file map).
+bool g_huge_pages = true;
+
+// One weight matrix of random values in `dtype`, in `copies` distinct copies (64-byte aligned).
 struct Weights {
-  std::vector<std::vector<uint8_t>> bytes;
+  std::shared_ptr<MappedFile> region;  // --pages=huge
+  std::vector<uint8_t> heap;           // --pages=4k
   std::vector<TensorView> views;
   size_t bytesEach() const { return views.front().nbytes; }
 };
 
-Weights makeWeights(DType dtype, int64_t n, int64_t k, size_t min_total_bytes) {
-  size_t each = model::dtypeBytes(dtype, n * k);
-  size_t copies = std::max<size_t>(1, (min_total_bytes + each - 1) / each);
-  Weights w;
+std::vector<uint8_t> randomMatrix(DType dtype, int64_t n, int64_t k) {
+  std::vector<uint8_t> proto(model::dtypeBytes(dtype, n * k));
   std::mt19937 rng(42);
-  std::vector<uint8_t> proto(each);
   if (dtype == DType::kQ8_0) {
     auto* blocks = reinterpret_cast<model::BlockQ8_0*>(proto.data());
     for (int64_t b = 0; b < n * k / 32; ++b) {
@@ -64,13 +70,39 @@ Weights makeWeights(DType dtype, int64_t n, int64_t k, size_t min_total_bytes) {
       if (dtype != DType::kF32) std::memcpy(proto.data() + 2 * i, &h, 2);
     }
   }
+  return proto;
+}
+
+Weights makeWeights(DType dtype, int64_t n, int64_t k, size_t min_total_bytes) {
+  const std::vector<uint8_t> proto = randomMatrix(dtype, n, k);
+  const size_t each = proto.size();
+  const size_t stride = (each + 63) / 64 * 64;
+  const size_t copies = std::max<size_t>(1, (min_total_bytes + each - 1) / each);
+  auto fill = [&](uint8_t* dst) {
+    for (size_t c = 0; c < copies; ++c) std::memcpy(dst + c * stride, proto.data(), each);
+    return Status::ok();
+  };
+  Weights w;
+  const uint8_t* base = nullptr;
+  if (g_huge_pages) {
+    auto r = MappedFile::anonymousCopy("bench weights", stride * copies, fill);
+    if (!r.isOk()) {
+      std::fprintf(stderr, "kernels_bench: %s\n", r.status().toString().c_str());
+      std::abort();
+    }
+    w.region = *r;
+    base = w.region->data();
+  } else {
+    w.heap.resize(stride * copies);
+    (void)fill(w.heap.data());
+    base = w.heap.data();
+  }
   for (size_t c = 0; c < copies; ++c) {
-    w.bytes.push_back(proto);
     TensorView v;
     v.name = "bench";
     v.dtype = dtype;
     v.shape = {n, k};
-    v.data = w.bytes.back().data();
+    v.data = base + c * stride;
     v.nbytes = each;
     w.views.push_back(v);
   }
@@ -252,6 +284,7 @@ int main(int argc, char** argv) {
         return 2;
       }
     }
+    if (std::strcmp(argv[i], "--pages=4k") == 0) turbine::engine::cpu::g_huge_pages = false;
     if (std::strncmp(argv[i], "--threads=", 10) == 0) {
       turbine::engine::cpu::g_threads = std::atoi(argv[i] + 10);
     }

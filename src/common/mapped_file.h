@@ -1,9 +1,12 @@
-// MappedFile: a read-only memory map of a whole file (weights are never copied into the heap).
-// Thread safety: immutable after open(); safe to read from any thread.
+// MappedFile: a read-only memory map of a whole file, or (anonymousCopy) a read-only anonymous
+// region holding a copy of such data in memory advised for transparent huge pages, for data that
+// is streamed over again and again (a model's weights; see model_loader.cc).
+// Thread safety: immutable after open() / anonymousCopy(); safe to read from any thread.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -16,6 +19,12 @@ class MappedFile {
  public:
   // Maps `path` read-only. NotFound if it does not exist, IoError if it cannot be mapped.
   static Result<std::shared_ptr<MappedFile>> open(const std::string& path);
+  // `size` bytes of anonymous memory, 2 MiB-aligned and advised MADV_HUGEPAGE (so that, where
+  // the kernel has transparent huge pages, a stream over it takes a TLB miss per 2 MiB rather
+  // than per 4 KiB page), handed writable to `fill` once and then made read-only. path() is
+  // `name`. IoError if the memory cannot be had; fill's error is returned as is.
+  static Result<std::shared_ptr<MappedFile>> anonymousCopy(
+      std::string name, size_t size, const std::function<Status(uint8_t* dst)>& fill);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -24,6 +33,8 @@ class MappedFile {
   size_t size() const { return size_; }
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
+  // True for an anonymousCopy() region (whether the kernel backs it with huge pages is its call).
+  bool anonymous() const { return map_size_ != 0; }
 
  private:
   MappedFile(std::string path, const uint8_t* data, size_t size)
@@ -31,6 +42,9 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_;
   size_t size_;
+  // anonymousCopy(): the whole mapping (data_ lies inside it, aligned); 0 for a file map.
+  void* map_base_ = nullptr;
+  size_t map_size_ = 0;
 };
 
 }  // namespace turbine

@@ -5,6 +5,12 @@
 // own AVX-512 f32 kernel on weight tiles converted to f32, else (AVX2, scalar) OpenBLAS sgemm on
 // such tiles, single-threaded BLAS in each of our pool threads on disjoint weight rows.
 // Threads split the weight rows (n), never k, so every output is written by one thread.
+// The small-m split is one contiguous share per thread. Measured alternatives for m = 1 (2
+// threads, this 2-core Zen 4 VM): interleaving 16-64 KiB blocks between the threads streams at
+// 0.45-0.75x; a work-claiming split (a thread that runs out takes 64 KiB grains from the back of
+// the other's share) was no better on a loaded machine and worse with one core shared with a busy
+// loop. What did pay: where the weights live (model_loader.cc: 2 MiB pages, ~1.3x the read rate)
+// and whole 64-byte loads in the bf16/f16 m = 1 kernels (kernels_avx512.cc, ~1.4x per core).
 #include "engine/cpu/kernels.h"
 
 #include <cblas.h>

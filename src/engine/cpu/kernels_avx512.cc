@@ -168,6 +168,75 @@ float dotRow(const typename L::T* w, const float* x, int64_t k) {
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
+// bf16 at m = 1: one 64-byte load holds 32 weights; as 16 32-bit lanes, each lane's high half is
+// an odd-indexed weight and its low half an even-indexed one, so `lanes & 0xffff0000` and
+// `lanes << 16` are the odd and even weights as f32, two cheap integer ops per 32 weights
+// against two widening shuffles and two shifts for 16-weight loads. x is given with each
+// 32-block de-interleaved to match: xp[32b + j] = x[32b + 2j], xp[32b + 16 + j] = x[32b + 2j + 1]
+// (j < 16). Same products as dotRow<LoadBF16>, summed in another order. Measured (1 thread, 2 MiB
+// pages, k = 1024): 22-24 GB/s against 14-15 for dotRow<LoadBF16>, the rate of f32 rows.
+void deinterleaveX(const float* x, int64_t k, float* xp) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int64_t i = 0; i + 32 <= k; i += 32) {
+    __m512 lo = _mm512_loadu_ps(x + i), hi = _mm512_loadu_ps(x + i + 16);
+    _mm512_storeu_ps(xp + i, _mm512_permutex2var_ps(lo, even, hi));
+    _mm512_storeu_ps(xp + i + 16, _mm512_permutex2var_ps(lo, odd, hi));
+  }
+}
+
+inline __m512 evenBf16(__m512i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)); }
+inline __m512 oddBf16(__m512i v, __m512i high) {
+  return _mm512_castsi512_ps(_mm512_and_si512(v, high));
+}
+
+float dotRowBf16Pairs(const uint16_t* w, const float* xp, const float* x, int64_t k) {
+  const __m512i high = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 64 <= k; i += 64) {
+    __m512i v0 = _mm512_loadu_si512(w + i), v1 = _mm512_loadu_si512(w + i + 32);
+    a0 = _mm512_fmadd_ps(evenBf16(v0), _mm512_loadu_ps(xp + i), a0);
+    a1 = _mm512_fmadd_ps(oddBf16(v0, high), _mm512_loadu_ps(xp + i + 16), a1);
+    a2 = _mm512_fmadd_ps(evenBf16(v1), _mm512_loadu_ps(xp + i + 32), a2);
+    a3 = _mm512_fmadd_ps(oddBf16(v1, high), _mm512_loadu_ps(xp + i + 48), a3);
+  }
+  if (i + 32 <= k) {
+    __m512i v0 = _mm512_loadu_si512(w + i);
+    a0 = _mm512_fmadd_ps(evenBf16(v0), _mm512_loadu_ps(xp + i), a0);
+    a1 = _mm512_fmadd_ps(oddBf16(v0, high), _mm512_loadu_ps(xp + i + 16), a1);
+    i += 32;
+  }
+  for (; i < k; i += 16) {  // the last k % 32 weights, in natural order against x
+    __mmask16 mask = tailMask(minI64(16, k - i));
+    a2 = _mm512_fmadd_ps(LoadBF16::loadMask(w + i, mask), _mm512_maskz_loadu_ps(mask, x + i), a2);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+// f16 at m = 1: whole 64-byte loads (32 weights), each half converted with vcvtph2ps, rather
+// than 32-byte loads. Same products as dotRow<LoadF16>, the same x order. Measured (1 thread,
+// 2 MiB pages, k = 1024): 23-26 GB/s against 17-19 for dotRow<LoadF16>.
+float dotRowF16Wide(const uint16_t* w, const float* x, int64_t k) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 64 <= k; i += 64) {
+    __m512i v0 = _mm512_loadu_si512(w + i), v1 = _mm512_loadu_si512(w + i + 32);
+    a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(v0)), _mm512_loadu_ps(x + i), a0);
+    a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(v0, 1)),
+                         _mm512_loadu_ps(x + i + 16), a1);
+    a2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(v1)), _mm512_loadu_ps(x + i + 32),
+                         a2);
+    a3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(v1, 1)),
+                         _mm512_loadu_ps(x + i + 48), a3);
+  }
+  for (; i < k; i += 16) {
+    __mmask16 mask = tailMask(minI64(16, k - i));
+    a0 = _mm512_fmadd_ps(LoadF16::loadMask(w + i, mask), _mm512_maskz_loadu_ps(mask, x + i), a0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
 // Memory-bound (m <= kStreamRows): rows one at a time, so that each thread streams one
 // contiguous run of weights, which the hardware prefetchers follow best (measured: 1.5x the
 // rate of 4- or 8-row tiles on a loaded machine). Compute-bound (larger m): 4-row x 6-x-row
@@ -195,10 +264,21 @@ void gemvF32(const float* w, int64_t k, int64_t r0, int64_t r1, const float* x, 
 }
 void gemvF16(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m,
              float* y, int64_t ldy) {
+  if (m == 1) {
+    for (int64_t r = r0; r < r1; ++r) y[r] = dotRowF16Wide(w + r * k, x, k);
+    return;
+  }
   gemv<LoadF16>(w, k, r0, r1, x, m, y, ldy);
 }
 void gemvBf16(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m,
               float* y, int64_t ldy) {
+  if (m == 1) {
+    static thread_local std::vector<float> xp_buf;
+    if (xp_buf.size() < static_cast<size_t>(k)) xp_buf.resize(static_cast<size_t>(k));
+    deinterleaveX(x, k, xp_buf.data());
+    for (int64_t r = r0; r < r1; ++r) y[r] = dotRowBf16Pairs(w + r * k, xp_buf.data(), x, k);
+    return;
+  }
   gemv<LoadBF16>(w, k, r0, r1, x, m, y, ldy);
 }
 
