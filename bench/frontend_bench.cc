@@ -1,8 +1,11 @@
 // Frontend overhead benchmark (issue 4 §4): OpenAiServer over a FakeBackend that produces one
-// token per stream every --interval-us, all streams in lock-step (a real engine hands the tokens
-// of one batch to the frontend at once, so this is the worst case for the frontend), and N
-// concurrent streaming clients on keep-alive connections, each looping /v1/completions requests
-// of --tokens tokens for --seconds.
+// token per stream every --interval-us, and N concurrent streaming clients on keep-alive
+// connections, each looping /v1/completions requests of --tokens tokens for --seconds.
+// --phases staggered (the default): each stream ticks at the fixed rate with its own phase, the
+// admitted requests spread round-robin over --phase-slots phases per interval (what a fleet of
+// engines with many batches hands the frontend). --phases lockstep: every stream's token at the
+// same instant (one engine handing one big batch over at once: the worst case for the frontend,
+// where the last of N chunks waits behind the N-1 before it).
 //
 // The client runs in a separate process (this binary re-executed with --role client), on
 // --client-threads event loops, so its CPU is measured apart from the server's. Steady-clock
@@ -14,6 +17,7 @@
 // at p50/p90/p99/p99.9/max, and CPU: server I/O threads, the backend thread (which also runs the
 // frontend's sinks), the client; chunks per server I/O-thread CPU-second.
 // Usage: frontend_bench [--streams 1,100,1000] [--tokens 64] [--interval-us 10000] [--seconds 5]
+//   [--phases staggered|lockstep] [--phase-slots 100]
 //   [--io-threads 2] [--client-threads 1] [--server-cpus LIST] [--client-cpus LIST]
 #include <sched.h>
 #include <sys/resource.h>
@@ -51,6 +55,8 @@ struct Config {
   std::vector<int> streams = {1, 100, 1000};
   int tokens = 64;
   int interval_us = 10000;
+  FakePhases phases = FakePhases::kStaggered;
+  int phase_slots = 100;
   double seconds = 5.0;
   int io_threads = 2;
   int client_threads = 1;
@@ -285,6 +291,8 @@ void runLevel(const Config& cfg, int streams) {
   FakeBackendOptions bo;
   bo.token_interval = std::chrono::microseconds(cfg.interval_us);
   bo.record_emit_times = true;
+  bo.phases = cfg.phases;
+  bo.phase_slots = cfg.phase_slots;
   bo.script = "The quick brown fox jumps over the lazy dog. ";
   auto backend = std::make_shared<FakeBackend>(bo);
   OpenAiServerOptions so;
@@ -342,6 +350,9 @@ int main(int argc, char** argv) {
     else if (k == "--tokens") cfg.tokens = std::stoi(v);
     else if (k == "--interval-us") cfg.interval_us = std::stoi(v);
     else if (k == "--seconds") cfg.seconds = std::stod(v);
+    else if (k == "--phase-slots") cfg.phase_slots = std::stoi(v);
+    else if (k == "--phases" && v == "lockstep") cfg.phases = FakePhases::kLockstep;
+    else if (k == "--phases" && v == "staggered") cfg.phases = FakePhases::kStaggered;
     else if (k == "--io-threads") cfg.io_threads = std::stoi(v);
     else if (k == "--client-threads") cfg.client_threads = std::stoi(v);
     else if (k == "--server-cpus") cfg.server_cpus = v;
@@ -350,7 +361,7 @@ int main(int argc, char** argv) {
     else if (k == "--port") cfg.port = std::stoi(v);
     else if (k == "--out") cfg.out = v;
     else {
-      fmt::print(stderr, "unknown flag {}\n", k);
+      fmt::print(stderr, "unknown flag or value: {} {} (--phases takes staggered or lockstep)\n", k, v);
       return 2;
     }
   }
@@ -361,9 +372,12 @@ int main(int argc, char** argv) {
   }
   if (cfg.client) return runClient(cfg);
   pinTo(cfg.server_cpus);
-  fmt::print("frontend_bench: tokens/request={} interval={}us io_threads={} client_threads={} (separate process) "
-             "seconds={} cores={} server_cpus={} client_cpus={}\n",
-             cfg.tokens, cfg.interval_us, cfg.io_threads, cfg.client_threads, cfg.seconds,
+  std::string phases = cfg.phases == FakePhases::kLockstep
+                           ? std::string("lockstep")
+                           : fmt::format("staggered({} slots/interval)", cfg.phase_slots);
+  fmt::print("frontend_bench: phases={} tokens/request={} interval={}us io_threads={} client_threads={} "
+             "(separate process) seconds={} cores={} server_cpus={} client_cpus={}\n",
+             phases, cfg.tokens, cfg.interval_us, cfg.io_threads, cfg.client_threads, cfg.seconds,
              std::thread::hardware_concurrency(), cfg.server_cpus.empty() ? "any" : cfg.server_cpus,
              cfg.client_cpus.empty() ? "any" : cfg.client_cpus);
   for (int n : cfg.streams) runLevel(cfg, n);

@@ -43,6 +43,13 @@ class ByteDetokenizer : public IncrementalDetokenizer {
 
 FakeBackend::FakeBackend(FakeBackendOptions options) : options_(std::move(options)) {
   if (options_.script.empty()) options_.script = " ";
+  interval_ns_ = std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::nanoseconds>(options_.token_interval).count());
+  int64_t slots = 1;
+  if (options_.phases == FakePhases::kStaggered) {
+    slots = std::clamp<int64_t>(options_.phase_slots, 1, std::max<int64_t>(1, interval_ns_ / 1000));
+  }
+  slots_.resize(static_cast<size_t>(slots));
+  start_ = Clock::now();
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), options_.thread_name.substr(0, 15).c_str());
     run();
@@ -112,22 +119,26 @@ std::string FakeBackend::tokenPiece(const std::string&, int32_t id) {
 Status FakeBackend::generate(GenerateRequest request, ChunkSink sink) {
   std::lock_guard<std::mutex> lock(mu_);
   if (options_.unavailable) return unavailable("fake backend: no worker available");
-  if (options_.max_running >= 0 && static_cast<int64_t>(active_.size()) >= options_.max_running) {
-    return resourceExhausted("fake backend: queue is full (" + std::to_string(active_.size()) + " running)");
+  size_t running = activeCount();
+  if (options_.max_running >= 0 && static_cast<int64_t>(running) >= options_.max_running) {
+    return resourceExhausted("fake backend: queue is full (" + std::to_string(running) + " running)");
   }
   received_.push_back(request);
   Active a;
   a.pos = static_cast<size_t>(request.sampling.seed.value_or(0)) % options_.script.size();
   a.request = std::move(request);
   a.sink = std::move(sink);
-  active_.push_back(std::move(a));
+  slots_[admitted_++ % slots_.size()].push_back(std::move(a));
+  cv_.notify_all();  // the producer re-plans its next wake-up
   return Status::ok();
 }
 
 void FakeBackend::abort(const std::string& request_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& a : active_) {
-    if (a.request.request_id == request_id) a.aborted = true;
+  for (auto& slot : slots_) {
+    for (auto& a : slot) {
+      if (a.request.request_id == request_id) a.aborted = true;
+    }
   }
   aborted_.push_back(request_id);
   cv_.notify_all();
@@ -172,40 +183,74 @@ bool FakeBackend::step(Active& a, GenerationChunk* chunk) {
   return false;
 }
 
+FakeBackend::Clock::time_point FakeBackend::tickTime(int64_t tick) const {
+  auto slots = static_cast<int64_t>(slots_.size());
+  return start_ + std::chrono::nanoseconds(tick * interval_ns_ / slots);
+}
+
+int64_t FakeBackend::nextBusyTick(int64_t from) const {
+  auto slots = static_cast<int64_t>(slots_.size());
+  for (int64_t t = from; t < from + slots; ++t) {
+    if (!slots_[static_cast<size_t>(t % slots)].empty()) return t;
+  }
+  return -1;
+}
+
+size_t FakeBackend::activeCount() const {
+  size_t n = 0;
+  for (const auto& slot : slots_) n += slot.size();
+  return n;
+}
+
+void FakeBackend::tickSlot(size_t slot, std::vector<std::pair<ChunkSink, GenerationChunk>>* out) {
+  auto tick = static_cast<uint32_t>(tick_times_.size());
+  auto& active = slots_[slot];
+  for (auto it = active.begin(); it != active.end();) {
+    GenerationChunk chunk;
+    bool last = step(*it, &chunk);
+    if (options_.record_emit_times && !chunk.token_ids.empty()) it->emit_ticks.push_back(tick);
+    if (last && options_.record_emit_times) emit_ticks_[it->request.request_id] = std::move(it->emit_ticks);
+    out->emplace_back(last ? std::move(it->sink) : it->sink, std::move(chunk));
+    it = last ? active.erase(it) : it + 1;
+  }
+  if (options_.record_emit_times) tick_times_.push_back(Clock::now());
+}
+
+// Wakes at tickTime(t) for each tick t whose slot holds a request; sleeps while none is running
+// (a new request wakes it to re-plan). Sinks run outside the lock.
 void FakeBackend::run() {
-  auto next = std::chrono::steady_clock::now();
+  auto slots = static_cast<int64_t>(slots_.size());
+  auto currentTick = [&] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start_).count() * slots / interval_ns_;
+  };
   std::vector<std::pair<ChunkSink, GenerationChunk>> out;
-  std::vector<ChunkSink> finished_sinks;
-  while (true) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      next += options_.token_interval;
-      auto now = std::chrono::steady_clock::now();
-      if (next < now) next = now;
-      cv_.wait_until(lock, next, [&] { return stop_; });
-      if (stop_) return;
-      auto tick = static_cast<uint32_t>(tick_times_.size());
-      for (auto it = active_.begin(); it != active_.end();) {
-        GenerationChunk chunk;
-        bool last = step(*it, &chunk);
-        if (options_.record_emit_times && !chunk.token_ids.empty()) it->emit_ticks.push_back(tick);
-        if (last && options_.record_emit_times) {
-          emit_ticks_[it->request.request_id] = std::move(it->emit_ticks);
-        }
-        out.emplace_back(last ? std::move(it->sink) : it->sink, std::move(chunk));
-        it = last ? active_.erase(it) : it + 1;
-      }
-      if (options_.record_emit_times) tick_times_.push_back(std::chrono::steady_clock::now());
+  int64_t next = 1;  // the first tick not yet served
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    uint64_t seen = admitted_;
+    auto woken = [&] { return stop_ || admitted_ != seen; };
+    int64_t tick = nextBusyTick(next);
+    if (tick < 0) {  // idle: wait for a request, then start at the tick after now (no catch-up)
+      cv_.wait(lock, woken);
+      next = currentTick() + 1;
+      continue;
     }
+    if (cv_.wait_until(lock, tickTime(tick), woken)) continue;  // stopping, or re-plan for a new request
+    tickSlot(static_cast<size_t>(tick % slots), &out);
+    next = tick + 1;
+    int64_t now_tick = currentTick();
+    if (next < now_tick - slots) next = now_tick;  // stalled over an interval: skip, don't burst
+    lock.unlock();
     for (auto& [sink, chunk] : out) sink(std::move(chunk));
     out.clear();
+    lock.lock();
   }
 }
 
 BackendStats FakeBackend::stats() {
   std::lock_guard<std::mutex> lock(mu_);
   BackendStats s;
-  s.running = static_cast<int64_t>(active_.size());
+  s.running = static_cast<int64_t>(activeCount());
   s.kv_blocks_total = 1000;
   s.kv_blocks_used = s.running * 2;
   s.prefix_cache_hit_rate = options_.cached_tokens > 0 ? 0.5 : 0.0;
@@ -241,7 +286,7 @@ std::vector<GenerateRequest> FakeBackend::received() const {
 
 size_t FakeBackend::running() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return active_.size();
+  return activeCount();
 }
 
 std::vector<std::chrono::steady_clock::time_point> FakeBackend::emitTimes(const std::string& id) const {
@@ -249,8 +294,10 @@ std::vector<std::chrono::steady_clock::time_point> FakeBackend::emitTimes(const 
   std::vector<std::chrono::steady_clock::time_point> out;
   const std::vector<uint32_t>* ticks = nullptr;
   if (auto it = emit_ticks_.find(id); it != emit_ticks_.end()) ticks = &it->second;
-  for (const auto& a : active_) {
-    if (ticks == nullptr && a.request.request_id == id) ticks = &a.emit_ticks;
+  for (const auto& slot : slots_) {
+    for (const auto& a : slot) {
+      if (ticks == nullptr && a.request.request_id == id) ticks = &a.emit_ticks;
+    }
   }
   if (ticks == nullptr) return out;
   for (uint32_t t : *ticks) out.push_back(tick_times_[t]);

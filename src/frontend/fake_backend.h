@@ -1,11 +1,19 @@
 // FakeBackend: a ServingBackend with no model, for tests, benchmarks and demos of the frontend.
 // Tokens are bytes (id b = byte b), plus EOS = 256 ("</s>") and BOS = 257 ("<s>"). A request
 // "generates" options.script (repeated, starting at offset seed % script length) one token per
-// token_interval, all requests ticking together on one producer thread; it finishes with
+// token_interval on one producer thread; it finishes with
 // "length" at max_tokens, with "stop" at a stop token id or (eos_after_script) at the script's
 // end unless ignore_eos. The chat "template" writes "<|role|>content\n" per message and
 // "<|assistant|>" for the generation prompt; a message whose content is "RAISE_EXCEPTION" makes it
 // fail with InvalidArgument, as a template's raise_exception would.
+// Phases: kLockstep ticks every request at the same instant (start + k*interval: the worst case
+// for the frontend, like one engine handing a whole batch over at once); kStaggered gives the
+// i-th admitted request the phase offset (i mod phase_slots) * interval / phase_slots, so the
+// requests tick at the same fixed rate with phases spread uniformly over the interval (like a
+// fleet of engines with many batches). Either way a request's first token comes at its phase's
+// next tick after admission, within one interval. The producer wakes only at ticks of slots that
+// hold a request (at most phase_slots wake-ups per interval; phase_slots is capped so a slot is at
+// least 1 us apart).
 // Thread safety: all methods are thread-safe.
 #pragma once
 
@@ -23,6 +31,8 @@
 
 namespace turbine::frontend {
 
+enum class FakePhases { kLockstep, kStaggered };
+
 struct FakeBackendOptions {
   std::string model = "fake-model";
   int32_t max_model_len = 2048;
@@ -33,6 +43,8 @@ struct FakeBackendOptions {
   bool unavailable = false;      // generate() -> Unavailable
   int32_t cached_tokens = 0;     // reported as prefix-cache hits on the first chunk
   bool record_emit_times = false;  // keep each token's emit time (see emitTimes())
+  FakePhases phases = FakePhases::kLockstep;
+  int32_t phase_slots = 100;       // kStaggered: distinct phases per interval (>= 1)
   std::string thread_name = "fake-backend";  // of the producer thread (benchmarks tell CPU apart)
 };
 
@@ -67,8 +79,9 @@ class FakeBackend : public ServingBackend {
   std::vector<GenerateRequest> received() const;
   size_t running() const;
   // Emit times of every token of `request_id` (record_emit_times only): the instant the tick's
-  // chunks of every stream were ready, just before the first sink of the tick was called (so the
-  // time the frontend's sinks take counts as frontend time, the producer's own work does not).
+  // chunks (of every stream in the tick's phase slot) were ready, just before the first sink of
+  // the tick was called (so the time the frontend's sinks take counts as frontend time, the
+  // producer's own work does not).
   std::vector<std::chrono::steady_clock::time_point> emitTimes(const std::string& request_id) const;
 
  private:
@@ -81,14 +94,26 @@ class FakeBackend : public ServingBackend {
     bool first = true;
     std::vector<uint32_t> emit_ticks;  // record_emit_times: index in tick_times_ per token
   };
+  using Clock = std::chrono::steady_clock;
   void run();
+  // Steps every request of phase slot `slot` (under mu_), appending their chunks to `out`.
+  void tickSlot(size_t slot, std::vector<std::pair<ChunkSink, GenerationChunk>>* out);
+  // The first tick index >= `from` whose slot holds a request, or -1 when none does (under mu_).
+  int64_t nextBusyTick(int64_t from) const;
+  Clock::time_point tickTime(int64_t tick) const;
+  size_t activeCount() const;  // under mu_
   // Produces the next chunk of `a`; returns true when it was the final one.
   bool step(Active& a, GenerationChunk* chunk);
 
   FakeBackendOptions options_;
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
-  std::deque<Active> active_;  // guarded by mu_
+  // Requests by phase slot (one slot in kLockstep); tick t serves slot t % slots_.size() at
+  // tickTime(t). Guarded by mu_.
+  std::vector<std::deque<Active>> slots_;
+  uint64_t admitted_ = 0;  // requests admitted so far (picks the slot; wakes the producer)
+  Clock::time_point start_;
+  int64_t interval_ns_ = 0;
   std::vector<std::string> aborted_;
   std::vector<GenerateRequest> received_;
   // record_emit_times: when each tick's chunks were ready, and the ticks of finished requests.
