@@ -1,4 +1,6 @@
-// Model loading: resolves a model path, reads its configuration and memory-maps its weights.
+// Model loading: resolves a model path, reads its configuration and memory-maps its weights;
+// by default (TURBINE_WEIGHTS=auto) the weights are then copied once into 2 MiB pages, which
+// decode streams faster than a file mapping (see model_loader.cc; =mmap keeps the mapping).
 //   path = a Hugging Face folder (config.json + model.safetensors or a sharded checkpoint with
 //          model.safetensors.index.json), a .gguf file, or a folder holding exactly one .gguf.
 // Every expected tensor is checked for presence, dtype and shape against the configuration;
