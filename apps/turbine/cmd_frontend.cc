@@ -31,15 +31,9 @@ struct FrontendArgs {
   std::string host = "127.0.0.1";
   int port = 8000;
   std::string api_key;
-  bool no_kv_events = false;
-  double overlap_weight = 1.0;
-  double temperature = 0.0;
-  uint64_t seed = 0;
+  router::RouterOptions routing;  // the policy comes from `router`
   int shutdown_grace_s = 10;
   int io_threads = 2;
-  double busy_kv_fraction = 0.0;
-  int64_t busy_prefill_tokens = 0;
-  double queued_prefill_weight = 0.0;
   int lease_ttl_s = 10;
   std::vector<uint64_t> drop_kv_seqs;  // tests: kv frames with these seqs are "lost on the wire"
 };
@@ -75,14 +69,8 @@ struct FrontendStack {
 
 Result<std::shared_ptr<frontend::FleetBackend>> makeBackend(const FrontendArgs& args, FrontendStack& stack) {
   frontend::FleetBackendOptions fo;
+  fo.router = args.routing;
   fo.router.policy = args.router;
-  fo.router.seed = args.seed;
-  fo.router.overlap_weight = args.overlap_weight;
-  fo.router.temperature = args.temperature;
-  fo.router.use_kv_events = !args.no_kv_events;
-  fo.router.busy_kv_fraction = args.busy_kv_fraction;
-  fo.router.busy_prefill_tokens = args.busy_prefill_tokens;
-  fo.router.queued_prefill_weight = args.queued_prefill_weight;
   fo.model_path = args.model;
   fo.created = std::chrono::duration_cast<std::chrono::seconds>(
                    std::chrono::system_clock::now().time_since_epoch()).count();
@@ -133,7 +121,7 @@ Status runFrontend(const FrontendArgs& args) {
   stack.server = std::make_unique<frontend::OpenAiServer>(so, stack.backend);
   TURBINE_RETURN_IF_ERROR(stack.server->start());
   logLine("watching etcd " + args.etcd + " at " + stack.discovery->prefix() + ", router " + args.router +
-          (args.no_kv_events ? " (approximate: no KV events)" : ""));
+          (args.routing.use_kv_events ? "" : " (approximate: no KV events)"));
   logLine("listening on http://" + args.host + ":" + std::to_string(stack.server->port()));
 
   logLine(std::string("received ") + waitForStopSignal(signals) + ", shutting down");
@@ -158,22 +146,7 @@ void addFrontendCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--port", args->port, "Port to bind (0: pick a free one; the log says which)")
       ->check(CLI::Range(0, 65535))->capture_default_str();
   cmd->add_option("--api-key", args->api_key, "Require 'Authorization: Bearer KEY'");
-  cmd->add_flag("--no-kv-events", args->no_kv_events,
-                "Approximate mode: the kv router learns from its own decisions, not from events");
-  cmd->add_option("--overlap-weight", args->overlap_weight, "kv router: weight of uncached prompt blocks")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd->add_option("--router-temperature", args->temperature, "kv router: softmax temperature (0: the minimum)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd->add_option("--seed", args->seed, "Router randomness (ties, softmax)")->capture_default_str();
-  cmd->add_option("--busy-kv-fraction", args->busy_kv_fraction,
-                  "kv router: skip workers whose active KV blocks exceed this fraction (0: off)")
-      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
-  cmd->add_option("--busy-prefill-tokens", args->busy_prefill_tokens,
-                  "kv router: skip workers with more queued prefill tokens than this (0: off)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd->add_option("--queued-prefill-weight", args->queued_prefill_weight,
-                  "kv router: weight of a worker's queued prefill blocks in the cost (0: DESIGN.md §4's formula)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  addRouterOptions(cmd, args->routing);
   cmd->add_option("--io-threads", args->io_threads, "HTTP I/O threads (each its own event loop)")
       ->check(CLI::Range(1, 256))->capture_default_str();
   cmd->add_option("--shutdown-grace", args->shutdown_grace_s, "Seconds in-flight requests get on shutdown")

@@ -56,9 +56,7 @@ struct ServeArgs {
   int max_num_seqs = 256;
   int shutdown_grace_s = 10;
   int io_threads = 2;
-  double busy_kv_fraction = 0.0;
-  int64_t busy_prefill_tokens = 0;
-  double queued_prefill_weight = 0.0;
+  router::RouterOptions routing;  // the policy comes from `router`
 };
 
 void logLine(const std::string& line) { app::logLine("serve", line); }
@@ -210,11 +208,8 @@ Status runServe(ServeArgs args) {
     TURBINE_ASSIGN_OR_RETURN(kv_bytes, parseBytes(args.kv_cache_memory, "--kv-cache-memory"));
   }
   if (args.router.empty()) args.router = router::hasKvRouter() ? "kv" : "least-loaded";
-  router::RouterOptions ro;
+  router::RouterOptions ro = args.routing;
   ro.policy = args.router;
-  ro.busy_kv_fraction = args.busy_kv_fraction;
-  ro.busy_prefill_tokens = args.busy_prefill_tokens;
-  ro.queued_prefill_weight = args.queued_prefill_weight;
   TURBINE_ASSIGN_OR_RETURN(std::unique_ptr<router::Router> router, router::makeRouter(ro));
   TURBINE_ASSIGN_OR_RETURN(ModelAssets assets, loadAssets(args.model));
 
@@ -259,15 +254,7 @@ void addServeCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::IsMember({"kv", "least-loaded", "round-robin", "random"}));
   cmd->add_option("--max-num-seqs", args->max_num_seqs, "Running sequences per worker at most")
       ->check(CLI::Range(1, 65536))->capture_default_str();
-  cmd->add_option("--busy-kv-fraction", args->busy_kv_fraction,
-                  "kv router: skip workers whose active KV blocks exceed this fraction (0: off)")
-      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
-  cmd->add_option("--busy-prefill-tokens", args->busy_prefill_tokens,
-                  "kv router: skip workers with more queued prefill tokens than this (0: off)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd->add_option("--queued-prefill-weight", args->queued_prefill_weight,
-                  "kv router: weight of a worker's queued prefill blocks in the cost (0: DESIGN.md §4's formula)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  addRouterOptions(cmd, args->routing);
   cmd->add_option("--io-threads", args->io_threads, "HTTP I/O threads (each its own event loop)")
       ->check(CLI::Range(1, 256))->capture_default_str();
   cmd->add_option("--shutdown-grace", args->shutdown_grace_s, "Seconds in-flight requests get on shutdown")

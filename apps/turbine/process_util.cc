@@ -81,6 +81,25 @@ Result<std::unique_ptr<engine::ModelRunner>> makeCpuRunner(
   return std::unique_ptr<engine::ModelRunner>(std::move(runner));
 }
 
+void addRouterOptions(CLI::App* cmd, router::RouterOptions& o) {
+  cmd->add_option("--seed", o.seed, "Router randomness (ties, softmax)")->capture_default_str();
+  cmd->add_option("--overlap-weight", o.overlap_weight, "kv router: weight of uncached prompt blocks")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--router-temperature", o.temperature, "kv router: softmax temperature (0: the minimum)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_flag_callback("--no-kv-events", [&o] { o.use_kv_events = false; },
+                         "Approximate mode: the kv router learns from its own decisions, not from events");
+  cmd->add_option("--busy-kv-fraction", o.busy_kv_fraction,
+                  "kv router: skip workers whose active KV blocks exceed this fraction (0: off)")
+      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  cmd->add_option("--busy-prefill-tokens", o.busy_prefill_tokens,
+                  "kv router: skip workers with more queued prefill tokens than this (0: off)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--queued-prefill-weight", o.queued_prefill_weight,
+                  "kv router: weight of a worker's queued prefill blocks in the cost (0: DESIGN.md §4's formula)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+}
+
 void logLine(const char* command, const std::string& line) {
   std::fprintf(stderr, "turbine %s: %s\n", command, line.c_str());
   std::fflush(stderr);

@@ -8,9 +8,12 @@
 #include <memory>
 #include <string>
 
+#include <CLI/CLI.hpp>
+
 #include "common/status.h"
 #include "engine/batch.h"
 #include "model/weights.h"
+#include "router/router.h"
 
 namespace turbine::app {
 
@@ -36,6 +39,12 @@ struct CpuRunnerOptions {
 };
 Result<std::unique_ptr<engine::ModelRunner>> makeCpuRunner(
     const std::shared_ptr<const model::ModelWeights>& weights, const CpuRunnerOptions& options);
+
+// The router's knobs that `serve` and `frontend` share (--seed, --overlap-weight,
+// --router-temperature, --no-kv-events, --busy-kv-fraction, --busy-prefill-tokens,
+// --queued-prefill-weight), written into `options` (which must outlive parsing). The policy
+// itself (--router) stays with each command: their defaults differ.
+void addRouterOptions(CLI::App* cmd, router::RouterOptions& options);
 
 // "turbine <command>: <line>" on stderr, flushed.
 void logLine(const char* command, const std::string& line);
