@@ -8,7 +8,8 @@ processes (the tiny real model) and `turbine frontend` processes routing to them
     the index of a frontend that lost none;
   - approximate mode (--no-kv-events) routes a repeated prefix to the same worker without events;
   - a `--engine mock` worker serves its own model name next to the real ones;
-  - a worker killed with SIGKILL leaves routing within the lease TTL, and requests still succeed.
+  - a worker killed with SIGKILL leaves routing within the lease TTL, and requests still succeed;
+  - a request whose worker dies mid-stream migrates; a worker sent SIGTERM drains and exits 0.
 
 usage: fleet_test.py TURBINE_BINARY TINY_MODEL_DIR
 """
@@ -343,6 +344,39 @@ class FleetTest(unittest.TestCase):
         self.assertEqual(chunks[-1]["usage"]["completion_tokens"], 400, chunks[-1])
         self.assertEqual([c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1], "length")
         self.assertGreaterEqual(metric(self.frontend, "turbine_request_migrations_total", model="tiny"), 1)
+
+    def test_8_sigterm_drains_the_worker_and_its_streams_complete(self):
+        spare = start_worker(self.etcd)  # so that a second worker is left after the drain
+        self.procs.append(spare)
+        self.workers.append(spare)
+        alive = [w for w in self.workers if w.proc.poll() is None]
+        wait_until(lambda: metric(self.frontend, "turbine_fleet_workers", model="tiny") == len(alive), 30,
+                   "the spare worker to join")
+        before = routed_per_worker(self.frontend)
+        body = json.dumps({"model": "tiny", "prompt": long_prompt("theta"), "max_tokens": 300, "temperature": 0,
+                           "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}})
+        req = urllib.request.Request(self.frontend.url + "/v1/completions", data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+        events, stopped = [], None
+        with urllib.request.urlopen(req, timeout=120) as r:
+            for raw in r:
+                line = raw.decode().strip()
+                if not line.startswith("data: "):
+                    continue
+                events.append(line[6:])
+                if stopped is None and len(events) == 5:
+                    after = routed_per_worker(self.frontend)
+                    wid = next(w for w in after if after[w] != before.get(w, 0))
+                    stopped = next(w for w in alive if str(w.id) == wid)
+                    stopped.proc.send_signal(signal.SIGTERM)
+        self.assertIsNotNone(stopped)
+        self.assertEqual(events[-1], "[DONE]")
+        last = json.loads(events[-2])
+        self.assertEqual(last["usage"]["completion_tokens"], 300, last)
+        self.assertEqual(stopped.proc.wait(30), 0, stopped.log)
+        self.assertIn("draining", stopped.log)
+        # Deregistered at once: gone from etcd without waiting for the lease.
+        wait_until(lambda: str(stopped.id) not in self.etcd.worker_keys(), 5, "the drained worker's record to go")
 
 
 if __name__ == "__main__":
