@@ -33,6 +33,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "frontend/backend.h"
@@ -91,6 +92,10 @@ class EngineBackend : public ServingBackend {
 
   // Workers the backend can route to now.
   size_t numWorkers() const;
+  // Prompt tokens of the finished requests that reported usage, and how many of them were cached.
+  std::pair<int64_t, int64_t> promptAndCachedTokens() const {
+    return {prompt_tokens_.load(std::memory_order_relaxed), cached_tokens_.load(std::memory_order_relaxed)};
+  }
 
  private:
   struct WorkerEntry {

@@ -220,7 +220,7 @@ BackendStats FleetBackend::stats() {
     for (const auto& [name, m] : models_) all.push_back(m);
   }
   BackendStats s;
-  double hit_weighted = 0, weight = 0;
+  int64_t prompt = 0, cached = 0;
   std::string extra;
   for (const auto& m : all) {
     BackendStats one = m->backend->stats();
@@ -228,11 +228,12 @@ BackendStats FleetBackend::stats() {
     s.waiting += one.waiting;
     s.kv_blocks_total += one.kv_blocks_total;
     s.kv_blocks_used += one.kv_blocks_used;
-    hit_weighted += one.prefix_cache_hit_rate;
-    weight += 1;
+    const auto [p, c] = m->backend->promptAndCachedTokens();
+    prompt += p;
+    cached += c;
     extra += one.extra_metrics;
   }
-  s.prefix_cache_hit_rate = weight > 0 ? hit_weighted / weight : 0.0;
+  s.prefix_cache_hit_rate = prompt > 0 ? static_cast<double>(cached) / static_cast<double>(prompt) : 0.0;
   s.extra_metrics = fleetMetrics() + extra;
   if (options_.extra_metrics) s.extra_metrics += options_.extra_metrics();
   return s;

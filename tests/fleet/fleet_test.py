@@ -237,6 +237,7 @@ class FleetTest(unittest.TestCase):
         self.assertGreaterEqual(metric(self.frontend, "turbine_router_usage_reports_total", model="tiny"), 2)
         self.assertGreater(metric(self.frontend, "turbine_router_actual_cached_tokens_total", model="tiny"), 0)
         self.assertGreaterEqual(metric(self.frontend, "turbine_router_decision_seconds_count", model="tiny"), 2)
+        self.assertGreater(metric(self.frontend, "turbine_prefix_cache_hit_rate"), 0)
         self.assertGreater(metric(self.frontend, "turbine_router_decision_seconds", model="tiny", quantile="0.99"), 0)
 
     def test_3_dropped_event_messages_are_replayed_and_the_index_converges(self):
