@@ -52,6 +52,16 @@ void appendBytes(std::string& out, std::string_view token) {
   out += ']';
 }
 
+// "token":..,"logprob":..,"bytes":[..] of one chat logprob entry (the braces are the caller's).
+void appendTokenLogprobFields(std::string& out, std::string_view token, float logprob) {
+  out += "\"token\":";
+  appendJsonString(out, token);
+  out += ",\"logprob\":";
+  appendFloat(out, logprob);
+  out += ",\"bytes\":";
+  appendBytes(out, token);
+}
+
 // Chat form: {"content":[{"token","logprob","bytes","top_logprobs":[...]}]}
 void appendChatLogprobs(std::string& out, bool has, const std::vector<LogprobEntry>& entries) {
   if (!has) {
@@ -62,21 +72,13 @@ void appendChatLogprobs(std::string& out, bool has, const std::vector<LogprobEnt
   for (size_t i = 0; i < entries.size(); ++i) {
     const LogprobEntry& e = entries[i];
     if (i > 0) out += ',';
-    out += "{\"token\":";
-    appendJsonString(out, e.token);
-    out += ",\"logprob\":";
-    appendFloat(out, e.logprob);
-    out += ",\"bytes\":";
-    appendBytes(out, e.token);
+    out += '{';
+    appendTokenLogprobFields(out, e.token, e.logprob);
     out += ",\"top_logprobs\":[";
     for (size_t k = 0; k < e.top.size(); ++k) {
       if (k > 0) out += ',';
-      out += "{\"token\":";
-      appendJsonString(out, e.top[k].first);
-      out += ",\"logprob\":";
-      appendFloat(out, e.top[k].second);
-      out += ",\"bytes\":";
-      appendBytes(out, e.top[k].first);
+      out += '{';
+      appendTokenLogprobFields(out, e.top[k].first, e.top[k].second);
       out += '}';
     }
     out += "]}";
