@@ -105,6 +105,11 @@ EngineBackend::~EngineBackend() {
 void EngineBackend::onDiscovery(const runtime::DiscoveryEvent& e) {
   const auto& rec = e.record;
   if (rec.model_id != options_.model_id) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    suspended_.erase(rec.worker_id);  // discovery's word replaces the suspension
+    strikes_.erase(rec.worker_id);
+  }
   if (e.kind == runtime::DiscoveryEvent::Kind::kRemoved) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -113,8 +118,12 @@ void EngineBackend::onDiscovery(const runtime::DiscoveryEvent& e) {
     router_->removeWorker(rec.worker_id);
     return;
   }
+  (void)addRecord(rec);
+}
+
+bool EngineBackend::addRecord(const runtime::WorkerRecord& rec) {
   auto client = planes_.requests->connect(rec.endpoint);
-  if (!client.isOk()) return;  // not reachable: not routable either
+  if (!client.isOk()) return false;  // not reachable: not routable either
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (workers_.empty()) block_size_ = rec.block_size;
@@ -127,6 +136,7 @@ void EngineBackend::onDiscovery(const runtime::DiscoveryEvent& e) {
   }
   router_->addWorker(router::WorkerInfo{rec.worker_id, rec.model_id, rec.role, rec.block_size,
                                         rec.kv_blocks_total});
+  return true;
 }
 
 void EngineBackend::onEvent(const runtime::EventPayload& payload) {
@@ -277,6 +287,7 @@ Status EngineBackend::generate(GenerateRequest request, ChunkSink sink) {
 Status EngineBackend::admit(const std::shared_ptr<Migration>& m) {
   // A worker that refuses as Unavailable (it died, its lease has not expired yet) leaves the
   // routing at once, and the request is routed again among the others.
+  restoreSuspended();
   Status st;
   for (int attempt = 0; attempt < kMaxRouteAttempts; ++attempt) {
     kv::WorkerId worker = 0;
@@ -290,9 +301,41 @@ Status EngineBackend::admit(const std::shared_ptr<Migration>& m) {
 void EngineBackend::dropWorker(kv::WorkerId worker) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (workers_.erase(worker) == 0) return;
+    auto it = workers_.find(worker);
+    if (it == workers_.end()) return;
+    const int strikes = std::min(strikes_[worker]++, 5);
+    const auto delay = std::chrono::milliseconds(options_.worker_retry_ms << strikes);
+    suspended_[worker] = Suspended{it->second.record, std::chrono::steady_clock::now() + delay};
+    any_suspended_.store(true, std::memory_order_release);
+    workers_.erase(it);
   }
   router_->removeWorker(worker);
+}
+
+void EngineBackend::restoreSuspended() {
+  if (!any_suspended_.load(std::memory_order_acquire)) return;
+  std::vector<runtime::WorkerRecord> due;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = suspended_.begin(); it != suspended_.end();) {
+      if (it->second.retry_at > now) {
+        ++it;
+        continue;
+      }
+      due.push_back(std::move(it->second.record));
+      it = suspended_.erase(it);
+    }
+    any_suspended_.store(!suspended_.empty(), std::memory_order_release);
+  }
+  for (const auto& rec : due) {
+    if (addRecord(rec)) continue;
+    std::lock_guard<std::mutex> lock(mu_);  // unreachable: suspended again, for longer
+    const int strikes = std::min(strikes_[rec.worker_id]++, 5);
+    suspended_[rec.worker_id] = Suspended{
+        rec, std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.worker_retry_ms << strikes)};
+    any_suspended_.store(true, std::memory_order_release);
+  }
 }
 
 GenerateRequest EngineBackend::continuation(const Migration& m) {
@@ -440,6 +483,7 @@ void EngineBackend::abort(const std::string& request_id) {
 }
 
 Status EngineBackend::health() {
+  restoreSuspended();
   std::vector<std::shared_ptr<runtime::WorkerClient>> clients;
   {
     std::lock_guard<std::mutex> lock(mu_);

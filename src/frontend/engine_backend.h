@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <chrono>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -59,6 +60,9 @@ struct EngineBackendOptions {
   // A request whose worker fails mid-stream with Unavailable (the worker died) goes on on
   // another worker, the tokens streamed so far appended to its prompt, at most this many times.
   int migration_limit = 2;
+  // A worker that refuses as Unavailable leaves the routing; while discovery still lists it, it
+  // comes back on probation after this long, doubling (up to 32x) each time it refuses again.
+  int64_t worker_retry_ms = 1000;
 };
 
 struct BackendPlanes {
@@ -140,8 +144,12 @@ class EngineBackend : public ServingBackend {
   bool migrate(const std::shared_ptr<Migration>& m, kv::WorkerId worker, GenerationChunk& failed);
   void post(std::function<void()> task);  // runs on the backend's task thread
   void runTasks();
-  // Takes a worker out of routing until discovery adds it again.
+  // Takes a worker out of routing: until discovery changes its record or removes it, or until
+  // its retry time (restoreSuspended() then puts it back on probation).
   void dropWorker(kv::WorkerId worker);
+  void restoreSuspended();
+  // Puts a worker's record into routing (connect, workers_, router). False when unreachable.
+  bool addRecord(const runtime::WorkerRecord& rec);
   void onDiscovery(const runtime::DiscoveryEvent& event);
   // The kv router's metrics in Prometheus text, labelled with the model ("" for other policies).
   std::string routerMetrics() const;
@@ -162,6 +170,13 @@ class EngineBackend : public ServingBackend {
 
   mutable std::mutex mu_;  // guards workers_, requests_, block_size_
   std::map<kv::WorkerId, WorkerEntry> workers_;
+  struct Suspended {
+    runtime::WorkerRecord record;
+    std::chrono::steady_clock::time_point retry_at;
+  };
+  std::map<kv::WorkerId, Suspended> suspended_;
+  std::map<kv::WorkerId, int> strikes_;  // refusals since discovery last changed the record
+  std::atomic<bool> any_suspended_{false};
   std::unordered_map<std::string, InFlight> requests_;
   int32_t block_size_ = 16;  // of the workers (the first record's)
 

@@ -1,13 +1,15 @@
 // EngineBackend over the in-process planes with scripted workers (no engine): routing with the
 // prompt's block hashes, request and chunk translation, abort forwarding, discovery changes,
+// suspension of workers that refuse as Unavailable,
 // stats from load reports, chat templates and detokenization with a real (tiny) tokenizer.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "backend_fakes.h"
 #include "frontend/engine_backend.h"
@@ -81,6 +83,7 @@ class EngineBackendTest : public ::testing::Test {
     o.served_model_name = "tiny";
     o.model_id = "tiny-id";
     o.bos_token = "<B>";
+    o.worker_retry_ms = 50;
     router_ = std::make_shared<RecordingRouter>();
     auto b = EngineBackend::create(o, tinyTokenizer(), std::make_shared<const model::ChatTemplate>(std::move(*tmpl)),
                                    router_, {&requests_, &discovery_, &events_});
@@ -238,6 +241,32 @@ TEST_F(EngineBackendTest, AbortGoesToTheRunningWorkerAndErrorsPassThrough) {
   EXPECT_EQ(backend_->generate(request("c", {1}), [](GenerationChunk) {}).code(), StatusCode::kResourceExhausted);
   std::lock_guard<std::mutex> lock(router_->mu);
   EXPECT_EQ(router_->finished, (std::vector<std::string>{"a", "c"}));
+}
+
+// A worker that refused as Unavailable once (a transient failure; its lease and record stay)
+// comes back after worker_retry_ms; one that discovery removed meanwhile does not.
+TEST_F(EngineBackendTest, AWorkerThatRefusedAsUnavailableComesBackOnProbation) {
+  workers_[0]->refuse = unavailable("connection refused");
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(backend_->generate(request("a" + std::to_string(i), {1}), [](GenerationChunk) {}).isOk());
+  }
+  EXPECT_EQ(workers_[1]->received.size(), 2u);
+  EXPECT_EQ(backend_->numWorkers(), 1u);
+  workers_[0]->refuse = Status::ok();  // it recovered; discovery never changed its record
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(backend_->generate(request("b" + std::to_string(i), {1}), [](GenerationChunk) {}).isOk());
+  }
+  EXPECT_EQ(backend_->numWorkers(), 2u);
+  EXPECT_GE(workers_[0]->received.size(), 1u);
+
+  workers_[1]->refuse = unavailable("connection refused");
+  ASSERT_TRUE(backend_->generate(request("c", {1}), [](GenerationChunk) {}).isOk());
+  EXPECT_EQ(backend_->numWorkers(), 1u);
+  discovery_.deregisterWorker(1);  // its lease expired: gone for good
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  EXPECT_TRUE(backend_->health().isOk());
+  EXPECT_EQ(backend_->numWorkers(), 1u);
 }
 
 TEST_F(EngineBackendTest, FollowsDiscoveryAndAggregatesLoad) {
