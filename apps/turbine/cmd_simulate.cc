@@ -20,11 +20,14 @@ struct SimulateFlags {
   std::string trace, router = "kv", profile, out;
   int32_t workers = 16, kv_blocks = 1024, block_size = 512;
   size_t max_requests = 0;
-  double time_scale = 1.0, rate_scale = 1.0, overlap_weight = 1.0, temperature = 0.0;
-  double queued_prefill_weight = 0.0;
+  double time_scale = 1.0, rate_scale = 1.0, temperature = 0.0;
+  // The kv cost's defaults are the router's (turbine frontend / serve use the same).
+  double overlap_weight = router::RouterOptions{}.overlap_weight;
+  double queued_prefill_weight = router::RouterOptions{}.queued_prefill_weight;
   double busy_kv_fraction = 0.0;
   int64_t busy_prefill_tokens = 0;
   bool no_kv_events = false;
+  bool whole_block_prompts = false;
   uint64_t seed = 0;
 };
 
@@ -37,13 +40,15 @@ nlohmann::json reportJson(const SimulateFlags& f, const mocker::SimulationReport
   nlohmann::json j = {
       {"router", f.router}, {"workers", f.workers}, {"kv_blocks_per_worker", f.kv_blocks},
       {"block_size", f.block_size}, {"rate_scale", f.rate_scale}, {"time_scale", f.time_scale},
+      {"whole_block_prompts", f.whole_block_prompts},
       {"requests", r.requests}, {"completed", r.completed}, {"failed", r.failed},
       {"makespan_s", r.makespan_s}, {"prefix_hit_ratio", r.prefix_hit_ratio},
       {"pooled_oracle_hit_ratio", r.pooled_oracle_hit_ratio},
       {"pooled_optimal_hit_ratio", r.pooled_optimal_hit_ratio},
       {"infinite_cache_hit_ratio", r.infinite_cache_hit_ratio},
       {"ttft_ms", percentilesJson(r.ttft_ms)}, {"itl_ms", percentilesJson(r.itl_ms)},
-      {"e2e_ms", percentilesJson(r.e2e_ms)}, {"output_tokens", r.output_tokens},
+      {"e2e_ms", percentilesJson(r.e2e_ms)}, {"ttft_alone_ms", percentilesJson(r.ttft_alone_ms)},
+      {"ttft_wait_ms", percentilesJson(r.ttft_wait_ms)}, {"output_tokens", r.output_tokens},
       {"output_tokens_per_s", r.output_tokens_per_s}, {"input_tokens_per_s", r.input_tokens_per_s},
       {"preemptions", r.preemptions}, {"wall_s", r.wall_s}};
   auto& w = j["per_worker"] = nlohmann::json::array();
@@ -74,6 +79,8 @@ void printSummary(const mocker::SimulationReport& r, const std::string& policy) 
   std::printf("TTFT ms p50 %.1f p90 %.1f p99 %.1f | ITL ms p50 %.2f p99 %.2f | e2e ms p50 %.0f p99 %.0f\n",
               r.ttft_ms.p50, r.ttft_ms.p90, r.ttft_ms.p99, r.itl_ms.p50, r.itl_ms.p99, r.e2e_ms.p50,
               r.e2e_ms.p99);
+  std::printf("TTFT split: alone on an idle worker ms p50 %.1f p99 %.1f | waiting ms p50 %.1f p99 %.1f\n",
+              r.ttft_alone_ms.p50, r.ttft_alone_ms.p99, r.ttft_wait_ms.p50, r.ttft_wait_ms.p99);
   std::printf("output %.1f tokens/s, input %.1f tokens/s, preemptions %lld\n", r.output_tokens_per_s,
               r.input_tokens_per_s, static_cast<long long>(r.preemptions));
   double lo = 1, hi = 0;
@@ -90,6 +97,7 @@ Status runSimulate(const SimulateFlags& f) {
   o.kv_blocks_per_worker = f.kv_blocks;
   o.block_size = f.block_size;
   o.rate_scale = f.rate_scale;
+  o.whole_block_prompts = f.whole_block_prompts;
   if (!f.profile.empty()) {
     TURBINE_ASSIGN_OR_RETURN(o.profile, mocker::loadTimingProfile(f.profile));
   }
@@ -162,6 +170,8 @@ void addSimulateCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--time-scale", flags->time_scale, "Engine speed-up factor (step times divided by it)")
       ->capture_default_str();
   cmd->add_option("--rate-scale", flags->rate_scale, "Arrival rate multiplier")->capture_default_str();
+  cmd->add_flag("--whole-block-prompts", flags->whole_block_prompts,
+                "Prompts of len(hash_ids) * block size + 1 tokens instead of input_length");
   cmd->add_option("--max-requests", flags->max_requests, "Replay only the first N requests (0: all)");
   cmd->add_option("--profile", flags->profile, "Timing profile JSON (src/mocker/timing_model.h)");
   cmd->add_option("--overlap-weight", flags->overlap_weight, "kv: weight of uncached prompt blocks")

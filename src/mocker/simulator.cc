@@ -30,6 +30,7 @@ struct ReqState {
   int64_t first_us = -1;
   int64_t last_us = -1;
   int32_t tokens = 0;
+  int32_t prompt_tokens = 0;
   uint32_t worker = 0;
 };
 
@@ -61,16 +62,26 @@ Percentiles percentiles(std::vector<double>& v) {
   return p;
 }
 
-std::vector<int32_t> promptTokens(const TraceRequest& r, int32_t block_size) {
-  std::vector<int32_t> tokens(r.hash_ids.size() * static_cast<size_t>(block_size) + 1, 0);
-  for (size_t j = 0; j < r.hash_ids.size(); ++j) {
-    // base-64 digits of the id (ids < 64^8), then a marker so id 0 differs from padding.
+// The prompt: input_length tokens when the row is consistent (ceil(input_length / block_size) ==
+// len(hash_ids), as in every Mooncake row), so its last block is partial, as in the real
+// request, and is neither cached nor hit (the engine caches full blocks only); otherwise, or
+// with whole_block_prompts, len(hash_ids) * block_size + 1 tokens (every id a full block).
+std::vector<int32_t> promptTokens(const TraceRequest& r, int32_t block_size, bool whole_blocks) {
+  const auto bs = static_cast<int64_t>(block_size);
+  const auto k = static_cast<int64_t>(r.hash_ids.size());
+  const bool consistent = k > 0 && r.input_length > (k - 1) * bs && r.input_length <= k * bs;
+  const int64_t n = consistent && !whole_blocks ? r.input_length : k * bs + 1;
+  std::vector<int32_t> tokens(static_cast<size_t>(n), 0);
+  for (int64_t j = 0; j < k; ++j) {
+    // base-64 digits of the id (ids < 64^8), then a marker so id 0 differs from padding; a
+    // partial last block keeps what fits.
     auto id = static_cast<uint64_t>(r.hash_ids[j]);
-    int32_t* block = tokens.data() + j * static_cast<size_t>(block_size);
-    for (int d = 0; d < std::min(8, block_size - 1); ++d, id /= kMockVocab) {
-      block[d] = static_cast<int32_t>(id % kMockVocab);
+    const int64_t start = j * bs;
+    const int64_t digits = std::min<int64_t>(8, bs - 1);
+    for (int64_t d = 0; d < digits && start + d < n; ++d, id /= kMockVocab) {
+      tokens[start + d] = static_cast<int32_t>(id % kMockVocab);
     }
-    block[std::min(8, block_size - 1)] = kMockVocab - 1;
+    if (start + digits < n) tokens[start + digits] = kMockVocab - 1;
   }
   return tokens;
 }
@@ -100,7 +111,7 @@ class Simulation {
   uint64_t order_ = 0;
   kv::BlockHash root_ = 0;
   SimulationReport rep_;
-  std::vector<double> ttft_, itl_, e2e_;
+  std::vector<double> ttft_, itl_, e2e_, alone_, wait_;
   int64_t total_blocks_ = 0, hit_blocks_ = 0, input_tokens_ = 0;
   int64_t end_us_ = 0;
 };
@@ -109,13 +120,14 @@ void Simulation::arrive(uint32_t i, int64_t now) {
   const TraceRequest& tr = trace_[i];
   engine::Request req;
   req.request_id = std::to_string(i);
-  req.token_ids = promptTokens(tr, o_.block_size);
+  req.token_ids = promptTokens(tr, o_.block_size, o_.whole_block_prompts);
   req.sampling.temperature = 0.0f;
   req.stop.max_tokens = std::max(tr.output_length, 1);
   req.stop.ignore_eos = true;
   const auto hashes = kv::blockHashes(root_, req.token_ids, o_.block_size);
   total_blocks_ += static_cast<int64_t>(tr.hash_ids.size());
   reqs_[i].arrival_us = now;
+  reqs_[i].prompt_tokens = static_cast<int32_t>(req.token_ids.size());
   auto d = router_.route(router::RouteRequest{req.request_id, o_.model_id, hashes,
                                               static_cast<int32_t>(req.token_ids.size())});
   if (!d) {
@@ -171,6 +183,12 @@ void Simulation::deliver(uint32_t w, const engine::Output& out, uint32_t i, int6
     hit_blocks_ += cached_blocks;
     workers_[w].report.cached_blocks += cached_blocks;
     if (hooks_.on_usage) hooks_.on_usage(id, out.usage->cached_tokens);
+    if (r.first_us >= 0) {
+      const int32_t cached = out.usage->cached_tokens;
+      const double alone_ms = isolatedPrefillUs(o_.profile, cached, r.prompt_tokens - cached) / 1000.0;
+      alone_.push_back(alone_ms);
+      wait_.push_back(static_cast<double>(r.first_us - r.arrival_us) / 1000.0 - alone_ms);
+    }
   }
   if (out.status.isOk()) {
     ++rep_.completed;
@@ -241,6 +259,8 @@ SimulationReport Simulation::run() {
   rep_.ttft_ms = percentiles(ttft_);
   rep_.itl_ms = percentiles(itl_);
   rep_.e2e_ms = percentiles(e2e_);
+  rep_.ttft_alone_ms = percentiles(alone_);
+  rep_.ttft_wait_ms = percentiles(wait_);
   if (rep_.makespan_s > 0) {
     rep_.output_tokens_per_s = static_cast<double>(rep_.output_tokens) / rep_.makespan_s;
     rep_.input_tokens_per_s = static_cast<double>(input_tokens_) / rep_.makespan_s;

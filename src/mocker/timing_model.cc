@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -40,6 +41,24 @@ double stepTimeUs(const TimingProfile& p, const engine::Batch& batch) {
     } else {
       us += p.prefill_us_per_token * n + p.attention_us_per_pair * pairs(start, n);
     }
+  }
+  return us / p.speedup;
+}
+
+double isolatedPrefillUs(const TimingProfile& p, int64_t cached_tokens, int64_t new_tokens) {
+  const int64_t chunk_max = std::max<int64_t>(p.max_num_batched_tokens, 1);
+  double us = 0;
+  for (int64_t done = 0; done < new_tokens;) {
+    const int64_t n = std::min(chunk_max, new_tokens - done);
+    const auto start = static_cast<double>(cached_tokens + done);
+    us += p.step_base_us;
+    if (n == 1 && start > 0) {
+      us += p.decode_us_per_seq + p.kv_read_us_per_token * (start + 1);
+    } else {
+      us += p.prefill_us_per_token * static_cast<double>(n) +
+            p.attention_us_per_pair * pairs(start, static_cast<double>(n));
+    }
+    done += n;
   }
   return us / p.speedup;
 }

@@ -47,4 +47,10 @@ double stepTimeUs(const TimingProfile& p, const engine::Batch& batch);
 double prefillTimeUs(const TimingProfile& p, int64_t cached_tokens, int64_t new_tokens);
 double decodeStepTimeUs(const TimingProfile& p, int64_t batch_size, int64_t total_context);
 
+// Time to first token of a prompt alone on an idle engine (no queue, no other sequence in its
+// steps): its `new_tokens` after `cached_tokens` in chunks of at most max_num_batched_tokens,
+// one step each, costed as stepTimeUs() costs them (a lone last token is a decode). The part of
+// a measured TTFT above this is waiting: queueing and sharing steps with other sequences.
+double isolatedPrefillUs(const TimingProfile& p, int64_t cached_tokens, int64_t new_tokens);
+
 }  // namespace turbine::mocker

@@ -134,6 +134,66 @@ TEST(SimulatorTest, FirstRequestsOfTheMooncakeTrace) {
   EXPECT_LT(kv.ttft_ms.p99, rr.ttft_ms.p99);  // fewer recomputed prefixes: a shorter tail
 }
 
+// TTFT = prefill alone on an idle worker + waiting: requests far apart never wait, a burst on one
+// worker queues (FIFO), and the split adds up to the measured TTFT.
+TEST(SimulatorTest, TtftSplitsIntoPrefillAloneAndWaiting) {
+  std::vector<TraceRequest> t;
+  for (int i = 0; i < 6; ++i) {
+    TraceRequest r;
+    r.timestamp_ms = 10'000.0 * i;  // far longer than any request
+    r.hash_ids = {0, 100 + i, 200 + i};
+    r.input_length = 3 * 64;
+    r.output_length = 4;
+    t.push_back(r);
+  }
+  SimulationOptions o;
+  o.workers = 2;
+  o.kv_blocks_per_worker = 64;
+  o.block_size = 64;
+  o.profile.max_num_batched_tokens = 100;  // 193-token prompts take 2 to 3 chunks
+  auto apart = runWith(t, o, "round-robin");
+  expectSane(apart, t.size());
+  EXPECT_NEAR(apart.ttft_wait_ms.p99, 0.0, 0.01);
+  EXPECT_NEAR(apart.ttft_wait_ms.p50, 0.0, 0.01);
+  EXPECT_NEAR(apart.ttft_alone_ms.p50, apart.ttft_ms.p50, 0.01);
+  EXPECT_GT(apart.ttft_alone_ms.p50, 0.0);
+  for (auto& r : t) r.timestamp_ms = 0;  // one burst
+  o.workers = 1;
+  auto burst = runWith(t, o, "round-robin");
+  expectSane(burst, t.size());
+  EXPECT_GT(burst.ttft_wait_ms.p50, burst.ttft_alone_ms.p50);  // most wait behind others
+  EXPECT_NEAR(burst.ttft_alone_ms.p99, apart.ttft_alone_ms.p99, 0.01);  // same prompts, same hits
+  EXPECT_GE(burst.ttft_wait_ms.p50, 0.0);
+}
+
+// A consistent row's prompt is input_length tokens: its partial last block is neither cached
+// nor hit (the engine caches full blocks); whole_block_prompts makes every id a full block.
+TEST(SimulatorTest, PromptLengthsFollowInputLength) {
+  std::vector<TraceRequest> t(2);
+  for (int i = 0; i < 2; ++i) {
+    t[i].timestamp_ms = 10'000.0 * i;
+    t[i].hash_ids = {0, 1, 2};
+    t[i].input_length = 2 * 64 + 30;  // 3 blocks of 64, the last one partial
+    t[i].output_length = 3;
+  }
+  SimulationOptions o;
+  o.workers = 1;
+  o.kv_blocks_per_worker = 32;
+  o.block_size = 64;
+  const auto exact = runWith(t, o, "round-robin");
+  expectSane(exact, t.size());
+  EXPECT_DOUBLE_EQ(exact.prefix_hit_ratio, 2.0 / 6.0);  // the second request hits 2 full blocks
+  EXPECT_DOUBLE_EQ(exact.infinite_cache_hit_ratio, 3.0 / 6.0);
+  o.whole_block_prompts = true;
+  const auto whole = runWith(t, o, "round-robin");
+  EXPECT_DOUBLE_EQ(whole.prefix_hit_ratio, 3.0 / 6.0);
+  EXPECT_GT(whole.ttft_alone_ms.p99, exact.ttft_alone_ms.p99);  // 193 tokens instead of 158
+  // A row whose input_length does not match its ids falls back to whole blocks.
+  for (auto& r : t) r.input_length = 5000;
+  o.whole_block_prompts = false;
+  EXPECT_DOUBLE_EQ(runWith(t, o, "round-robin").prefix_hit_ratio, 3.0 / 6.0);
+}
+
 TEST(SimulatorTest, BadInputs) {
   EXPECT_FALSE(parseMooncakeLine(R"({"timestamp": 0, "input_length": 5})").isOk());
   EXPECT_FALSE(parseMooncakeLine(R"({"timestamp": 0, "input_length": 5, "output_length": 1, "hash_ids": [-1]})").isOk());

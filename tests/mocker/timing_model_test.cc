@@ -36,6 +36,24 @@ TEST(TimingModelTest, DecodeStepGrowsWithBatchAndContext) {
   EXPECT_NEAR(stepTimeUs(p, b), decodeStepTimeUs(p, 4, 101 + 102 + 103 + 104), 1e-6);
 }
 
+TEST(TimingModelTest, IsolatedPrefillIsChunkedLikeTheScheduler) {
+  TimingProfile p;
+  p.step_base_us = 100;
+  p.prefill_us_per_token = 2;
+  p.attention_us_per_pair = 0.01;
+  p.max_num_batched_tokens = 100;
+  // 250 tokens after 40 cached: chunks of 100, 100, 50 at offsets 40, 140, 240.
+  const double want = 3 * 100 + 2 * 250 + 0.01 * (100 * (40 + 50) + 100 * (140 + 50) + 50 * (240 + 25));
+  EXPECT_DOUBLE_EQ(isolatedPrefillUs(p, 40, 250), want);
+  // One chunk: the single-step formula.
+  EXPECT_DOUBLE_EQ(isolatedPrefillUs(p, 7, 60), prefillTimeUs(p, 7, 60));
+  // A fully cached prompt computes its last token as a decode.
+  EXPECT_DOUBLE_EQ(isolatedPrefillUs(p, 999, 1), decodeStepTimeUs(p, 1, 1000));
+  EXPECT_DOUBLE_EQ(isolatedPrefillUs(p, 0, 0), 0.0);
+  p.speedup = 4;
+  EXPECT_DOUBLE_EQ(isolatedPrefillUs(p, 40, 250), want / 4);
+}
+
 TEST(TimingModelTest, ProfileParsing) {
   auto p = parseTimingProfile(R"({"step_base_us": 7, "max_num_seqs": 3})", "x.json");
   ASSERT_TRUE(p.isOk()) << p.status().toString();
@@ -97,6 +115,32 @@ TEST(MockEngineTest, RunsRequestsInModelledTimeWithPrefixCaching) {
   EXPECT_EQ(load.kv_blocks_total, 64);
   EXPECT_EQ(load.kv_blocks_used, 0);
   EXPECT_GT(load.kv_blocks_cached_free, 0);
+  // A lone request's time to its first token is isolatedPrefillUs of its uncached tokens: a
+  // fresh 65-token prompt under a 24-token step budget takes 3 chunks (24, 24, 17).
+  {
+    MockEngineOptions co = o;
+    co.profile.max_num_batched_tokens = 24;
+    MockEngine chunked(co);
+    bool first = false;
+    engine::Request r;
+    r.request_id = "c";
+    r.token_ids.assign(16 * 4 + 1, 5);
+    r.sampling.temperature = 0;
+    r.stop.max_tokens = 2;
+    r.stop.ignore_eos = true;
+    auto on_output = [&](engine::Output&& out) { first |= !out.token_ids.empty(); };
+    ASSERT_TRUE(chunked.add(std::move(r), on_output).isOk());
+    double until_first = 0;
+    int steps = 0;
+    while (!first && chunked.hasWork()) {
+      auto d = chunked.step();
+      ASSERT_TRUE(d.isOk());
+      until_first += *d;
+      ++steps;
+    }
+    EXPECT_EQ(steps, 3);  // 24 + 24 + 17 tokens
+    EXPECT_NEAR(until_first, isolatedPrefillUs(co.profile, 0, 65), 1e-6);
+  }
   // A prompt larger than the pool is rejected with a clear error.
   engine::Request huge;
   huge.request_id = "huge";
