@@ -1,6 +1,7 @@
 #include "engine/llama_model.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <string>
 
@@ -241,9 +242,10 @@ void LlamaModel::runLayer(int32_t layer, int64_t n) {
   forRows(*pool_, n, [&](int64_t r0, int64_t r1) {
     cpu::rmsnorm(x_.data() + r0 * h, w.attn_norm, c.rms_norm_eps, r1 - r0, h, xn_.data() + r0 * h);
   });
-  cpu::matmul(*pool_, xn_.data(), n, w.wq, q_.data(), biasOrNull(w.bq));
-  cpu::matmul(*pool_, xn_.data(), n, w.wk, k_.data(), biasOrNull(w.bk));
-  cpu::matmul(*pool_, xn_.data(), n, w.wv, v_.data(), biasOrNull(w.bv));
+  const std::array<cpu::MatmulOut, 3> qkv{{{&w.wq, q_.data(), biasOrNull(w.bq)},
+                                           {&w.wk, k_.data(), biasOrNull(w.bk)},
+                                           {&w.wv, v_.data(), biasOrNull(w.bv)}}};
+  cpu::matmulGroup(*pool_, xn_.data(), n, qkv);
   storeKv(layer, n);
   const AttentionShape shape{c.num_heads, 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
   attention_.run(*pool_, *kv_, layer, attn_seqs_, shape, q_.data(), attn_.data());
@@ -253,8 +255,9 @@ void LlamaModel::runLayer(int32_t layer, int64_t n) {
   forRows(*pool_, n, [&](int64_t r0, int64_t r1) {
     cpu::rmsnorm(x_.data() + r0 * h, w.ffn_norm, c.rms_norm_eps, r1 - r0, h, xn_.data() + r0 * h);
   });
-  cpu::matmul(*pool_, xn_.data(), n, w.w_gate, gate_.data());
-  cpu::matmul(*pool_, xn_.data(), n, w.w_up, up_.data());
+  const std::array<cpu::MatmulOut, 2> gate_up{{{&w.w_gate, gate_.data(), nullptr},
+                                               {&w.w_up, up_.data(), nullptr}}};
+  cpu::matmulGroup(*pool_, xn_.data(), n, gate_up);
   forRows(*pool_, n, [&](int64_t r0, int64_t r1) {
     cpu::siluMul(gate_.data() + r0 * f, up_.data() + r0 * f, (r1 - r0) * f);
   });

@@ -52,6 +52,52 @@ TEST(ThreadPoolTest, EveryIndexExactlyOnce) {
   }
 }
 
+// parallelForBalanced: every index once, in grains of at most `grain`, for many shapes; and a
+// thread held up on its first grain has the rest of its share taken by the others.
+TEST(ThreadPoolTest, BalancedEveryIndexExactlyOnce) {
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 2, 7, 31, 100, 1000, 12345}) {
+      for (int64_t grain : {1, 3, 16, 5000}) {
+        SCOPED_TRACE(testing::Message() << "threads=" << threads << " n=" << n << " grain=" << grain);
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        pool.parallelForBalanced(n, grain, [&](int64_t b, int64_t e) {
+          ASSERT_LE(0, b);
+          ASSERT_LT(b, e);
+          ASSERT_LE(e, n);
+          ASSERT_LE(e - b, grain);
+          for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+        });
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << i;
+      }
+    }
+  }
+}
+
+TEST(ThreadPoolTest, BalancedStealsFromASlowThread) {
+  ThreadPool pool(2);
+  const int64_t n = 64;
+  std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+  std::atomic<int> late_grains{0};
+  std::atomic<bool> slow_done{false};
+  pool.parallelForBalanced(n, 1, [&](int64_t b, int64_t e) {
+    if (b == n / 2) {  // the first grain of the second share: hold it until the rest is done
+      for (int i = 0; i < 2000 && !slow_done.load(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    } else if (b > n / 2) {
+      late_grains.fetch_add(1);
+    }
+    for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+    int total = 0;
+    for (const auto& h : hits) total += h.load();
+    if (total == n - 1) slow_done.store(true);
+  });
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << i;
+  EXPECT_EQ(late_grains.load(), n / 2 - 1);
+  EXPECT_TRUE(slow_done.load()) << "the other thread did not take the held-up share's grains";
+}
+
 TEST(ThreadPoolTest, ManyBackToBackRegions) {
   ThreadPool pool(2);
   int64_t total = 0;

@@ -5,17 +5,19 @@
 // own AVX-512 f32 kernel on weight tiles converted to f32, else (AVX2, scalar) OpenBLAS sgemm on
 // such tiles, single-threaded BLAS in each of our pool threads on disjoint weight rows.
 // Threads split the weight rows (n), never k, so every output is written by one thread.
-// The small-m split is one contiguous share per thread. Measured alternatives for m = 1 (2
-// threads, this 2-core Zen 4 VM): interleaving 16-64 KiB blocks between the threads streams at
-// 0.45-0.75x; a work-claiming split (a thread that runs out takes 64 KiB grains from the back of
-// the other's share) was no better on a loaded machine and worse with one core shared with a busy
-// loop. What did pay: where the weights live (model_loader.cc: 2 MiB pages, ~1.3x the read rate)
-// and whole 64-byte loads in the bf16/f16 m = 1 kernels (kernels_avx512.cc, ~1.4x per core).
+// The small-m split (ThreadPool::parallelForBalanced): each thread streams its own contiguous
+// share front to back in 128 KiB grains and, once done, takes grains from the back of the
+// other's share, so the region ends within a grain of both threads; the matmuls of one x (q/k/v,
+// gate/up) share one region (matmulGroup). Measured alternatives for m = 1 (2 threads, this 2-core
+// Zen 4 VM): interleaving 16-64 KiB blocks between the threads streams at 0.45-0.75x. What paid
+// most: where the weights live (model_loader.cc: 2 MiB pages, ~1.3x the read rate) and whole
+// 64-byte loads in the bf16/f16 m = 1 kernels (kernels_avx512.cc, ~1.4x per core).
 #include "engine/cpu/kernels.h"
 
 #include <cblas.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <vector>
 
@@ -44,6 +46,12 @@ int64_t maxGemvRows(const KernelTable& kt, DType dtype) {
 }
 // Weight rows per work unit of the gemv kernels: 16 f32 outputs = one cache line of y.
 constexpr int64_t kGemvUnitRows = 16;
+// Weight bytes per grain of the gemv split (ThreadPool::parallelForBalanced): small enough that
+// the end of a region leaves at most a few microseconds of one thread's stream to wait for,
+// large enough that each grain is one long sequential read.
+constexpr int64_t kGemvGrainBytes = 128 << 10;
+// Matmuls of one x that share one parallel region at most (q, k, v).
+constexpr size_t kMaxGroup = 4;
 // Weight rows converted to f32 per sgemm call on the OpenBLAS GEMM path.
 constexpr int64_t kGemmTileRows = 128;
 // Weight rows converted per call of the own f32 GEMM kernel (a multiple of its 12; measured:
@@ -108,48 +116,87 @@ void rowsToF32(const KernelTable& kt, const model::TensorView& w, int64_t r0, in
   }
 }
 
-void gemvPath(const KernelTable& kt, ThreadPool& pool, const float* x, int64_t m,
-              const model::TensorView& w, float* y) {
-  int64_t k = w.cols();
-  int64_t n = w.rows();
-  int64_t units = (n + kGemvUnitRows - 1) / kGemvUnitRows;
-  if (w.dtype == DType::kQ8_0) {
-    static thread_local Q8Scratch q8;
-    internal::Q8Rows xq = quantizeRows(x, m, k, q8);
-    const auto* wq = static_cast<const BlockQ8_0*>(w.data);
-    pool.parallelFor(units, [&](int, int64_t b, int64_t e) {
-      kt.gemv_q8(wq, xq.nb, b * kGemvUnitRows, std::min(n, e * kGemvUnitRows), xq, m, y, n);
-    });
-    return;
-  }
-  if (w.dtype == DType::kBF16 && m > 1 && kt.gemv_bf16_dp != nullptr) {
-    // x to bf16 once per matmul (m * k conversions against m * n * k products).
-    static thread_local std::vector<uint16_t> xb_buf;
-    uint16_t* xb = scratch(xb_buf, static_cast<size_t>(m * k));
-    kt.f32_to_bf16(x, m * k, xb);
-    const auto* wb = static_cast<const uint16_t*>(w.data);
-    pool.parallelFor(units, [&](int, int64_t b, int64_t e) {
-      kt.gemv_bf16_dp(wb, k, b * kGemvUnitRows, std::min(n, e * kGemvUnitRows), xb, m, y, n);
-    });
-    return;
-  }
-  pool.parallelFor(units, [&](int, int64_t b, int64_t e) {
-    int64_t r0 = b * kGemvUnitRows;
-    int64_t r1 = std::min(n, e * kGemvUnitRows);
-    switch (w.dtype) {
-      case DType::kF32:
-        kt.gemv_f32(static_cast<const float*>(w.data), k, r0, r1, x, m, y, n);
-        break;
-      case DType::kF16:
-        kt.gemv_f16(static_cast<const uint16_t*>(w.data), k, r0, r1, x, m, y, n);
-        break;
-      case DType::kBF16:
-        kt.gemv_bf16(static_cast<const uint16_t*>(w.data), k, r0, r1, x, m, y, n);
-        break;
-      case DType::kQ8_0:
-        break;
+// x prepared once for the gemv kernels of a group of matmuls of the same x: q8_0 blocks for
+// q8_0 weights, bf16 for the bf16 dot-product kernel (m > 1), both only when some weight needs it.
+struct GemvInput {
+  const float* x = nullptr;
+  int64_t m = 0;
+  internal::Q8Rows xq;
+  const uint16_t* xb = nullptr;
+};
+
+bool usesBf16Dp(const KernelTable& kt, const model::TensorView& w, int64_t m) {
+  return w.dtype == DType::kBF16 && m > 1 && kt.gemv_bf16_dp != nullptr;
+}
+
+GemvInput prepareGemvInput(const KernelTable& kt, const float* x, int64_t m,
+                           std::span<const MatmulOut> outs) {
+  GemvInput in{x, m, {}, nullptr};
+  const int64_t k = outs[0].w->cols();
+  for (const MatmulOut& o : outs) {
+    if (o.w->dtype == DType::kQ8_0 && in.xq.qs == nullptr) {
+      static thread_local Q8Scratch q8;
+      in.xq = quantizeRows(x, m, k, q8);
     }
-  });
+    if (usesBf16Dp(kt, *o.w, m) && in.xb == nullptr) {
+      // x to bf16 once per group (m * k conversions against m * n * k products).
+      static thread_local std::vector<uint16_t> xb_buf;
+      auto* xb = scratch(xb_buf, static_cast<size_t>(m * k));
+      kt.f32_to_bf16(x, m * k, xb);
+      in.xb = xb;
+    }
+  }
+  return in;
+}
+
+// y[:, r0:r1] of one matmul through its dtype's gemv kernel.
+void gemvRows(const KernelTable& kt, const GemvInput& in, const model::TensorView& w, float* y,
+              int64_t r0, int64_t r1) {
+  const int64_t k = w.cols();
+  const int64_t n = w.rows();
+  const int64_t m = in.m;
+  switch (w.dtype) {
+    case DType::kF32:
+      kt.gemv_f32(static_cast<const float*>(w.data), k, r0, r1, in.x, m, y, n);
+      break;
+    case DType::kF16:
+      kt.gemv_f16(static_cast<const uint16_t*>(w.data), k, r0, r1, in.x, m, y, n);
+      break;
+    case DType::kBF16:
+      if (usesBf16Dp(kt, w, m)) {
+        kt.gemv_bf16_dp(static_cast<const uint16_t*>(w.data), k, r0, r1, in.xb, m, y, n);
+      } else {
+        kt.gemv_bf16(static_cast<const uint16_t*>(w.data), k, r0, r1, in.x, m, y, n);
+      }
+      break;
+    case DType::kQ8_0:
+      kt.gemv_q8(static_cast<const BlockQ8_0*>(w.data), k / kQ8BlockSize, r0, r1, in.xq, m, y, n);
+      break;
+  }
+}
+
+// The gemv kernels of up to kMaxGroup matmuls of one x in one parallel region: their weight
+// rows, in units of kGemvUnitRows, laid end to end and shared out by parallelForBalanced.
+void gemvGroup(const KernelTable& kt, ThreadPool& pool, const float* x, int64_t m,
+               std::span<const MatmulOut> outs) {
+  const GemvInput in = prepareGemvInput(kt, x, m, outs);
+  std::array<int64_t, kMaxGroup + 1> first{};  // first[i]: unit where matmul i starts
+  for (size_t i = 0; i < outs.size(); ++i) {
+    first[i + 1] = first[i] + (outs[i].w->rows() + kGemvUnitRows - 1) / kGemvUnitRows;
+  }
+  auto body = [&](int64_t b, int64_t e) {
+    for (size_t i = 0; i < outs.size(); ++i) {
+      const int64_t ub = std::max(b, first[i]), ue = std::min(e, first[i + 1]);
+      if (ub >= ue) continue;
+      const int64_t n = outs[i].w->rows();
+      gemvRows(kt, in, *outs[i].w, outs[i].y, (ub - first[i]) * kGemvUnitRows,
+               std::min(n, (ue - first[i]) * kGemvUnitRows));
+    }
+  };
+  const auto unit_bytes =
+      static_cast<int64_t>(model::dtypeBytes(outs[0].w->dtype, kGemvUnitRows * outs[0].w->cols()));
+  pool.parallelForBalanced(first[outs.size()], std::max<int64_t>(1, kGemvGrainBytes / unit_bytes),
+                           body);
 }
 
 void setBlasThreads(int n) {
@@ -284,18 +331,33 @@ const float* vectorF32(const model::TensorView& v, std::vector<float>& buf) {
 
 void matmul(ThreadPool& pool, const float* x, int64_t m, const model::TensorView& w, float* y,
             const model::TensorView* bias) {
+  const MatmulOut out{&w, y, bias};
+  matmulGroup(pool, x, m, std::span<const MatmulOut>(&out, 1));
+}
+
+void matmulGroup(ThreadPool& pool, const float* x, int64_t m, std::span<const MatmulOut> outs) {
   const KernelTable& kt = internal::currentKernels();
-  int64_t n = w.rows();
-  if (m <= 0 || n <= 0) return;
-  if (m <= maxGemvRows(kt, w.dtype)) {
-    gemvPath(kt, pool, x, m, w, y);
-  } else {
-    gemmPath(kt, pool, x, m, w, y);
+  if (m <= 0 || outs.empty()) return;
+  // The gemv members share one region; GEMM members each have their own.
+  std::array<MatmulOut, kMaxGroup> gemv{};
+  size_t n_gemv = 0;
+  for (const MatmulOut& o : outs) {
+    if (o.w->rows() <= 0) continue;
+    if (m <= maxGemvRows(kt, o.w->dtype) && n_gemv < kMaxGroup) {
+      gemv[n_gemv++] = o;
+    } else if (m <= maxGemvRows(kt, o.w->dtype)) {
+      gemvGroup(kt, pool, x, m, std::span<const MatmulOut>(&o, 1));
+    } else {
+      gemmPath(kt, pool, x, m, *o.w, o.y);
+    }
   }
-  if (bias != nullptr && bias->present()) {
+  if (n_gemv > 0) gemvGroup(kt, pool, x, m, std::span<const MatmulOut>(gemv.data(), n_gemv));
+  for (const MatmulOut& o : outs) {
+    if (o.bias == nullptr || !o.bias->present()) continue;
     static thread_local std::vector<float> bias_buf;
-    const float* b = vectorF32(*bias, bias_buf);
-    for (int64_t j = 0; j < m; ++j) kt.add(y + j * n, b, n);
+    const float* b = vectorF32(*o.bias, bias_buf);
+    const int64_t n = o.w->rows();
+    for (int64_t j = 0; j < m; ++j) kt.add(o.y + j * n, b, n);
   }
 }
 

@@ -25,6 +25,18 @@ bool setKernelIsa(const char* isa);
 void matmul(ThreadPool& pool, const float* x, int64_t m, const model::TensorView& w, float* y,
             const model::TensorView* bias = nullptr);
 
+// One product of matmulGroup: y = x w^T (+ bias).
+struct MatmulOut {
+  const model::TensorView* w = nullptr;
+  float* y = nullptr;
+  const model::TensorView* bias = nullptr;
+};
+
+// Several matmuls of the same x (e.g. the q, k and v projections), each as matmul(). Where m is
+// small (the memory-bound gemv kernels) they share one parallel region, so the threads stream
+// the weights back to back and meet once, not once per matmul.
+void matmulGroup(ThreadPool& pool, const float* x, int64_t m, std::span<const MatmulOut> outs);
+
 // out[i, :] = row ids[i] of table, converted to f32. table: [vocab, d].
 void embedRows(const model::TensorView& table, std::span<const int32_t> ids, float* out);
 

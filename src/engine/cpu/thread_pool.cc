@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -65,6 +66,12 @@ struct ThreadPool::Impl {
   std::atomic<int64_t> n{0};
   std::atomic<int> chunks{0};
   std::atomic<bool> stop{false};
+  // parallelForBalanced: per share, (front << 32) | back in grains; a share's grains
+  // [front, back) are unclaimed. One cache line each.
+  struct alignas(64) Share {
+    std::atomic<uint64_t> range{0};
+  };
+  std::unique_ptr<Share[]> shares;
 
   static int64_t chunkBegin(int64_t n, int chunks, int i) {
     return static_cast<int64_t>((static_cast<__int128>(n) * i) / chunks);
@@ -104,6 +111,7 @@ ThreadPool::ThreadPool(int n_threads) : impl_(new Impl) {
     if (n_threads <= 0) n_threads = 1;
   }
   impl_->size = n_threads;
+  impl_->shares = std::make_unique<Impl::Share[]>(static_cast<size_t>(n_threads));
   impl_->workers.reserve(static_cast<size_t>(n_threads - 1));
   for (int i = 1; i < n_threads; ++i) {
     impl_->workers.emplace_back([this] { impl_->workerLoop(); });
@@ -141,6 +149,58 @@ void ThreadPool::parallelFor(int64_t n, const Fn& fn) {
        d = p.done.load(std::memory_order_acquire)) {
     spinThenWait(p.done, d);
   }
+}
+
+namespace {
+
+// Claims one grain of `share`: from the front (the owner) or the back (a thief). Returns -1
+// when the share is empty.
+int64_t claimGrain(std::atomic<uint64_t>& share, bool front) {
+  uint64_t r = share.load(std::memory_order_acquire);
+  for (;;) {
+    auto f = static_cast<uint32_t>(r >> 32);
+    auto b = static_cast<uint32_t>(r & 0xffffffffu);
+    if (f >= b) return -1;
+    uint64_t next = front ? r + (uint64_t{1} << 32) : r - 1;
+    if (share.compare_exchange_weak(r, next, std::memory_order_acq_rel)) {
+      return front ? f : b - 1;
+    }
+  }
+}
+
+}  // namespace
+
+void ThreadPool::parallelForBalanced(int64_t n, int64_t grain,
+                                     const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t grains = (n + grain - 1) / grain;
+  Impl& p = *impl_;
+  const int parts = static_cast<int>(std::min<int64_t>(grains, p.size));
+  if (parts <= 1 || grains > int64_t{0xffffffff}) {
+    for (int64_t b = 0; b < n; b += grain) fn(b, std::min(n, b + grain));
+    return;
+  }
+  for (int t = 0; t < parts; ++t) {
+    auto f = static_cast<uint64_t>(Impl::chunkBegin(grains, parts, t));
+    auto b = static_cast<uint64_t>(Impl::chunkBegin(grains, parts, t + 1));
+    p.shares[static_cast<size_t>(t)].range.store((f << 32) | b, std::memory_order_relaxed);
+  }
+  auto runGrain = [&](int64_t g) { fn(g * grain, std::min(n, (g + 1) * grain)); };
+  // Chunk t of the region owns share t; a thread that runs out steals from the others.
+  parallelFor(parts, [&](int, int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      std::atomic<uint64_t>& own = p.shares[static_cast<size_t>(t)].range;
+      for (int64_t g = claimGrain(own, true); g >= 0; g = claimGrain(own, true)) runGrain(g);
+      // Own share done: help the others, starting with the next share, from their backs.
+      for (int d = 1; d < parts; ++d) {
+        std::atomic<uint64_t>& other = p.shares[static_cast<size_t>((t + d) % parts)].range;
+        for (int64_t g = claimGrain(other, false); g >= 0; g = claimGrain(other, false)) {
+          runGrain(g);
+        }
+      }
+    }
+  });
 }
 
 }  // namespace turbine::engine::cpu

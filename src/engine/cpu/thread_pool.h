@@ -22,6 +22,13 @@ class ThreadPool {
   // returns when all are done. Ranges are contiguous, at most size() of them.
   void parallelFor(int64_t n, const std::function<void(int thread, int64_t begin, int64_t end)>& fn);
 
+  // Calls fn(begin, end) on disjoint ranges of at most `grain` items covering [0, n). Each
+  // thread starts on a contiguous share of [0, n) and walks it front to back (one stream per
+  // thread, as parallelFor); a thread whose share is done takes grains from the back of the
+  // others' shares, so no thread idles while another has a grain left to start.
+  void parallelForBalanced(int64_t n, int64_t grain,
+                           const std::function<void(int64_t begin, int64_t end)>& fn);
+
  private:
   struct Impl;
   Impl* impl_;
