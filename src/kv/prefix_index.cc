@@ -163,7 +163,7 @@ void PrefixIndex::setHolderMask(Holders& h, WorkerSlot w, uint32_t mask) {
     } else {
       h.list.insert(it, w << kMaskBits | mask);
     }
-    if (h.list.size() >= kDenseMin && h.list.size() * 8 >= slot_ids_.size()) toDense(h);
+    if (h.list.size() >= kDenseMin && h.list.size() * 16 >= slot_ids_.size()) toDense(h);
     return;
   }
   if (w >= h.masks.size()) {
@@ -181,7 +181,7 @@ void PrefixIndex::setHolderMask(Holders& h, WorkerSlot w, uint32_t mask) {
   }
   if (prev != 0 && mask_partial_[prev]) --h.partial;
   if (mask != 0 && mask_partial_[mask]) ++h.partial;
-  if (h.count < kDenseMin / 2 || h.count * 16 < slot_ids_.size()) toList(h);
+  if (h.count < kDenseMin / 2 || h.count * 32 < slot_ids_.size()) toList(h);
 }
 
 void PrefixIndex::toDense(Holders& h) {
@@ -301,13 +301,65 @@ void PrefixIndex::apply(WorkerSlot worker, const KvEvent& event) {
   }
 }
 
+// Prefetch helpers. A multi-holder block costs up to three dependent misses (table slot, holder
+// set, the set's data): requested well ahead (prefetchAhead), they overlap instead of adding up.
+// Always inlined: GCC finds an out-of-line function that only reads memory and prefetches free of
+// side effects and deletes its calls.
+// router_bench, vs prefetching the slots only: ~12% more steady-state decisions/s and a lower
+// decision p50; pipelined rather than in rounds over a batch (which waits for the whole batch),
+// stored events stay as fast as with slot prefetching.
+[[gnu::always_inline]] inline void PrefixIndex::prefetchSet(BlockHash h) const {
+  const Slot* s = find(h);
+  if (s == nullptr || s->overflow == kNoOverflow) return;
+  const char* p = reinterpret_cast<const char*>(&pool_[s->overflow]);
+  __builtin_prefetch(p);
+  __builtin_prefetch(p + sizeof(Holders) - 1);
+}
+
+// The part of h's holder set that will be read: for kAnyWorker (the walk) a dense set's bitset or
+// the list, else the worker's mask byte of a dense set or the list.
+[[gnu::always_inline]] inline void PrefixIndex::prefetchEntry(BlockHash h, WorkerSlot worker) const {
+  const Slot* s = find(h);
+  if (s == nullptr || s->overflow == kNoOverflow) return;
+  const Holders& hd = pool_[s->overflow];
+  if (hd.dense && worker != kAnyWorker) {
+    if (worker < hd.masks.size()) __builtin_prefetch(&hd.masks[worker]);
+    return;
+  }
+  const auto* p = hd.dense ? reinterpret_cast<const char*>(hd.bits.data())
+                           : reinterpret_cast<const char*>(hd.list.data());
+  const size_t bytes = hd.dense ? hd.bits.size() * sizeof(uint64_t) : hd.list.size() * sizeof(uint32_t);
+  for (size_t off = 0; off < std::min<size_t>(bytes, 256); off += 64) __builtin_prefetch(p + off);
+}
+
+// Before handling hashes[i]: the slot of hash i + 16, the holder set of i + 8 and the entry of
+// i + 4 are requested (at i = 0 also everything before them), a pipeline in which each hint has
+// had several blocks' time to arrive before the next stage reads it.
+[[gnu::always_inline]] inline void PrefixIndex::prefetchAhead(std::span<const BlockHash> hashes, size_t i,
+                                                            WorkerSlot worker) const {
+  constexpr size_t kSlotAhead = 16, kSetAhead = 8, kEntryAhead = 4;
+  const size_t n = hashes.size();
+  if (i == 0) {
+    for (size_t k = 0; k < std::min(n, kSlotAhead); ++k) prefetch(hashes[k]);
+    for (size_t k = 0; k < std::min(n, kSetAhead); ++k) prefetchSet(hashes[k]);
+    for (size_t k = 0; k < std::min(n, kEntryAhead); ++k) prefetchEntry(hashes[k], worker);
+  }
+  if (i + kSlotAhead < n) prefetch(hashes[i + kSlotAhead]);
+  if (i + kSetAhead < n) prefetchSet(hashes[i + kSetAhead]);
+  if (i + kEntryAhead < n) prefetchEntry(hashes[i + kEntryAhead], worker);
+}
+
+template <class Body>
+void PrefixIndex::pipelined(std::span<const BlockHash> hashes, WorkerSlot worker, Body&& body) {
+  for (size_t i = 0; i < hashes.size(); ++i) {
+    prefetchAhead(hashes, i, worker);
+    body(hashes[i]);
+  }
+}
+
 void PrefixIndex::addBlocks(WorkerSlot worker, std::span<const BlockHash> hashes, Tier tier) {
   const uint32_t bit = 1u << static_cast<uint32_t>(tier);
-  constexpr size_t kAhead = 8;
-  for (size_t i = 0; i < std::min(kAhead, hashes.size()); ++i) prefetch(hashes[i]);
-  for (size_t i = 0; i < hashes.size(); ++i) {
-    if (i + kAhead < hashes.size()) prefetch(hashes[i + kAhead]);
-    const BlockHash h = hashes[i];
+  pipelined(hashes, worker, [&](BlockHash h) {
     Slot* s = findOrInsert(h);
     uint32_t prev = setBits(s, worker, bit);
     uint32_t now = prev | bit;
@@ -317,22 +369,18 @@ void PrefixIndex::addBlocks(WorkerSlot worker, std::span<const BlockHash> hashes
       predictions_.erase(h, worker);
     }
     onMaskChange(worker, prev, now);
-  }
+  });
 }
 
 void PrefixIndex::removeBlocks(WorkerSlot worker, std::span<const BlockHash> hashes, Tier tier) {
   const uint32_t bits = (1u << static_cast<uint32_t>(tier)) | kPredictedBit;
-  constexpr size_t kAhead = 8;
-  for (size_t i = 0; i < std::min(kAhead, hashes.size()); ++i) prefetch(hashes[i]);
-  for (size_t i = 0; i < hashes.size(); ++i) {
-    if (i + kAhead < hashes.size()) prefetch(hashes[i + kAhead]);
-    const BlockHash h = hashes[i];
+  pipelined(hashes, worker, [&](BlockHash h) {
     Slot* s = find(h);
-    if (s == nullptr) continue;
+    if (s == nullptr) return;
     const uint32_t prev = clearBits(s, worker, bits);
     if (prev & kPredictedBit) predictions_.erase(h, worker);
     onMaskChange(worker, prev, prev & ~bits);
-  }
+  });
 }
 
 void PrefixIndex::clearWorker(WorkerSlot worker) {
@@ -355,26 +403,17 @@ void PrefixIndex::clearWorker(WorkerSlot worker) {
 // ---- predictions ---------------------------------------------------------------------------
 
 void PrefixIndex::predict(WorkerSlot worker, std::span<const BlockHash> hashes, int64_t now_us) {
-  constexpr size_t kAhead = 8;
-  for (size_t i = 0; i < std::min(kAhead, hashes.size()); ++i) {
-    prefetch(hashes[i]);
-    predictions_.prefetch(hashes[i], worker);
-  }
-  for (size_t i = 0; i < hashes.size(); ++i) {
-    if (i + kAhead < hashes.size()) {
-      prefetch(hashes[i + kAhead]);
-      predictions_.prefetch(hashes[i + kAhead], worker);
-    }
-    const BlockHash h = hashes[i];
+  for (BlockHash h : hashes) predictions_.prefetch(h, worker);
+  pipelined(hashes, worker, [&](BlockHash h) {
     Slot* s = findOrInsert(h);
     const uint32_t held = s->overflow == kNoOverflow
                               ? ((s->holder >> kMaskBits) == worker ? (s->holder & kMaskAll) : 0)
                               : holderMask(pool_[s->overflow], worker);
-    if (held & kRealTiers) continue;  // the worker holds it for real: nothing to predict
+    if (held & kRealTiers) return;  // the worker holds it for real: nothing to predict
     const uint32_t prev = setBits(s, worker, kPredictedBit);
     onMaskChange(worker, prev, prev | kPredictedBit);
     predictions_.touch(h, worker, now_us);
-  }
+  });
 }
 
 void PrefixIndex::expirePredictions(int64_t now_us) {
@@ -390,6 +429,7 @@ void PrefixIndex::expirePredictions(int64_t now_us) {
 // ---- queries -------------------------------------------------------------------------------
 
 void PrefixIndex::notePartial(WorkerSlot w, uint32_t mask) {
+  any_partial_ = true;
   if (stamp_[w] != epoch_) {
     stamp_[w] = epoch_;
     partial_blocks_[w] = 0;
@@ -404,11 +444,43 @@ double PrefixIndex::weightedRun(WorkerSlot w, int32_t depth) const {
   return static_cast<double>(depth - partial_blocks_[w]) + partial_weight_[w];
 }
 
+template <class Emit>
+void PrefixIndex::walkWorkers(std::span<const BlockHash> hashes, Emit&& emit) {
+  walk(hashes, [&](int32_t depth, size_t k, uint64_t word) {
+    for (; word != 0; word &= word - 1) {
+      const auto w = static_cast<WorkerSlot>(k * 64 + static_cast<size_t>(std::countr_zero(word)));
+      emit(w, depth, weightedRun(w, depth));
+    }
+  });
+}
+
 void PrefixIndex::findOverlaps(std::span<const BlockHash> hashes, std::vector<WorkerOverlap>& out) {
   out.clear();
-  walk(hashes, [&](WorkerSlot w, int32_t depth, double weighted) {
+  walkWorkers(hashes, [&](WorkerSlot w, int32_t depth, double weighted) {
     out.push_back(WorkerOverlap{w, depth, weighted});
   });
+}
+
+void PrefixIndex::findOverlapGroups(std::span<const BlockHash> hashes, OverlapGroups& out) {
+  out.groups.clear();
+  out.words.clear();
+  out.matched = 0;
+  out.partial = false;
+  walk(hashes, [&](int32_t depth, size_t k, uint64_t word) {
+    if (out.groups.empty() || out.groups.back().depth != depth) {
+      out.groups.push_back(OverlapGroups::Group{depth, static_cast<uint32_t>(k), 0,
+                                                static_cast<uint32_t>(out.words.size())});
+    }
+    OverlapGroups::Group& g = out.groups.back();
+    while (g.lo + g.n < k) {  // words are reported in ascending k: fill the gap
+      out.words.push_back(0);
+      ++g.n;
+    }
+    out.words.push_back(word);
+    ++g.n;
+    out.matched += static_cast<size_t>(std::popcount(word));
+  });
+  out.partial = any_partial_;
 }
 
 void PrefixIndex::findOverlaps(std::span<const BlockHash> hashes, OverlapTable& table) {
@@ -422,7 +494,7 @@ void PrefixIndex::findOverlaps(std::span<const BlockHash> hashes, OverlapTable& 
     table.epoch = 1;
   }
   table.matched = 0;
-  walk(hashes, [&](WorkerSlot w, int32_t depth, double weighted) {
+  walkWorkers(hashes, [&](WorkerSlot w, int32_t depth, double weighted) {
     table.stamp[w] = table.epoch;
     table.blocks[w] = depth;
     table.weighted[w] = weighted;
@@ -431,10 +503,12 @@ void PrefixIndex::findOverlaps(std::span<const BlockHash> hashes, OverlapTable& 
 }
 
 // alive_ holds the workers that hold every block so far (words [lo, hi) may be non-zero). For
-// block i, next_ = alive_ ∩ holders(i); the workers that drop out have run length i.
-template <class Emit>
-void PrefixIndex::walk(std::span<const BlockHash> hashes, Emit&& emit_fn) {
-  auto emit = [&](WorkerSlot w, int32_t depth) { emit_fn(w, depth, weightedRun(w, depth)); };
+// block i, next_ = alive_ ∩ holders(i); the workers that drop out have run length i. They are
+// reported a word at a time: gone(run length, word index k, bits), depths ascending, k ascending
+// within a depth, each worker once.
+template <class Gone>
+void PrefixIndex::walk(std::span<const BlockHash> hashes, Gone&& gone_fn) {
+  any_partial_ = false;
   if (++epoch_ == 0) {  // wrapped: reset stamps
     std::fill(stamp_.begin(), stamp_.end(), 0);
     epoch_ = 1;
@@ -443,12 +517,10 @@ void PrefixIndex::walk(std::span<const BlockHash> hashes, Emit&& emit_fn) {
   alive_.resize(words, 0);
   next_.resize(words, 0);
   size_t lo = 0, hi = words;  // before block 0 every worker is "alive" (the `first` case)
-  // The walk is bound by cache misses on the table: have the next kAhead lookups in flight.
-  constexpr size_t kAhead = 16;
-  for (size_t i = 0; i < std::min(kAhead, hashes.size()); ++i) prefetch(hashes[i]);
+  // The walk is bound by cache misses on the table: the lookups of later blocks are in flight.
   size_t i = 0;
   for (; i < hashes.size(); ++i) {
-    if (i + kAhead < hashes.size()) prefetch(hashes[i + kAhead]);
+    prefetchAhead(hashes, i, kAnyWorker);
     const Slot* s = find(hashes[i]);
     if (s == nullptr) break;
     const bool first = i == 0;
@@ -480,10 +552,7 @@ void PrefixIndex::walk(std::span<const BlockHash> hashes, Emit&& emit_fn) {
     size_t new_lo = hi, new_hi = lo;
     for (size_t k = lo; k < hi; ++k) {
       if (!first) {
-        for (uint64_t gone = alive_[k] & ~next_[k]; gone != 0; gone &= gone - 1) {
-          emit(static_cast<uint32_t>(k * 64 + static_cast<size_t>(std::countr_zero(gone))),
-               static_cast<int32_t>(i));
-        }
+        if (const uint64_t gone = alive_[k] & ~next_[k]; gone != 0) gone_fn(static_cast<int32_t>(i), k, gone);
       }
       alive_[k] = next_[k];
       if (next_[k] != 0) {
@@ -502,10 +571,7 @@ void PrefixIndex::walk(std::span<const BlockHash> hashes, Emit&& emit_fn) {
   // Workers still alive hold the whole walked run.
   if (i > 0) {
     for (size_t k = lo; k < hi; ++k) {
-      for (uint64_t word = alive_[k]; word != 0; word &= word - 1) {
-        emit(static_cast<uint32_t>(k * 64 + static_cast<size_t>(std::countr_zero(word))),
-             static_cast<int32_t>(i));
-      }
+      if (alive_[k] != 0) gone_fn(static_cast<int32_t>(i), k, alive_[k]);
       alive_[k] = 0;
     }
   }

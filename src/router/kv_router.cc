@@ -15,6 +15,11 @@ int64_t steadyUs() {
       .count();
 }
 
+// The worker slot of the lowest set bit of word k of a bitset over slots.
+kv::WorkerSlot slotOf(uint32_t k, uint64_t word) {
+  return k * 64 + static_cast<uint32_t>(std::countr_zero(word));
+}
+
 kv::PrefixIndexOptions indexOptions(const KvRouterOptions& o) {
   kv::PrefixIndexOptions io;
   io.tier_weights = o.tier_weights;
@@ -71,7 +76,9 @@ int64_t LatencyHistogram::quantileNs(double q) const {
 // ---- KvRouter ------------------------------------------------------------------------------
 
 KvRouter::KvRouter(const KvRouterOptions& options)
-    : options_(options), index_(indexOptions(options)), rng_(options.seed) {}
+    : options_(options), index_(indexOptions(options)), rng_(options.seed) {
+  for (double w : options_.tier_weights) unit_weights_ = unit_weights_ && w <= 1.0;
+}
 
 int64_t KvRouter::nowUs() const { return options_.now_us ? options_.now_us() : steadyUs(); }
 
@@ -81,6 +88,9 @@ KvRouter::WorkerState& KvRouter::state(kv::WorkerSlot slot) {
     infos_.resize(slot + 1);
     active_.resize(slot + 1, 0);
     block_size_.resize(slot + 1, 1);
+    qterm_.resize(slot + 1, 0.0);
+    busy_.resize(slot + 1, 0);
+    filed_.resize(slot + 1);
   }
   return workers_[slot];
 }
@@ -89,16 +99,13 @@ void KvRouter::addWorker(const WorkerInfo& worker) {
   std::lock_guard lock(mu_);
   const kv::WorkerSlot slot = index_.internWorker(worker.id);
   WorkerState& w = state(slot);
-  if (w.present) {
-    auto& v = by_model_[infos_[slot].model_id];
-    v.erase(std::remove(v.begin(), v.end(), slot), v.end());
-  }
+  if (w.present) leaveModel(slot);
   w.present = true;
   w.block_size = std::max(worker.block_size, 1);
   w.kv_blocks_total = worker.kv_blocks_total;
   infos_[slot] = worker;
+  joinModel(slot, worker.model_id);
   refresh(slot);
-  by_model_[worker.model_id].push_back(slot);
 }
 
 void KvRouter::removeWorker(WorkerId worker) {
@@ -106,10 +113,7 @@ void KvRouter::removeWorker(WorkerId worker) {
   const auto slot = index_.findWorker(worker);
   if (!slot) return;
   WorkerState& w = state(*slot);
-  if (w.present) {
-    auto& v = by_model_[infos_[*slot].model_id];
-    v.erase(std::remove(v.begin(), v.end(), *slot), v.end());
-  }
+  if (w.present) leaveModel(*slot);
   // Requests still pending there keep their record (onRequestFinished releases nothing harmful);
   // the slot is reused only after they are gone from the index's view.
   for (auto& [id, p] : pending_) {
@@ -157,8 +161,82 @@ void KvRouter::onLoad(const kv::LoadMetrics& load) {
 }
 
 void KvRouter::refresh(kv::WorkerSlot slot) {
-  active_[slot] = active(workers_[slot]);
-  block_size_[slot] = workers_[slot].block_size;
+  const WorkerState& w = workers_[slot];
+  active_[slot] = active(w);
+  block_size_[slot] = w.block_size;
+  const double qpw = options_.overlap_weight * options_.queued_prefill_weight;
+  qterm_[slot] = qpw > 0 ? qpw * static_cast<double>(w.queued_prefill) / w.block_size : 0.0;
+  busy_[slot] = busy(w) ? 1 : 0;
+  const Filing& f = filed_[slot];
+  const bool same = f.filed && f.busy == (busy_[slot] != 0) && (f.busy || f.active == active_[slot]);
+  if (f.model != nullptr && same) return;
+  unfile(slot);
+  file(slot);
+}
+
+void KvRouter::unfile(kv::WorkerSlot slot) {
+  Filing& f = filed_[slot];
+  if (!f.filed) return;
+  f.filed = false;
+  ModelWorkers& m = *f.model;
+  if (f.busy) {
+    --m.busy;
+    return;
+  }
+  auto it = m.ready.find(f.active);
+  it->second.bits[slot / 64] &= ~(uint64_t{1} << (slot % 64));
+  if (--it->second.count == 0) m.spare.push_back(m.ready.extract(it));  // node kept for reuse
+}
+
+void KvRouter::file(kv::WorkerSlot slot) {
+  Filing& f = filed_[slot];
+  if (f.model == nullptr || f.filed) return;
+  ModelWorkers& m = *f.model;
+  f.filed = true;
+  f.busy = busy_[slot] != 0;
+  f.active = active_[slot];
+  if (f.busy) {
+    ++m.busy;
+    return;
+  }
+  auto it = m.ready.find(f.active);
+  if (it == m.ready.end()) {
+    if (m.spare.empty()) {
+      it = m.ready.emplace(f.active, Bucket{}).first;
+    } else {
+      auto node = std::move(m.spare.back());
+      m.spare.pop_back();
+      node.key() = f.active;
+      std::fill(node.mapped().bits.begin(), node.mapped().bits.end(), 0);
+      it = m.ready.insert(std::move(node)).position;
+    }
+  }
+  Bucket& b = it->second;
+  if (b.bits.size() <= slot / 64) b.bits.resize(slot / 64 + 1, 0);
+  b.bits[slot / 64] |= uint64_t{1} << (slot % 64);
+  ++b.count;
+}
+
+void KvRouter::joinModel(kv::WorkerSlot slot, const std::string& model) {
+  ModelWorkers& m = by_model_[model];
+  m.slots.insert(std::lower_bound(m.slots.begin(), m.slots.end(), slot), slot);
+  filed_[slot].model = &m;
+  noteBlockSizes(m);
+}
+
+void KvRouter::noteBlockSizes(ModelWorkers& m) {
+  m.mixed_block_sizes = false;
+  for (kv::WorkerSlot s : m.slots) {
+    m.mixed_block_sizes |= workers_[s].block_size != workers_[m.slots[0]].block_size;
+  }
+}
+
+void KvRouter::leaveModel(kv::WorkerSlot slot) {
+  unfile(slot);
+  ModelWorkers& m = *filed_[slot].model;
+  m.slots.erase(std::remove(m.slots.begin(), m.slots.end(), slot), m.slots.end());
+  filed_[slot].model = nullptr;
+  noteBlockSizes(m);
 }
 
 int64_t KvRouter::active(const WorkerState& w) const {
@@ -222,49 +300,250 @@ kv::WorkerSlot KvRouter::choose(const std::vector<kv::WorkerSlot>& slots, int64_
   };
   if (options_.temperature > 0) {
     candidates_.clear();
-    busy_.clear();
+    busy_candidates_.clear();
     for (kv::WorkerSlot slot : slots) {
       const WorkerState& w = workers_[slot];
-      (busy(w) ? busy_ : candidates_).push_back(Candidate{slot, costOf(slot, w), active(w)});
+      (busy(w) ? busy_candidates_ : candidates_).push_back(Candidate{slot, costOf(slot, w), active(w)});
     }
-    stats_.busy_skips += busy_.size();
-    const auto& pool = candidates_.empty() ? busy_ : candidates_;
+    stats_.busy_skips += busy_candidates_.size();
+    const auto& pool = candidates_.empty() ? busy_candidates_ : candidates_;
     return pool[pick(pool)].worker;
   }
   const bool thresholds = options_.busy_kv_fraction > 0 || options_.busy_prefill_tokens > 0;
-  const double ow = options_.overlap_weight;
-  const double qpw = ow * options_.queued_prefill_weight;
-  double best_cost = 0;
+  double best = costPass(slots, hashed, prompt_tokens, thresholds);
+  if (thresholds) {
+    size_t skipped = 0;
+    for (kv::WorkerSlot slot : slots) skipped += busy_[slot];
+    stats_.busy_skips += skipped;
+    // Every worker busy: they all compete (a request is never refused for load).
+    if (best == kSkipped) best = costPass(slots, hashed, prompt_tokens, false);
+  }
+  // Second look, only at the workers whose cost is the minimum: fewest active blocks, and the
+  // workers tied on both in slot-list order, then one seeded draw among them.
   int64_t best_active = 0;
   ties_.clear();
-  for (int pass = 0; pass < 2 && ties_.empty(); ++pass) {
-    size_t skipped = 0;
-    for (kv::WorkerSlot slot : slots) {
-      if (pass == 0 && thresholds && busy(workers_[slot])) {
-        ++skipped;
-        continue;
-      }
-      if (block_size_[slot] != last_bs) {  // workers of one model share a block size
-        last_bs = block_size_[slot];
-        blocks = std::max<int64_t>(hashed, (prompt_tokens + last_bs - 1) / last_bs);
-      }
-      const int64_t act = active_[slot];
-      double cost = ow * (static_cast<double>(blocks) - overlaps_.weightedOf(slot)) +
-                    static_cast<double>(act);
-      if (qpw > 0) cost += qpw * static_cast<double>(workers_[slot].queued_prefill) / last_bs;
-      if (ties_.empty() || cost < best_cost || (cost == best_cost && act < best_active)) {
-        best_cost = cost;
-        best_active = act;
-        ties_.clear();
-        ties_.push_back(slot);
-      } else if (cost == best_cost && act == best_active) {
-        ties_.push_back(slot);
-      }
+  const double* cost = costs_.data();
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (cost[i] != best) continue;
+    const int64_t act = active_[slots[i]];
+    if (ties_.empty() || act < best_active) {
+      best_active = act;
+      ties_.clear();
+      ties_.push_back(slots[i]);
+    } else if (act == best_active) {
+      ties_.push_back(slots[i]);
     }
-    if (pass == 0) stats_.busy_skips += skipped;
   }
   if (ties_.size() == 1) return ties_[0];
   return ties_[std::uniform_int_distribution<size_t>(0, ties_.size() - 1)(rng_)];
+}
+
+// costs_[i] = cost of slots[i] (kSkipped for a busy worker when skip_busy); returns the minimum.
+// Branch-free over the dense per-slot arrays, with four independent minima so that the
+// comparisons do not form one dependency chain.
+double KvRouter::costPass(const std::vector<kv::WorkerSlot>& slots, int64_t hashed, int32_t prompt_tokens,
+                          bool skip_busy) {
+  const size_t n = slots.size();
+  if (costs_.size() < n) costs_.resize(n);
+  double* cost = costs_.data();
+  const double ow = options_.overlap_weight;
+  int32_t last_bs = -1;
+  double blocks = 0;
+  const uint32_t epoch = overlaps_.epoch;
+  const uint32_t* stamp = overlaps_.stamp.data();
+  const double* weighted = overlaps_.weighted.data();
+  auto costOf = [&](kv::WorkerSlot slot) {
+    if (block_size_[slot] != last_bs) {  // workers of one model share a block size: divide once
+      last_bs = block_size_[slot];
+      blocks = static_cast<double>(std::max<int64_t>(hashed, (prompt_tokens + last_bs - 1) / last_bs));
+    }
+    const double overlap = stamp[slot] == epoch ? weighted[slot] : 0.0;
+    const double c = ow * (blocks - overlap) + static_cast<double>(active_[slot]) + qterm_[slot];
+    return skip_busy && busy_[slot] ? kSkipped : c;
+  };
+  double m0 = kSkipped, m1 = kSkipped, m2 = kSkipped, m3 = kSkipped;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    cost[i] = costOf(slots[i]);
+    cost[i + 1] = costOf(slots[i + 1]);
+    cost[i + 2] = costOf(slots[i + 2]);
+    cost[i + 3] = costOf(slots[i + 3]);
+    m0 = std::min(m0, cost[i]);
+    m1 = std::min(m1, cost[i + 1]);
+    m2 = std::min(m2, cost[i + 2]);
+    m3 = std::min(m3, cost[i + 3]);
+  }
+  for (; i < n; ++i) {
+    cost[i] = costOf(slots[i]);
+    m0 = std::min(m0, cost[i]);
+  }
+  return std::min(std::min(m0, m1), std::min(m2, m3));
+}
+
+std::pair<kv::WorkerSlot, int32_t> KvRouter::decide(ModelWorkers& m, const RouteRequest& request) {
+  const auto hashed = static_cast<int64_t>(request.block_hashes.size());
+  index_.findOverlapGroups(request.block_hashes, groups_);
+  kv::WorkerSlot chosen = 0;
+  if (prunable(m) && choosePruned(m, hashed, request.prompt_tokens, chosen)) {
+    return {chosen, groupDepth(chosen)};
+  }
+  tableFromGroups();
+  chosen = choose(m.slots, hashed, request.prompt_tokens);
+  return {chosen, overlaps_.blocksOf(chosen)};
+}
+
+// The pruned path needs cost(w) = f(overlap(w)) + active(w) [+ queued-prefill term >= 0] with f
+// non-increasing: tier weights <= 1 (a run of d blocks weighs at most d), one block size.
+bool KvRouter::prunable(const ModelWorkers& m) const {
+  return !options_.exhaustive && !(options_.temperature > 0) && unit_weights_ &&
+         options_.overlap_weight >= 0 && !m.mixed_block_sizes;
+}
+
+// Temperature 0, deciding exactly as the full pass does without looking at every worker. The
+// workers whose run is d blocks long cost at least base(d) + min active, base(d) =
+// overlap_weight * (blocks - d) growing as d shrinks: the groups of the overlap walk are
+// visited deepest first, each member costed, until that bound exceeds the best cost found.
+// Workers holding nothing of the prompt differ only by active blocks: the lowest bucket of
+// `m.ready` with a worker outside every group gives all of them at once (a bitset); with a
+// queued-prefill term they are costed one by one (only when they can win). Ties are then
+// drawn exactly as choose() draws them (ascending slot order, one draw).
+bool KvRouter::choosePruned(ModelWorkers& m, int64_t hashed, int32_t prompt_tokens, kv::WorkerSlot& chosen) {
+  if (m.ready.empty()) return false;  // every worker busy: the full pass lets them all compete
+  if (options_.busy_kv_fraction > 0 || options_.busy_prefill_tokens > 0) stats_.busy_skips += m.busy;
+  const int32_t bs = workers_[m.slots[0]].block_size;
+  const double blocks = static_cast<double>(std::max<int64_t>(hashed, (prompt_tokens + bs - 1) / bs));
+  Best best;
+  ties_.clear();
+  const Bucket* tied_bucket = nullptr;
+  const double amin = static_cast<double>(m.ready.begin()->first);
+  if (scanGroups(m, blocks, amin, best) && options_.overlap_weight * (blocks - 0.0) + amin <= best.cost) {
+    tied_bucket = scanOutside(m, blocks, best);  // workers outside every group may win
+  }
+  if (tied_bucket != nullptr) {
+    tie_bits_.assign(matched_.size(), 0);
+    for (size_t k = 0; k < tied_bucket->bits.size(); ++k) tie_bits_[k] = tied_bucket->bits[k] & ~matched_[k];
+  }
+  chosen = drawTie(tied_bucket != nullptr);
+  return true;
+}
+
+void KvRouter::consider(Best& best, kv::WorkerSlot w, double cost, int64_t act) {
+  if (cost < best.cost || (cost == best.cost && act < best.active)) {
+    best = Best{cost, act};
+    ties_.clear();
+    ties_.push_back(w);
+  } else if (cost == best.cost && act == best.active) {
+    ties_.push_back(w);
+  }
+}
+
+// Overlap groups deepest first; false when the bound stopped the scan (no shallower group, and no
+// worker outside every group, can win).
+bool KvRouter::scanGroups(const ModelWorkers& m, double blocks, double amin, Best& best) {
+  const double ow = options_.overlap_weight;
+  for (size_t g = groups_.groups.size(); g > 0; --g) {
+    const kv::OverlapGroups::Group& grp = groups_.groups[g - 1];
+    if (ow * (blocks - static_cast<double>(grp.depth)) + amin > best.cost) return false;
+    for (uint32_t j = 0; j < grp.n; ++j) {
+      for (uint64_t word = groups_.words[grp.offset + j]; word != 0; word &= word - 1) {
+        const kv::WorkerSlot w = slotOf(grp.lo + j, word);
+        if (w >= filed_.size() || filed_[w].model != &m || busy_[w]) continue;
+        const double overlap =
+            groups_.partial ? index_.runWeight(w, grp.depth) : static_cast<double>(grp.depth);
+        consider(best, w, ow * (blocks - overlap) + static_cast<double>(active_[w]) + qterm_[w], active_[w]);
+      }
+    }
+  }
+  return true;
+}
+
+// The best non-busy workers of `m` in no overlap group (matched_ = the groups' union). Returns the
+// bucket whose members outside matched_ tie for the best, or nullptr (then ties_ has them).
+const KvRouter::Bucket* KvRouter::scanOutside(const ModelWorkers& m, double blocks, Best& best) {
+  const double ow = options_.overlap_weight;
+  matched_.assign((filed_.size() + 63) / 64, 0);
+  for (const auto& grp : groups_.groups) {
+    for (uint32_t j = 0; j < grp.n && grp.lo + j < matched_.size(); ++j) {
+      matched_[grp.lo + j] |= groups_.words[grp.offset + j];
+    }
+  }
+  if (ow * options_.queued_prefill_weight > 0) {
+    // Queued prefill counts too, and the buckets know only active blocks: cost each of them.
+    for (kv::WorkerSlot w : m.slots) {
+      if (((matched_[w / 64] >> (w % 64)) & 1) != 0 || busy_[w]) continue;
+      consider(best, w, ow * (blocks - 0.0) + static_cast<double>(active_[w]) + qterm_[w], active_[w]);
+    }
+    return nullptr;
+  }
+  for (const auto& [a, bucket] : m.ready) {  // ascending active blocks: the first one found wins
+    const double cost = ow * (blocks - 0.0) + static_cast<double>(a) + 0.0;
+    if (cost > best.cost || (cost == best.cost && a > best.active)) return nullptr;
+    bool any = false;
+    for (size_t k = 0; k < bucket.bits.size() && !any; ++k) any = (bucket.bits[k] & ~matched_[k]) != 0;
+    if (!any) continue;
+    if (cost < best.cost || a < best.active) ties_.clear();
+    best = Best{cost, a};
+    return &bucket;
+  }
+  return nullptr;
+}
+
+kv::WorkerSlot KvRouter::drawTie(bool bits) {
+  if (!bits) {
+    if (ties_.size() == 1) return ties_[0];
+    std::sort(ties_.begin(), ties_.end());
+    return ties_[std::uniform_int_distribution<size_t>(0, ties_.size() - 1)(rng_)];
+  }
+  for (kv::WorkerSlot w : ties_) tie_bits_[w / 64] |= uint64_t{1} << (w % 64);
+  size_t n = 0;
+  for (uint64_t word : tie_bits_) n += static_cast<size_t>(std::popcount(word));
+  size_t k = n == 1 ? 0 : std::uniform_int_distribution<size_t>(0, n - 1)(rng_);
+  for (size_t i = 0; i < tie_bits_.size(); ++i) {
+    uint64_t word = tie_bits_[i];
+    const auto c = static_cast<size_t>(std::popcount(word));
+    if (k >= c) {
+      k -= c;
+      continue;
+    }
+    for (; k > 0; --k) word &= word - 1;  // drop the k lowest set bits
+    return static_cast<kv::WorkerSlot>(i * 64 + static_cast<size_t>(std::countr_zero(word)));
+  }
+  return ties_.empty() ? 0 : ties_[0];  // unreachable: n > 0
+}
+
+int32_t KvRouter::groupDepth(kv::WorkerSlot slot) const {
+  const uint32_t k = slot / 64;
+  for (const auto& grp : groups_.groups) {
+    if (k < grp.lo || k >= grp.lo + grp.n) continue;
+    if (((groups_.words[grp.offset + k - grp.lo] >> (slot % 64)) & 1) != 0) return grp.depth;
+  }
+  return 0;
+}
+
+// overlaps_ (by slot) from groups_, for the full pass.
+void KvRouter::tableFromGroups() {
+  kv::OverlapTable& t = overlaps_;
+  const size_t n = index_.numWorkerSlots();
+  if (t.stamp.size() < n) {
+    t.stamp.resize(n, 0);
+    t.blocks.resize(n, 0);
+    t.weighted.resize(n, 0);
+  }
+  if (++t.epoch == 0) {
+    std::fill(t.stamp.begin(), t.stamp.end(), 0);
+    t.epoch = 1;
+  }
+  t.matched = groups_.matched;
+  for (const auto& grp : groups_.groups) {
+    for (uint32_t j = 0; j < grp.n; ++j) {
+      for (uint64_t word = groups_.words[grp.offset + j]; word != 0; word &= word - 1) {
+        const kv::WorkerSlot w = slotOf(grp.lo + j, word);
+        t.stamp[w] = t.epoch;
+        t.blocks[w] = grp.depth;
+        t.weighted[w] = index_.runWeight(w, grp.depth);
+      }
+    }
+  }
 }
 
 void KvRouter::remember(const std::string& request_id, const Pending& p) {
@@ -289,16 +568,14 @@ Result<RouteDecision> KvRouter::route(const RouteRequest& request) {
   const int64_t now = nowUs();
   index_.expirePredictions(now);
   auto model = by_model_.find(request.model_id);
-  if (model == by_model_.end() || model->second.empty()) {
+  if (model == by_model_.end() || model->second.slots.empty()) {
     return unavailable("no worker serves model '" + request.model_id + "'");
   }
-  index_.findOverlaps(request.block_hashes, overlaps_);
   const auto hashed = static_cast<int64_t>(request.block_hashes.size());
-  const kv::WorkerSlot chosen = choose(model->second, hashed, request.prompt_tokens);
+  const auto [chosen, overlap] = decide(model->second, request);
 
   WorkerState& w = workers_[chosen];
   const int32_t bs = w.block_size;
-  const int32_t overlap = overlaps_.blocksOf(chosen);
   Pending p;
   p.worker = chosen;
   p.blocks = std::max<int64_t>(hashed, (request.prompt_tokens + bs - 1) / bs);
@@ -307,8 +584,8 @@ Result<RouteDecision> KvRouter::route(const RouteRequest& request) {
   if (auto old = pending_.find(request.request_id); old != pending_.end()) release(old->second);
   w.local_active += p.blocks;
   w.since_report += p.blocks;
-  refresh(chosen);
   w.queued_prefill += p.prefill_tokens;
+  refresh(chosen);
   ++w.routed;
   remember(request.request_id, p);
   index_.predict(chosen, request.block_hashes, now);
@@ -348,6 +625,7 @@ void KvRouter::onPrefillCompleted(const std::string& request_id) {
   WorkerState& w = workers_[it->second.worker];
   w.queued_prefill = std::max<int64_t>(w.queued_prefill - it->second.prefill_tokens, 0);
   it->second.prefill_tokens = 0;
+  refresh(it->second.worker);
 }
 
 void KvRouter::onUsage(const std::string& request_id, int32_t cached_tokens) {

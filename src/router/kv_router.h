@@ -18,17 +18,27 @@
 // Approximate mode (use_kv_events = false): KV events are ignored and the index holds only the
 // router's own predictions, with approx_ttl_ms and prediction_cap.
 //
+// Decision path (temperature 0): the index walk returns the workers grouped by run length as
+// bitsets; groups are costed deepest first until overlap_weight * (blocks - depth) + the lowest
+// active count exceeds the best cost found, and the workers that hold nothing of the prompt come
+// from per-model buckets of non-busy workers keyed by active blocks. The result is the full
+// pass's (`exhaustive = true`, also used for temperature > 0, mixed block sizes, tier weights
+// above 1, or every worker busy): same minimum, same ties, same seeded draw in slot order.
+//
 // Thread safety: every method may be called from any thread (one internal mutex).
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -54,6 +64,9 @@ struct KvRouterOptions {
   int64_t approx_ttl_ms = 120'000;       // approximate mode
   size_t prediction_cap = 1 << 22;       // (worker, block) predictions at most
   std::array<double, kv::kNumTiers> tier_weights = {1.0, 0.75, 0.5, 0.25};
+  // true: every decision costs every worker of the model (the reference path). false: at
+  // temperature 0 the pruned decision looks only at the workers that can win (same result).
+  bool exhaustive = false;
   // Clock in microseconds (monotonic); default steady_clock. The simulator injects virtual time.
   std::function<int64_t()> now_us;
   // Called (under the router's lock: post, do not block) when a worker's seq jumps; the events
@@ -149,37 +162,92 @@ class KvRouter : public Router {
     int64_t active;
   };
   using PendingMap = std::unordered_map<std::string, Pending>;
+  static constexpr double kSkipped = std::numeric_limits<double>::infinity();
+  // Non-busy workers of a model with the same active blocks, as a bitset over slots.
+  struct Bucket {
+    std::vector<uint64_t> bits;
+    size_t count = 0;
+  };
+  using Buckets = std::map<int64_t, Bucket>;
+  // A model's workers: slots in ascending order (the order ties are drawn in), and the non-busy
+  // ones filed by active blocks (the pruned decision's workers that hold nothing of a prompt).
+  struct ModelWorkers {
+    std::vector<kv::WorkerSlot> slots;
+    Buckets ready;
+    std::vector<Buckets::node_type> spare;  // emptied bucket nodes, reused
+    size_t busy = 0;                         // filed as busy
+    bool mixed_block_sizes = false;
+  };
+  // Where a slot is filed in its model's buckets (refresh() keeps it current).
+  struct Filing {
+    ModelWorkers* model = nullptr;
+    bool filed = false;
+    bool busy = false;
+    int64_t active = 0;
+  };
+  struct Best {
+    double cost = kSkipped;
+    int64_t active = std::numeric_limits<int64_t>::max();
+  };
 
   int64_t nowUs() const;
   WorkerState& state(kv::WorkerSlot slot);
   int64_t active(const WorkerState& w) const;
-  void refresh(kv::WorkerSlot slot);  // after any change of workers_[slot]
+  // After any change of a worker's active blocks, queued prefill, busy state or block size:
+  // the dense per-slot copies and its filing. Code that changes them must call it.
+  void refresh(kv::WorkerSlot slot);
+  void unfile(kv::WorkerSlot slot);
+  void file(kv::WorkerSlot slot);
+  void joinModel(kv::WorkerSlot slot, const std::string& model);
+  void leaveModel(kv::WorkerSlot slot);
+  void noteBlockSizes(ModelWorkers& m);
   bool busy(const WorkerState& w) const;
   void release(Pending& p);
   size_t pick(const std::vector<Candidate>& c);
+  // The chosen worker and its overlap (blocks) for a request of model m.
+  std::pair<kv::WorkerSlot, int32_t> decide(ModelWorkers& m, const RouteRequest& request);
+  bool prunable(const ModelWorkers& m) const;
+  bool choosePruned(ModelWorkers& m, int64_t hashed, int32_t prompt_tokens, kv::WorkerSlot& chosen);
+  void consider(Best& best, kv::WorkerSlot w, double cost, int64_t act);
+  bool scanGroups(const ModelWorkers& m, double blocks, double amin, Best& best);
+  const Bucket* scanOutside(const ModelWorkers& m, double blocks, Best& best);
+  kv::WorkerSlot drawTie(bool bits);
+  int32_t groupDepth(kv::WorkerSlot slot) const;
+  void tableFromGroups();
   // Cost of every worker of `slots`, argmin with ties (temperature 0) or softmax sample.
   kv::WorkerSlot choose(const std::vector<kv::WorkerSlot>& slots, int64_t hashed, int32_t prompt_tokens);
+  double costPass(const std::vector<kv::WorkerSlot>& slots, int64_t hashed, int32_t prompt_tokens,
+                  bool skip_busy);
   void remember(const std::string& request_id, const Pending& p);
   void applyMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg);
 
   KvRouterOptions options_;
+  bool unit_weights_ = true;  // every tier weight <= 1 (the pruned decision's bound holds)
   mutable std::mutex mu_;
   kv::PrefixIndex index_;
   std::vector<WorkerState> workers_;  // by index slot
   std::vector<WorkerInfo> infos_;     // by index slot
-  // Dense copies read by the cost loop (by slot): active(workers_[slot]) and its block size.
+  // Dense copies read by the cost loops (by slot): active(workers_[slot]), its block size, its
+  // queued-prefill term, busy(workers_[slot]), and its filing.
   std::vector<int64_t> active_;
   std::vector<int32_t> block_size_;
-  std::unordered_map<std::string, std::vector<kv::WorkerSlot>> by_model_;
+  std::vector<double> qterm_;
+  std::vector<uint8_t> busy_;
+  std::vector<Filing> filed_;
+  std::unordered_map<std::string, ModelWorkers> by_model_;  // nodes stable: filed_ points at them
   PendingMap pending_;
   std::vector<PendingMap::node_type> spare_nodes_;  // recycled: no allocation per decision
   std::mt19937_64 rng_;
   KvRouterStats stats_;
   // route() scratch
+  kv::OverlapGroups groups_;
   kv::OverlapTable overlaps_;
+  std::vector<double> costs_;
   std::vector<Candidate> candidates_;
-  std::vector<Candidate> busy_;
+  std::vector<Candidate> busy_candidates_;
   std::vector<kv::WorkerSlot> ties_;
+  std::vector<uint64_t> matched_;
+  std::vector<uint64_t> tie_bits_;
 };
 
 // The `kv` policy of makeRouter (RouterOptions' kv fields; the rest at KvRouterOptions' defaults).
