@@ -303,10 +303,7 @@ void EngineBackend::dropWorker(kv::WorkerId worker) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = workers_.find(worker);
     if (it == workers_.end()) return;
-    const int strikes = std::min(strikes_[worker]++, 5);
-    const auto delay = std::chrono::milliseconds(options_.worker_retry_ms << strikes);
-    suspended_[worker] = Suspended{it->second.record, std::chrono::steady_clock::now() + delay};
-    any_suspended_.store(true, std::memory_order_release);
+    suspendLocked(it->second.record);
     workers_.erase(it);
   }
   router_->removeWorker(worker);
@@ -331,11 +328,15 @@ void EngineBackend::restoreSuspended() {
   for (const auto& rec : due) {
     if (addRecord(rec)) continue;
     std::lock_guard<std::mutex> lock(mu_);  // unreachable: suspended again, for longer
-    const int strikes = std::min(strikes_[rec.worker_id]++, 5);
-    suspended_[rec.worker_id] = Suspended{
-        rec, std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.worker_retry_ms << strikes)};
-    any_suspended_.store(true, std::memory_order_release);
+    suspendLocked(rec);
   }
+}
+
+void EngineBackend::suspendLocked(const runtime::WorkerRecord& rec) {
+  const int strikes = std::min(strikes_[rec.worker_id]++, 5);
+  const auto delay = std::chrono::milliseconds(options_.worker_retry_ms << strikes);
+  suspended_[rec.worker_id] = Suspended{rec, std::chrono::steady_clock::now() + delay};
+  any_suspended_.store(true, std::memory_order_release);
 }
 
 GenerateRequest EngineBackend::continuation(const Migration& m) {

@@ -148,6 +148,8 @@ class EngineBackend : public ServingBackend {
   // its retry time (restoreSuspended() then puts it back on probation).
   void dropWorker(kv::WorkerId worker);
   void restoreSuspended();
+  // Out of routing until worker_retry_ms << strikes from now (mu_ held).
+  void suspendLocked(const runtime::WorkerRecord& rec);
   // Puts a worker's record into routing (connect, workers_, router). False when unreachable.
   bool addRecord(const runtime::WorkerRecord& rec);
   void onDiscovery(const runtime::DiscoveryEvent& event);
