@@ -8,7 +8,9 @@
 // The small-m split (ThreadPool::parallelForBalanced): each thread streams its own contiguous
 // share front to back in 128 KiB grains and, once done, takes grains from the back of the
 // other's share, so the region ends within a grain of both threads; the matmuls of one x (q/k/v,
-// gate/up) share one region (matmulGroup). Measured alternatives for m = 1 (2 threads, this 2-core
+// gate/up) share one region (matmulGroup). The GEMM paths split the same way in grains of their
+// tiles (96-128 rows), so a core taken by another process costs a prefill its share of the
+// work, not half of it. Measured alternatives for m = 1 (2 threads, this 2-core
 // Zen 4 VM): interleaving 16-64 KiB blocks between the threads streams at 0.45-0.75x. What paid
 // most: where the weights live (model_loader.cc: 2 MiB pages, ~1.3x the read rate) and whole
 // 64-byte loads in the bf16/f16 m = 1 kernels (kernels_avx512.cc, ~1.4x per core).
@@ -52,6 +54,10 @@ constexpr int64_t kGemvUnitRows = 16;
 constexpr int64_t kGemvGrainBytes = 128 << 10;
 // Matmuls of one x that share one parallel region at most (q, k, v).
 constexpr size_t kMaxGroup = 4;
+// Units per grain of the bf16 GEMM's balanced split (128 rows); the f32 paths use their tiles.
+// Balanced like the gemv split, so that a core taken by another process slows a prefill by
+// its share of the work, not by half of it.
+constexpr int64_t kGemmGrainUnits = 8;
 // Weight rows converted to f32 per sgemm call on the OpenBLAS GEMM path.
 constexpr int64_t kGemmTileRows = 128;
 // Weight rows converted per call of the own f32 GEMM kernel (a multiple of its 12; measured:
@@ -259,7 +265,7 @@ void gemmF32Path(const KernelTable& kt, ThreadPool& pool, const float* x, int64_
   float* xp = scratch(xp_buf, static_cast<size_t>((m + kB - 1) / kB * kB * k));
   packXBlocks(pool, x, m, k, xp);
   int64_t units = (n + kGemvUnitRows - 1) / kGemvUnitRows;
-  pool.parallelFor(units, [&](int, int64_t b, int64_t e) {
+  pool.parallelForBalanced(units, kGemmF32TileRows / kGemvUnitRows, [&](int64_t b, int64_t e) {
     int64_t r0 = b * kGemvUnitRows;
     int64_t r1 = std::min(n, e * kGemvUnitRows);
     static thread_local std::vector<float> tile_buf;
@@ -284,7 +290,7 @@ void gemmPath(const KernelTable& kt, ThreadPool& pool, const float* x, int64_t m
     pool.parallelFor(
         m, [&](int, int64_t b, int64_t e) { kt.f32_to_bf16(x + b * k, (e - b) * k, xb + b * k); });
     int64_t units = (n + kGemvUnitRows - 1) / kGemvUnitRows;
-    pool.parallelFor(units, [&](int, int64_t b, int64_t e) {
+    pool.parallelForBalanced(units, kGemmGrainUnits, [&](int64_t b, int64_t e) {
       kt.gemm_bf16(static_cast<const uint16_t*>(w.data), k, b * kGemvUnitRows,
                    std::min(n, e * kGemvUnitRows), xb, m, y, n);
     });
@@ -296,7 +302,7 @@ void gemmPath(const KernelTable& kt, ThreadPool& pool, const float* x, int64_t m
   }
   setBlasThreads(1);
   int64_t units = (n + kGemvUnitRows - 1) / kGemvUnitRows;
-  pool.parallelFor(units, [&](int, int64_t b, int64_t e) {
+  pool.parallelForBalanced(units, kGemmTileRows / kGemvUnitRows, [&](int64_t b, int64_t e) {
     gemmRowRange(kt, x, m, w, b * kGemvUnitRows, std::min(n, e * kGemvUnitRows), y);
   });
 }
