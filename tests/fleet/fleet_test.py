@@ -189,6 +189,29 @@ def long_prompt(tag, words=120):
     return f"{tag}: " + " ".join(f"w{(i * 7919 + len(tag)) % 1000}" for i in range(words))
 
 
+def stream_and_hit_its_worker(frontend, workers, tag, max_tokens, hit, after_events=5):
+    """Streams a completion; after `after_events` SSE events calls hit(worker) on the worker that
+    serves it (found from the routed-per-worker metric). Returns (events, that worker)."""
+    before = routed_per_worker(frontend)
+    body = json.dumps({"model": "tiny", "prompt": long_prompt(tag), "max_tokens": max_tokens, "temperature": 0,
+                       "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}})
+    req = urllib.request.Request(frontend.url + "/v1/completions", data=body.encode(),
+                                 headers={"Content-Type": "application/json"})
+    events, target = [], None
+    with urllib.request.urlopen(req, timeout=120) as r:
+        for raw in r:
+            line = raw.decode().strip()
+            if not line.startswith("data: "):
+                continue
+            events.append(line[6:])
+            if target is None and len(events) == after_events:
+                after = routed_per_worker(frontend)
+                wid = next(w for w in after if after[w] != before.get(w, 0))
+                target = next(w for w in workers if str(w.id) == wid)
+                hit(target)
+    return events, target
+
+
 class FleetTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -321,23 +344,7 @@ class FleetTest(unittest.TestCase):
     def test_7_a_request_whose_worker_dies_mid_stream_migrates(self):
         alive = [w for w in self.workers if w.proc.poll() is None]
         self.assertGreaterEqual(len(alive), 2, "needs two live workers")
-        before = routed_per_worker(self.frontend)
-        body = json.dumps({"model": "tiny", "prompt": long_prompt("eta"), "max_tokens": 400, "temperature": 0,
-                           "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}})
-        req = urllib.request.Request(self.frontend.url + "/v1/completions", data=body.encode(),
-                                     headers={"Content-Type": "application/json"})
-        events, killed = [], None
-        with urllib.request.urlopen(req, timeout=120) as r:
-            for raw in r:
-                line = raw.decode().strip()
-                if not line.startswith("data: "):
-                    continue
-                events.append(line[6:])
-                if killed is None and len(events) == 5:  # mid-stream: kill the worker serving it
-                    after = routed_per_worker(self.frontend)
-                    wid = next(w for w in after if after[w] != before.get(w, 0))
-                    killed = next(w for w in alive if str(w.id) == wid)
-                    killed.proc.kill()
+        events, killed = stream_and_hit_its_worker(self.frontend, alive, "eta", 400, lambda w: w.proc.kill())
         self.assertIsNotNone(killed)
         self.assertEqual(events[-1], "[DONE]")
         chunks = [json.loads(e) for e in events[:-1]]
@@ -353,23 +360,8 @@ class FleetTest(unittest.TestCase):
         alive = [w for w in self.workers if w.proc.poll() is None]
         wait_until(lambda: metric(self.frontend, "turbine_fleet_workers", model="tiny") == len(alive), 30,
                    "the spare worker to join")
-        before = routed_per_worker(self.frontend)
-        body = json.dumps({"model": "tiny", "prompt": long_prompt("theta"), "max_tokens": 300, "temperature": 0,
-                           "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}})
-        req = urllib.request.Request(self.frontend.url + "/v1/completions", data=body.encode(),
-                                     headers={"Content-Type": "application/json"})
-        events, stopped = [], None
-        with urllib.request.urlopen(req, timeout=120) as r:
-            for raw in r:
-                line = raw.decode().strip()
-                if not line.startswith("data: "):
-                    continue
-                events.append(line[6:])
-                if stopped is None and len(events) == 5:
-                    after = routed_per_worker(self.frontend)
-                    wid = next(w for w in after if after[w] != before.get(w, 0))
-                    stopped = next(w for w in alive if str(w.id) == wid)
-                    stopped.proc.send_signal(signal.SIGTERM)
+        events, stopped = stream_and_hit_its_worker(self.frontend, alive, "theta", 300,
+                                                    lambda w: w.proc.send_signal(signal.SIGTERM))
         self.assertIsNotNone(stopped)
         self.assertEqual(events[-1], "[DONE]")
         last = json.loads(events[-2])
