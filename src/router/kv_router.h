@@ -48,7 +48,7 @@
 namespace turbine::router {
 
 struct KvRouterOptions {
-  double overlap_weight = 1.0;
+  double overlap_weight = kDefaultOverlapWeight;  // router.h says why 8
   double temperature = 0.0;
   bool use_kv_events = true;
   uint64_t seed = 0;

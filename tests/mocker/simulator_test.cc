@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <random>
 
@@ -38,8 +39,45 @@ std::vector<TraceRequest> syntheticTrace(int conversations, int turns, uint64_t 
   return out;
 }
 
+// Agent-like traffic: new conversations start on one of `prompts` system prompts (2..12 blocks,
+// Zipf-popular), then grow by 1..4 blocks a turn; Poisson arrivals `gap_ms` apart on average.
+std::vector<TraceRequest> agentTrace(int n, int prompts, int conversations, double gap_ms, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::vector<int64_t>> system(prompts);
+  int64_t next_id = 1;
+  for (auto& sp : system) {
+    const int len = 2 + static_cast<int>(rng() % 11);
+    for (int i = 0; i < len; ++i) sp.push_back(next_id++);
+  }
+  std::vector<double> cdf;
+  double total = 0;
+  for (int i = 0; i < prompts; ++i) cdf.push_back(total += 1.0 / (i + 1));
+  std::vector<std::vector<int64_t>> history(conversations);
+  std::exponential_distribution<double> gap(1.0 / gap_ms);
+  std::vector<TraceRequest> out;
+  double t = 0;
+  for (int k = 0; k < n; ++k) {
+    auto& h = history[rng() % static_cast<size_t>(conversations)];
+    if (h.empty() || rng() % 8 == 0) {  // a new conversation on a popular system prompt
+      const double u = std::uniform_real_distribution<double>(0, total)(rng);
+      const auto p = static_cast<size_t>(std::lower_bound(cdf.begin(), cdf.end(), u) - cdf.begin());
+      h = system[std::min(p, system.size() - 1)];
+    }
+    const int grow = 1 + static_cast<int>(rng() % 4);
+    for (int i = 0; i < grow; ++i) h.push_back(next_id++);
+    TraceRequest r;
+    r.timestamp_ms = t;
+    t += gap(rng);
+    r.hash_ids = h;
+    r.input_length = static_cast<int32_t>(h.size()) * 512 - static_cast<int32_t>(rng() % 400);
+    r.output_length = 50 + static_cast<int32_t>(rng() % 300);
+    out.push_back(r);
+  }
+  return out;
+}
+
 SimulationReport runWith(const std::vector<TraceRequest>& trace, const SimulationOptions& o,
-                         const std::string& policy) {
+                         const std::string& policy, double overlap_weight = router::kDefaultOverlapWeight) {
   int64_t now = 0;
   SimulationHooks hooks;
   hooks.virtual_now_us = &now;
@@ -48,6 +86,7 @@ SimulationReport runWith(const std::vector<TraceRequest>& trace, const Simulatio
   if (policy == "kv") {
     router::KvRouterOptions ko;
     ko.now_us = [&now] { return now; };
+    ko.overlap_weight = overlap_weight;
     auto owned = std::make_unique<router::KvRouter>(ko);
     kv = owned.get();
     hooks.on_prefill_done = [kv](const std::string& id) { kv->onPrefillCompleted(id); };
@@ -99,6 +138,43 @@ TEST(SimulatorTest, SyntheticTraceKvBeatsRoundRobin) {
   int64_t routed = 0;
   for (const auto& w : kv.workers) routed += w.requests;
   EXPECT_EQ(routed, static_cast<int64_t>(trace.size()));
+}
+
+// The default overlap weight (router.h) against weight 1 on traces other than the Mooncake file it
+// was measured on: conversations with a shared first block (4 workers, small caches, two block
+// sizes) and agent-like traffic at two loads. It must keep at least weight 1's hit ratio and
+// TTFT p50 (5% slack) everywhere. (Measured when chosen: hit ratio 0.56-0.65 vs 0.45-0.55 on the
+// first, 0.74-0.78 vs 0.49-0.52 on the second.)
+TEST(SimulatorTest, DefaultOverlapWeightKeepsConversationsOnTheirCache) {
+  struct Case {
+    std::vector<TraceRequest> trace;
+    SimulationOptions o;
+  };
+  std::vector<Case> cases;
+  for (int bs : {64, 512}) {
+    Case c{syntheticTrace(24, 6, 7), {}};
+    c.o.workers = 4;
+    c.o.kv_blocks_per_worker = 48;
+    c.o.block_size = bs;
+    cases.push_back(c);
+  }
+  for (double gap : {400.0, 60.0}) {
+    Case c{agentTrace(1500, 40, 120, gap, 11), {}};
+    c.o.workers = 8;
+    c.o.kv_blocks_per_worker = 256;
+    c.o.block_size = 512;
+    cases.push_back(c);
+  }
+  for (const auto& c : cases) {
+    const auto def = runWith(c.trace, c.o, "kv");
+    const auto one = runWith(c.trace, c.o, "kv", 1.0);
+    const auto rr = runWith(c.trace, c.o, "round-robin");
+    expectSane(def, c.trace.size());
+    EXPECT_GE(def.prefix_hit_ratio, one.prefix_hit_ratio) << "block size " << c.o.block_size;
+    EXPECT_LE(def.ttft_ms.p50, 1.05 * one.ttft_ms.p50) << "block size " << c.o.block_size;
+    EXPECT_GT(def.prefix_hit_ratio, rr.prefix_hit_ratio + 0.2) << "block size " << c.o.block_size;
+    EXPECT_LT(def.ttft_ms.p50, rr.ttft_ms.p50) << "block size " << c.o.block_size;
+  }
 }
 
 TEST(SimulatorTest, BoundsOnAHandMadeTrace) {

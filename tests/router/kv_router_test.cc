@@ -55,8 +55,10 @@ TEST(KvRouterTest, PicksTheWorkerWithTheLongestPrefix) {
 
 TEST(KvRouterTest, CostTradesOverlapAgainstActiveBlocks) {
   // cost(w) = weight * (10 - overlap(w)) + active(w). Worker 1 holds 8 of the 10 blocks but
-  // reports 20 active blocks: cost 2 + 20 = 22 > worker 2's 10 + 0.
-  Fixture f(2);
+  // reports 20 active blocks: with weight 1, cost 2 + 20 = 22 > worker 2's 10 + 0.
+  KvRouterOptions one;
+  one.overlap_weight = 1.0;
+  Fixture f(2, one);
   f.router->onKvEvents(stored(1, 0, chain(100, 8)));
   f.router->onLoad(kv::LoadMetrics{1, "agg", 2, 0, 1000, 20, 0, 0, 0, 0});
   EXPECT_EQ(f.route("r", chain(100, 10)).worker, 2u);
@@ -67,6 +69,11 @@ TEST(KvRouterTest, CostTradesOverlapAgainstActiveBlocks) {
   g.router->onKvEvents(stored(1, 0, chain(100, 8)));
   g.router->onLoad(kv::LoadMetrics{1, "agg", 2, 0, 1000, 20, 0, 0, 0, 0});
   EXPECT_EQ(g.route("r", chain(100, 10)).worker, 1u);
+  // The default weight (8): 8 * 2 + 20 = 36 < 8 * 10 + 0, the cache wins too.
+  Fixture d(2);
+  d.router->onKvEvents(stored(1, 0, chain(100, 8)));
+  d.router->onLoad(kv::LoadMetrics{1, "agg", 2, 0, 1000, 20, 0, 0, 0, 0});
+  EXPECT_EQ(d.route("r", chain(100, 10)).worker, 1u);
   // Weight 0: pure load balancing, the cache is ignored.
   KvRouterOptions z;
   z.overlap_weight = 0.0;
@@ -90,8 +97,10 @@ TEST(KvRouterTest, TiesGoToTheLeastLoadedThenRandom) {
   }
   // cost(1) = cost(2) = 4, cost(3) = 4 + 4: only 1 and 2, both chosen sometimes.
   EXPECT_EQ(seen, (std::set<WorkerId>{1, 2}));
-  // Equal cost, different load: cost(1) = 0 + 6 (overlap 6/6, active 6); cost(2) = 6 + 0.
-  Fixture g(2);
+  // Equal cost, different load (weight 1): cost(1) = 0 + 6 (overlap 6/6, active 6); cost(2) = 6 + 0.
+  KvRouterOptions one;
+  one.overlap_weight = 1.0;
+  Fixture g(2, one);
   g.router->onKvEvents(stored(1, 0, chain(1, 6)));
   g.route("a", chain(1, 6));  // -> 1
   ASSERT_EQ(g.router->activeBlocks(1), 6);
