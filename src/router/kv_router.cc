@@ -491,8 +491,13 @@ const KvRouter::Bucket* KvRouter::scanOutside(const ModelWorkers& m, double bloc
 kv::WorkerSlot KvRouter::drawTie(bool bits) {
   if (!bits) {
     if (ties_.size() == 1) return ties_[0];
-    std::sort(ties_.begin(), ties_.end());
-    return ties_[std::uniform_int_distribution<size_t>(0, ties_.size() - 1)(rng_)];
+    if (ties_.size() <= 32) {
+      std::sort(ties_.begin(), ties_.end());
+      return ties_[std::uniform_int_distribution<size_t>(0, ties_.size() - 1)(rng_)];
+    }
+    // Many ties (a popular prefix held by hundreds of idle workers): the k-th lowest slot from a
+    // bitset, O(ties + words), the same pick as sorting (each worker is in ties_ once).
+    tie_bits_.assign((filed_.size() + 63) / 64, 0);
   }
   for (kv::WorkerSlot w : ties_) tie_bits_[w / 64] |= uint64_t{1} << (w % 64);
   size_t n = 0;

@@ -328,5 +328,46 @@ TEST(KvRouterPrunedTest, NonOverlappingTiesAreDrawnUniformly) {
   }
 }
 
+
+// A prefix held by 200 idle workers: 200 tie at the deepest group (the draw goes through a bitset
+// above 32 ties) and the pick is the exhaustive path's, draw for draw, and spread over all of them.
+TEST(KvRouterPrunedTest, ManyTiedHoldersAreDrawnAsTheExhaustivePathDraws) {
+  int64_t now = 0;
+  KvRouterOptions o;
+  o.seed = 5;
+  o.prediction_ttl_ms = 1;
+  o.now_us = [&now] { return now; };
+  KvRouterOptions e = o;
+  e.exhaustive = true;
+  KvRouter pruned(o), full(e);
+  const std::vector<BlockHash> shared = {5, 6};
+  for (KvRouter* r : {&pruned, &full}) {
+    for (WorkerId w = 1; w <= 300; ++w) r->addWorker(WorkerInfo{w, "m", "agg", 16, 1000});
+    for (WorkerId w = 51; w <= 250; ++w) {
+      r->onKvEvents(message(w, 0, kv::BlockStored{shared, std::nullopt, Tier::kDevice}));
+    }
+  }
+  std::map<WorkerId, int> count;
+  for (int i = 0; i < 4000; ++i) {
+    const auto b = static_cast<BlockHash>(100 + 10 * i);
+    const std::vector<BlockHash> hs = {5, 6, b, b + 1};
+    const std::string id = "q" + std::to_string(i);
+    now += 10'000;
+    const auto a = pruned.route(RouteRequest{id, "m", hs, 64});
+    const auto f = full.route(RouteRequest{id, "m", hs, 64});
+    ASSERT_TRUE(a.isOk() && f.isOk());
+    ASSERT_EQ(a->worker, f->worker) << i;
+    ASSERT_EQ(a->overlap_blocks, 2);
+    ++count[a->worker];
+    pruned.onRequestFinished(id);
+    full.onRequestFinished(id);
+  }
+  EXPECT_GE(count.size(), 195u);  // 20 expected each: all but a few are drawn
+  for (auto& [w, n] : count) {
+    EXPECT_GE(w, 51u);
+    EXPECT_LE(w, 250u);
+  }
+}
+
 }  // namespace
 }  // namespace turbine::router
