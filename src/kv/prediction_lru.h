@@ -32,7 +32,7 @@ class PredictionLru {
   bool contains(BlockHash hash, uint32_t worker) const { return find(hash, worker) != nullptr; }
   size_t size() const { return size_; }
   // A hint: the key's home entry will be needed soon.
-  void prefetch(BlockHash hash, uint32_t worker) const { __builtin_prefetch(&table_[home(hash, worker)]); }
+  void prefetch(BlockHash hash, uint32_t worker) const { __builtin_prefetch(&table_[home(hash, worker)], 1); }
 
   // Pops live keys, oldest touch first, while the oldest is older than ttl_us at now_us or more
   // than `cap` are live; calls drop(hash, worker) for each popped key.

@@ -405,18 +405,28 @@ void PrefixIndex::clearWorker(WorkerSlot worker) {
 
 // ---- predictions ---------------------------------------------------------------------------
 
+// Two passes: first (reading only, the slots mostly in cache after the overlap walk) the blocks
+// the worker does not hold for real, whose prediction entries are then requested; then the
+// updates. (Requesting every block's entry up front fetched 32 lines per decision even when the
+// chosen worker held the whole prompt.)
 void PrefixIndex::predict(WorkerSlot worker, std::span<const BlockHash> hashes, int64_t now_us) {
-  for (BlockHash h : hashes) predictions_.prefetch(h, worker);
+  predict_scratch_.clear();
   pipelined(hashes, worker, [&](BlockHash h) {
-    Slot* s = findOrInsert(h);
-    const uint32_t held = s->overflow == kNoOverflow
+    const Slot* s = find(h);
+    const uint32_t held = s == nullptr ? 0
+                          : s->overflow == kNoOverflow
                               ? ((s->holder >> kMaskBits) == worker ? (s->holder & kMaskAll) : 0)
                               : holderMask(pool_[s->overflow], worker);
     if (held & kRealTiers) return;  // the worker holds it for real: nothing to predict
+    predict_scratch_.push_back(h);
+    predictions_.prefetch(h, worker);
+  });
+  for (BlockHash h : predict_scratch_) {
+    Slot* s = findOrInsert(h);
     const uint32_t prev = setBits(s, worker, kPredictedBit);
     onMaskChange(worker, prev, prev | kPredictedBit);
     predictions_.touch(h, worker, now_us);
-  });
+  }
 }
 
 void PrefixIndex::expirePredictions(int64_t now_us) {

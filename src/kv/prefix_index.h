@@ -232,7 +232,8 @@ class PrefixIndex {
   std::vector<int32_t> partial_blocks_;
   std::vector<double> partial_weight_;
   uint32_t epoch_ = 0;
-  bool any_partial_ = false;  // the last walk noted a partial-weight holder
+  bool any_partial_ = false;
+  std::vector<BlockHash> predict_scratch_;  // predict(): the blocks to mark  // the last walk noted a partial-weight holder
 };
 
 }  // namespace turbine::kv
