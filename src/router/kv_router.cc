@@ -441,9 +441,13 @@ void KvRouter::consider(Best& best, kv::WorkerSlot w, double cost, int64_t act) 
 // worker outside every group, can win).
 bool KvRouter::scanGroups(const ModelWorkers& m, double blocks, double amin, Best& best) {
   const double ow = options_.overlap_weight;
+  const bool unit_cost = !groups_.partial && !(ow * options_.queued_prefill_weight > 0);
   for (size_t g = groups_.groups.size(); g > 0; --g) {
     const kv::OverlapGroups::Group& grp = groups_.groups[g - 1];
     if (ow * (blocks - static_cast<double>(grp.depth)) + amin > best.cost) return false;
+    if (unit_cost && grp.n > 1 && scanBigGroup(m, grp, ow * (blocks - static_cast<double>(grp.depth)), best)) {
+      continue;
+    }
     for (uint32_t j = 0; j < grp.n; ++j) {
       for (uint64_t word = groups_.words[grp.offset + j]; word != 0; word &= word - 1) {
         const kv::WorkerSlot w = slotOf(grp.lo + j, word);
@@ -455,6 +459,36 @@ bool KvRouter::scanGroups(const ModelWorkers& m, double blocks, double amin, Bes
     }
   }
   return true;
+}
+
+// A group spanning several words (a prefix held by many workers) whose members all cost
+// base + active: its best members are those in the lowest bucket of `m.ready` that meets the
+// group, found a word at a time instead of costing each member (busy workers and other models'
+// are in no bucket, as scanGroups skips them). False when it gives up (more than kMaxBuckets
+// buckets below the group's lowest member): the caller then costs members one by one.
+bool KvRouter::scanBigGroup(const ModelWorkers& m, const kv::OverlapGroups::Group& grp, double base, Best& best) {
+  constexpr int kMaxBuckets = 16;
+  int visited = 0;
+  for (const auto& [a, bucket] : m.ready) {  // ascending active blocks
+    const double cost = base + static_cast<double>(a);
+    if (cost > best.cost || (cost == best.cost && a > best.active)) return true;  // none can win
+    if (++visited > kMaxBuckets) return false;
+    bool found = false;
+    for (uint32_t j = 0; j < grp.n; ++j) {
+      const size_t k = grp.lo + j;
+      if (k >= bucket.bits.size()) break;
+      uint64_t word = groups_.words[grp.offset + j] & bucket.bits[k];
+      if (word == 0) continue;
+      if (!found) {
+        found = true;
+        if (cost < best.cost || a < best.active) ties_.clear();
+        best = Best{cost, a};
+      }
+      for (; word != 0; word &= word - 1) ties_.push_back(slotOf(static_cast<uint32_t>(k), word));
+    }
+    if (found) return true;  // higher buckets cost more
+  }
+  return true;  // no member is ready
 }
 
 // The best non-busy workers of `m` in no overlap group (matched_ = the groups' union). Returns the

@@ -210,6 +210,7 @@ class KvRouter : public Router {
   bool choosePruned(ModelWorkers& m, int64_t hashed, int32_t prompt_tokens, kv::WorkerSlot& chosen);
   void consider(Best& best, kv::WorkerSlot w, double cost, int64_t act);
   bool scanGroups(const ModelWorkers& m, double blocks, double amin, Best& best);
+  bool scanBigGroup(const ModelWorkers& m, const kv::OverlapGroups::Group& grp, double base, Best& best);
   const Bucket* scanOutside(const ModelWorkers& m, double blocks, Best& best);
   kv::WorkerSlot drawTie(bool bits);
   int32_t groupDepth(kv::WorkerSlot slot) const;
