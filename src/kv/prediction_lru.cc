@@ -1,5 +1,6 @@
 #include "kv/prediction_lru.h"
 
+#include <algorithm>
 #include <bit>
 
 namespace turbine::kv {
@@ -118,7 +119,16 @@ void PredictionLru::popFront() {
 void PredictionLru::compactRing() {
   size_t kept = 0;
   const size_t mask = ring_.size() - 1;
+  constexpr size_t kAhead = 16;  // the lookups are independent: keep 16 of them in flight
+  for (size_t k = 0; k < std::min(ring_count_, kAhead); ++k) {
+    const Record& r = ring_[(ring_head_ + k) & mask];
+    prefetch(r.hash, r.worker);
+  }
   for (size_t k = 0; k < ring_count_; ++k) {
+    if (k + kAhead < ring_count_) {
+      const Record& ahead = ring_[(ring_head_ + k + kAhead) & mask];
+      prefetch(ahead.hash, ahead.worker);
+    }
     const Record r = ring_[(ring_head_ + k) & mask];
     const Entry* e = find(r.hash, r.worker);
     if (e != nullptr && e->touch_us == r.touch_us) ring_[(ring_head_ + kept++) & mask] = r;
