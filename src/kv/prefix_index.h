@@ -14,7 +14,8 @@
 //
 // Overlap walk: a bitset of the workers still matching, intersected block by block with each
 // block's holders (64 workers per word for dense blocks), stopping at the first block that no
-// matching worker holds; a worker leaves the set with its run length. Weights: a block counts
+// matching worker holds; a worker leaves the set with its run length. Blocks are resolved in
+// rounds of 32, stage by stage (slots, holder sets, their data), so the misses overlap. Weights: a block counts
 // 1.0 for a holder whose best tier weight is 1 (device, prediction); only "partial" holders
 // (best weight != 1) are visited one by one. No heap allocation per query in steady state.
 //
