@@ -311,18 +311,16 @@ void PrefixIndex::apply(WorkerSlot worker, const KvEvent& event) {
 // stored events stay as fast as with slot prefetching (session 4: events in rounds of 32, stage
 // by stage, measured no better). The overlap walk, whose blocks are all needed before the
 // decision, does use rounds (walk()): idle decision p50 4.7-4.9 -> 3.7-3.8 us.
-[[gnu::always_inline]] inline void PrefixIndex::prefetchSet(BlockHash h) const {
-  const Slot* s = find(h);
+[[gnu::always_inline]] inline void PrefixIndex::prefetchSet(const Slot* s) const {
   if (s == nullptr || s->overflow == kNoOverflow) return;
   const char* p = reinterpret_cast<const char*>(&pool_[s->overflow]);
   __builtin_prefetch(p);
   __builtin_prefetch(p + sizeof(Holders) - 1);
 }
 
-// The part of h's holder set that will be read: for kAnyWorker (the walk) a dense set's bitset or
-// the list, else the worker's mask byte of a dense set or the list.
-[[gnu::always_inline]] inline void PrefixIndex::prefetchEntry(BlockHash h, WorkerSlot worker) const {
-  const Slot* s = find(h);
+// The part of a slot's holder set that will be read: for kAnyWorker (the walk) a dense set's
+// bitset or the list, else the worker's mask byte of a dense set or the list.
+[[gnu::always_inline]] inline void PrefixIndex::prefetchEntry(const Slot* s, WorkerSlot worker) const {
   if (s == nullptr || s->overflow == kNoOverflow) return;
   const Holders& hd = pool_[s->overflow];
   if (hd.dense && worker != kAnyWorker) {
@@ -344,12 +342,12 @@ void PrefixIndex::apply(WorkerSlot worker, const KvEvent& event) {
   const size_t n = hashes.size();
   if (i == 0) {
     for (size_t k = 0; k < std::min(n, kSlotAhead); ++k) prefetch(hashes[k]);
-    for (size_t k = 0; k < std::min(n, kSetAhead); ++k) prefetchSet(hashes[k]);
-    for (size_t k = 0; k < std::min(n, kEntryAhead); ++k) prefetchEntry(hashes[k], worker);
+    for (size_t k = 0; k < std::min(n, kSetAhead); ++k) prefetchSet(find(hashes[k]));
+    for (size_t k = 0; k < std::min(n, kEntryAhead); ++k) prefetchEntry(find(hashes[k]), worker);
   }
   if (i + kSlotAhead < n) prefetch(hashes[i + kSlotAhead]);
-  if (i + kSetAhead < n) prefetchSet(hashes[i + kSetAhead]);
-  if (i + kEntryAhead < n) prefetchEntry(hashes[i + kEntryAhead], worker);
+  if (i + kSetAhead < n) prefetchSet(find(hashes[i + kSetAhead]));
+  if (i + kEntryAhead < n) prefetchEntry(find(hashes[i + kEntryAhead]), worker);
 }
 
 template <class Body>
@@ -547,23 +545,11 @@ void PrefixIndex::walk(std::span<const BlockHash> hashes, Gone&& gone_fn) {
         const Slot* f = find(hashes[found]);
         if (f == nullptr) break;
         round[found - round_begin] = f;
-        if (f->overflow != kNoOverflow) {
-          const char* p = reinterpret_cast<const char*>(&pool_[f->overflow]);
-          __builtin_prefetch(p);
-          __builtin_prefetch(p + sizeof(Holders) - 1);
-        }
+        prefetchSet(f);
       }
       if (found < round_end) round[found - round_begin] = nullptr;
       round_end = std::min(round_end, found + 1);
-      for (size_t k = round_begin; k < round_end; ++k) {
-        const Slot* f = round[k - round_begin];
-        if (f == nullptr || f->overflow == kNoOverflow) continue;
-        const Holders& hd = pool_[f->overflow];
-        const auto* p = hd.dense ? reinterpret_cast<const char*>(hd.bits.data())
-                                 : reinterpret_cast<const char*>(hd.list.data());
-        const size_t bytes = hd.dense ? hd.bits.size() * sizeof(uint64_t) : hd.list.size() * sizeof(uint32_t);
-        for (size_t off = 0; off < std::min<size_t>(bytes, 256); off += 64) __builtin_prefetch(p + off);
-      }
+      for (size_t k = round_begin; k < round_end; ++k) prefetchEntry(round[k - round_begin], kAnyWorker);
     }
     const Slot* s = round[i - round_begin];
     if (s == nullptr) break;

@@ -178,8 +178,8 @@ class PrefixIndex {
   size_t home(BlockHash h) const { return ((h * 0x9E3779B97F4A7C15ull) >> shift_) & ~size_t{3}; }
   void prefetch(BlockHash h) const { __builtin_prefetch(&table_[home(h)]); }
   static constexpr WorkerSlot kAnyWorker = 0xFFFFFFFFu;
-  void prefetchSet(BlockHash h) const;
-  void prefetchEntry(BlockHash h, WorkerSlot worker) const;
+  void prefetchSet(const Slot* s) const;                       // its holder set (if any)
+  void prefetchEntry(const Slot* s, WorkerSlot worker) const;  // the part of it to be read
   void prefetchAhead(std::span<const BlockHash> hashes, size_t i, WorkerSlot worker) const;
   // body(hash) for each of `hashes` in order, with prefetchAhead.
   template <class Body>
