@@ -239,10 +239,10 @@ void GenerationJob::fail(const Status& error) {
 
 void GenerationJob::onDisconnect() {
   if (finished_) return;
+  release(499);  // accounted before the backend can see the abort
   for (const auto& s : seqs_) {
     if (s.finish.empty()) ctx_.backend->abort(s.request_id);
   }
-  release(499);
 }
 
 void GenerationJob::release(int http_status) {

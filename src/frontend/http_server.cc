@@ -1,6 +1,7 @@
 #include "frontend/http_server.h"
 
 #include <pthread.h>
+#include <sys/ioctl.h>
 
 #include <algorithm>
 #include <optional>
@@ -145,7 +146,8 @@ class Connection : public HttpResponder, public std::enable_shared_from_this<Con
   void enqueue(std::string_view data);
   void writeNow();
   void startWrite();
-  void onWrite(beast::error_code ec);
+  void writeSome();
+  void onWrite(beast::error_code ec, size_t n);
   void maybeFinish();
   void finishResponse();
   void lingerClose();
@@ -153,6 +155,8 @@ class Connection : public HttpResponder, public std::enable_shared_from_this<Con
   void armTimer(std::chrono::steady_clock::duration d);
   void startTimer();
   void cancelTimer();
+  size_t sendQueueBytes();  // bytes the kernel holds for the peer (SIZE_MAX if unknown)
+  bool writeProgressed();   // a write is in flight and its send queue shrank since last looked
 
   std::shared_ptr<HttpServer::Impl> server_;  // first: the socket dies before the io_context
   Worker* worker_;                            // owned by server_
@@ -169,6 +173,8 @@ class Connection : public HttpResponder, public std::enable_shared_from_this<Con
   std::function<void()> on_disconnect_;
   std::string out_pending_;   // queued, not yet handed to the socket
   std::string out_writing_;   // owned by the asynchronous write in flight
+  size_t written_ = 0;        // bytes of out_writing_ the socket has taken
+  size_t send_queue_mark_ = SIZE_MAX;  // sendQueueBytes() when the write timeout last moved
   bool writing_ = false;      // an asynchronous write is in flight
   bool in_handler_ = false;   // writes are deferred until the handler returns
   bool flush_queued_ = false; // on worker_->dirty, or flushed when the handler returns
@@ -448,13 +454,27 @@ void Connection::writeNow() {
 void Connection::startWrite() {
   out_writing_.swap(out_pending_);
   out_pending_.clear();
+  written_ = 0;
   writing_ = true;
-  if (phase_ == Phase::kResponding) armTimer(server_->options.write_timeout);
-  net::async_write(socket_, net::buffer(out_writing_),
-                   [self = shared_from_this()](beast::error_code ec, size_t) { self->onWrite(ec); });
+  writeSome();
 }
 
-void Connection::onWrite(beast::error_code ec) {
+// write_timeout means "no progress for that long", so a slow reader that keeps reading is never
+// cut off, however large the backlog (one async_write of several MB used to be timed as a
+// whole). Progress is seen twice: every piece the socket takes pushes the deadline back, and at
+// the deadline a send queue that has shrunk since (the peer is reading; the kernel reports a
+// full socket writable again only after about a third of its buffer has drained) does too.
+void Connection::writeSome() {
+  if (phase_ == Phase::kResponding) {
+    armTimer(server_->options.write_timeout);
+    send_queue_mark_ = sendQueueBytes();
+  }
+  socket_.async_write_some(net::buffer(out_writing_.data() + written_, out_writing_.size() - written_),
+                           [self = shared_from_this()](beast::error_code ec, size_t n) { self->onWrite(ec, n); });
+}
+
+void Connection::onWrite(beast::error_code ec, size_t n) {
+  if (!ec && (written_ += n) < out_writing_.size()) return writeSome();
   writing_ = false;
   out_writing_.clear();
   if (ec) return close();
@@ -524,9 +544,27 @@ void Connection::startTimer() {
     if (gen != self->timer_gen_ || self->phase_ == Phase::kClosed) return;
     self->timer_armed_ = false;
     if (self->deadline_ == std::chrono::steady_clock::time_point::max()) return;
-    if (std::chrono::steady_clock::now() >= self->deadline_) return self->close();
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= self->deadline_) {
+      if (!self->writeProgressed()) return self->close();
+      self->deadline_ = now + self->server_->options.write_timeout;
+    }
     self->startTimer();
   });
+}
+
+size_t Connection::sendQueueBytes() {
+  int queued = 0;
+  if (::ioctl(socket_.native_handle(), TIOCOUTQ, &queued) != 0 || queued < 0) return SIZE_MAX;
+  return static_cast<size_t>(queued);
+}
+
+bool Connection::writeProgressed() {
+  if (!writing_ || phase_ != Phase::kResponding) return false;
+  const size_t queued = sendQueueBytes();
+  if (queued >= send_queue_mark_) return false;
+  send_queue_mark_ = queued;
+  return true;
 }
 
 void Connection::cancelTimer() { deadline_ = std::chrono::steady_clock::time_point::max(); }

@@ -341,6 +341,74 @@ TEST(OpenAiServer, DisconnectMidStreamAbortsOnBackend) {
   EXPECT_EQ(f.server->metrics().requestCount("/v1/chat/completions", 499), 1u);
 }
 
+// write_timeout means "no progress for that long": a client that reads a large backlog slowly
+// but steadily, for much longer than the timeout in all, must get the whole stream.
+TEST(OpenAiServer, SteadySlowReaderOutlivesTheWriteTimeout) {
+  FakeBackendOptions o;
+  o.token_interval = std::chrono::microseconds(10);
+  o.max_model_len = 40000;
+  OpenAiServerOptions so;
+  so.http.write_timeout = std::chrono::milliseconds(300);
+  ServerFixture f(o, so);
+  constexpr int kTokens = 6000, kN = 8;  // ~7 MB of SSE: more than the kernel's 4 MiB send buffer
+  net::io_context ioc;
+  tcp::socket sock(ioc);
+  sock.open(tcp::v4());
+  sock.set_option(net::socket_base::receive_buffer_size(64 << 10));
+  sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), f.port));
+  std::string body = R"({"model":"fake-model","prompt":"p","stream":true,"ignore_eos":true,"n":8,"max_tokens":)" +
+                     std::to_string(kTokens) + "}";
+  std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  net::write(sock, net::buffer(req));
+  // At most 64 KiB every 15 ms (~4 MB/s), never pausing longer: the backend produces far faster,
+  // so ~3 MB queue up in the server beyond the socket buffers and take several write timeouts
+  // to drain.
+  std::string raw;
+  const auto t0 = std::chrono::steady_clock::now();
+  char buf[64 << 10];
+  for (;;) {
+    beast::error_code ec;
+    size_t n = sock.read_some(net::buffer(buf), ec);
+    raw.append(buf, n);
+    if (ec || raw.ends_with("0\r\n\r\n")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(15));
+  }
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GT(took, 2 * so.http.write_timeout) << "the backlog drained too fast to test the timeout";
+  ASSERT_TRUE(raw.ends_with("0\r\n\r\n")) << "the stream was cut after " << raw.size() << " bytes";
+  EXPECT_NE(raw.find("data: [DONE]"), std::string::npos);
+  size_t finishes = 0;
+  for (size_t at = raw.find("\"finish_reason\":\"length\""); at != std::string::npos;
+       at = raw.find("\"finish_reason\":\"length\"", at + 1)) {
+    ++finishes;
+  }
+  EXPECT_EQ(finishes, static_cast<size_t>(kN));
+}
+
+// ... and a client that stops reading altogether is dropped after write_timeout, its request
+// aborted on the backend.
+TEST(OpenAiServer, StalledReaderIsDroppedAfterTheWriteTimeout) {
+  FakeBackendOptions o;
+  o.token_interval = std::chrono::microseconds(100);  // ~10 MB/s: the socket fills in < 1 s
+  o.max_model_len = 40000;
+  OpenAiServerOptions so;
+  so.http.write_timeout = std::chrono::milliseconds(150);
+  ServerFixture f(o, so);
+  TestClient c(f.port);
+  c.socket().set_option(net::socket_base::receive_buffer_size(64 << 10));
+  std::string body = R"({"model":"fake-model","prompt":"p","stream":true,"ignore_eos":true,"n":8,"max_tokens":30000})";
+  std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  net::write(c.socket(), net::buffer(req));  // and never read: generation would last 3 s
+  for (int i = 0; i < 400 && f.backend->received().size() < 8; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(f.backend->received().size(), 8u);
+  for (const auto& r : f.backend->received()) {
+    EXPECT_TRUE(f.backend->waitAborted(r.request_id, std::chrono::seconds(5))) << r.request_id;
+  }
+  EXPECT_EQ(f.server->metrics().requestCount("/v1/completions", 499), 1u);
+}
+
 TEST(OpenAiServer, SixtyFourConcurrentStreamsComplete) {
   ServerFixture f(fastBackend());
   constexpr int kClients = 64;
@@ -377,7 +445,9 @@ TEST(OpenAiServer, SlowReaderGetsEveryChunkInOrder) {
   net::io_context ioc;
   tcp::socket sock(ioc);
   sock.open(tcp::v4());
-  sock.set_option(net::socket_base::receive_buffer_size(4096));  // a small window fills fast
+  // A small window fills fast. (Not smaller: at 4 KiB the kernel drops loopback segments whose
+  // buffer size exceeds the window and retransmits with backoff, stalling the test for minutes.)
+  sock.set_option(net::socket_base::receive_buffer_size(64 << 10));
   sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), f.port));
   std::string body = R"({"model":"fake-model","prompt":"p","stream":true,"ignore_eos":true,"n":8,"max_tokens":)" +
                      std::to_string(kTokens) + "}";
