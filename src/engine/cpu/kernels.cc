@@ -123,7 +123,7 @@ void rowsToF32(const KernelTable& kt, const model::TensorView& w, int64_t r0, in
 }
 
 // x prepared once for the gemv kernels of a group of matmuls of the same x: q8_0 blocks for
-// q8_0 weights, bf16 for the bf16 dot-product kernel (m > 1), both only when some weight needs it.
+// q8_0 weights, bf16 for the bf16 dot-product kernel, both only when some weight needs it.
 struct GemvInput {
   const float* x = nullptr;
   int64_t m = 0;
@@ -131,8 +131,11 @@ struct GemvInput {
   const uint16_t* xb = nullptr;
 };
 
+// bf16 weights go through vdpbf16ps (x rounded to bf16, as llama.cpp does) where the CPU has
+// AVX512-BF16, at every m: at m = 1 it is the only bf16 kernel that keeps up with the memory
+// stream on Zen 5, and every batch size then rounds x the same way.
 bool usesBf16Dp(const KernelTable& kt, const model::TensorView& w, int64_t m) {
-  return w.dtype == DType::kBF16 && m > 1 && kt.gemv_bf16_dp != nullptr;
+  return w.dtype == DType::kBF16 && m >= 1 && kt.gemv_bf16_dp != nullptr;
 }
 
 GemvInput prepareGemvInput(const KernelTable& kt, const float* x, int64_t m,
