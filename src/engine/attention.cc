@@ -68,6 +68,29 @@ void PagedAttention::run(cpu::ThreadPool& pool, const KvCache& cache, int32_t la
   });
 }
 
+// A decode (one token) on an f32 cache: the group's query heads against the K/V rows where the
+// cache holds them, block by block (cpu::attendDecode), nothing gathered. False where the
+// kernels have no such path.
+bool PagedAttention::decodeInPlace(const Item& item, const KvCache& cache, int32_t layer,
+                                   const AttentionSeq& seq, const AttentionShape& shape,
+                                   const float* q, float* out, ThreadScratch& scratch) const {
+  const int32_t bs = cache.blockSize();
+  const int32_t ctx = seq.start_pos + 1;
+  const int32_t group = shape.n_heads / cache.numKvHeads();
+  const size_t blocks = static_cast<size_t>((ctx + bs - 1) / bs);
+  scratch.k_rows.resize(blocks);
+  scratch.v_rows.resize(blocks);
+  for (size_t b = 0; b < blocks; ++b) {
+    const BlockId id = seq.block_table[b];
+    scratch.k_rows[b] = static_cast<const float*>(cache.headRows(id, layer, 0, item.kv_head));
+    scratch.v_rows[b] = static_cast<const float*>(cache.headRows(id, layer, 1, item.kv_head));
+  }
+  grow(scratch.scores, static_cast<size_t>(group) * static_cast<size_t>(ctx));
+  return cpu::attendDecode(q, group, scratch.k_rows.data(), scratch.v_rows.data(), bs, ctx,
+                           cache.headDim(), shape.scale, scratch.scores.data(), out,
+                           cache.headDim());
+}
+
 // Gathers the item's K and V rows [0, ctx) into contiguous f32 [ctx][head_dim] buffers, then
 // per group of query rows: S = scale * Q K^T (sgemm), causal mask + softmax per row, O = S V.
 // A decode (one token) takes the group's query heads as the rows of one product; a chunk of
@@ -82,6 +105,12 @@ void PagedAttention::runItem(const Item& item, const KvCache& cache, int32_t lay
   const int32_t ctx = seq.start_pos + item.t1;  // positions any query of the item may see
   const int32_t n_tok = item.t1 - item.t0;
   const size_t row_stride = static_cast<size_t>(shape.n_heads) * static_cast<size_t>(hd);
+  const size_t first = static_cast<size_t>(seq.row + item.t0) * row_stride +
+                       static_cast<size_t>(item.kv_head * group) * static_cast<size_t>(hd);
+  if (n_tok == 1 && cache.dtype() == KvDType::kF32 && decodeInPlace(item, cache, layer, seq, shape,
+                                                                    q + first, out + first, scratch)) {
+    return;
+  }
   const size_t kv_elems = static_cast<size_t>(ctx) * static_cast<size_t>(hd);
   grow(scratch.k, kv_elems);
   grow(scratch.v, kv_elems);
@@ -101,8 +130,6 @@ void PagedAttention::runItem(const Item& item, const KvCache& cache, int32_t lay
   const size_t lda = decode ? static_cast<size_t>(hd) : row_stride;
   grow(scratch.scores, static_cast<size_t>(rows) * static_cast<size_t>(ctx));
   float* sc = scratch.scores.data();
-  const size_t first = static_cast<size_t>(seq.row + item.t0) * row_stride +
-                       static_cast<size_t>(item.kv_head * group) * static_cast<size_t>(hd);
   for (int32_t j = 0; j < products; ++j) {
     const float* qj = q + first + static_cast<size_t>(j) * static_cast<size_t>(hd);
     float* oj = out + first + static_cast<size_t>(j) * static_cast<size_t>(hd);

@@ -7,7 +7,8 @@
 // j % block_size. The K/V of every position read must already be stored in the cache (the
 // runner stores the chunk's own K/V before calling run()).
 // Scores and the weighted sum are f32 products (BLAS sgemm) over K/V gathered per item;
-// softmax is max-subtracted in f32.
+// softmax is max-subtracted in f32. A decode token on an f32 cache reads K/V in place, block by
+// block, with the AVX-512 kernels where the CPU has them (cpu::attendDecode).
 // Work is split over the ThreadPool by (sequence, kv head, token range) with equal shares of
 // the estimated cost (the number of positions attended).
 //
@@ -54,8 +55,12 @@ class PagedAttention {
   struct ThreadScratch {
     std::vector<float> k, v;    // the item's keys / values gathered: [context][head_dim]
     std::vector<float> scores;  // [rows][context]
+    std::vector<const float*> k_rows, v_rows;  // a decode's K / V rows by block (decodeInPlace)
   };
   void buildItems(std::span<const AttentionSeq> seqs, int32_t n_kv_heads, int n_parts);
+  bool decodeInPlace(const Item& item, const KvCache& cache, int32_t layer,
+                     const AttentionSeq& seq, const AttentionShape& shape, const float* q,
+                     float* out, ThreadScratch& scratch) const;
   void runItem(const Item& item, const KvCache& cache, int32_t layer,
                std::span<const AttentionSeq> seqs, const AttentionShape& shape, const float* q,
                float* out, ThreadScratch& scratch) const;

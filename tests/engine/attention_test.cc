@@ -8,8 +8,10 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "engine/cpu/kernels.h"
 #include "engine/rope.h"
 
 namespace turbine::engine {
@@ -141,21 +143,79 @@ std::vector<Chunk> mixedChunks() { return {{37, 29}, {0, 70}, {100, 1}, {0, 1}, 
 
 class PagedVsContiguous : public ::testing::TestWithParam<int32_t> {};
 
+// Every kernel level: with AVX-512, decode tokens on an f32 cache read K/V in place
+// (cpu::attendDecode, head_dim % 16 == 0); elsewhere, and for the other shapes, they gather.
 TEST_P(PagedVsContiguous, MatchesNaiveFloat64) {
   const int32_t bs = GetParam();
-  for (auto [heads, kv_heads, hd] :
-       {std::tuple{4, 2, 64}, std::tuple{6, 6, 24}, std::tuple{8, 1, 40}}) {
-    const Problem p = makeProblem(heads, kv_heads, hd, mixedChunks(), 1234u + bs + hd);
-    const std::vector<double> want = naiveAttention(p, 1.0 / std::sqrt(double(hd)));
-    for (int threads : {1, 3}) {
-      const double err = relError(pagedAttention(p, bs, threads, KvDType::kF32, 7u + bs), want);
-      EXPECT_LT(err, 1e-5) << "block size " << bs << " heads " << heads << "/" << kv_heads
-                           << " head_dim " << hd << " threads " << threads;
+  for (const char* isa : {"auto", "avx2", "scalar"}) {
+    if (!cpu::setKernelIsa(isa)) continue;
+    for (auto [heads, kv_heads, hd] : {std::tuple{4, 2, 64}, std::tuple{6, 6, 24}, std::tuple{8, 1, 40},
+                                       std::tuple{8, 2, 128}, std::tuple{2, 2, 32}}) {
+      const Problem p = makeProblem(heads, kv_heads, hd, mixedChunks(), 1234u + bs + hd);
+      const std::vector<double> want = naiveAttention(p, 1.0 / std::sqrt(double(hd)));
+      for (int threads : {1, 3}) {
+        const double err = relError(pagedAttention(p, bs, threads, KvDType::kF32, 7u + bs), want);
+        EXPECT_LT(err, 1e-5) << "isa " << isa << " block size " << bs << " heads " << heads << "/"
+                             << kv_heads << " head_dim " << hd << " threads " << threads;
+      }
     }
   }
+  cpu::setKernelIsa("auto");
 }
 
 INSTANTIATE_TEST_SUITE_P(BlockSizes, PagedVsContiguous, ::testing::Values(1, 16, 64));
+
+// The in-place decode kernel itself: blocks scattered in memory, a partial last block, against
+// float64; false (nothing written) where the kernel level has no such path or hd % 16 != 0.
+TEST(AttendDecodeTest, MatchesFloat64OverScatteredBlocks) {
+  std::mt19937 rng(99);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (int32_t hd : {16, 64, 128, 48}) {
+    for (int32_t ctx : {1, 5, 16, 37, 300}) {
+      const int32_t bs = 16, nq = 3, blocks = (ctx + bs - 1) / bs;
+      std::vector<std::vector<float>> kb(blocks), vb(blocks);
+      std::vector<const float*> kp, vp;
+      for (int32_t b = 0; b < blocks; ++b) {
+        kb[b].resize(static_cast<size_t>(bs * hd));
+        vb[b].resize(static_cast<size_t>(bs * hd));
+        for (auto& x : kb[b]) x = dist(rng);
+        for (auto& x : vb[b]) x = dist(rng);
+        kp.push_back(kb[b].data());
+        vp.push_back(vb[b].data());
+      }
+      std::vector<float> q(static_cast<size_t>(nq * hd));
+      for (auto& x : q) x = dist(rng);
+      const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      std::vector<float> scores(static_cast<size_t>(nq * ctx)), out(static_cast<size_t>(nq * hd), NAN);
+      if (!cpu::attendDecode(q.data(), nq, kp.data(), vp.data(), bs, ctx, hd, scale, scores.data(),
+                             out.data(), hd)) {
+        for (float o : out) EXPECT_TRUE(std::isnan(o));
+        EXPECT_TRUE(std::string(cpu::kernelIsa()).rfind("avx512", 0) != 0 || hd % 16 != 0)
+            << "AVX-512 kernels must take hd " << hd;
+        continue;
+      }
+      ASSERT_EQ(hd % 16, 0);
+      std::vector<double> want(out.size());
+      for (int32_t j = 0; j < nq; ++j) {
+        std::vector<double> s(static_cast<size_t>(ctx));
+        double mx = -INFINITY, sum = 0;
+        for (int32_t t = 0; t < ctx; ++t) {
+          const float* k = kp[t / bs] + (t % bs) * hd;
+          double d = 0;
+          for (int32_t c = 0; c < hd; ++c) d += double(q[j * hd + c]) * k[c];
+          s[t] = d * scale;
+          mx = std::max(mx, s[t]);
+        }
+        for (auto& x : s) sum += (x = std::exp(x - mx));
+        for (int32_t t = 0; t < ctx; ++t) {
+          const float* v = vp[t / bs] + (t % bs) * hd;
+          for (int32_t c = 0; c < hd; ++c) want[j * hd + c] += s[t] / sum * v[c];
+        }
+      }
+      EXPECT_LT(relError(out, want), 1e-5) << "hd " << hd << " ctx " << ctx;
+    }
+  }
+}
 
 TEST(PagedAttentionTest, HalfPrecisionCacheIsClose) {
   const Problem p = makeProblem(4, 2, 32, mixedChunks(), 99u);

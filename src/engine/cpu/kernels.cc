@@ -396,6 +396,15 @@ float dotF32(const float* a, const float* b, int64_t n) {
   return internal::currentKernels().dot(a, b, n);
 }
 
+bool attendDecode(const float* q, int64_t nq, const float* const* k_blocks,
+                  const float* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
+                  float* scores, float* out, int64_t ldo) {
+  const internal::AttendDecodeFn fn = internal::currentKernels().attend_decode;
+  if (fn == nullptr || hd % 16 != 0 || ctx <= 0) return false;
+  fn(q, nq, k_blocks, v_blocks, bs, ctx, hd, scale, scores, out, ldo);
+  return true;
+}
+
 void axpyF32(float a, const float* x, float* y, int64_t n) {
   internal::currentKernels().axpy(a, x, y, n);
 }

@@ -56,6 +56,15 @@ float dotF32(const float* a, const float* b, int64_t n);
 // y[i] += a * x[i]. For attention's weighted sum of values.
 void axpyF32(float a, const float* x, float* y, int64_t n);
 
+// Decode attention of one kv head, read in place from the cache's f32 blocks: nq query rows
+// (q, [nq][hd] contiguous) against ctx positions whose K / V rows lie in blocks of bs rows at
+// k_blocks[b] / v_blocks[b] ([bs][hd]); out row j (stride ldo) = sum_t softmax_t(scale * q_j .
+// k_t) * v_t. scores: nq * ctx floats of scratch. Returns false, touching nothing, where the
+// kernels have no such path (no AVX-512, or hd % 16 != 0): the caller then computes it itself.
+bool attendDecode(const float* q, int64_t nq, const float* const* k_blocks,
+                  const float* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
+                  float* scores, float* out, int64_t ldo);
+
 // y[i] += x[i] (the residual connection).
 void addF32(float* y, const float* x, int64_t n);
 

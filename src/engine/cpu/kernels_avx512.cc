@@ -504,6 +504,91 @@ void softmax(float* x, int64_t n) {
   }
 }
 
+// ---- decode attention (one token's query heads against one kv head's cached K/V) ----------
+
+// s[t] = scale * q . k_t for the n rows of one block (k rows contiguous, hd % 16 == 0): four
+// positions at a time, their four partial sums reduced together.
+void blockScores(const float* q, const float* k, int64_t n, int64_t hd, float scale, float* s) {
+  const __m128 sc = _mm_set1_ps(scale);
+  int64_t t = 0;
+  for (; t + 4 <= n; t += 4) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const float* k0 = k + t * hd;
+    for (int64_t c = 0; c < hd; c += 16) {
+      const __m512 qv = _mm512_loadu_ps(q + c);
+      a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + c), a0);
+      a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + hd + c), a1);
+      a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 2 * hd + c), a2);
+      a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 3 * hd + c), a3);
+    }
+    _mm_storeu_ps(s + t, _mm_mul_ps(reduce4(a0, a1, a2, a3), sc));
+  }
+  for (; t < n; ++t) {
+    __m512 a = _mm512_setzero_ps();
+    for (int64_t c = 0; c < hd; c += 16) {
+      a = _mm512_fmadd_ps(_mm512_loadu_ps(q + c), _mm512_loadu_ps(k + t * hd + c), a);
+    }
+    s[t] = scale * _mm512_reduce_add_ps(a);
+  }
+}
+
+// out = sum_t p[t] v_t over the blocks, NV = hd / 16 accumulators in registers.
+template <int NV>
+void weightedValues(const float* p, const float* const* v_blocks, int64_t bs, int64_t ctx,
+                    float* out) {
+  __m512 o[NV];
+  KUNROLL for (int c = 0; c < NV; ++c) o[c] = _mm512_setzero_ps();
+  for (int64_t t0 = 0, b = 0; t0 < ctx; t0 += bs, ++b) {
+    const float* v = v_blocks[b];
+    const int64_t n = minI64(bs, ctx - t0);
+    for (int64_t t = 0; t < n; ++t) {
+      const __m512 pt = _mm512_set1_ps(p[t0 + t]);
+      KUNROLL for (int c = 0; c < NV; ++c) {
+        o[c] = _mm512_fmadd_ps(pt, _mm512_loadu_ps(v + t * NV * 16 + c * 16), o[c]);
+      }
+    }
+  }
+  KUNROLL for (int c = 0; c < NV; ++c) _mm512_storeu_ps(out + c * 16, o[c]);
+}
+
+// The same for any hd % 16 == 0, accumulating in `out` (L1-resident).
+void weightedValuesAny(const float* p, const float* const* v_blocks, int64_t bs, int64_t ctx,
+                       int64_t hd, float* out) {
+  std::memset(out, 0, static_cast<size_t>(hd) * sizeof(float));
+  for (int64_t t0 = 0, b = 0; t0 < ctx; t0 += bs, ++b) {
+    const float* v = v_blocks[b];
+    const int64_t n = minI64(bs, ctx - t0);
+    for (int64_t t = 0; t < n; ++t) {
+      const __m512 pt = _mm512_set1_ps(p[t0 + t]);
+      for (int64_t c = 0; c < hd; c += 16) {
+        _mm512_storeu_ps(out + c, _mm512_fmadd_ps(pt, _mm512_loadu_ps(v + t * hd + c),
+                                                  _mm512_loadu_ps(out + c)));
+      }
+    }
+  }
+}
+
+void attendDecode(const float* q, int64_t nq, const float* const* k_blocks,
+                  const float* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
+                  float* scores, float* out, int64_t ldo) {
+  for (int64_t j = 0; j < nq; ++j) {
+    const float* qj = q + j * hd;
+    float* s = scores + j * ctx;
+    for (int64_t t0 = 0, b = 0; t0 < ctx; t0 += bs, ++b) {
+      blockScores(qj, k_blocks[b], minI64(bs, ctx - t0), hd, scale, s + t0);
+    }
+    softmax(s, ctx);
+    float* oj = out + j * ldo;
+    if (hd == 64) {
+      weightedValues<4>(s, v_blocks, bs, ctx, oj);
+    } else if (hd == 128) {
+      weightedValues<8>(s, v_blocks, bs, ctx, oj);
+    } else {
+      weightedValuesAny(s, v_blocks, bs, ctx, hd, oj);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace turbine::engine::cpu::internal
 
@@ -532,6 +617,7 @@ const KernelTable& avx512Kernels() {
       .silu_mul = siluMul,
       .softmax = softmax,
       .add = add,
+      .attend_decode = attendDecode,
   };
   return table;
 }
