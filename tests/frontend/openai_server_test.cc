@@ -341,6 +341,21 @@ TEST(OpenAiServer, DisconnectMidStreamAbortsOnBackend) {
   EXPECT_EQ(f.server->metrics().requestCount("/v1/chat/completions", 499), 1u);
 }
 
+// Connects with a 64 KiB receive window and sends a streaming completion of n choices of
+// `tokens` tokens each (ignore_eos), without reading. A small window fills fast. (Not smaller:
+// at 4 KiB the kernel drops loopback segments whose buffer size exceeds the window and
+// retransmits with backoff, stalling a test for minutes.)
+void startLargeStream(tcp::socket& sock, uint16_t port, int n, int tokens) {
+  sock.open(tcp::v4());
+  sock.set_option(net::socket_base::receive_buffer_size(64 << 10));
+  sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  const std::string body = R"({"model":"fake-model","prompt":"p","stream":true,"ignore_eos":true,"n":)" +
+                           std::to_string(n) + R"(,"max_tokens":)" + std::to_string(tokens) + "}";
+  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  net::write(sock, net::buffer(req));
+}
+
 // write_timeout means "no progress for that long": a client that reads a large backlog slowly
 // but steadily, for much longer than the timeout in all, must get the whole stream.
 TEST(OpenAiServer, SteadySlowReaderOutlivesTheWriteTimeout) {
@@ -353,14 +368,7 @@ TEST(OpenAiServer, SteadySlowReaderOutlivesTheWriteTimeout) {
   constexpr int kTokens = 6000, kN = 8;  // ~7 MB of SSE: more than the kernel's 4 MiB send buffer
   net::io_context ioc;
   tcp::socket sock(ioc);
-  sock.open(tcp::v4());
-  sock.set_option(net::socket_base::receive_buffer_size(64 << 10));
-  sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), f.port));
-  std::string body = R"({"model":"fake-model","prompt":"p","stream":true,"ignore_eos":true,"n":8,"max_tokens":)" +
-                     std::to_string(kTokens) + "}";
-  std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  net::write(sock, net::buffer(req));
+  startLargeStream(sock, f.port, kN, kTokens);
   // At most 64 KiB every 15 ms (~4 MB/s), never pausing longer: the backend produces far faster,
   // so ~3 MB queue up in the server beyond the socket buffers and take several write timeouts
   // to drain.
@@ -395,12 +403,9 @@ TEST(OpenAiServer, StalledReaderIsDroppedAfterTheWriteTimeout) {
   OpenAiServerOptions so;
   so.http.write_timeout = std::chrono::milliseconds(150);
   ServerFixture f(o, so);
-  TestClient c(f.port);
-  c.socket().set_option(net::socket_base::receive_buffer_size(64 << 10));
-  std::string body = R"({"model":"fake-model","prompt":"p","stream":true,"ignore_eos":true,"n":8,"max_tokens":30000})";
-  std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  net::write(c.socket(), net::buffer(req));  // and never read: generation would last 3 s
+  net::io_context ioc;
+  tcp::socket sock(ioc);
+  startLargeStream(sock, f.port, 8, 30000);  // and never read: generation would last 3 s
   for (int i = 0; i < 400 && f.backend->received().size() < 8; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ASSERT_EQ(f.backend->received().size(), 8u);
   for (const auto& r : f.backend->received()) {
@@ -444,16 +449,7 @@ TEST(OpenAiServer, SlowReaderGetsEveryChunkInOrder) {
   constexpr int kTokens = 6000, kN = 8;  // ~7 MB of SSE, more than the socket buffers hold
   net::io_context ioc;
   tcp::socket sock(ioc);
-  sock.open(tcp::v4());
-  // A small window fills fast. (Not smaller: at 4 KiB the kernel drops loopback segments whose
-  // buffer size exceeds the window and retransmits with backoff, stalling the test for minutes.)
-  sock.set_option(net::socket_base::receive_buffer_size(64 << 10));
-  sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), f.port));
-  std::string body = R"({"model":"fake-model","prompt":"p","stream":true,"ignore_eos":true,"n":8,"max_tokens":)" +
-                     std::to_string(kTokens) + "}";
-  std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  net::write(sock, net::buffer(req));
+  startLargeStream(sock, f.port, kN, kTokens);
   std::this_thread::sleep_for(std::chrono::milliseconds(400));  // let the server's writes back up
   http::response_parser<http::string_body> parser;
   parser.body_limit(64u << 20);
