@@ -69,9 +69,8 @@ void PagedAttention::run(cpu::ThreadPool& pool, const KvCache& cache, int32_t la
 }
 
 // A decode (one token) on an f32 cache: the group's query heads against the K/V rows where the
-// cache holds them, block by block (cpu::attendDecode), nothing gathered. False where the
-// kernels have no such path.
-bool PagedAttention::decodeInPlace(const Item& item, const KvCache& cache, int32_t layer,
+// cache holds them, block by block (cpu::attendDecode), nothing gathered.
+void PagedAttention::decodeInPlace(const Item& item, const KvCache& cache, int32_t layer,
                                    const AttentionSeq& seq, const AttentionShape& shape,
                                    const float* q, float* out, ThreadScratch& scratch) const {
   const int32_t bs = cache.blockSize();
@@ -86,7 +85,7 @@ bool PagedAttention::decodeInPlace(const Item& item, const KvCache& cache, int32
     scratch.v_rows[b] = static_cast<const float*>(cache.headRows(id, layer, 1, item.kv_head));
   }
   grow(scratch.scores, static_cast<size_t>(group) * static_cast<size_t>(ctx));
-  return cpu::attendDecode(q, group, scratch.k_rows.data(), scratch.v_rows.data(), bs, ctx,
+  cpu::attendDecode(q, group, scratch.k_rows.data(), scratch.v_rows.data(), bs, ctx,
                            cache.headDim(), shape.scale, scratch.scores.data(), out,
                            cache.headDim());
 }
@@ -107,9 +106,8 @@ void PagedAttention::runItem(const Item& item, const KvCache& cache, int32_t lay
   const size_t row_stride = static_cast<size_t>(shape.n_heads) * static_cast<size_t>(hd);
   const size_t first = static_cast<size_t>(seq.row + item.t0) * row_stride +
                        static_cast<size_t>(item.kv_head * group) * static_cast<size_t>(hd);
-  if (n_tok == 1 && cache.dtype() == KvDType::kF32 && decodeInPlace(item, cache, layer, seq, shape,
-                                                                    q + first, out + first, scratch)) {
-    return;
+  if (n_tok == 1 && cache.dtype() == KvDType::kF32 && cpu::canAttendDecode(hd)) {
+    return decodeInPlace(item, cache, layer, seq, shape, q + first, out + first, scratch);
   }
   const size_t kv_elems = static_cast<size_t>(ctx) * static_cast<size_t>(hd);
   grow(scratch.k, kv_elems);

@@ -58,7 +58,7 @@ class PagedAttention {
     std::vector<const float*> k_rows, v_rows;  // a decode's K / V rows by block (decodeInPlace)
   };
   void buildItems(std::span<const AttentionSeq> seqs, int32_t n_kv_heads, int n_parts);
-  bool decodeInPlace(const Item& item, const KvCache& cache, int32_t layer,
+  void decodeInPlace(const Item& item, const KvCache& cache, int32_t layer,
                      const AttentionSeq& seq, const AttentionShape& shape, const float* q,
                      float* out, ThreadScratch& scratch) const;
   void runItem(const Item& item, const KvCache& cache, int32_t layer,

@@ -105,7 +105,7 @@ double matmulBound(DType dtype) {
     case DType::kF16:
       return 1e-5;
     case DType::kBF16:
-      return 8e-3;  // the AVX512-BF16 paths (m > 1) round x to bf16
+      return 8e-3;  // the AVX512-BF16 paths (every m) round x to bf16
     case DType::kQ8_0:
       return 1e-2;  // x is quantized to q8_0 on the small-m path
   }

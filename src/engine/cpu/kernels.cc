@@ -134,8 +134,8 @@ struct GemvInput {
 // bf16 weights go through vdpbf16ps (x rounded to bf16, as llama.cpp does) where the CPU has
 // AVX512-BF16, at every m: at m = 1 it is the only bf16 kernel that keeps up with the memory
 // stream on Zen 5, and every batch size then rounds x the same way.
-bool usesBf16Dp(const KernelTable& kt, const model::TensorView& w, int64_t m) {
-  return w.dtype == DType::kBF16 && m >= 1 && kt.gemv_bf16_dp != nullptr;
+bool usesBf16Dp(const KernelTable& kt, const model::TensorView& w) {
+  return w.dtype == DType::kBF16 && kt.gemv_bf16_dp != nullptr;
 }
 
 GemvInput prepareGemvInput(const KernelTable& kt, const float* x, int64_t m,
@@ -147,7 +147,7 @@ GemvInput prepareGemvInput(const KernelTable& kt, const float* x, int64_t m,
       static thread_local Q8Scratch q8;
       in.xq = quantizeRows(x, m, k, q8);
     }
-    if (usesBf16Dp(kt, *o.w, m) && in.xb == nullptr) {
+    if (usesBf16Dp(kt, *o.w) && in.xb == nullptr) {
       // x to bf16 once per group (m * k conversions against m * n * k products).
       static thread_local std::vector<uint16_t> xb_buf;
       auto* xb = scratch(xb_buf, static_cast<size_t>(m * k));
@@ -172,7 +172,7 @@ void gemvRows(const KernelTable& kt, const GemvInput& in, const model::TensorVie
       kt.gemv_f16(static_cast<const uint16_t*>(w.data), k, r0, r1, in.x, m, y, n);
       break;
     case DType::kBF16:
-      if (usesBf16Dp(kt, w, m)) {
+      if (usesBf16Dp(kt, w)) {
         kt.gemv_bf16_dp(static_cast<const uint16_t*>(w.data), k, r0, r1, in.xb, m, y, n);
       } else {
         kt.gemv_bf16(static_cast<const uint16_t*>(w.data), k, r0, r1, in.x, m, y, n);
@@ -396,13 +396,15 @@ float dotF32(const float* a, const float* b, int64_t n) {
   return internal::currentKernels().dot(a, b, n);
 }
 
-bool attendDecode(const float* q, int64_t nq, const float* const* k_blocks,
+bool canAttendDecode(int64_t hd) {
+  return internal::currentKernels().attend_decode != nullptr && hd > 0 && hd % 16 == 0;
+}
+
+void attendDecode(const float* q, int64_t nq, const float* const* k_blocks,
                   const float* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
                   float* scores, float* out, int64_t ldo) {
-  const internal::AttendDecodeFn fn = internal::currentKernels().attend_decode;
-  if (fn == nullptr || hd % 16 != 0 || ctx <= 0) return false;
-  fn(q, nq, k_blocks, v_blocks, bs, ctx, hd, scale, scores, out, ldo);
-  return true;
+  internal::currentKernels().attend_decode(q, nq, k_blocks, v_blocks, bs, ctx, hd, scale, scores,
+                                           out, ldo);
 }
 
 void axpyF32(float a, const float* x, float* y, int64_t n) {

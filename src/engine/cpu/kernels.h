@@ -59,9 +59,9 @@ void axpyF32(float a, const float* x, float* y, int64_t n);
 // Decode attention of one kv head, read in place from the cache's f32 blocks: nq query rows
 // (q, [nq][hd] contiguous) against ctx positions whose K / V rows lie in blocks of bs rows at
 // k_blocks[b] / v_blocks[b] ([bs][hd]); out row j (stride ldo) = sum_t softmax_t(scale * q_j .
-// k_t) * v_t. scores: nq * ctx floats of scratch. Returns false, touching nothing, where the
-// kernels have no such path (no AVX-512, or hd % 16 != 0): the caller then computes it itself.
-bool attendDecode(const float* q, int64_t nq, const float* const* k_blocks,
+// k_t) * v_t. scores: nq * ctx floats of scratch. Only where canAttendDecode(hd).
+bool canAttendDecode(int64_t hd);  // the kernels have this path (AVX-512) and hd % 16 == 0
+void attendDecode(const float* q, int64_t nq, const float* const* k_blocks,
                   const float* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
                   float* scores, float* out, int64_t ldo);
 

@@ -66,7 +66,7 @@ struct KernelTable {
   HalfToF32Fn bf16_to_f32;
   Q8ToF32Fn q8_to_f32;
   GemmBf16Fn gemm_bf16;
-  // Small-m (2..kMaxGemvRows) bf16 product with vdpbf16ps, same contract as gemm_bf16 (x given
+  // Small-m (1..kMaxGemvRows) bf16 product with vdpbf16ps, same contract as gemm_bf16 (x given
   // as bf16); may be null: kernels.cc then uses gemv_bf16 on f32 x.
   GemmBf16Fn gemv_bf16_dp = nullptr;
   F32ToBf16Fn f32_to_bf16;  // set where gemm_bf16 is
