@@ -45,36 +45,21 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
 
 Result<std::shared_ptr<MappedFile>> MappedFile::anonymousCopy(
     std::string name, size_t size, const std::function<Status(uint8_t* dst)>& fill) {
-  constexpr size_t kHugePage = size_t{2} << 20;
-  // Over-allocate by one huge page so that the data can start on a 2 MiB boundary.
-  const size_t map_size = (size + kHugePage - 1) / kHugePage * kHugePage + kHugePage;
-  void* base =
-      ::mmap(nullptr, map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (base == MAP_FAILED) {
-    return ioError(name + ": cannot allocate " + std::to_string(size) +
-                   " bytes for the weights: " + std::strerror(errno));
-  }
-  auto aligned = (reinterpret_cast<uintptr_t>(base) + kHugePage - 1) & ~(kHugePage - 1);
-  auto* data = reinterpret_cast<uint8_t*>(aligned);
-  const size_t data_span = (size + kHugePage - 1) / kHugePage * kHugePage;
-  // Advisory: fails harmlessly (EINVAL) where the kernel has no transparent huge pages.
-  (void)::madvise(data, data_span, MADV_HUGEPAGE);
-  std::shared_ptr<MappedFile> f(new MappedFile(std::move(name), data, size));
-  f->map_base_ = base;
-  f->map_size_ = map_size;
+  auto memory = AnonymousMemory::allocate(size, name + ": the weights' copy");
+  if (!memory.isOk()) return ioError(memory.status().message());
+  std::shared_ptr<MappedFile> f(new MappedFile(std::move(name), memory->data(), size));
+  f->memory_ = std::move(*memory);
   if (size > 0) {
-    TURBINE_RETURN_IF_ERROR(fill(data));
-    if (::mprotect(data, data_span, PROT_READ) != 0) {
-      return ioError(f->path_ + ": mprotect failed: " + std::strerror(errno));
+    TURBINE_RETURN_IF_ERROR(fill(f->memory_.data()));
+    if (Status s = f->memory_.protectReadOnly(); !s.isOk()) {
+      return ioError(f->path_ + ": " + s.message());
     }
   }
   return f;
 }
 
 MappedFile::~MappedFile() {
-  if (map_base_ != nullptr) {
-    ::munmap(map_base_, map_size_);
-  } else if (data_ != nullptr) {
+  if (memory_.data() == nullptr && data_ != nullptr) {
     ::munmap(const_cast<uint8_t*>(data_), size_);
   }
 }

@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 
+#include "common/anonymous_memory.h"
 #include "common/status.h"
 
 namespace turbine {
@@ -19,9 +20,9 @@ class MappedFile {
  public:
   // Maps `path` read-only. NotFound if it does not exist, IoError if it cannot be mapped.
   static Result<std::shared_ptr<MappedFile>> open(const std::string& path);
-  // `size` bytes of anonymous memory, 2 MiB-aligned and advised MADV_HUGEPAGE (so that, where
-  // the kernel has transparent huge pages, a stream over it takes a TLB miss per 2 MiB rather
-  // than per 4 KiB page), handed writable to `fill` once and then made read-only. path() is
+  // `size` bytes of AnonymousMemory (2 MiB-aligned, advised MADV_HUGEPAGE, so that, where the
+  // kernel has transparent huge pages, a stream over it takes a TLB miss per 2 MiB rather than
+  // per 4 KiB page), handed writable to `fill` once and then made read-only. path() is
   // `name`. IoError if the memory cannot be had; fill's error is returned as is.
   static Result<std::shared_ptr<MappedFile>> anonymousCopy(
       std::string name, size_t size, const std::function<Status(uint8_t* dst)>& fill);
@@ -34,7 +35,7 @@ class MappedFile {
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
   // True for an anonymousCopy() region (whether the kernel backs it with huge pages is its call).
-  bool anonymous() const { return map_size_ != 0; }
+  bool anonymous() const { return memory_.size() != 0; }
 
  private:
   MappedFile(std::string path, const uint8_t* data, size_t size)
@@ -42,9 +43,8 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_;
   size_t size_;
-  // anonymousCopy(): the whole mapping (data_ lies inside it, aligned); 0 for a file map.
-  void* map_base_ = nullptr;
-  size_t map_size_ = 0;
+  // anonymousCopy(): the memory data_ points into; empty for a file map.
+  AnonymousMemory memory_;
 };
 
 }  // namespace turbine

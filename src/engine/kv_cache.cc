@@ -1,9 +1,8 @@
 #include "engine/kv_cache.h"
 
-#include <sys/mman.h>
-
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "common/half.h"
 
@@ -47,24 +46,18 @@ Result<std::unique_ptr<KvCache>> KvCache::create(const KvCacheOptions& o) {
   }
   if (blocks > std::numeric_limits<int32_t>::max()) blocks = std::numeric_limits<int32_t>::max();
   const size_t bytes = block_bytes * static_cast<size_t>(blocks);
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) {
-    return resourceExhausted("kv cache: cannot map " + std::to_string(bytes) + " bytes for " +
-                             std::to_string(blocks) + " blocks");
-  }
+  auto memory = AnonymousMemory::allocate(
+      bytes, "kv cache (" + std::to_string(blocks) + " blocks)");
+  if (!memory.isOk()) return memory.status();
   return std::unique_ptr<KvCache>(
-      new KvCache(o, static_cast<int32_t>(blocks), static_cast<uint8_t*>(p), bytes));
+      new KvCache(o, static_cast<int32_t>(blocks), std::move(*memory)));
 }
 
-KvCache::KvCache(const KvCacheOptions& options, int32_t num_blocks, uint8_t* base, size_t mapped)
-    : opt_(options), num_blocks_(num_blocks), base_(base), mapped_bytes_(mapped) {
+KvCache::KvCache(const KvCacheOptions& options, int32_t num_blocks, AnonymousMemory memory)
+    : opt_(options), num_blocks_(num_blocks), memory_(std::move(memory)), base_(memory_.data()) {
   head_elems_ = static_cast<size_t>(opt_.block_size) * static_cast<size_t>(opt_.head_dim);
   block_elems_ = static_cast<size_t>(opt_.num_layers) * 2 * static_cast<size_t>(opt_.num_kv_heads) *
                  head_elems_;
-}
-
-KvCache::~KvCache() {
-  if (base_ != nullptr) munmap(base_, mapped_bytes_);
 }
 
 void KvCache::store(int32_t layer, int32_t block, int32_t slot, const float* k, const float* v) {

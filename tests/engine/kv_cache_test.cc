@@ -27,6 +27,8 @@ TEST(KvCacheTest, SizesFromBlockCount) {
   EXPECT_EQ((*kv)->numBlocks(), 5);
   EXPECT_EQ((*kv)->bytesPerBlock(), size_t{3 * 2 * 2 * 4 * 8 * 4});
   EXPECT_EQ((*kv)->totalBytes(), (*kv)->bytesPerBlock() * 5);
+  // The pool starts on a 2 MiB boundary (AnonymousMemory: huge pages where the kernel has them).
+  EXPECT_EQ(reinterpret_cast<uintptr_t>((*kv)->blockData(0)) % AnonymousMemory::kHugePage, 0u);
 }
 
 TEST(KvCacheTest, SizesFromMemoryBudget) {
