@@ -568,13 +568,31 @@ void weightedValuesAny(const float* p, const float* const* v_blocks, int64_t bs,
   }
 }
 
+// Prefetches the rows [0, n) of one block (rows of hd floats, contiguous) into L1 / L2.
+template <int kHint>
+void prefetchRows(const float* rows, int64_t n, int64_t hd) {
+  const char* p = reinterpret_cast<const char*>(rows);
+  const int64_t bytes = n * hd * static_cast<int64_t>(sizeof(float));
+  for (int64_t i = 0; i < bytes; i += 64) _mm_prefetch(p + i, static_cast<_mm_hint>(kHint));
+}
+
 void attendDecode(const float* q, int64_t nq, const float* const* k_blocks,
                   const float* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
                   float* scores, float* out, int64_t ldo) {
+  const int64_t n_blocks = (ctx + bs - 1) / bs;
+  auto rowsIn = [&](int64_t b) { return minI64(bs, ctx - b * bs); };
+  // The cache's blocks lie apart (one per 1-4 KiB of a larger block), each too short for the
+  // hardware prefetcher to ramp up on: the first head's pass over K fetches the next block's K
+  // rows and this block's V rows ahead of their use.
+  if (n_blocks > 0) prefetchRows<_MM_HINT_T0>(k_blocks[0], rowsIn(0), hd);
   for (int64_t j = 0; j < nq; ++j) {
     const float* qj = q + j * hd;
     float* s = scores + j * ctx;
     for (int64_t t0 = 0, b = 0; t0 < ctx; t0 += bs, ++b) {
+      if (j == 0) {
+        if (b + 1 < n_blocks) prefetchRows<_MM_HINT_T0>(k_blocks[b + 1], rowsIn(b + 1), hd);
+        prefetchRows<_MM_HINT_T1>(v_blocks[b], rowsIn(b), hd);
+      }
       blockScores(qj, k_blocks[b], minI64(bs, ctx - t0), hd, scale, s + t0);
     }
     softmax(s, ctx);
