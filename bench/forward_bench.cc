@@ -5,7 +5,8 @@
 //     the larger figures, which it is divided by, and the per-window fractions' min/median/max;
 //   - prefill: tokens/s of one `--prompt`-token prompt computed in one chunk;
 //   - decode: tokens/s of greedy-free decode steps at batch 1 (and aggregate at --batches), each
-//     sequence at context --context; weight bytes read per step, the implied GB/s, and decode
+//     sequence at context --context, after the same steps once untimed (warm-up: the KV pool's
+//     pages faulted in, as in a running server); weight bytes read per step, the implied GB/s, and decode
 //     as a fraction of the bandwidth limit (membw / weight bytes per step).
 // Models are generated once (makeModel, seed 1) into --models (default <build>/models) as
 // <preset>-<dtype> (HF folder; q8_0 as GGUF file <preset>-q8_0.gguf) and reused.
@@ -229,6 +230,12 @@ Status benchDecode(LlamaModel& m, const Args& a, const std::string& name, int ba
     }
     return Status::ok();
   };
+  // Warm-up: the same steps once, untimed, so that the KV pool's pages the timed steps write
+  // have been faulted in, as in a server after its first requests (a fresh 2 MiB page costs the
+  // step that first writes it a zero-fill: ~0.1 ms per medium step here, paid once per page).
+  TURBINE_RETURN_IF_ERROR(decodeSteps(a.steps));
+  step = 0;
+  std::fill(next.begin(), next.end(), 1);
   // The steps run in --windows windows, the bandwidth measured between them (the VM's bandwidth
   // drifts over seconds). A window's limit is the larger copy figure of the measures on its two
   // sides (the stricter choice); the run's overall limit the largest of all.
