@@ -166,7 +166,8 @@ TEST_P(PagedVsContiguous, MatchesNaiveFloat64) {
 INSTANTIATE_TEST_SUITE_P(BlockSizes, PagedVsContiguous, ::testing::Values(1, 16, 64));
 
 // The in-place decode kernel itself: blocks scattered in memory, a partial last block, against
-// float64. AVX-512 kernels offer it for every hd % 16 == 0 (the shapes below), others not.
+// float64, for group sizes nq that take every head grouping (4, 2 and 1 heads at a time).
+// AVX-512 kernels offer it for every hd % 16 == 0 (the shapes below), others not.
 // (hd % 16 != 0 is never offered: PagedVsContiguous covers that fallback.)
 TEST(AttendDecodeTest, MatchesFloat64OverScatteredBlocks) {
   EXPECT_FALSE(cpu::canAttendDecode(24));
@@ -174,8 +175,8 @@ TEST(AttendDecodeTest, MatchesFloat64OverScatteredBlocks) {
   std::mt19937 rng(99);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   for (int32_t hd : {16, 64, 128, 48}) {  // 48: the generic (in-memory) V accumulation
-    for (int32_t ctx : {1, 5, 16, 37, 300}) {
-      const int32_t bs = 16, nq = 3, blocks = (ctx + bs - 1) / bs;
+    for (auto [ctx, nq] : {std::pair{1, 3}, {5, 1}, {16, 2}, {37, 3}, {300, 4}, {45, 7}, {70, 8}}) {
+      const int32_t bs = 16, blocks = (ctx + bs - 1) / bs;
       std::vector<std::vector<float>> kb(blocks), vb(blocks);
       std::vector<const float*> kp, vp;
       for (int32_t b = 0; b < blocks; ++b) {
@@ -212,7 +213,12 @@ TEST(AttendDecodeTest, MatchesFloat64OverScatteredBlocks) {
           for (int32_t c = 0; c < hd; ++c) want[j * hd + c] += s[t] / sum * v[c];
         }
       }
-      EXPECT_LT(relError(out, want), 1e-5) << "hd " << hd << " ctx " << ctx;
+      for (int32_t j = 0; j < nq; ++j) {  // each head on its own: a wrong head is not averaged out
+        const std::vector<float> got(out.begin() + j * hd, out.begin() + (j + 1) * hd);
+        const std::vector<double> ref(want.begin() + j * hd, want.begin() + (j + 1) * hd);
+        EXPECT_LT(relError(got, ref), 1e-5) << "hd " << hd << " ctx " << ctx << " nq " << nq
+                                            << " head " << j;
+      }
     }
   }
 }

@@ -506,52 +506,70 @@ void softmax(float* x, int64_t n) {
 
 // ---- decode attention (one token's query heads against one kv head's cached K/V) ----------
 
-// s[t] = scale * q . k_t for the n rows of one block (k rows contiguous, hd % 16 == 0): four
-// positions at a time, their four partial sums reduced together.
-void blockScores(const float* q, const float* k, int64_t n, int64_t hd, float scale, float* s) {
+// s[h * ctx + t] = scale * q_h . k_t for the H query heads q_h = q + h * hd and the n rows of
+// one block (k rows contiguous, hd % 16 == 0): four positions at a time, each K vector loaded
+// once for the H heads, each head's four partial sums reduced together.
+template <int H>
+void blockScores(const float* q, const float* k, int64_t n, int64_t hd, float scale, float* s,
+                 int64_t ctx) {
   const __m128 sc = _mm_set1_ps(scale);
   int64_t t = 0;
   for (; t + 4 <= n; t += 4) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    __m512 a[H][4];
+    KUNROLL for (int h = 0; h < H; ++h) {
+      KUNROLL for (int r = 0; r < 4; ++r) a[h][r] = _mm512_setzero_ps();
+    }
     const float* k0 = k + t * hd;
     for (int64_t c = 0; c < hd; c += 16) {
-      const __m512 qv = _mm512_loadu_ps(q + c);
-      a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + c), a0);
-      a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + hd + c), a1);
-      a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 2 * hd + c), a2);
-      a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 3 * hd + c), a3);
+      __m512 kv[4];
+      KUNROLL for (int r = 0; r < 4; ++r) kv[r] = _mm512_loadu_ps(k0 + r * hd + c);
+      KUNROLL for (int h = 0; h < H; ++h) {
+        const __m512 qv = _mm512_loadu_ps(q + h * hd + c);
+        KUNROLL for (int r = 0; r < 4; ++r) a[h][r] = _mm512_fmadd_ps(qv, kv[r], a[h][r]);
+      }
     }
-    _mm_storeu_ps(s + t, _mm_mul_ps(reduce4(a0, a1, a2, a3), sc));
+    KUNROLL for (int h = 0; h < H; ++h) {
+      _mm_storeu_ps(s + h * ctx + t, _mm_mul_ps(reduce4(a[h][0], a[h][1], a[h][2], a[h][3]), sc));
+    }
   }
   for (; t < n; ++t) {
-    __m512 a = _mm512_setzero_ps();
-    for (int64_t c = 0; c < hd; c += 16) {
-      a = _mm512_fmadd_ps(_mm512_loadu_ps(q + c), _mm512_loadu_ps(k + t * hd + c), a);
+    KUNROLL for (int h = 0; h < H; ++h) {
+      __m512 a = _mm512_setzero_ps();
+      for (int64_t c = 0; c < hd; c += 16) {
+        a = _mm512_fmadd_ps(_mm512_loadu_ps(q + h * hd + c), _mm512_loadu_ps(k + t * hd + c), a);
+      }
+      s[h * ctx + t] = scale * _mm512_reduce_add_ps(a);
     }
-    s[t] = scale * _mm512_reduce_add_ps(a);
   }
 }
 
-// out = sum_t p[t] v_t over the blocks, NV = hd / 16 accumulators in registers.
-template <int NV>
+// out_h = sum_t p_h[t] v_t over the blocks for H heads (p_h = p + h * ctx, out_h = out + h *
+// ldo), NV = hd / 16 accumulators per head in registers; each V vector loaded once for all H.
+template <int NV, int H>
 void weightedValues(const float* p, const float* const* v_blocks, int64_t bs, int64_t ctx,
-                    float* out) {
-  __m512 o[NV];
-  KUNROLL for (int c = 0; c < NV; ++c) o[c] = _mm512_setzero_ps();
+                    float* out, int64_t ldo) {
+  __m512 o[H][NV];
+  KUNROLL for (int h = 0; h < H; ++h) {
+    KUNROLL for (int c = 0; c < NV; ++c) o[h][c] = _mm512_setzero_ps();
+  }
   for (int64_t t0 = 0, b = 0; t0 < ctx; t0 += bs, ++b) {
     const float* v = v_blocks[b];
     const int64_t n = minI64(bs, ctx - t0);
     for (int64_t t = 0; t < n; ++t) {
-      const __m512 pt = _mm512_set1_ps(p[t0 + t]);
-      KUNROLL for (int c = 0; c < NV; ++c) {
-        o[c] = _mm512_fmadd_ps(pt, _mm512_loadu_ps(v + t * NV * 16 + c * 16), o[c]);
+      __m512 vv[NV];
+      KUNROLL for (int c = 0; c < NV; ++c) vv[c] = _mm512_loadu_ps(v + t * NV * 16 + c * 16);
+      KUNROLL for (int h = 0; h < H; ++h) {
+        const __m512 pt = _mm512_set1_ps(p[h * ctx + t0 + t]);
+        KUNROLL for (int c = 0; c < NV; ++c) o[h][c] = _mm512_fmadd_ps(pt, vv[c], o[h][c]);
       }
     }
   }
-  KUNROLL for (int c = 0; c < NV; ++c) _mm512_storeu_ps(out + c * 16, o[c]);
+  KUNROLL for (int h = 0; h < H; ++h) {
+    KUNROLL for (int c = 0; c < NV; ++c) _mm512_storeu_ps(out + h * ldo + c * 16, o[h][c]);
+  }
 }
 
-// The same for any hd % 16 == 0, accumulating in `out` (L1-resident).
+// The same for one head and any hd % 16 == 0, accumulating in `out` (L1-resident).
 void weightedValuesAny(const float* p, const float* const* v_blocks, int64_t bs, int64_t ctx,
                        int64_t hd, float* out) {
   std::memset(out, 0, static_cast<size_t>(hd) * sizeof(float));
@@ -576,34 +594,54 @@ void prefetchRows(const float* rows, int64_t n, int64_t hd) {
   for (int64_t i = 0; i < bytes; i += 64) _mm_prefetch(p + i, static_cast<_mm_hint>(kHint));
 }
 
+// H query heads (q, scores, out at head stride hd, ctx, ldo) against one kv head's blocks. The
+// first group's pass over K (`first`) fetches the next block's K rows and this block's V rows
+// ahead of their use: the cache's blocks lie apart (one per 1-4 KiB of a larger block), each too
+// short for the hardware prefetcher to ramp up on.
+template <int H>
+void attendHeads(const float* q, const float* const* k_blocks, const float* const* v_blocks,
+                 int64_t bs, int64_t ctx, int64_t hd, float scale, float* scores, float* out,
+                 int64_t ldo, bool first) {
+  const int64_t n_blocks = (ctx + bs - 1) / bs;
+  auto rowsIn = [&](int64_t b) { return minI64(bs, ctx - b * bs); };
+  if (first && n_blocks > 0) prefetchRows<_MM_HINT_T0>(k_blocks[0], rowsIn(0), hd);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    if (first) {
+      if (b + 1 < n_blocks) prefetchRows<_MM_HINT_T0>(k_blocks[b + 1], rowsIn(b + 1), hd);
+      prefetchRows<_MM_HINT_T1>(v_blocks[b], rowsIn(b), hd);
+    }
+    blockScores<H>(q, k_blocks[b], rowsIn(b), hd, scale, scores + b * bs, ctx);
+  }
+  KUNROLL for (int h = 0; h < H; ++h) softmax(scores + h * ctx, ctx);
+  if (hd == 64) {
+    weightedValues<4, H>(scores, v_blocks, bs, ctx, out, ldo);
+  } else if (hd == 128 && H <= 2) {
+    weightedValues<8, H>(scores, v_blocks, bs, ctx, out, ldo);
+  } else {
+    KUNROLL for (int h = 0; h < H; ++h) {
+      weightedValuesAny(scores + h * ctx, v_blocks, bs, ctx, hd, out + h * ldo);
+    }
+  }
+}
+
+// The group's query heads four (hd <= 64) or two at a time, then one by one.
 void attendDecode(const float* q, int64_t nq, const float* const* k_blocks,
                   const float* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
                   float* scores, float* out, int64_t ldo) {
-  const int64_t n_blocks = (ctx + bs - 1) / bs;
-  auto rowsIn = [&](int64_t b) { return minI64(bs, ctx - b * bs); };
-  // The cache's blocks lie apart (one per 1-4 KiB of a larger block), each too short for the
-  // hardware prefetcher to ramp up on: the first head's pass over K fetches the next block's K
-  // rows and this block's V rows ahead of their use.
-  if (n_blocks > 0) prefetchRows<_MM_HINT_T0>(k_blocks[0], rowsIn(0), hd);
-  for (int64_t j = 0; j < nq; ++j) {
-    const float* qj = q + j * hd;
-    float* s = scores + j * ctx;
-    for (int64_t t0 = 0, b = 0; t0 < ctx; t0 += bs, ++b) {
-      if (j == 0) {
-        if (b + 1 < n_blocks) prefetchRows<_MM_HINT_T0>(k_blocks[b + 1], rowsIn(b + 1), hd);
-        prefetchRows<_MM_HINT_T1>(v_blocks[b], rowsIn(b), hd);
-      }
-      blockScores(qj, k_blocks[b], minI64(bs, ctx - t0), hd, scale, s + t0);
+  int64_t j = 0;
+  if (hd <= 64) {
+    for (; j + 4 <= nq; j += 4) {
+      attendHeads<4>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
+                     out + j * ldo, ldo, j == 0);
     }
-    softmax(s, ctx);
-    float* oj = out + j * ldo;
-    if (hd == 64) {
-      weightedValues<4>(s, v_blocks, bs, ctx, oj);
-    } else if (hd == 128) {
-      weightedValues<8>(s, v_blocks, bs, ctx, oj);
-    } else {
-      weightedValuesAny(s, v_blocks, bs, ctx, hd, oj);
-    }
+  }
+  for (; j + 2 <= nq; j += 2) {
+    attendHeads<2>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
+                   out + j * ldo, ldo, j == 0);
+  }
+  for (; j < nq; ++j) {
+    attendHeads<1>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
+                   out + j * ldo, ldo, j == 0);
   }
 }
 
