@@ -12,7 +12,7 @@
 // <preset>-<dtype> (HF folder; q8_0 as GGUF file <preset>-q8_0.gguf) and reused.
 // Run: build/bench/forward_bench [--preset medium] [--dtypes f32,bf16,f16,q8_0] [--threads 2]
 //      [--prompt 512] [--context 128] [--steps 32] [--windows 1] [--batches 1,4,16,64]
-//      [--models DIR]
+//      [--models DIR] [--isa avx2 (other kernels than the CPU's best)]
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -49,6 +49,7 @@ struct Args {
   int windows = 1;
   std::vector<int> batches = {1, 4, 16, 64};
   std::string models;
+  std::string isa = "auto";  // kernels: auto (the best the CPU has), avx512bf16, avx512, avx2, scalar
 };
 
 bool parseArg(const std::string& k, const std::string& v, Args& a) {
@@ -68,6 +69,8 @@ bool parseArg(const std::string& k, const std::string& v, Args& a) {
     a.windows = std::stoi(v);
   } else if (k == "--models") {
     a.models = v;
+  } else if (k == "--isa") {
+    a.isa = v;
   } else if (k == "--batches") {
     a.batches.clear();
     for (const auto& b : bench_util::splitList(v)) a.batches.push_back(std::stoi(b));
@@ -313,7 +316,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: forward_bench [--preset P] [--dtypes a,b] [--threads N] "
                  "[--prompt N] [--context N] [--steps N] [--windows N] [--batches 1,4] "
-                 "[--models DIR]\n");
+                 "[--models DIR] [--isa auto|avx512bf16|avx512|avx2|scalar]\n");
+    return 2;
+  }
+  if (!cpu::setKernelIsa(a.isa.c_str())) {
+    std::fprintf(stderr, "forward_bench: this CPU has no %s kernels\n", a.isa.c_str());
     return 2;
   }
   cpu::ThreadPool bw_pool(a.threads);

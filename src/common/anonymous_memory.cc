@@ -21,7 +21,8 @@ Result<AnonymousMemory> AnonymousMemory::allocate(size_t size, const std::string
   if (size == 0) return m;
   // One huge page more than needed, so that the data can start on a 2 MiB boundary.
   const size_t map_size = roundUpToHugePage(size) + kHugePage;
-  void* base = ::mmap(nullptr, map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* base =
+      ::mmap(nullptr, map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (base == MAP_FAILED) {
     return resourceExhausted(what + ": cannot map " + std::to_string(size) +
                              " bytes: " + std::strerror(errno));

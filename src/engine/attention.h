@@ -8,7 +8,7 @@
 // runner stores the chunk's own K/V before calling run()).
 // Scores and the weighted sum are f32 products (BLAS sgemm) over K/V gathered per item;
 // softmax is max-subtracted in f32. A decode token on an f32 cache reads K/V in place, block by
-// block, with the AVX-512 kernels where the CPU has them (cpu::attendDecode).
+// block, with the AVX-512 or AVX2 kernels where the CPU has them (cpu::attendDecode).
 // Work is split over the ThreadPool by (sequence, kv head, token range) with equal shares of
 // the estimated cost (the number of positions attended).
 //

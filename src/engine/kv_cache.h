@@ -1,9 +1,9 @@
 // KvCache: the KV memory of one model: one pool of fixed-size blocks, each holding the keys and
 // values of `block_size` consecutive token positions of one sequence, for every layer.
 //
-// Memory layout (one AnonymousMemory mapping on 2 MiB pages where the kernel gives them, zero-filled
-// lazily by the OS: a 4 KiB page per (block, layer, K/V, head) faulted in one token at a time
-// cost a decode step ~0.3 ms of page faults on the medium model in a VM):
+// Memory layout (one AnonymousMemory mapping, on 2 MiB pages where the kernel gives them, zero-
+// filled lazily by the OS; 4 KiB pages, one per (block, layer, K/V, head) faulted in one token
+// at a time, cost a medium decode step ~0.3 ms of page faults in a VM):
 //   pool[block][layer][K=0|V=1][kv_head][slot][head_dim]      elements of `dtype`
 // so that one block, all layers, is one contiguous run of bytesPerBlock() bytes (what the KV
 // block manager offloads and the transfer agent ships), and within a block one head's keys of

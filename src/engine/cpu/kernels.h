@@ -60,7 +60,7 @@ void axpyF32(float a, const float* x, float* y, int64_t n);
 // (q, [nq][hd] contiguous) against ctx positions whose K / V rows lie in blocks of bs rows at
 // k_blocks[b] / v_blocks[b] ([bs][hd]); out row j (stride ldo) = sum_t softmax_t(scale * q_j .
 // k_t) * v_t. scores: nq * ctx floats of scratch. Only where canAttendDecode(hd).
-bool canAttendDecode(int64_t hd);  // the kernels have this path (AVX-512) and hd % 16 == 0
+bool canAttendDecode(int64_t hd);  // the kernels have this path (AVX-512, AVX2) and hd % 16 == 0
 void attendDecode(const float* q, int64_t nq, const float* const* k_blocks,
                   const float* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
                   float* scores, float* out, int64_t ldo);
