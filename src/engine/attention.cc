@@ -16,6 +16,18 @@ void grow(std::vector<float>& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
+model::DType elementType(KvDType t) {
+  switch (t) {
+    case KvDType::kF16:
+      return model::DType::kF16;
+    case KvDType::kBF16:
+      return model::DType::kBF16;
+    case KvDType::kF32:
+      break;
+  }
+  return model::DType::kF32;
+}
+
 }  // namespace
 
 void PagedAttention::buildItems(std::span<const AttentionSeq> seqs, int32_t n_kv_heads,
@@ -68,8 +80,8 @@ void PagedAttention::run(cpu::ThreadPool& pool, const KvCache& cache, int32_t la
   });
 }
 
-// A decode (one token) on an f32 cache: the group's query heads against the K/V rows where the
-// cache holds them, block by block (cpu::attendDecode), nothing gathered.
+// A decode (one token): the group's query heads against the K/V rows where the cache holds them
+// (f32, f16 or bf16), block by block (cpu::attendDecode), nothing gathered.
 void PagedAttention::decodeInPlace(const Item& item, const KvCache& cache, int32_t layer,
                                    const AttentionSeq& seq, const AttentionShape& shape,
                                    const float* q, float* out, ThreadScratch& scratch) const {
@@ -81,13 +93,13 @@ void PagedAttention::decodeInPlace(const Item& item, const KvCache& cache, int32
   scratch.v_rows.resize(blocks);
   for (size_t b = 0; b < blocks; ++b) {
     const BlockId id = seq.block_table[b];
-    scratch.k_rows[b] = static_cast<const float*>(cache.headRows(id, layer, 0, item.kv_head));
-    scratch.v_rows[b] = static_cast<const float*>(cache.headRows(id, layer, 1, item.kv_head));
+    scratch.k_rows[b] = cache.headRows(id, layer, 0, item.kv_head);
+    scratch.v_rows[b] = cache.headRows(id, layer, 1, item.kv_head);
   }
   grow(scratch.scores, static_cast<size_t>(group) * static_cast<size_t>(ctx));
-  cpu::attendDecode(q, group, scratch.k_rows.data(), scratch.v_rows.data(), bs, ctx,
-                           cache.headDim(), shape.scale, scratch.scores.data(), out,
-                           cache.headDim());
+  cpu::attendDecode(elementType(cache.dtype()), q, group, scratch.k_rows.data(),
+                    scratch.v_rows.data(), bs, ctx, cache.headDim(), shape.scale,
+                    scratch.scores.data(), out, cache.headDim());
 }
 
 // Gathers the item's K and V rows [0, ctx) into contiguous f32 [ctx][head_dim] buffers, then
@@ -106,7 +118,7 @@ void PagedAttention::runItem(const Item& item, const KvCache& cache, int32_t lay
   const size_t row_stride = static_cast<size_t>(shape.n_heads) * static_cast<size_t>(hd);
   const size_t first = static_cast<size_t>(seq.row + item.t0) * row_stride +
                        static_cast<size_t>(item.kv_head * group) * static_cast<size_t>(hd);
-  if (n_tok == 1 && cache.dtype() == KvDType::kF32 && cpu::canAttendDecode(hd)) {
+  if (n_tok == 1 && cpu::canAttendDecode(hd, elementType(cache.dtype()))) {
     return decodeInPlace(item, cache, layer, seq, shape, q + first, out + first, scratch);
   }
   const size_t kv_elems = static_cast<size_t>(ctx) * static_cast<size_t>(hd);

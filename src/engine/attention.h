@@ -7,7 +7,7 @@
 // j % block_size. The K/V of every position read must already be stored in the cache (the
 // runner stores the chunk's own K/V before calling run()).
 // Scores and the weighted sum are f32 products (BLAS sgemm) over K/V gathered per item;
-// softmax is max-subtracted in f32. A decode token on an f32 cache reads K/V in place, block by
+// softmax is max-subtracted in f32. A decode token reads K/V in place (f32, f16 or bf16), block by
 // block, with the AVX-512 or AVX2 kernels where the CPU has them (cpu::attendDecode).
 // Work is split over the ThreadPool by (sequence, kv head, token range) with equal shares of
 // the estimated cost (the number of positions attended).
@@ -55,7 +55,7 @@ class PagedAttention {
   struct ThreadScratch {
     std::vector<float> k, v;    // the item's keys / values gathered: [context][head_dim]
     std::vector<float> scores;  // [rows][context]
-    std::vector<const float*> k_rows, v_rows;  // a decode's K / V rows by block (decodeInPlace)
+    std::vector<const void*> k_rows, v_rows;  // a decode's K / V rows by block (decodeInPlace)
   };
   void buildItems(std::span<const AttentionSeq> seqs, int32_t n_kv_heads, int n_parts);
   void decodeInPlace(const Item& item, const KvCache& cache, int32_t layer,

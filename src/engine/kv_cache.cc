@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/half.h"
+#include "engine/cpu/kernels.h"
 
 namespace turbine::engine {
 
@@ -92,13 +93,9 @@ const float* KvCache::readRowsF32(int32_t block, int32_t layer, int kv, int32_t 
                                   float* out) const {
   const void* rows = headRows(block, layer, kv, kv_head);
   if (opt_.dtype == KvDType::kF32) return static_cast<const float*>(rows);
-  const uint16_t* src = static_cast<const uint16_t*>(rows);
-  const size_t count = static_cast<size_t>(n) * static_cast<size_t>(opt_.head_dim);
-  if (opt_.dtype == KvDType::kF16) {
-    for (size_t i = 0; i < count; ++i) out[i] = f16ToFloat(src[i]);
-  } else {
-    for (size_t i = 0; i < count; ++i) out[i] = bf16ToFloat(src[i]);
-  }
+  const int64_t count = int64_t{n} * opt_.head_dim;
+  cpu::toF32(opt_.dtype == KvDType::kF16 ? model::DType::kF16 : model::DType::kBF16, rows, count,
+             out);
   return out;
 }
 

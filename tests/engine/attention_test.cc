@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "common/half.h"
 #include "engine/cpu/kernels.h"
 #include "engine/rope.h"
 
@@ -165,65 +167,84 @@ TEST_P(PagedVsContiguous, MatchesNaiveFloat64) {
 
 INSTANTIATE_TEST_SUITE_P(BlockSizes, PagedVsContiguous, ::testing::Values(1, 16, 64));
 
-// The in-place decode kernel itself: blocks scattered in memory, a partial last block, against
-// float64, for group sizes nq that take every head grouping (4, 2 and 1 heads at a time), at
-// every kernel level: AVX-512 and AVX2 offer it for every hd % 16 == 0 (the shapes below), the
-// scalar kernels not.
+// The in-place decode kernel itself: blocks scattered in memory, a partial last block, f32, f16
+// and bf16 K/V rows, against float64 on the stored (rounded) values, for group sizes nq that take
+// every head grouping (4, 2 and 1 heads at a time), at every kernel level: AVX-512 and AVX2
+// offer it for every hd % 16 == 0 (the shapes below), the scalar kernels not.
 // (hd % 16 != 0 is never offered: PagedVsContiguous covers that fallback.)
 TEST(AttendDecodeTest, MatchesFloat64OverScatteredBlocks) {
+  using model::DType;
   for (const char* isa : {"auto", "avx2", "scalar"}) {
     if (!cpu::setKernelIsa(isa)) continue;
-    SCOPED_TRACE(std::string("isa ") + cpu::kernelIsa());
-    EXPECT_FALSE(cpu::canAttendDecode(24));
-    EXPECT_FALSE(cpu::canAttendDecode(40));
-    std::mt19937 rng(99);
-    std::normal_distribution<float> dist(0.0f, 1.0f);
-    for (int32_t hd : {16, 64, 128, 48}) {  // 48: the generic (in-memory) V accumulation
-      for (auto [ctx, nq] :
-           {std::pair{1, 3}, {5, 1}, {16, 2}, {37, 3}, {300, 4}, {45, 7}, {70, 8}}) {
-        const int32_t bs = 16, blocks = (ctx + bs - 1) / bs;
-        std::vector<std::vector<float>> kb(blocks), vb(blocks);
-        std::vector<const float*> kp, vp;
-        for (int32_t b = 0; b < blocks; ++b) {
-          kb[b].resize(static_cast<size_t>(bs * hd));
-          vb[b].resize(static_cast<size_t>(bs * hd));
-          for (auto& x : kb[b]) x = dist(rng);
-          for (auto& x : vb[b]) x = dist(rng);
-          kp.push_back(kb[b].data());
-          vp.push_back(vb[b].data());
+    for (DType kv : {DType::kF32, DType::kF16, DType::kBF16}) {
+      SCOPED_TRACE(std::string("isa ") + cpu::kernelIsa() + " kv " + model::dtypeName(kv));
+      EXPECT_FALSE(cpu::canAttendDecode(24, kv));
+      EXPECT_FALSE(cpu::canAttendDecode(40, kv));
+      EXPECT_FALSE(cpu::canAttendDecode(64, DType::kQ8_0));
+      std::mt19937 rng(99);
+      std::normal_distribution<float> dist(0.0f, 1.0f);
+      // One stored element: its bytes in `raw` (f32 or 16-bit), its value returned.
+      auto store = [&](std::vector<uint8_t>& raw, size_t i, float x) {
+        if (kv == DType::kF32) {
+          std::memcpy(raw.data() + 4 * i, &x, 4);
+          return x;
         }
-        std::vector<float> q(static_cast<size_t>(nq * hd));
-        for (auto& x : q) x = dist(rng);
-        const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-        std::vector<float> scores(static_cast<size_t>(nq * ctx));
-        std::vector<float> out(static_cast<size_t>(nq * hd), NAN);
-        const bool simd = std::string(cpu::kernelIsa()) != "scalar";
-        EXPECT_EQ(cpu::canAttendDecode(hd), simd) << "hd " << hd;
-        if (!cpu::canAttendDecode(hd)) continue;
-        cpu::attendDecode(q.data(), nq, kp.data(), vp.data(), bs, ctx, hd, scale, scores.data(),
-                          out.data(), hd);
-        std::vector<double> want(out.size());
-        for (int32_t j = 0; j < nq; ++j) {
-          std::vector<double> s(static_cast<size_t>(ctx));
-          double mx = -INFINITY, sum = 0;
-          for (int32_t t = 0; t < ctx; ++t) {
-            const float* k = kp[t / bs] + (t % bs) * hd;
-            double d = 0;
-            for (int32_t c = 0; c < hd; ++c) d += double(q[j * hd + c]) * k[c];
-            s[t] = d * scale;
-            mx = std::max(mx, s[t]);
+        const uint16_t h = kv == DType::kF16 ? floatToF16(x) : floatToBf16(x);
+        std::memcpy(raw.data() + 2 * i, &h, 2);
+        return kv == DType::kF16 ? f16ToFloat(h) : bf16ToFloat(h);
+      };
+      const size_t elem = kv == DType::kF32 ? 4 : 2;
+      for (int32_t hd : {16, 64, 128, 48}) {  // 48: the generic (in-memory) V accumulation
+        for (auto [ctx, nq] :
+             {std::pair{1, 3}, {5, 1}, {16, 2}, {37, 3}, {300, 4}, {45, 7}, {70, 8}}) {
+          const int32_t bs = 16, blocks = (ctx + bs - 1) / bs;
+          const size_t per_block = static_cast<size_t>(bs * hd);
+          std::vector<std::vector<uint8_t>> kb(blocks), vb(blocks);  // as stored
+          std::vector<std::vector<float>> kf(blocks), vf(blocks);    // their values
+          std::vector<const void*> kp, vp;
+          for (int32_t b = 0; b < blocks; ++b) {
+            kb[b].resize(per_block * elem);
+            vb[b].resize(per_block * elem);
+            kf[b].resize(per_block);
+            vf[b].resize(per_block);
+            for (size_t i = 0; i < per_block; ++i) kf[b][i] = store(kb[b], i, dist(rng));
+            for (size_t i = 0; i < per_block; ++i) vf[b][i] = store(vb[b], i, dist(rng));
+            kp.push_back(kb[b].data());
+            vp.push_back(vb[b].data());
           }
-          for (auto& x : s) sum += (x = std::exp(x - mx));
-          for (int32_t t = 0; t < ctx; ++t) {
-            const float* v = vp[t / bs] + (t % bs) * hd;
-            for (int32_t c = 0; c < hd; ++c) want[j * hd + c] += s[t] / sum * v[c];
+          std::vector<float> q(static_cast<size_t>(nq * hd));
+          for (auto& x : q) x = dist(rng);
+          const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+          std::vector<float> scores(static_cast<size_t>(nq * ctx));
+          std::vector<float> out(static_cast<size_t>(nq * hd), NAN);
+          const bool simd = std::string(cpu::kernelIsa()) != "scalar";
+          EXPECT_EQ(cpu::canAttendDecode(hd, kv), simd) << "hd " << hd;
+          if (!cpu::canAttendDecode(hd, kv)) continue;
+          cpu::attendDecode(kv, q.data(), nq, kp.data(), vp.data(), bs, ctx, hd, scale,
+                            scores.data(), out.data(), hd);
+          std::vector<double> want(out.size());
+          for (int32_t j = 0; j < nq; ++j) {
+            std::vector<double> s(static_cast<size_t>(ctx));
+            double mx = -INFINITY, sum = 0;
+            for (int32_t t = 0; t < ctx; ++t) {
+              const float* k = kf[t / bs].data() + (t % bs) * hd;
+              double d = 0;
+              for (int32_t c = 0; c < hd; ++c) d += double(q[j * hd + c]) * k[c];
+              s[t] = d * scale;
+              mx = std::max(mx, s[t]);
+            }
+            for (auto& x : s) sum += (x = std::exp(x - mx));
+            for (int32_t t = 0; t < ctx; ++t) {
+              const float* v = vf[t / bs].data() + (t % bs) * hd;
+              for (int32_t c = 0; c < hd; ++c) want[j * hd + c] += s[t] / sum * v[c];
+            }
           }
-        }
-        for (int32_t j = 0; j < nq; ++j) {  // each head on its own: a wrong one is not averaged out
-          const std::vector<float> got(out.begin() + j * hd, out.begin() + (j + 1) * hd);
-          const std::vector<double> ref(want.begin() + j * hd, want.begin() + (j + 1) * hd);
-          EXPECT_LT(relError(got, ref), 1e-5) << "hd " << hd << " ctx " << ctx << " nq " << nq
-                                              << " head " << j;
+          for (int32_t j = 0; j < nq; ++j) {  // each head on its own: a wrong one is not averaged
+            const std::vector<float> got(out.begin() + j * hd, out.begin() + (j + 1) * hd);
+            const std::vector<double> ref(want.begin() + j * hd, want.begin() + (j + 1) * hd);
+            EXPECT_LT(relError(got, ref), 1e-5)
+                << "hd " << hd << " ctx " << ctx << " nq " << nq << " head " << j;
+          }
         }
       }
     }

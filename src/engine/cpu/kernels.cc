@@ -396,15 +396,51 @@ float dotF32(const float* a, const float* b, int64_t n) {
   return internal::currentKernels().dot(a, b, n);
 }
 
-bool canAttendDecode(int64_t hd) {
-  return internal::currentKernels().attend_decode != nullptr && hd > 0 && hd % 16 == 0;
+namespace {
+
+internal::AttendDecodeFn attendDecodeFn(const KernelTable& kt, DType kv) {
+  switch (kv) {
+    case DType::kF32:
+      return kt.attend_decode_f32;
+    case DType::kF16:
+      return kt.attend_decode_f16;
+    case DType::kBF16:
+      return kt.attend_decode_bf16;
+    case DType::kQ8_0:
+      break;
+  }
+  return nullptr;
 }
 
-void attendDecode(const float* q, int64_t nq, const float* const* k_blocks,
-                  const float* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
+}  // namespace
+
+bool canAttendDecode(int64_t hd, DType kv) {
+  return attendDecodeFn(internal::currentKernels(), kv) != nullptr && hd > 0 && hd % 16 == 0;
+}
+
+void attendDecode(DType kv, const float* q, int64_t nq, const void* const* k_blocks,
+                  const void* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
                   float* scores, float* out, int64_t ldo) {
-  internal::currentKernels().attend_decode(q, nq, k_blocks, v_blocks, bs, ctx, hd, scale, scores,
-                                           out, ldo);
+  attendDecodeFn(internal::currentKernels(), kv)(q, nq, k_blocks, v_blocks, bs, ctx, hd, scale,
+                                                 scores, out, ldo);
+}
+
+void toF32(DType dtype, const void* src, int64_t n, float* dst) {
+  const KernelTable& kt = internal::currentKernels();
+  switch (dtype) {
+    case DType::kF32:
+      std::copy_n(static_cast<const float*>(src), n, dst);
+      break;
+    case DType::kF16:
+      kt.f16_to_f32(static_cast<const uint16_t*>(src), n, dst);
+      break;
+    case DType::kBF16:
+      kt.bf16_to_f32(static_cast<const uint16_t*>(src), n, dst);
+      break;
+    case DType::kQ8_0:
+      kt.q8_to_f32(static_cast<const BlockQ8_0*>(src), n / kQ8BlockSize, dst);
+      break;
+  }
 }
 
 void axpyF32(float a, const float* x, float* y, int64_t n) {

@@ -56,14 +56,18 @@ float dotF32(const float* a, const float* b, int64_t n);
 // y[i] += a * x[i]. For attention's weighted sum of values.
 void axpyF32(float a, const float* x, float* y, int64_t n);
 
-// Decode attention of one kv head, read in place from the cache's f32 blocks: nq query rows
-// (q, [nq][hd] contiguous) against ctx positions whose K / V rows lie in blocks of bs rows at
-// k_blocks[b] / v_blocks[b] ([bs][hd]); out row j (stride ldo) = sum_t softmax_t(scale * q_j .
-// k_t) * v_t. scores: nq * ctx floats of scratch. Only where canAttendDecode(hd).
-bool canAttendDecode(int64_t hd);  // the kernels have this path (AVX-512, AVX2) and hd % 16 == 0
-void attendDecode(const float* q, int64_t nq, const float* const* k_blocks,
-                  const float* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
+// Decode attention of one kv head, read in place from the cache's blocks of f32, f16 or bf16
+// elements (`kv`): nq query rows (q, [nq][hd] contiguous) against ctx positions whose K / V rows
+// lie in blocks of bs rows at k_blocks[b] / v_blocks[b] ([bs][hd] of `kv`); out row j (stride
+// ldo) = sum_t softmax_t(scale * q_j . k_t) * v_t, in f32. scores: nq * ctx floats of scratch.
+// Only where canAttendDecode(hd, kv).
+bool canAttendDecode(int64_t hd, model::DType kv = model::DType::kF32);  // AVX-512, AVX2; hd % 16 == 0
+void attendDecode(model::DType kv, const float* q, int64_t nq, const void* const* k_blocks,
+                  const void* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
                   float* scores, float* out, int64_t ldo);
+
+// dst[i] = src[i] as f32 for i < n; src holds f32, f16 or bf16 elements (`dtype`).
+void toF32(model::DType dtype, const void* src, int64_t n, float* dst);
 
 // y[i] += x[i] (the residual connection).
 void addF32(float* y, const float* x, int64_t n);

@@ -309,9 +309,9 @@ inline __m128 reduce4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
 
 // s[h * ctx + t] = scale * q_h . k_t for H heads (q_h = q + h * hd) and the n rows of one block
 // (hd % 16 == 0): four positions at a time, each K vector loaded once for the H heads.
-template <int H>
-void blockScores(const float* q, const float* k, int64_t n, int64_t hd, float scale, float* s,
-                 int64_t ctx) {
+template <class L, int H>
+void blockScores(const float* q, const typename L::T* k, int64_t n, int64_t hd, float scale,
+                 float* s, int64_t ctx) {
   const __m128 sc = _mm_set1_ps(scale);
   int64_t t = 0;
   for (; t + 4 <= n; t += 4) {
@@ -319,10 +319,10 @@ void blockScores(const float* q, const float* k, int64_t n, int64_t hd, float sc
     KUNROLL for (int h = 0; h < H; ++h) {
       KUNROLL for (int r = 0; r < 4; ++r) a[h][r] = _mm256_setzero_ps();
     }
-    const float* k0 = k + t * hd;
+    const typename L::T* k0 = k + t * hd;
     for (int64_t c = 0; c < hd; c += 8) {
       __m256 kv[4];
-      KUNROLL for (int r = 0; r < 4; ++r) kv[r] = _mm256_loadu_ps(k0 + r * hd + c);
+      KUNROLL for (int r = 0; r < 4; ++r) kv[r] = L::load(k0 + r * hd + c);
       KUNROLL for (int h = 0; h < H; ++h) {
         const __m256 qv = _mm256_loadu_ps(q + h * hd + c);
         KUNROLL for (int r = 0; r < 4; ++r) a[h][r] = _mm256_fmadd_ps(qv, kv[r], a[h][r]);
@@ -336,7 +336,7 @@ void blockScores(const float* q, const float* k, int64_t n, int64_t hd, float sc
     KUNROLL for (int h = 0; h < H; ++h) {
       __m256 a = _mm256_setzero_ps();
       for (int64_t c = 0; c < hd; c += 8) {
-        a = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * hd + c), _mm256_loadu_ps(k + t * hd + c), a);
+        a = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * hd + c), L::load(k + t * hd + c), a);
       }
       s[h * ctx + t] = scale * hsum(a);
     }
@@ -344,17 +344,18 @@ void blockScores(const float* q, const float* k, int64_t n, int64_t hd, float sc
 }
 
 // out = sum_t p[t] v_t over the blocks for hd = 64: eight accumulators in registers.
-void weightedValues64(const float* p, const float* const* v_blocks, int64_t bs, int64_t ctx,
-                      float* out) {
+template <class L>
+void weightedValues64(const float* p, const typename L::T* const* v_blocks, int64_t bs,
+                      int64_t ctx, float* out) {
   __m256 o[8];
   KUNROLL for (int c = 0; c < 8; ++c) o[c] = _mm256_setzero_ps();
   for (int64_t t0 = 0, b = 0; t0 < ctx; t0 += bs, ++b) {
-    const float* v = v_blocks[b];
+    const typename L::T* v = v_blocks[b];
     const int64_t n = minI64(bs, ctx - t0);
     for (int64_t t = 0; t < n; ++t) {
       const __m256 pt = _mm256_set1_ps(p[t0 + t]);
       KUNROLL for (int c = 0; c < 8; ++c) {
-        o[c] = _mm256_fmadd_ps(pt, _mm256_loadu_ps(v + t * 64 + c * 8), o[c]);
+        o[c] = _mm256_fmadd_ps(pt, L::load(v + t * 64 + c * 8), o[c]);
       }
     }
   }
@@ -362,35 +363,36 @@ void weightedValues64(const float* p, const float* const* v_blocks, int64_t bs, 
 }
 
 // The same for any hd % 8 == 0, accumulating in `out` (L1-resident).
-void weightedValuesAny(const float* p, const float* const* v_blocks, int64_t bs, int64_t ctx,
-                       int64_t hd, float* out) {
+template <class L>
+void weightedValuesAny(const float* p, const typename L::T* const* v_blocks, int64_t bs,
+                       int64_t ctx, int64_t hd, float* out) {
   std::memset(out, 0, static_cast<size_t>(hd) * sizeof(float));
   for (int64_t t0 = 0, b = 0; t0 < ctx; t0 += bs, ++b) {
-    const float* v = v_blocks[b];
+    const typename L::T* v = v_blocks[b];
     const int64_t n = minI64(bs, ctx - t0);
     for (int64_t t = 0; t < n; ++t) {
       const __m256 pt = _mm256_set1_ps(p[t0 + t]);
       for (int64_t c = 0; c < hd; c += 8) {
-        _mm256_storeu_ps(out + c, _mm256_fmadd_ps(pt, _mm256_loadu_ps(v + t * hd + c),
-                                                  _mm256_loadu_ps(out + c)));
+        _mm256_storeu_ps(out + c,
+                         _mm256_fmadd_ps(pt, L::load(v + t * hd + c), _mm256_loadu_ps(out + c)));
       }
     }
   }
 }
 
-template <int kHint>
-void prefetchRows(const float* rows, int64_t n, int64_t hd) {
+template <int kHint, class T>
+void prefetchRows(const T* rows, int64_t n, int64_t hd) {
   const char* p = reinterpret_cast<const char*>(rows);
-  const int64_t bytes = n * hd * static_cast<int64_t>(sizeof(float));
+  const int64_t bytes = n * hd * static_cast<int64_t>(sizeof(T));
   for (int64_t i = 0; i < bytes; i += 64) _mm_prefetch(p + i, static_cast<_mm_hint>(kHint));
 }
 
 // H query heads against one kv head's blocks; the first group's K pass prefetches the next
 // block's K rows and this block's V rows (see kernels_avx512.cc).
-template <int H>
-void attendHeads(const float* q, const float* const* k_blocks, const float* const* v_blocks,
-                 int64_t bs, int64_t ctx, int64_t hd, float scale, float* scores, float* out,
-                 int64_t ldo, bool first) {
+template <class L, int H>
+void attendHeads(const float* q, const typename L::T* const* k_blocks,
+                 const typename L::T* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd,
+                 float scale, float* scores, float* out, int64_t ldo, bool first) {
   const int64_t n_blocks = (ctx + bs - 1) / bs;
   auto rowsIn = [&](int64_t b) { return minI64(bs, ctx - b * bs); };
   if (first && n_blocks > 0) prefetchRows<_MM_HINT_T0>(k_blocks[0], rowsIn(0), hd);
@@ -399,30 +401,34 @@ void attendHeads(const float* q, const float* const* k_blocks, const float* cons
       if (b + 1 < n_blocks) prefetchRows<_MM_HINT_T0>(k_blocks[b + 1], rowsIn(b + 1), hd);
       prefetchRows<_MM_HINT_T1>(v_blocks[b], rowsIn(b), hd);
     }
-    blockScores<H>(q, k_blocks[b], rowsIn(b), hd, scale, scores + b * bs, ctx);
+    blockScores<L, H>(q, k_blocks[b], rowsIn(b), hd, scale, scores + b * bs, ctx);
   }
   KUNROLL for (int h = 0; h < H; ++h) {
     softmax(scores + h * ctx, ctx);
     if (hd == 64) {
-      weightedValues64(scores + h * ctx, v_blocks, bs, ctx, out + h * ldo);
+      weightedValues64<L>(scores + h * ctx, v_blocks, bs, ctx, out + h * ldo);
     } else {
-      weightedValuesAny(scores + h * ctx, v_blocks, bs, ctx, hd, out + h * ldo);
+      weightedValuesAny<L>(scores + h * ctx, v_blocks, bs, ctx, hd, out + h * ldo);
     }
   }
 }
 
 // The group's query heads two at a time (scores; 16 registers hold no more), then one.
-void attendDecode(const float* q, int64_t nq, const float* const* k_blocks,
-                  const float* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
-                  float* scores, float* out, int64_t ldo) {
+template <class L>
+void attendDecode(const float* q, int64_t nq, const void* const* k_any, const void* const* v_any,
+                  int64_t bs, int64_t ctx, int64_t hd, float scale, float* scores, float* out,
+                  int64_t ldo) {
+  using T = typename L::T;
+  const auto* k_blocks = reinterpret_cast<const T* const*>(k_any);
+  const auto* v_blocks = reinterpret_cast<const T* const*>(v_any);
   int64_t j = 0;
   for (; j + 2 <= nq; j += 2) {
-    attendHeads<2>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
-                   out + j * ldo, ldo, j == 0);
+    attendHeads<L, 2>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
+                      out + j * ldo, ldo, j == 0);
   }
   for (; j < nq; ++j) {
-    attendHeads<1>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
-                   out + j * ldo, ldo, j == 0);
+    attendHeads<L, 1>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
+                      out + j * ldo, ldo, j == 0);
   }
 }
 
@@ -453,7 +459,9 @@ const KernelTable& avx2Kernels() {
       .silu_mul = siluMul,
       .softmax = softmax,
       .add = add,
-      .attend_decode = attendDecode,
+      .attend_decode_f32 = attendDecode<LoadF32>,
+      .attend_decode_f16 = attendDecode<LoadF16>,
+      .attend_decode_bf16 = attendDecode<LoadBF16>,
   };
   return table;
 }

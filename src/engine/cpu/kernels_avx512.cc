@@ -506,12 +506,14 @@ void softmax(float* x, int64_t n) {
 
 // ---- decode attention (one token's query heads against one kv head's cached K/V) ----------
 
+// The K/V rows are f32, f16 or bf16 (L: LoadF32, LoadF16, LoadBF16), widened to f32 as loaded.
+
 // s[h * ctx + t] = scale * q_h . k_t for the H query heads q_h = q + h * hd and the n rows of
 // one block (k rows contiguous, hd % 16 == 0): four positions at a time, each K vector loaded
 // once for the H heads, each head's four partial sums reduced together.
-template <int H>
-void blockScores(const float* q, const float* k, int64_t n, int64_t hd, float scale, float* s,
-                 int64_t ctx) {
+template <class L, int H>
+void blockScores(const float* q, const typename L::T* k, int64_t n, int64_t hd, float scale,
+                 float* s, int64_t ctx) {
   const __m128 sc = _mm_set1_ps(scale);
   int64_t t = 0;
   for (; t + 4 <= n; t += 4) {
@@ -519,10 +521,10 @@ void blockScores(const float* q, const float* k, int64_t n, int64_t hd, float sc
     KUNROLL for (int h = 0; h < H; ++h) {
       KUNROLL for (int r = 0; r < 4; ++r) a[h][r] = _mm512_setzero_ps();
     }
-    const float* k0 = k + t * hd;
+    const typename L::T* k0 = k + t * hd;
     for (int64_t c = 0; c < hd; c += 16) {
       __m512 kv[4];
-      KUNROLL for (int r = 0; r < 4; ++r) kv[r] = _mm512_loadu_ps(k0 + r * hd + c);
+      KUNROLL for (int r = 0; r < 4; ++r) kv[r] = L::load(k0 + r * hd + c);
       KUNROLL for (int h = 0; h < H; ++h) {
         const __m512 qv = _mm512_loadu_ps(q + h * hd + c);
         KUNROLL for (int r = 0; r < 4; ++r) a[h][r] = _mm512_fmadd_ps(qv, kv[r], a[h][r]);
@@ -536,7 +538,7 @@ void blockScores(const float* q, const float* k, int64_t n, int64_t hd, float sc
     KUNROLL for (int h = 0; h < H; ++h) {
       __m512 a = _mm512_setzero_ps();
       for (int64_t c = 0; c < hd; c += 16) {
-        a = _mm512_fmadd_ps(_mm512_loadu_ps(q + h * hd + c), _mm512_loadu_ps(k + t * hd + c), a);
+        a = _mm512_fmadd_ps(_mm512_loadu_ps(q + h * hd + c), L::load(k + t * hd + c), a);
       }
       s[h * ctx + t] = scale * _mm512_reduce_add_ps(a);
     }
@@ -545,19 +547,19 @@ void blockScores(const float* q, const float* k, int64_t n, int64_t hd, float sc
 
 // out_h = sum_t p_h[t] v_t over the blocks for H heads (p_h = p + h * ctx, out_h = out + h *
 // ldo), NV = hd / 16 accumulators per head in registers; each V vector loaded once for all H.
-template <int NV, int H>
-void weightedValues(const float* p, const float* const* v_blocks, int64_t bs, int64_t ctx,
+template <class L, int NV, int H>
+void weightedValues(const float* p, const typename L::T* const* v_blocks, int64_t bs, int64_t ctx,
                     float* out, int64_t ldo) {
   __m512 o[H][NV];
   KUNROLL for (int h = 0; h < H; ++h) {
     KUNROLL for (int c = 0; c < NV; ++c) o[h][c] = _mm512_setzero_ps();
   }
   for (int64_t t0 = 0, b = 0; t0 < ctx; t0 += bs, ++b) {
-    const float* v = v_blocks[b];
+    const typename L::T* v = v_blocks[b];
     const int64_t n = minI64(bs, ctx - t0);
     for (int64_t t = 0; t < n; ++t) {
       __m512 vv[NV];
-      KUNROLL for (int c = 0; c < NV; ++c) vv[c] = _mm512_loadu_ps(v + t * NV * 16 + c * 16);
+      KUNROLL for (int c = 0; c < NV; ++c) vv[c] = L::load(v + t * NV * 16 + c * 16);
       KUNROLL for (int h = 0; h < H; ++h) {
         const __m512 pt = _mm512_set1_ps(p[h * ctx + t0 + t]);
         KUNROLL for (int c = 0; c < NV; ++c) o[h][c] = _mm512_fmadd_ps(pt, vv[c], o[h][c]);
@@ -570,27 +572,28 @@ void weightedValues(const float* p, const float* const* v_blocks, int64_t bs, in
 }
 
 // The same for one head and any hd % 16 == 0, accumulating in `out` (L1-resident).
-void weightedValuesAny(const float* p, const float* const* v_blocks, int64_t bs, int64_t ctx,
-                       int64_t hd, float* out) {
+template <class L>
+void weightedValuesAny(const float* p, const typename L::T* const* v_blocks, int64_t bs,
+                       int64_t ctx, int64_t hd, float* out) {
   std::memset(out, 0, static_cast<size_t>(hd) * sizeof(float));
   for (int64_t t0 = 0, b = 0; t0 < ctx; t0 += bs, ++b) {
-    const float* v = v_blocks[b];
+    const typename L::T* v = v_blocks[b];
     const int64_t n = minI64(bs, ctx - t0);
     for (int64_t t = 0; t < n; ++t) {
       const __m512 pt = _mm512_set1_ps(p[t0 + t]);
       for (int64_t c = 0; c < hd; c += 16) {
-        _mm512_storeu_ps(out + c, _mm512_fmadd_ps(pt, _mm512_loadu_ps(v + t * hd + c),
-                                                  _mm512_loadu_ps(out + c)));
+        _mm512_storeu_ps(out + c,
+                         _mm512_fmadd_ps(pt, L::load(v + t * hd + c), _mm512_loadu_ps(out + c)));
       }
     }
   }
 }
 
-// Prefetches the rows [0, n) of one block (rows of hd floats, contiguous) into L1 / L2.
-template <int kHint>
-void prefetchRows(const float* rows, int64_t n, int64_t hd) {
+// Prefetches the rows [0, n) of one block (rows of hd elements, contiguous) into L1 / L2.
+template <int kHint, class T>
+void prefetchRows(const T* rows, int64_t n, int64_t hd) {
   const char* p = reinterpret_cast<const char*>(rows);
-  const int64_t bytes = n * hd * static_cast<int64_t>(sizeof(float));
+  const int64_t bytes = n * hd * static_cast<int64_t>(sizeof(T));
   for (int64_t i = 0; i < bytes; i += 64) _mm_prefetch(p + i, static_cast<_mm_hint>(kHint));
 }
 
@@ -598,10 +601,10 @@ void prefetchRows(const float* rows, int64_t n, int64_t hd) {
 // first group's pass over K (`first`) fetches the next block's K rows and this block's V rows
 // ahead of their use: the cache's blocks lie apart (one per 1-4 KiB of a larger block), each too
 // short for the hardware prefetcher to ramp up on.
-template <int H>
-void attendHeads(const float* q, const float* const* k_blocks, const float* const* v_blocks,
-                 int64_t bs, int64_t ctx, int64_t hd, float scale, float* scores, float* out,
-                 int64_t ldo, bool first) {
+template <class L, int H>
+void attendHeads(const float* q, const typename L::T* const* k_blocks,
+                 const typename L::T* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd,
+                 float scale, float* scores, float* out, int64_t ldo, bool first) {
   const int64_t n_blocks = (ctx + bs - 1) / bs;
   auto rowsIn = [&](int64_t b) { return minI64(bs, ctx - b * bs); };
   if (first && n_blocks > 0) prefetchRows<_MM_HINT_T0>(k_blocks[0], rowsIn(0), hd);
@@ -610,38 +613,42 @@ void attendHeads(const float* q, const float* const* k_blocks, const float* cons
       if (b + 1 < n_blocks) prefetchRows<_MM_HINT_T0>(k_blocks[b + 1], rowsIn(b + 1), hd);
       prefetchRows<_MM_HINT_T1>(v_blocks[b], rowsIn(b), hd);
     }
-    blockScores<H>(q, k_blocks[b], rowsIn(b), hd, scale, scores + b * bs, ctx);
+    blockScores<L, H>(q, k_blocks[b], rowsIn(b), hd, scale, scores + b * bs, ctx);
   }
   KUNROLL for (int h = 0; h < H; ++h) softmax(scores + h * ctx, ctx);
   if (hd == 64) {
-    weightedValues<4, H>(scores, v_blocks, bs, ctx, out, ldo);
+    weightedValues<L, 4, H>(scores, v_blocks, bs, ctx, out, ldo);
   } else if (hd == 128 && H <= 2) {
-    weightedValues<8, H>(scores, v_blocks, bs, ctx, out, ldo);
+    weightedValues<L, 8, H>(scores, v_blocks, bs, ctx, out, ldo);
   } else {
     KUNROLL for (int h = 0; h < H; ++h) {
-      weightedValuesAny(scores + h * ctx, v_blocks, bs, ctx, hd, out + h * ldo);
+      weightedValuesAny<L>(scores + h * ctx, v_blocks, bs, ctx, hd, out + h * ldo);
     }
   }
 }
 
 // The group's query heads four (hd <= 64) or two at a time, then one by one.
-void attendDecode(const float* q, int64_t nq, const float* const* k_blocks,
-                  const float* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
-                  float* scores, float* out, int64_t ldo) {
+template <class L>
+void attendDecode(const float* q, int64_t nq, const void* const* k_any, const void* const* v_any,
+                  int64_t bs, int64_t ctx, int64_t hd, float scale, float* scores, float* out,
+                  int64_t ldo) {
+  using T = typename L::T;
+  const auto* k_blocks = reinterpret_cast<const T* const*>(k_any);
+  const auto* v_blocks = reinterpret_cast<const T* const*>(v_any);
   int64_t j = 0;
   if (hd <= 64) {
     for (; j + 4 <= nq; j += 4) {
-      attendHeads<4>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
-                     out + j * ldo, ldo, j == 0);
+      attendHeads<L, 4>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
+                        out + j * ldo, ldo, j == 0);
     }
   }
   for (; j + 2 <= nq; j += 2) {
-    attendHeads<2>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
-                   out + j * ldo, ldo, j == 0);
+    attendHeads<L, 2>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
+                      out + j * ldo, ldo, j == 0);
   }
   for (; j < nq; ++j) {
-    attendHeads<1>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
-                   out + j * ldo, ldo, j == 0);
+    attendHeads<L, 1>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
+                      out + j * ldo, ldo, j == 0);
   }
 }
 
@@ -673,7 +680,9 @@ const KernelTable& avx512Kernels() {
       .silu_mul = siluMul,
       .softmax = softmax,
       .add = add,
-      .attend_decode = attendDecode,
+      .attend_decode_f32 = attendDecode<LoadF32>,
+      .attend_decode_f16 = attendDecode<LoadF16>,
+      .attend_decode_bf16 = attendDecode<LoadBF16>,
   };
   return table;
 }

@@ -53,8 +53,8 @@ using GemmF32Fn = void (*)(const float* wt, int64_t ldw, int64_t rows, int64_t k
 // positions whose K and V rows lie in blocks of bs rows at k_blocks[b] / v_blocks[b] (f32,
 // [bs][hd]); out row j (stride ldo) = sum_t softmax_t(scale * q_j . k_t) * v_t. scores: nq * ctx
 // floats of scratch. Needs hd % 16 == 0.
-using AttendDecodeFn = void (*)(const float* q, int64_t nq, const float* const* k_blocks,
-                                const float* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd,
+using AttendDecodeFn = void (*)(const float* q, int64_t nq, const void* const* k_blocks,
+                                const void* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd,
                                 float scale, float* scores, float* out, int64_t ldo);
 struct KernelTable {
   const char* name;
@@ -78,8 +78,11 @@ struct KernelTable {
   void (*silu_mul)(float* gate, const float* up, int64_t n);
   void (*softmax)(float* x, int64_t n);
   void (*add)(float* y, const float* x, int64_t n);
-  // May be null: PagedAttention then gathers K/V and uses sgemm.
-  AttendDecodeFn attend_decode = nullptr;
+  // Decode attention over f32, f16 and bf16 K/V rows. May be null: PagedAttention then gathers
+  // K/V and uses sgemm.
+  AttendDecodeFn attend_decode_f32 = nullptr;
+  AttendDecodeFn attend_decode_f16 = nullptr;
+  AttendDecodeFn attend_decode_bf16 = nullptr;
 };
 
 const KernelTable& scalarKernels();
