@@ -6,13 +6,14 @@
 //   - prefill: tokens/s of one `--prompt`-token prompt computed in one chunk;
 //   - decode: tokens/s of greedy-free decode steps at batch 1 (and aggregate at --batches), each
 //     sequence at context --context, after the same steps once untimed (warm-up: the KV pool's
-//     pages faulted in, as in a running server); weight bytes read per step, the implied GB/s, and decode
-//     as a fraction of the bandwidth limit (membw / weight bytes per step).
+//     pages faulted in, as in a running server); weight bytes read per step, the implied GB/s,
+//     and decode as a fraction of the bandwidth limit (membw / weight bytes per step).
 // Models are generated once (makeModel, seed 1) into --models (default <build>/models) as
 // <preset>-<dtype> (HF folder; q8_0 as GGUF file <preset>-q8_0.gguf) and reused.
 // Run: build/bench/forward_bench [--preset medium] [--dtypes f32,bf16,f16,q8_0] [--threads 2]
 //      [--prompt 512] [--context 128] [--steps 32] [--windows 1] [--batches 1,4,16,64]
 //      [--models DIR] [--isa avx2 (other kernels than the CPU's best)]
+//      [--kv-dtype f32 (KV cache type; default: the model's "auto", bf16 for a bf16 model)]
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -49,7 +50,8 @@ struct Args {
   int windows = 1;
   std::vector<int> batches = {1, 4, 16, 64};
   std::string models;
-  std::string isa = "auto";  // kernels: auto (the best the CPU has), avx512bf16, avx512, avx2, scalar
+  std::string isa = "auto";       // kernels: auto (the CPU's best), avx512bf16, avx512, avx2, scalar
+  std::string kv_dtype = "auto";  // KV cache: auto (the model's choice), f32, f16, bf16
 };
 
 bool parseArg(const std::string& k, const std::string& v, Args& a) {
@@ -71,6 +73,9 @@ bool parseArg(const std::string& k, const std::string& v, Args& a) {
     a.models = v;
   } else if (k == "--isa") {
     a.isa = v;
+  } else if (k == "--kv-dtype") {
+    if (v != "auto" && v != "f32" && v != "f16" && v != "bf16") return false;
+    a.kv_dtype = v;
   } else if (k == "--batches") {
     a.batches.clear();
     for (const auto& b : bench_util::splitList(v)) a.batches.push_back(std::stoi(b));
@@ -264,13 +269,14 @@ Status benchDecode(LlamaModel& m, const Args& a, const std::string& name, int ba
   const double steps_per_s = a.steps / dt;
   const double gbs = steps_per_s * static_cast<double>(step_bytes) / 1e9;
   std::printf(
-      "{\"bench\": \"decode\", \"model\": \"%s\", \"threads\": %d, \"batch\": %d, "
-      "\"context\": %d, \"tok_per_s\": %.1f, \"ms_per_step\": %.2f, "
+      "{\"bench\": \"decode\", \"model\": \"%s\", \"kv\": \"%s\", \"threads\": %d, "
+      "\"batch\": %d, \"context\": %d, \"tok_per_s\": %.1f, \"ms_per_step\": %.2f, "
       "\"weight_bytes_per_step\": %zu, \"weight_GB_per_s\": %.2f, \"copy_GB_per_s\": %.2f, "
       "\"read_GB_per_s\": %.2f, \"fraction_of_bandwidth_limit\": %.3f, "
       "\"fraction_of_read\": %.3f, \"windows\": %d, \"window_fraction_min\": %.3f, "
       "\"window_fraction_median\": %.3f, \"window_fraction_max\": %.3f}\n",
-      name.c_str(), a.threads, batch, a.context, steps_per_s * batch, 1e3 / steps_per_s, step_bytes,
+      name.c_str(), kvDTypeName(m.kvCache().dtype()), a.threads, batch, a.context,
+      steps_per_s * batch, 1e3 / steps_per_s, step_bytes,
       gbs, best.copy / 1e9, best.read / 1e9, gbs * 1e9 / best.copy, gbs * 1e9 / best.read,
       windows, fractions.front(), fractions[fractions.size() / 2], fractions.back());
   std::fflush(stdout);
@@ -293,6 +299,9 @@ Status benchModel(const Args& a, const std::string& dtype, cpu::ThreadPool& bw_p
   o.threads = a.threads;
   o.max_model_len = std::max(a.prompt, a.context + a.steps) + 16;
   o.num_blocks = (max_batch + 1) * ((o.max_model_len + o.block_size - 1) / o.block_size);
+  if (a.kv_dtype == "f32") o.kv_dtype = KvDType::kF32;
+  if (a.kv_dtype == "f16") o.kv_dtype = KvDType::kF16;
+  if (a.kv_dtype == "bf16") o.kv_dtype = KvDType::kBF16;
   TURBINE_ASSIGN_OR_RETURN(
       auto m, LlamaModel::create(std::make_shared<model::ModelWeights>(std::move(w)), o));
   // Fault the weights in before timing.
@@ -316,7 +325,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: forward_bench [--preset P] [--dtypes a,b] [--threads N] "
                  "[--prompt N] [--context N] [--steps N] [--windows N] [--batches 1,4] "
-                 "[--models DIR] [--isa auto|avx512bf16|avx512|avx2|scalar]\n");
+                 "[--models DIR] [--isa auto|avx512bf16|avx512|avx2|scalar] "
+                 "[--kv-dtype auto|f32|f16|bf16]\n");
     return 2;
   }
   if (!cpu::setKernelIsa(a.isa.c_str())) {

@@ -46,6 +46,7 @@ struct ServeArgs {
   int workers = 1;
   int threads = 0;
   std::string kv_cache_memory;
+  std::string kv_cache_dtype = "auto";
   int32_t max_model_len = 0;
   int32_t block_size = 16;
   std::string served_model_name;
@@ -138,7 +139,9 @@ Status startWorkers(const ServeArgs& args, const model::ModelInfo& info,
     ro.block_size = args.block_size;
     ro.kv_cache_bytes = kv_bytes;
     ro.max_model_len = args.max_model_len;
+    ro.kv_cache_dtype = args.kv_cache_dtype;
     TURBINE_ASSIGN_OR_RETURN(auto runner, makeCpuRunner(weights, ro));
+    const std::string kv_dtype = kvCacheDtypeOf(*runner);
     engine::EngineOptions eo;
     eo.eos_token_ids = info.eos_token_ids;
     eo.max_num_seqs = args.max_num_seqs;
@@ -150,7 +153,7 @@ Status startWorkers(const ServeArgs& args, const model::ModelInfo& info,
     const auto& rec = w->record();
     logLine("worker " + std::to_string(i) + ": " + std::to_string(per_worker) + " threads, " +
             std::to_string(rec.kv_blocks_total) + " KV blocks of " + std::to_string(rec.block_size) +
-            " tokens, max_model_len " + std::to_string(rec.max_model_len));
+            " tokens (" + kv_dtype + "), max_model_len " + std::to_string(rec.max_model_len));
     stack.workers.push_back(std::move(w));
   }
   return Status::ok();
@@ -241,6 +244,9 @@ void addServeCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(0, 4096));
   cmd->add_option("--kv-cache-memory", args->kv_cache_memory,
                   "KV cache bytes per worker, e.g. 536870912 or 512MiB (default: 4 sequences of max-model-len)");
+  cmd->add_option("--kv-cache-dtype", args->kv_cache_dtype,
+                  "KV cache element type (auto: the weights' type, f16 for q8_0, f32 for f32)")
+      ->check(CLI::IsMember(kKvCacheDtypes))->capture_default_str();
   cmd->add_option("--max-model-len", args->max_model_len, "Longest sequence (default: the model's)")
       ->check(CLI::Range(0, 1 << 24));
   cmd->add_option("--block-size", args->block_size, "Tokens per KV block")

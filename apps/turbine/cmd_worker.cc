@@ -41,6 +41,7 @@ struct WorkerArgs {
   int lease_ttl_s = 10;
   int threads = 0;
   std::string kv_cache_memory;
+  std::string kv_cache_dtype = "auto";
   int32_t max_model_len = 0;
   int32_t block_size = 16;
   int max_num_seqs = 256;
@@ -86,6 +87,7 @@ Result<std::unique_ptr<engine::ModelRunner>> makeRunner(const WorkerArgs& args, 
   ro.block_size = args.block_size;
   ro.kv_cache_bytes = kv_bytes;
   ro.max_model_len = args.max_model_len;
+  ro.kv_cache_dtype = args.kv_cache_dtype;
   return makeCpuRunner(weights, ro);
 }
 
@@ -172,6 +174,9 @@ void addWorkerCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(1, 3600))->capture_default_str();
   cmd->add_option("--threads", args->threads, "Kernel threads (default: all cores)")->check(CLI::Range(0, 4096));
   cmd->add_option("--kv-cache-memory", args->kv_cache_memory, "KV cache bytes, e.g. 512MiB (real engine)");
+  cmd->add_option("--kv-cache-dtype", args->kv_cache_dtype,
+                  "KV cache element type, real engine (auto: the weights' type, f16 for q8_0)")
+      ->check(CLI::IsMember(kKvCacheDtypes))->capture_default_str();
   cmd->add_option("--max-model-len", args->max_model_len, "Longest sequence (default: the model's)")
       ->check(CLI::Range(0, 1 << 24));
   cmd->add_option("--block-size", args->block_size, "Tokens per KV block")

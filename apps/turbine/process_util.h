@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -36,9 +37,14 @@ struct CpuRunnerOptions {
   int32_t block_size = 16;
   size_t kv_cache_bytes = 0;   // 0: the engine's default
   int32_t max_model_len = 0;   // 0: the model's
+  std::string kv_cache_dtype = "auto";  // auto (the weights' type; f32 for f32), f32, f16, bf16
 };
+// --kv-cache-dtype's choices, for CLI11's IsMember check.
+inline const std::vector<std::string> kKvCacheDtypes = {"auto", "f32", "f16", "bf16"};
 Result<std::unique_ptr<engine::ModelRunner>> makeCpuRunner(
     const std::shared_ptr<const model::ModelWeights>& weights, const CpuRunnerOptions& options);
+// The KV cache element type of a makeCpuRunner() runner ("f32", "f16", "bf16"); "" for others.
+std::string kvCacheDtypeOf(const engine::ModelRunner& runner);
 
 // The router's knobs that `serve` and `frontend` share (--seed, --overlap-weight,
 // --router-temperature, --no-kv-events, --busy-kv-fraction, --busy-prefill-tokens,

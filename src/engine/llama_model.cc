@@ -90,6 +90,20 @@ void forRows(cpu::ThreadPool& pool, int64_t rows, Fn&& fn) {
 
 }  // namespace
 
+KvDType autoKvDType(const model::ModelWeights& w) {
+  if (w.layers.empty()) return KvDType::kF32;
+  switch (w.layers.front().wq.dtype) {
+    case model::DType::kBF16:
+      return KvDType::kBF16;
+    case model::DType::kF16:
+    case model::DType::kQ8_0:
+      return KvDType::kF16;
+    case model::DType::kF32:
+      break;
+  }
+  return KvDType::kF32;
+}
+
 Result<std::unique_ptr<LlamaModel>> LlamaModel::create(
     std::shared_ptr<const model::ModelWeights> weights, const LlamaModelOptions& options) {
   if (!weights) return invalidArgument("model: no weights");
@@ -110,7 +124,7 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(
   kv.num_kv_heads = c.num_kv_heads;
   kv.head_dim = c.head_dim;
   kv.block_size = options.block_size;
-  kv.dtype = options.kv_dtype;
+  kv.dtype = options.kv_dtype.value_or(autoKvDType(*weights));
   kv.num_blocks = options.num_blocks;
   kv.memory_bytes = options.kv_cache_bytes;
   if (kv.num_blocks <= 0 && kv.memory_bytes == 0) {

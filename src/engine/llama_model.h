@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -34,11 +35,17 @@ struct LlamaModelOptions {
   // 4 sequences of max_model_len tokens.
   int32_t num_blocks = 0;
   size_t kv_cache_bytes = 0;
-  KvDType kv_dtype = KvDType::kF32;
+  // KV cache element type; unset ("auto", as vLLM's default): the weights' type for f16 and bf16
+  // weights, f16 for q8_0 (as llama.cpp), f32 for f32. Half the bytes of f32: twice the
+  // sequences in the same memory, half the attention reads of a decode step.
+  std::optional<KvDType> kv_dtype;
   // Longest sequence (positions are < max_model_len); <= 0: the model's
   // max_position_embeddings.
   int32_t max_model_len = 0;
 };
+
+// The KV element type LlamaModelOptions::kv_dtype's "auto" picks for these weights.
+KvDType autoKvDType(const model::ModelWeights& weights);
 
 class LlamaModel : public ModelRunner {
  public:
@@ -61,6 +68,7 @@ class LlamaModel : public ModelRunner {
   const model::ModelConfig& config() const { return weights_->config; }
   const model::ModelWeights& weights() const { return *weights_; }
   KvCache& kvCache() { return *kv_; }
+  const KvCache& kvCache() const { return *kv_; }
   cpu::ThreadPool& threadPool() { return *pool_; }
 
  private:

@@ -240,6 +240,32 @@ class ServeCliTest(unittest.TestCase):
         code, err = self.run_serve("--model", MODEL, "--kv-cache-memory", "12XB")
         self.assertEqual(code, 2)
         self.assertIn("--kv-cache-memory", err)
+        code, err = self.run_serve("--model", MODEL, "--kv-cache-dtype", "q4")
+        self.assertEqual(code, 2)
+        self.assertIn("--kv-cache-dtype", err)
+
+    def test_half_precision_kv_cache_serves_the_f32_answer(self):
+        """--kv-cache-dtype bf16 / f16: the same greedy continuation as the f32 cache (the tiny
+        model's top tokens are far apart), through the in-place half-precision decode kernels."""
+        body = {"prompt": "The quick brown fox", "max_tokens": 12, "temperature": 0,
+                "ignore_eos": True}
+        texts = {}
+        for dtype in ("f32", "bf16", "f16"):
+            server = Server("--workers", "1", "--kv-cache-dtype", dtype)
+            try:
+                status, _, models = curl(server.url + "/v1/models")
+                self.assertEqual(status, 200, models)
+                body["model"] = json.loads(models)["data"][0]["id"]
+                status, _, out = curl(server.url + "/v1/completions", body)
+                self.assertEqual(status, 200, out)
+                reply = json.loads(out)
+                self.assertEqual(reply["usage"]["completion_tokens"], 12)
+                texts[dtype] = reply["choices"][0]["text"]
+                self.assertIn(f"tokens ({dtype})", server.log)  # the worker's line names the type
+            finally:
+                self.assertEqual(server.stop(), 0, server.log)
+        self.assertEqual(texts["bf16"], texts["f32"])
+        self.assertEqual(texts["f16"], texts["f32"])
 
     def test_bad_model_exits_1_naming_the_path(self):
         code, err = self.run_serve("--model", "/nonexistent/model-dir")

@@ -234,24 +234,42 @@ TEST(LlamaModelTest, OnlyRequestedLogitsAreWritten) {
   EXPECT_LT(relError(logits, lb), 1e-5);
 }
 
+// Chunks of 9 (the last one a 4-token chunk: K/V gathered and converted) and chunks of 1 (decode
+// steps: the in-place half-precision decode kernels where the CPU has them).
 TEST(LlamaModelTest, HalfPrecisionKvCacheIsClose) {
   auto w = randomWeights(testConfig(), 13);
   const std::vector<int32_t> tokens = randomTokens(40, 14);
   const std::vector<BlockId> table = {2, 0, 1};
-  auto f32 = makeModel(w, 16, 3);
-  ASSERT_TRUE(f32);
-  const auto want = prefill(*f32, tokens, 9, table).back();
-  for (KvDType dtype : {KvDType::kF16, KvDType::kBF16}) {
-    LlamaModelOptions o;
-    o.threads = 2;
-    o.num_blocks = 3;
-    o.kv_dtype = dtype;
-    auto m = LlamaModel::create(w, o);
-    ASSERT_TRUE(m.isOk());
-    const auto got = prefill(**m, tokens, 9, table).back();
-    const double err = relError(got, want);
-    EXPECT_LT(err, dtype == KvDType::kF16 ? 2e-3 : 2e-2) << kvDTypeName(dtype);
-    EXPECT_GT(err, 0.0) << kvDTypeName(dtype) << ": the cache dtype had no effect";
+  for (size_t chunk : {size_t{9}, size_t{1}}) {
+    auto f32 = makeModel(w, 16, 3);
+    ASSERT_TRUE(f32);
+    EXPECT_EQ(f32->kvCache().dtype(), KvDType::kF32);  // "auto" for f32 weights
+    const auto want = prefill(*f32, tokens, chunk, table).back();
+    for (KvDType dtype : {KvDType::kF16, KvDType::kBF16}) {
+      LlamaModelOptions o;
+      o.threads = 2;
+      o.num_blocks = 3;
+      o.kv_dtype = dtype;
+      auto m = LlamaModel::create(w, o);
+      ASSERT_TRUE(m.isOk());
+      const auto got = prefill(**m, tokens, chunk, table).back();
+      const double err = relError(got, want);
+      EXPECT_LT(err, dtype == KvDType::kF16 ? 2e-3 : 2e-2)
+          << kvDTypeName(dtype) << " chunk " << chunk;
+      EXPECT_GT(err, 0.0) << kvDTypeName(dtype) << ": the cache dtype had no effect";
+    }
+  }
+}
+
+TEST(LlamaModelTest, AutoKvDtypeFollowsTheWeights) {
+  model::ModelWeights w;
+  w.layers.resize(1);
+  for (auto [weights, kv] : {std::pair{model::DType::kF32, KvDType::kF32},
+                             {model::DType::kBF16, KvDType::kBF16},
+                             {model::DType::kF16, KvDType::kF16},
+                             {model::DType::kQ8_0, KvDType::kF16}}) {
+    w.layers[0].wq.dtype = weights;
+    EXPECT_EQ(autoKvDType(w), kv) << model::dtypeName(weights);
   }
 }
 

@@ -61,7 +61,8 @@ void axpyF32(float a, const float* x, float* y, int64_t n);
 // lie in blocks of bs rows at k_blocks[b] / v_blocks[b] ([bs][hd] of `kv`); out row j (stride
 // ldo) = sum_t softmax_t(scale * q_j . k_t) * v_t, in f32. scores: nq * ctx floats of scratch.
 // Only where canAttendDecode(hd, kv).
-bool canAttendDecode(int64_t hd, model::DType kv = model::DType::kF32);  // AVX-512, AVX2; hd % 16 == 0
+// Whether the kernels have this path (AVX-512, AVX2) for `kv` elements and hd % 16 == 0.
+bool canAttendDecode(int64_t hd, model::DType kv = model::DType::kF32);
 void attendDecode(model::DType kv, const float* q, int64_t nq, const void* const* k_blocks,
                   const void* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
                   float* scores, float* out, int64_t ldo);
