@@ -16,18 +16,6 @@ void grow(std::vector<float>& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
-model::DType elementType(KvDType t) {
-  switch (t) {
-    case KvDType::kF16:
-      return model::DType::kF16;
-    case KvDType::kBF16:
-      return model::DType::kBF16;
-    case KvDType::kF32:
-      break;
-  }
-  return model::DType::kF32;
-}
-
 }  // namespace
 
 void PagedAttention::buildItems(std::span<const AttentionSeq> seqs, int32_t n_kv_heads,
@@ -97,7 +85,7 @@ void PagedAttention::decodeInPlace(const Item& item, const KvCache& cache, int32
     scratch.v_rows[b] = cache.headRows(id, layer, 1, item.kv_head);
   }
   grow(scratch.scores, static_cast<size_t>(group) * static_cast<size_t>(ctx));
-  cpu::attendDecode(elementType(cache.dtype()), q, group, scratch.k_rows.data(),
+  cpu::attendDecode(kvElementType(cache.dtype()), q, group, scratch.k_rows.data(),
                     scratch.v_rows.data(), bs, ctx, cache.headDim(), shape.scale,
                     scratch.scores.data(), out, cache.headDim());
 }
@@ -118,7 +106,7 @@ void PagedAttention::runItem(const Item& item, const KvCache& cache, int32_t lay
   const size_t row_stride = static_cast<size_t>(shape.n_heads) * static_cast<size_t>(hd);
   const size_t first = static_cast<size_t>(seq.row + item.t0) * row_stride +
                        static_cast<size_t>(item.kv_head * group) * static_cast<size_t>(hd);
-  if (n_tok == 1 && cpu::canAttendDecode(hd, elementType(cache.dtype()))) {
+  if (n_tok == 1 && cpu::canAttendDecode(hd, kvElementType(cache.dtype()))) {
     return decodeInPlace(item, cache, layer, seq, shape, q + first, out + first, scratch);
   }
   const size_t kv_elems = static_cast<size_t>(ctx) * static_cast<size_t>(hd);

@@ -23,6 +23,18 @@ const char* kvDTypeName(KvDType t) {
 
 size_t kvDTypeBytes(KvDType t) { return t == KvDType::kF32 ? 4 : 2; }
 
+model::DType kvElementType(KvDType t) {
+  switch (t) {
+    case KvDType::kF16:
+      return model::DType::kF16;
+    case KvDType::kBF16:
+      return model::DType::kBF16;
+    case KvDType::kF32:
+      break;
+  }
+  return model::DType::kF32;
+}
+
 size_t KvCache::bytesPerToken(const KvCacheOptions& o) {
   return static_cast<size_t>(o.num_layers) * 2 * static_cast<size_t>(o.num_kv_heads) *
          static_cast<size_t>(o.head_dim) * kvDTypeBytes(o.dtype);
@@ -94,8 +106,7 @@ const float* KvCache::readRowsF32(int32_t block, int32_t layer, int kv, int32_t 
   const void* rows = headRows(block, layer, kv, kv_head);
   if (opt_.dtype == KvDType::kF32) return static_cast<const float*>(rows);
   const int64_t count = int64_t{n} * opt_.head_dim;
-  cpu::toF32(opt_.dtype == KvDType::kF16 ? model::DType::kF16 : model::DType::kBF16, rows, count,
-             out);
+  cpu::toF32(kvElementType(opt_.dtype), rows, count, out);
   return out;
 }
 

@@ -21,12 +21,15 @@
 
 #include "common/anonymous_memory.h"
 #include "common/status.h"
+#include "model/weights.h"
 
 namespace turbine::engine {
 
 enum class KvDType { kF32, kF16, kBF16 };
 const char* kvDTypeName(KvDType t);
 size_t kvDTypeBytes(KvDType t);
+// The element type as the kernels name it (cpu::attendDecode, cpu::toF32).
+model::DType kvElementType(KvDType t);
 
 struct KvCacheOptions {
   int32_t num_layers = 0;

@@ -67,7 +67,8 @@ void attendDecode(model::DType kv, const float* q, int64_t nq, const void* const
                   const void* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
                   float* scores, float* out, int64_t ldo);
 
-// dst[i] = src[i] as f32 for i < n; src holds f32, f16 or bf16 elements (`dtype`).
+// dst[i] = src[i] as f32 for i < n; src holds f32, f16 or bf16 elements (`dtype`), or q8_0
+// blocks (n a multiple of 32).
 void toF32(model::DType dtype, const void* src, int64_t n, float* dst);
 
 // y[i] += x[i] (the residual connection).
