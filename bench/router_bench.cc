@@ -30,8 +30,9 @@ struct Latencies {
   std::string summary() {
     std::sort(ns.begin(), ns.end());
     auto q = [&](double f) { return ns.empty() ? 0LL : static_cast<long long>(ns[static_cast<size_t>(f * double(ns.size() - 1))]); };
-    char buf[128];
-    std::snprintf(buf, sizeof buf, "p50 %lld ns, p90 %lld ns, p99 %lld ns, p99.9 %lld ns", q(0.5), q(0.9), q(0.99), q(0.999));
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "p50 %lld ns, p90 %lld ns, p99 %lld ns, p99.9 %lld ns, max %lld ns", q(0.5), q(0.9),
+                  q(0.99), q(0.999), q(1.0));
     return buf;
   }
 };
