@@ -74,7 +74,7 @@ bool parseArg(const std::string& k, const std::string& v, Args& a) {
   } else if (k == "--isa") {
     a.isa = v;
   } else if (k == "--kv-dtype") {
-    if (v != "auto" && v != "f32" && v != "f16" && v != "bf16") return false;
+    if (v != "auto" && !kvDTypeFromName(v)) return false;
     a.kv_dtype = v;
   } else if (k == "--batches") {
     a.batches.clear();
@@ -299,9 +299,7 @@ Status benchModel(const Args& a, const std::string& dtype, cpu::ThreadPool& bw_p
   o.threads = a.threads;
   o.max_model_len = std::max(a.prompt, a.context + a.steps) + 16;
   o.num_blocks = (max_batch + 1) * ((o.max_model_len + o.block_size - 1) / o.block_size);
-  if (a.kv_dtype == "f32") o.kv_dtype = KvDType::kF32;
-  if (a.kv_dtype == "f16") o.kv_dtype = KvDType::kF16;
-  if (a.kv_dtype == "bf16") o.kv_dtype = KvDType::kBF16;
+  o.kv_dtype = kvDTypeFromName(a.kv_dtype);  // nullopt for "auto"
   TURBINE_ASSIGN_OR_RETURN(
       auto m, LlamaModel::create(std::make_shared<model::ModelWeights>(std::move(w)), o));
   // Fault the weights in before timing.

@@ -141,7 +141,8 @@ Status startWorkers(const ServeArgs& args, const model::ModelInfo& info,
     ro.max_model_len = args.max_model_len;
     ro.kv_cache_dtype = args.kv_cache_dtype;
     TURBINE_ASSIGN_OR_RETURN(auto runner, makeCpuRunner(weights, ro));
-    const std::string kv_dtype = kvCacheDtypeOf(*runner);
+    TURBINE_ASSIGN_OR_RETURN(const engine::KvDType kv_dtype,
+                             kvCacheDtype(ro.kv_cache_dtype, *weights));
     engine::EngineOptions eo;
     eo.eos_token_ids = info.eos_token_ids;
     eo.max_num_seqs = args.max_num_seqs;
@@ -153,7 +154,7 @@ Status startWorkers(const ServeArgs& args, const model::ModelInfo& info,
     const auto& rec = w->record();
     logLine("worker " + std::to_string(i) + ": " + std::to_string(per_worker) + " threads, " +
             std::to_string(rec.kv_blocks_total) + " KV blocks of " + std::to_string(rec.block_size) +
-            " tokens (" + kv_dtype + "), max_model_len " + std::to_string(rec.max_model_len));
+            " tokens (" + engine::kvDTypeName(kv_dtype) + "), max_model_len " + std::to_string(rec.max_model_len));
     stack.workers.push_back(std::move(w));
   }
   return Status::ok();

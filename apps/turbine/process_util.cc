@@ -77,23 +77,15 @@ Result<std::unique_ptr<engine::ModelRunner>> makeCpuRunner(
   mo.block_size = options.block_size;
   mo.kv_cache_bytes = options.kv_cache_bytes;
   mo.max_model_len = options.max_model_len;
-  if (options.kv_cache_dtype == "f32") {
-    mo.kv_dtype = engine::KvDType::kF32;
-  } else if (options.kv_cache_dtype == "f16") {
-    mo.kv_dtype = engine::KvDType::kF16;
-  } else if (options.kv_cache_dtype == "bf16") {
-    mo.kv_dtype = engine::KvDType::kBF16;
-  } else if (options.kv_cache_dtype != "auto") {
-    return invalidArgument("--kv-cache-dtype: expected auto, f32, f16 or bf16, got '" +
-                           options.kv_cache_dtype + "'");
-  }
+  TURBINE_ASSIGN_OR_RETURN(mo.kv_dtype, kvCacheDtype(options.kv_cache_dtype, *weights));
   TURBINE_ASSIGN_OR_RETURN(auto runner, engine::LlamaModel::create(weights, mo));
   return std::unique_ptr<engine::ModelRunner>(std::move(runner));
 }
 
-std::string kvCacheDtypeOf(const engine::ModelRunner& runner) {
-  const auto* model = dynamic_cast<const engine::LlamaModel*>(&runner);
-  return model != nullptr ? engine::kvDTypeName(model->kvCache().dtype()) : "";
+Result<engine::KvDType> kvCacheDtype(const std::string& name, const model::ModelWeights& weights) {
+  if (name == "auto") return engine::autoKvDType(weights);
+  if (auto t = engine::kvDTypeFromName(name)) return *t;
+  return invalidArgument("--kv-cache-dtype: expected auto, f32, f16 or bf16, got '" + name + "'");
 }
 
 void addRouterOptions(CLI::App* cmd, router::RouterOptions& o) {

@@ -13,6 +13,7 @@
 
 #include "common/status.h"
 #include "engine/batch.h"
+#include "engine/kv_cache.h"
 #include "model/weights.h"
 #include "router/router.h"
 
@@ -43,8 +44,9 @@ struct CpuRunnerOptions {
 inline const std::vector<std::string> kKvCacheDtypes = {"auto", "f32", "f16", "bf16"};
 Result<std::unique_ptr<engine::ModelRunner>> makeCpuRunner(
     const std::shared_ptr<const model::ModelWeights>& weights, const CpuRunnerOptions& options);
-// The KV cache element type of a makeCpuRunner() runner ("f32", "f16", "bf16"); "" for others.
-std::string kvCacheDtypeOf(const engine::ModelRunner& runner);
+// The KV cache element type `--kv-cache-dtype` asks for with these weights ("auto" resolved as
+// the engine resolves it). InvalidArgument on a name that is not auto, f32, f16 or bf16.
+Result<engine::KvDType> kvCacheDtype(const std::string& name, const model::ModelWeights& weights);
 
 // The router's knobs that `serve` and `frontend` share (--seed, --overlap-weight,
 // --router-temperature, --no-kv-events, --busy-kv-fraction, --busy-prefill-tokens,

@@ -21,6 +21,13 @@ const char* kvDTypeName(KvDType t) {
   return "?";
 }
 
+std::optional<KvDType> kvDTypeFromName(std::string_view name) {
+  for (KvDType t : {KvDType::kF32, KvDType::kF16, KvDType::kBF16}) {
+    if (name == kvDTypeName(t)) return t;
+  }
+  return std::nullopt;
+}
+
 size_t kvDTypeBytes(KvDType t) { return t == KvDType::kF32 ? 4 : 2; }
 
 model::DType kvElementType(KvDType t) {

@@ -18,6 +18,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string_view>
 
 #include "common/anonymous_memory.h"
 #include "common/status.h"
@@ -27,6 +29,8 @@ namespace turbine::engine {
 
 enum class KvDType { kF32, kF16, kBF16 };
 const char* kvDTypeName(KvDType t);
+// The type kvDTypeName() names ("f32", "f16", "bf16"); nullopt for any other string.
+std::optional<KvDType> kvDTypeFromName(std::string_view name);
 size_t kvDTypeBytes(KvDType t);
 // The element type as the kernels name it (cpu::attendDecode, cpu::toF32).
 model::DType kvElementType(KvDType t);

@@ -107,6 +107,15 @@ void roundTrip(KvDType dtype, float tol) {
   }
 }
 
+TEST(KvCacheTest, DtypeNamesRoundTrip) {
+  for (KvDType t : {KvDType::kF32, KvDType::kF16, KvDType::kBF16}) {
+    EXPECT_EQ(kvDTypeFromName(kvDTypeName(t)), t) << kvDTypeName(t);
+  }
+  EXPECT_EQ(kvDTypeFromName("auto"), std::nullopt);
+  EXPECT_EQ(kvDTypeFromName("q4"), std::nullopt);
+  EXPECT_EQ(kvDTypeFromName(""), std::nullopt);
+}
+
 TEST(KvCacheTest, RoundTripF32Exact) { roundTrip(KvDType::kF32, 0.0f); }
 TEST(KvCacheTest, RoundTripF16) { roundTrip(KvDType::kF16, 1e-3f); }
 TEST(KvCacheTest, RoundTripBf16) { roundTrip(KvDType::kBF16, 8e-3f); }

@@ -101,25 +101,29 @@ internal::Q8Rows quantizeRows(const float* x, int64_t m, int64_t k, Q8Scratch& s
   return internal::Q8Rows{qs, d, sum, nb};
 }
 
+void toF32(const KernelTable& kt, DType dtype, const void* src, int64_t n, float* dst) {
+  switch (dtype) {
+    case DType::kF32:
+      std::copy_n(static_cast<const float*>(src), n, dst);
+      break;
+    case DType::kF16:
+      kt.f16_to_f32(static_cast<const uint16_t*>(src), n, dst);
+      break;
+    case DType::kBF16:
+      kt.bf16_to_f32(static_cast<const uint16_t*>(src), n, dst);
+      break;
+    case DType::kQ8_0:
+      kt.q8_to_f32(static_cast<const BlockQ8_0*>(src), n / kQ8BlockSize, dst);
+      break;
+  }
+}
+
 // Converts rows [r0, r0 + rows) of w to f32 in dst ([rows, k]).
 void rowsToF32(const KernelTable& kt, const model::TensorView& w, int64_t r0, int64_t rows,
                float* dst) {
-  int64_t k = w.cols();
-  switch (w.dtype) {
-    case DType::kF32:
-      std::copy_n(static_cast<const float*>(w.data) + r0 * k, rows * k, dst);
-      break;
-    case DType::kF16:
-      kt.f16_to_f32(static_cast<const uint16_t*>(w.data) + r0 * k, rows * k, dst);
-      break;
-    case DType::kBF16:
-      kt.bf16_to_f32(static_cast<const uint16_t*>(w.data) + r0 * k, rows * k, dst);
-      break;
-    case DType::kQ8_0:
-      kt.q8_to_f32(static_cast<const BlockQ8_0*>(w.data) + r0 * (k / kQ8BlockSize),
-                   rows * (k / kQ8BlockSize), dst);
-      break;
-  }
+  const int64_t k = w.cols();
+  const auto* base = static_cast<const uint8_t*>(w.data) + model::dtypeBytes(w.dtype, r0 * k);
+  toF32(kt, w.dtype, base, rows * k, dst);
 }
 
 // x prepared once for the gemv kernels of a group of matmuls of the same x: q8_0 blocks for
@@ -426,21 +430,7 @@ void attendDecode(DType kv, const float* q, int64_t nq, const void* const* k_blo
 }
 
 void toF32(DType dtype, const void* src, int64_t n, float* dst) {
-  const KernelTable& kt = internal::currentKernels();
-  switch (dtype) {
-    case DType::kF32:
-      std::copy_n(static_cast<const float*>(src), n, dst);
-      break;
-    case DType::kF16:
-      kt.f16_to_f32(static_cast<const uint16_t*>(src), n, dst);
-      break;
-    case DType::kBF16:
-      kt.bf16_to_f32(static_cast<const uint16_t*>(src), n, dst);
-      break;
-    case DType::kQ8_0:
-      kt.q8_to_f32(static_cast<const BlockQ8_0*>(src), n / kQ8BlockSize, dst);
-      break;
-  }
+  toF32(internal::currentKernels(), dtype, src, n, dst);
 }
 
 void axpyF32(float a, const float* x, float* y, int64_t n) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "engine/cpu/attend_decode.h"
 #include "engine/cpu/kernels_internal.h"
 
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -297,7 +298,7 @@ void softmax(float* x, int64_t n) {
   for (; i < n; ++i) x[i] *= 1.0f / total;
 }
 
-// ---- decode attention (kernels_avx512.cc's attendDecode in 8-wide vectors) ---------------
+// ---- decode attention: the vector pieces of attend::decode (attend_decode.h), 8 wide ------
 
 inline int64_t minI64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -380,57 +381,29 @@ void weightedValuesAny(const float* p, const typename L::T* const* v_blocks, int
   }
 }
 
-template <int kHint, class T>
-void prefetchRows(const T* rows, int64_t n, int64_t hd) {
-  const char* p = reinterpret_cast<const char*>(rows);
-  const int64_t bytes = n * hd * static_cast<int64_t>(sizeof(T));
-  for (int64_t i = 0; i < bytes; i += 64) _mm_prefetch(p + i, static_cast<_mm_hint>(kHint));
-}
-
-// H query heads against one kv head's blocks; the first group's K pass prefetches the next
-// block's K rows and this block's V rows (see kernels_avx512.cc).
-template <class L, int H>
-void attendHeads(const float* q, const typename L::T* const* k_blocks,
-                 const typename L::T* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd,
-                 float scale, float* scores, float* out, int64_t ldo, bool first) {
-  const int64_t n_blocks = (ctx + bs - 1) / bs;
-  auto rowsIn = [&](int64_t b) { return minI64(bs, ctx - b * bs); };
-  if (first && n_blocks > 0) prefetchRows<_MM_HINT_T0>(k_blocks[0], rowsIn(0), hd);
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    if (first) {
-      if (b + 1 < n_blocks) prefetchRows<_MM_HINT_T0>(k_blocks[b + 1], rowsIn(b + 1), hd);
-      prefetchRows<_MM_HINT_T1>(v_blocks[b], rowsIn(b), hd);
-    }
-    blockScores<L, H>(q, k_blocks[b], rowsIn(b), hd, scale, scores + b * bs, ctx);
+// The vector pieces of attend::decode (attend_decode.h): 16 registers hold the scores of two
+// heads at most (8 accumulators, 4 K rows).
+struct AttendOps {
+  static constexpr int kMaxHeads = 2;
+  static bool fourHeads(int64_t) { return false; }
+  static void softmax(float* x, int64_t n) { internal::softmax(x, n); }
+  template <class L, int H>
+  static void scores(const float* q, const typename L::T* k, int64_t n, int64_t hd, float scale,
+                     float* s, int64_t ctx) {
+    blockScores<L, H>(q, k, n, hd, scale, s, ctx);
   }
-  KUNROLL for (int h = 0; h < H; ++h) {
-    softmax(scores + h * ctx, ctx);
-    if (hd == 64) {
-      weightedValues64<L>(scores + h * ctx, v_blocks, bs, ctx, out + h * ldo);
-    } else {
-      weightedValuesAny<L>(scores + h * ctx, v_blocks, bs, ctx, hd, out + h * ldo);
+  template <class L, int H>
+  static void values(const float* p, const typename L::T* const* v_blocks, int64_t bs,
+                     int64_t ctx, int64_t hd, float* out, int64_t ldo) {
+    for (int h = 0; h < H; ++h) {
+      if (hd == 64) {
+        weightedValues64<L>(p + h * ctx, v_blocks, bs, ctx, out + h * ldo);
+      } else {
+        weightedValuesAny<L>(p + h * ctx, v_blocks, bs, ctx, hd, out + h * ldo);
+      }
     }
   }
-}
-
-// The group's query heads two at a time (scores; 16 registers hold no more), then one.
-template <class L>
-void attendDecode(const float* q, int64_t nq, const void* const* k_any, const void* const* v_any,
-                  int64_t bs, int64_t ctx, int64_t hd, float scale, float* scores, float* out,
-                  int64_t ldo) {
-  using T = typename L::T;
-  const auto* k_blocks = reinterpret_cast<const T* const*>(k_any);
-  const auto* v_blocks = reinterpret_cast<const T* const*>(v_any);
-  int64_t j = 0;
-  for (; j + 2 <= nq; j += 2) {
-    attendHeads<L, 2>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
-                      out + j * ldo, ldo, j == 0);
-  }
-  for (; j < nq; ++j) {
-    attendHeads<L, 1>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
-                      out + j * ldo, ldo, j == 0);
-  }
-}
+};
 
 }  // namespace
 }  // namespace turbine::engine::cpu::internal
@@ -459,9 +432,9 @@ const KernelTable& avx2Kernels() {
       .silu_mul = siluMul,
       .softmax = softmax,
       .add = add,
-      .attend_decode_f32 = attendDecode<LoadF32>,
-      .attend_decode_f16 = attendDecode<LoadF16>,
-      .attend_decode_bf16 = attendDecode<LoadBF16>,
+      .attend_decode_f32 = attend::decode<AttendOps, LoadF32>,
+      .attend_decode_f16 = attend::decode<AttendOps, LoadF16>,
+      .attend_decode_bf16 = attend::decode<AttendOps, LoadBF16>,
   };
   return table;
 }

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "engine/cpu/attend_decode.h"
 #include "engine/cpu/kernels_internal.h"
 
 // GCC 12's own _mm512_reduce_add_ps & co. trip -Wuninitialized (their _mm256_undefined_*).
@@ -589,68 +590,30 @@ void weightedValuesAny(const float* p, const typename L::T* const* v_blocks, int
   }
 }
 
-// Prefetches the rows [0, n) of one block (rows of hd elements, contiguous) into L1 / L2.
-template <int kHint, class T>
-void prefetchRows(const T* rows, int64_t n, int64_t hd) {
-  const char* p = reinterpret_cast<const char*>(rows);
-  const int64_t bytes = n * hd * static_cast<int64_t>(sizeof(T));
-  for (int64_t i = 0; i < bytes; i += 64) _mm_prefetch(p + i, static_cast<_mm_hint>(kHint));
-}
-
-// H query heads (q, scores, out at head stride hd, ctx, ldo) against one kv head's blocks. The
-// first group's pass over K (`first`) fetches the next block's K rows and this block's V rows
-// ahead of their use: the cache's blocks lie apart (one per 1-4 KiB of a larger block), each too
-// short for the hardware prefetcher to ramp up on.
-template <class L, int H>
-void attendHeads(const float* q, const typename L::T* const* k_blocks,
-                 const typename L::T* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd,
-                 float scale, float* scores, float* out, int64_t ldo, bool first) {
-  const int64_t n_blocks = (ctx + bs - 1) / bs;
-  auto rowsIn = [&](int64_t b) { return minI64(bs, ctx - b * bs); };
-  if (first && n_blocks > 0) prefetchRows<_MM_HINT_T0>(k_blocks[0], rowsIn(0), hd);
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    if (first) {
-      if (b + 1 < n_blocks) prefetchRows<_MM_HINT_T0>(k_blocks[b + 1], rowsIn(b + 1), hd);
-      prefetchRows<_MM_HINT_T1>(v_blocks[b], rowsIn(b), hd);
-    }
-    blockScores<L, H>(q, k_blocks[b], rowsIn(b), hd, scale, scores + b * bs, ctx);
+// The vector pieces of attend::decode (attend_decode.h).
+struct AttendOps {
+  static constexpr int kMaxHeads = 4;
+  static bool fourHeads(int64_t hd) { return hd <= 64; }  // 16 score accumulators, 4 K rows
+  static void softmax(float* x, int64_t n) { internal::softmax(x, n); }
+  template <class L, int H>
+  static void scores(const float* q, const typename L::T* k, int64_t n, int64_t hd, float scale,
+                     float* s, int64_t ctx) {
+    blockScores<L, H>(q, k, n, hd, scale, s, ctx);
   }
-  KUNROLL for (int h = 0; h < H; ++h) softmax(scores + h * ctx, ctx);
-  if (hd == 64) {
-    weightedValues<L, 4, H>(scores, v_blocks, bs, ctx, out, ldo);
-  } else if (hd == 128 && H <= 2) {
-    weightedValues<L, 8, H>(scores, v_blocks, bs, ctx, out, ldo);
-  } else {
-    KUNROLL for (int h = 0; h < H; ++h) {
-      weightedValuesAny<L>(scores + h * ctx, v_blocks, bs, ctx, hd, out + h * ldo);
+  template <class L, int H>
+  static void values(const float* p, const typename L::T* const* v_blocks, int64_t bs,
+                     int64_t ctx, int64_t hd, float* out, int64_t ldo) {
+    if (hd == 64) {
+      weightedValues<L, 4, H>(p, v_blocks, bs, ctx, out, ldo);
+    } else if (hd == 128 && H <= 2) {
+      weightedValues<L, 8, H>(p, v_blocks, bs, ctx, out, ldo);
+    } else {
+      for (int h = 0; h < H; ++h) {
+        weightedValuesAny<L>(p + h * ctx, v_blocks, bs, ctx, hd, out + h * ldo);
+      }
     }
   }
-}
-
-// The group's query heads four (hd <= 64) or two at a time, then one by one.
-template <class L>
-void attendDecode(const float* q, int64_t nq, const void* const* k_any, const void* const* v_any,
-                  int64_t bs, int64_t ctx, int64_t hd, float scale, float* scores, float* out,
-                  int64_t ldo) {
-  using T = typename L::T;
-  const auto* k_blocks = reinterpret_cast<const T* const*>(k_any);
-  const auto* v_blocks = reinterpret_cast<const T* const*>(v_any);
-  int64_t j = 0;
-  if (hd <= 64) {
-    for (; j + 4 <= nq; j += 4) {
-      attendHeads<L, 4>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
-                        out + j * ldo, ldo, j == 0);
-    }
-  }
-  for (; j + 2 <= nq; j += 2) {
-    attendHeads<L, 2>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
-                      out + j * ldo, ldo, j == 0);
-  }
-  for (; j < nq; ++j) {
-    attendHeads<L, 1>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
-                      out + j * ldo, ldo, j == 0);
-  }
-}
+};
 
 }  // namespace
 }  // namespace turbine::engine::cpu::internal
@@ -680,9 +643,9 @@ const KernelTable& avx512Kernels() {
       .silu_mul = siluMul,
       .softmax = softmax,
       .add = add,
-      .attend_decode_f32 = attendDecode<LoadF32>,
-      .attend_decode_f16 = attendDecode<LoadF16>,
-      .attend_decode_bf16 = attendDecode<LoadBF16>,
+      .attend_decode_f32 = attend::decode<AttendOps, LoadF32>,
+      .attend_decode_f16 = attend::decode<AttendOps, LoadF16>,
+      .attend_decode_bf16 = attend::decode<AttendOps, LoadBF16>,
   };
   return table;
 }
