@@ -293,24 +293,20 @@ uint32_t PrefixIndex::mask(BlockHash hash, WorkerSlot worker) const {
 // ---- events --------------------------------------------------------------------------------
 
 void PrefixIndex::apply(WorkerSlot worker, const KvEvent& event) {
-  if (const auto* s = std::get_if<BlockStored>(&event)) {
-    addBlocks(worker, s->block_hashes, s->tier);
-  } else if (const auto* r = std::get_if<BlockRemoved>(&event)) {
-    removeBlocks(worker, r->block_hashes, r->tier);
-  } else {
-    clearWorker(worker);
-  }
+  const WorkerEvent one{worker, &event};
+  apply(std::span(&one, 1));
 }
 
 // Prefetch helpers. A multi-holder block costs up to three dependent misses (table slot, holder
-// set, the set's data): requested well ahead (prefetchAhead), they overlap instead of adding up.
+// set, the set's data): requested ahead, they overlap instead of adding up.
 // Always inlined: GCC finds an out-of-line function that only reads memory and prefetches free of
 // side effects and deletes its calls.
-// router_bench, vs prefetching the slots only: ~12% more steady-state decisions/s and a lower
-// decision p50; pipelined rather than in rounds over a batch (which waits for the whole batch),
-// stored events stay as fast as with slot prefetching (session 4: events in rounds of 32, stage
-// by stage, measured no better). The overlap walk, whose blocks are all needed before the
-// decision, does use rounds (walk()): idle decision p50 4.7-4.9 -> 3.7-3.8 us.
+// Events go in rounds of up to 64 blocks, stage by stage (prefetchRound; session 7: a
+// decision's 64 block events 5.8-6.3 -> 4.6-4.7 us, stored events 9.0-9.5 -> 11.8-15.1 M
+// blocks/s, 3 interleaved pairs of router_bench), where they used to be pipelined (prefetchAhead:
+// each block's slot 16 blocks ahead, its set 8 ahead, its entry 4 ahead), which probed the table
+// three times per block and ran into a second miss wherever a probe run left its line. The
+// overlap walk also uses rounds (walk()); predict() is still pipelined.
 [[gnu::always_inline]] inline void PrefixIndex::prefetchSet(const Slot* s) const {
   if (s == nullptr || s->overflow == kNoOverflow) return;
   const char* p = reinterpret_cast<const char*>(&pool_[s->overflow]);
@@ -358,30 +354,119 @@ void PrefixIndex::pipelined(std::span<const BlockHash> hashes, WorkerSlot worker
   }
 }
 
+void PrefixIndex::addBlock(WorkerSlot worker, BlockHash h, uint32_t bit) {
+  Slot* s = findOrInsert(h);
+  const uint32_t prev = setBits(s, worker, bit);
+  uint32_t now = prev | bit;
+  if (now & kPredictedBit) {
+    clearBits(s, worker, kPredictedBit);  // never erases: the tier bit stays
+    now &= ~kPredictedBit;
+    predictions_.erase(h, worker);
+  }
+  onMaskChange(worker, prev, now);
+}
+
+void PrefixIndex::removeBlock(WorkerSlot worker, BlockHash h, uint32_t bits) {
+  Slot* s = find(h);
+  if (s == nullptr) return;
+  const uint32_t prev = clearBits(s, worker, bits | kPredictedBit);
+  if (prev & kPredictedBit) predictions_.erase(h, worker);
+  onMaskChange(worker, prev, prev & ~(bits | kPredictedBit));
+}
+
 void PrefixIndex::addBlocks(WorkerSlot worker, std::span<const BlockHash> hashes, Tier tier) {
-  const uint32_t bit = 1u << static_cast<uint32_t>(tier);
-  pipelined(hashes, worker, [&](BlockHash h) {
-    Slot* s = findOrInsert(h);
-    uint32_t prev = setBits(s, worker, bit);
-    uint32_t now = prev | bit;
-    if (now & kPredictedBit) {
-      clearBits(s, worker, kPredictedBit);  // never erases: the tier bit stays
-      now &= ~kPredictedBit;
-      predictions_.erase(h, worker);
-    }
-    onMaskChange(worker, prev, now);
-  });
+  applyOps(worker, hashes, 1u << static_cast<uint32_t>(tier), true);
 }
 
 void PrefixIndex::removeBlocks(WorkerSlot worker, std::span<const BlockHash> hashes, Tier tier) {
-  const uint32_t bits = (1u << static_cast<uint32_t>(tier)) | kPredictedBit;
-  pipelined(hashes, worker, [&](BlockHash h) {
-    Slot* s = find(h);
-    if (s == nullptr) return;
-    const uint32_t prev = clearBits(s, worker, bits);
-    if (prev & kPredictedBit) predictions_.erase(h, worker);
-    onMaskChange(worker, prev, prev & ~bits);
-  });
+  applyOps(worker, hashes, 1u << static_cast<uint32_t>(tier), false);
+}
+
+// Stage 2 reads only each op's home line (requested in stage 1): where the probe run goes on
+// past it (an insert's run, or the slots an erase shifts back), the next line is requested
+// instead of read, so no op waits on a second miss of its own before processing.
+[[gnu::always_inline]] inline void PrefixIndex::prefetchRound(std::span<BlockOp> ops) const {
+  for (const BlockOp& op : ops) prefetch(op.hash);
+  const size_t mask = table_.size() - 1;
+  for (BlockOp& op : ops) {
+    op.set_slot = nullptr;
+    const size_t i = home(op.hash);
+    const Slot* line = &table_[i];
+    size_t k = 0;
+    while (k < 4 && !isEmpty(line[k]) && line[k].hash != op.hash) ++k;
+    if (k == 4) {  // the run goes on into the next line
+      __builtin_prefetch(&table_[(i + 4) & mask]);
+      continue;
+    }
+    if (isEmpty(line[k])) continue;  // absent: an insert lands here
+    if (line[k].overflow != kNoOverflow) {
+      op.set_slot = &line[k];
+      prefetchSet(op.set_slot);
+    }
+    // An erase (a removed block, or a stored one clearing a prediction never erases) shifts
+    // the rest of the run back: request the next line when the run fills this one.
+    if (!op.add) {
+      size_t j = k + 1;
+      while (j < 4 && !isEmpty(line[j])) ++j;
+      if (j == 4) __builtin_prefetch(&table_[(i + 4) & mask]);
+    }
+  }
+  for (const BlockOp& op : ops) {
+    if (op.set_slot != nullptr) prefetchEntry(op.set_slot, op.worker);
+  }
+}
+
+void PrefixIndex::apply(std::span<const WorkerEvent> events) {
+  size_t e = 0, b = 0;  // the next block to take: block b of events[e]
+  while (e < events.size()) {
+    const KvEvent& first = *events[e].event;
+    if (std::holds_alternative<AllCleared>(first)) {
+      clearWorker(events[e].worker);
+      ++e;
+      continue;
+    }
+    // Gather up to kRound blocks of consecutive stored/removed events.
+    ops_scratch_.clear();
+    while (e < events.size() && ops_scratch_.size() < kRound) {
+      const KvEvent& ev = *events[e].event;
+      const auto* stored = std::get_if<BlockStored>(&ev);
+      const auto* removed = std::get_if<BlockRemoved>(&ev);
+      if (stored == nullptr && removed == nullptr) break;  // a clear: after this round
+      const auto& hashes = stored ? stored->block_hashes : removed->block_hashes;
+      const uint32_t bit = 1u << static_cast<uint32_t>(stored ? stored->tier : removed->tier);
+      const size_t take = std::min(kRound - ops_scratch_.size(), hashes.size() - b);
+      for (size_t k = 0; k < take; ++k) {
+        ops_scratch_.push_back(BlockOp{hashes[b + k], events[e].worker, bit, stored != nullptr, nullptr});
+      }
+      b += take;
+      if (b == hashes.size()) {
+        ++e;
+        b = 0;
+      }
+    }
+    runRound();
+  }
+}
+
+void PrefixIndex::applyOps(WorkerSlot worker, std::span<const BlockHash> hashes, uint32_t bit, bool add) {
+  for (size_t b = 0; b < hashes.size(); b += kRound) {
+    ops_scratch_.clear();
+    for (size_t k = b; k < std::min(hashes.size(), b + kRound); ++k) {
+      ops_scratch_.push_back(BlockOp{hashes[k], worker, bit, add, nullptr});
+    }
+    runRound();
+  }
+}
+
+void PrefixIndex::runRound() {
+  prefetchRound(ops_scratch_);
+  for (const BlockOp& op : ops_scratch_) {
+    if (op.add) {
+      addBlock(op.worker, op.hash, op.bits);
+    } else {
+      removeBlock(op.worker, op.hash, op.bits);
+    }
+  }
 }
 
 void PrefixIndex::clearWorker(WorkerSlot worker) {

@@ -107,6 +107,14 @@ class PrefixIndex {
 
   // Applies one event of `worker` (stored/removed on a tier replace any prediction).
   void apply(WorkerSlot worker, const KvEvent& event);
+  // Applies events of several workers in order, as apply() one by one would; their blocks'
+  // memory is requested in rounds of 64 blocks across events (a round waits about one memory
+  // latency per stage, whether it has 64 blocks or a few).
+  struct WorkerEvent {
+    WorkerSlot worker;
+    const KvEvent* event;
+  };
+  void apply(std::span<const WorkerEvent> events);
   void addBlocks(WorkerSlot worker, std::span<const BlockHash> hashes, Tier tier);
   void removeBlocks(WorkerSlot worker, std::span<const BlockHash> hashes, Tier tier);
   // Every entry of the worker, predictions included, is dropped.
@@ -184,6 +192,24 @@ class PrefixIndex {
   // body(hash) for each of `hashes` in order, with prefetchAhead.
   template <class Body>
   void pipelined(std::span<const BlockHash> hashes, WorkerSlot worker, Body&& body);
+  // One block of a stored (add) or removed event, as apply(span) batches them.
+  struct BlockOp {
+    BlockHash hash;
+    WorkerSlot worker;
+    uint32_t bits;  // the tier bit
+    bool add;
+    const Slot* set_slot;  // prefetchRound's scratch: the slot, when it has a holder set
+  };
+  void addBlock(WorkerSlot worker, BlockHash h, uint32_t bit);
+  void removeBlock(WorkerSlot worker, BlockHash h, uint32_t bits);
+  // Events are applied in rounds of up to kRound blocks (ops_scratch_): prefetchRound, then
+  // each op in order.
+  static constexpr size_t kRound = 64;
+  void applyOps(WorkerSlot worker, std::span<const BlockHash> hashes, uint32_t bit, bool add);
+  void runRound();
+  // Requests a round's table lines, then the holder sets and next lines the ops will touch,
+  // then the sets' entries to be written.
+  void prefetchRound(std::span<BlockOp> ops) const;
   Slot* find(BlockHash h);
   const Slot* find(BlockHash h) const;
   Slot* findOrInsert(BlockHash h);
@@ -239,7 +265,8 @@ class PrefixIndex {
   std::vector<double> partial_weight_;
   uint32_t epoch_ = 0;
   bool any_partial_ = false;
-  std::vector<BlockHash> predict_scratch_;  // predict(): the blocks to mark  // the last walk noted a partial-weight holder
+  std::vector<BlockHash> predict_scratch_;  // predict(): the blocks to mark
+  std::vector<BlockOp> ops_scratch_;         // apply(span): the current round
 };
 
 }  // namespace turbine::kv

@@ -125,7 +125,8 @@ void KvRouter::removeWorker(WorkerId worker) {
   refresh(*slot);
 }
 
-void KvRouter::applyMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg) {
+void KvRouter::noteMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg,
+                           std::vector<kv::PrefixIndex::WorkerEvent>& out) {
   WorkerState& w = state(slot);
   if (w.have_seq && msg.seq != w.next_seq) {
     ++stats_.seq_gaps;
@@ -134,7 +135,7 @@ void KvRouter::applyMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg) 
   w.have_seq = true;
   w.next_seq = msg.seq + 1;
   for (const auto& e : msg.events) {
-    index_.apply(slot, e);
+    out.push_back({slot, &e});
     ++stats_.events_applied;
     if (const auto* s = std::get_if<kv::BlockStored>(&e)) stats_.blocks_applied += s->block_hashes.size();
     if (const auto* r = std::get_if<kv::BlockRemoved>(&e)) stats_.blocks_applied += r->block_hashes.size();
@@ -145,7 +146,9 @@ void KvRouter::onKvEvents(const kv::KvEventMessage& msg) {
   std::lock_guard lock(mu_);
   ++stats_.event_messages;
   if (!options_.use_kv_events) return;
-  applyMessage(index_.internWorker(msg.worker_id), msg);
+  event_scratch_.clear();
+  noteMessage(index_.internWorker(msg.worker_id), msg, event_scratch_);
+  index_.apply(event_scratch_);  // the message's events in one pass
 }
 
 void KvRouter::onLoad(const kv::LoadMetrics& load) {

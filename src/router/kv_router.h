@@ -220,12 +220,15 @@ class KvRouter : public Router {
   double costPass(const std::vector<kv::WorkerSlot>& slots, int64_t hashed, int32_t prompt_tokens,
                   bool skip_busy);
   void remember(const std::string& request_id, const Pending& p);
-  void applyMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg);
+  // Sequence check and stats of one message; appends its events to `out` for the index.
+  void noteMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg,
+                   std::vector<kv::PrefixIndex::WorkerEvent>& out);
 
   KvRouterOptions options_;
   bool unit_weights_ = true;  // every tier weight <= 1 (the pruned decision's bound holds)
   mutable std::mutex mu_;
   kv::PrefixIndex index_;
+  std::vector<kv::PrefixIndex::WorkerEvent> event_scratch_;  // onKvEvents: the index's batch
   std::vector<WorkerState> workers_;  // by index slot
   std::vector<WorkerInfo> infos_;     // by index slot
   // Dense copies read by the cost loops (by slot): active(workers_[slot]), its block size, its

@@ -67,7 +67,10 @@ std::vector<std::vector<BlockHash>> makeChains(std::mt19937_64& rng, int n, int 
   return chains;
 }
 
-TEST(PrefixIndexTest, MatchesReferenceOnRandomEventStreams) {
+// Random events applied one by one (max_batch 1), or in batches of up to max_batch events of
+// several workers through apply(span) (rounds of 64 blocks that span events, a clear in the
+// middle, a hash stored and removed within one round).
+void matchesReferenceOnRandomEventStreams(size_t max_batch) {
   for (uint64_t seed = 1; seed <= 5; ++seed) {
     std::mt19937_64 rng(seed);
     PrefixIndexOptions opts;
@@ -78,20 +81,32 @@ TEST(PrefixIndexTest, MatchesReferenceOnRandomEventStreams) {
     for (int i = 0; i < 6; ++i) workers.push_back(index.internWorker(100 + i));
     const auto chains = makeChains(rng, 30, 12);
     std::vector<WorkerOverlap> got;
+    std::vector<KvEvent> batch;
+    std::vector<PrefixIndex::WorkerEvent> refs;
     for (int step = 0; step < 3000; ++step) {
-      const WorkerSlot w = workers[rng() % workers.size()];
-      const auto& chain = chains[rng() % chains.size()];
-      const size_t a = rng() % chain.size();
-      const size_t b = a + 1 + rng() % (chain.size() - a);
-      std::vector<BlockHash> part(chain.begin() + static_cast<long>(a), chain.begin() + static_cast<long>(b));
-      const auto tier = static_cast<Tier>(rng() % 3 == 0 ? rng() % kNumTiers : 0);
-      KvEvent e;
-      const auto r = rng() % 100;
-      if (r < 55) e = BlockStored{part, std::nullopt, tier};
-      else if (r < 99) e = BlockRemoved{part, tier};
-      else e = AllCleared{};
-      index.apply(w, e);
-      ref.apply(w, e);
+      batch.clear();
+      refs.clear();
+      const size_t n = 1 + rng() % max_batch;
+      batch.reserve(n);  // refs point into it
+      for (size_t k = 0; k < n; ++k) {
+        const WorkerSlot w = workers[rng() % workers.size()];
+        const auto& chain = chains[rng() % chains.size()];
+        const size_t a = rng() % chain.size();
+        const size_t b = a + 1 + rng() % (chain.size() - a);
+        std::vector<BlockHash> part(chain.begin() + static_cast<long>(a), chain.begin() + static_cast<long>(b));
+        const auto tier = static_cast<Tier>(rng() % 3 == 0 ? rng() % kNumTiers : 0);
+        const auto r = rng() % 100;
+        if (r < 55) batch.emplace_back(BlockStored{part, std::nullopt, tier});
+        else if (r < 99) batch.emplace_back(BlockRemoved{part, tier});
+        else batch.emplace_back(AllCleared{});
+        refs.push_back({w, &batch.back()});
+        ref.apply(w, batch.back());
+      }
+      if (max_batch == 1) {
+        index.apply(refs[0].worker, *refs[0].event);
+      } else {
+        index.apply(refs);
+      }
       if (step % 50 == 0) {
         ASSERT_EQ(index.numEntries(), ref.entries()) << "seed " << seed << " step " << step;
         for (const auto& q : chains) {
@@ -112,6 +127,10 @@ TEST(PrefixIndexTest, MatchesReferenceOnRandomEventStreams) {
     }
   }
 }
+
+TEST(PrefixIndexTest, MatchesReferenceOnRandomEventStreams) { matchesReferenceOnRandomEventStreams(1); }
+
+TEST(PrefixIndexTest, BatchesOfEventsMatchReference) { matchesReferenceOnRandomEventStreams(16); }
 
 TEST(PrefixIndexTest, OverlapIsLeadingRunOnly) {
   PrefixIndex index;
