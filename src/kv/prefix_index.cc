@@ -306,7 +306,7 @@ void PrefixIndex::apply(WorkerSlot worker, const KvEvent& event) {
 // blocks/s, 3 interleaved pairs of router_bench), where they used to be pipelined (prefetchAhead:
 // each block's slot 16 blocks ahead, its set 8 ahead, its entry 4 ahead), which probed the table
 // three times per block and ran into a second miss wherever a probe run left its line. The
-// overlap walk also uses rounds (walk()); predict() is still pipelined.
+// overlap walk (walk()) and predict() use rounds too.
 [[gnu::always_inline]] inline void PrefixIndex::prefetchSet(const Slot* s) const {
   if (s == nullptr || s->overflow == kNoOverflow) return;
   const char* p = reinterpret_cast<const char*>(&pool_[s->overflow]);
@@ -327,31 +327,6 @@ void PrefixIndex::apply(WorkerSlot worker, const KvEvent& event) {
                            : reinterpret_cast<const char*>(hd.list.data());
   const size_t bytes = hd.dense ? hd.bits.size() * sizeof(uint64_t) : hd.list.size() * sizeof(uint32_t);
   for (size_t off = 0; off < std::min<size_t>(bytes, 256); off += 64) __builtin_prefetch(p + off);
-}
-
-// Before handling hashes[i]: the slot of hash i + 16, the holder set of i + 8 and the entry of
-// i + 4 are requested (at i = 0 also everything before them), a pipeline in which each hint has
-// had several blocks' time to arrive before the next stage reads it.
-[[gnu::always_inline]] inline void PrefixIndex::prefetchAhead(std::span<const BlockHash> hashes, size_t i,
-                                                            WorkerSlot worker) const {
-  constexpr size_t kSlotAhead = 16, kSetAhead = 8, kEntryAhead = 4;
-  const size_t n = hashes.size();
-  if (i == 0) {
-    for (size_t k = 0; k < std::min(n, kSlotAhead); ++k) prefetch(hashes[k]);
-    for (size_t k = 0; k < std::min(n, kSetAhead); ++k) prefetchSet(find(hashes[k]));
-    for (size_t k = 0; k < std::min(n, kEntryAhead); ++k) prefetchEntry(find(hashes[k]), worker);
-  }
-  if (i + kSlotAhead < n) prefetch(hashes[i + kSlotAhead]);
-  if (i + kSetAhead < n) prefetchSet(find(hashes[i + kSetAhead]));
-  if (i + kEntryAhead < n) prefetchEntry(find(hashes[i + kEntryAhead]), worker);
-}
-
-template <class Body>
-void PrefixIndex::pipelined(std::span<const BlockHash> hashes, WorkerSlot worker, Body&& body) {
-  for (size_t i = 0; i < hashes.size(); ++i) {
-    prefetchAhead(hashes, i, worker);
-    body(hashes[i]);
-  }
 }
 
 void PrefixIndex::addBlock(WorkerSlot worker, BlockHash h, uint32_t bit) {
@@ -488,27 +463,39 @@ void PrefixIndex::clearWorker(WorkerSlot worker) {
 
 // ---- predictions ---------------------------------------------------------------------------
 
-// Two passes: first (reading only, the slots mostly in cache after the overlap walk) the blocks
-// the worker does not hold for real, whose prediction entries are then requested; then the
-// updates. (Requesting every block's entry up front fetched 32 lines per decision even when the
-// chosen worker held the whole prompt.)
+// In rounds of up to kRound blocks, stage by stage: the table lines (mostly in cache after the
+// overlap walk, not for blocks past the walk's end); then each slot, with the worker's mask byte
+// of a dense set requested; then the blocks the worker does not hold for real, whose prediction
+// entries are requested; then the updates. (Session 7: was a pipeline that probed each block
+// three times.) Requesting every block's prediction entry up front fetched 32 lines per decision
+// even when the chosen worker held the whole prompt (session 4).
 void PrefixIndex::predict(WorkerSlot worker, std::span<const BlockHash> hashes, int64_t now_us) {
-  predict_scratch_.clear();
-  pipelined(hashes, worker, [&](BlockHash h) {
-    const Slot* s = find(h);
-    const uint32_t held = s == nullptr ? 0
-                          : s->overflow == kNoOverflow
-                              ? ((s->holder >> kMaskBits) == worker ? (s->holder & kMaskAll) : 0)
-                              : holderMask(pool_[s->overflow], worker);
-    if (held & kRealTiers) return;  // the worker holds it for real: nothing to predict
-    predict_scratch_.push_back(h);
-    predictions_.prefetch(h, worker);
-  });
-  for (BlockHash h : predict_scratch_) {
-    Slot* s = findOrInsert(h);
-    const uint32_t prev = setBits(s, worker, kPredictedBit);
-    onMaskChange(worker, prev, prev | kPredictedBit);
-    predictions_.touch(h, worker, now_us);
+  for (size_t b = 0; b < hashes.size(); b += kRound) {
+    const auto round = hashes.subspan(b, std::min(kRound, hashes.size() - b));
+    for (BlockHash h : round) prefetch(h);
+    predict_slots_.clear();
+    for (BlockHash h : round) {
+      const Slot* s = find(h);
+      if (s != nullptr && s->overflow != kNoOverflow) prefetchEntry(s, worker);
+      predict_slots_.push_back(s);
+    }
+    predict_scratch_.clear();
+    for (size_t k = 0; k < round.size(); ++k) {
+      const Slot* s = predict_slots_[k];
+      const uint32_t held = s == nullptr ? 0
+                            : s->overflow == kNoOverflow
+                                ? ((s->holder >> kMaskBits) == worker ? (s->holder & kMaskAll) : 0)
+                                : holderMask(pool_[s->overflow], worker);
+      if (held & kRealTiers) continue;  // the worker holds it for real: nothing to predict
+      predict_scratch_.push_back(round[k]);
+      predictions_.prefetch(round[k], worker);
+    }
+    for (BlockHash h : predict_scratch_) {
+      Slot* s = findOrInsert(h);
+      const uint32_t prev = setBits(s, worker, kPredictedBit);
+      onMaskChange(worker, prev, prev | kPredictedBit);
+      predictions_.touch(h, worker, now_us);
+    }
   }
 }
 

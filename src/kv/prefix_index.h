@@ -188,10 +188,6 @@ class PrefixIndex {
   static constexpr WorkerSlot kAnyWorker = 0xFFFFFFFFu;
   void prefetchSet(const Slot* s) const;                       // its holder set (if any)
   void prefetchEntry(const Slot* s, WorkerSlot worker) const;  // the part of it to be read
-  void prefetchAhead(std::span<const BlockHash> hashes, size_t i, WorkerSlot worker) const;
-  // body(hash) for each of `hashes` in order, with prefetchAhead.
-  template <class Body>
-  void pipelined(std::span<const BlockHash> hashes, WorkerSlot worker, Body&& body);
   // One block of a stored (add) or removed event, as apply(span) batches them.
   struct BlockOp {
     BlockHash hash;
@@ -266,6 +262,7 @@ class PrefixIndex {
   uint32_t epoch_ = 0;
   bool any_partial_ = false;
   std::vector<BlockHash> predict_scratch_;  // predict(): the blocks to mark
+  std::vector<const Slot*> predict_slots_;  // predict(): the round's slots
   std::vector<BlockOp> ops_scratch_;         // apply(span): the current round
 };
 
