@@ -490,12 +490,15 @@ void PrefixIndex::predict(WorkerSlot worker, std::span<const BlockHash> hashes, 
       predict_scratch_.push_back(round[k]);
       predictions_.prefetch(round[k], worker);
     }
+    // The index's updates first (their lines are in cache), the prediction entries after: the
+    // entries requested above arrive meanwhile (steady-state predict ~3% faster, 3 alternated
+    // runs each; within this VM's noise).
     for (BlockHash h : predict_scratch_) {
       Slot* s = findOrInsert(h);
       const uint32_t prev = setBits(s, worker, kPredictedBit);
       onMaskChange(worker, prev, prev | kPredictedBit);
-      predictions_.touch(h, worker, now_us);
     }
+    for (BlockHash h : predict_scratch_) predictions_.touch(h, worker, now_us);
   }
 }
 
