@@ -2,6 +2,12 @@
 # proto/turbine.proto at build time), ZeroMQ event plane, etcd discovery over Boost.Beast.
 # Included from src/CMakeLists.txt right after turbine_runtime is defined.
 pkg_check_modules(TURBINE_GRPC REQUIRED IMPORTED_TARGET grpc++ protobuf)
+# libzmq's pkg-config flags carry `-isystem /usr/include/mit-krb5`. CMake 3.25's FindPkgConfig
+# makes it an include directory of the imported target on the first configure, but a compile
+# option on every later one (it rebuilds the target from its cache, which kept the flag), so the
+# second configure (the first `make serve` after `make test`) changed the flags of everything
+# using ZeroMQ and rebuilt it. The check is forced to run afresh, as on the first configure.
+unset(__pkg_config_checked_TURBINE_ZMQ CACHE)
 pkg_check_modules(TURBINE_ZMQ REQUIRED IMPORTED_TARGET libzmq)
 find_program(TURBINE_PROTOC protoc REQUIRED)
 find_program(TURBINE_GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
