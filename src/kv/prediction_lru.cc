@@ -26,7 +26,7 @@ const PredictionLru::Entry* PredictionLru::find(BlockHash h, uint32_t w) const {
 }
 
 PredictionLru::Entry* PredictionLru::findOrInsert(BlockHash h, uint32_t w, bool& inserted) {
-  if ((size_ + 1) * 4 > table_.size() * 3) grow();
+  if ((size_ + 1) * 2 > table_.size()) grow();
   const size_t mask = table_.size() - 1;
   for (size_t i = home(h, w);; i = (i + 1) & mask) {
     Entry& e = table_[i];
@@ -77,7 +77,7 @@ void PredictionLru::grow() {
 bool PredictionLru::touch(BlockHash hash, uint32_t worker, int64_t now_us) {
   bool inserted = false;
   Entry* e = findOrInsert(hash, worker, inserted);
-  e->touch_us = now_us;
+  e->stamp = stamp(now_us);
   pushBack(Record{now_us, hash, worker});
   if (ring_count_ > 2 * size_ + 4096) compactRing();
   return inserted;
@@ -131,7 +131,7 @@ void PredictionLru::compactRing() {
     }
     const Record r = ring_[(ring_head_ + k) & mask];
     const Entry* e = find(r.hash, r.worker);
-    if (e != nullptr && e->touch_us == r.touch_us) ring_[(ring_head_ + kept++) & mask] = r;
+    if (e != nullptr && e->stamp == stamp(r.touch_us)) ring_[(ring_head_ + kept++) & mask] = r;
   }
   ring_count_ = kept;
 }

@@ -1,8 +1,9 @@
 // PredictionLru: the router's live predictions "(block hash, worker slot) was routed there at
 // time t", as an LRU with a TTL, without heap allocation per operation in steady state.
 //
-// Layout: one open-addressing table of 24-byte entries keyed by (hash, worker) (linear probing,
-// backward-shift deletion, load <= 0.75) holding each live key's last-touch time, and a FIFO
+// Layout: one open-addressing table of 16-byte entries keyed by (hash, worker) (linear probing
+// from line-aligned homes, backward-shift deletion, load <= 0.5) holding each live key's
+// last-touch time, and a FIFO
 // ring of touch records in time order. A touch appends a record; records whose key was touched
 // again, erased or expired since are stale and skipped (and compacted away when they outnumber
 // the live ones), so expiry pops from the front in O(1) amortized.
@@ -44,7 +45,7 @@ class PredictionLru {
       // last touch (checked before the lookup, which is a cache miss on most calls).
       if (now_us - r.touch_us <= ttl_us && size_ <= cap) return;
       const Entry* e = find(r.hash, r.worker);
-      if (e == nullptr || e->touch_us != r.touch_us) {  // stale record
+      if (e == nullptr || e->stamp != stamp(r.touch_us)) {  // stale record
         popFront();
         continue;
       }
@@ -58,19 +59,25 @@ class PredictionLru {
 
  private:
   static constexpr uint32_t kEmpty = 0xFFFFFFFFu;
+  // 16 bytes, four to a 64-byte line. The last touch is kept as its low 32 bits (µs): records
+  // carry the full time, and a record is current when its low bits match (two touches of one key
+  // exactly a multiple of 2^32 µs, 71 minutes, apart would be taken for one).
   struct Entry {
     BlockHash hash = 0;
     uint32_t worker = kEmpty;
-    int64_t touch_us = 0;
+    uint32_t stamp = 0;
   };
+  static uint32_t stamp(int64_t touch_us) { return static_cast<uint32_t>(touch_us); }
   struct Record {
     int64_t touch_us;
     BlockHash hash;
     uint32_t worker;
   };
 
+  // Homes are line starts (as in PrefixIndex), and the table is kept at most half full, so a
+  // probe mostly stays in the one line that was prefetched.
   size_t home(BlockHash h, uint32_t w) const {
-    return ((h ^ (uint64_t{w} * 0xC2B2AE3D27D4EB4Full)) * 0x9E3779B97F4A7C15ull) >> shift_;
+    return (((h ^ (uint64_t{w} * 0xC2B2AE3D27D4EB4Full)) * 0x9E3779B97F4A7C15ull) >> shift_) & ~size_t{3};
   }
   const Entry* find(BlockHash h, uint32_t w) const;
   Entry* findOrInsert(BlockHash h, uint32_t w, bool& inserted);
