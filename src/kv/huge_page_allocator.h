@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 
@@ -17,10 +18,44 @@
 
 namespace turbine::kv {
 
+// `bytes` (a multiple of kHugePageBytes) on 2 MiB-aligned pages of their own mapping, advised as
+// huge pages. A mapping of its own, not the malloc heap: a heap range that already holds 4 KiB
+// pages (memory used and freed before) keeps faulting 4 KiB at a time, whatever the advice.
+inline constexpr size_t kHugePageBytes = size_t{2} << 20;
+inline void* allocateHugePages(size_t bytes) {
+#if defined(__linux__)
+  const size_t span = bytes + kHugePageBytes;
+  void* m = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) throw std::bad_alloc();
+  const auto base = reinterpret_cast<uintptr_t>(m);
+  const uintptr_t p = (base + kHugePageBytes - 1) & ~(uintptr_t{kHugePageBytes} - 1);
+  if (p > base) munmap(m, p - base);  // trim to the alignment
+  if (const uintptr_t end = base + span; end > p + bytes) {
+    munmap(reinterpret_cast<void*>(p + bytes), end - (p + bytes));
+  }
+#if defined(MADV_HUGEPAGE)
+  madvise(reinterpret_cast<void*>(p), bytes, MADV_HUGEPAGE);  // advice only: failure is harmless
+#endif
+  return reinterpret_cast<void*>(p);
+#else
+  void* p = std::aligned_alloc(kHugePageBytes, bytes);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+#endif
+}
+inline void freeHugePages(void* p, size_t bytes) {
+#if defined(__linux__)
+  munmap(p, bytes);
+#else
+  (void)bytes;
+  std::free(p);
+#endif
+}
+
 template <class T>
 struct HugePageAllocator {
   using value_type = T;
-  static constexpr size_t kHugePage = size_t{2} << 20;
+  static constexpr size_t kHugePage = kHugePageBytes;
   static constexpr std::align_val_t kLine{64};
 
   HugePageAllocator() = default;
@@ -30,23 +65,21 @@ struct HugePageAllocator {
   T* allocate(size_t n) {
     const size_t bytes = n * sizeof(T);
     if (bytes < kHugePage) return static_cast<T*>(::operator new(bytes, kLine));
-    const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
-    void* p = std::aligned_alloc(kHugePage, rounded);
-    if (p == nullptr) throw std::bad_alloc();
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    madvise(p, rounded, MADV_HUGEPAGE);  // advice only: failure is harmless
-#endif
-    return static_cast<T*>(p);
+    return static_cast<T*>(allocateHugePages(rounded(bytes)));
   }
   void deallocate(T* p, size_t n) {
-    if (n * sizeof(T) < kHugePage) {
+    const size_t bytes = n * sizeof(T);
+    if (bytes < kHugePage) {
       ::operator delete(p, kLine);
     } else {
-      std::free(p);
+      freeHugePages(p, rounded(bytes));
     }
   }
   template <class U>
   bool operator==(const HugePageAllocator<U>&) const { return true; }
+
+ private:
+  static size_t rounded(size_t bytes) { return (bytes + kHugePage - 1) / kHugePage * kHugePage; }
 };
 
 }  // namespace turbine::kv

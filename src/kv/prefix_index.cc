@@ -133,13 +133,17 @@ uint32_t PrefixIndex::allocOverflow() {
     pool_free_.pop_back();
     return idx;
   }
-  pool_.emplace_back();
-  return static_cast<uint32_t>(pool_.size() - 1);
+  if (pool_size_ % kPoolChunk == 0) {
+    pool_.emplace_back();
+    pool_.back().reserve(kPoolChunk);  // filled in place: never reallocated
+  }
+  pool_.back().emplace_back();
+  return pool_size_++;
 }
 
 // The slot's overflow has one holder left: move it inline and recycle the overflow.
 void PrefixIndex::freeOverflow(Slot* s) {
-  Holders& h = pool_[s->overflow];
+  Holders& h = holders(s->overflow);
   s->holder = h.list[0];
   h.list.clear();
   if (h.list.capacity() > 8) h.list.shrink_to_fit();
@@ -233,15 +237,16 @@ uint32_t PrefixIndex::setBits(Slot* s, WorkerSlot w, uint32_t bits) {
       return prev;
     }
     const uint32_t idx = allocOverflow();
-    auto& v = pool_[idx].list;
+    auto& v = holders(idx).list;
     v.clear();
+    v.reserve(4);  // one 16-byte block for the usual 2-4 holders
     v.push_back(s->holder);
     v.insert(std::lower_bound(v.begin(), v.end(), w, byWorker), packed);
     s->overflow = idx;
     s->holder = 0;
     return 0;
   }
-  Holders& h = pool_[s->overflow];
+  Holders& h = holders(s->overflow);
   const uint32_t prev = holderMask(h, w);
   if ((prev | bits) != prev) setHolderMask(h, w, prev | bits);
   return prev;
@@ -259,7 +264,7 @@ uint32_t PrefixIndex::clearBits(Slot* s, WorkerSlot w, uint32_t bits) {
     }
     return prev;
   }
-  Holders& h = pool_[s->overflow];
+  Holders& h = holders(s->overflow);
   const uint32_t prev = holderMask(h, w);
   if (prev == 0 || (prev & bits) == 0) return prev;
   setHolderMask(h, w, prev & ~bits);
@@ -287,7 +292,7 @@ uint32_t PrefixIndex::mask(BlockHash hash, WorkerSlot worker) const {
   if (s->overflow == kNoOverflow) {
     return (s->holder >> kMaskBits) == worker ? (s->holder & kMaskAll) : 0;
   }
-  return holderMask(pool_[s->overflow], worker);
+  return holderMask(holders(s->overflow), worker);
 }
 
 // ---- events --------------------------------------------------------------------------------
@@ -309,7 +314,7 @@ void PrefixIndex::apply(WorkerSlot worker, const KvEvent& event) {
 // overlap walk (walk()) and predict() use rounds too.
 [[gnu::always_inline]] inline void PrefixIndex::prefetchSet(const Slot* s) const {
   if (s == nullptr || s->overflow == kNoOverflow) return;
-  const char* p = reinterpret_cast<const char*>(&pool_[s->overflow]);
+  const char* p = reinterpret_cast<const char*>(&holders(s->overflow));
   __builtin_prefetch(p);
   __builtin_prefetch(p + sizeof(Holders) - 1);
 }
@@ -318,7 +323,7 @@ void PrefixIndex::apply(WorkerSlot worker, const KvEvent& event) {
 // bitset or the list, else the worker's mask byte of a dense set or the list.
 [[gnu::always_inline]] inline void PrefixIndex::prefetchEntry(const Slot* s, WorkerSlot worker) const {
   if (s == nullptr || s->overflow == kNoOverflow) return;
-  const Holders& hd = pool_[s->overflow];
+  const Holders& hd = holders(s->overflow);
   if (hd.dense && worker != kAnyWorker) {
     if (worker < hd.masks.size()) __builtin_prefetch(&hd.masks[worker]);
     return;
@@ -485,7 +490,7 @@ void PrefixIndex::predict(WorkerSlot worker, std::span<const BlockHash> hashes, 
       const uint32_t held = s == nullptr ? 0
                             : s->overflow == kNoOverflow
                                 ? ((s->holder >> kMaskBits) == worker ? (s->holder & kMaskAll) : 0)
-                                : holderMask(pool_[s->overflow], worker);
+                                : holderMask(holders(s->overflow), worker);
       if (held & kRealTiers) continue;  // the worker holds it for real: nothing to predict
       predict_scratch_.push_back(round[k]);
       predictions_.prefetch(round[k], worker);
@@ -639,7 +644,7 @@ void PrefixIndex::walk(std::span<const BlockHash> hashes, Gone&& gone_fn) {
     };
     if (s->overflow == kNoOverflow) {
       take(s->holder);
-    } else if (const Holders& h = pool_[s->overflow]; !h.dense) {
+    } else if (const Holders& h = holders(s->overflow); !h.dense) {
       for (uint32_t packed : h.list) take(packed);
     } else {
       const size_t n = std::min(hi, h.bits.size());
@@ -684,9 +689,12 @@ void PrefixIndex::walk(std::span<const BlockHash> hashes, Gone&& gone_fn) {
 
 size_t PrefixIndex::memoryBytes() const {
   size_t bytes = table_.capacity() * sizeof(Slot);
-  bytes += pool_.capacity() * sizeof(Holders) + pool_free_.capacity() * 4;
-  for (const auto& h : pool_) {
-    bytes += h.list.capacity() * sizeof(uint32_t) + h.bits.capacity() * 8 + h.masks.capacity();
+  bytes += pool_free_.capacity() * 4;
+  for (const auto& chunk : pool_) {
+    bytes += chunk.capacity() * sizeof(Holders);
+    for (const auto& h : chunk) {
+      bytes += h.list.capacity() * sizeof(uint32_t) + h.bits.capacity() * 8 + h.masks.capacity();
+    }
   }
   bytes += predictions_.memoryBytes();
   bytes += slot_ids_.capacity() * (sizeof(WorkerId) + sizeof(size_t) + 4 + 4 + 8 + 24);
