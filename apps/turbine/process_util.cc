@@ -105,6 +105,10 @@ void addRouterOptions(CLI::App* cmd, router::RouterOptions& o) {
   cmd->add_option("--queued-prefill-weight", o.queued_prefill_weight,
                   "kv router: weight of a worker's queued prefill blocks in the cost (0: DESIGN.md §4's formula)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--router-index-blocks", o.index_blocks,
+                  "kv router: size the prefix index for this many distinct blocks at start, 16-32 bytes "
+                  "each (0: grow as needed; each doubling pauses routing, ~0.4 s at 10M blocks)")
+      ->capture_default_str();
 }
 
 void logLine(const char* command, const std::string& line) {

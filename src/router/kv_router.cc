@@ -25,6 +25,8 @@ kv::PrefixIndexOptions indexOptions(const KvRouterOptions& o) {
   io.tier_weights = o.tier_weights;
   io.prediction_ttl_us = (o.use_kv_events ? o.prediction_ttl_ms : o.approx_ttl_ms) * 1000;
   io.prediction_cap = o.prediction_cap;
+  // The table doubles when more than 3/4 full.
+  if (o.index_blocks > 0) io.initial_capacity = std::max(io.initial_capacity, o.index_blocks / 3 * 4 + 4);
   return io;
 }
 
@@ -39,6 +41,7 @@ KvRouterOptions KvRouterOptions::from(const RouterOptions& options) {
   o.busy_kv_fraction = options.busy_kv_fraction;
   o.busy_prefill_tokens = options.busy_prefill_tokens;
   o.queued_prefill_weight = options.queued_prefill_weight;
+  o.index_blocks = options.index_blocks;
   return o;
 }
 

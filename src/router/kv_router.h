@@ -63,6 +63,9 @@ struct KvRouterOptions {
   int64_t prediction_ttl_ms = 10'000;    // with KV events
   int64_t approx_ttl_ms = 120'000;       // approximate mode
   size_t prediction_cap = 1 << 22;       // (worker, block) predictions at most
+  // Distinct block hashes the index is sized for at construction (0: it starts small and doubles
+  // as it grows, each doubling a pause of one decision while the table is copied).
+  size_t index_blocks = 0;
   std::array<double, kv::kNumTiers> tier_weights = {1.0, 0.75, 0.5, 0.25};
   // true: every decision costs every worker of the model (the reference path). false: at
   // temperature 0 the pruned decision looks only at the workers that can win (same result).

@@ -288,6 +288,28 @@ TEST(KvRouterTest, MetricsAndErrors) {
   EXPECT_FALSE(makeKvRouter(bad).isOk());
 }
 
+TEST(KvRouterTest, AnIndexSizedUpFrontDoesNotGrow) {
+  // --router-index-blocks: the table is allocated for that many distinct blocks at start, so
+  // storing them never doubles it (each doubling copies the table while routing waits).
+  auto bytesAfterStoring = [](size_t index_blocks) {
+    RouterOptions ro;
+    ro.index_blocks = index_blocks;
+    auto made = makeKvRouter(ro);
+    EXPECT_TRUE(made.isOk());
+    auto& router = dynamic_cast<KvRouter&>(**made);
+    router.addWorker(WorkerInfo{1, "m", "agg", 16, 1000});
+    const size_t before = router.stats().index_bytes;
+    for (uint64_t seq = 0; seq < 30; ++seq) router.onKvEvents(stored(1, seq, chain(1 + seq * 100, 100)));
+    EXPECT_EQ(router.stats().index_hashes, 3000u);
+    return std::pair{before, router.stats().index_bytes};
+  };
+  const auto [sized_before, sized_after] = bytesAfterStoring(3000);
+  EXPECT_EQ(sized_after, sized_before);
+  EXPECT_GE(sized_before, 3000u * 4 / 3 * 16);  // 16-byte slots at most 3/4 full
+  const auto [grown_before, grown_after] = bytesAfterStoring(0);
+  EXPECT_GT(grown_after, grown_before);
+}
+
 TEST(KvRouterTest, QueuedPrefillTermWeighsPendingPrefillWork) {
   for (double qpw : {0.0, 1.0}) {
     KvRouterOptions o;
