@@ -19,7 +19,7 @@ void grow(std::vector<float>& v, size_t n) {
 }  // namespace
 
 void PagedAttention::buildItems(std::span<const AttentionSeq> seqs, int32_t n_kv_heads,
-                                int n_parts) {
+                                int32_t window, int n_parts) {
   items_.clear();
   double total = 0.0;
   for (size_t s = 0; s < seqs.size(); ++s) {
@@ -27,9 +27,11 @@ void PagedAttention::buildItems(std::span<const AttentionSeq> seqs, int32_t n_kv
     for (int32_t g = 0; g < n_kv_heads; ++g) {
       for (int32_t t0 = 0; t0 < seq.n_tokens; t0 += kTokensPerItem) {
         const int32_t t1 = std::min(seq.n_tokens, t0 + kTokensPerItem);
-        // Positions attended: sum over t of (start + t + 1), plus a fixed per-token overhead.
-        const double cost =
-            static_cast<double>(t1 - t0) * (seq.start_pos + 0.5 * (t0 + t1 - 1) + 1.0 + 8.0);
+        // Positions attended: sum over t of (start + t + 1) (at most the window), plus a fixed
+        // per-token overhead.
+        double seen = seq.start_pos + 0.5 * (t0 + t1 - 1) + 1.0;
+        if (window > 0) seen = std::min(seen, static_cast<double>(window));
+        const double cost = static_cast<double>(t1 - t0) * (seen + 8.0);
         items_.push_back({static_cast<int32_t>(s), g, t0, t1, cost});
         total += cost;
       }
@@ -52,7 +54,7 @@ void PagedAttention::run(cpu::ThreadPool& pool, const KvCache& cache, int32_t la
                          std::span<const AttentionSeq> seqs, const AttentionShape& shape,
                          const float* q, float* out) {
   const int n_parts = std::max(1, pool.size());
-  buildItems(seqs, cache.numKvHeads(), n_parts);
+  buildItems(seqs, cache.numKvHeads(), shape.window, n_parts);
   if (items_.empty()) return;
   if (scratch_.size() < static_cast<size_t>(n_parts)) scratch_.resize(static_cast<size_t>(n_parts));
   // The products inside an item are small; the pool provides the parallelism.
@@ -90,8 +92,9 @@ void PagedAttention::decodeInPlace(const Item& item, const KvCache& cache, int32
                     scratch.scores.data(), out, cache.headDim());
 }
 
-// Gathers the item's K and V rows [0, ctx) into contiguous f32 [ctx][head_dim] buffers, then
-// per group of query rows: S = scale * Q K^T (sgemm), causal mask + softmax per row, O = S V.
+// Gathers the item's K and V rows [base, ctx) into contiguous f32 [width][head_dim] buffers
+// (base = 0, or the start of the block holding the item's sliding-window start), then per group
+// of query rows: S = scale * Q K^T (sgemm), causal (and window) mask + softmax per row, O = S V.
 // A decode (one token) takes the group's query heads as the rows of one product; a chunk of
 // several tokens takes one query head at a time with the chunk's tokens as rows.
 void PagedAttention::runItem(const Item& item, const KvCache& cache, int32_t layer,
@@ -101,21 +104,26 @@ void PagedAttention::runItem(const Item& item, const KvCache& cache, int32_t lay
   const int32_t hd = cache.headDim();
   const int32_t bs = cache.blockSize();
   const int32_t group = shape.n_heads / cache.numKvHeads();
-  const int32_t ctx = seq.start_pos + item.t1;  // positions any query of the item may see
+  const int32_t ctx = seq.start_pos + item.t1;  // positions any query of the item may see: < ctx
   const int32_t n_tok = item.t1 - item.t0;
+  // With a sliding window, the lowest position the item's first query sees.
+  const int32_t lo = shape.window > 0 ? std::max(0, seq.start_pos + item.t0 - shape.window + 1) : 0;
   const size_t row_stride = static_cast<size_t>(shape.n_heads) * static_cast<size_t>(hd);
   const size_t first = static_cast<size_t>(seq.row + item.t0) * row_stride +
                        static_cast<size_t>(item.kv_head * group) * static_cast<size_t>(hd);
-  if (n_tok == 1 && cpu::canAttendDecode(hd, kvElementType(cache.dtype()))) {
+  if (n_tok == 1 && lo == 0 && cpu::canAttendDecode(hd, kvElementType(cache.dtype()))) {
     return decodeInPlace(item, cache, layer, seq, shape, q + first, out + first, scratch);
   }
-  const size_t kv_elems = static_cast<size_t>(ctx) * static_cast<size_t>(hd);
+  // Gathered from the first block the window reaches: local row i is position base + i.
+  const int32_t base = lo / bs * bs;
+  const int32_t width = ctx - base;
+  const size_t kv_elems = static_cast<size_t>(width) * static_cast<size_t>(hd);
   grow(scratch.k, kv_elems);
   grow(scratch.v, kv_elems);
-  for (int32_t b = 0; b * bs < ctx; ++b) {
+  for (int32_t b = base / bs; b * bs < ctx; ++b) {
     const int32_t n = std::min(bs, ctx - b * bs);
     const BlockId id = seq.block_table[static_cast<size_t>(b)];
-    const size_t at = static_cast<size_t>(b) * static_cast<size_t>(bs) * static_cast<size_t>(hd);
+    const size_t at = static_cast<size_t>(b * bs - base) * static_cast<size_t>(hd);
     const size_t count = static_cast<size_t>(n) * static_cast<size_t>(hd);
     const float* k = cache.readRowsF32(id, layer, 0, item.kv_head, n, scratch.k.data() + at);
     if (k != scratch.k.data() + at) std::copy_n(k, count, scratch.k.data() + at);
@@ -126,22 +134,26 @@ void PagedAttention::runItem(const Item& item, const KvCache& cache, int32_t lay
   const int32_t rows = decode ? group : n_tok;  // rows of one product
   const int32_t products = decode ? 1 : group;  // products per item
   const size_t lda = decode ? static_cast<size_t>(hd) : row_stride;
-  grow(scratch.scores, static_cast<size_t>(rows) * static_cast<size_t>(ctx));
+  grow(scratch.scores, static_cast<size_t>(rows) * static_cast<size_t>(width));
   float* sc = scratch.scores.data();
   for (int32_t j = 0; j < products; ++j) {
     const float* qj = q + first + static_cast<size_t>(j) * static_cast<size_t>(hd);
     float* oj = out + first + static_cast<size_t>(j) * static_cast<size_t>(hd);
-    // sc[rows, ctx] = scale * qj[rows, hd] . K[ctx, hd]^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, ctx, hd, shape.scale, qj,
-                static_cast<int>(lda), scratch.k.data(), hd, 0.0f, sc, ctx);
+    // sc[rows, width] = scale * qj[rows, hd] . K[width, hd]^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, width, hd, shape.scale, qj,
+                static_cast<int>(lda), scratch.k.data(), hd, 0.0f, sc, width);
     for (int32_t r = 0; r < rows; ++r) {
-      const int32_t valid = seq.start_pos + item.t0 + (decode ? 0 : r) + 1;
-      float* sr = sc + static_cast<size_t>(r) * static_cast<size_t>(ctx);
-      cpu::softmax(sr, valid);
-      std::fill(sr + valid, sr + ctx, 0.0f);
+      // The query at position p sees local rows [from, to): positions [p - window + 1, p].
+      const int32_t p = seq.start_pos + item.t0 + (decode ? 0 : r);
+      const int32_t from = shape.window > 0 ? std::max(0, p - shape.window + 1) - base : 0;
+      const int32_t to = p + 1 - base;
+      float* sr = sc + static_cast<size_t>(r) * static_cast<size_t>(width);
+      std::fill(sr, sr + from, 0.0f);
+      cpu::softmax(sr + from, to - from);
+      std::fill(sr + to, sr + width, 0.0f);
     }
-    // oj[rows, hd] = sc[rows, ctx] . V[ctx, hd]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, ctx, 1.0f, sc, ctx,
+    // oj[rows, hd] = sc[rows, width] . V[width, hd]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, width, 1.0f, sc, width,
                 scratch.v.data(), hd, 0.0f, oj, static_cast<int>(lda));
   }
 }

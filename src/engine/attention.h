@@ -3,12 +3,13 @@
 //
 // For a sequence whose chunk covers positions [start_pos, start_pos + n_tokens), the query at
 // position p attends to the cached positions [0, p] (so a chunk is causal within itself and
-// sees all of its prefix); position j lives in block block_table[j / block_size], slot
-// j % block_size. The K/V of every position read must already be stored in the cache (the
+// sees all of its prefix), or [p - window + 1, p] with a sliding window; position j lives in
+// block block_table[j / block_size], slot j % block_size. The K/V of every position read must already be stored in the cache (the
 // runner stores the chunk's own K/V before calling run()).
 // Scores and the weighted sum are f32 products (BLAS sgemm) over K/V gathered per item;
 // softmax is max-subtracted in f32. A decode token reads K/V in place (f32, f16 or bf16), block by
-// block, with the AVX-512 or AVX2 kernels where the CPU has them (cpu::attendDecode).
+// block, with the AVX-512 or AVX2 kernels where the CPU has them (cpu::attendDecode), unless a
+// sliding window cuts its context (then it is gathered like a chunk's).
 // Work is split over the ThreadPool by (sequence, kv head, token range) with equal shares of
 // the estimated cost (the number of positions attended).
 //
@@ -35,6 +36,8 @@ struct AttentionSeq {
 struct AttentionShape {
   int32_t n_heads = 0;  // query heads; a multiple of the cache's kv heads
   float scale = 0.0f;   // usually 1 / sqrt(head_dim)
+  // > 0: sliding-window attention, the query at position p sees [p - window + 1, p] only.
+  int32_t window = 0;
 };
 
 class PagedAttention {
@@ -57,7 +60,8 @@ class PagedAttention {
     std::vector<float> scores;  // [rows][context]
     std::vector<const void*> k_rows, v_rows;  // a decode's K / V rows by block (decodeInPlace)
   };
-  void buildItems(std::span<const AttentionSeq> seqs, int32_t n_kv_heads, int n_parts);
+  void buildItems(std::span<const AttentionSeq> seqs, int32_t n_kv_heads, int32_t window,
+                  int n_parts);
   void decodeInPlace(const Item& item, const KvCache& cache, int32_t layer,
                      const AttentionSeq& seq, const AttentionShape& shape, const float* q,
                      float* out, ThreadScratch& scratch) const;

@@ -261,7 +261,8 @@ void LlamaModel::runLayer(int32_t layer, int64_t n) {
                                            {&w.wv, v_.data(), biasOrNull(w.bv)}}};
   cpu::matmulGroup(*pool_, xn_.data(), n, qkv);
   storeKv(layer, n);
-  const AttentionShape shape{c.num_heads, 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  const AttentionShape shape{c.num_heads, 1.0f / std::sqrt(static_cast<float>(c.head_dim)),
+                             c.windowOf(layer)};
   attention_.run(*pool_, *kv_, layer, attn_seqs_, shape, q_.data(), attn_.data());
   cpu::matmul(*pool_, attn_.data(), n, w.wo, tmp_.data());
   cpu::addF32(x_.data(), tmp_.data(), n * h);

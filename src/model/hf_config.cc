@@ -167,6 +167,20 @@ Result<ModelConfig> parseHfConfig(const std::string& text, const std::string& sr
   if (qwen2) c.attention_bias = true;
   TURBINE_ASSIGN_OR_RETURN(c.tie_word_embeddings,
                            boolField(j, "tie_word_embeddings", src, false));
+  // Sliding window as transformers applies it: Mistral's `sliding_window` (null: none) on every
+  // layer; Qwen2's only with `use_sliding_window`, on layers >= `max_window_layers`. Llama has
+  // none (its configs may carry the key, unused).
+  if (c.architecture != "LlamaForCausalLM") {
+    TURBINE_ASSIGN_OR_RETURN(const bool use, boolField(j, "use_sliding_window", src, !qwen2));
+    if (use) {
+      TURBINE_ASSIGN_OR_RETURN(c.sliding_window, intField(j, "sliding_window", src, 0));
+      if (qwen2) {
+        // 28: transformers' default.
+        TURBINE_ASSIGN_OR_RETURN(c.sliding_window_first_layer,
+                                 intField(j, "max_window_layers", src, 28));
+      }
+    }
+  }
   TURBINE_ASSIGN_OR_RETURN(int32_t bos, intField(j, "bos_token_id", src, -1));
   c.bos_token_id = bos;
   TURBINE_ASSIGN_OR_RETURN(c.eos_token_ids, idList(j, "eos_token_id", src));

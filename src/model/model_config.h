@@ -48,6 +48,14 @@ struct ModelConfig {
   RopeStyle rope_style = RopeStyle::kHalf;
   bool tie_word_embeddings = false;  // lm_head shares the token embedding matrix
   bool attention_bias = false;       // q/k/v projections have biases (Qwen2)
+  // Sliding-window attention: layers from sliding_window_first_layer on let the token at
+  // position p attend to positions [p - sliding_window + 1, p] only (0: full causal attention).
+  // Mistral v0.1: every layer, 4096. Qwen2: with use_sliding_window, layers >= max_window_layers.
+  int32_t sliding_window = 0;
+  int32_t sliding_window_first_layer = 0;
+  int32_t windowOf(int32_t layer) const {
+    return layer >= sliding_window_first_layer ? sliding_window : 0;
+  }
   int32_t bos_token_id = -1;
   std::vector<int32_t> eos_token_ids;  // from config.json / generation_config.json / GGUF
 };

@@ -159,9 +159,27 @@ std::vector<int32_t> randomPrompt(int n, int32_t vocab, uint32_t seed) {
   return t;
 }
 
-void compareWithNumpy(const std::string& preset, int n_tokens) {
+// The tiny model as a MistralForCausalLM with a sliding window of `window` tokens.
+std::string makeSlidingWindowModel(int window) {
+  const fs::path src = makeTestModel("tiny", "hf", "f32", 3);
+  const fs::path out = tempDir().path() / ("tiny-mistral-w" + std::to_string(window));
+  if (fs::exists(out)) return out.string();
+  fs::copy(src, out, fs::copy_options::recursive);
+  std::ifstream in(out / "config.json");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  in.close();
+  const std::string arch = "\"LlamaForCausalLM\"";
+  const auto at = text.find(arch);
+  EXPECT_NE(at, std::string::npos);
+  text.replace(at, arch.size(), "\"MistralForCausalLM\"");
+  text.insert(text.rfind('}'), ", \"sliding_window\": " + std::to_string(window) + "\n");
+  std::ofstream(out / "config.json") << text;
+  return out.string();
+}
+
+void compareWithNumpy(const std::string& preset, int n_tokens, const std::string& model_dir = "") {
   if (!havePythonNumpy()) GTEST_SKIP() << kPython << " with numpy is not available";
-  const std::string dir = makeTestModel(preset, "hf", "f32", 3);
+  const std::string dir = model_dir.empty() ? makeTestModel(preset, "hf", "f32", 3) : model_dir;
   auto m = loadRunner(dir);
   ASSERT_TRUE(m);
   const std::vector<int32_t> prompt = randomPrompt(n_tokens, m->vocabSize(), 17);
@@ -201,6 +219,23 @@ void compareWithNumpy(const std::string& preset, int n_tokens) {
 
 TEST(ReferenceTest, TinyHfMatchesNumpy) { compareWithNumpy("tiny", 40); }
 TEST(ReferenceTest, SmallHfMatchesNumpy) { compareWithNumpy("small", 24); }
+
+// Mistral's sliding window (each token sees the last 6 positions): decode steps past the window
+// read the cache from mid-block, chunks of 5 mask each row's own window; 40 positions span three
+// 16-token blocks.
+TEST(ReferenceTest, SlidingWindowMatchesNumpy) {
+  const std::string dir = makeSlidingWindowModel(6);
+  compareWithNumpy("tiny-mistral-w6", 40, dir);
+  // The window changes the function: the last position's logits differ from full attention's.
+  auto full = loadRunner(makeTestModel("tiny", "hf", "f32", 3));
+  auto windowed = loadRunner(dir);
+  ASSERT_TRUE(full && windowed);
+  ASSERT_EQ(windowed->config().sliding_window, 6);
+  const std::vector<int32_t> prompt = randomPrompt(40, full->vocabSize(), 17);
+  Sequence a(*full), b(*windowed);
+  const std::vector<float> la = a.feed(prompt, 40), lb = b.feed(prompt, 40);
+  EXPECT_GT(relError(lb.data(), la.data(), la.size()), 1e-2);
+}
 
 std::vector<int32_t> greedy(LlamaModel& m, const std::vector<int32_t>& prompt, int steps) {
   Sequence s(m);

@@ -13,6 +13,7 @@
 
 #include "common/half.h"
 #include "model/gguf_writer.h"
+#include "model/hf_config.h"
 #include "model/make_model.h"
 #include "model/safetensors_writer.h"
 
@@ -307,6 +308,33 @@ TEST_F(ModelLoaderTest, TiedEmbeddingsAndRopeScalingFromConfig) {
   auto bad = loadModel(d.string());
   ASSERT_FALSE(bad.isOk());
   EXPECT_NE(bad.status().message().find("rope_scaling': type 'yarn'"), std::string::npos);
+}
+
+TEST(HfConfigTest, SlidingWindowAsTransformersAppliesIt) {
+  const std::string shape = R"("vocab_size": 10, "hidden_size": 8, "intermediate_size": 16,
+      "num_hidden_layers": 4, "num_attention_heads": 2, "num_key_value_heads": 1)";
+  auto parse = [&](const std::string& arch, const std::string& extra) {
+    auto c = parseHfConfig(R"({"architectures": [")" + arch + R"("], )" + shape + extra + "}", "t");
+    EXPECT_TRUE(c.isOk()) << c.status().toString();
+    return c.isOk() ? *c : ModelConfig{};
+  };
+  // Mistral: every layer; null means none.
+  ModelConfig m = parse("MistralForCausalLM", R"(, "sliding_window": 4096)");
+  EXPECT_EQ(m.sliding_window, 4096);
+  EXPECT_EQ(m.windowOf(0), 4096);
+  EXPECT_EQ(parse("MistralForCausalLM", R"(, "sliding_window": null)").windowOf(0), 0);
+  // Llama configs may carry the key; transformers ignores it.
+  EXPECT_EQ(parse("LlamaForCausalLM", R"(, "sliding_window": 16)").windowOf(3), 0);
+  // Qwen2: only with use_sliding_window, on layers >= max_window_layers.
+  EXPECT_EQ(parse("Qwen2ForCausalLM", R"(, "sliding_window": 32768)").windowOf(3), 0);
+  ModelConfig q = parse("Qwen2ForCausalLM",
+                        R"(, "sliding_window": 64, "use_sliding_window": true, "max_window_layers": 2)");
+  EXPECT_EQ(q.windowOf(1), 0);
+  EXPECT_EQ(q.windowOf(2), 64);
+  auto bad = parseHfConfig(
+      R"({"architectures": ["MistralForCausalLM"], )" + shape + R"(, "sliding_window": -1})", "t");
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_NE(bad.status().message().find("sliding_window"), std::string::npos);
 }
 
 // A hand-built Qwen2 (q/k/v biases, tied embeddings): H=8, 1 layer, 2 heads, 1 KV head, F=16.

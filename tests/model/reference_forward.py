@@ -5,7 +5,8 @@ It reads config.json and the safetensors checkpoint by hand (8-byte little-endia
 JSON header, raw data; F32/F16/BF16; single file or model.safetensors.index.json shards) and
 computes the function transformers' LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM
 define: RMSNorm, rotate-half RoPE (with linear or llama3 scaling), grouped-query causal
-attention (optional q/k/v biases), SwiGLU MLP, tied or untied lm_head.
+attention (optional q/k/v biases; Mistral's sliding window, Qwen2's with use_sliding_window on
+the layers from max_window_layers), SwiGLU MLP, tied or untied lm_head.
 
 Usage:
   reference_forward.py MODEL_DIR --tokens 1,2,3 --out logits.npy
@@ -112,6 +113,13 @@ class Model:
         self.head_dim = c.get("head_dim") or c["hidden_size"] // self.n_heads
         self.eps = c.get("rms_norm_eps", 1e-6)
         self.inv = inv_frequencies(c, self.head_dim)
+        # Sliding window as transformers applies it: the token at position p sees [p - W + 1, p].
+        arch = c["architectures"][0]
+        self.window, self.window_from = 0, 0
+        if arch == "MistralForCausalLM" and c.get("sliding_window"):
+            self.window = c["sliding_window"]
+        elif arch == "Qwen2ForCausalLM" and c.get("use_sliding_window") and c.get("sliding_window"):
+            self.window, self.window_from = c["sliding_window"], c.get("max_window_layers", 28)
         self.embed = self.t["model.embed_tokens.weight"]
         if c.get("tie_word_embeddings", False) or "lm_head.weight" not in self.t:
             self.lm_head = self.embed
@@ -124,7 +132,7 @@ class Model:
             y = y + self.t[name + ".bias"]
         return y
 
-    def _attention(self, h, p, positions):
+    def _attention(self, h, p, positions, window):
         T, hd = h.shape[0], self.head_dim
         q = self._linear(h, p + "self_attn.q_proj").reshape(T, self.n_heads, hd)
         k = self._linear(h, p + "self_attn.k_proj").reshape(T, self.n_kv, hd)
@@ -135,6 +143,8 @@ class Model:
         v = np.repeat(v, group, axis=1)
         scores = np.einsum("thd,shd->hts", q, k) / math.sqrt(hd)
         mask = np.triu(np.ones((T, T), dtype=bool), k=1)
+        if window > 0:
+            mask |= np.tril(np.ones((T, T), dtype=bool), k=-window)  # key s <= query t - window
         scores = np.where(mask[None], -np.inf, scores)
         scores = scores - scores.max(axis=-1, keepdims=True)
         probs = np.exp(scores)
@@ -148,7 +158,8 @@ class Model:
         for i in range(self.n_layers):
             p = f"model.layers.{i}."
             h = rms_norm(x, self.t[p + "input_layernorm.weight"], self.eps)
-            x = x + self._attention(h, p, positions)
+            window = self.window if i >= self.window_from else 0
+            x = x + self._attention(h, p, positions, window)
             h = rms_norm(x, self.t[p + "post_attention_layernorm.weight"], self.eps)
             gate = self._linear(h, p + "mlp.gate_proj")
             up = self._linear(h, p + "mlp.up_proj")
