@@ -5,6 +5,7 @@
 // Counting as NVIDIA Dynamo's figure does: each block hash of a stored/removed event is one KV
 // event (vLLM and Dynamo emit one per block), each routing decision one request.
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -275,6 +276,75 @@ int main(int argc, char** argv) {
     std::printf("events+requests (fleet-like steady state, one core): %.2f M/s in router calls (%.2f M/s of the "
                 "loop's wall time, which also makes the messages)\n",
                 units / router_s / 1e6, units / wall_s / 1e6);
+  }
+
+  // 6) Small messages, as a fleet's decode steps send them: per decision 16 stored and 16 removed
+  // messages of 2 blocks each from random workers (the 64 block events of phase 3 in 32 messages
+  // instead of 2). Each decision's messages are filled just before it (reused objects, warm in
+  // cache as a subscriber's freshly received ones are); only the router calls are timed.
+  {
+    constexpr size_t kSmall = 2;
+    std::vector<kv::KvEventMessage> msgs(32);
+    for (size_t k = 0; k < msgs.size(); ++k) {
+      if (k % 2 == 0) {
+        msgs[k].events.push_back(kv::BlockStored{std::vector<kv::BlockHash>(kSmall), std::nullopt, kv::Tier::kDevice});
+      } else {
+        msgs[k].events.push_back(kv::BlockRemoved{std::vector<kv::BlockHash>(kSmall), kv::Tier::kDevice});
+      }
+    }
+    struct Stored {
+      kv::WorkerId worker;
+      std::array<kv::BlockHash, kSmall> hashes;
+    };
+    std::vector<Stored> ring(size_t{1} << 17);  // the stored pairs, oldest removed first
+    size_t ring_head = 0, ring_count = 0;
+    Latencies route_lat(static_cast<size_t>(decisions));
+    const long faults0 = pageFaults();
+    double router_s = 0;
+    uint64_t blocks_n = 0;
+    for (int i = 0; i < decisions; ++i) {
+      for (size_t k = 0; k < msgs.size(); ++k) {
+        auto& hs = k % 2 == 0 ? std::get<kv::BlockStored>(msgs[k].events[0]).block_hashes
+                              : std::get<kv::BlockRemoved>(msgs[k].events[0]).block_hashes;
+        if (k % 2 == 0) {  // stored: new blocks on a random worker
+          const auto w = static_cast<kv::WorkerId>(1 + rng() % static_cast<uint64_t>(workers));
+          for (auto& h : hs) h = rng();
+          msgs[k].worker_id = w;
+          msgs[k].seq = seqs[w]++;
+          Stored& slot = ring[(ring_head + ring_count++) & (ring.size() - 1)];
+          slot.worker = w;
+          std::copy(hs.begin(), hs.end(), slot.hashes.begin());
+        } else if (ring_count > 100000) {  // removed: the oldest stored pair
+          const Stored& old = ring[ring_head];
+          ring_head = (ring_head + 1) & (ring.size() - 1);
+          --ring_count;
+          hs.assign(old.hashes.begin(), old.hashes.end());
+          msgs[k].worker_id = old.worker;
+          msgs[k].seq = seqs[old.worker]++;
+        } else {  // removed: two blocks of an old chain of phase 1-5 (the index keeps its size)
+          auto& old = live[oldest];
+          oldest = (oldest + 1) % live.size();
+          hs.assign(old.second.begin(), old.second.begin() + kSmall);
+          msgs[k].worker_id = old.first;
+          msgs[k].seq = seqs[old.first]++;
+        }
+        blocks_n += kSmall;
+      }
+      const auto& q = queries[static_cast<size_t>(i) % queries.size()];
+      const auto t0 = Clock::now();
+      for (const auto& msg : msgs) router.onKvEvents(msg);
+      const auto a = Clock::now();
+      auto d = router.route({ids[i % ids.size()], "m", q, kChain * 16});
+      const auto b = Clock::now();
+      if (!d) return 1;
+      router.onRequestFinished(ids[i % ids.size()]);
+      route_lat.record(std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count());
+      router_s += std::chrono::duration<double>(b - t0).count();
+    }
+    std::printf("small messages (32 of %zu blocks per decision; %ld page faults): decision %s\n", kSmall,
+                pageFaults() - faults0, route_lat.summary().c_str());
+    std::printf("events+requests (small messages, one core): %.2f M/s in router calls\n",
+                (double(blocks_n) + decisions) / router_s / 1e6);
   }
   return 0;
 }

@@ -394,36 +394,56 @@ void PrefixIndex::removeBlocks(WorkerSlot worker, std::span<const BlockHash> has
   }
 }
 
-void PrefixIndex::apply(std::span<const WorkerEvent> events) {
-  size_t e = 0, b = 0;  // the next block to take: block b of events[e]
-  while (e < events.size()) {
-    const KvEvent& first = *events[e].event;
-    if (std::holds_alternative<AllCleared>(first)) {
-      clearWorker(events[e].worker);
+template <class View>
+void PrefixIndex::applyViews(size_t n, View&& view) {
+  size_t e = 0, b = 0;  // the next block to take: block b of event e
+  while (e < n) {
+    if (const EventView first = view(e); first.clear) {
+      clearWorker(first.worker);
       ++e;
       continue;
     }
     // Gather up to kRound blocks of consecutive stored/removed events.
     ops_scratch_.clear();
-    while (e < events.size() && ops_scratch_.size() < kRound) {
-      const KvEvent& ev = *events[e].event;
-      const auto* stored = std::get_if<BlockStored>(&ev);
-      const auto* removed = std::get_if<BlockRemoved>(&ev);
-      if (stored == nullptr && removed == nullptr) break;  // a clear: after this round
-      const auto& hashes = stored ? stored->block_hashes : removed->block_hashes;
-      const uint32_t bit = 1u << static_cast<uint32_t>(stored ? stored->tier : removed->tier);
-      const size_t take = std::min(kRound - ops_scratch_.size(), hashes.size() - b);
+    while (e < n && ops_scratch_.size() < kRound) {
+      const EventView ev = view(e);
+      if (ev.clear) break;  // after this round
+      const size_t take = std::min(kRound - ops_scratch_.size(), ev.hashes.size() - b);
       for (size_t k = 0; k < take; ++k) {
-        ops_scratch_.push_back(BlockOp{hashes[b + k], events[e].worker, bit, stored != nullptr, nullptr});
+        ops_scratch_.push_back(BlockOp{ev.hashes[b + k], ev.worker, ev.bit, ev.add, nullptr});
       }
       b += take;
-      if (b == hashes.size()) {
+      if (b == ev.hashes.size()) {
         ++e;
         b = 0;
       }
     }
     runRound();
   }
+}
+
+void PrefixIndex::apply(std::span<const WorkerEvent> events) {
+  applyViews(events.size(), [&](size_t i) {
+    const KvEvent& ev = *events[i].event;
+    const auto* stored = std::get_if<BlockStored>(&ev);
+    const auto* removed = std::get_if<BlockRemoved>(&ev);
+    if (stored == nullptr && removed == nullptr) {
+      return EventView{events[i].worker, true, false, 0, {}};
+    }
+    const auto& hashes = stored ? stored->block_hashes : removed->block_hashes;
+    const uint32_t bit = 1u << static_cast<uint32_t>(stored ? stored->tier : removed->tier);
+    return EventView{events[i].worker, false, stored != nullptr, bit, hashes};
+  });
+}
+
+void PrefixIndex::apply(std::span<const FlatEvent> events, std::span<const BlockHash> hashes) {
+  applyViews(events.size(), [&](size_t i) {
+    const FlatEvent& ev = events[i];
+    if (ev.kind == FlatEvent::Kind::kCleared) return EventView{ev.worker, true, false, 0, {}};
+    const uint32_t bit = 1u << static_cast<uint32_t>(ev.tier);
+    return EventView{ev.worker, false, ev.kind == FlatEvent::Kind::kStored, bit,
+                     hashes.subspan(ev.begin, ev.end - ev.begin)};
+  });
 }
 
 void PrefixIndex::applyOps(WorkerSlot worker, std::span<const BlockHash> hashes, uint32_t bit, bool add) {

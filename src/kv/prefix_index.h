@@ -119,6 +119,18 @@ class PrefixIndex {
     const KvEvent* event;
   };
   void apply(std::span<const WorkerEvent> events);
+  // The same for events kept in flat form by a caller that buffers them (no KvEvent objects): a
+  // stored or removed event's hashes are hashes[begin, end).
+  struct FlatEvent {
+    enum class Kind : uint8_t { kStored, kRemoved, kCleared };
+    WorkerSlot worker = 0;
+    Kind kind = Kind::kStored;
+    Tier tier = Tier::kDevice;
+    uint32_t begin = 0, end = 0;
+  };
+  void apply(std::span<const FlatEvent> events, std::span<const BlockHash> hashes);
+  // Blocks per round of apply(): a caller that buffers events gains nothing beyond this many.
+  static constexpr size_t kRound = 64;
   void addBlocks(WorkerSlot worker, std::span<const BlockHash> hashes, Tier tier);
   void removeBlocks(WorkerSlot worker, std::span<const BlockHash> hashes, Tier tier);
   // Every entry of the worker, predictions included, is dropped.
@@ -205,8 +217,16 @@ class PrefixIndex {
   void addBlock(WorkerSlot worker, BlockHash h, uint32_t bit);
   void removeBlock(WorkerSlot worker, BlockHash h, uint32_t bits);
   // Events are applied in rounds of up to kRound blocks (ops_scratch_): prefetchRound, then
-  // each op in order.
-  static constexpr size_t kRound = 64;
+  // each op in order. applyViews gathers the rounds from events of either form.
+  struct EventView {
+    WorkerSlot worker;
+    bool clear;  // AllCleared
+    bool add;    // stored (else removed)
+    uint32_t bit;
+    std::span<const BlockHash> hashes;
+  };
+  template <class View>
+  void applyViews(size_t n, View&& view);
   void applyOps(WorkerSlot worker, std::span<const BlockHash> hashes, uint32_t bit, bool add);
   void runRound();
   // Requests a round's table lines, then the holder sets and next lines the ops will touch,

@@ -26,7 +26,9 @@ kv::PrefixIndexOptions indexOptions(const KvRouterOptions& o) {
   io.prediction_ttl_us = (o.use_kv_events ? o.prediction_ttl_ms : o.approx_ttl_ms) * 1000;
   io.prediction_cap = o.prediction_cap;
   // The table doubles when more than 3/4 full.
-  if (o.index_blocks > 0) io.initial_capacity = std::max(io.initial_capacity, o.index_blocks / 3 * 4 + 4);
+  if (o.index_blocks > 0) {
+    io.initial_capacity = std::max(io.initial_capacity, o.index_blocks / 3 * 4 + 4);
+  }
   return io;
 }
 
@@ -100,6 +102,7 @@ KvRouter::WorkerState& KvRouter::state(kv::WorkerSlot slot) {
 
 void KvRouter::addWorker(const WorkerInfo& worker) {
   std::lock_guard lock(mu_);
+  flushEvents();
   const kv::WorkerSlot slot = index_.internWorker(worker.id);
   WorkerState& w = state(slot);
   if (w.present) leaveModel(slot);
@@ -113,6 +116,7 @@ void KvRouter::addWorker(const WorkerInfo& worker) {
 
 void KvRouter::removeWorker(WorkerId worker) {
   std::lock_guard lock(mu_);
+  flushEvents();  // the worker's buffered events name its slot, which is recycled below
   const auto slot = index_.findWorker(worker);
   if (!slot) return;
   WorkerState& w = state(*slot);
@@ -128,8 +132,7 @@ void KvRouter::removeWorker(WorkerId worker) {
   refresh(*slot);
 }
 
-void KvRouter::noteMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg,
-                           std::vector<kv::PrefixIndex::WorkerEvent>& out) {
+void KvRouter::noteMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg) {
   WorkerState& w = state(slot);
   if (w.have_seq && msg.seq != w.next_seq) {
     ++stats_.seq_gaps;
@@ -137,21 +140,44 @@ void KvRouter::noteMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg,
   }
   w.have_seq = true;
   w.next_seq = msg.seq + 1;
+  using Flat = kv::PrefixIndex::FlatEvent;
   for (const auto& e : msg.events) {
-    out.push_back({slot, &e});
     ++stats_.events_applied;
-    if (const auto* s = std::get_if<kv::BlockStored>(&e)) stats_.blocks_applied += s->block_hashes.size();
-    if (const auto* r = std::get_if<kv::BlockRemoved>(&e)) stats_.blocks_applied += r->block_hashes.size();
+    Flat f{slot, Flat::Kind::kCleared, kv::Tier::kDevice, 0, 0};
+    const std::vector<kv::BlockHash>* hashes = nullptr;
+    if (const auto* s = std::get_if<kv::BlockStored>(&e)) {
+      f.kind = Flat::Kind::kStored;
+      f.tier = s->tier;
+      hashes = &s->block_hashes;
+    } else if (const auto* r = std::get_if<kv::BlockRemoved>(&e)) {
+      f.kind = Flat::Kind::kRemoved;
+      f.tier = r->tier;
+      hashes = &r->block_hashes;
+    }
+    if (hashes != nullptr) {
+      stats_.blocks_applied += hashes->size();
+      f.begin = static_cast<uint32_t>(pending_hashes_.size());
+      pending_hashes_.insert(pending_hashes_.end(), hashes->begin(), hashes->end());
+      f.end = static_cast<uint32_t>(pending_hashes_.size());
+    }
+    pending_events_.push_back(f);
   }
+}
+
+void KvRouter::flushEvents() const {
+  if (pending_events_.empty()) return;
+  index_.apply(pending_events_, pending_hashes_);
+  pending_events_.clear();
+  pending_hashes_.clear();
 }
 
 void KvRouter::onKvEvents(const kv::KvEventMessage& msg) {
   std::lock_guard lock(mu_);
   ++stats_.event_messages;
   if (!options_.use_kv_events) return;
-  event_scratch_.clear();
-  noteMessage(index_.internWorker(msg.worker_id), msg, event_scratch_);
-  index_.apply(event_scratch_);  // the message's events in one pass
+  noteMessage(index_.internWorker(msg.worker_id), msg);
+  constexpr size_t kRound = kv::PrefixIndex::kRound;
+  if (pending_hashes_.size() >= kRound || pending_events_.size() >= kRound) flushEvents();
 }
 
 void KvRouter::onLoad(const kv::LoadMetrics& load) {
@@ -610,6 +636,7 @@ void KvRouter::remember(const std::string& request_id, const Pending& p) {
 Result<RouteDecision> KvRouter::route(const RouteRequest& request) {
   const auto t0 = std::chrono::steady_clock::now();
   std::lock_guard lock(mu_);
+  flushEvents();
   const int64_t now = nowUs();
   index_.expirePredictions(now);
   auto model = by_model_.find(request.model_id);
@@ -685,6 +712,7 @@ void KvRouter::onUsage(const std::string& request_id, int32_t cached_tokens) {
 
 KvRouterStats KvRouter::stats() const {
   std::lock_guard lock(mu_);
+  flushEvents();
   KvRouterStats s = stats_;
   for (size_t i = 0; i < workers_.size(); ++i) {
     if (workers_[i].present) s.routed_per_worker.emplace_back(infos_[i].id, workers_[i].routed);

@@ -223,15 +223,23 @@ class KvRouter : public Router {
   double costPass(const std::vector<kv::WorkerSlot>& slots, int64_t hashed, int32_t prompt_tokens,
                   bool skip_busy);
   void remember(const std::string& request_id, const Pending& p);
-  // Sequence check and stats of one message; appends its events to `out` for the index.
-  void noteMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg,
-                   std::vector<kv::PrefixIndex::WorkerEvent>& out);
+  // Sequence check and stats of one message; buffers its events for the index.
+  void noteMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg);
+  // Applies the buffered events. Every method that reads the index calls it first.
+  void flushEvents() const;
 
   KvRouterOptions options_;
   bool unit_weights_ = true;  // every tier weight <= 1 (the pruned decision's bound holds)
   mutable std::mutex mu_;
-  kv::PrefixIndex index_;
-  std::vector<kv::PrefixIndex::WorkerEvent> event_scratch_;  // onKvEvents: the index's batch
+  // KV events wait in a buffer until a round's worth of blocks (kv::PrefixIndex::kRound) has
+  // arrived or something reads the index (a decision, stats, a worker joining or leaving), so
+  // consecutive messages share the index's memory rounds: a message of a few blocks (a decode
+  // step's) otherwise pays two memory latencies for them alone. Reads see every event noted
+  // before them, in order. Mutable: stats() applies them (the events are already the router's
+  // state; only their application is deferred).
+  mutable kv::PrefixIndex index_;
+  mutable std::vector<kv::PrefixIndex::FlatEvent> pending_events_;
+  mutable std::vector<kv::BlockHash> pending_hashes_;
   std::vector<WorkerState> workers_;  // by index slot
   std::vector<WorkerInfo> infos_;     // by index slot
   // Dense copies read by the cost loops (by slot): active(workers_[slot]), its block size, its

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
+#include <random>
 #include <set>
 
 namespace turbine::router {
@@ -343,6 +345,91 @@ TEST(KvRouterTest, TiesAmongManyIdleWorkersAreUniform) {
     EXPECT_GT(n, 140) << w;  // expected 200 each
     EXPECT_LT(n, 260) << w;
   }
+}
+
+// Events are buffered until a round's worth of blocks has arrived or something reads the index.
+// A router whose stats() is read after every message applies each message at once (as before the
+// buffering); another gets the same stream unread. Both must decide alike at every step: small
+// messages of several workers, tiers, removals, clears, seq gaps, workers leaving and joining.
+TEST(KvRouterTest, BufferedEventsDecideAsEventsAppliedAtOnce) {
+  std::mt19937_64 rng(11);
+  Fixture eager(6), buffered(6);
+  std::map<WorkerId, uint64_t> seq;
+  WorkerId next_worker = 7;
+  std::vector<WorkerId> live = {1, 2, 3, 4, 5, 6};
+  auto both = [&](const auto& fn) {
+    fn(eager);
+    fn(buffered);
+  };
+  for (int step = 0; step < 3000; ++step) {
+    const auto r = rng() % 100;
+    const WorkerId w = live[rng() % live.size()];
+    // Prompts: chains from 8 roots, so that workers share prefixes.
+    const BlockHash root = 1000 * (1 + rng() % 8);
+    if (r < 70) {
+      kv::KvEventMessage msg{w, seq[w]++, {}};
+      if (rng() % 50 == 0) ++seq[w];  // a gap now and then
+      const int n_events = 1 + static_cast<int>(rng() % 2);
+      for (int e = 0; e < n_events; ++e) {
+        const auto kind = rng() % 20;
+        const auto tier = static_cast<kv::Tier>(rng() % kv::kNumTiers);
+        std::vector<BlockHash> hs = chain(root + rng() % 6, 1 + static_cast<int>(rng() % 5));
+        if (kind < 12) {
+          msg.events.push_back(kv::BlockStored{std::move(hs), std::nullopt, tier});
+        } else if (kind < 19) {
+          msg.events.push_back(kv::BlockRemoved{std::move(hs), tier});
+        } else {
+          msg.events.push_back(kv::AllCleared{});
+        }
+      }
+      eager.router->onKvEvents(msg);
+      (void)eager.router->stats();  // applies it now
+      buffered.router->onKvEvents(msg);
+    } else if (r < 97) {
+      const auto hs = chain(root, 1 + static_cast<int>(rng() % 8));
+      const std::string id = "r" + std::to_string(step);
+      const RouteDecision a = eager.route(id, hs), b = buffered.route(id, hs);
+      ASSERT_EQ(a.worker, b.worker) << step;
+      ASSERT_EQ(a.overlap_blocks, b.overlap_blocks) << step;
+      both([&](Fixture& f) { f.router->onRequestFinished(id); });
+    } else if (live.size() > 2) {  // a worker leaves; a new one takes its slot
+      live.erase(std::find(live.begin(), live.end(), w));
+      const WorkerId joined = next_worker++;
+      live.push_back(joined);
+      both([&](Fixture& f) {
+        f.router->removeWorker(w);
+        f.router->addWorker(WorkerInfo{joined, "m", "agg", 16, 1000});
+      });
+    }
+  }
+  const auto a = eager.router->stats(), b = buffered.router->stats();
+  EXPECT_EQ(a.index_hashes, b.index_hashes);
+  EXPECT_EQ(a.index_entries, b.index_entries);
+  EXPECT_EQ(a.index_predictions, b.index_predictions);
+  EXPECT_EQ(a.blocks_applied, b.blocks_applied);
+  EXPECT_EQ(a.seq_gaps, b.seq_gaps);
+  EXPECT_GT(a.seq_gaps, 0u);
+}
+
+// A stored event's tier weighs its blocks: 8 blocks on disk (weight 0.5) count 4, less than 6
+// on device.
+TEST(KvRouterTest, StoredTiersWeighTheOverlap) {
+  Fixture f(2);
+  f.router->onKvEvents(kv::KvEventMessage{1, 0, {kv::BlockStored{chain(100, 8), std::nullopt, kv::Tier::kDisk}}});
+  f.router->onKvEvents(stored(2, 0, chain(100, 6)));
+  EXPECT_EQ(f.route("r", chain(100, 10)).worker, 2u);
+}
+
+// A leaving worker's buffered events are applied before its slot is recycled: the worker that
+// takes the slot inherits nothing.
+TEST(KvRouterTest, AWorkerJoiningInALeftSlotInheritsNoBufferedEvents) {
+  Fixture f(2);
+  for (uint64_t i = 0; i < 4; ++i) f.router->onKvEvents(stored(2, i, {500 + i}));  // buffered
+  f.router->removeWorker(2);
+  f.router->addWorker(WorkerInfo{3, "m", "agg", 16, 1000});  // slot 2's, recycled
+  EXPECT_EQ(f.router->stats().index_hashes, 0u);
+  const auto d = f.route("r", chain(500, 4));
+  EXPECT_EQ(d.overlap_blocks, 0);
 }
 
 TEST(LatencyHistogramTest, Quantiles) {
