@@ -71,25 +71,28 @@ void PagedAttention::run(cpu::ThreadPool& pool, const KvCache& cache, int32_t la
 }
 
 // A decode (one token): the group's query heads against the K/V rows where the cache holds them
-// (f32, f16 or bf16), block by block (cpu::attendDecode), nothing gathered.
+// (f32, f16 or bf16), block by block (cpu::attendDecode), nothing gathered. With a sliding
+// window from position lo, the blocks from lo's on, lo's offset in its block skipped.
 void PagedAttention::decodeInPlace(const Item& item, const KvCache& cache, int32_t layer,
                                    const AttentionSeq& seq, const AttentionShape& shape,
-                                   const float* q, float* out, ThreadScratch& scratch) const {
+                                   int32_t lo, const float* q, float* out,
+                                   ThreadScratch& scratch) const {
   const int32_t bs = cache.blockSize();
-  const int32_t ctx = seq.start_pos + 1;
+  const int32_t first = lo / bs;
+  const int32_t ctx = seq.start_pos + 1 - first * bs;  // positions from block `first` on
   const int32_t group = shape.n_heads / cache.numKvHeads();
   const size_t blocks = static_cast<size_t>((ctx + bs - 1) / bs);
   scratch.k_rows.resize(blocks);
   scratch.v_rows.resize(blocks);
   for (size_t b = 0; b < blocks; ++b) {
-    const BlockId id = seq.block_table[b];
+    const BlockId id = seq.block_table[static_cast<size_t>(first) + b];
     scratch.k_rows[b] = cache.headRows(id, layer, 0, item.kv_head);
     scratch.v_rows[b] = cache.headRows(id, layer, 1, item.kv_head);
   }
   grow(scratch.scores, static_cast<size_t>(group) * static_cast<size_t>(ctx));
   cpu::attendDecode(kvElementType(cache.dtype()), q, group, scratch.k_rows.data(),
                     scratch.v_rows.data(), bs, ctx, cache.headDim(), shape.scale,
-                    scratch.scores.data(), out, cache.headDim());
+                    scratch.scores.data(), out, cache.headDim(), lo - first * bs);
 }
 
 // Gathers the item's K and V rows [base, ctx) into contiguous f32 [width][head_dim] buffers
@@ -111,8 +114,8 @@ void PagedAttention::runItem(const Item& item, const KvCache& cache, int32_t lay
   const size_t row_stride = static_cast<size_t>(shape.n_heads) * static_cast<size_t>(hd);
   const size_t first = static_cast<size_t>(seq.row + item.t0) * row_stride +
                        static_cast<size_t>(item.kv_head * group) * static_cast<size_t>(hd);
-  if (n_tok == 1 && lo == 0 && cpu::canAttendDecode(hd, kvElementType(cache.dtype()))) {
-    return decodeInPlace(item, cache, layer, seq, shape, q + first, out + first, scratch);
+  if (n_tok == 1 && cpu::canAttendDecode(hd, kvElementType(cache.dtype()))) {
+    return decodeInPlace(item, cache, layer, seq, shape, lo, q + first, out + first, scratch);
   }
   // Gathered from the first block the window reaches: local row i is position base + i.
   const int32_t base = lo / bs * bs;

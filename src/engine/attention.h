@@ -8,8 +8,8 @@
 // runner stores the chunk's own K/V before calling run()).
 // Scores and the weighted sum are f32 products (BLAS sgemm) over K/V gathered per item;
 // softmax is max-subtracted in f32. A decode token reads K/V in place (f32, f16 or bf16), block by
-// block, with the AVX-512 or AVX2 kernels where the CPU has them (cpu::attendDecode), unless a
-// sliding window cuts its context (then it is gathered like a chunk's).
+// block, with the AVX-512 or AVX2 kernels where the CPU has them (cpu::attendDecode), from the
+// block where its sliding window (if any) starts.
 // Work is split over the ThreadPool by (sequence, kv head, token range) with equal shares of
 // the estimated cost (the number of positions attended).
 //
@@ -63,8 +63,8 @@ class PagedAttention {
   void buildItems(std::span<const AttentionSeq> seqs, int32_t n_kv_heads, int32_t window,
                   int n_parts);
   void decodeInPlace(const Item& item, const KvCache& cache, int32_t layer,
-                     const AttentionSeq& seq, const AttentionShape& shape, const float* q,
-                     float* out, ThreadScratch& scratch) const;
+                     const AttentionSeq& seq, const AttentionShape& shape, int32_t lo,
+                     const float* q, float* out, ThreadScratch& scratch) const;
   void runItem(const Item& item, const KvCache& cache, int32_t layer,
                std::span<const AttentionSeq> seqs, const AttentionShape& shape, const float* q,
                float* out, ThreadScratch& scratch) const;

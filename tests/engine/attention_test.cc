@@ -220,30 +220,33 @@ TEST(AttendDecodeTest, MatchesFloat64OverScatteredBlocks) {
           const bool simd = std::string(cpu::kernelIsa()) != "scalar";
           EXPECT_EQ(cpu::canAttendDecode(hd, kv), simd) << "hd " << hd;
           if (!cpu::canAttendDecode(hd, kv)) continue;
-          cpu::attendDecode(kv, q.data(), nq, kp.data(), vp.data(), bs, ctx, hd, scale,
-                            scores.data(), out.data(), hd);
-          std::vector<double> want(out.size());
-          for (int32_t j = 0; j < nq; ++j) {
-            std::vector<double> s(static_cast<size_t>(ctx));
-            double mx = -INFINITY, sum = 0;
-            for (int32_t t = 0; t < ctx; ++t) {
-              const float* k = kf[t / bs].data() + (t % bs) * hd;
-              double d = 0;
-              for (int32_t c = 0; c < hd; ++c) d += double(q[j * hd + c]) * k[c];
-              s[t] = d * scale;
-              mx = std::max(mx, s[t]);
+          // skip > 0: a sliding window starting inside the first block.
+          for (const int32_t skip : {0, std::min(ctx - 1, 11)}) {
+            cpu::attendDecode(kv, q.data(), nq, kp.data(), vp.data(), bs, ctx, hd, scale,
+                              scores.data(), out.data(), hd, skip);
+            std::vector<double> want(out.size());
+            for (int32_t j = 0; j < nq; ++j) {
+              std::vector<double> s(static_cast<size_t>(ctx));
+              double mx = -INFINITY, sum = 0;
+              for (int32_t t = skip; t < ctx; ++t) {
+                const float* k = kf[t / bs].data() + (t % bs) * hd;
+                double d = 0;
+                for (int32_t c = 0; c < hd; ++c) d += double(q[j * hd + c]) * k[c];
+                s[t] = d * scale;
+                mx = std::max(mx, s[t]);
+              }
+              for (int32_t t = skip; t < ctx; ++t) sum += (s[t] = std::exp(s[t] - mx));
+              for (int32_t t = skip; t < ctx; ++t) {
+                const float* v = vf[t / bs].data() + (t % bs) * hd;
+                for (int32_t c = 0; c < hd; ++c) want[j * hd + c] += s[t] / sum * v[c];
+              }
             }
-            for (auto& x : s) sum += (x = std::exp(x - mx));
-            for (int32_t t = 0; t < ctx; ++t) {
-              const float* v = vf[t / bs].data() + (t % bs) * hd;
-              for (int32_t c = 0; c < hd; ++c) want[j * hd + c] += s[t] / sum * v[c];
+            for (int32_t j = 0; j < nq; ++j) {  // each head on its own: a wrong one is not averaged
+              const std::vector<float> got(out.begin() + j * hd, out.begin() + (j + 1) * hd);
+              const std::vector<double> ref(want.begin() + j * hd, want.begin() + (j + 1) * hd);
+              EXPECT_LT(relError(got, ref), 1e-5) << "hd " << hd << " ctx " << ctx << " nq " << nq
+                                                  << " skip " << skip << " head " << j;
             }
-          }
-          for (int32_t j = 0; j < nq; ++j) {  // each head on its own: a wrong one is not averaged
-            const std::vector<float> got(out.begin() + j * hd, out.begin() + (j + 1) * hd);
-            const std::vector<double> ref(want.begin() + j * hd, want.begin() + (j + 1) * hd);
-            EXPECT_LT(relError(got, ref), 1e-5)
-                << "hd " << hd << " ctx " << ctx << " nq " << nq << " head " << j;
           }
         }
       }

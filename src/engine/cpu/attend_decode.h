@@ -38,14 +38,15 @@ void prefetchRows(const T* rows, int64_t n, int64_t hd, bool to_l1) {
   }
 }
 
-// H query heads (q, scores, out at head strides hd, ctx, ldo) against one kv head's blocks. The
+// H query heads (q, scores, out at head strides hd, ctx, ldo) against one kv head's blocks,
+// positions [skip, ctx) (the skipped ones get weight 0: V's pass stays whole-block). The
 // first group's pass over K (`first`) fetches the next block's K rows and this block's V rows
 // ahead of their use: the cache's blocks lie apart (one per 1-4 KiB of a larger block), each too
 // short for the hardware prefetcher to ramp up on (a 64 KiB window at once measured worse).
 template <class Ops, class L, int H>
 void heads(const float* q, const typename L::T* const* k_blocks,
            const typename L::T* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
-           float* scores, float* out, int64_t ldo, bool first) {
+           float* scores, float* out, int64_t ldo, bool first, int64_t skip) {
   const int64_t n_blocks = (ctx + bs - 1) / bs;
   if (first && n_blocks > 0) prefetchRows(k_blocks[0], rowsIn(0, bs, ctx), hd, true);
   for (int64_t b = 0; b < n_blocks; ++b) {
@@ -56,7 +57,11 @@ void heads(const float* q, const typename L::T* const* k_blocks,
     Ops::template scores<L, H>(q, k_blocks[b], rowsIn(b, bs, ctx), hd, scale, scores + b * bs,
                                ctx);
   }
-  for (int h = 0; h < H; ++h) Ops::softmax(scores + h * ctx, ctx);
+  for (int h = 0; h < H; ++h) {
+    float* s = scores + h * ctx;
+    Ops::softmax(s + skip, ctx - skip);
+    for (int64_t t = 0; t < skip; ++t) s[t] = 0.0f;
+  }
   Ops::template values<L, H>(scores, v_blocks, bs, ctx, hd, out, ldo);
 }
 
@@ -65,7 +70,7 @@ void heads(const float* q, const typename L::T* const* k_blocks,
 template <class Ops, class L>
 void decode(const float* q, int64_t nq, const void* const* k_any, const void* const* v_any,
             int64_t bs, int64_t ctx, int64_t hd, float scale, float* scores, float* out,
-            int64_t ldo) {
+            int64_t ldo, int64_t skip) {
   using T = typename L::T;
   const auto* k_blocks = reinterpret_cast<const T* const*>(k_any);
   const auto* v_blocks = reinterpret_cast<const T* const*>(v_any);
@@ -74,17 +79,17 @@ void decode(const float* q, int64_t nq, const void* const* k_any, const void* co
     if (Ops::fourHeads(hd)) {
       for (; j + 4 <= nq; j += 4) {
         heads<Ops, L, 4>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
-                         out + j * ldo, ldo, j == 0);
+                         out + j * ldo, ldo, j == 0, skip);
       }
     }
   }
   for (; j + 2 <= nq; j += 2) {
     heads<Ops, L, 2>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
-                     out + j * ldo, ldo, j == 0);
+                     out + j * ldo, ldo, j == 0, skip);
   }
   for (; j < nq; ++j) {
     heads<Ops, L, 1>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
-                     out + j * ldo, ldo, j == 0);
+                     out + j * ldo, ldo, j == 0, skip);
   }
 }
 

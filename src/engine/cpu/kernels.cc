@@ -424,9 +424,9 @@ bool canAttendDecode(int64_t hd, DType kv) {
 
 void attendDecode(DType kv, const float* q, int64_t nq, const void* const* k_blocks,
                   const void* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
-                  float* scores, float* out, int64_t ldo) {
+                  float* scores, float* out, int64_t ldo, int64_t skip) {
   attendDecodeFn(internal::currentKernels(), kv)(q, nq, k_blocks, v_blocks, bs, ctx, hd, scale,
-                                                 scores, out, ldo);
+                                                 scores, out, ldo, skip);
 }
 
 void toF32(DType dtype, const void* src, int64_t n, float* dst) {

@@ -59,13 +59,14 @@ void axpyF32(float a, const float* x, float* y, int64_t n);
 // Decode attention of one kv head, read in place from the cache's blocks of f32, f16 or bf16
 // elements (`kv`): nq query rows (q, [nq][hd] contiguous) against ctx positions whose K / V rows
 // lie in blocks of bs rows at k_blocks[b] / v_blocks[b] ([bs][hd] of `kv`); out row j (stride
-// ldo) = sum_t softmax_t(scale * q_j . k_t) * v_t, in f32. scores: nq * ctx floats of scratch.
+// ldo) = sum_t softmax_t(scale * q_j . k_t) * v_t, in f32, over t in [skip, ctx) (skip > 0: a
+// sliding window starting inside the first block). scores: nq * ctx floats of scratch.
 // Only where canAttendDecode(hd, kv).
 // Whether the kernels have this path (AVX-512, AVX2) for `kv` elements and hd % 16 == 0.
 bool canAttendDecode(int64_t hd, model::DType kv = model::DType::kF32);
 void attendDecode(model::DType kv, const float* q, int64_t nq, const void* const* k_blocks,
                   const void* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
-                  float* scores, float* out, int64_t ldo);
+                  float* scores, float* out, int64_t ldo, int64_t skip = 0);
 
 // dst[i] = src[i] as f32 for i < n; src holds f32, f16 or bf16 elements (`dtype`), or q8_0
 // blocks (n a multiple of 32).

@@ -52,10 +52,11 @@ using GemmF32Fn = void (*)(const float* wt, int64_t ldw, int64_t rows, int64_t k
 // Decode attention of one kv head: nq query rows (q, [nq][hd] contiguous) against ctx cached
 // positions whose K and V rows lie in blocks of bs rows at k_blocks[b] / v_blocks[b] (f32,
 // [bs][hd]); out row j (stride ldo) = sum_t softmax_t(scale * q_j . k_t) * v_t. scores: nq * ctx
-// floats of scratch. Needs hd % 16 == 0.
+// floats of scratch. The first `skip` positions are left out (a sliding window's start inside
+// the first block). Needs hd % 16 == 0.
 using AttendDecodeFn = void (*)(const float* q, int64_t nq, const void* const* k_blocks,
                                 const void* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd,
-                                float scale, float* scores, float* out, int64_t ldo);
+                                float scale, float* scores, float* out, int64_t ldo, int64_t skip);
 struct KernelTable {
   const char* name;
   GemvF32Fn gemv_f32;
