@@ -1,16 +1,22 @@
-// HugePageAllocator: a std::allocator for the index's big flat tables. Allocations of 2 MiB and
-// more are 2 MiB-aligned and advised as transparent huge pages (Linux madvise), so that random
-// probes into a table of hundreds of MB do not pay a TLB miss (page walk) on top of the cache
-// miss: the router's lookups are bound by these misses. Smaller ones use operator new, aligned
-// to a 64-byte line (the prefix index homes its probes on line starts). Where huge pages are
-// unavailable the advice is ignored and the memory behaves as usual.
-// Thread safety: stateless.
+// HugePageAllocator: the std::allocator of the router's index (its tables, holder sets and
+// prediction LRU), so that neither random probes nor growth pay for 4 KiB pages:
+//   - 2 MiB and more: a mapping of its own, 2 MiB-aligned and advised as transparent huge pages
+//     (Linux madvise), so a probe into a table of hundreds of MB pays no page walk on top of its
+//     cache miss (the router's lookups are bound by these misses);
+//   - up to SmallBlockArena::kMaxBlock (64 KiB): a block of the process-wide SmallBlockArena
+//     (power-of-two classes carved from huge-page chunks), aligned to its size up to 64 bytes;
+//   - in between: operator new, 64-byte aligned.
+// Every table the index homes its probes in is at least 64 bytes, so its lines are aligned.
+// Where huge pages are unavailable the advice is ignored and the memory behaves as usual.
+// Thread safety: stateless (the arena locks).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
+
+#include "kv/small_block_arena.h"
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -64,12 +70,17 @@ struct HugePageAllocator {
 
   T* allocate(size_t n) {
     const size_t bytes = n * sizeof(T);
+    if (bytes <= SmallBlockArena::kMaxBlock) {
+      return static_cast<T*>(SmallBlockArena::instance().allocate(bytes));
+    }
     if (bytes < kHugePage) return static_cast<T*>(::operator new(bytes, kLine));
     return static_cast<T*>(allocateHugePages(rounded(bytes)));
   }
   void deallocate(T* p, size_t n) {
     const size_t bytes = n * sizeof(T);
-    if (bytes < kHugePage) {
+    if (bytes <= SmallBlockArena::kMaxBlock) {
+      SmallBlockArena::instance().deallocate(p, bytes);
+    } else if (bytes < kHugePage) {
       ::operator delete(p, kLine);
     } else {
       freeHugePages(p, rounded(bytes));

@@ -44,7 +44,6 @@
 #include "kv/huge_page_allocator.h"
 #include "kv/kv_events.h"
 #include "kv/prediction_lru.h"
-#include "kv/small_block_arena.h"
 
 namespace turbine::kv {
 
@@ -175,9 +174,9 @@ class PrefixIndex {
   struct Holders {
     // Their storage is on huge pages (SmallBlockArena says why). list: worker << 5 | mask,
     // sorted by worker (when !dense).
-    std::vector<uint32_t, ArenaAllocator<uint32_t>> list;
-    std::vector<uint64_t, ArenaAllocator<uint64_t>> bits;  // holder bitset by worker slot (dense)
-    std::vector<uint8_t, ArenaAllocator<uint8_t>> masks;   // mask by worker slot (dense)
+    std::vector<uint32_t, HugePageAllocator<uint32_t>> list;
+    std::vector<uint64_t, HugePageAllocator<uint64_t>> bits;  // holders by worker slot (dense)
+    std::vector<uint8_t, HugePageAllocator<uint8_t>> masks;   // mask by worker slot (dense)
     uint32_t count = 0;           // holders (when dense)
     uint32_t partial = 0;         // holders whose mask weight != 1 (when dense)
     bool dense = false;

@@ -1,7 +1,7 @@
 // SmallBlockArena: small allocations (16 B to 64 KiB, power-of-two size classes) carved from
-// 2 MiB chunks advised as transparent huge pages, with one free list per class. The prefix
-// index keeps its holder sets here (ArenaAllocator): hundreds of thousands of 8-256 byte lists
-// and bitsets, read at random by every walk and event.
+// 2 MiB chunks advised as transparent huge pages, with one free list per class. HugePageAllocator
+// serves its small allocations from here; the prefix index's holder sets are most of them:
+// hundreds of thousands of 8-256 byte lists and bitsets, read at random by every walk and event.
 //
 // Why not malloc: its heap is backed by 4 KiB pages, so every fresh page of a growing index is
 // one page fault in the router's hot path, and random reads of the lists miss the TLB. On the
@@ -18,7 +18,6 @@
 #include <array>
 #include <cstddef>
 #include <mutex>
-#include <new>
 #include <vector>
 
 namespace turbine::kv {
@@ -55,34 +54,6 @@ class SmallBlockArena {
   char* end_ = nullptr;
   std::vector<void*> chunks_;
   size_t live_bytes_ = 0;
-};
-
-// A stateless std::allocator over the process-wide SmallBlockArena; allocations over
-// kMaxBlock go to operator new (64-byte aligned).
-template <class T>
-struct ArenaAllocator {
-  using value_type = T;
-  static constexpr std::align_val_t kLine{64};
-
-  ArenaAllocator() = default;
-  template <class U>
-  ArenaAllocator(const ArenaAllocator<U>&) {}  // NOLINT: converting, as allocators are
-
-  T* allocate(size_t n) {
-    const size_t bytes = n * sizeof(T);
-    if (bytes > SmallBlockArena::kMaxBlock) return static_cast<T*>(::operator new(bytes, kLine));
-    return static_cast<T*>(SmallBlockArena::instance().allocate(bytes));
-  }
-  void deallocate(T* p, size_t n) {
-    const size_t bytes = n * sizeof(T);
-    if (bytes > SmallBlockArena::kMaxBlock) {
-      ::operator delete(p, kLine);
-    } else {
-      SmallBlockArena::instance().deallocate(p, bytes);
-    }
-  }
-  template <class U>
-  bool operator==(const ArenaAllocator<U>&) const { return true; }
 };
 
 }  // namespace turbine::kv

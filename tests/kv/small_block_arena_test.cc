@@ -94,13 +94,14 @@ TEST(SmallBlockArenaTest, ThreadsDoNotCorruptEachOther) {
   EXPECT_EQ(SmallBlockArena::instance().stats().live_bytes, before.live_bytes);
 }
 
-TEST(SmallBlockArenaTest, AllocatorServesVectorsOfAnySize) {
-  // Through every class and past kMaxBlock (operator new), element values kept across growth.
-  std::vector<uint32_t, ArenaAllocator<uint32_t>> v;
-  for (uint32_t i = 0; i < 100000; ++i) v.push_back(i * 7);
+TEST(HugePageAllocatorTest, ServesVectorsOfAnySize) {
+  // Through every arena class, operator new past kMaxBlock and a huge-page mapping from 2 MiB,
+  // element values kept across growth.
+  std::vector<uint32_t, HugePageAllocator<uint32_t>> v;
+  for (uint32_t i = 0; i < 1000000; ++i) v.push_back(i * 7);
   for (uint32_t i = 0; i < v.size(); ++i) ASSERT_EQ(v[i], i * 7);
   v.shrink_to_fit();
-  std::vector<uint64_t, ArenaAllocator<uint64_t>> w(3, 5);
+  std::vector<uint64_t, HugePageAllocator<uint64_t>> w(3, 5);
   EXPECT_EQ(w[2], 5u);
 }
 
@@ -112,9 +113,17 @@ TEST(HugePageAllocatorTest, LargeTablesAreHugePageAlignedAndWritable) {
   for (size_t i = 0; i < n; i += 512) p[i] = i;
   for (size_t i = 0; i < n; i += 512) ASSERT_EQ(p[i], i);
   alloc.deallocate(p, n);
+  // Up to 64 KiB from the arena (aligned to a line from 64 bytes up), then operator new.
+  const size_t live = SmallBlockArena::instance().stats().live_bytes;
   uint64_t* small = alloc.allocate(100);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(small) % 64, 0u);
+  EXPECT_EQ(SmallBlockArena::instance().stats().live_bytes, live + 1024);  // 800 B -> 1 KiB class
   alloc.deallocate(small, 100);
+  EXPECT_EQ(SmallBlockArena::instance().stats().live_bytes, live);
+  uint64_t* mid = alloc.allocate(12800);  // 100 KiB
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(mid) % 64, 0u);
+  EXPECT_EQ(SmallBlockArena::instance().stats().live_bytes, live);
+  alloc.deallocate(mid, 12800);
 }
 
 }  // namespace
