@@ -354,14 +354,6 @@ void PrefixIndex::removeBlock(WorkerSlot worker, BlockHash h, uint32_t bits) {
   onMaskChange(worker, prev, prev & ~(bits | kPredictedBit));
 }
 
-void PrefixIndex::addBlocks(WorkerSlot worker, std::span<const BlockHash> hashes, Tier tier) {
-  applyOps(worker, hashes, 1u << static_cast<uint32_t>(tier), true);
-}
-
-void PrefixIndex::removeBlocks(WorkerSlot worker, std::span<const BlockHash> hashes, Tier tier) {
-  applyOps(worker, hashes, 1u << static_cast<uint32_t>(tier), false);
-}
-
 // Stage 2 reads only each op's home line (requested in stage 1): where the probe run goes on
 // past it (an insert's run, or the slots an erase shifts back), the next line is requested
 // instead of read, so no op waits on a second miss of its own before processing.
@@ -446,14 +438,14 @@ void PrefixIndex::apply(std::span<const FlatEvent> events, std::span<const Block
   });
 }
 
-void PrefixIndex::applyOps(WorkerSlot worker, std::span<const BlockHash> hashes, uint32_t bit, bool add) {
-  for (size_t b = 0; b < hashes.size(); b += kRound) {
-    ops_scratch_.clear();
-    for (size_t k = b; k < std::min(hashes.size(), b + kRound); ++k) {
-      ops_scratch_.push_back(BlockOp{hashes[k], worker, bit, add, nullptr});
-    }
-    runRound();
-  }
+void PrefixIndex::addBlocks(WorkerSlot worker, std::span<const BlockHash> hashes, Tier tier) {
+  const uint32_t bit = 1u << static_cast<uint32_t>(tier);
+  applyViews(1, [&](size_t) { return EventView{worker, false, true, bit, hashes}; });
+}
+
+void PrefixIndex::removeBlocks(WorkerSlot worker, std::span<const BlockHash> hashes, Tier tier) {
+  const uint32_t bit = 1u << static_cast<uint32_t>(tier);
+  applyViews(1, [&](size_t) { return EventView{worker, false, false, bit, hashes}; });
 }
 
 // Flattened: the per-op helpers (addBlock, findOrInsert, setBits, eraseSlot, ...) inlined here

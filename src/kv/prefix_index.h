@@ -226,7 +226,6 @@ class PrefixIndex {
   };
   template <class View>
   void applyViews(size_t n, View&& view);
-  void applyOps(WorkerSlot worker, std::span<const BlockHash> hashes, uint32_t bit, bool add);
   void runRound();
   // Requests a round's table lines, then the holder sets and next lines the ops will touch,
   // then the sets' entries to be written.
