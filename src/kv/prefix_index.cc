@@ -26,6 +26,7 @@ PrefixIndex::PrefixIndex(const PrefixIndexOptions& options) : options_(options) 
   const size_t cap = std::bit_ceil(std::max<size_t>(options_.initial_capacity, 16));
   table_.assign(cap, Slot{});
   shift_ = 64 - std::countr_zero(cap);
+  line_mask_ = cap / kLineSlots - 1;
 }
 
 // ---- workers -------------------------------------------------------------------------------
@@ -66,64 +67,98 @@ void PrefixIndex::releaseWorker(WorkerId worker) {
 
 // ---- table ---------------------------------------------------------------------------------
 
-PrefixIndex::Slot* PrefixIndex::find(BlockHash h) {
-  return const_cast<Slot*>(static_cast<const PrefixIndex*>(this)->find(h));
+// The first line holds most hashes (place() fills it first), so it is looked at alone first.
+[[gnu::always_inline]] inline const PrefixIndex::Slot* PrefixIndex::find(BlockHash h) const {
+  const size_t a = firstLine(h);
+  if (const unsigned m = matchIn(a, h)) return &table_[a + static_cast<size_t>(std::countr_zero(m))];
+  const size_t b = a ^ lineOffset(h);
+  if (const unsigned m = matchIn(b, h)) return &table_[b + static_cast<size_t>(std::countr_zero(m))];
+  return nullptr;
 }
 
-const PrefixIndex::Slot* PrefixIndex::find(BlockHash h) const {
-  const size_t mask = table_.size() - 1;
-  for (size_t i = home(h);; i = (i + 1) & mask) {
-    const Slot& s = table_[i];
-    if (isEmpty(s)) return nullptr;
-    if (s.hash == h) return &s;
-  }
+[[gnu::always_inline]] inline PrefixIndex::Slot* PrefixIndex::find(BlockHash h) {
+  return const_cast<Slot*>(static_cast<const PrefixIndex*>(this)->find(h));
 }
 
 // The returned slot, when new, has holder 0 and no overflow: the caller must fill it at once.
 PrefixIndex::Slot* PrefixIndex::findOrInsert(BlockHash h) {
+  if (Slot* s = find(h)) return s;
   if ((size_ + 1) * 4 > table_.size() * 3) grow();
-  const size_t mask = table_.size() - 1;
-  for (size_t i = home(h);; i = (i + 1) & mask) {
-    Slot& s = table_[i];
-    if (isEmpty(s)) {
-      s.hash = h;
+  for (;;) {
+    if (Slot* s = place(h)) {
       ++size_;
-      return &s;
+      return s;
     }
-    if (s.hash == h) return &s;
+    grow();
   }
+}
+
+PrefixIndex::Slot* PrefixIndex::place(BlockHash h) {
+  const size_t a = firstLine(h);
+  const size_t b = a ^ lineOffset(h);
+  const unsigned ea = emptyIn(a), eb = emptyIn(b);
+  if ((ea | eb) != 0) {  // the first line while it has room, then the second
+    const size_t line = ea != 0 ? a : b;
+    Slot* s = &table_[line + static_cast<size_t>(std::countr_zero(ea != 0 ? ea : eb))];
+    *s = Slot{h, 0, kNoOverflow};
+    return s;
+  }
+  // Both full: move a resident to its other line (one move, else a chain of two).
+  for (const size_t line : {a, b}) {
+    for (size_t k = 0; k < kLineSlots; ++k) {
+      Slot& r = table_[line + k];
+      const size_t alt = otherLine(r.hash, line);
+      if (const unsigned e = emptyIn(alt)) {
+        table_[alt + static_cast<size_t>(std::countr_zero(e))] = r;
+        r = Slot{h, 0, kNoOverflow};
+        return &r;
+      }
+    }
+  }
+  for (const size_t line : {a, b}) {
+    for (size_t k = 0; k < kLineSlots; ++k) {
+      Slot& r = table_[line + k];
+      const size_t alt = otherLine(r.hash, line);
+      for (size_t j = 0; j < kLineSlots; ++j) {
+        Slot& r2 = table_[alt + j];
+        const size_t alt2 = otherLine(r2.hash, alt);
+        if (alt2 == line) continue;  // would go back to the full line
+        if (const unsigned e = emptyIn(alt2)) {
+          table_[alt2 + static_cast<size_t>(std::countr_zero(e))] = r2;
+          r2 = r;
+          r = Slot{h, 0, kNoOverflow};
+          return &r;
+        }
+      }
+    }
+  }
+  return nullptr;
 }
 
 void PrefixIndex::eraseSlot(Slot* s) {
-  const size_t mask = table_.size() - 1;
-  size_t hole = static_cast<size_t>(s - table_.data());
-  table_[hole] = Slot{};
+  *s = Slot{};
   --size_;
-  // Backward-shift: move later members of the probe run into the hole when their home allows.
-  for (size_t i = (hole + 1) & mask;; i = (i + 1) & mask) {
-    Slot& cur = table_[i];
-    if (isEmpty(cur)) return;
-    const size_t want = home(cur.hash);
-    // cur may move to `hole` iff hole lies cyclically in [want, i).
-    if (((i - want) & mask) >= ((i - hole) & mask)) {
-      table_[hole] = cur;
-      cur = Slot{};
-      hole = i;
-    }
-  }
 }
 
-void PrefixIndex::grow() {
+void PrefixIndex::grow() { rebuild(table_.size() * 2); }
+
+void PrefixIndex::rebuild(size_t capacity) {
   std::vector<Slot, HugePageAllocator<Slot>> old;
   old.swap(table_);
-  table_.assign(old.size() * 2, Slot{});
-  shift_ -= 1;
-  const size_t mask = table_.size() - 1;
-  for (const Slot& s : old) {
-    if (isEmpty(s)) continue;
-    size_t i = home(s.hash);
-    while (!isEmpty(table_[i])) i = (i + 1) & mask;
-    table_[i] = s;
+  for (bool placed = false; !placed; capacity *= 2) {
+    table_.assign(capacity, Slot{});
+    shift_ = 64 - std::countr_zero(capacity);
+    line_mask_ = capacity / kLineSlots - 1;
+    placed = true;
+    for (const Slot& s : old) {
+      if (isEmpty(s)) continue;
+      Slot* to = place(s.hash);
+      if (to == nullptr) {
+        placed = false;
+        break;
+      }
+      *to = s;
+    }
   }
 }
 
@@ -354,30 +389,12 @@ void PrefixIndex::removeBlock(WorkerSlot worker, BlockHash h, uint32_t bits) {
   onMaskChange(worker, prev, prev & ~(bits | kPredictedBit));
 }
 
-// Stage 2 reads only each op's home line (requested in stage 1): where the probe run goes on
-// past it (an insert's run, or the slots an erase shifts back), the next line is requested
-// instead of read, so no op waits on a second miss of its own before processing.
+// Stage 1 requests both candidate lines of every op; stage 2 reads them (the slot is found
+// without a miss of its own) and requests the holder sets; stage 3 the sets' entries.
 [[gnu::always_inline]] inline void PrefixIndex::prefetchRound(std::span<BlockOp> ops) const {
   for (const BlockOp& op : ops) prefetch(op.hash);
-  const size_t mask = table_.size() - 1;
   for (BlockOp& op : ops) {
-    // The line's 4 slots compared at once, without a branch per slot (in cache: ~33 -> ~30 ns
-    // per block event).
-    const size_t i = home(op.hash);
-    const Slot* line = &table_[i];
-    unsigned match = 0, empty = 0;
-    for (unsigned k = 0; k < 4; ++k) {
-      empty |= static_cast<unsigned>(isEmpty(line[k])) << k;
-      match |= static_cast<unsigned>(line[k].hash == op.hash) << k;
-    }
-    match &= ~empty;
-    const unsigned k = static_cast<unsigned>(std::countr_zero(match | empty | 16u));  // 4: run goes on
-    const bool found = ((match >> k) & 1) != 0;
-    // The next line: the probe run goes on past this one (an insert's), or an erase will shift
-    // back a run that fills the rest of it (no empty slot after the match).
-    const bool next = k == 4 || (found && !op.add && (empty >> k) == 0);
-    __builtin_prefetch(next ? &table_[(i + 4) & mask] : line);
-    const Slot* s = found ? &line[k] : nullptr;
+    const Slot* s = find(op.hash);
     op.set_slot = s != nullptr && s->overflow != kNoOverflow ? s : nullptr;
     if (op.set_slot != nullptr) prefetchSet(op.set_slot);
   }
@@ -462,18 +479,10 @@ void PrefixIndex::removeBlocks(WorkerSlot worker, std::span<const BlockHash> has
 }
 
 void PrefixIndex::clearWorker(WorkerSlot worker) {
-  for (size_t i = 0; i < table_.size();) {
-    Slot& s = table_[i];
-    if (isEmpty(s)) {
-      ++i;
-      continue;
-    }
-    const BlockHash h = s.hash;
-    const uint32_t prev = clearBits(&s, worker, kMaskAll);
+  for (Slot& s : table_) {
+    if (isEmpty(s)) continue;
+    const uint32_t prev = clearBits(&s, worker, kMaskAll);  // an erase only clears the slot
     onMaskChange(worker, prev, 0);
-    // An erase shifts a later slot into i: look at i again.
-    if (isEmpty(table_[i]) || table_[i].hash != h) continue;
-    ++i;
   }
   predictions_.eraseWorker(worker);
 }

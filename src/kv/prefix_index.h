@@ -3,9 +3,14 @@
 // own predictions; answers, for a request's chained block hashes, every worker's overlap: the
 // longest run of leading blocks it holds on any tier, plus a tier-weighted score of that run.
 //
-// Layout (memory-lean, 10M blocks x 1,000 workers): one open-addressing table of 16-byte slots
-// keyed by block hash (linear probing, backward-shift deletion, load <= 0.75). A slot stores its
-// only holder inline as `worker_slot << 5 | tier_mask`; a hash held by 2+ workers points into a
+// Layout (memory-lean, 10M blocks x 1,000 workers): one table of 16-byte slots keyed by block
+// hash, in lines of 4 slots (64 bytes). A hash lives in one of two candidate lines (two-choice
+// hashing: the first line from the top bits of a multiplicative hash, the second another line of
+// the same 4 KiB page): a new hash goes to its first line while that has room, else to the
+// second, else one or two residents move to their other line first; the table doubles when 3/4
+// full (or, very rarely, when no such move frees a slot). A lookup reads at most two lines, both
+// requested up front, and an erase only clears its slot (an empty slot is Slot{}). A slot stores
+// its only holder inline as `worker_slot << 5 | tier_mask`; a hash held by 2+ workers points into a
 // pool of holder sets: a small vector sorted by worker, or, for popular blocks (held by at least
 // kDenseMin workers and 1/16 of all worker slots), a dense form: a bitset of holders plus one mask
 // byte per worker slot. The pool and the sets' storage live on 2 MiB pages (HugePageAllocator,
@@ -194,14 +199,47 @@ class PrefixIndex {
   static constexpr uint32_t kDenseMin = 64;
 
  private:
-  static bool isEmpty(const Slot& s) { return s.holder == 0 && s.overflow == kNoOverflow; }
-  // Homes are the first slot of a 64-byte line (4 slots): a probe run then starts at a line's
-  // first slot and mostly stays within the line that was prefetched (an absent hash's run of ~3
-  // slots crossed into an unprefetched line about half the time from an arbitrary home).
-  // router_bench, 3 interleaved pairs: steady state 5.0-5.5 -> 5.75-5.8 M events+requests/s
-  // in two, equal in the third.
-  size_t home(BlockHash h) const { return ((h * 0x9E3779B97F4A7C15ull) >> shift_) & ~size_t{3}; }
-  void prefetch(BlockHash h) const { __builtin_prefetch(&table_[home(h)]); }
+  static bool isEmpty(const Slot& s) { return (s.holder == 0) & (s.overflow == kNoOverflow); }
+  // The two candidate lines of a hash, as the index of each line's first slot. The second is the
+  // first XOR an odd line offset below 64 (and below the number of lines): another line of the
+  // same 4 KiB page, so that other(h, line) maps either line to the other one.
+  // (Session 9: was linear probing from a line-aligned home with backward-shift erase; at the
+  // 10M-entry table's load of 0.57-0.63 a probe or an erase's shift ran past the prefetched line
+  // often enough that a block event cost 70 ns at 10M entries against 29 in cache.)
+  static constexpr size_t kLineSlots = 4;
+  static uint64_t mix(BlockHash h) { return h * 0x9E3779B97F4A7C15ull; }
+  size_t firstLine(BlockHash h) const { return (mix(h) >> shift_) & ~(kLineSlots - 1); }
+  size_t lineOffset(BlockHash h) const { return ((((mix(h) >> 20) & 63) | 1) & line_mask_) * kLineSlots; }
+  size_t otherLine(BlockHash h, size_t line) const { return line ^ lineOffset(h); }
+  // Always inlined: GCC deems an out-of-line function that only prefetches free of side effects
+  // and deletes its calls.
+  [[gnu::always_inline]] void prefetch(BlockHash h) const {
+    const size_t a = firstLine(h);
+    __builtin_prefetch(&table_[a]);
+    __builtin_prefetch(&table_[a ^ lineOffset(h)]);
+  }
+  // Bit k set: slot k of the line at `line` holds h / is empty.
+  // An empty slot's hash is 0 (erase and rebuild leave Slot{}), so only h == 0 needs the empty
+  // check.
+  unsigned matchIn(size_t line, BlockHash h) const {
+    const Slot* l = &table_[line];
+    unsigned m = 0;
+#pragma GCC unroll 4
+    for (unsigned k = 0; k < kLineSlots; ++k) m |= static_cast<unsigned>(l[k].hash == h) << k;
+    if (h == 0) [[unlikely]] m &= ~emptyIn(line);
+    return m;
+  }
+  unsigned emptyIn(size_t line) const {
+    const Slot* l = &table_[line];
+    unsigned m = 0;
+#pragma GCC unroll 4
+    for (unsigned k = 0; k < kLineSlots; ++k) m |= static_cast<unsigned>(isEmpty(l[k])) << k;
+    return m;
+  }
+  // A slot for a hash not in the table (hash set, no holder: the caller fills it at once): in
+  // its first line, else its second, else after moving residents to their other line; nullptr
+  // when that finds no room (the caller grows the table).
+  Slot* place(BlockHash h);
   static constexpr WorkerSlot kAnyWorker = 0xFFFFFFFFu;
   void prefetchSet(const Slot* s) const;                       // its holder set (if any)
   void prefetchEntry(const Slot* s, WorkerSlot worker) const;  // the part of it to be read
@@ -235,6 +273,7 @@ class PrefixIndex {
   Slot* findOrInsert(BlockHash h);
   void eraseSlot(Slot* s);
   void grow();
+  void rebuild(size_t capacity);
   // Sets `bits` for worker on slot; returns the previous mask.
   uint32_t setBits(Slot* s, WorkerSlot w, uint32_t bits);
   // Clears `bits` for worker on slot (erasing the slot when no holder is left); previous mask.
@@ -264,6 +303,7 @@ class PrefixIndex {
   std::vector<Slot, HugePageAllocator<Slot>> table_;
   size_t size_ = 0;
   int shift_ = 64;
+  size_t line_mask_ = 0;  // lines - 1
   size_t num_entries_ = 0;
   // Holder sets in chunks that never move: a growing pool copies nothing, and each chunk is on
   // 2 MiB pages from its first set (a 4 KiB page fault per 46 new sets costs ~12 us each on the

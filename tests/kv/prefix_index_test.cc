@@ -205,5 +205,68 @@ TEST(PrefixIndexTest, ClearAndReleaseWorker) {
   EXPECT_EQ(index.blocksOf(a), 0u);
 }
 
+// The table at its growth load (3/4 of the slots; each hash has two candidate lines of 4 slots),
+// churned: inserts into two full lines must move residents to their other line, and no hash may
+// be lost, duplicated or found where it is not.
+TEST(PrefixIndexTest, TableAtItsGrowthLoadKeepsEveryHash) {
+  PrefixIndexOptions opts;
+  opts.initial_capacity = 1024;
+  PrefixIndex index(opts);
+  const WorkerSlot w = index.internWorker(1);
+  const size_t bytes = index.memoryBytes();  // 1,024 slots
+  std::mt19937_64 rng(7);
+  std::vector<BlockHash> live;
+  std::set<BlockHash> present;
+  while (live.size() < 767) {  // 767 + 1 = 768 slots: the last insert before the table doubles
+    const BlockHash h = rng() % 3 == 0 ? rng() % 5000 : rng();
+    if (!present.insert(h).second) continue;
+    live.push_back(h);
+    index.addBlocks(w, std::vector<BlockHash>{h}, Tier::kDevice);
+  }
+  for (int step = 0; step < 20000; ++step) {
+    const size_t i = rng() % live.size();
+    index.removeBlocks(w, std::vector<BlockHash>{live[i]}, Tier::kDevice);
+    present.erase(live[i]);
+    BlockHash h;
+    do h = rng() % 3 == 0 ? rng() % 5000 : rng(); while (present.count(h));
+    present.insert(h);
+    live[i] = h;
+    index.addBlocks(w, std::vector<BlockHash>{h}, Tier::kDevice);
+    if (step % 1000 == 0 || step == 19999) {
+      ASSERT_EQ(index.numHashes(), 767u) << "step " << step;
+      ASSERT_EQ(index.numEntries(), 767u) << "step " << step;
+      for (BlockHash x : live) ASSERT_EQ(index.mask(x, w), 1u) << "step " << step;
+      for (BlockHash x = 0; x < 5000; ++x) ASSERT_EQ(index.mask(x, w), present.count(x) ? 1u : 0u) << x;
+    }
+  }
+  EXPECT_EQ(index.memoryBytes(), bytes);  // the moves found room: the table never doubled
+}
+
+// An empty slot's hash field is 0: hash 0 must still be found only where it is stored.
+TEST(PrefixIndexTest, HashZeroIsAHashLikeAnyOther) {
+  PrefixIndex index;
+  const WorkerSlot a = index.internWorker(1);
+  const WorkerSlot b = index.internWorker(2);
+  std::vector<WorkerOverlap> out;
+  EXPECT_EQ(index.mask(0, a), 0u);
+  index.findOverlaps(std::vector<BlockHash>{0, 1}, out);
+  EXPECT_TRUE(out.empty());
+  index.addBlocks(b, std::vector<BlockHash>{0, 1}, Tier::kDevice);
+  EXPECT_EQ(index.mask(0, b), 1u);
+  EXPECT_EQ(index.mask(0, a), 0u);
+  index.findOverlaps(std::vector<BlockHash>{0, 1}, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker, b);
+  EXPECT_EQ(out[0].blocks, 2);
+  index.removeBlocks(b, std::vector<BlockHash>{0}, Tier::kDevice);
+  EXPECT_EQ(index.mask(0, b), 0u);
+  EXPECT_EQ(index.numHashes(), 1u);
+  index.findOverlaps(std::vector<BlockHash>{0, 1}, out);
+  EXPECT_TRUE(out.empty());
+  index.predict(a, std::vector<BlockHash>{0}, 0);
+  EXPECT_EQ(index.mask(0, a), PrefixIndex::kPredictedBit);
+  EXPECT_EQ(index.numHashes(), 2u);
+}
+
 }  // namespace
 }  // namespace turbine::kv
