@@ -101,6 +101,9 @@ int main(int argc, char** argv) {
 
   router::KvRouterOptions opts;
   opts.exhaustive = exhaustive;
+  // Predictions live 1 s after a decision (10 s by default): each timed phase runs ~2 s, so it
+  // pays for dropping expired predictions at the rate it makes them, as a long run does.
+  opts.prediction_ttl_ms = 1000;
   router::KvRouter router(opts);
   for (int w = 1; w <= workers; ++w) router.addWorker({static_cast<kv::WorkerId>(w), "m", "agg", 16, 100000});
 

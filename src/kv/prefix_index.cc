@@ -376,7 +376,7 @@ void PrefixIndex::addBlock(WorkerSlot worker, BlockHash h, uint32_t bit) {
   if (now & kPredictedBit) {
     clearBits(s, worker, kPredictedBit);  // never erases: the tier bit stays
     now &= ~kPredictedBit;
-    predictions_.erase(h, worker);
+    if (options_.refresh_predictions) predictions_.erase(h, worker);
   }
   onMaskChange(worker, prev, now);
 }
@@ -385,7 +385,7 @@ void PrefixIndex::removeBlock(WorkerSlot worker, BlockHash h, uint32_t bits) {
   Slot* s = find(h);
   if (s == nullptr) return;
   const uint32_t prev = clearBits(s, worker, bits | kPredictedBit);
-  if (prev & kPredictedBit) predictions_.erase(h, worker);
+  if ((prev & kPredictedBit) && options_.refresh_predictions) predictions_.erase(h, worker);
   onMaskChange(worker, prev, prev & ~(bits | kPredictedBit));
 }
 
@@ -485,6 +485,7 @@ void PrefixIndex::clearWorker(WorkerSlot worker) {
     onMaskChange(worker, prev, 0);
   }
   predictions_.eraseWorker(worker);
+  log_.forgetWorker(worker);
 }
 
 // ---- predictions ---------------------------------------------------------------------------
@@ -514,21 +515,52 @@ void PrefixIndex::predict(WorkerSlot worker, std::span<const BlockHash> hashes, 
                                 : holderMask(holders(s->overflow), worker);
       if (held & kRealTiers) continue;  // the worker holds it for real: nothing to predict
       predict_scratch_.push_back(round[k]);
-      predictions_.prefetch(round[k], worker);
+      if (options_.refresh_predictions) predictions_.prefetch(round[k], worker);
     }
     // The index's updates first (their lines are in cache), the prediction entries after: the
     // entries requested above arrive meanwhile (steady-state predict ~3% faster, 3 alternated
     // runs each; within this VM's noise).
-    for (BlockHash h : predict_scratch_) {
+    size_t fresh = 0;  // predict_scratch_[0, fresh): the blocks newly predicted
+    for (size_t k = 0; k < predict_scratch_.size(); ++k) {
+      const BlockHash h = predict_scratch_[k];
       Slot* s = findOrInsert(h);
       const uint32_t prev = setBits(s, worker, kPredictedBit);
       onMaskChange(worker, prev, prev | kPredictedBit);
+      if ((prev & kPredictedBit) == 0) predict_scratch_[fresh++] = h;
     }
-    for (BlockHash h : predict_scratch_) predictions_.touch(h, worker, now_us);
+    if (options_.refresh_predictions) {
+      for (BlockHash h : predict_scratch_) predictions_.touch(h, worker, now_us);
+    } else {
+      log_.append(now_us, worker, std::span(predict_scratch_).first(fresh));
+    }
   }
 }
 
+// In rounds: the record's lines requested, then each block's predicted bit cleared.
+void PrefixIndex::dropOldestRecord() {
+  const PredictionLog::Record r = log_.front();
+  for (size_t b = 0; b < r.count && r.worker != PredictionLog::kNoWorker; b += kRound) {
+    const size_t n = std::min<size_t>(kRound, r.count - b);
+    for (size_t k = 0; k < n; ++k) prefetch(log_.frontHash(b + k));
+    for (size_t k = 0; k < n; ++k) {
+      if (Slot* s = find(log_.frontHash(b + k))) {
+        const uint32_t prev = clearBits(s, r.worker, kPredictedBit);
+        onMaskChange(r.worker, prev, prev & ~kPredictedBit);
+      }
+    }
+  }
+  log_.popFront();
+}
+
 void PrefixIndex::expirePredictions(int64_t now_us) {
+  if (!options_.refresh_predictions) {
+    const size_t cap = options_.prediction_cap;
+    while (!log_.empty() && (now_us - log_.front().time_us > options_.prediction_ttl_us ||
+                             num_predictions_ > cap || log_.hashes() > cap)) {
+      dropOldestRecord();
+    }
+    return;
+  }
   predictions_.expire(now_us, options_.prediction_ttl_us, options_.prediction_cap,
                       [this](BlockHash h, WorkerSlot w) {
                         if (Slot* s = find(h)) {
@@ -717,7 +749,7 @@ size_t PrefixIndex::memoryBytes() const {
       bytes += h.list.capacity() * sizeof(uint32_t) + h.bits.capacity() * 8 + h.masks.capacity();
     }
   }
-  bytes += predictions_.memoryBytes();
+  bytes += predictions_.memoryBytes() + log_.memoryBytes();
   bytes += slot_ids_.capacity() * (sizeof(WorkerId) + sizeof(size_t) + 4 + 4 + 8 + 24);
   bytes += (alive_.capacity() + next_.capacity()) * 8;
   return bytes;

@@ -28,8 +28,10 @@
 // query in steady state.
 //
 // Predictions expire: each has a last-touch time (PredictionLru); the oldest are dropped when
-// older than the TTL or when more than `prediction_cap` are live. A stored or removed event for
-// (worker, hash) replaces the prediction with the truth.
+// older than the TTL or when more than `prediction_cap` are live. Or, with
+// refresh_predictions false (KV events), each decision's are one record (PredictionLog), dropped
+// TTL after the decision. A stored or removed event for (worker, hash) replaces the prediction
+// with the truth.
 //
 // Workers are interned to dense slots (0..); clearWorker() scans the whole table (O(capacity),
 // rare: AllCleared, a worker leaving).
@@ -48,6 +50,7 @@
 #include "kv/block_hash.h"
 #include "kv/huge_page_allocator.h"
 #include "kv/kv_events.h"
+#include "kv/prediction_log.h"
 #include "kv/prediction_lru.h"
 
 namespace turbine::kv {
@@ -60,6 +63,13 @@ struct PrefixIndexOptions {
   std::array<double, kNumTiers> tier_weights = {1.0, 0.75, 0.5, 0.25};
   int64_t prediction_ttl_us = 30'000'000;  // a prediction lives this long after its last touch
   size_t prediction_cap = 1 << 22;         // live predictions at most (oldest dropped first)
+  // How predictions age. true: each (block, worker) has its last-touch time (PredictionLru); a
+  // prediction made again lives on. Approximate mode needs this: its index is nothing but
+  // predictions, and a reused prefix must stay. false (with KV events): a decision's new
+  // predictions are one record (PredictionLog), dropped when the record is older than the TTL
+  // (or when more than prediction_cap are live, or the log holds more than prediction_cap
+  // hashes); one append per decision instead of a table entry per block and a lookup per event.
+  bool refresh_predictions = true;
   size_t initial_capacity = 1024;          // table slots (rounded up to a power of two)
 };
 
@@ -322,8 +332,10 @@ class PrefixIndex {
   std::vector<WorkerSlot> free_slots_;
   std::vector<size_t> worker_entries_;
 
-  PredictionLru predictions_;
+  PredictionLru predictions_;  // refresh_predictions
+  PredictionLog log_;           // !refresh_predictions
   size_t num_predictions_ = 0;
+  void dropOldestRecord();      // clears the predicted bits log_.front() still has
 
   // findOverlaps scratch: bitsets over worker slots, and per-slot partial-weight accumulators.
   std::vector<uint64_t> alive_;

@@ -25,6 +25,7 @@ kv::PrefixIndexOptions indexOptions(const KvRouterOptions& o) {
   io.tier_weights = o.tier_weights;
   io.prediction_ttl_us = (o.use_kv_events ? o.prediction_ttl_ms : o.approx_ttl_ms) * 1000;
   io.prediction_cap = o.prediction_cap;
+  io.refresh_predictions = !o.use_kv_events;  // with events, per-decision records (PredictionLog)
   // The table doubles when more than 3/4 full.
   if (o.index_blocks > 0) {
     io.initial_capacity = std::max(io.initial_capacity, o.index_blocks / 3 * 4 + 4);

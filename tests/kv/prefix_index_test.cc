@@ -205,6 +205,66 @@ TEST(PrefixIndexTest, ClearAndReleaseWorker) {
   EXPECT_EQ(index.blocksOf(a), 0u);
 }
 
+// With refresh_predictions false (KV events): a decision's new predictions live TTL after that
+// decision; a later decision predicting them again does not extend them; events replace them and
+// their record's expiry then leaves the real entry alone; the cap drops the oldest records.
+TEST(PrefixIndexTest, PerDecisionPredictionsExpireWithTheirDecision) {
+  PrefixIndexOptions opts;
+  opts.prediction_ttl_us = 1000;
+  opts.prediction_cap = 6;
+  opts.refresh_predictions = false;
+  PrefixIndex index(opts);
+  const WorkerSlot w = index.internWorker(7);
+  const WorkerSlot v = index.internWorker(8);
+  index.predict(w, std::vector<BlockHash>{1, 2, 3}, 0);
+  EXPECT_EQ(index.numPredictions(), 3u);
+  index.addBlocks(w, std::vector<BlockHash>{1}, Tier::kDevice);  // confirmed by an event
+  EXPECT_EQ(index.mask(1, w), 1u);
+  index.predict(w, std::vector<BlockHash>{2, 4}, 900);  // 2 again (not extended), 4 new
+  index.predict(v, std::vector<BlockHash>{1}, 900);     // another worker's
+  EXPECT_EQ(index.numPredictions(), 4u);                // 2, 3, 4 on w; 1 on v
+  index.expirePredictions(1000);  // nothing older than the TTL yet
+  EXPECT_EQ(index.numPredictions(), 4u);
+  index.expirePredictions(1001);  // the first decision's record: 2 and 3 go, 1 stays real
+  EXPECT_EQ(index.mask(1, w), 1u);
+  EXPECT_EQ(index.mask(2, w), 0u);
+  EXPECT_EQ(index.mask(3, w), 0u);
+  EXPECT_EQ(index.mask(4, w), PrefixIndex::kPredictedBit);
+  EXPECT_EQ(index.mask(1, v), PrefixIndex::kPredictedBit);
+  EXPECT_EQ(index.numPredictions(), 2u);
+  EXPECT_EQ(index.numEntries(), 3u);
+  index.expirePredictions(1901);
+  EXPECT_EQ(index.numPredictions(), 0u);
+  EXPECT_EQ(index.numEntries(), 1u);
+  EXPECT_EQ(index.numHashes(), 1u);  // predicted-only hashes left the table
+  // Cap 6: 8 fresh predictions in 4 decisions, the oldest decision goes.
+  for (BlockHash h = 10; h < 18; h += 2) index.predict(w, std::vector<BlockHash>{h, h + 1}, 2000 + h);
+  EXPECT_EQ(index.numPredictions(), 8u);
+  index.expirePredictions(2100);
+  EXPECT_EQ(index.numPredictions(), 6u);
+  EXPECT_EQ(index.mask(10, w), 0u);
+  EXPECT_EQ(index.mask(11, w), 0u);
+  EXPECT_EQ(index.mask(12, w), PrefixIndex::kPredictedBit);
+  // A worker that leaves: its records no longer name its (recycled) slot.
+  index.releaseWorker(7);
+  const WorkerSlot u = index.internWorker(9);
+  ASSERT_EQ(u, w);
+  index.predict(u, std::vector<BlockHash>{14}, 2200);
+  index.expirePredictions(3100);  // w's old records are past the TTL; u's is not
+  EXPECT_EQ(index.mask(14, u), PrefixIndex::kPredictedBit);
+  index.expirePredictions(3201);
+  EXPECT_EQ(index.numPredictions(), 0u);
+  // The log holds at most `cap` hashes, confirmed ones included: the oldest record goes first.
+  index.predict(u, std::vector<BlockHash>{20, 21, 22, 23}, 4000);
+  index.addBlocks(u, std::vector<BlockHash>{20, 21, 22}, Tier::kDevice);
+  index.predict(u, std::vector<BlockHash>{24, 25, 26, 27}, 4001);
+  EXPECT_EQ(index.numPredictions(), 5u);  // within the cap, but 8 hashes logged
+  index.expirePredictions(4002);          // the first record goes: 23's prediction with it
+  EXPECT_EQ(index.numPredictions(), 4u);
+  EXPECT_EQ(index.mask(23, u), 0u);
+  EXPECT_EQ(index.mask(20, u), 1u);
+}
+
 // The table at its growth load (3/4 of the slots; each hash has two candidate lines of 4 slots),
 // churned: inserts into two full lines must move residents to their other line, and no hash may
 // be lost, duplicated or found where it is not.
