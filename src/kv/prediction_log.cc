@@ -1,48 +1,65 @@
 #include "kv/prediction_log.h"
 
+#include <algorithm>
+#include <bit>
+
+#include "kv/huge_page_allocator.h"
+
 namespace turbine::kv {
 
 namespace {
-constexpr size_t kInitialRecords = 1024;
-constexpr size_t kInitialHashes = 16384;
-}  // namespace
 
-template <class T>
-void PredictionLog::Ring<T>::push(const T& v) {
-  if (count == items.size()) {  // full: double, oldest first at 0
-    std::vector<T, HugePageAllocator<T>> bigger(items.size() * 2);
-    for (size_t k = 0; k < count; ++k) bigger[k] = at(k);
-    items.swap(bigger);
-    head = 0;
-  }
-  items[(head + count) & (items.size() - 1)] = v;
-  ++count;
+// Ring storage: a mapping of its own on 2 MiB pages (allocateHugePages), touched only as the
+// ring fills, so a router that never predicts this way, or predicts little, pays nothing for it.
+size_t ringBytes(size_t items, size_t size) {
+  return (items * size + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
 }
 
-PredictionLog::PredictionLog() {
-  records_.items.resize(kInitialRecords);
-  hashes_.items.resize(kInitialHashes);
+}  // namespace
+
+PredictionLog::PredictionLog(size_t max_hashes)
+    : hash_cap_(std::bit_ceil(std::max<size_t>(max_hashes, size_t{1} << 16))), record_cap_(hash_cap_ / 4) {}
+
+PredictionLog::~PredictionLog() {
+  if (hash_ring_ != nullptr) freeHugePages(hash_ring_, ringBytes(hash_cap_, sizeof(BlockHash)));
+  if (record_ring_ != nullptr) freeHugePages(record_ring_, ringBytes(record_cap_, sizeof(Record)));
 }
 
 void PredictionLog::append(int64_t now_us, uint32_t worker, std::span<const BlockHash> hashes) {
   if (hashes.empty()) return;
-  records_.push(Record{now_us, worker, static_cast<uint32_t>(hashes.size())});
-  for (BlockHash h : hashes) hashes_.push(h);
+  if (hash_ring_ == nullptr) {
+    hash_ring_ = static_cast<BlockHash*>(allocateHugePages(ringBytes(hash_cap_, sizeof(BlockHash))));
+    record_ring_ = static_cast<Record*>(allocateHugePages(ringBytes(record_cap_, sizeof(Record))));
+  }
+  const size_t r = (record_head_ + records_) & (record_cap_ - 1);
+  record_ring_[r] = Record{now_us, worker, static_cast<uint32_t>(hashes.size())};
+  ++records_;
+  records_touched_ = std::max(records_touched_, std::min(record_cap_, r + 1));
+  size_t h = (hash_head_ + hashes_) & (hash_cap_ - 1);
+  for (BlockHash x : hashes) {
+    hash_ring_[h] = x;
+    hashes_touched_ = std::max(hashes_touched_, h + 1);
+    h = (h + 1) & (hash_cap_ - 1);
+  }
+  hashes_ += hashes.size();
 }
 
 void PredictionLog::popFront() {
-  hashes_.pop(records_.front().count);
-  records_.pop(1);
+  hash_head_ = (hash_head_ + front().count) & (hash_cap_ - 1);
+  hashes_ -= front().count;
+  record_head_ = (record_head_ + 1) & (record_cap_ - 1);
+  --records_;
 }
 
 void PredictionLog::forgetWorker(uint32_t worker) {
-  for (size_t k = 0; k < records_.count; ++k) {
-    if (records_.at(k).worker == worker) records_.at(k).worker = kNoWorker;
+  for (size_t k = 0; k < records_; ++k) {
+    Record& r = record_ring_[(record_head_ + k) & (record_cap_ - 1)];
+    if (r.worker == worker) r.worker = kNoWorker;
   }
 }
 
 size_t PredictionLog::memoryBytes() const {
-  return records_.items.capacity() * sizeof(Record) + hashes_.items.capacity() * sizeof(BlockHash);
+  return hashes_touched_ * sizeof(BlockHash) + records_touched_ * sizeof(Record);
 }
 
 }  // namespace turbine::kv

@@ -9,8 +9,9 @@
 // decision makes again is not extended: it goes with the first record that made it (early, never
 // late). A record whose blocks were confirmed meanwhile costs a lookup that finds nothing to drop.
 //
-// Two rings (records, and their hashes in order) on 2 MiB pages, grown by doubling; no heap
-// allocation per decision in steady state.
+// Two rings of fixed capacity (records, and their hashes in order), mapped on first use on 2 MiB
+// pages and never moved or grown: the owner drops the oldest records when an append would not
+// fit (fits()). No allocation, copy or page fault per decision once the rings have wrapped.
 //
 // Thread safety: not thread-safe (PrefixIndex's owner serializes access).
 #pragma once
@@ -18,10 +19,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
-#include <vector>
 
 #include "kv/block_hash.h"
-#include "kv/huge_page_allocator.h"
 
 namespace turbine::kv {
 
@@ -34,38 +33,39 @@ class PredictionLog {
     uint32_t count = 0;  // its hashes: the next `count` of the hash ring
   };
 
-  PredictionLog();
+  // Room for at least `max_hashes` hashes (rounded up to a power of two, at least 2^16) and a
+  // quarter as many records.
+  explicit PredictionLog(size_t max_hashes);
+  ~PredictionLog();
+  PredictionLog(const PredictionLog&) = delete;
+  PredictionLog& operator=(const PredictionLog&) = delete;
 
-  // Appends a record (nothing when `hashes` is empty).
+  size_t maxHashes() const { return hash_cap_; }
+  // Whether `records` records of n hashes in all can be appended now.
+  bool fits(size_t n, size_t records = 1) const {
+    return hashes_ + n <= hash_cap_ && records_ + records <= record_cap_;
+  }
+  // Appends a record (nothing when `hashes` is empty); fits(hashes.size()) must hold.
   void append(int64_t now_us, uint32_t worker, std::span<const BlockHash> hashes);
-  bool empty() const { return records_.count == 0; }
-  size_t records() const { return records_.count; }
-  size_t hashes() const { return hashes_.count; }
+  bool empty() const { return records_ == 0; }
+  size_t records() const { return records_; }
+  size_t hashes() const { return hashes_; }
   // The oldest record and its k-th hash.
-  const Record& front() const { return records_.front(); }
-  BlockHash frontHash(size_t k) const { return hashes_.at(k); }
+  const Record& front() const { return record_ring_[record_head_]; }
+  BlockHash frontHash(size_t k) const { return hash_ring_[(hash_head_ + k) & (hash_cap_ - 1)]; }
   void popFront();
   // The worker's records are kept but name no worker (its slot may be recycled).
   void forgetWorker(uint32_t worker);
+  // Bytes of the rings touched so far (their mappings are reserved in full on first use).
   size_t memoryBytes() const;
 
  private:
-  template <class T>
-  struct Ring {
-    std::vector<T, HugePageAllocator<T>> items;  // size a power of two
-    size_t head = 0;
-    size_t count = 0;
-    const T& front() const { return items[head]; }
-    const T& at(size_t k) const { return items[(head + k) & (items.size() - 1)]; }
-    T& at(size_t k) { return items[(head + k) & (items.size() - 1)]; }
-    void push(const T& v);
-    void pop(size_t n) {
-      head = (head + n) & (items.size() - 1);
-      count -= n;
-    }
-  };
-  Ring<Record> records_;
-  Ring<BlockHash> hashes_;
+  size_t hash_cap_ = 0, record_cap_ = 0;  // powers of two
+  BlockHash* hash_ring_ = nullptr;
+  Record* record_ring_ = nullptr;
+  size_t hash_head_ = 0, hashes_ = 0;
+  size_t record_head_ = 0, records_ = 0;
+  size_t hashes_touched_ = 0, records_touched_ = 0;  // high-water marks of the rings
 };
 
 }  // namespace turbine::kv

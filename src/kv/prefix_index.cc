@@ -14,7 +14,7 @@ bool byWorker(uint32_t packed, uint32_t worker) { return (packed >> 5) < worker;
 
 }  // namespace
 
-PrefixIndex::PrefixIndex(const PrefixIndexOptions& options) : options_(options) {
+PrefixIndex::PrefixIndex(const PrefixIndexOptions& options) : options_(options), log_(options.prediction_cap) {
   for (uint32_t m = 1; m < 32; ++m) {
     double best = (m & kPredictedBit) ? 1.0 : 0.0;
     for (int t = 0; t < kNumTiers; ++t) {
@@ -497,6 +497,12 @@ void PrefixIndex::clearWorker(WorkerSlot worker) {
 // three times.) Requesting every block's prediction entry up front fetched 32 lines per decision
 // even when the chosen worker held the whole prompt (session 4).
 void PrefixIndex::predict(WorkerSlot worker, std::span<const BlockHash> hashes, int64_t now_us) {
+  if (!options_.refresh_predictions) {
+    // Room in the log for this decision's records (one per round), the oldest dropped first.
+    hashes = hashes.first(std::min(hashes.size(), log_.maxHashes()));
+    const size_t rounds = (hashes.size() + kRound - 1) / kRound;
+    while (!log_.empty() && !log_.fits(hashes.size(), rounds)) dropOldestRecord();
+  }
   for (size_t b = 0; b < hashes.size(); b += kRound) {
     const auto round = hashes.subspan(b, std::min(kRound, hashes.size() - b));
     for (BlockHash h : round) prefetch(h);

@@ -265,6 +265,23 @@ TEST(PrefixIndexTest, PerDecisionPredictionsExpireWithTheirDecision) {
   EXPECT_EQ(index.mask(20, u), 1u);
 }
 
+// The log's rings are fixed (65,536 hashes, 16,384 records at least): a decision that finds them
+// full drops the oldest records first, whatever their age.
+TEST(PrefixIndexTest, AFullPredictionLogDropsItsOldestRecords) {
+  PrefixIndexOptions opts;
+  opts.prediction_ttl_us = int64_t{1} << 40;
+  opts.prediction_cap = 1000;  // (expirePredictions is not called: only the rings' size acts)
+  opts.refresh_predictions = false;
+  PrefixIndex index(opts);
+  const WorkerSlot w = index.internWorker(1);
+  for (BlockHash h = 1; h <= 20000; ++h) index.predict(w, std::vector<BlockHash>{h}, static_cast<int64_t>(h));
+  EXPECT_EQ(index.numPredictions(), 16384u);
+  EXPECT_EQ(index.mask(1, w), 0u);
+  EXPECT_EQ(index.mask(20000 - 16384, w), 0u);
+  EXPECT_EQ(index.mask(20000 - 16383, w), PrefixIndex::kPredictedBit);
+  EXPECT_EQ(index.mask(20000, w), PrefixIndex::kPredictedBit);
+}
+
 // The table at its growth load (3/4 of the slots; each hash has two candidate lines of 4 slots),
 // churned: inserts into two full lines must move residents to their other line, and no hash may
 // be lost, duplicated or found where it is not.
