@@ -520,6 +520,8 @@ void PrefixIndex::predict(WorkerSlot worker, std::span<const BlockHash> hashes, 
                                 ? ((s->holder >> kMaskBits) == worker ? (s->holder & kMaskAll) : 0)
                                 : holderMask(holders(s->overflow), worker);
       if (held & kRealTiers) continue;  // the worker holds it for real: nothing to predict
+      // Already predicted there: a log record made it and keeps it (a later one does not extend it).
+      if ((held & kPredictedBit) && !options_.refresh_predictions) continue;
       predict_scratch_.push_back(round[k]);
       if (options_.refresh_predictions) predictions_.prefetch(round[k], worker);
     }
