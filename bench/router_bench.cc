@@ -77,6 +77,32 @@ void printStallProbe(double seconds) {
               gaps.empty() ? 0LL : static_cast<long long>(gaps[gaps.size() * 9 / 10]));
 }
 
+// The machine's random-access memory throughput right now, which bounds the index's event and
+// walk rounds: 64-byte lines at random over 256 MiB of huge pages, 64 requested before any is
+// read and written (as a round does). On the KVM guest these figures come from it moves between
+// ~9.5 and ~14 ns per line within the hour, and the router's throughput with it.
+void printMemoryProbe() {
+  constexpr size_t kBytes = size_t{256} << 20, kLines = kBytes / 64, kBatch = 64, kReads = 2'000'000;
+  auto* p = static_cast<char*>(kv::allocateHugePages(kBytes));
+  for (size_t i = 0; i < kBytes; i += 4096) p[i] = 1;  // fault every page in first
+  std::mt19937_64 rng(9);
+  std::vector<size_t> at(kReads);
+  for (auto& a : at) a = (rng() % kLines) * 64;
+  uint64_t sum = 0;
+  const auto t0 = Clock::now();
+  for (size_t b = 0; b < kReads; b += kBatch) {
+    for (size_t k = 0; k < kBatch; ++k) __builtin_prefetch(p + at[b + k]);
+    for (size_t k = 0; k < kBatch; ++k) {
+      sum += static_cast<uint64_t>(p[at[b + k]]);
+      p[at[b + k] + 8] = 1;
+    }
+  }
+  const double ns = secondsSince(t0) * 1e9 / kReads;
+  kv::freeHugePages(p, kBytes);
+  std::printf("machine memory: random 64-byte lines over 256 MiB, 64 in flight: %.1f ns each%s\n", ns,
+              sum == 0 ? " (?)" : "");
+}
+
 // Page faults of this process so far (minor + major). A fault in a timed loop is memory touched
 // for the first time: ~12 us per 4 KiB page on the KVM guest, ~1 us on bare metal.
 long pageFaults() {
@@ -95,6 +121,7 @@ int main(int argc, char** argv) {
   const bool exhaustive = argc > 4 && std::string(argv[4]) == "exhaustive";
   constexpr int kChain = 32;       // blocks per stored event (one prompt)
   printStallProbe(1.0);
+  printMemoryProbe();
   std::mt19937_64 rng(1);
   std::vector<std::vector<kv::BlockHash>> popular(64);
   for (auto& p : popular) for (int i = 0; i < 16; ++i) p.push_back(rng());
@@ -349,5 +376,6 @@ int main(int argc, char** argv) {
     std::printf("events+requests (small messages, one core): %.2f M/s in router calls\n",
                 (double(blocks_n) + decisions) / router_s / 1e6);
   }
+  printMemoryProbe();  // again: the machine may have moved during the phases
   return 0;
 }
