@@ -259,10 +259,11 @@ class PrefixIndex {
     WorkerSlot worker;
     uint32_t bits;  // the tier bit
     bool add;
-    const Slot* set_slot;  // prefetchRound's scratch: the slot, when it has a holder set
+    const Slot* slot;  // prefetchRound's scratch: the slot found then (nullptr: absent)
   };
-  void addBlock(WorkerSlot worker, BlockHash h, uint32_t bit);
-  void removeBlock(WorkerSlot worker, BlockHash h, uint32_t bits);
+  // `at`: h's slot if the caller knows it, else nullptr (looked up).
+  void addBlock(WorkerSlot worker, BlockHash h, uint32_t bit, Slot* at);
+  void removeBlock(WorkerSlot worker, BlockHash h, uint32_t bits, Slot* at);
   // Events are applied in rounds of up to kRound blocks (ops_scratch_): prefetchRound, then
   // each op in order. applyViews gathers the rounds from events of either form.
   struct EventView {
