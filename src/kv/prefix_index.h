@@ -7,17 +7,18 @@
 // hash, in lines of 4 slots (64 bytes). A hash lives in one of two candidate lines (two-choice
 // hashing: the first line from the top bits of a multiplicative hash, the second another line of
 // the same 4 KiB page): a new hash goes to its first line while that has room, else to the
-// second, else one or two residents move to their other line first; the table doubles when 3/4
-// full (or, very rarely, when no such move frees a slot). A lookup reads at most two lines, both
-// requested up front, and an erase only clears its slot (an empty slot is Slot{}). A slot stores
-// its only holder inline as `worker_slot << 5 | tier_mask`; a hash held by 2+ workers points into a
-// pool of holder sets: a small vector sorted by worker, or, for popular blocks (held by at least
-// kDenseMin workers and 1/16 of all worker slots), a dense form: a bitset of holders plus one mask
-// byte per worker slot. The pool and the sets' storage live on 2 MiB pages (HugePageAllocator,
-// SmallBlockArena), so neither a growing index nor a random read of them pays a 4 KiB page's
-// fault or TLB miss. Bits 0..3 of a mask are the tiers (kv::Tier), bit 4 is a router
-// prediction ("routed there, events not seen yet"). Because block hashes are chained, a hash
-// names its whole prefix, so no tree is needed.
+// second, else residents move to their other line first (one, a chain of two, else a bounded
+// random walk); the table doubles when 3/4 full, or when no such move frees a slot (a page's
+// lines can fill first: at 8M slots a doubling came at 0.73 load). A lookup
+// reads at most two lines, both requested up front, and an erase only clears its slot (an empty
+// slot is Slot{}). A slot stores its only holder inline as `worker_slot << 5 | tier_mask`; a
+// hash held by 2+ workers points into a pool of holder sets: a small vector sorted by worker,
+// or, for popular blocks (held by at least kDenseMin workers and 1/16 of all worker slots), a
+// dense form: a bitset of holders plus one mask byte per worker slot. The pool and the sets'
+// storage live on 2 MiB pages (HugePageAllocator, SmallBlockArena), so neither a growing index
+// nor a random read of them pays a 4 KiB page's fault or TLB miss. Bits 0..3 of a mask are the
+// tiers (kv::Tier), bit 4 is a router prediction ("routed there, events not seen yet"). Because
+// block hashes are chained, a hash names its whole prefix, so no tree is needed.
 //
 // Overlap walk: a bitset of the workers still matching, intersected block by block with each
 // block's holders (64 workers per word for dense blocks), stopping at the first block that no
@@ -250,6 +251,7 @@ class PrefixIndex {
   // its first line, else its second, else after moving residents to their other line; nullptr
   // when that finds no room (the caller grows the table).
   Slot* place(BlockHash h);
+  Slot* placeByWalk(BlockHash h, size_t line);  // place()'s last resort, from h's first line
   static constexpr WorkerSlot kAnyWorker = 0xFFFFFFFFu;
   void prefetchSet(const Slot* s) const;                       // its holder set (if any)
   void prefetchEntry(const Slot* s, WorkerSlot worker) const;  // the part of it to be read

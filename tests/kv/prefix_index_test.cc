@@ -319,6 +319,51 @@ TEST(PrefixIndexTest, TableAtItsGrowthLoadKeepsEveryHash) {
   EXPECT_EQ(index.memoryBytes(), bytes);  // the moves found room: the table never doubled
 }
 
+// Filled to 3/4 of 2^20 slots, the table must not double early. A hash's two lines share a 4 KiB
+// page, so the fullest of 4,096 pages fills first: without the random walk this table doubled at
+// load 0.725 (the one-move and two-move searches found no room), with it at 0.75.
+TEST(PrefixIndexTest, ALargeTableFillsToItsGrowthLoad) {
+  PrefixIndexOptions opts;
+  opts.initial_capacity = size_t{1} << 20;
+  PrefixIndex index(opts);
+  const WorkerSlot w = index.internWorker(1);
+  const size_t bytes = index.memoryBytes();
+  std::mt19937_64 rng(1);
+  std::vector<BlockHash> hs(786431);  // + 1 = 786,432 = 3/4 of the slots
+  for (auto& h : hs) h = rng();
+  index.addBlocks(w, hs, Tier::kDevice);
+  EXPECT_EQ(index.numHashes(), hs.size());
+  EXPECT_EQ(index.memoryBytes(), bytes);
+  for (BlockHash h : hs) ASSERT_EQ(index.mask(h, w), 1u);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(index.mask(rng(), w), 0u);
+}
+
+// Nine hashes whose two candidate lines are the same two lines of a 16-slot table: the ninth
+// finds no room however residents move (the random walk fails and must put every moved slot
+// back), so the table doubles early, and no hash may be lost. White-box: the hashes are chosen
+// with the table's own formula (first line from the top bits of h * golden ratio, the second
+// line's offset from bits 20..25), and the early doubling checks that they still collide.
+TEST(PrefixIndexTest, AFailedRandomWalkPutsEverySlotBack) {
+  PrefixIndexOptions opts;
+  opts.initial_capacity = 16;
+  PrefixIndex index(opts);
+  const WorkerSlot w = index.internWorker(1);
+  const size_t bytes = index.memoryBytes();
+  std::vector<BlockHash> hs;
+  for (BlockHash h = 1; hs.size() < 9; ++h) {
+    const uint64_t g = h * 0x9E3779B97F4A7C15ull;
+    const bool first_line_0 = (g >> 60) < 4;      // slots 0..3
+    const bool second_line_1 = ((g >> 20) & 3) == 1 || ((g >> 20) & 3) == 0;  // offset 1 line
+    if (first_line_0 && second_line_1) hs.push_back(h);
+  }
+  for (size_t i = 0; i < hs.size(); ++i) {
+    index.addBlocks(w, std::span(&hs[i], 1), Tier::kDevice);
+    for (size_t j = 0; j <= i; ++j) ASSERT_EQ(index.mask(hs[j], w), 1u) << i << " " << j;
+    EXPECT_EQ(index.numHashes(), i + 1);
+  }
+  EXPECT_NE(index.memoryBytes(), bytes);  // doubled at 9 hashes, below 3/4 of 16
+}
+
 // An empty slot's hash field is 0: hash 0 must still be found only where it is stored.
 TEST(PrefixIndexTest, HashZeroIsAHashLikeAnyOther) {
   PrefixIndex index;
