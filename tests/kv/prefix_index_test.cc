@@ -203,6 +203,13 @@ TEST(PrefixIndexTest, ClearAndReleaseWorker) {
   EXPECT_FALSE(index.findWorker(1).has_value());
   EXPECT_EQ(index.internWorker(3), a);  // the slot is recycled
   EXPECT_EQ(index.blocksOf(a), 0u);
+  // Worker 1 again: a new slot (a is worker 3's now), and each id keeps its slot.
+  const WorkerSlot again = index.internWorker(1);
+  EXPECT_NE(again, a);
+  EXPECT_EQ(index.workerId(again), 1u);
+  EXPECT_EQ(index.internWorker(3), a);
+  EXPECT_EQ(index.internWorker(1), again);
+  EXPECT_EQ(index.findWorker(3), a);
 }
 
 // With refresh_predictions false (KV events): a decision's new predictions live TTL after that
