@@ -514,9 +514,12 @@ void PrefixIndex::removeBlocks(WorkerSlot worker, std::span<const BlockHash> has
   }
 }
 
+// A scan of the whole table (a worker leaving, or its AllCleared event): empty slots and slots
+// held inline by another worker, most of them, are passed over without a call.
 void PrefixIndex::clearWorker(WorkerSlot worker) {
   for (Slot& s : table_) {
-    if (isEmpty(s)) continue;
+    const bool other = ((s.holder >> kMaskBits) != worker) | (s.holder == 0);  // or empty
+    if ((s.overflow == kNoOverflow) & other) continue;
     const uint32_t prev = clearBits(&s, worker, kMaskAll);  // an erase only clears the slot
     onMaskChange(worker, prev, 0);
   }
