@@ -213,7 +213,7 @@ class PrefixIndex {
   static bool isEmpty(const Slot& s) { return (s.holder == 0) & (s.overflow == kNoOverflow); }
   // The two candidate lines of a hash, as the index of each line's first slot. The second is the
   // first XOR an odd line offset below 64 (and below the number of lines): another line of the
-  // same 4 KiB page, so that other(h, line) maps either line to the other one.
+  // same 4 KiB page, so that otherLine(h, line) maps either line to the other one.
   // (Session 9: was linear probing from a line-aligned home with backward-shift erase; at the
   // 10M-entry table's load of 0.57-0.63 a probe or an erase's shift ran past the prefetched line
   // often enough that a block event cost 70 ns at 10M entries against 29 in cache.)
