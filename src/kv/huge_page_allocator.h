@@ -28,6 +28,10 @@ namespace turbine::kv {
 // huge pages. A mapping of its own, not the malloc heap: a heap range that already holds 4 KiB
 // pages (memory used and freed before) keeps faulting 4 KiB at a time, whatever the advice.
 inline constexpr size_t kHugePageBytes = size_t{2} << 20;
+// `bytes` rounded up to whole huge pages, as allocateHugePages maps them.
+inline constexpr size_t hugePageRounded(size_t bytes) {
+  return (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+}
 inline void* allocateHugePages(size_t bytes) {
 #if defined(__linux__)
   const size_t span = bytes + kHugePageBytes;
@@ -74,7 +78,7 @@ struct HugePageAllocator {
       return static_cast<T*>(SmallBlockArena::instance().allocate(bytes));
     }
     if (bytes < kHugePage) return static_cast<T*>(::operator new(bytes, kLine));
-    return static_cast<T*>(allocateHugePages(rounded(bytes)));
+    return static_cast<T*>(allocateHugePages(hugePageRounded(bytes)));
   }
   void deallocate(T* p, size_t n) {
     const size_t bytes = n * sizeof(T);
@@ -83,14 +87,12 @@ struct HugePageAllocator {
     } else if (bytes < kHugePage) {
       ::operator delete(p, kLine);
     } else {
-      freeHugePages(p, rounded(bytes));
+      freeHugePages(p, hugePageRounded(bytes));
     }
   }
   template <class U>
   bool operator==(const HugePageAllocator<U>&) const { return true; }
 
- private:
-  static size_t rounded(size_t bytes) { return (bytes + kHugePage - 1) / kHugePage * kHugePage; }
 };
 
 }  // namespace turbine::kv

@@ -7,8 +7,8 @@
 // hash, in lines of 4 slots (64 bytes). A hash lives in one of two candidate lines (two-choice
 // hashing: the first line from the top bits of a multiplicative hash, the second another line of
 // the same 4 KiB page): a new hash goes to its first line while that has room, else to the
-// second, else residents move to their other line first (one, a chain of two, else a bounded
-// random walk); the table doubles when 3/4 full, or when no such move frees a slot (a page's
+// second, else residents move to their other line first (one resident, else a bounded random
+// walk); the table doubles when 3/4 full, or when no such move frees a slot (a page's
 // lines can fill first: at 8M slots a doubling came at 0.73 load). A lookup
 // reads at most two lines, both requested up front, and an erase only clears its slot (an empty
 // slot is Slot{}). A slot stores its only holder inline as `worker_slot << 5 | tier_mask`; a

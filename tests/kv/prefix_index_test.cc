@@ -328,7 +328,7 @@ TEST(PrefixIndexTest, TableAtItsGrowthLoadKeepsEveryHash) {
 
 // Filled to 3/4 of 2^20 slots, the table must not double early. A hash's two lines share a 4 KiB
 // page, so the fullest of 4,096 pages fills first: without the random walk this table doubled at
-// load 0.725 (the one-move and two-move searches found no room), with it at 0.75.
+// load 0.725 (searches of one and two moves found no room), with it at 0.75.
 TEST(PrefixIndexTest, ALargeTableFillsToItsGrowthLoad) {
   PrefixIndexOptions opts;
   opts.initial_capacity = size_t{1} << 20;
