@@ -107,7 +107,7 @@ void addRouterOptions(CLI::App* cmd, router::RouterOptions& o) {
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--router-index-blocks", o.index_blocks,
                   "kv router: size the prefix index for this many distinct blocks at start, 16-32 bytes "
-                  "each (0: grow as needed; each doubling pauses routing, ~0.4 s at 10M blocks)")
+                  "each (0: grow as needed, doubling the table a page at a time)")
       ->capture_default_str();
 }
 

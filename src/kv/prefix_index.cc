@@ -24,10 +24,12 @@ PrefixIndex::PrefixIndex(const PrefixIndexOptions& options) : options_(options),
     mask_partial_[m] = best != 1.0;
   }
   const size_t cap = std::bit_ceil(std::max<size_t>(options_.initial_capacity, 16));
-  table_.assign(cap, Slot{});
-  shift_ = 64 - std::countr_zero(cap);
-  line_mask_ = cap / kLineSlots - 1;
+  SlotTable t(cap);
+  std::fill(t.data(), t.data() + cap, Slot{});
+  setTable(std::move(t));
 }
+
+PrefixIndex::~PrefixIndex() { joinSpareFaulter(); }
 
 // ---- workers -------------------------------------------------------------------------------
 
@@ -69,10 +71,9 @@ void PrefixIndex::releaseWorker(WorkerId worker) {
 
 // The first line holds most hashes (place() fills it first), so it is looked at alone first.
 [[gnu::always_inline]] inline const PrefixIndex::Slot* PrefixIndex::find(BlockHash h) const {
-  const size_t a = firstLine(h);
-  if (const unsigned m = matchIn(a, h)) return &table_[a + static_cast<size_t>(std::countr_zero(m))];
-  const size_t b = a ^ lineOffset(h);
-  if (const unsigned m = matchIn(b, h)) return &table_[b + static_cast<size_t>(std::countr_zero(m))];
+  const Lines l = linesOf(h);
+  if (const unsigned m = matchIn(l.t, l.a, h)) return l.t + l.a + static_cast<size_t>(std::countr_zero(m));
+  if (const unsigned m = matchIn(l.t, l.b, h)) return l.t + l.b + static_cast<size_t>(std::countr_zero(m));
   return nullptr;
 }
 
@@ -81,41 +82,85 @@ void PrefixIndex::releaseWorker(WorkerId worker) {
 }
 
 // The returned slot, when new, has holder 0 and no overflow: the caller must fill it at once.
+// While a doubling runs, a hash whose page has not moved goes to an empty slot of its lines in
+// the old table if there is one, else its page moves first; and every kMoveEvery inserts move
+// one more page, so the doubling ends long before the new table is 3/4 full.
 PrefixIndex::Slot* PrefixIndex::findOrInsert(BlockHash h) {
   if (Slot* s = find(h)) return s;
-  if ((size_ + 1) * 4 > table_.size() * 3) grow();
+  if ((size_ + 1) * 4 > table_.size() * 3) {
+    grow();
+  } else if ((size_ + 1) * 20 > table_.size() * 13) [[unlikely]] {
+    prepareSpare();
+  }
+  if (old_.data() != nullptr) [[unlikely]] {
+    if (++inserts_since_move_ >= kMoveEvery) {
+      inserts_since_move_ = 0;
+      moveSome(1);
+    }
+    if (Slot* s = insertIntoOldPage(h)) {
+      ++size_;
+      return s;
+    }
+  }
   for (;;) {
     if (Slot* s = place(h)) {
       ++size_;
       return s;
     }
     grow();
+    if (old_.data() != nullptr) moveOwnPage(h);
   }
+}
+
+PrefixIndex::Slot* PrefixIndex::insertIntoOldPage(BlockHash h) {
+  const size_t oa = (mix(h) >> old_shift_) & ~(kLineSlots - 1);
+  const size_t page = oa / kPageSlots;
+  if (moved(page)) return nullptr;
+  if (Slot* s = placeWithoutWalk(old_.data(), h, oa, oa ^ lineOffset(h))) return s;
+  movePage(page);
+  return nullptr;
+}
+
+void PrefixIndex::noteQueryWhileGrowing() {
+  inserts_since_move_ += 4;
+  if (inserts_since_move_ >= kMoveEvery) {
+    inserts_since_move_ = 0;
+    moveSome(1);
+  }
+}
+
+void PrefixIndex::moveOwnPage(BlockHash h) {
+  const size_t page = ((mix(h) >> old_shift_) & ~(kLineSlots - 1)) / kPageSlots;
+  if (!moved(page)) movePage(page);
 }
 
 PrefixIndex::Slot* PrefixIndex::place(BlockHash h) {
   const size_t a = firstLine(h);
-  const size_t b = a ^ lineOffset(h);
-  const unsigned ea = emptyIn(a), eb = emptyIn(b);
+  if (Slot* s = placeWithoutWalk(table_.data(), h, a, a ^ lineOffset(h))) return s;
+  return placeByWalk(h, a);
+}
+
+PrefixIndex::Slot* PrefixIndex::placeWithoutWalk(Slot* t, BlockHash h, size_t a, size_t b) {
+  const unsigned ea = emptyIn(t, a), eb = emptyIn(t, b);
   if ((ea | eb) != 0) {  // the first line while it has room, then the second
     const size_t line = ea != 0 ? a : b;
-    Slot* s = &table_[line + static_cast<size_t>(std::countr_zero(ea != 0 ? ea : eb))];
+    Slot* s = t + line + static_cast<size_t>(std::countr_zero(ea != 0 ? ea : eb));
     *s = Slot{h, 0, kNoOverflow};
     return s;
   }
-  // Both full: move one resident to its other line if that has room, else walk.
+  // Both full: move one resident to its other line if that has room.
   for (const size_t line : {a, b}) {
     for (size_t k = 0; k < kLineSlots; ++k) {
-      Slot& r = table_[line + k];
+      Slot& r = t[line + k];
       const size_t alt = otherLine(r.hash, line);
-      if (const unsigned e = emptyIn(alt)) {
-        table_[alt + static_cast<size_t>(std::countr_zero(e))] = r;
+      if (const unsigned e = emptyIn(t, alt)) {
+        t[alt + static_cast<size_t>(std::countr_zero(e))] = r;
         r = Slot{h, 0, kNoOverflow};
         return &r;
       }
     }
   }
-  return placeByWalk(h, a);
+  return nullptr;
 }
 
 // A bounded random walk (cuckoo): h takes a slot of its first line, the resident goes to its
@@ -157,18 +202,101 @@ void PrefixIndex::eraseSlot(Slot* s) {
   --size_;
 }
 
-void PrefixIndex::grow() { rebuild(table_.size() * 2); }
+void PrefixIndex::setTable(SlotTable t) {
+  const size_t cap = t.size();
+  table_ = std::move(t);
+  shift_ = 64 - std::countr_zero(cap);
+  line_mask_ = cap / kLineSlots - 1;
+}
 
+// Small tables, and a placement that fails while a doubling runs (a new page pair so full that
+// no walk finds room: not seen in practice), rebuild at once.
+void PrefixIndex::grow() {
+  doubled_ = true;
+  const size_t cap = table_.size() * 2;
+  if (old_.data() != nullptr || table_.size() < kMovePagesMin) {
+    rebuild(cap);
+    return;
+  }
+  SlotTable next = spare_.size() == cap ? std::move(spare_) : SlotTable(cap);
+  spare_ = SlotTable();
+  old_shift_ = shift_;
+  const size_t pages = table_.size() / kPageSlots;
+  old_ = std::move(table_);
+  setTable(std::move(next));
+  moved_.assign((pages + 63) / 64, 0);
+  moved_pages_left_ = pages;
+  move_cursor_ = 0;
+}
+
+// Old page p's hashes go to new pages 2p and 2p + 1 (one more bit of the same multiplicative
+// hash), which are written here first. Each moved slot is cleared, so a slot found before the
+// move no longer holds its hash.
+void PrefixIndex::movePage(size_t old_page) {
+  moved_[old_page / 64] |= uint64_t{1} << (old_page % 64);
+  --moved_pages_left_;
+  Slot* to = table_.data() + 2 * old_page * kPageSlots;
+  std::fill(to, to + 2 * kPageSlots, Slot{});
+  Slot* from = old_.data() + old_page * kPageSlots;
+  for (size_t k = 0; k < kPageSlots; ++k) {
+    if (isEmpty(from[k])) continue;
+    Slot* s = place(from[k].hash);
+    if (s == nullptr) [[unlikely]] {  // the rest stays where it is until rebuild() takes all
+      rebuild(table_.size() * 2);
+      return;
+    }
+    *s = from[k];
+    from[k] = Slot{};
+  }
+}
+
+void PrefixIndex::moveSome(size_t pages) {
+  for (; pages > 0 && moved_pages_left_ > 0 && old_.data() != nullptr; --pages) {
+    while (moved(move_cursor_)) ++move_cursor_;
+    movePage(move_cursor_);
+  }
+  if (old_.data() != nullptr && moved_pages_left_ == 0) {
+    old_ = SlotTable();
+    moved_.clear();
+    ++generation_;
+  }
+}
+
+// A moved page's slots are all empty unless a failed placement stopped its move (rebuild()
+// then takes what is left), so it is scanned too.
+template <class Fn>
+void PrefixIndex::forEachRange(Fn&& fn) {
+  if (old_.data() == nullptr) {
+    fn(table_.data(), table_.size());
+    return;
+  }
+  for (size_t p = 0; p < old_.size() / kPageSlots; ++p) {
+    fn(old_.data() + p * kPageSlots, kPageSlots);
+    if (moved(p)) fn(table_.data() + 2 * p * kPageSlots, 2 * kPageSlots);
+  }
+}
+
+// Every entry into a table of `capacity` slots (doubled again until all fit), at once.
 void PrefixIndex::rebuild(size_t capacity) {
-  std::vector<Slot, HugePageAllocator<Slot>> old;
-  old.swap(table_);
+  std::vector<Slot> all;
+  all.reserve(size_);
+  forEachRange([&](const Slot* from, size_t n) {
+    for (const Slot* s = from; s != from + n; ++s) {
+      if (!isEmpty(*s)) all.push_back(*s);
+    }
+  });
+  joinSpareFaulter();
+  spare_ = SlotTable();
+  old_ = SlotTable();
+  moved_.clear();
+  moved_pages_left_ = 0;
+  ++generation_;
   for (bool placed = false; !placed; capacity *= 2) {
-    table_.assign(capacity, Slot{});
-    shift_ = 64 - std::countr_zero(capacity);
-    line_mask_ = capacity / kLineSlots - 1;
+    SlotTable t(capacity);
+    std::fill(t.data(), t.data() + capacity, Slot{});
+    setTable(std::move(t));
     placed = true;
-    for (const Slot& s : old) {
-      if (isEmpty(s)) continue;
+    for (const Slot& s : all) {
       Slot* to = place(s.hash);
       if (to == nullptr) {
         placed = false;
@@ -177,6 +305,27 @@ void PrefixIndex::rebuild(size_t capacity) {
       *to = s;
     }
   }
+}
+
+// At 65% load, the table a doubling will need: mapped now and pre-faulted by a thread of its own
+// (MADV_POPULATE_WRITE, Linux 5.14+; elsewhere its pages fault as they are first written), so
+// that the moves do not wait for this guest's 2 MiB page faults (~3 ms each). Only for a table
+// that has doubled before: one sized up front (--router-index-blocks) is not expected to grow,
+// and a spare would cost twice its memory.
+void PrefixIndex::prepareSpare() {
+  const size_t cap = table_.size() * 2;
+  if (!doubled_ || old_.data() != nullptr || spare_.size() == cap || cap * sizeof(Slot) < kHugePageBytes) return;
+  joinSpareFaulter();
+  spare_ = SlotTable(cap);
+#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
+  void* p = spare_.data();
+  const size_t bytes = hugePageRounded(cap * sizeof(Slot));
+  spare_faulter_ = std::thread([p, bytes] { madvise(p, bytes, MADV_POPULATE_WRITE); });
+#endif
+}
+
+void PrefixIndex::joinSpareFaulter() {
+  if (spare_faulter_.joinable()) spare_faulter_.join();
 }
 
 uint32_t PrefixIndex::allocOverflow() {
@@ -485,11 +634,12 @@ void PrefixIndex::removeBlocks(WorkerSlot worker, std::span<const BlockHash> has
 // erased it (the slot no longer holds the hash) or the table was rebuilt (in cache ~17 -> ~15 ns
 // per block event: one lookup per op instead of two).
 [[gnu::flatten]] void PrefixIndex::runRound() {
+  if (old_.data() != nullptr) [[unlikely]] moveSome(1);  // a doubling ends without inserts too
   prefetchRound(ops_scratch_);
-  const Slot* const base = table_.data();
+  const uint64_t generation = generation_;
   for (const BlockOp& op : ops_scratch_) {
     Slot* at = const_cast<Slot*>(op.slot);
-    if (at != nullptr && (table_.data() != base || at->hash != op.hash || isEmpty(*at))) at = nullptr;
+    if (at != nullptr && (generation_ != generation || at->hash != op.hash || isEmpty(*at))) at = nullptr;
     if (op.add) {
       addBlock(op.worker, op.hash, op.bits, at);
     } else {
@@ -501,12 +651,14 @@ void PrefixIndex::removeBlocks(WorkerSlot worker, std::span<const BlockHash> has
 // A scan of the whole table (a worker leaving, or its AllCleared event): empty slots and slots
 // held inline by another worker, most of them, are passed over without a call.
 void PrefixIndex::clearWorker(WorkerSlot worker) {
-  for (Slot& s : table_) {
-    const bool other = ((s.holder >> kMaskBits) != worker) | (s.holder == 0);  // or empty
-    if ((s.overflow == kNoOverflow) & other) continue;
-    const uint32_t prev = clearBits(&s, worker, kMaskAll);  // an erase only clears the slot
-    onMaskChange(worker, prev, 0);
-  }
+  forEachRange([&](Slot* from, size_t n) {
+    for (Slot* s = from; s != from + n; ++s) {
+      const bool other = ((s->holder >> kMaskBits) != worker) | (s->holder == 0);  // or empty
+      if ((s->overflow == kNoOverflow) & other) continue;
+      const uint32_t prev = clearBits(s, worker, kMaskAll);  // an erase only clears the slot
+      onMaskChange(worker, prev, 0);
+    }
+  });
   predictions_.eraseWorker(worker);
   log_.forgetWorker(worker);
 }
@@ -683,6 +835,9 @@ void PrefixIndex::findOverlaps(std::span<const BlockHash> hashes, OverlapTable& 
 // within a depth, each worker once.
 template <class Gone>
 void PrefixIndex::walk(std::span<const BlockHash> hashes, Gone&& gone_fn) {
+  // A doubling ends without inserts too: a query counts as 4 inserts (a page every 4 queries;
+  // lookups while it runs cost up to 1.3x at 6.5M entries).
+  if (old_.data() != nullptr) [[unlikely]] noteQueryWhileGrowing();
   any_partial_ = false;
   if (++epoch_ == 0) {  // wrapped: reset stamps
     std::fill(stamp_.begin(), stamp_.end(), 0);
@@ -772,7 +927,7 @@ void PrefixIndex::walk(std::span<const BlockHash> hashes, Gone&& gone_fn) {
 }
 
 size_t PrefixIndex::memoryBytes() const {
-  size_t bytes = table_.capacity() * sizeof(Slot);
+  size_t bytes = (table_.size() + old_.size() + spare_.size()) * sizeof(Slot);
   bytes += pool_free_.capacity() * 4;
   for (const auto& chunk : pool_) {
     bytes += chunk.capacity() * sizeof(Holders);

@@ -9,7 +9,14 @@
 // the same 4 KiB page): a new hash goes to its first line while that has room, else to the
 // second, else residents move to their other line first (one resident, else a bounded random
 // walk); the table doubles when 3/4 full, or when no such move frees a slot (a page's
-// lines can fill first: at 8M slots a doubling came at 0.73 load). A lookup
+// lines can fill first: at 8M slots a doubling came at 0.73 load). A doubling moves the entries
+// a 4 KiB page at a time (old page p feeds new pages 2p and 2p + 1, since both lines of a hash
+// are in its page), so no single call pays for the whole table: a page moves when an insert
+// finds no room in it without a walk, and one more every 16 inserts, every 4 overlap queries
+// and every event round; lookups read the old table for pages not moved yet (a bit per old
+// page; a lookup then costs up to 1.3x). Once the
+// table has doubled, the next one is mapped and pre-faulted by a helper thread when it passes
+// 65% load (this guest's 2 MiB page faults cost ~3 ms each). A lookup
 // reads at most two lines, both requested up front, and an erase only clears its slot (an empty
 // slot is Slot{}). A slot stores its only holder inline as `worker_slot << 5 | tier_mask`; a
 // hash held by 2+ workers points into a pool of holder sets: a small vector sorted by worker,
@@ -45,7 +52,9 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "kv/block_hash.h"
@@ -177,6 +186,13 @@ class PrefixIndex {
   size_t blocksOf(WorkerSlot worker) const { return worker_entries_[worker]; }
   // Bytes held by the table, holder vectors, predictions and per-worker arrays.
   size_t memoryBytes() const;
+  size_t tableSlots() const { return table_.size(); }
+  // A doubling is under way: some entries are still in the previous table.
+  bool growing() const { return old_.data() != nullptr; }
+
+  PrefixIndex(const PrefixIndex&) = delete;
+  PrefixIndex& operator=(const PrefixIndex&) = delete;
+  ~PrefixIndex();
 
   static constexpr uint32_t kPredictedBit = 1u << kNumTiers;
 
@@ -218,40 +234,92 @@ class PrefixIndex {
   // 10M-entry table's load of 0.57-0.63 a probe or an erase's shift ran past the prefetched line
   // often enough that a block event cost 70 ns at 10M entries against 29 in cache.)
   static constexpr size_t kLineSlots = 4;
+  static constexpr size_t kPageSlots = 256;  // a 4 KiB page: a hash's two lines are in one
   static uint64_t mix(BlockHash h) { return h * 0x9E3779B97F4A7C15ull; }
   size_t firstLine(BlockHash h) const { return (mix(h) >> shift_) & ~(kLineSlots - 1); }
   size_t lineOffset(BlockHash h) const { return ((((mix(h) >> 20) & 63) | 1) & line_mask_) * kLineSlots; }
   size_t otherLine(BlockHash h, size_t line) const { return line ^ lineOffset(h); }
+  // Slots on HugePageAllocator memory, not initialised: a growing index writes each page of a
+  // new table when the first entries move into it.
+  class SlotTable {
+   public:
+    SlotTable() = default;
+    explicit SlotTable(size_t n) : data_(HugePageAllocator<Slot>().allocate(n)), size_(n) {}
+    SlotTable(SlotTable&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+    SlotTable& operator=(SlotTable&& o) noexcept {
+      std::swap(data_, o.data_);
+      std::swap(size_, o.size_);
+      return *this;
+    }
+    ~SlotTable() {
+      if (data_ != nullptr) HugePageAllocator<Slot>().deallocate(data_, size_);
+    }
+    Slot* data() { return data_; }
+    const Slot* data() const { return data_; }
+    size_t size() const { return size_; }
+    Slot& operator[](size_t i) { return data_[i]; }
+    const Slot& operator[](size_t i) const { return data_[i]; }
+
+   private:
+    Slot* data_ = nullptr;
+    size_t size_ = 0;
+  };
+  // Where h lives: the table (the previous one while its page has not moved) and its two lines.
+  struct Lines {
+    const Slot* t;
+    size_t a, b;
+  };
+  // While a doubling runs, which table holds h is a coin toss: chosen without a branch (a
+  // mispredicted one per lookup made a cached 32-block walk 60% slower).
+  [[gnu::always_inline]] Lines linesOf(BlockHash h) const {
+    const size_t off = lineOffset(h);
+    size_t a = firstLine(h);
+    const Slot* t = table_.data();
+    if (old_.data() != nullptr) [[unlikely]] {
+      const size_t oa = (mix(h) >> old_shift_) & ~(kLineSlots - 1);
+      const size_t page = oa / kPageSlots;
+      const uint64_t in_old = ((moved_[page / 64] >> (page % 64)) & 1) - 1;  // all ones: not moved
+      a = (oa & in_old) | (a & ~in_old);
+      t = reinterpret_cast<const Slot*>((reinterpret_cast<uintptr_t>(old_.data()) & in_old) |
+                                        (reinterpret_cast<uintptr_t>(t) & ~in_old));
+    }
+    return {t, a, a ^ off};
+  }
+  bool moved(size_t old_page) const { return (moved_[old_page / 64] >> (old_page % 64)) & 1; }
   // Always inlined: GCC deems an out-of-line function that only prefetches free of side effects
   // and deletes its calls.
   [[gnu::always_inline]] void prefetch(BlockHash h) const {
-    const size_t a = firstLine(h);
-    __builtin_prefetch(&table_[a]);
-    __builtin_prefetch(&table_[a ^ lineOffset(h)]);
+    const Lines l = linesOf(h);
+    __builtin_prefetch(l.t + l.a);
+    __builtin_prefetch(l.t + l.b);
   }
-  // Bit k set: slot k of the line at `line` holds h / is empty.
+  // Bit k set: slot k of the line at `line` of table t holds h / is empty.
   // An empty slot's hash is 0 (erase and rebuild leave Slot{}), so only h == 0 needs the empty
   // check.
-  unsigned matchIn(size_t line, BlockHash h) const {
-    const Slot* l = &table_[line];
+  static unsigned matchIn(const Slot* t, size_t line, BlockHash h) {
+    const Slot* l = t + line;
     unsigned m = 0;
 #pragma GCC unroll 4
     for (unsigned k = 0; k < kLineSlots; ++k) m |= static_cast<unsigned>(l[k].hash == h) << k;
-    if (h == 0) [[unlikely]] m &= ~emptyIn(line);
+    if (h == 0) [[unlikely]] m &= ~emptyIn(t, line);
     return m;
   }
-  unsigned emptyIn(size_t line) const {
-    const Slot* l = &table_[line];
+  static unsigned emptyIn(const Slot* t, size_t line) {
+    const Slot* l = t + line;
     unsigned m = 0;
 #pragma GCC unroll 4
     for (unsigned k = 0; k < kLineSlots; ++k) m |= static_cast<unsigned>(isEmpty(l[k])) << k;
     return m;
   }
+  unsigned emptyIn(size_t line) const { return emptyIn(table_.data(), line); }
   // A slot for a hash not in the table (hash set, no holder: the caller fills it at once): in
   // its first line, else its second, else after moving residents to their other line; nullptr
   // when that finds no room (the caller grows the table).
   Slot* place(BlockHash h);
-  Slot* placeByWalk(BlockHash h, size_t line);  // place()'s last resort, from h's first line
+  [[gnu::noinline]] Slot* placeByWalk(BlockHash h, size_t line);  // place()'s last resort, from h's first line
+  // An empty slot of lines a or b of table t, else one made by moving a resident of theirs to
+  // its other line; nullptr if neither works.
+  Slot* placeWithoutWalk(Slot* t, BlockHash h, size_t a, size_t b);
   static constexpr WorkerSlot kAnyWorker = 0xFFFFFFFFu;
   void prefetchSet(const Slot* s) const;                       // its holder set (if any)
   void prefetchEntry(const Slot* s, WorkerSlot worker) const;  // the part of it to be read
@@ -285,8 +353,30 @@ class PrefixIndex {
   const Slot* find(BlockHash h) const;
   Slot* findOrInsert(BlockHash h);
   void eraseSlot(Slot* s);
-  void grow();
-  void rebuild(size_t capacity);
+  // Doubling: grow() starts it (or, for a table under kMovePagesMin slots, or when placement
+  // fails while one runs, rebuild() places every entry at once); movePage() moves an old page;
+  // moveSome() moves the next `pages` pages not moved yet and ends the doubling after the last.
+  static constexpr size_t kMovePagesMin = kPageSlots;
+  // Out of line (noinline, cold): runRound is flattened, and these rare paths doubled its size
+  // (router_bench decisions and events ~10% slower).
+  [[gnu::noinline, gnu::cold]] void grow();
+  [[gnu::noinline, gnu::cold]] void rebuild(size_t capacity);
+  [[gnu::noinline]] void movePage(size_t old_page);
+  [[gnu::noinline]] void moveOwnPage(BlockHash h);  // h's old page, if not moved yet
+  [[gnu::noinline]] void noteQueryWhileGrowing();
+  // findOrInsert() during a doubling: a slot for h in the old table (nullptr: h's page has moved,
+  // or it had no room for h without a walk and has moved now).
+  [[gnu::noinline]] Slot* insertIntoOldPage(BlockHash h);
+  static constexpr uint32_t kMoveEvery = 16;
+  [[gnu::noinline]] void moveSome(size_t pages);
+  void moveAll() { moveSome(moved_pages_left_); }
+  void setTable(SlotTable t);  // table_, shift_ and line_mask_
+  // Calls fn(first slot, count) for every range of slots that may hold entries, in both tables.
+  template <class Fn>
+  void forEachRange(Fn&& fn);
+  // The next table, mapped and being pre-faulted by spare_faulter_ (joined before either goes).
+  [[gnu::noinline, gnu::cold]] void prepareSpare();
+  void joinSpareFaulter();
   // Sets `bits` for worker on slot; returns the previous mask.
   uint32_t setBits(Slot* s, WorkerSlot w, uint32_t bits);
   // Clears `bits` for worker on slot (erasing the slot when no holder is left); previous mask.
@@ -313,10 +403,24 @@ class PrefixIndex {
   PrefixIndexOptions options_;
   std::array<double, 32> mask_weight_{};
   std::array<bool, 32> mask_partial_{};  // mask_weight_ != 1
-  std::vector<Slot, HugePageAllocator<Slot>> table_;
-  size_t size_ = 0;
+  SlotTable table_;
+  size_t size_ = 0;  // hashes in both tables
   int shift_ = 64;
   size_t line_mask_ = 0;  // lines - 1
+  // While a doubling runs: the previous table, its shift, a bit per page moved, the pages left,
+  // and where moveSome() looks next.
+  SlotTable old_;
+  int old_shift_ = 64;
+  std::vector<uint64_t> moved_;
+  size_t moved_pages_left_ = 0;
+  size_t move_cursor_ = 0;
+  uint32_t inserts_since_move_ = 0;
+  // Bumped whenever slots may have moved to other memory (a doubling's end or a rebuild):
+  // runRound's slots found in advance are then looked up again.
+  uint64_t generation_ = 0;
+  SlotTable spare_;
+  std::thread spare_faulter_;
+  bool doubled_ = false;  // the table has grown since construction
   size_t num_entries_ = 0;
   // Holder sets in chunks that never move: a growing pool copies nothing, and each chunk is on
   // 2 MiB pages from its first set (a 4 KiB page fault per 46 new sets costs ~12 us each on the

@@ -64,7 +64,7 @@ struct KvRouterOptions {
   int64_t approx_ttl_ms = 120'000;       // approximate mode
   size_t prediction_cap = 1 << 22;       // (worker, block) predictions at most
   // Distinct block hashes the index is sized for at construction (0: it starts small and doubles
-  // as it grows, each doubling a pause of one decision while the table is copied).
+  // as it grows, moving its table a 4 KiB page at a time over the following inserts).
   size_t index_blocks = 0;
   std::array<double, kv::kNumTiers> tier_weights = {1.0, 0.75, 0.5, 0.25};
   // true: every decision costs every worker of the model (the reference path). false: at

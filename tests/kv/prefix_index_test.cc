@@ -297,7 +297,6 @@ TEST(PrefixIndexTest, TableAtItsGrowthLoadKeepsEveryHash) {
   opts.initial_capacity = 1024;
   PrefixIndex index(opts);
   const WorkerSlot w = index.internWorker(1);
-  const size_t bytes = index.memoryBytes();  // 1,024 slots
   std::mt19937_64 rng(7);
   std::vector<BlockHash> live;
   std::set<BlockHash> present;
@@ -323,7 +322,7 @@ TEST(PrefixIndexTest, TableAtItsGrowthLoadKeepsEveryHash) {
       for (BlockHash x = 0; x < 5000; ++x) ASSERT_EQ(index.mask(x, w), present.count(x) ? 1u : 0u) << x;
     }
   }
-  EXPECT_EQ(index.memoryBytes(), bytes);  // the moves found room: the table never doubled
+  EXPECT_EQ(index.tableSlots(), 1024u);  // the moves found room: the table never doubled
 }
 
 // Filled to 3/4 of 2^20 slots, the table must not double early. A hash's two lines share a 4 KiB
@@ -334,13 +333,13 @@ TEST(PrefixIndexTest, ALargeTableFillsToItsGrowthLoad) {
   opts.initial_capacity = size_t{1} << 20;
   PrefixIndex index(opts);
   const WorkerSlot w = index.internWorker(1);
-  const size_t bytes = index.memoryBytes();
   std::mt19937_64 rng(1);
   std::vector<BlockHash> hs(786431);  // + 1 = 786,432 = 3/4 of the slots
   for (auto& h : hs) h = rng();
   index.addBlocks(w, hs, Tier::kDevice);
   EXPECT_EQ(index.numHashes(), hs.size());
-  EXPECT_EQ(index.memoryBytes(), bytes);
+  EXPECT_EQ(index.tableSlots(), size_t{1} << 20);
+  EXPECT_FALSE(index.growing());
   for (BlockHash h : hs) ASSERT_EQ(index.mask(h, w), 1u);
   for (int i = 0; i < 1000; ++i) ASSERT_EQ(index.mask(rng(), w), 0u);
 }
@@ -355,7 +354,6 @@ TEST(PrefixIndexTest, AFailedRandomWalkPutsEverySlotBack) {
   opts.initial_capacity = 16;
   PrefixIndex index(opts);
   const WorkerSlot w = index.internWorker(1);
-  const size_t bytes = index.memoryBytes();
   std::vector<BlockHash> hs;
   for (BlockHash h = 1; hs.size() < 9; ++h) {
     const uint64_t g = h * 0x9E3779B97F4A7C15ull;
@@ -368,7 +366,105 @@ TEST(PrefixIndexTest, AFailedRandomWalkPutsEverySlotBack) {
     for (size_t j = 0; j <= i; ++j) ASSERT_EQ(index.mask(hs[j], w), 1u) << i << " " << j;
     EXPECT_EQ(index.numHashes(), i + 1);
   }
-  EXPECT_NE(index.memoryBytes(), bytes);  // doubled at 9 hashes, below 3/4 of 16
+  EXPECT_EQ(index.tableSlots(), 32u);  // doubled at 9 hashes, below 3/4 of 16
+}
+
+// Hashes that all fall in page 0 of a 65,536-slot table (256 pages of 256 slots) and in page 0
+// of the doubled one: the page fills and the table starts doubling; the first insert moves the
+// page into its new page 0, which fills a few inserts later while the other 255 pages are still
+// to move, and the table must then be rebuilt at once with the entries of both tables.
+// White-box: the hashes are chosen through the inverse of the table's multiplier, so that
+// h * golden ratio has the top bits wanted.
+TEST(PrefixIndexTest, APageThatFillsWhileTheTableDoublesRebuildsIt) {
+  PrefixIndexOptions opts;
+  opts.initial_capacity = size_t{1} << 16;
+  PrefixIndex index(opts);
+  const WorkerSlot w = index.internWorker(1);
+  const uint64_t golden = 0x9E3779B97F4A7C15ull;
+  uint64_t inverse = golden;  // Newton's iteration for the inverse modulo 2^64
+  for (int i = 0; i < 6; ++i) inverse *= 2 - golden * inverse;
+  ASSERT_EQ(golden * inverse, 1u);
+  std::mt19937_64 rng(5);
+  std::vector<BlockHash> hs(2000);  // first, hashes in every page
+  for (auto& h : hs) h = rng();
+  index.addBlocks(w, hs, Tier::kDevice);
+  for (int i = 0; i < 600; ++i) {
+    const uint64_t mixed = rng() >> 9;  // top 9 bits 0: page 0 of 256, then of 512
+    hs.push_back(mixed * inverse);
+    index.addBlocks(w, std::span(&hs.back(), 1), Tier::kDevice);
+  }
+  EXPECT_EQ(index.numHashes(), hs.size());
+  EXPECT_EQ(index.numEntries(), hs.size());
+  for (BlockHash h : hs) ASSERT_EQ(index.mask(h, w), 1u);
+  // 600 hashes in the first 512th of the pages: they need 3 or more pages of 256 slots, so the
+  // table went from 2^16 slots to at least 2^19.
+  EXPECT_GE(index.tableSlots(), size_t{1} << 19);
+}
+
+// Once the table has doubled, the next table is mapped (and pre-faulted by a helper thread) at
+// 65% load, and the next doubling starts on it; a table sized at construction gets no spare.
+TEST(PrefixIndexTest, AGrownTableMapsItsNextTableAhead) {
+  auto fill = [](PrefixIndex& index, std::mt19937_64& rng, std::vector<BlockHash>& hs, size_t to) {
+    std::vector<BlockHash> part;
+    while (hs.size() < to) {
+      part.assign(1, rng());
+      hs.push_back(part[0]);
+      index.addBlocks(0, part, Tier::kDevice);
+    }
+  };
+  constexpr size_t kSlots = size_t{1} << 16;  // the doubled table's next one is 2 MiB
+  PrefixIndexOptions opts;
+  opts.initial_capacity = kSlots / 2;
+  PrefixIndex index(opts);
+  ASSERT_EQ(index.internWorker(1), 0u);
+  std::mt19937_64 rng(9);
+  std::vector<BlockHash> hs;
+  fill(index, rng, hs, kSlots / 2 * 3 / 4 + 1);  // doubles to kSlots
+  fill(index, rng, hs, kSlots * 13 / 20 - 10);
+  EXPECT_EQ(index.tableSlots(), kSlots);
+  const size_t before = index.memoryBytes();
+  fill(index, rng, hs, kSlots * 13 / 20 + 10);  // past 65%: the spare is mapped
+  EXPECT_GE(index.memoryBytes(), before + 2 * kSlots * 16);
+  fill(index, rng, hs, kSlots * 3 / 4 + 1);  // the doubling starts on it
+  EXPECT_EQ(index.tableSlots(), 2 * kSlots);
+  EXPECT_TRUE(index.growing());
+  for (BlockHash h : hs) ASSERT_EQ(index.mask(h, 0), 1u);
+
+  PrefixIndexOptions sized;
+  sized.initial_capacity = kSlots;
+  PrefixIndex fixed(sized);
+  ASSERT_EQ(fixed.internWorker(1), 0u);
+  std::vector<BlockHash> hs2;
+  fill(fixed, rng, hs2, kSlots * 13 / 20 - 10);
+  const size_t fixed_before = fixed.memoryBytes();
+  fill(fixed, rng, hs2, kSlots * 3 / 4 - 1);
+  EXPECT_LT(fixed.memoryBytes(), fixed_before + kSlots * 16);  // no spare
+}
+
+// Overlap queries alone end a doubling (a page moves every 4 queries), and see every hash
+// wherever it is meanwhile.
+TEST(PrefixIndexTest, QueriesAloneEndADoubling) {
+  PrefixIndexOptions opts;
+  opts.initial_capacity = size_t{1} << 16;  // 256 pages
+  PrefixIndex index(opts);
+  const WorkerSlot w = index.internWorker(1);
+  std::mt19937_64 rng(11);
+  std::vector<BlockHash> hs((size_t{3} << 14) + 1);  // one past 3/4: the last insert starts it
+  for (auto& h : hs) h = rng();
+  index.addBlocks(w, std::span(hs).first(hs.size() - 1), Tier::kDevice);
+  index.addBlocks(w, std::span(hs).last(1), Tier::kDevice);
+  ASSERT_TRUE(index.growing());
+  std::vector<WorkerOverlap> got;
+  size_t queries = 0;
+  for (; index.growing() && queries < 4096; ++queries) {
+    const BlockHash h = hs[rng() % hs.size()];
+    index.findOverlaps(std::vector<BlockHash>{h}, got);
+    ASSERT_EQ(got.size(), 1u) << queries;
+    EXPECT_EQ(got[0].blocks, 1);
+  }
+  EXPECT_FALSE(index.growing());
+  EXPECT_LE(queries, 4u * 256);
+  for (BlockHash h : hs) ASSERT_EQ(index.mask(h, w), 1u);
 }
 
 // An empty slot's hash field is 0: hash 0 must still be found only where it is stored.
@@ -395,6 +491,119 @@ TEST(PrefixIndexTest, HashZeroIsAHashLikeAnyOther) {
   index.predict(a, std::vector<BlockHash>{0}, 0);
   EXPECT_EQ(index.mask(0, a), PrefixIndex::kPredictedBit);
   EXPECT_EQ(index.numHashes(), 2u);
+}
+
+
+// A doubling of a 65,536-slot table (256 pages) moves a page at a time: the page an insert lands
+// in, plus two more per insert and one per event round. Meanwhile every hash must be found in
+// whichever table holds it, removes and stores of hashes in pages not moved yet must land, a
+// round's slots found before an earlier op of the round moved their page must be looked up
+// again, a worker's entries must be cleared from both tables, and the doubling must end.
+TEST(PrefixIndexTest, ADoublingMovesPagesWhileEventsContinue) {
+  PrefixIndexOptions opts;
+  opts.initial_capacity = size_t{1} << 16;
+  PrefixIndex index(opts);
+  std::vector<WorkerSlot> ws;
+  for (int i = 0; i < 4; ++i) ws.push_back(index.internWorker(10 + i));
+  std::mt19937_64 rng(3);
+  std::map<BlockHash, std::map<WorkerSlot, uint32_t>> ref;  // hash -> worker -> tier mask
+  std::vector<BlockHash> hashes;
+  auto check = [&](const char* when) {
+    ASSERT_EQ(index.numHashes(), ref.size()) << when;
+    size_t entries = 0;
+    for (const auto& [h, held] : ref) {
+      for (WorkerSlot w : ws) {
+        auto it = held.find(w);
+        ASSERT_EQ(index.mask(h, w), it == held.end() ? 0u : it->second) << when << " hash " << h;
+      }
+      entries += held.size();
+    }
+    ASSERT_EQ(index.numEntries(), entries) << when;
+  };
+  // Fill to one hash below 3/4 of the slots, in events of 32 blocks of one worker.
+  while (ref.size() < (size_t{3} << 14) - 1) {
+    const WorkerSlot w = ws[rng() % ws.size()];
+    std::vector<BlockHash> part;
+    while (part.size() < 32 && ref.size() < (size_t{3} << 14) - 1) {
+      const BlockHash h = rng();
+      if (ref.count(h)) continue;
+      part.push_back(h);
+      hashes.push_back(h);
+      ref[h][w] = 1;
+    }
+    index.addBlocks(w, part, Tier::kDevice);
+  }
+  ASSERT_FALSE(index.growing());
+  ASSERT_EQ(index.tableSlots(), size_t{1} << 16);
+
+  // One round of mixed events: 12 new hashes (the first starts the doubling, each moves pages),
+  // then stores on other workers and tiers and removes of hashes that were indexed before.
+  std::vector<KvEvent> batch;
+  std::vector<PrefixIndex::WorkerEvent> refs;
+  auto storeNew = [&](WorkerSlot w, size_t n) {
+    std::vector<BlockHash> part;
+    while (part.size() < n) {
+      const BlockHash h = rng();
+      if (ref.count(h)) continue;
+      part.push_back(h);
+      hashes.push_back(h);
+      ref[h][w] |= 1;
+    }
+    batch.emplace_back(BlockStored{part, std::nullopt, Tier::kDevice});
+    refs.push_back({w, &batch.back()});
+  };
+  auto touchOld = [&](size_t n) {
+    for (size_t k = 0; k < n; ++k) {
+      const WorkerSlot w = ws[rng() % ws.size()];
+      const BlockHash h = hashes[rng() % hashes.size()];
+      if (rng() % 2) {
+        batch.emplace_back(BlockStored{{h}, std::nullopt, Tier::kHost});
+        ref[h][w] |= 2;
+      } else {
+        batch.emplace_back(BlockRemoved{{h}, Tier::kDevice});
+        if (auto it = ref[h].find(w); it != ref[h].end()) {
+          it->second &= ~1u;
+          if (it->second == 0) ref[h].erase(it);
+        }
+        if (ref[h].empty()) ref.erase(h);
+      }
+      refs.push_back({w, &batch.back()});
+    }
+  };
+  batch.reserve(64);
+  storeNew(ws[0], 12);
+  touchOld(40);
+  index.apply(refs);
+  EXPECT_TRUE(index.growing());
+  EXPECT_EQ(index.tableSlots(), size_t{1} << 17);
+  check("after the first round");
+
+  // A worker leaves while pages are still to move; lookups and overlaps go on.
+  EXPECT_TRUE(index.growing());
+  index.releaseWorker(11);
+  for (auto it = ref.begin(); it != ref.end();) {
+    it->second.erase(ws[1]);
+    it = it->second.empty() ? ref.erase(it) : std::next(it);
+  }
+  ws.erase(ws.begin() + 1);
+  check("after a worker left");
+  std::vector<WorkerOverlap> got;
+  index.findOverlaps(std::vector<BlockHash>{hashes[0]}, got);
+  EXPECT_EQ(got.size(), ref.count(hashes[0]) ? ref[hashes[0]].size() : 0u);
+
+  // Rounds go on until the doubling ends (each round moves a page, some inserts more).
+  int rounds = 0;
+  while (index.growing() && rounds < 1000) {
+    batch.clear();
+    refs.clear();
+    storeNew(ws[rng() % ws.size()], 2);
+    touchOld(20);
+    index.apply(refs);
+    ++rounds;
+  }
+  EXPECT_FALSE(index.growing());
+  EXPECT_LE(rounds, 256);  // at least a page per round
+  check("after the doubling");
 }
 
 }  // namespace

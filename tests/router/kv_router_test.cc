@@ -292,7 +292,7 @@ TEST(KvRouterTest, MetricsAndErrors) {
 
 TEST(KvRouterTest, AnIndexSizedUpFrontDoesNotGrow) {
   // --router-index-blocks: the table is allocated for that many distinct blocks at start, so
-  // storing them never doubles it (each doubling copies the table while routing waits).
+  // storing them never doubles it (a doubling holds two tables until its pages have moved).
   auto bytesAfterStoring = [](size_t index_blocks) {
     RouterOptions ro;
     ro.index_blocks = index_blocks;
