@@ -62,9 +62,72 @@ void PrefixIndex::releaseWorker(WorkerId worker) {
   auto it = slots_.find(worker);
   if (it == slots_.end()) return;
   const WorkerSlot slot = it->second;
-  clearWorker(slot);
   slots_.erase(it);
-  free_slots_.push_back(slot);
+  if (table_.size() < kSweepAfter) {
+    clearWorker(slot);
+    free_slots_.push_back(slot);
+    return;
+  }
+  predictions_.eraseWorker(slot);
+  log_.forgetWorker(slot);
+  if (retiring_bits_.size() * 64 < slot_ids_.size()) retiring_bits_.resize((slot_ids_.size() + 63) / 64, 0);
+  retiring_bits_[slot / 64] |= uint64_t{1} << (slot % 64);
+  if (sweeping_.empty()) sweep_pos_ = 0;
+  sweeping_.push_back(Sweep{slot, table_.size()});
+}
+
+// A slot's holders that are being swept lose every bit.
+void PrefixIndex::clearRetiring(Slot& s) {
+  if (s.overflow == kNoOverflow) {
+    if (s.holder == 0 || !retiring(s.holder >> kMaskBits)) return;
+    const WorkerSlot w = s.holder >> kMaskBits;
+    onMaskChange(w, clearBits(&s, w, kMaskAll), 0);
+    return;
+  }
+  for (const Sweep& r : sweeping_) {
+    if (s.overflow == kNoOverflow) {  // down to one holder: inline now
+      clearRetiring(s);
+      return;
+    }
+    const uint32_t prev = clearBits(&s, r.slot, kMaskAll);
+    if (prev != 0) onMaskChange(r.slot, prev, 0);
+  }
+}
+
+void PrefixIndex::sweepSome(size_t n) {
+  if (old_.data() != nullptr) return;  // after the doubling (which started with none running)
+  const size_t cap = table_.size();
+  n = std::min(n, cap);
+  // Contiguous runs, lines requested 16 ahead (a slice starts cold: the scan is interrupted by
+  // the calls in between); empty and other workers' inline slots skipped with one test.
+  for (size_t done = 0; done < n;) {
+    const size_t begin = sweep_pos_, end = std::min(cap, begin + (n - done));
+    Slot* t = table_.data();
+    for (size_t k = begin; k < end; ++k) {
+      if ((k & (kLineSlots - 1)) == 0) __builtin_prefetch(t + std::min(k + kSweepAhead * kLineSlots, cap - 1));
+      const Slot& s = t[k];
+      if (s.overflow == kNoOverflow && (s.holder == 0 || !retiring(s.holder >> kMaskBits))) continue;
+      clearRetiring(t[k]);
+    }
+    done += end - begin;
+    sweep_pos_ = end == cap ? 0 : end;
+  }
+  for (size_t i = 0; i < sweeping_.size();) {
+    Sweep& r = sweeping_[i];
+    r.left -= std::min(r.left, n);
+    if (r.left > 0) {
+      ++i;
+      continue;
+    }
+    retiring_bits_[r.slot / 64] &= ~(uint64_t{1} << (r.slot % 64));
+    free_slots_.push_back(r.slot);
+    r = sweeping_.back();
+    sweeping_.pop_back();
+  }
+}
+
+void PrefixIndex::finishSweeps() {
+  while (!sweeping_.empty()) sweepSome(table_.size());
 }
 
 // ---- table ---------------------------------------------------------------------------------
@@ -218,6 +281,7 @@ void PrefixIndex::grow() {
     rebuild(cap);
     return;
   }
+  finishSweeps();  // a sweep's position is in this table
   SlotTable next = spare_.size() == cap ? std::move(spare_) : SlotTable(cap);
   spare_ = SlotTable();
   old_shift_ = shift_;
@@ -305,6 +369,8 @@ void PrefixIndex::rebuild(size_t capacity) {
       *to = s;
     }
   }
+  sweep_pos_ = 0;  // released workers are swept again from the start of the new table
+  for (Sweep& r : sweeping_) r.left = table_.size();
 }
 
 // At 65% load, the table a doubling will need: mapped now and pre-faulted by a thread of its own
@@ -635,6 +701,7 @@ void PrefixIndex::removeBlocks(WorkerSlot worker, std::span<const BlockHash> has
 // per block event: one lookup per op instead of two).
 [[gnu::flatten]] void PrefixIndex::runRound() {
   if (old_.data() != nullptr) [[unlikely]] moveSome(1);  // a doubling ends without inserts too
+  if (!sweeping_.empty()) [[unlikely]] sweepSome(kSweepSlots);
   prefetchRound(ops_scratch_);
   const uint64_t generation = generation_;
   for (const BlockOp& op : ops_scratch_) {
@@ -838,6 +905,8 @@ void PrefixIndex::walk(std::span<const BlockHash> hashes, Gone&& gone_fn) {
   // A doubling ends without inserts too: a query counts as 4 inserts (a page every 4 queries;
   // lookups while it runs cost up to 1.3x at 6.5M entries).
   if (old_.data() != nullptr) [[unlikely]] noteQueryWhileGrowing();
+  if (!sweeping_.empty()) [[unlikely]] sweepSome(kSweepSlots);
+  const bool skip_retiring = !sweeping_.empty();  // released workers are not reported
   any_partial_ = false;
   if (++epoch_ == 0) {  // wrapped: reset stamps
     std::fill(stamp_.begin(), stamp_.end(), 0);
@@ -878,6 +947,7 @@ void PrefixIndex::walk(std::span<const BlockHash> hashes, Gone&& gone_fn) {
     auto take = [&](uint32_t packed) {
       const uint32_t w = packed >> kMaskBits;
       if (!alive(w)) return;
+      if (first && skip_retiring && retiring(w)) return;
       next_[w / 64] |= uint64_t{1} << (w % 64);
       if (mask_partial_[packed & kMaskAll]) notePartial(w, packed & kMaskAll);
     };
@@ -888,6 +958,9 @@ void PrefixIndex::walk(std::span<const BlockHash> hashes, Gone&& gone_fn) {
     } else {
       const size_t n = std::min(hi, h.bits.size());
       for (size_t k = lo; k < n; ++k) next_[k] = first ? h.bits[k] : (alive_[k] & h.bits[k]);
+      if (first && skip_retiring) {
+        for (size_t k = lo; k < std::min(n, retiring_bits_.size()); ++k) next_[k] &= ~retiring_bits_[k];
+      }
       if (h.partial > 0) {
         for (size_t k = lo; k < n; ++k) {
           for (uint64_t word = next_[k]; word != 0; word &= word - 1) {

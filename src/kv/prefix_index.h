@@ -42,7 +42,11 @@
 // with the truth.
 //
 // Workers are interned to dense slots (0..); clearWorker() scans the whole table (O(capacity),
-// rare: AllCleared, a worker leaving).
+// rare: AllCleared). A worker leaving (releaseWorker) is swept from a table of kSweepAfter
+// slots or more in slices of kSweepSlots per event round or overlap query, so routing does not
+// wait for the scan (12 ms at 10M entries; a slice adds ~1.5 us to its call, and 32,768 of them
+// sweep that table): until its sweep is done, queries ignore the slot, its entries still count
+// in numHashes() / numEntries(), and the slot is not reused.
 //
 // Thread safety: not thread-safe (the router holds one lock around it).
 #pragma once
@@ -130,8 +134,13 @@ class PrefixIndex {
   std::optional<WorkerSlot> findWorker(WorkerId worker) const;
   WorkerId workerId(WorkerSlot slot) const { return slot_ids_[slot]; }
   size_t numWorkerSlots() const { return slot_ids_.size(); }
-  // Clears the worker's entries and recycles its slot.
+  // Forgets the worker at once (queries no longer report it) and clears its entries, then or
+  // (large tables) in slices over the following calls; its slot is recycled when they are gone.
   void releaseWorker(WorkerId worker);
+  // Released workers whose entries are still being swept.
+  size_t sweepingWorkers() const { return sweeping_.size(); }
+  static constexpr size_t kSweepAfter = size_t{1} << 16;  // table slots: smaller ones at once
+  static constexpr size_t kSweepSlots = 512;              // slots per slice (8 KiB; 2,048: +6 us)
 
   // Applies one event of `worker` (stored/removed on a tier replace any prediction).
   void apply(WorkerSlot worker, const KvEvent& event);
@@ -374,6 +383,20 @@ class PrefixIndex {
   // Calls fn(first slot, count) for every range of slots that may hold entries, in both tables.
   template <class Fn>
   void forEachRange(Fn&& fn);
+  // Deferred release: sweepSome() clears the released slots' entries from kSweepSlots slots
+  // (circularly, from sweep_pos_); a slot is recycled once the sweep has covered the whole
+  // table since its release. Paused while a doubling runs; finished at once before one starts.
+  struct Sweep {
+    WorkerSlot slot;
+    size_t left;  // table slots still to visit for it
+  };
+  [[gnu::noinline]] void sweepSome(size_t n);
+  static constexpr size_t kSweepAhead = 16;  // lines requested ahead of the sweep
+  void finishSweeps();
+  bool retiring(WorkerSlot w) const {
+    return w / 64 < retiring_bits_.size() && ((retiring_bits_[w / 64] >> (w % 64)) & 1) != 0;
+  }
+  void clearRetiring(Slot& s);
   // The next table, mapped and being pre-faulted by spare_faulter_ (joined before either goes).
   [[gnu::noinline, gnu::cold]] void prepareSpare();
   void joinSpareFaulter();
@@ -433,6 +456,10 @@ class PrefixIndex {
   Holders& holders(uint32_t i) { return pool_[i >> kPoolShift][i & (kPoolChunk - 1)]; }
   const Holders& holders(uint32_t i) const { return pool_[i >> kPoolShift][i & (kPoolChunk - 1)]; }
   size_t num_dense_ = 0;
+
+  std::vector<Sweep> sweeping_;
+  std::vector<uint64_t> retiring_bits_;  // by worker slot: being swept
+  size_t sweep_pos_ = 0;
 
   std::unordered_map<WorkerId, WorkerSlot> slots_;
   std::vector<WorkerId> slot_ids_;

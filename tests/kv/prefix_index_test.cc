@@ -467,6 +467,96 @@ TEST(PrefixIndexTest, QueriesAloneEndADoubling) {
   for (BlockHash h : hs) ASSERT_EQ(index.mask(h, w), 1u);
 }
 
+// On a table of 2^16 slots or more, a released worker is swept in slices (kSweepSlots per event
+// round or query): queries stop reporting it at once, popular (dense), shared (list) and own
+// blocks lose it within table / kSweepSlots queries, its predictions go with them, a second
+// release during a sweep is swept too, and a doubling finishes any sweep before it starts.
+TEST(PrefixIndexTest, AReleasedWorkerIsSweptInSlices) {
+  PrefixIndexOptions opts;
+  opts.initial_capacity = size_t{1} << 16;
+  opts.refresh_predictions = false;
+  PrefixIndex index(opts);
+  constexpr int kWorkers = 200;
+  std::vector<WorkerSlot> ws;
+  for (int i = 0; i < kWorkers; ++i) ws.push_back(index.internWorker(1000 + i));
+  std::mt19937_64 rng(13);
+  auto randomChain = [&](size_t n) {
+    std::vector<BlockHash> c(n);
+    for (auto& h : c) h = rng();
+    return c;
+  };
+  const auto popular = randomChain(8);  // every worker: dense holder sets
+  const auto shared = randomChain(8);   // workers 0-4: lists
+  std::vector<std::vector<BlockHash>> own(kWorkers);
+  for (int i = 0; i < kWorkers; ++i) {
+    index.addBlocks(ws[i], popular, Tier::kDevice);
+    if (i < 5) index.addBlocks(ws[i], shared, Tier::kHost);
+    own[i] = randomChain(100);
+    index.addBlocks(ws[i], own[i], Tier::kDevice);
+  }
+  ASSERT_GT(index.numDenseHashes(), 0u);
+  index.predict(ws[2], randomChain(40), 0);
+  ASSERT_EQ(index.numPredictions(), 40u);
+  const size_t entries = index.numEntries();
+  std::vector<WorkerOverlap> got;
+  auto sweepByQueries = [&](size_t most) {
+    size_t q = 0;
+    for (; index.sweepingWorkers() > 0 && q < most; ++q) index.findOverlaps(popular, got);
+    return q;
+  };
+  const size_t slices = index.tableSlots() / PrefixIndex::kSweepSlots;
+
+  index.releaseWorker(1002);  // ws[2]: in the popular, shared and own blocks, and predicted
+  EXPECT_EQ(index.sweepingWorkers(), 1u);
+  index.findOverlaps(popular, got);
+  EXPECT_EQ(got.size(), kWorkers - 1u);
+  for (const WorkerOverlap& o : got) EXPECT_NE(o.worker, ws[2]);
+  index.findOverlaps(shared, got);
+  EXPECT_EQ(got.size(), 4u);
+  for (const WorkerOverlap& o : got) EXPECT_NE(o.worker, ws[2]);
+  index.findOverlaps(own[2], got);
+  EXPECT_TRUE(got.empty());
+  OverlapGroups groups;
+  index.findOverlapGroups(popular, groups);
+  EXPECT_EQ(groups.matched, kWorkers - 1u);
+  EXPECT_LE(sweepByQueries(1000), slices + 1);
+  EXPECT_EQ(index.sweepingWorkers(), 0u);
+  EXPECT_EQ(index.numEntries(), entries - 8 - 8 - 100 - 40);
+  EXPECT_EQ(index.numPredictions(), 0u);
+  for (BlockHash h : own[2]) EXPECT_EQ(index.mask(h, ws[2]), 0u);
+  for (BlockHash h : popular) EXPECT_EQ(index.mask(h, ws[2]), 0u);
+  for (BlockHash h : shared) EXPECT_EQ(index.mask(h, ws[3]), 2u);
+  EXPECT_EQ(index.internWorker(2002), ws[2]);  // recycled once swept
+
+  // Two releases, the second half way through the first's sweep.
+  index.releaseWorker(1003);
+  sweepByQueries(slices / 2);
+  index.releaseWorker(1004);
+  EXPECT_EQ(index.sweepingWorkers(), 2u);
+  EXPECT_LE(sweepByQueries(1000), slices + 1);
+  EXPECT_EQ(index.numEntries(), entries - 3 * (8 + 8 + 100) - 40);
+  for (int i : {3, 4}) {
+    for (BlockHash h : own[i]) EXPECT_EQ(index.mask(h, ws[i]), 0u);
+    for (BlockHash h : shared) EXPECT_EQ(index.mask(h, ws[i]), 0u);
+  }
+  index.findOverlaps(shared, got);
+  EXPECT_EQ(got.size(), 2u);  // workers 0 and 1
+
+  // The table filled to its growth load, a release, then the insert that starts a doubling: the
+  // sweep is finished before the table changes.
+  const size_t slots = index.tableSlots();
+  index.addBlocks(ws[6], randomChain(slots * 3 / 4 - index.numHashes()), Tier::kDevice);
+  ASSERT_EQ(index.tableSlots(), slots);
+  index.releaseWorker(1005);
+  EXPECT_EQ(index.sweepingWorkers(), 1u);
+  index.addBlocks(ws[6], randomChain(32), Tier::kDevice);  // one round: a slice, then the inserts
+  EXPECT_EQ(index.tableSlots(), 2 * slots);
+  EXPECT_TRUE(index.growing());
+  EXPECT_EQ(index.sweepingWorkers(), 0u);
+  for (BlockHash h : own[5]) EXPECT_EQ(index.mask(h, ws[5]), 0u);
+  EXPECT_EQ(index.mask(popular[0], ws[5]), 0u);
+}
+
 // An empty slot's hash field is 0: hash 0 must still be found only where it is stored.
 TEST(PrefixIndexTest, HashZeroIsAHashLikeAnyOther) {
   PrefixIndex index;
@@ -508,8 +598,10 @@ TEST(PrefixIndexTest, ADoublingMovesPagesWhileEventsContinue) {
   std::mt19937_64 rng(3);
   std::map<BlockHash, std::map<WorkerSlot, uint32_t>> ref;  // hash -> worker -> tier mask
   std::vector<BlockHash> hashes;
-  auto check = [&](const char* when) {
-    ASSERT_EQ(index.numHashes(), ref.size()) << when;
+  auto check = [&](const char* when, bool counts = true) {
+    if (counts) {
+      ASSERT_EQ(index.numHashes(), ref.size()) << when;
+    }
     size_t entries = 0;
     for (const auto& [h, held] : ref) {
       for (WorkerSlot w : ws) {
@@ -518,7 +610,9 @@ TEST(PrefixIndexTest, ADoublingMovesPagesWhileEventsContinue) {
       }
       entries += held.size();
     }
-    ASSERT_EQ(index.numEntries(), entries) << when;
+    if (counts) {
+      ASSERT_EQ(index.numEntries(), entries) << when;
+    }
   };
   // Fill to one hash below 3/4 of the slots, in events of 32 blocks of one worker.
   while (ref.size() < (size_t{3} << 14) - 1) {
@@ -578,18 +672,30 @@ TEST(PrefixIndexTest, ADoublingMovesPagesWhileEventsContinue) {
   EXPECT_EQ(index.tableSlots(), size_t{1} << 17);
   check("after the first round");
 
-  // A worker leaves while pages are still to move; lookups and overlaps go on.
+  // A worker leaves while pages are still to move: queries stop reporting it at once, its
+  // entries are swept after the doubling (until then they still count), and its slot is reused
+  // only then.
   EXPECT_TRUE(index.growing());
+  const WorkerSlot gone = ws[1];
   index.releaseWorker(11);
+  EXPECT_EQ(index.sweepingWorkers(), 1u);
+  std::vector<BlockHash> held_by_gone;
   for (auto it = ref.begin(); it != ref.end();) {
-    it->second.erase(ws[1]);
+    if (it->second.count(gone)) held_by_gone.push_back(it->first);
+    it->second.erase(gone);
     it = it->second.empty() ? ref.erase(it) : std::next(it);
   }
   ws.erase(ws.begin() + 1);
-  check("after a worker left");
+  check("after a worker left", false);
+  ASSERT_GT(held_by_gone.size(), 1000u);
   std::vector<WorkerOverlap> got;
-  index.findOverlaps(std::vector<BlockHash>{hashes[0]}, got);
-  EXPECT_EQ(got.size(), ref.count(hashes[0]) ? ref[hashes[0]].size() : 0u);
+  for (size_t i = 0; i < 50; ++i) {
+    const BlockHash h = held_by_gone[i];
+    index.findOverlaps(std::vector<BlockHash>{h}, got);
+    EXPECT_EQ(got.size(), ref.count(h) ? ref[h].size() : 0u);
+    for (const WorkerOverlap& o : got) EXPECT_NE(o.worker, gone);
+  }
+  EXPECT_NE(index.internWorker(99), gone);  // not recycled while its entries remain
 
   // Rounds go on until the doubling ends (each round moves a page, some inserts more).
   int rounds = 0;
@@ -603,7 +709,19 @@ TEST(PrefixIndexTest, ADoublingMovesPagesWhileEventsContinue) {
   }
   EXPECT_FALSE(index.growing());
   EXPECT_LE(rounds, 256);  // at least a page per round
-  check("after the doubling");
+  // Then the sweep: kSweepSlots per round over the 2^17-slot table.
+  int sweep_rounds = 0;
+  while (index.sweepingWorkers() > 0 && sweep_rounds < 1000) {
+    batch.clear();
+    refs.clear();
+    touchOld(4);
+    index.apply(refs);
+    ++sweep_rounds;
+  }
+  EXPECT_EQ(index.sweepingWorkers(), 0u);
+  EXPECT_LE(sweep_rounds, static_cast<int>((size_t{1} << 17) / PrefixIndex::kSweepSlots));
+  check("after the doubling and the sweep");
+  EXPECT_EQ(index.internWorker(100), gone);  // recycled now
 }
 
 }  // namespace
