@@ -141,6 +141,9 @@ class PrefixIndex {
   size_t sweepingWorkers() const { return sweeping_.size(); }
   static constexpr size_t kSweepAfter = size_t{1} << 16;  // table slots: smaller ones at once
   static constexpr size_t kSweepSlots = 512;              // slots per slice (8 KiB; 2,048: +6 us)
+  // Slices are whole pages: a resident moved to its other line stays in its page, so between
+  // slices no entry can move from ahead of the sweep to behind it.
+  static_assert(kSweepSlots % 256 == 0 && kSweepAfter % kSweepSlots == 0);
 
   // Applies one event of `worker` (stored/removed on a tier replace any prediction).
   void apply(WorkerSlot worker, const KvEvent& event);
