@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <new>
+#include <thread>
+#include <utility>
 
 #include "kv/small_block_arena.h"
 
@@ -93,6 +95,64 @@ struct HugePageAllocator {
   template <class U>
   bool operator==(const HugePageAllocator<U>&) const { return true; }
 
+};
+
+// n objects of T on HugePageAllocator memory, not initialised (a mapping of its own, 2 MiB and
+// more, reads as zeros); move-only. For tables that grow by hand (no copy, no fill).
+template <class T>
+class HugeArray {
+ public:
+  HugeArray() = default;
+  explicit HugeArray(size_t n) : data_(HugePageAllocator<T>().allocate(n)), size_(n) {}
+  HugeArray(HugeArray&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  HugeArray& operator=(HugeArray&& o) noexcept {
+    std::swap(data_, o.data_);
+    std::swap(size_, o.size_);
+    return *this;
+  }
+  HugeArray(const HugeArray&) = delete;
+  HugeArray& operator=(const HugeArray&) = delete;
+  ~HugeArray() {
+    if (data_ != nullptr) HugePageAllocator<T>().deallocate(data_, size_);
+  }
+  T* data() { return data_; }
+  const T* data() const { return data_; }
+  size_t size() const { return size_; }
+  T& operator[](size_t i) { return data_[i]; }
+  const T& operator[](size_t i) const { return data_[i]; }
+  // Reads as T{} bytes of zeros: a mapping of its own (2 MiB and more), fresh.
+  bool zeroed() const { return size_ * sizeof(T) >= kHugePageBytes; }
+
+ private:
+  T* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Faults in a range on a thread of its own (MADV_POPULATE_WRITE, Linux 5.14+; elsewhere it does
+// nothing and the pages fault when first written), so that a table prepared ahead of a doubling
+// does not make the doubling wait for this guest's 2 MiB page faults (~3 ms each). The range
+// must stay mapped until join() (the destructor joins).
+class Prefaulter {
+ public:
+  Prefaulter() = default;
+  Prefaulter(const Prefaulter&) = delete;
+  Prefaulter& operator=(const Prefaulter&) = delete;
+  ~Prefaulter() { join(); }
+  void start(void* p, size_t bytes) {
+    join();
+#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
+    thread_ = std::thread([p, bytes] { madvise(p, bytes, MADV_POPULATE_WRITE); });
+#else
+    (void)p;
+    (void)bytes;
+#endif
+  }
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::thread thread_;
 };
 
 }  // namespace turbine::kv

@@ -29,7 +29,7 @@ PrefixIndex::PrefixIndex(const PrefixIndexOptions& options) : options_(options),
   setTable(std::move(t));
 }
 
-PrefixIndex::~PrefixIndex() { joinSpareFaulter(); }
+PrefixIndex::~PrefixIndex() { spare_faulter_.join(); }
 
 // ---- workers -------------------------------------------------------------------------------
 
@@ -349,7 +349,7 @@ void PrefixIndex::rebuild(size_t capacity) {
       if (!isEmpty(*s)) all.push_back(*s);
     }
   });
-  joinSpareFaulter();
+  spare_faulter_.join();
   spare_ = SlotTable();
   old_ = SlotTable();
   moved_.clear();
@@ -381,17 +381,9 @@ void PrefixIndex::rebuild(size_t capacity) {
 void PrefixIndex::prepareSpare() {
   const size_t cap = table_.size() * 2;
   if (!doubled_ || old_.data() != nullptr || spare_.size() == cap || cap * sizeof(Slot) < kHugePageBytes) return;
-  joinSpareFaulter();
+  spare_faulter_.join();
   spare_ = SlotTable(cap);
-#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
-  void* p = spare_.data();
-  const size_t bytes = hugePageRounded(cap * sizeof(Slot));
-  spare_faulter_ = std::thread([p, bytes] { madvise(p, bytes, MADV_POPULATE_WRITE); });
-#endif
-}
-
-void PrefixIndex::joinSpareFaulter() {
-  if (spare_faulter_.joinable()) spare_faulter_.join();
+  spare_faulter_.start(spare_.data(), hugePageRounded(cap * sizeof(Slot)));
 }
 
 uint32_t PrefixIndex::allocOverflow() {

@@ -56,7 +56,6 @@
 #include <cstdint>
 #include <optional>
 #include <span>
-#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -251,31 +250,9 @@ class PrefixIndex {
   size_t firstLine(BlockHash h) const { return (mix(h) >> shift_) & ~(kLineSlots - 1); }
   size_t lineOffset(BlockHash h) const { return ((((mix(h) >> 20) & 63) | 1) & line_mask_) * kLineSlots; }
   size_t otherLine(BlockHash h, size_t line) const { return line ^ lineOffset(h); }
-  // Slots on HugePageAllocator memory, not initialised: a growing index writes each page of a
-  // new table when the first entries move into it.
-  class SlotTable {
-   public:
-    SlotTable() = default;
-    explicit SlotTable(size_t n) : data_(HugePageAllocator<Slot>().allocate(n)), size_(n) {}
-    SlotTable(SlotTable&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
-    SlotTable& operator=(SlotTable&& o) noexcept {
-      std::swap(data_, o.data_);
-      std::swap(size_, o.size_);
-      return *this;
-    }
-    ~SlotTable() {
-      if (data_ != nullptr) HugePageAllocator<Slot>().deallocate(data_, size_);
-    }
-    Slot* data() { return data_; }
-    const Slot* data() const { return data_; }
-    size_t size() const { return size_; }
-    Slot& operator[](size_t i) { return data_[i]; }
-    const Slot& operator[](size_t i) const { return data_[i]; }
-
-   private:
-    Slot* data_ = nullptr;
-    size_t size_ = 0;
-  };
+  // Slots not initialised: a growing index writes each page of a new table when the first
+  // entries move into it.
+  using SlotTable = HugeArray<Slot>;
   // Where h lives: the table (the previous one while its page has not moved) and its two lines.
   struct Lines {
     const Slot* t;
@@ -402,7 +379,6 @@ class PrefixIndex {
   void clearRetiring(Slot& s);
   // The next table, mapped and being pre-faulted by spare_faulter_ (joined before either goes).
   [[gnu::noinline, gnu::cold]] void prepareSpare();
-  void joinSpareFaulter();
   // Sets `bits` for worker on slot; returns the previous mask.
   uint32_t setBits(Slot* s, WorkerSlot w, uint32_t bits);
   // Clears `bits` for worker on slot (erasing the slot when no holder is left); previous mask.
@@ -445,7 +421,7 @@ class PrefixIndex {
   // runRound's slots found in advance are then looked up again.
   uint64_t generation_ = 0;
   SlotTable spare_;
-  std::thread spare_faulter_;
+  Prefaulter spare_faulter_;  // after spare_ and table_: joined before they go
   bool doubled_ = false;  // the table has grown since construction
   size_t num_entries_ = 0;
   // Holder sets in chunks that never move: a growing pool copies nothing, and each chunk is on
