@@ -120,8 +120,6 @@ class HugeArray {
   size_t size() const { return size_; }
   T& operator[](size_t i) { return data_[i]; }
   const T& operator[](size_t i) const { return data_[i]; }
-  // Reads as T{} bytes of zeros: a mapping of its own (2 MiB and more), fresh.
-  bool zeroed() const { return size_ * sizeof(T) >= kHugePageBytes; }
 
  private:
   T* data_ = nullptr;
