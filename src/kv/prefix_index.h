@@ -437,6 +437,7 @@ class PrefixIndex {
   size_t num_dense_ = 0;
 
   std::vector<Sweep> sweeping_;
+  std::vector<Slot*> sweep_sets_;  // sweepSome's slots with a holder set
   std::vector<uint64_t> retiring_bits_;  // by worker slot: being swept
   size_t sweep_pos_ = 0;
 
