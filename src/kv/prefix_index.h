@@ -17,9 +17,9 @@
 // page; a lookup then costs up to 1.3x). Once the table has doubled, the next one is mapped and
 // pre-faulted by a helper thread when it passes 65% load (this guest's 2 MiB page faults cost
 // ~3 ms each). A lookup reads at most two lines, both requested up front, and an erase only
-// clears its slot (an empty slot is Slot{}). A slot stores its only holder inline as `worker_slot << 5 | tier_mask`; a
-// hash held by 2+ workers points into a pool of holder sets: a small vector sorted by worker,
-// or, for popular blocks (held by at least kDenseMin workers and 1/16 of all worker slots), a
+// clears its slot (an empty slot is Slot{}). A slot stores its only holder inline as
+// `worker_slot << 5 | tier_mask`; a hash held by 2+ workers points into a pool of holder sets: a
+// small vector sorted by worker, or, for popular blocks (held by at least kDenseMin workers and 1/16 of all worker slots), a
 // dense form: a bitset of holders plus one mask byte per worker slot. The pool and the sets'
 // storage live on 2 MiB pages (HugePageAllocator, SmallBlockArena), so neither a growing index
 // nor a random read of them pays a 4 KiB page's fault or TLB miss. Bits 0..3 of a mask are the
