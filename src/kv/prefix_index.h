@@ -3,28 +3,28 @@
 // own predictions; answers, for a request's chained block hashes, every worker's overlap: the
 // longest run of leading blocks it holds on any tier, plus a tier-weighted score of that run.
 //
-// Layout (memory-lean, 10M blocks x 1,000 workers): one table of 16-byte slots keyed by block
-// hash, in lines of 4 slots (64 bytes). A hash lives in one of two candidate lines (two-choice
-// hashing: the first line from the top bits of a multiplicative hash, the second another line of
-// the same 4 KiB page): a new hash goes to its first line while that has room, else to the
-// second, else residents move to their other line first (one resident, else a bounded random
-// walk); the table doubles when 3/4 full, or when no such move frees a slot (a page's
-// lines can fill first: at 8M slots a doubling came at 0.73 load). A doubling moves the entries
-// a 4 KiB page at a time (old page p feeds new pages 2p and 2p + 1, since both lines of a hash
-// are in its page), so no single call pays for the whole table: a page moves when an insert
-// finds no room in it without a walk, and one more every 16 inserts, every 4 overlap queries
-// and every event round; lookups read the old table for pages not moved yet (a bit per old
-// page; a lookup then costs up to 1.3x). Once the table has doubled, the next one is mapped and
-// pre-faulted by a helper thread when it passes 65% load (this guest's 2 MiB page faults cost
-// ~3 ms each). A lookup reads at most two lines, both requested up front, and an erase only
-// clears its slot (an empty slot is Slot{}). A slot stores its only holder inline as
-// `worker_slot << 5 | tier_mask`; a hash held by 2+ workers points into a pool of holder sets: a
-// small vector sorted by worker, or, for popular blocks (held by at least kDenseMin workers and 1/16 of all worker slots), a
-// dense form: a bitset of holders plus one mask byte per worker slot. The pool and the sets'
-// storage live on 2 MiB pages (HugePageAllocator, SmallBlockArena), so neither a growing index
-// nor a random read of them pays a 4 KiB page's fault or TLB miss. Bits 0..3 of a mask are the
-// tiers (kv::Tier), bit 4 is a router prediction ("routed there, events not seen yet"). Because
-// block hashes are chained, a hash names its whole prefix, so no tree is needed.
+// Layout (memory-lean, 10M blocks x 1,000 workers): one table of 16-byte slots keyed by block hash,
+// in lines of 4 slots (64 bytes). A hash lives in one of two candidate lines (two-choice hashing:
+// the first line from the top bits of a multiplicative hash, the second another line of the same 4
+// KiB page): a new hash goes to its first line while that has room, else to the second, else
+// residents move to their other line first (one resident, else a bounded random walk); the table
+// doubles when 3/4 full, or when no such move frees a slot (a page's lines can fill first: at 8M
+// slots a doubling came at 0.73 load). A doubling moves the entries a 4 KiB page at a time (old
+// page p feeds new pages 2p and 2p + 1, since both lines of a hash are in its page), so no single
+// call pays for the whole table: a page moves when an insert finds no room in it without a walk,
+// and one more every 16 inserts, every 4 overlap queries and every event round; lookups read the
+// old table for pages not moved yet (a bit per old page; a lookup then costs up to 1.3x). Once the
+// table has doubled, the next one is mapped and pre-faulted by a helper thread when it passes 65%
+// load (this guest's 2 MiB page faults cost ~3 ms each). A lookup reads at most two lines, both
+// requested up front, and an erase only clears its slot (an empty slot is Slot{}). A slot stores
+// its only holder inline as `worker_slot << 5 | tier_mask`; a hash held by 2+ workers points into a
+// pool of holder sets: a small vector sorted by worker, or, for popular blocks (held by at least
+// kDenseMin workers and 1/16 of all worker slots), a dense form: a bitset of holders plus one mask
+// byte per worker slot. The pool and the sets' storage live on 2 MiB pages (HugePageAllocator,
+// SmallBlockArena), so neither a growing index nor a random read of them pays a 4 KiB page's fault
+// or TLB miss. Bits 0..3 of a mask are the tiers (kv::Tier), bit 4 is a router prediction ("routed
+// there, events not seen yet"). Because block hashes are chained, a hash names its whole prefix, so
+// no tree is needed.
 //
 // Overlap walk: a bitset of the workers still matching, intersected block by block with each
 // block's holders (64 workers per word for dense blocks), stopping at the first block that no
