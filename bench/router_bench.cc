@@ -174,14 +174,18 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> ids(8192);
   for (int i = 0; i < 8192; ++i) ids[i] = "r" + std::to_string(i);
+  // Decision i (query i, request id i), its latency recorded; false if routing failed.
+  auto timedRoute = [&](int i, Latencies& into) {
+    const auto& q = queries[static_cast<size_t>(i) % queries.size()];
+    const auto a = Clock::now();
+    auto d = router.route({ids[static_cast<size_t>(i) % ids.size()], "m", q, kChain * 16});
+    into.record(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - a).count());
+    return static_cast<bool>(d);
+  };
   Latencies lat(static_cast<size_t>(decisions));
   t0 = Clock::now();
   for (int i = 0; i < decisions; ++i) {
-    const auto& q = queries[i % queries.size()];
-    const auto a = Clock::now();
-    auto d = router.route({ids[i % ids.size()], "m", q, kChain * 16});
-    lat.record(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - a).count());
-    if (!d) return 1;
+    if (!timedRoute(i, lat)) return 1;
     router.onRequestFinished(ids[i % ids.size()]);
   }
   const double route_s = secondsSince(t0);
@@ -245,11 +249,7 @@ int main(int argc, char** argv) {
   Latencies loaded_lat(static_cast<size_t>(decisions));
   t0 = Clock::now();
   for (int i = 0; i < decisions; ++i) {
-    const auto& q = queries[static_cast<size_t>(i) % queries.size()];
-    const auto a = Clock::now();
-    auto d = router.route({ids[i % ids.size()], "m", q, kChain * 16});
-    loaded_lat.record(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - a).count());
-    if (!d) return 1;
+    if (!timedRoute(i, loaded_lat)) return 1;
     if (i >= kInFlight) router.onRequestFinished(ids[(i - kInFlight) % ids.size()]);
   }
   for (int i = std::max(decisions - kInFlight, 0); i < decisions; ++i) {
@@ -386,11 +386,7 @@ int main(int argc, char** argv) {
     constexpr int kAfter = 40000;
     Latencies lat(kAfter);
     for (int i = 0; i < kAfter; ++i) {
-      const auto& q = queries[static_cast<size_t>(i) % queries.size()];
-      const auto a = Clock::now();
-      auto d = router.route({ids[i % ids.size()], "m", q, kChain * 16});
-      lat.record(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - a).count());
-      if (!d) return 1;
+      if (!timedRoute(i, lat)) return 1;
       router.onRequestFinished(ids[i % ids.size()]);
     }
     std::printf("a worker leaves: removeWorker took %.3f ms; the next %d decisions (its entries swept "

@@ -58,90 +58,6 @@ std::optional<WorkerSlot> PrefixIndex::findWorker(WorkerId worker) const {
   return it->second;
 }
 
-void PrefixIndex::releaseWorker(WorkerId worker) {
-  auto it = slots_.find(worker);
-  if (it == slots_.end()) return;
-  const WorkerSlot slot = it->second;
-  slots_.erase(it);
-  if (table_.size() < kSweepAfter) {
-    clearWorker(slot);
-    free_slots_.push_back(slot);
-    return;
-  }
-  predictions_.eraseWorker(slot);
-  log_.forgetWorker(slot);
-  if (retiring_bits_.size() * 64 < slot_ids_.size()) retiring_bits_.resize((slot_ids_.size() + 63) / 64, 0);
-  retiring_bits_[slot / 64] |= uint64_t{1} << (slot % 64);
-  if (sweeping_.empty()) sweep_pos_ = 0;
-  sweeping_.push_back(Sweep{slot, table_.size()});
-}
-
-// A slot's holders that are being swept lose every bit.
-void PrefixIndex::clearRetiring(Slot& s) {
-  if (s.overflow == kNoOverflow) {
-    if (s.holder == 0 || !retiring(s.holder >> kMaskBits)) return;
-    const WorkerSlot w = s.holder >> kMaskBits;
-    onMaskChange(w, clearBits(&s, w, kMaskAll), 0);
-    return;
-  }
-  for (const Sweep& r : sweeping_) {
-    if (s.overflow == kNoOverflow) {  // down to one holder: inline now
-      clearRetiring(s);
-      return;
-    }
-    const uint32_t prev = clearBits(&s, r.slot, kMaskAll);
-    if (prev != 0) onMaskChange(r.slot, prev, 0);
-  }
-}
-
-void PrefixIndex::sweepSome(size_t n) {
-  if (old_.data() != nullptr) return;  // after the doubling (which started with none running)
-  const size_t cap = table_.size();
-  n = std::min(n, cap);
-  // Contiguous runs, lines requested 16 ahead (a slice starts cold: the scan is interrupted by
-  // the calls in between); empty and other workers' inline slots skipped with one test. Slots
-  // with a holder set are cleared after the scan, their sets and then the entries to be read
-  // requested for all of them first (one by one, each cost two dependent misses: a slice of
-  // router_bench's index took ~5 us instead of ~1.5).
-  sweep_sets_.clear();
-  for (size_t done = 0; done < n;) {
-    const size_t begin = sweep_pos_, end = std::min(cap, begin + (n - done));
-    Slot* t = table_.data();
-    for (size_t k = begin; k < end; ++k) {
-      if ((k & (kLineSlots - 1)) == 0) __builtin_prefetch(t + std::min(k + kSweepAhead * kLineSlots, cap - 1));
-      Slot& s = t[k];
-      if (s.overflow != kNoOverflow) {
-        prefetchSet(&s);
-        sweep_sets_.push_back(&s);
-      } else if (s.holder != 0 && retiring(s.holder >> kMaskBits)) {
-        clearRetiring(s);
-      }
-    }
-    done += end - begin;
-    sweep_pos_ = end == cap ? 0 : end;
-  }
-  for (const Slot* s : sweep_sets_) {
-    for (const Sweep& r : sweeping_) prefetchEntry(s, r.slot);
-  }
-  for (Slot* s : sweep_sets_) clearRetiring(*s);
-  for (size_t i = 0; i < sweeping_.size();) {
-    Sweep& r = sweeping_[i];
-    r.left -= std::min(r.left, n);
-    if (r.left > 0) {
-      ++i;
-      continue;
-    }
-    retiring_bits_[r.slot / 64] &= ~(uint64_t{1} << (r.slot % 64));
-    free_slots_.push_back(r.slot);
-    r = sweeping_.back();
-    sweeping_.pop_back();
-  }
-}
-
-void PrefixIndex::finishSweeps() {
-  while (!sweeping_.empty()) sweepSome(table_.size());
-}
-
 // ---- table ---------------------------------------------------------------------------------
 
 // The first line holds most hashes (place() fills it first), so it is looked at alone first.
@@ -185,28 +101,6 @@ PrefixIndex::Slot* PrefixIndex::findOrInsert(BlockHash h) {
     grow();
     if (old_.data() != nullptr) moveOwnPage(h);
   }
-}
-
-PrefixIndex::Slot* PrefixIndex::insertIntoOldPage(BlockHash h) {
-  const size_t oa = (mix(h) >> old_shift_) & ~(kLineSlots - 1);
-  const size_t page = oa / kPageSlots;
-  if (moved(page)) return nullptr;
-  if (Slot* s = placeWithoutWalk(old_.data(), h, oa, oa ^ lineOffset(h))) return s;
-  movePage(page);
-  return nullptr;
-}
-
-void PrefixIndex::noteQueryWhileGrowing() {
-  inserts_since_move_ += 4;
-  if (inserts_since_move_ >= kMoveEvery) {
-    inserts_since_move_ = 0;
-    moveSome(1);
-  }
-}
-
-void PrefixIndex::moveOwnPage(BlockHash h) {
-  const size_t page = ((mix(h) >> old_shift_) & ~(kLineSlots - 1)) / kPageSlots;
-  if (!moved(page)) movePage(page);
 }
 
 PrefixIndex::Slot* PrefixIndex::place(BlockHash h) {
@@ -275,127 +169,6 @@ PrefixIndex::Slot* PrefixIndex::placeByWalk(BlockHash h, size_t line) {
 void PrefixIndex::eraseSlot(Slot* s) {
   *s = Slot{};
   --size_;
-}
-
-void PrefixIndex::setTable(SlotTable t) {
-  const size_t cap = t.size();
-  table_ = std::move(t);
-  shift_ = 64 - std::countr_zero(cap);
-  line_mask_ = cap / kLineSlots - 1;
-}
-
-// Small tables, and a placement that fails while a doubling runs (a new page pair so full that
-// no walk finds room: not seen in practice), rebuild at once.
-void PrefixIndex::grow() {
-  doubled_ = true;
-  const size_t cap = table_.size() * 2;
-  if (old_.data() != nullptr || table_.size() < kMovePagesMin) {
-    rebuild(cap);
-    return;
-  }
-  finishSweeps();  // a sweep's position is in this table
-  SlotTable next = spare_.size() == cap ? std::move(spare_) : SlotTable(cap);
-  spare_ = SlotTable();
-  old_shift_ = shift_;
-  const size_t pages = table_.size() / kPageSlots;
-  old_ = std::move(table_);
-  setTable(std::move(next));
-  moved_.assign((pages + 63) / 64, 0);
-  moved_pages_left_ = pages;
-  move_cursor_ = 0;
-}
-
-// Old page p's hashes go to new pages 2p and 2p + 1 (one more bit of the same multiplicative
-// hash), which are written here first. Each moved slot is cleared, so a slot found before the
-// move no longer holds its hash.
-void PrefixIndex::movePage(size_t old_page) {
-  moved_[old_page / 64] |= uint64_t{1} << (old_page % 64);
-  --moved_pages_left_;
-  Slot* to = table_.data() + 2 * old_page * kPageSlots;
-  std::fill(to, to + 2 * kPageSlots, Slot{});
-  Slot* from = old_.data() + old_page * kPageSlots;
-  for (size_t k = 0; k < kPageSlots; ++k) {
-    if (isEmpty(from[k])) continue;
-    Slot* s = place(from[k].hash);
-    if (s == nullptr) [[unlikely]] {  // the rest stays where it is until rebuild() takes all
-      rebuild(table_.size() * 2);
-      return;
-    }
-    *s = from[k];
-    from[k] = Slot{};
-  }
-}
-
-void PrefixIndex::moveSome(size_t pages) {
-  for (; pages > 0 && moved_pages_left_ > 0 && old_.data() != nullptr; --pages) {
-    while (moved(move_cursor_)) ++move_cursor_;
-    movePage(move_cursor_);
-  }
-  if (old_.data() != nullptr && moved_pages_left_ == 0) {
-    old_ = SlotTable();
-    moved_.clear();
-    ++generation_;
-  }
-}
-
-// A moved page's slots are all empty unless a failed placement stopped its move (rebuild()
-// then takes what is left), so it is scanned too.
-template <class Fn>
-void PrefixIndex::forEachRange(Fn&& fn) {
-  if (old_.data() == nullptr) {
-    fn(table_.data(), table_.size());
-    return;
-  }
-  for (size_t p = 0; p < old_.size() / kPageSlots; ++p) {
-    fn(old_.data() + p * kPageSlots, kPageSlots);
-    if (moved(p)) fn(table_.data() + 2 * p * kPageSlots, 2 * kPageSlots);
-  }
-}
-
-// Every entry into a table of `capacity` slots (doubled again until all fit), at once.
-void PrefixIndex::rebuild(size_t capacity) {
-  std::vector<Slot> all;
-  all.reserve(size_);
-  forEachRange([&](const Slot* from, size_t n) {
-    for (const Slot* s = from; s != from + n; ++s) {
-      if (!isEmpty(*s)) all.push_back(*s);
-    }
-  });
-  spare_faulter_.join();
-  spare_ = SlotTable();
-  old_ = SlotTable();
-  moved_.clear();
-  moved_pages_left_ = 0;
-  ++generation_;
-  for (bool placed = false; !placed; capacity *= 2) {
-    SlotTable t(capacity);
-    std::fill(t.data(), t.data() + capacity, Slot{});
-    setTable(std::move(t));
-    placed = true;
-    for (const Slot& s : all) {
-      Slot* to = place(s.hash);
-      if (to == nullptr) {
-        placed = false;
-        break;
-      }
-      *to = s;
-    }
-  }
-  sweep_pos_ = 0;  // released workers are swept again from the start of the new table
-  for (Sweep& r : sweeping_) r.left = table_.size();
-}
-
-// At 65% load, the table a doubling will need: mapped now and pre-faulted by a thread of its own
-// (MADV_POPULATE_WRITE, Linux 5.14+; elsewhere its pages fault as they are first written), so
-// that the moves do not wait for this guest's 2 MiB page faults (~3 ms each). Only for a table
-// that has doubled before: one sized up front (--router-index-blocks) is not expected to grow,
-// and a spare would cost twice its memory.
-void PrefixIndex::prepareSpare() {
-  const size_t cap = table_.size() * 2;
-  if (!doubled_ || old_.data() != nullptr || spare_.size() == cap || cap * sizeof(Slot) < kHugePageBytes) return;
-  spare_faulter_.join();
-  spare_ = SlotTable(cap);
-  spare_faulter_.start(spare_.data(), hugePageRounded(cap * sizeof(Slot)));
 }
 
 uint32_t PrefixIndex::allocOverflow() {
@@ -573,38 +346,12 @@ void PrefixIndex::apply(WorkerSlot worker, const KvEvent& event) {
   apply(std::span(&one, 1));
 }
 
-// Prefetch helpers. A multi-holder block costs up to three dependent misses (table slot, holder
-// set, the set's data): requested ahead, they overlap instead of adding up.
-// Always inlined: GCC finds an out-of-line function that only reads memory and prefetches free of
-// side effects and deletes its calls.
 // Events go in rounds of up to 64 blocks, stage by stage (prefetchRound; session 7: a
 // decision's 64 block events 5.8-6.3 -> 4.6-4.7 us, stored events 9.0-9.5 -> 11.8-15.1 M
 // blocks/s, 3 interleaved pairs of router_bench), where they used to be pipelined (prefetchAhead:
 // each block's slot 16 blocks ahead, its set 8 ahead, its entry 4 ahead), which probed the table
 // three times per block and ran into a second miss wherever a probe run left its line. The
 // overlap walk (walk()) and predict() use rounds too.
-[[gnu::always_inline]] inline void PrefixIndex::prefetchSet(const Slot* s) const {
-  if (s == nullptr || s->overflow == kNoOverflow) return;
-  const char* p = reinterpret_cast<const char*>(&holders(s->overflow));
-  __builtin_prefetch(p);
-  __builtin_prefetch(p + sizeof(Holders) - 1);
-}
-
-// The part of a slot's holder set that will be read: for kAnyWorker (the walk) a dense set's
-// bitset or the list, else the worker's mask byte of a dense set or the list.
-[[gnu::always_inline]] inline void PrefixIndex::prefetchEntry(const Slot* s, WorkerSlot worker) const {
-  if (s == nullptr || s->overflow == kNoOverflow) return;
-  const Holders& hd = holders(s->overflow);
-  if (hd.dense && worker != kAnyWorker) {
-    if (worker < hd.masks.size()) __builtin_prefetch(&hd.masks[worker]);
-    return;
-  }
-  const auto* p = hd.dense ? reinterpret_cast<const char*>(hd.bits.data())
-                           : reinterpret_cast<const char*>(hd.list.data());
-  const size_t bytes = hd.dense ? hd.bits.size() * sizeof(uint64_t) : hd.list.size() * sizeof(uint32_t);
-  for (size_t off = 0; off < std::min<size_t>(bytes, 256); off += 64) __builtin_prefetch(p + off);
-}
-
 void PrefixIndex::addBlock(WorkerSlot worker, BlockHash h, uint32_t bit, Slot* at) {
   Slot* s = at != nullptr ? at : findOrInsert(h);
   const uint32_t prev = setBits(s, worker, bit);
@@ -717,30 +464,6 @@ void PrefixIndex::removeBlocks(WorkerSlot worker, std::span<const BlockHash> has
       removeBlock(op.worker, op.hash, op.bits, at);
     }
   }
-}
-
-// A scan of the whole table (a worker leaving, or its AllCleared event): empty slots and slots
-// held inline by another worker, most of them, are passed over without a call.
-// Slots with a holder set are taken kSweepSlots at a time, their sets and entries requested
-// first, as sweepSome() does (router_bench's index, with many sets: 82 ms one by one).
-void PrefixIndex::clearWorker(WorkerSlot worker) {
-  forEachRange([&](Slot* from, size_t n) {
-    for (size_t b = 0; b < n; b += kSweepSlots) {
-      sweep_sets_.clear();
-      for (Slot* s = from + b; s != from + std::min(n, b + kSweepSlots); ++s) {
-        if (s->overflow != kNoOverflow) {
-          prefetchSet(s);
-          sweep_sets_.push_back(s);
-        } else if (s->holder != 0 && (s->holder >> kMaskBits) == worker) {
-          onMaskChange(worker, clearBits(s, worker, kMaskAll), 0);  // an erase only clears the slot
-        }
-      }
-      for (const Slot* s : sweep_sets_) prefetchEntry(s, worker);
-      for (Slot* s : sweep_sets_) onMaskChange(worker, clearBits(s, worker, kMaskAll), 0);
-    }
-  });
-  predictions_.eraseWorker(worker);
-  log_.forgetWorker(worker);
 }
 
 // ---- predictions ---------------------------------------------------------------------------

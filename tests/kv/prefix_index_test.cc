@@ -497,6 +497,11 @@ TEST(PrefixIndexTest, AReleasedWorkerIsSweptInSlices) {
   ASSERT_GT(index.numDenseHashes(), 0u);
   index.predict(ws[2], randomChain(40), 0);
   ASSERT_EQ(index.numPredictions(), 40u);
+  // Held by workers 3 and 4 alone (a list of two): when both are swept at once, clearing the
+  // first leaves the second inline, to be cleared too.
+  const auto pair = randomChain(64);
+  index.addBlocks(ws[3], pair, Tier::kDevice);
+  index.addBlocks(ws[4], pair, Tier::kDevice);
   const size_t entries = index.numEntries();
   std::vector<WorkerOverlap> got;
   auto sweepByQueries = [&](size_t most) {
@@ -521,7 +526,7 @@ TEST(PrefixIndexTest, AReleasedWorkerIsSweptInSlices) {
   EXPECT_EQ(groups.matched, kWorkers - 1u);
   EXPECT_LE(sweepByQueries(1000), slices + 1);
   EXPECT_EQ(index.sweepingWorkers(), 0u);
-  EXPECT_EQ(index.numEntries(), entries - 8 - 8 - 100 - 40);
+  EXPECT_EQ(index.numEntries(), entries - 8 - 8 - 100 - 40);  // the pair is untouched
   EXPECT_EQ(index.numPredictions(), 0u);
   for (BlockHash h : own[2]) EXPECT_EQ(index.mask(h, ws[2]), 0u);
   for (BlockHash h : popular) EXPECT_EQ(index.mask(h, ws[2]), 0u);
@@ -540,7 +545,8 @@ TEST(PrefixIndexTest, AReleasedWorkerIsSweptInSlices) {
     added += 16;
   }
   EXPECT_EQ(index.sweepingWorkers(), 0u);
-  EXPECT_EQ(index.numEntries(), entries - 3 * (8 + 8 + 100) - 40 + added);
+  EXPECT_EQ(index.numEntries(), entries - 3 * (8 + 8 + 100) - 40 - 2 * 64 + added);
+  for (BlockHash h : pair) EXPECT_EQ(index.mask(h, ws[4]), 0u);
   for (int i : {3, 4}) {
     for (BlockHash h : own[i]) EXPECT_EQ(index.mask(h, ws[i]), 0u);
     for (BlockHash h : shared) EXPECT_EQ(index.mask(h, ws[i]), 0u);
