@@ -392,6 +392,26 @@ int main(int argc, char** argv) {
     std::printf("a worker leaves: removeWorker took %.3f ms; the next %d decisions (its entries swept "
                 "meanwhile): %s\n", remove_ms, kAfter, lat.summary().c_str());
   }
+  // 8) A worker clears its cache (an AllCleared event: vLLM's reset_prefix_cache, or the start
+  // of a snapshot after lost events): the event and the decision after it (events wait in a
+  // buffer until a read), then decisions while its old entries are swept.
+  {
+    kv::KvEventMessage clear{2, seqs[2]++, {kv::AllCleared{}}};
+    Latencies first(1);
+    const auto t0 = Clock::now();
+    router.onKvEvents(clear);
+    if (!timedRoute(0, first)) return 1;
+    const double clear_ms = secondsSince(t0) * 1e3;
+    router.onRequestFinished(ids[0]);
+    constexpr int kAfter = 40000;
+    Latencies lat(kAfter);
+    for (int i = 1; i <= kAfter; ++i) {
+      if (!timedRoute(i, lat)) return 1;
+      router.onRequestFinished(ids[i % ids.size()]);
+    }
+    std::printf("a worker clears its cache: the event and the next decision took %.3f ms; the next %d "
+                "decisions: %s\n", clear_ms, kAfter, lat.summary().c_str());
+  }
   printMemoryProbe();  // again: the machine may have moved during the phases
   return 0;
 }

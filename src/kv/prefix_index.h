@@ -40,8 +40,9 @@
 // TTL after the decision. A stored or removed event for (worker, hash) replaces the prediction
 // with the truth.
 //
-// Workers are interned to dense slots (0..); clearWorker() scans the whole table (O(capacity),
-// rare: AllCleared). A worker leaving (releaseWorker) is swept from a table of kSweepAfter
+// Workers are interned to dense slots (0..); clearWorker() scans the whole table (O(capacity)).
+// A worker leaving (releaseWorker) or clearing its cache (renewWorker: AllCleared, the worker
+// continuing under a fresh slot) is swept from a table of kSweepAfter
 // slots or more in slices of kSweepSlots per event round or overlap query, so routing does not
 // wait for the scan (82 ms in router_bench's 10M-entry index; a slice adds ~2.5 us to its call,
 // and 32,768 of them sweep that table): until its sweep is done, queries ignore the slot, its
@@ -136,7 +137,14 @@ class PrefixIndex {
   // Forgets the worker at once (queries no longer report it) and clears its entries, then or
   // (large tables) in slices over the following calls; its slot is recycled when they are gone.
   void releaseWorker(WorkerId worker);
-  // Released workers whose entries are still being swept.
+  // Drops every entry of the worker (an AllCleared event) and returns the slot that names it from
+  // now on. On a table of kSweepAfter slots or more the worker gets a fresh slot and its old one
+  // is swept as a released worker's, so the caller does not wait for a scan of the table (12-80
+  // ms at 10M entries); a caller holding per-slot state must move it. With kMaxSweeps sweeps
+  // already running, or on a smaller table, the worker keeps its slot and the table is scanned.
+  WorkerSlot renewWorker(WorkerId worker);
+  static constexpr size_t kMaxSweeps = 16;
+  // Released (or renewed) workers' old slots whose entries are still being swept.
   size_t sweepingWorkers() const { return sweeping_.size(); }
   static constexpr size_t kSweepAfter = size_t{1} << 16;  // table slots: smaller ones at once
   static constexpr size_t kSweepSlots = 512;              // slots per slice (8 KiB)
@@ -392,6 +400,8 @@ class PrefixIndex {
     WorkerSlot slot;
     size_t left;  // table slots still to visit for it
   };
+  // Starts the sweep of a slot no longer in slots_ (releaseWorker, renewWorker).
+  void retire(WorkerSlot slot);
   [[gnu::noinline]] void sweepSome(size_t n);
   static constexpr size_t kSweepAhead = 16;  // lines requested ahead of the sweep
   void finishSweeps();

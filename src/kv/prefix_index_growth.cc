@@ -204,12 +204,31 @@ void PrefixIndex::releaseWorker(WorkerId worker) {
     free_slots_.push_back(slot);
     return;
   }
+  retire(slot);
+}
+
+void PrefixIndex::retire(WorkerSlot slot) {
   predictions_.eraseWorker(slot);
   log_.forgetWorker(slot);
   if (retiring_bits_.size() * 64 < slot_ids_.size()) retiring_bits_.resize((slot_ids_.size() + 63) / 64, 0);
   retiring_bits_[slot / 64] |= uint64_t{1} << (slot % 64);
   if (sweeping_.empty()) sweep_pos_ = 0;
   sweeping_.push_back(Sweep{slot, table_.size()});
+}
+
+// The old slot's entries cannot be told from those the worker stores next without a generation
+// per entry; under a fresh slot they need not be: the old one is swept like a released worker's.
+WorkerSlot PrefixIndex::renewWorker(WorkerId worker) {
+  auto it = slots_.find(worker);
+  if (it == slots_.end()) return internWorker(worker);
+  const WorkerSlot slot = it->second;
+  if (table_.size() < kSweepAfter || sweeping_.size() >= kMaxSweeps) {
+    clearWorker(slot);
+    return slot;
+  }
+  slots_.erase(it);
+  retire(slot);
+  return internWorker(worker);  // not `slot`: it is recycled only after its sweep
 }
 
 // Slices are contiguous runs of the table from where the sweep stands (wrapping at its end).

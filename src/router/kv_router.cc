@@ -133,6 +133,21 @@ void KvRouter::removeWorker(WorkerId worker) {
   refresh(*slot);
 }
 
+// Everything the router keeps by slot: its state, its filing in its model, pending requests.
+void KvRouter::moveWorker(kv::WorkerSlot from, kv::WorkerSlot to) {
+  state(std::max(from, to));
+  const bool present = workers_[from].present;
+  if (present) leaveModel(from);
+  workers_[to] = std::exchange(workers_[from], WorkerState{});
+  infos_[to] = std::exchange(infos_[from], WorkerInfo{});
+  for (auto& [id, p] : pending_) {
+    if (p.worker == from) p.worker = to;
+  }
+  if (present) joinModel(to, infos_[to].model_id);
+  refresh(from);
+  refresh(to);
+}
+
 void KvRouter::noteMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg) {
   WorkerState& w = state(slot);
   if (w.have_seq && msg.seq != w.next_seq) {
@@ -154,6 +169,12 @@ void KvRouter::noteMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg) {
       f.kind = Flat::Kind::kRemoved;
       f.tier = r->tier;
       hashes = &r->block_hashes;
+    } else {  // AllCleared: after the events before it, the worker may go on under a new slot
+      flushEvents();
+      const kv::WorkerSlot now = index_.renewWorker(msg.worker_id);
+      if (now != slot) moveWorker(slot, now);
+      slot = now;
+      continue;
     }
     if (hashes != nullptr) {
       stats_.blocks_applied += hashes->size();

@@ -223,6 +223,8 @@ class KvRouter : public Router {
   double costPass(const std::vector<kv::WorkerSlot>& slots, int64_t hashed, int32_t prompt_tokens,
                   bool skip_busy);
   void remember(const std::string& request_id, const Pending& p);
+  // Moves a worker's per-slot state to another slot (its cache cleared: PrefixIndex::renewWorker).
+  void moveWorker(kv::WorkerSlot from, kv::WorkerSlot to);
   // Sequence check and stats of one message; buffers its events for the index.
   void noteMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg);
   // Applies the buffered events. Every method that reads the index calls it first.

@@ -569,6 +569,158 @@ TEST(PrefixIndexTest, AReleasedWorkerIsSweptInSlices) {
   EXPECT_EQ(index.mask(popular[0], ws[5]), 0u);
 }
 
+// AllCleared through renewWorker on a table large enough to sweep: the worker goes on under a
+// fresh slot at once while its old slot's entries (dense, list, own blocks, predictions) are
+// swept a slice per call; what it stores after the clear, on the same hashes too, survives the
+// sweep. Beyond kMaxSweeps running sweeps, and on a small table, the table is scanned instead.
+TEST(PrefixIndexTest, ARenewedWorkerGoesOnUnderAFreshSlot) {
+  PrefixIndexOptions opts;
+  opts.initial_capacity = size_t{1} << 16;
+  opts.refresh_predictions = false;
+  PrefixIndex index(opts);
+  constexpr int kWorkers = 200;
+  std::vector<WorkerSlot> ws;
+  for (int i = 0; i < kWorkers; ++i) ws.push_back(index.internWorker(1000 + i));
+  std::mt19937_64 rng(17);
+  auto randomChain = [&](size_t n) {
+    std::vector<BlockHash> c(n);
+    for (auto& h : c) h = rng();
+    return c;
+  };
+  const auto popular = randomChain(8);  // every worker: dense holder sets
+  const auto shared = randomChain(8);   // workers 0-4: lists
+  std::vector<std::vector<BlockHash>> own(kWorkers);
+  for (int i = 0; i < kWorkers; ++i) {
+    index.addBlocks(ws[i], popular, Tier::kDevice);
+    if (i < 5) index.addBlocks(ws[i], shared, Tier::kHost);
+    own[i] = randomChain(100);
+    index.addBlocks(ws[i], own[i], Tier::kDevice);
+  }
+  ASSERT_GT(index.numDenseHashes(), 0u);
+  index.predict(ws[2], randomChain(40), 0);
+  const size_t entries = index.numEntries();
+  std::vector<WorkerOverlap> got;
+
+  const WorkerSlot n2 = index.renewWorker(1002);
+  EXPECT_NE(n2, ws[2]);
+  EXPECT_EQ(index.findWorker(1002), n2);
+  EXPECT_EQ(index.workerId(n2), 1002u);
+  EXPECT_EQ(index.sweepingWorkers(), 1u);
+  index.findOverlaps(shared, got);
+  EXPECT_EQ(got.size(), 4u);
+  for (const WorkerOverlap& o : got) EXPECT_TRUE(o.worker != ws[2] && o.worker != n2);
+  index.findOverlaps(own[2], got);
+  EXPECT_TRUE(got.empty());
+  // The worker stores again, partly the hashes its old slot still holds.
+  const std::vector<BlockHash> again(own[2].begin(), own[2].begin() + 50);
+  index.addBlocks(n2, again, Tier::kDevice);
+  index.addBlocks(n2, std::span(popular).first(4), Tier::kDevice);
+  index.findOverlaps(own[2], got);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].worker, n2);
+  EXPECT_EQ(got[0].blocks, 50);
+  OverlapTable table;
+  index.findOverlaps(popular, table);
+  EXPECT_EQ(table.matched, size_t{kWorkers});  // 199 others, and n2 with a run of 4
+  EXPECT_EQ(table.blocksOf(n2), 4);
+  EXPECT_FALSE(table.has(ws[2]));
+  for (size_t q = 0; index.sweepingWorkers() > 0 && q < 1000; ++q) index.findOverlaps(shared, got);
+  EXPECT_EQ(index.sweepingWorkers(), 0u);
+  EXPECT_EQ(index.numPredictions(), 0u);
+  EXPECT_EQ(index.numEntries(), entries - 8 - 8 - 100 - 40 + 50 + 4);
+  for (size_t i = 0; i < own[2].size(); ++i) {
+    EXPECT_EQ(index.mask(own[2][i], n2), i < 50 ? 1u : 0u) << i;
+    EXPECT_EQ(index.mask(own[2][i], ws[2]), 0u) << i;
+  }
+  for (size_t i = 0; i < popular.size(); ++i) EXPECT_EQ(index.mask(popular[i], n2), i < 4 ? 1u : 0u);
+  EXPECT_EQ(index.blocksOf(n2), 54u);
+  EXPECT_EQ(index.internWorker(5000), ws[2]);  // the old slot, recycled once swept
+
+  // kMaxSweeps renewals at once; the next one scans and keeps its slot.
+  for (size_t i = 0; i < PrefixIndex::kMaxSweeps; ++i) EXPECT_NE(index.renewWorker(1010 + i), ws[10 + i]);
+  EXPECT_EQ(index.sweepingWorkers(), PrefixIndex::kMaxSweeps);
+  const int last = 10 + static_cast<int>(PrefixIndex::kMaxSweeps);
+  EXPECT_EQ(index.renewWorker(1000 + last), ws[last]);
+  for (BlockHash h : own[last]) EXPECT_EQ(index.mask(h, ws[last]), 0u);
+  EXPECT_EQ(index.mask(popular[0], ws[last]), 0u);
+  EXPECT_EQ(index.sweepingWorkers(), PrefixIndex::kMaxSweeps);
+  // A worker the index has not seen is interned.
+  const WorkerSlot fresh = index.renewWorker(7777);
+  EXPECT_EQ(index.findWorker(7777), fresh);
+
+  // A small table clears at once under the same slot.
+  PrefixIndex small;
+  const WorkerSlot a = small.internWorker(1);
+  small.addBlocks(a, own[0], Tier::kDevice);
+  EXPECT_EQ(small.renewWorker(1), a);
+  EXPECT_EQ(small.numEntries(), 0u);
+  EXPECT_EQ(small.sweepingWorkers(), 0u);
+}
+
+// Random events of six workers on a table large enough to sweep, each AllCleared through
+// renewWorker (several sweeps overlapping, now and then kMaxSweeps of them), against the
+// reference by worker id: no overlap may show a cleared worker's old entries or lose one it
+// stored after the clear.
+TEST(PrefixIndexTest, RenewedWorkersMatchReferenceOnRandomEventStreams) {
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    std::mt19937_64 rng(seed);
+    PrefixIndexOptions opts;
+    opts.initial_capacity = size_t{1} << 16;
+    opts.refresh_predictions = false;
+    PrefixIndex index(opts);
+    Reference ref;  // keyed by worker number 0-5
+    for (WorkerId k = 0; k < 6; ++k) index.internWorker(100 + k);
+    const auto chains = makeChains(rng, 30, 12);
+    std::vector<WorkerOverlap> got;
+    size_t renewed = 0, checked_entries = 0;
+    for (int step = 0; step < 4000; ++step) {
+      const WorkerId k = rng() % 6;
+      const WorkerSlot w = *index.findWorker(100 + k);
+      const auto& chain = chains[rng() % chains.size()];
+      const size_t a = rng() % chain.size();
+      const size_t b = a + 1 + rng() % (chain.size() - a);
+      std::vector<BlockHash> part(chain.begin() + static_cast<long>(a), chain.begin() + static_cast<long>(b));
+      const auto tier = static_cast<Tier>(rng() % 3 == 0 ? rng() % kNumTiers : 0);
+      const auto r = rng() % 100;
+      KvEvent e = AllCleared{};
+      if (r < 55) e = BlockStored{part, std::nullopt, tier};
+      else if (r < 95) e = BlockRemoved{part, tier};
+      if (r < 95) {
+        index.apply(w, e);
+      } else {
+        renewed += index.renewWorker(100 + k) != w;
+      }
+      ref.apply(static_cast<WorkerSlot>(k), e);
+      if (index.sweepingWorkers() == 0 && step % 5 == 0) {
+        ASSERT_EQ(index.numEntries(), ref.entries()) << "seed " << seed << " step " << step;
+        ++checked_entries;
+      }
+      if (step % 25 != 0) continue;
+      for (const auto& q : chains) {
+        index.findOverlaps(q, got);
+        auto want = ref.overlaps(q);
+        ASSERT_EQ(got.size(), want.size()) << "seed " << seed << " step " << step;
+        for (const auto& o : got) {
+          const auto id = static_cast<WorkerSlot>(index.workerId(o.worker) - 100);
+          ASSERT_EQ(index.findWorker(100 + id), o.worker) << "an old slot reported";
+          ASSERT_TRUE(want.count(id));
+          EXPECT_EQ(o.blocks, want[id].first);
+          EXPECT_DOUBLE_EQ(o.weighted, want[id].second);
+        }
+      }
+      for (const auto& [id, tiers] : ref.held) {
+        const WorkerSlot now = *index.findWorker(100 + id);
+        for (int t = 0; t < kNumTiers; ++t)
+          for (auto h : tiers[t]) ASSERT_TRUE(index.mask(h, now) & (1u << t));
+      }
+    }
+    for (size_t q = 0; index.sweepingWorkers() > 0 && q < 10000; ++q) index.findOverlaps(chains[0], got);
+    EXPECT_EQ(index.numEntries(), ref.entries());
+    EXPECT_GT(renewed, 100u);        // clears under a fresh slot
+    EXPECT_GT(checked_entries, 5u);  // and moments with no sweep running
+  }
+}
+
 // An empty slot's hash field is 0: hash 0 must still be found only where it is stored.
 TEST(PrefixIndexTest, HashZeroIsAHashLikeAnyOther) {
   PrefixIndex index;

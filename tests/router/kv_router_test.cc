@@ -411,6 +411,132 @@ TEST(KvRouterTest, BufferedEventsDecideAsEventsAppliedAtOnce) {
   EXPECT_GT(a.seq_gaps, 0u);
 }
 
+// On an index large enough that a clear moves the worker to a fresh slot (its old one swept
+// meanwhile): random messages (stores, removes, clears, several per message), workers leaving
+// and joining, and decisions, each finished at once so that every worker's load is 0. Each
+// decision must go to a worker with the longest run of the prompt held or predicted, per a
+// reference of what each worker id holds (stored, minus removed and cleared) and was predicted
+// (earlier decisions' prompts, until an event names the block or the worker clears).
+TEST(KvRouterTest, ClearedWorkersRouteByWhatTheyHoldSinceTheClear) {
+  KvRouterOptions opts;
+  opts.index_blocks = 60'000;  // a table of 2^17 slots: clears are swept
+  Fixture f(6, opts);
+  std::mt19937_64 rng(23);
+  std::map<WorkerId, std::set<BlockHash>> real, predicted;
+  std::map<WorkerId, uint64_t> seq;
+  std::vector<WorkerId> live = {1, 2, 3, 4, 5, 6};
+  WorkerId next_worker = 7;
+  auto runOf = [&](WorkerId w, const std::vector<BlockHash>& hs) {
+    int32_t n = 0;
+    while (n < static_cast<int32_t>(hs.size()) && (real[w].count(hs[n]) || predicted[w].count(hs[n]))) ++n;
+    return n;
+  };
+  int clears = 0, checked = 0;
+  for (int step = 0; step < 4000; ++step) {
+    const auto r = rng() % 100;
+    const WorkerId w = live[rng() % live.size()];
+    const BlockHash root = 1000 * (1 + rng() % 8);
+    if (r < 60) {
+      kv::KvEventMessage msg{w, seq[w]++, {}};
+      const int n_events = 1 + static_cast<int>(rng() % 3);
+      for (int e = 0; e < n_events; ++e) {
+        const auto kind = rng() % 20;
+        const std::vector<BlockHash> hs = chain(root + rng() % 6, 1 + static_cast<int>(rng() % 5));
+        if (kind < 12) {
+          msg.events.push_back(kv::BlockStored{hs, std::nullopt, kv::Tier::kDevice});
+          for (BlockHash h : hs) real[w].insert(h), predicted[w].erase(h);
+        } else if (kind < 18) {
+          msg.events.push_back(kv::BlockRemoved{hs, kv::Tier::kDevice});
+          for (BlockHash h : hs) real[w].erase(h), predicted[w].erase(h);
+        } else {
+          msg.events.push_back(kv::AllCleared{});
+          real[w].clear();
+          predicted[w].clear();
+          ++clears;
+        }
+      }
+      f.router->onKvEvents(msg);
+    } else if (r < 98) {
+      const auto hs = chain(root, 1 + static_cast<int>(rng() % 8));
+      const std::string id = "r" + std::to_string(step);
+      const RouteDecision d = f.route(id, hs);
+      int32_t best = 0;
+      for (WorkerId x : live) best = std::max(best, runOf(x, hs));
+      ASSERT_EQ(d.overlap_blocks, runOf(d.worker, hs)) << step;
+      ASSERT_EQ(d.overlap_blocks, best) << step;
+      for (BlockHash h : hs) {
+        if (!real[d.worker].count(h)) predicted[d.worker].insert(h);
+      }
+      f.router->onRequestFinished(id);
+      ++checked;
+    } else if (live.size() > 2) {  // a worker leaves; a new one joins
+      live.erase(std::find(live.begin(), live.end(), w));
+      real.erase(w);
+      predicted.erase(w);
+      f.router->removeWorker(w);
+      live.push_back(next_worker);
+      f.router->addWorker(WorkerInfo{next_worker++, "m", "agg", 16, 1000});
+    }
+  }
+  EXPECT_GT(clears, 100);
+  EXPECT_GT(checked, 1000);
+}
+
+// A worker clearing its cache on a large index goes on under a fresh slot: its requests in
+// flight, load, sequence numbers and model stay with it; its old blocks stop counting at once and
+// what it stores after the clear (in the same message too) counts at once.
+TEST(KvRouterTest, AWorkerClearingItsCacheKeepsItsRequestsAndLoad) {
+  KvRouterOptions opts;
+  opts.index_blocks = 60'000;
+  Fixture f(3, opts);
+  f.router->onKvEvents(stored(1, 0, chain(100, 8)));
+  const auto first = f.route("p1", chain(100, 8));
+  ASSERT_EQ(first.worker, 1u);
+  EXPECT_EQ(first.overlap_blocks, 8);
+  const int64_t active = f.router->activeBlocks(1);
+  EXPECT_EQ(active, 8);
+  f.router->onKvEvents(kv::KvEventMessage{1, 1, {kv::AllCleared{}, kv::BlockStored{chain(500, 4), std::nullopt, kv::Tier::kDevice}}});
+  EXPECT_EQ(f.router->activeBlocks(1), active);
+  // The old blocks are gone from routing: worker 1 has no overlap there and the most load.
+  const auto after = f.route("q1", chain(100, 8));
+  EXPECT_NE(after.worker, 1u);
+  EXPECT_EQ(after.overlap_blocks, 0);
+  f.router->onRequestFinished("q1");
+  const auto fresh = f.route("q2", chain(500, 4));
+  EXPECT_EQ(fresh.worker, 1u);
+  EXPECT_EQ(fresh.overlap_blocks, 4);
+  f.router->onRequestFinished("q2");
+  f.router->onRequestFinished("p1");  // routed before the clear: released on the new slot
+  EXPECT_EQ(f.router->activeBlocks(1), 0);
+  const auto st = f.router->stats();
+  const auto routed = std::find_if(st.routed_per_worker.begin(), st.routed_per_worker.end(),
+                                   [](const auto& p) { return p.first == 1; });
+  ASSERT_NE(routed, st.routed_per_worker.end());
+  EXPECT_EQ(routed->second, 2u);  // p1 and q2, on either side of the clear
+  // The old slot's entries are swept a slice per decision (the table has 256 slices).
+  auto held = [&] {
+    const auto s = f.router->stats();
+    return s.index_entries - s.index_predictions;
+  };
+  EXPECT_EQ(held(), 8u + 4u);
+  size_t n = 0;
+  for (; held() != 4 && n < 1000; ++n) {
+    f.route("s" + std::to_string(n), chain(900, 2));
+    f.router->onRequestFinished("s" + std::to_string(n));
+  }
+  EXPECT_GT(n, 100u);
+  EXPECT_LT(n, 1000u);
+  // q1's worker is predicted to hold chain(100, 8) now; worker 1 stores a longer run of it.
+  f.router->onKvEvents(stored(1, 2, chain(100, 10)));  // the next seq: no gap
+  EXPECT_EQ(f.router->stats().seq_gaps, 0u);
+  const auto back = f.route("r", chain(100, 10));
+  EXPECT_EQ(back.worker, 1u);
+  EXPECT_EQ(back.overlap_blocks, 10);
+  f.router->onRequestFinished("r");
+  f.router->removeWorker(1);
+  EXPECT_NE(f.route("t", chain(100, 8)).worker, 1u);
+}
+
 // A stored event's tier weighs its blocks: 8 blocks on disk (weight 0.5) count 4, less than 6
 // on device.
 TEST(KvRouterTest, StoredTiersWeighTheOverlap) {
