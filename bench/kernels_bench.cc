@@ -9,11 +9,14 @@
 //  - Gemm/<dtype>/<k>/<n>: matmul with m = 512 (prefill); counter GFLOP/s = 2 m n k / time.
 //  - PrefillMedium/<dtype>: one layer's matmuls at m = 512, scaled to 16 layers; counter tok/s.
 //  - Sgemm1024/<threads>: OpenBLAS sgemm 1024^3 (its own threads): the BLAS's peak rate.
+//  - DecodeAttention/<kv>/<ctx>: one token's attention, 16 layers (PagedAttention, 8 kv heads);
+//    counter kvGB/s (K/V bytes read per second).
 // Weights live in 2 MiB-page memory as the model loader places them (--pages=4k: 4 KiB pages).
 // Run: build/bench/kernels_bench [--benchmark_filter=...]; set the ISA with --isa=avx2 etc.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -24,7 +27,9 @@
 
 #include "common/half.h"
 #include "common/mapped_file.h"
+#include "engine/attention.h"
 #include "engine/cpu/kernels.h"
+#include "engine/kv_cache.h"
 
 namespace turbine::engine::cpu {
 namespace {
@@ -272,6 +277,63 @@ void BM_Sgemm1024(benchmark::State& state) {
   openblas_set_num_threads(1);
 }
 BENCHMARK(BM_Sgemm1024)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->MinTime(0.5);
+
+// One decode token's attention in all 16 layers of the medium shape (8 kv heads of 64, 16 query
+// heads, blocks of 16 positions) at context `ctx` over a KV cache of `kv` elements; the cache holds
+// enough copies of the context (>= 256 MiB in all, blocks in shuffled order as after a server's
+// churn) that each step reads it from DRAM, as between a real step's weight reads. Counter:
+// kvGB/s = K/V bytes read per second (the time column is the time per step).
+void BM_DecodeAttention(benchmark::State& state) {
+  const auto kv = static_cast<KvDType>(state.range(0));
+  const auto ctx = static_cast<int32_t>(state.range(1));
+  KvCacheOptions o;
+  o.num_layers = 16;
+  o.num_kv_heads = 8;
+  o.head_dim = 64;
+  o.block_size = 16;
+  o.dtype = kv;
+  const int32_t blocks = (ctx + o.block_size - 1) / o.block_size;
+  const size_t seq_bytes = KvCache::bytesPerToken(o) * static_cast<size_t>(blocks * o.block_size);
+  const int32_t copies = static_cast<int32_t>(std::max<size_t>(1, (size_t{256} << 20) / seq_bytes));
+  o.num_blocks = blocks * copies;
+  auto cache = KvCache::create(o);
+  if (!cache.isOk()) {
+    state.SkipWithError(cache.status().toString().c_str());
+    return;
+  }
+  std::vector<BlockId> ids(static_cast<size_t>(o.num_blocks));
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<BlockId>(i);
+  std::shuffle(ids.begin(), ids.end(), std::mt19937(3));
+  const std::vector<float> row = randomActs(o.num_kv_heads * o.head_dim);
+  for (int32_t layer = 0; layer < o.num_layers; ++layer) {
+    for (int32_t p = 0; p < blocks * o.block_size * copies; ++p) {
+      (*cache)->store(layer, ids[static_cast<size_t>(p / o.block_size)], p % o.block_size, row.data(), row.data());
+    }
+  }
+  const int32_t n_heads = 16;
+  const std::vector<float> q = randomActs(n_heads * o.head_dim);
+  std::vector<float> out(q.size());
+  PagedAttention attention;
+  const AttentionShape shape{n_heads, 0.125f};
+  int32_t copy = 0;
+  for (auto _ : state) {
+    const std::span<const BlockId> table(ids.data() + static_cast<size_t>(copy) * blocks, static_cast<size_t>(blocks));
+    const AttentionSeq seq{ctx - 1, 1, 0, table};
+    for (int32_t layer = 0; layer < o.num_layers; ++layer) {
+      attention.run(pool(), **cache, layer, std::span(&seq, 1), shape, q.data(), out.data());
+    }
+    benchmark::DoNotOptimize(out.data());
+    copy = (copy + 1) % copies;
+  }
+  const double bytes = static_cast<double>(KvCache::bytesPerToken(o)) * ctx;
+  state.counters["kvGB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(kvDTypeName(kv)) + " " + kernelIsa());
+}
+BENCHMARK(BM_DecodeAttention)
+    ->ArgsProduct({{static_cast<int64_t>(KvDType::kF32), static_cast<int64_t>(KvDType::kBF16)}, {512, 2048, 8192}})
+    ->ArgNames({"kv", "ctx"})
+    ->UseRealTime()
+    ->MinTime(0.5);
 
 }  // namespace
 }  // namespace turbine::engine::cpu

@@ -21,7 +21,7 @@ run() {  # run NAME CMD...: prints and saves the output; a failing benchmark doe
 }
 
 run memory_bandwidth "$B/memory_bandwidth_bench" --benchmark_min_time=1
-run kernels "$B/kernels_bench" --benchmark_filter='Gemv|DecodeMedium|PrefillMedium|Sgemm1024|Gemm/bf16'
+run kernels "$B/kernels_bench" --benchmark_filter='Gemv|DecodeMedium|PrefillMedium|Sgemm1024|Gemm/bf16|DecodeAttention'
 run forward "$B/forward_bench" --preset medium --dtypes f32,bf16,f16,q8_0 --threads 2 --batches 1,4,16
 run engine "$B/engine_bench" --preset medium --dtypes bf16,f32 --threads 2 --batches 1,4,16,64
 run scheduler "$B/scheduler_bench"

@@ -11,19 +11,53 @@ namespace turbine::engine {
 namespace {
 
 constexpr int32_t kTokensPerItem = 64;
+// A decode token's context is split into spans of at least this many blocks (a shorter context
+// into one span).
+constexpr int32_t kMinSpanBlocks = 2;
 
 void grow(std::vector<float>& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
+// The lowest position the query at position p sees.
+int32_t windowStart(int32_t p, int32_t window) { return window > 0 ? std::max(0, p - window + 1) : 0; }
+
 }  // namespace
 
-void PagedAttention::buildItems(std::span<const AttentionSeq> seqs, int32_t n_kv_heads,
-                                int32_t window, int n_parts) {
+void PagedAttention::buildItems(std::span<const AttentionSeq> seqs, const KvCache& cache,
+                                const AttentionShape& shape, int n_parts) {
   items_.clear();
+  merges_.clear();
+  const int32_t n_kv_heads = cache.numKvHeads(), bs = cache.blockSize(), window = shape.window;
+  const bool in_place = cpu::canAttendDecode(cache.headDim(), kvElementType(cache.dtype()));
+  // Decode tokens: about two spans per thread over all their blocks, so that one long context
+  // keeps every thread busy and many short ones are one span each.
+  int64_t decode_blocks = 0;
+  for (const AttentionSeq& seq : seqs) {
+    if (in_place && seq.n_tokens == 1) {
+      decode_blocks += seq.start_pos / bs - windowStart(seq.start_pos, window) / bs + 1;
+    }
+  }
+  const auto span_blocks = static_cast<int32_t>(std::max<int64_t>(
+      kMinSpanBlocks, (decode_blocks + 2 * n_parts - 1) / (2 * n_parts)));
+  int32_t spans = 0;
   double total = 0.0;
   for (size_t s = 0; s < seqs.size(); ++s) {
     const AttentionSeq& seq = seqs[s];
+    if (in_place && seq.n_tokens == 1) {
+      const int32_t first = windowStart(seq.start_pos, window) / bs;
+      const int32_t ctx = seq.start_pos + 1 - first * bs;  // positions from block `first` on
+      const int32_t nb = seq.start_pos / bs - first + 1;
+      const int32_t n_spans = (nb + span_blocks - 1) / span_blocks;
+      if (n_spans > 1) merges_.push_back({static_cast<int32_t>(s), spans, n_spans});
+      for (int32_t k = 0; k < n_spans; ++k) {
+        const int32_t b0 = k * nb / n_spans, b1 = (k + 1) * nb / n_spans;
+        const double cost = n_kv_heads * (std::min(ctx, b1 * bs) - b0 * bs + 8.0);
+        items_.push_back({static_cast<int32_t>(s), -1, 0, 1, cost, b0, b1, n_spans > 1 ? spans++ : -1});
+        total += cost;
+      }
+      continue;
+    }
     for (int32_t g = 0; g < n_kv_heads; ++g) {
       for (int32_t t0 = 0; t0 < seq.n_tokens; t0 += kTokensPerItem) {
         const int32_t t1 = std::min(seq.n_tokens, t0 + kTokensPerItem);
@@ -37,6 +71,10 @@ void PagedAttention::buildItems(std::span<const AttentionSeq> seqs, int32_t n_kv
       }
     }
   }
+  const size_t heads = static_cast<size_t>(shape.n_heads);
+  grow(span_out_, static_cast<size_t>(spans) * heads * static_cast<size_t>(cache.headDim()));
+  grow(span_max_, static_cast<size_t>(spans) * heads);
+  grow(span_sum_, static_cast<size_t>(spans) * heads);
   // Contiguous split of the items into n_parts equal shares of the cost.
   splits_.assign(static_cast<size_t>(n_parts) + 1, items_.size());
   splits_[0] = 0;
@@ -54,7 +92,7 @@ void PagedAttention::run(cpu::ThreadPool& pool, const KvCache& cache, int32_t la
                          std::span<const AttentionSeq> seqs, const AttentionShape& shape,
                          const float* q, float* out) {
   const int n_parts = std::max(1, pool.size());
-  buildItems(seqs, cache.numKvHeads(), shape.window, n_parts);
+  buildItems(seqs, cache, shape, n_parts);
   if (items_.empty()) return;
   if (scratch_.size() < static_cast<size_t>(n_parts)) scratch_.resize(static_cast<size_t>(n_parts));
   // The products inside an item are small; the pool provides the parallelism.
@@ -68,31 +106,51 @@ void PagedAttention::run(cpu::ThreadPool& pool, const KvCache& cache, int32_t la
       }
     }
   });
+  const int64_t nq = shape.n_heads, hd = cache.headDim();
+  for (const Merge& m : merges_) {
+    const auto at = static_cast<size_t>(m.first_span);
+    cpu::mergeAttentionSpans(span_out_.data() + at * static_cast<size_t>(nq * hd),
+                             span_max_.data() + at * static_cast<size_t>(nq),
+                             span_sum_.data() + at * static_cast<size_t>(nq), m.n_spans, nq, hd,
+                             out + seqs[static_cast<size_t>(m.seq)].row * nq * hd);
+  }
 }
 
-// A decode (one token): the group's query heads against the K/V rows where the cache holds them
-// (f32, f16 or bf16), block by block (cpu::attendDecode), nothing gathered. With a sliding
-// window from position lo, the blocks from lo's on, lo's offset in its block skipped.
-void PagedAttention::decodeInPlace(const Item& item, const KvCache& cache, int32_t layer,
-                                   const AttentionSeq& seq, const AttentionShape& shape,
-                                   int32_t lo, const float* q, float* out,
-                                   ThreadScratch& scratch) const {
+// A decode span: every query head against blocks [b0, b1) of those the token's window reaches,
+// where the cache holds them (f32, f16 or bf16; cpu::attendDecode), nothing gathered. With a
+// sliding window from position lo, lo's offset in its block skipped (first span only).
+void PagedAttention::decodeSpan(const Item& item, const KvCache& cache, int32_t layer,
+                                const AttentionSeq& seq, const AttentionShape& shape,
+                                const float* q, float* out, ThreadScratch& scratch) {
   const int32_t bs = cache.blockSize();
+  const int32_t lo = windowStart(seq.start_pos, shape.window);
   const int32_t first = lo / bs;
-  const int32_t ctx = seq.start_pos + 1 - first * bs;  // positions from block `first` on
-  const int32_t group = shape.n_heads / cache.numKvHeads();
-  const size_t blocks = static_cast<size_t>((ctx + bs - 1) / bs);
+  const int32_t ctx = std::min(seq.start_pos + 1 - first * bs, item.b1 * bs) - item.b0 * bs;
+  const int32_t skip = item.b0 == 0 ? lo - first * bs : 0;
+  const auto blocks = static_cast<size_t>(item.b1 - item.b0);
   scratch.k_rows.resize(blocks);
   scratch.v_rows.resize(blocks);
   for (size_t b = 0; b < blocks; ++b) {
-    const BlockId id = seq.block_table[static_cast<size_t>(first) + b];
-    scratch.k_rows[b] = cache.headRows(id, layer, 0, item.kv_head);
-    scratch.v_rows[b] = cache.headRows(id, layer, 1, item.kv_head);
+    const BlockId id = seq.block_table[static_cast<size_t>(first + item.b0) + b];
+    scratch.k_rows[b] = cache.headRows(id, layer, 0, 0);
+    scratch.v_rows[b] = cache.headRows(id, layer, 1, 0);
   }
-  grow(scratch.scores, static_cast<size_t>(group) * static_cast<size_t>(ctx));
-  cpu::attendDecode(kvElementType(cache.dtype()), q, group, scratch.k_rows.data(),
-                    scratch.v_rows.data(), bs, ctx, cache.headDim(), shape.scale,
-                    scratch.scores.data(), out, cache.headDim(), lo - first * bs);
+  const int64_t nq = shape.n_heads, hd = cache.headDim();
+  grow(scratch.scores, static_cast<size_t>(nq) * static_cast<size_t>(ctx));
+  const int64_t row = seq.row * nq * hd;
+  float* o = out + row;
+  float* maxes = nullptr;
+  float* sums = nullptr;
+  if (item.span >= 0) {
+    const auto at = static_cast<size_t>(item.span);
+    o = span_out_.data() + at * static_cast<size_t>(nq * hd);
+    maxes = span_max_.data() + at * static_cast<size_t>(nq);
+    sums = span_sum_.data() + at * static_cast<size_t>(nq);
+  }
+  cpu::attendDecode(kvElementType(cache.dtype()), q + row, nq, cache.numKvHeads(),
+                    scratch.k_rows.data(), scratch.v_rows.data(),
+                    static_cast<int64_t>(cache.headStride()), bs, ctx, hd, shape.scale,
+                    scratch.scores.data(), o, maxes, sums, skip);
 }
 
 // Gathers the item's K and V rows [base, ctx) into contiguous f32 [width][head_dim] buffers
@@ -102,21 +160,19 @@ void PagedAttention::decodeInPlace(const Item& item, const KvCache& cache, int32
 // several tokens takes one query head at a time with the chunk's tokens as rows.
 void PagedAttention::runItem(const Item& item, const KvCache& cache, int32_t layer,
                              std::span<const AttentionSeq> seqs, const AttentionShape& shape,
-                             const float* q, float* out, ThreadScratch& scratch) const {
+                             const float* q, float* out, ThreadScratch& scratch) {
   const AttentionSeq& seq = seqs[static_cast<size_t>(item.seq)];
+  if (item.kv_head < 0) return decodeSpan(item, cache, layer, seq, shape, q, out, scratch);
   const int32_t hd = cache.headDim();
   const int32_t bs = cache.blockSize();
   const int32_t group = shape.n_heads / cache.numKvHeads();
   const int32_t ctx = seq.start_pos + item.t1;  // positions any query of the item may see: < ctx
   const int32_t n_tok = item.t1 - item.t0;
   // With a sliding window, the lowest position the item's first query sees.
-  const int32_t lo = shape.window > 0 ? std::max(0, seq.start_pos + item.t0 - shape.window + 1) : 0;
+  const int32_t lo = windowStart(seq.start_pos + item.t0, shape.window);
   const size_t row_stride = static_cast<size_t>(shape.n_heads) * static_cast<size_t>(hd);
   const size_t first = static_cast<size_t>(seq.row + item.t0) * row_stride +
                        static_cast<size_t>(item.kv_head * group) * static_cast<size_t>(hd);
-  if (n_tok == 1 && cpu::canAttendDecode(hd, kvElementType(cache.dtype()))) {
-    return decodeInPlace(item, cache, layer, seq, shape, lo, q + first, out + first, scratch);
-  }
   // Gathered from the first block the window reaches: local row i is position base + i.
   const int32_t base = lo / bs * bs;
   const int32_t width = ctx - base;

@@ -73,6 +73,8 @@ class KvCache {
   const void* headRows(int32_t block, int32_t layer, int kv, int32_t kv_head) const {
     return base_ + offsetElems(block, layer, kv, kv_head) * kvDTypeBytes(opt_.dtype);
   }
+  // Elements from one kv head's rows to the next head's in a block (block_size * head_dim).
+  size_t headStride() const { return head_elems_; }
   // The whole block (all layers), bytesPerBlock() bytes.
   uint8_t* blockData(int32_t block) { return base_ + static_cast<size_t>(block) * bytesPerBlock(); }
 

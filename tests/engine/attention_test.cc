@@ -52,19 +52,21 @@ Problem makeProblem(int32_t n_heads, int32_t n_kv_heads, int32_t head_dim,
   return p;
 }
 
-// out[row][h*hd + d] in float64, over a contiguous cache, causal.
-std::vector<double> naiveAttention(const Problem& p, double scale) {
+// out[row][h*hd + d] in float64, over a contiguous cache, causal (window > 0: the query at
+// position p sees [p - window + 1, p] only).
+std::vector<double> naiveAttention(const Problem& p, double scale, int32_t window = 0) {
   const int32_t hd = p.head_dim, group = p.n_heads / p.n_kv_heads;
   std::vector<double> out(p.q.size(), 0.0);
   int64_t row = 0;
   for (size_t s = 0; s < p.chunks.size(); ++s) {
     for (int32_t t = 0; t < p.chunks[s].n_tokens; ++t, ++row) {
       const int32_t ctx = p.chunks[s].start_pos + t + 1;
+      const int32_t lo = window > 0 ? std::max(0, ctx - window) : 0;
       for (int32_t h = 0; h < p.n_heads; ++h) {
         const int32_t g = h / group;
         const float* qh = &p.q[(row * p.n_heads + h) * hd];
-        std::vector<double> sc(ctx);
-        for (int32_t j = 0; j < ctx; ++j) {
+        std::vector<double> sc(ctx, -INFINITY);
+        for (int32_t j = lo; j < ctx; ++j) {
           const float* kj = &p.k[s][(static_cast<size_t>(j) * p.n_kv_heads + g) * hd];
           double d = 0;
           for (int32_t i = 0; i < hd; ++i) d += double{qh[i]} * kj[i];
@@ -73,7 +75,7 @@ std::vector<double> naiveAttention(const Problem& p, double scale) {
         const double mx = *std::max_element(sc.begin(), sc.end());
         double sum = 0;
         for (auto& x : sc) sum += (x = std::exp(x - mx));
-        for (int32_t j = 0; j < ctx; ++j) {
+        for (int32_t j = lo; j < ctx; ++j) {
           const float* vj = &p.v[s][(static_cast<size_t>(j) * p.n_kv_heads + g) * hd];
           for (int32_t i = 0; i < hd; ++i)
             out[(row * p.n_heads + h) * hd + i] += sc[j] / sum * vj[i];
@@ -86,7 +88,7 @@ std::vector<double> naiveAttention(const Problem& p, double scale) {
 
 // Runs paged attention with the given block size; block ids are a random permutation of the pool.
 std::vector<float> pagedAttention(const Problem& p, int32_t block_size, int threads, KvDType dtype,
-                                  uint32_t seed) {
+                                  uint32_t seed, int32_t window = 0) {
   std::vector<std::vector<BlockId>> tables;
   int32_t total_blocks = 0;
   for (const Chunk& c : p.chunks)
@@ -125,7 +127,7 @@ std::vector<float> pagedAttention(const Problem& p, int32_t block_size, int thre
   cpu::ThreadPool pool(threads);
   PagedAttention attention;
   std::vector<float> out(p.q.size(), std::nanf(""));
-  const AttentionShape shape{p.n_heads, 1.0f / std::sqrt(static_cast<float>(p.head_dim))};
+  const AttentionShape shape{p.n_heads, 1.0f / std::sqrt(static_cast<float>(p.head_dim)), window};
   attention.run(pool, **kv, layer, seqs, shape, p.q.data(), out.data());
   return out;
 }
@@ -166,6 +168,35 @@ TEST_P(PagedVsContiguous, MatchesNaiveFloat64) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BlockSizes, PagedVsContiguous, ::testing::Values(1, 16, 64));
+
+// Decode tokens whose contexts are split into spans of blocks over the threads (one long context
+// alone: many spans merged; several of mixed lengths; next to a prefill chunk), with and without
+// a sliding window (starting mid-block, or shorter than a block), every kernel level, against
+// float64. The scalar kernels gather instead: the same answers.
+TEST(PagedAttentionTest, DecodeSpansMatchNaive) {
+  const std::vector<std::vector<Chunk>> batches = {
+      {{700, 1}}, {{700, 1}, {30, 1}, {0, 1}, {250, 1}}, {{37, 29}, {500, 1}, {3, 1}}};
+  for (const char* isa : {"auto", "avx2", "scalar"}) {
+    if (!cpu::setKernelIsa(isa)) continue;
+    for (auto [heads, kv_heads, hd] : {std::tuple{8, 2, 64}, std::tuple{6, 3, 32}, std::tuple{4, 4, 128}}) {
+      for (size_t c = 0; c < batches.size(); ++c) {
+        const Problem p = makeProblem(heads, kv_heads, hd, batches[c], 77u + static_cast<uint32_t>(c) + hd);
+        for (int32_t window : {0, 100, 5}) {
+          const std::vector<double> want = naiveAttention(p, 1.0 / std::sqrt(double(hd)), window);
+          for (int32_t bs : {1, 16, 64}) {
+            for (int threads : {1, 2, 3}) {
+              const double err = relError(pagedAttention(p, bs, threads, KvDType::kF32, 5u + bs, window), want);
+              EXPECT_LT(err, 1e-5) << "isa " << isa << " batch " << c << " heads " << heads << "/" << kv_heads
+                                   << " head_dim " << hd << " window " << window << " block size " << bs
+                                   << " threads " << threads;
+            }
+          }
+        }
+      }
+    }
+  }
+  cpu::setKernelIsa("auto");
+}
 
 // The in-place decode kernel itself: blocks scattered in memory, a partial last block, f32, f16
 // and bf16 K/V rows, against float64 on the stored (rounded) values, for group sizes nq that take
@@ -222,8 +253,8 @@ TEST(AttendDecodeTest, MatchesFloat64OverScatteredBlocks) {
           if (!cpu::canAttendDecode(hd, kv)) continue;
           // skip > 0: a sliding window starting inside the first block.
           for (const int32_t skip : {0, std::min(ctx - 1, 11)}) {
-            cpu::attendDecode(kv, q.data(), nq, kp.data(), vp.data(), bs, ctx, hd, scale,
-                              scores.data(), out.data(), hd, skip);
+            cpu::attendDecode(kv, q.data(), nq, 1, kp.data(), vp.data(), 0, bs, ctx, hd, scale,
+                              scores.data(), out.data(), nullptr, nullptr, skip);
             std::vector<double> want(out.size());
             for (int32_t j = 0; j < nq; ++j) {
               std::vector<double> s(static_cast<size_t>(ctx));

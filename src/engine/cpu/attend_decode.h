@@ -1,12 +1,14 @@
-// The ISA-independent part of the decode-attention kernel (cpu::attendDecode): which query heads
-// go through the cache together, which K/V rows are asked for ahead of their use, and the order
-// of the pieces. Each kernel file (kernels_avx512.cc, kernels_avx2.cc) supplies the vector pieces
-// as a file-local `Ops` type, with L its loader of f32 / f16 / bf16 elements (L::T):
+// The ISA-independent part of the decode-attention kernel (cpu::attendDecode): in which order
+// the cache's rows are read, which are asked for ahead of their use, which query heads go
+// through them together. Each kernel file (kernels_avx512.cc, kernels_avx2.cc) supplies the
+// vector pieces as a file-local `Ops` type, with L its loader of f32 / f16 / bf16 elements (L::T):
 //   template <class L, int H> static void scores(const float* q, const L::T* k, int64_t n,
 //       int64_t hd, float scale, float* s, int64_t ctx);      s[h * ctx + t] = scale q_h . k_t
-//   template <class L, int H> static void values(const float* p, const L::T* const* v_blocks,
-//       int64_t bs, int64_t ctx, int64_t hd, float* out, int64_t ldo);   out_h = sum_t p_h[t] v_t
-//   static void softmax(float* x, int64_t n);
+//   template <class L, int H> static void valuesAdd(const float* p, int64_t ps, const L::T* v,
+//       int64_t n, int64_t hd, float* out);      out_h += sum_{t < n} p_h[t] v_t (p_h = p + h ps,
+//                                                out_h = out + h hd; one block's n rows of V)
+//   static void softmax(float* x, int64_t n, float* max, float* sum);   normalised in place; the
+//                                                max of x and the sum of exp(x - max) returned
 //   static constexpr int kMaxHeads;               query heads per pass its registers allow (2, 4)
 //   static bool fourHeads(int64_t hd);           whether 4 heads fit at this head_dim
 // Ops and L have internal linkage, so each file's instantiations are its own. This code has no
@@ -15,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 namespace turbine::engine::cpu::internal::attend {
 
@@ -23,73 +26,91 @@ inline int64_t rowsIn(int64_t b, int64_t bs, int64_t ctx) {
   return ctx - b * bs < bs ? ctx - b * bs : bs;
 }
 
-// Asks for the rows [0, n) of one block (rows of hd elements, contiguous): into L1 (and L2) or
-// into L2.
+// Asks for the rows [0, n) of one block (rows of hd elements, contiguous) into L2: a block of
+// every head's rows (32 KiB in f32 for the medium model) and the one in use would not both fit
+// in L1. An asm statement, not __builtin_prefetch: GCC 12 dropped the builtin's loop from span()
+// (no prefetch instruction left in its code; the attention then read its K/V at ~0.6x).
 template <class T>
-void prefetchRows(const T* rows, int64_t n, int64_t hd, bool to_l1) {
+void prefetchRows(const T* rows, int64_t n, int64_t hd) {
   const char* p = reinterpret_cast<const char*>(rows);
   const int64_t bytes = n * hd * static_cast<int64_t>(sizeof(T));
-  for (int64_t i = 0; i < bytes; i += 64) {
-    if (to_l1) {
-      __builtin_prefetch(p + i, 0, 3);
-    } else {
-      __builtin_prefetch(p + i, 0, 2);
-    }
-  }
+  for (int64_t i = 0; i < bytes; i += 64) asm volatile("prefetcht1 %0" : : "m"(p[i]));
 }
 
-// H query heads (q, scores, out at head strides hd, ctx, ldo) against one kv head's blocks,
-// positions [skip, ctx) (the skipped ones get weight 0: V's pass stays whole-block). The
-// first group's pass over K (`first`) fetches the next block's K rows and this block's V rows
-// ahead of their use: the cache's blocks lie apart (one per 1-4 KiB of a larger block), each too
-// short for the hardware prefetcher to ramp up on (a 64 KiB window at once measured worse).
-template <class Ops, class L, int H>
-void heads(const float* q, const typename L::T* const* k_blocks,
-           const typename L::T* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
-           float* scores, float* out, int64_t ldo, bool first, int64_t skip) {
-  const int64_t n_blocks = (ctx + bs - 1) / bs;
-  if (first && n_blocks > 0) prefetchRows(k_blocks[0], rowsIn(0, bs, ctx), hd, true);
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    if (first) {
-      if (b + 1 < n_blocks) prefetchRows(k_blocks[b + 1], rowsIn(b + 1, bs, ctx), hd, true);
-      prefetchRows(v_blocks[b], rowsIn(b, bs, ctx), hd, false);
-    }
-    Ops::template scores<L, H>(q, k_blocks[b], rowsIn(b, bs, ctx), hd, scale, scores + b * bs,
-                               ctx);
-  }
-  for (int h = 0; h < H; ++h) {
-    float* s = scores + h * ctx;
-    Ops::softmax(s + skip, ctx - skip);
-    for (int64_t t = 0; t < skip; ++t) s[t] = 0.0f;
-  }
-  Ops::template values<L, H>(scores, v_blocks, bs, ctx, hd, out, ldo);
-}
-
-// The AttendDecodeFn: the group's query heads four (where Ops allows) or two at a time, then one
-// by one, each K and V vector loaded once per group.
-template <class Ops, class L>
-void decode(const float* q, int64_t nq, const void* const* k_any, const void* const* v_any,
-            int64_t bs, int64_t ctx, int64_t hd, float scale, float* scores, float* out,
-            int64_t ldo, int64_t skip) {
-  using T = typename L::T;
-  const auto* k_blocks = reinterpret_cast<const T* const*>(k_any);
-  const auto* v_blocks = reinterpret_cast<const T* const*>(v_any);
+// The query heads of each kv head four (where Ops allows) or two at a time, then one by one:
+// fn(j, H) for heads [j, j + H), H as a compile-time constant, each K or V row loaded once per
+// group.
+template <class Ops, class Fn>
+void headGroups(int64_t nq, int64_t hd, Fn&& fn) {
   int64_t j = 0;
   if constexpr (Ops::kMaxHeads >= 4) {
     if (Ops::fourHeads(hd)) {
-      for (; j + 4 <= nq; j += 4) {
-        heads<Ops, L, 4>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
-                         out + j * ldo, ldo, j == 0, skip);
-      }
+      for (; j + 4 <= nq; j += 4) fn(j, std::integral_constant<int, 4>{});
     }
   }
-  for (; j + 2 <= nq; j += 2) {
-    heads<Ops, L, 2>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
-                     out + j * ldo, ldo, j == 0, skip);
+  for (; j + 2 <= nq; j += 2) fn(j, std::integral_constant<int, 2>{});
+  for (; j < nq; ++j) fn(j, std::integral_constant<int, 1>{});
+}
+
+// The AttendDecodeFn: every kv head of one token over a span of its positions, block by block.
+// A block's rows of all kv heads lie together in the cache (n_kv * bs * hd elements of K, then
+// as many of V), so reading each block's K (then V) for every head before the next block makes
+// one run of the cache per block (16 KiB for the medium model in bf16) instead of one per head
+// (2 KiB), which this VM reads ~20% faster (runs this short are too short for the hardware
+// prefetcher to ramp up on: the next block's rows are requested while this one's are used).
+// Pass 1: the scores of every query head; then each head's softmax over [skip, ctx) (the
+// skipped positions get weight 0); pass 2: the weighted sum of V, accumulated in `out`.
+template <class Ops, class L>
+void span(const float* q, int64_t nq, int64_t n_kv, const void* const* k_any,
+          const void* const* v_any, int64_t head_stride, int64_t bs, int64_t ctx, int64_t hd,
+          float scale, float* scores, float* out, float* maxes, float* sums, int64_t skip) {
+  using T = typename L::T;
+  const auto* k_blocks = reinterpret_cast<const T* const*>(k_any);
+  const auto* v_blocks = reinterpret_cast<const T* const*>(v_any);
+  const int64_t group = nq / n_kv;
+  const int64_t n_blocks = (ctx + bs - 1) / bs;
+  // Head g's rows of the next block are requested before head g of this block is used: the
+  // requests of a block spread over its use (a block's 256 at once stalled the core).
+  auto prefetchHead = [&](const T* const* blocks, int64_t b, int64_t g) {
+    if (b < n_blocks) prefetchRows(blocks[b] + g * head_stride, rowsIn(b, bs, ctx), hd);
+  };
+  for (int64_t g = 0; g < n_kv; ++g) prefetchHead(k_blocks, 0, g);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const int64_t n = rowsIn(b, bs, ctx);
+    for (int64_t g = 0; g < n_kv; ++g) {
+      if (b + 1 < n_blocks) {
+        prefetchHead(k_blocks, b + 1, g);
+      } else {
+        prefetchHead(v_blocks, 0, g);
+      }
+      const T* k = k_blocks[b] + g * head_stride;
+      headGroups<Ops>(group, hd, [&](int64_t j, auto h) {
+        const int64_t at = g * group + j;
+        Ops::template scores<L, decltype(h)::value>(q + at * hd, k, n, hd, scale,
+                                                     scores + at * ctx + b * bs, ctx);
+      });
+    }
   }
-  for (; j < nq; ++j) {
-    heads<Ops, L, 1>(q + j * hd, k_blocks, v_blocks, bs, ctx, hd, scale, scores + j * ctx,
-                     out + j * ldo, ldo, j == 0, skip);
+  for (int64_t j = 0; j < nq; ++j) {
+    float* s = scores + j * ctx;
+    float mx = 0.0f, sum = 0.0f;
+    Ops::softmax(s + skip, ctx - skip, &mx, &sum);
+    for (int64_t t = 0; t < skip; ++t) s[t] = 0.0f;
+    if (maxes != nullptr) maxes[j] = mx;
+    if (sums != nullptr) sums[j] = sum;
+  }
+  for (int64_t i = 0; i < nq * hd; ++i) out[i] = 0.0f;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const int64_t n = rowsIn(b, bs, ctx);
+    for (int64_t g = 0; g < n_kv; ++g) {
+      prefetchHead(v_blocks, b + 1, g);
+      const T* v = v_blocks[b] + g * head_stride;
+      headGroups<Ops>(group, hd, [&](int64_t j, auto h) {
+        const int64_t at = g * group + j;
+        Ops::template valuesAdd<L, decltype(h)::value>(scores + at * ctx + b * bs, ctx, v, n, hd,
+                                                        out + at * hd);
+      });
+    }
   }
 }
 

@@ -422,11 +422,31 @@ bool canAttendDecode(int64_t hd, DType kv) {
   return attendDecodeFn(internal::currentKernels(), kv) != nullptr && hd > 0 && hd % 16 == 0;
 }
 
-void attendDecode(DType kv, const float* q, int64_t nq, const void* const* k_blocks,
-                  const void* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
-                  float* scores, float* out, int64_t ldo, int64_t skip) {
-  attendDecodeFn(internal::currentKernels(), kv)(q, nq, k_blocks, v_blocks, bs, ctx, hd, scale,
-                                                 scores, out, ldo, skip);
+void attendDecode(DType kv, const float* q, int64_t nq, int64_t n_kv, const void* const* k_blocks,
+                  const void* const* v_blocks, int64_t head_stride, int64_t bs, int64_t ctx,
+                  int64_t hd, float scale, float* scores, float* out, float* maxes, float* sums,
+                  int64_t skip) {
+  attendDecodeFn(internal::currentKernels(), kv)(q, nq, n_kv, k_blocks, v_blocks, head_stride, bs,
+                                                 ctx, hd, scale, scores, out, maxes, sums, skip);
+}
+
+void mergeAttentionSpans(const float* parts, const float* maxes, const float* sums,
+                         int64_t n_spans, int64_t nq, int64_t hd, float* out) {
+  for (int64_t j = 0; j < nq; ++j) {
+    float top = -INFINITY;
+    for (int64_t s = 0; s < n_spans; ++s) top = std::max(top, maxes[s * nq + j]);
+    float total = 0.0f;
+    float* o = out + j * hd;
+    std::fill(o, o + hd, 0.0f);
+    for (int64_t s = 0; s < n_spans; ++s) {
+      const float w = sums[s * nq + j] * std::exp(maxes[s * nq + j] - top);
+      total += w;
+      const float* part = parts + (s * nq + j) * hd;
+      for (int64_t c = 0; c < hd; ++c) o[c] += w * part[c];
+    }
+    const float inv = 1.0f / total;
+    for (int64_t c = 0; c < hd; ++c) o[c] *= inv;
+  }
 }
 
 void toF32(DType dtype, const void* src, int64_t n, float* dst) {

@@ -56,17 +56,26 @@ float dotF32(const float* a, const float* b, int64_t n);
 // y[i] += a * x[i]. For attention's weighted sum of values.
 void axpyF32(float a, const float* x, float* y, int64_t n);
 
-// Decode attention of one kv head, read in place from the cache's blocks of f32, f16 or bf16
-// elements (`kv`): nq query rows (q, [nq][hd] contiguous) against ctx positions whose K / V rows
-// lie in blocks of bs rows at k_blocks[b] / v_blocks[b] ([bs][hd] of `kv`); out row j (stride
-// ldo) = sum_t softmax_t(scale * q_j . k_t) * v_t, in f32, over t in [skip, ctx) (skip > 0: a
-// sliding window starting inside the first block). scores: nq * ctx floats of scratch.
-// Only where canAttendDecode(hd, kv).
+// Decode attention of one token over a span of its cached positions, read in place from the
+// cache's blocks of f32, f16 or bf16 elements (`kv`), every kv head at once: nq query heads (q,
+// [nq][hd] contiguous), n_kv kv heads (query head j uses kv head j / (nq / n_kv)); the span's ctx
+// positions lie in blocks of bs rows, kv head g's K / V rows of block b at k_blocks[b] /
+// v_blocks[b] + g * head_stride elements ([bs][hd] of `kv`). out row j (stride hd) = sum_t
+// softmax_t(scale * q_j . k_t) * v_t, in f32, over t in [skip, ctx) (skip > 0: a sliding window
+// starting inside the first block). maxes[j] and sums[j], unless null: that softmax's max score
+// and sum of exp(score - max), to merge the spans of one context (mergeAttentionSpans). scores:
+// nq * ctx floats of scratch. Only where canAttendDecode(hd, kv).
 // Whether the kernels have this path (AVX-512, AVX2) for `kv` elements and hd % 16 == 0.
 bool canAttendDecode(int64_t hd, model::DType kv = model::DType::kF32);
-void attendDecode(model::DType kv, const float* q, int64_t nq, const void* const* k_blocks,
-                  const void* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd, float scale,
-                  float* scores, float* out, int64_t ldo, int64_t skip = 0);
+void attendDecode(model::DType kv, const float* q, int64_t nq, int64_t n_kv,
+                  const void* const* k_blocks, const void* const* v_blocks, int64_t head_stride,
+                  int64_t bs, int64_t ctx, int64_t hd, float scale, float* scores, float* out,
+                  float* maxes = nullptr, float* sums = nullptr, int64_t skip = 0);
+// The attention of rows that attendDecode computed over n_spans spans of one context: out row j
+// (stride hd) = the spans' rows j (span s at parts + s * nq * hd) weighted by sums[s * nq + j] *
+// exp(maxes[s * nq + j] - their max), normalised.
+void mergeAttentionSpans(const float* parts, const float* maxes, const float* sums,
+                         int64_t n_spans, int64_t nq, int64_t hd, float* out);
 
 // dst[i] = src[i] as f32 for i < n; src holds f32, f16 or bf16 elements (`dtype`), or q8_0
 // blocks (n a multiple of 32).

@@ -278,7 +278,9 @@ void siluMul(float* gate, const float* up, int64_t n) {
   for (; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
-void softmax(float* x, int64_t n) {
+// Normalised in place; the max of x and the sum of exp(x - max) returned (decode attention
+// merges spans with them).
+void softmaxStats(float* x, int64_t n, float* max_out, float* sum_out) {
   if (n <= 0) return;
   float mx = x[0];
   for (int64_t i = 1; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
@@ -296,9 +298,16 @@ void softmax(float* x, int64_t n) {
   for (i = 0; i + 8 <= n; i += 8)
     _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
   for (; i < n; ++i) x[i] *= 1.0f / total;
+  *max_out = mx;
+  *sum_out = total;
 }
 
-// ---- decode attention: the vector pieces of attend::decode (attend_decode.h), 8 wide ------
+void softmax(float* x, int64_t n) {
+  float mx, total;
+  softmaxStats(x, n, &mx, &total);
+}
+
+// ---- decode attention: the vector pieces of attend::span (attend_decode.h), 8 wide --------
 
 inline int64_t minI64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -344,62 +353,49 @@ void blockScores(const float* q, const typename L::T* k, int64_t n, int64_t hd, 
   }
 }
 
-// out = sum_t p[t] v_t over the blocks for hd = 64: eight accumulators in registers.
+// out += sum_{t < n} p[t] v_t over one block's n rows of V for hd = 64: eight accumulators in
+// registers.
 template <class L>
-void weightedValues64(const float* p, const typename L::T* const* v_blocks, int64_t bs,
-                      int64_t ctx, float* out) {
+void blockValues64(const float* p, const typename L::T* v, int64_t n, float* out) {
   __m256 o[8];
-  KUNROLL for (int c = 0; c < 8; ++c) o[c] = _mm256_setzero_ps();
-  for (int64_t t0 = 0, b = 0; t0 < ctx; t0 += bs, ++b) {
-    const typename L::T* v = v_blocks[b];
-    const int64_t n = minI64(bs, ctx - t0);
-    for (int64_t t = 0; t < n; ++t) {
-      const __m256 pt = _mm256_set1_ps(p[t0 + t]);
-      KUNROLL for (int c = 0; c < 8; ++c) {
-        o[c] = _mm256_fmadd_ps(pt, L::load(v + t * 64 + c * 8), o[c]);
-      }
-    }
+  KUNROLL for (int c = 0; c < 8; ++c) o[c] = _mm256_loadu_ps(out + c * 8);
+  for (int64_t t = 0; t < n; ++t) {
+    const __m256 pt = _mm256_set1_ps(p[t]);
+    KUNROLL for (int c = 0; c < 8; ++c) o[c] = _mm256_fmadd_ps(pt, L::load(v + t * 64 + c * 8), o[c]);
   }
   KUNROLL for (int c = 0; c < 8; ++c) _mm256_storeu_ps(out + c * 8, o[c]);
 }
 
 // The same for any hd % 8 == 0, accumulating in `out` (L1-resident).
 template <class L>
-void weightedValuesAny(const float* p, const typename L::T* const* v_blocks, int64_t bs,
-                       int64_t ctx, int64_t hd, float* out) {
-  std::memset(out, 0, static_cast<size_t>(hd) * sizeof(float));
-  for (int64_t t0 = 0, b = 0; t0 < ctx; t0 += bs, ++b) {
-    const typename L::T* v = v_blocks[b];
-    const int64_t n = minI64(bs, ctx - t0);
-    for (int64_t t = 0; t < n; ++t) {
-      const __m256 pt = _mm256_set1_ps(p[t0 + t]);
-      for (int64_t c = 0; c < hd; c += 8) {
-        _mm256_storeu_ps(out + c,
-                         _mm256_fmadd_ps(pt, L::load(v + t * hd + c), _mm256_loadu_ps(out + c)));
-      }
+void blockValuesAny(const float* p, const typename L::T* v, int64_t n, int64_t hd, float* out) {
+  for (int64_t t = 0; t < n; ++t) {
+    const __m256 pt = _mm256_set1_ps(p[t]);
+    for (int64_t c = 0; c < hd; c += 8) {
+      _mm256_storeu_ps(out + c, _mm256_fmadd_ps(pt, L::load(v + t * hd + c), _mm256_loadu_ps(out + c)));
     }
   }
 }
 
-// The vector pieces of attend::decode (attend_decode.h): 16 registers hold the scores of two
+// The vector pieces of attend::span (attend_decode.h): 16 registers hold the scores of two
 // heads at most (8 accumulators, 4 K rows).
 struct AttendOps {
   static constexpr int kMaxHeads = 2;
   static bool fourHeads(int64_t) { return false; }
-  static void softmax(float* x, int64_t n) { internal::softmax(x, n); }
+  static void softmax(float* x, int64_t n, float* max, float* sum) { softmaxStats(x, n, max, sum); }
   template <class L, int H>
   static void scores(const float* q, const typename L::T* k, int64_t n, int64_t hd, float scale,
                      float* s, int64_t ctx) {
     blockScores<L, H>(q, k, n, hd, scale, s, ctx);
   }
   template <class L, int H>
-  static void values(const float* p, const typename L::T* const* v_blocks, int64_t bs,
-                     int64_t ctx, int64_t hd, float* out, int64_t ldo) {
+  static void valuesAdd(const float* p, int64_t ps, const typename L::T* v, int64_t n, int64_t hd,
+                        float* out) {
     for (int h = 0; h < H; ++h) {
       if (hd == 64) {
-        weightedValues64<L>(p + h * ctx, v_blocks, bs, ctx, out + h * ldo);
+        blockValues64<L>(p + h * ps, v, n, out + h * hd);
       } else {
-        weightedValuesAny<L>(p + h * ctx, v_blocks, bs, ctx, hd, out + h * ldo);
+        blockValuesAny<L>(p + h * ps, v, n, hd, out + h * hd);
       }
     }
   }
@@ -432,9 +428,9 @@ const KernelTable& avx2Kernels() {
       .silu_mul = siluMul,
       .softmax = softmax,
       .add = add,
-      .attend_decode_f32 = attend::decode<AttendOps, LoadF32>,
-      .attend_decode_f16 = attend::decode<AttendOps, LoadF16>,
-      .attend_decode_bf16 = attend::decode<AttendOps, LoadBF16>,
+      .attend_decode_f32 = attend::span<AttendOps, LoadF32>,
+      .attend_decode_f16 = attend::span<AttendOps, LoadF16>,
+      .attend_decode_bf16 = attend::span<AttendOps, LoadBF16>,
   };
   return table;
 }

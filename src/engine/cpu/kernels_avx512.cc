@@ -483,14 +483,17 @@ void siluMul(float* gate, const float* up, int64_t n) {
   }
 }
 
-void softmax(float* x, int64_t n) {
+// Normalised in place; the max of x and the sum of exp(x - max) returned (decode attention
+// merges spans with them).
+void softmaxStats(float* x, int64_t n, float* max_out, float* sum_out) {
   if (n <= 0) return;
   __m512 mx = _mm512_set1_ps(-INFINITY);
   for (int64_t i = 0; i < n; i += 16) {
     __mmask16 mask = tailMask(minI64(16, n - i));
     mx = _mm512_mask_max_ps(mx, mask, mx, _mm512_maskz_loadu_ps(mask, x + i));
   }
-  __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+  const float m = _mm512_reduce_max_ps(mx);
+  __m512 mv = _mm512_set1_ps(m);
   __m512 sum = _mm512_setzero_ps();
   for (int64_t i = 0; i < n; i += 16) {
     __mmask16 mask = tailMask(minI64(16, n - i));
@@ -498,11 +501,19 @@ void softmax(float* x, int64_t n) {
     sum = _mm512_mask_add_ps(sum, mask, sum, e);
     _mm512_mask_storeu_ps(x + i, mask, e);
   }
-  __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+  const float total = _mm512_reduce_add_ps(sum);
+  __m512 inv = _mm512_set1_ps(1.0f / total);
   for (int64_t i = 0; i < n; i += 16) {
     __mmask16 mask = tailMask(minI64(16, n - i));
     _mm512_mask_storeu_ps(x + i, mask, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x + i), inv));
   }
+  *max_out = m;
+  *sum_out = total;
+}
+
+void softmax(float* x, int64_t n) {
+  float m, total;
+  softmaxStats(x, n, &m, &total);
 }
 
 // ---- decode attention (one token's query heads against one kv head's cached K/V) ----------
@@ -546,71 +557,58 @@ void blockScores(const float* q, const typename L::T* k, int64_t n, int64_t hd, 
   }
 }
 
-// out_h = sum_t p_h[t] v_t over the blocks for H heads (p_h = p + h * ctx, out_h = out + h *
-// ldo), NV = hd / 16 accumulators per head in registers; each V vector loaded once for all H.
+// out_h += sum_{t < n} p_h[t] v_t over one block's n rows of V for H heads (p_h = p + h * ps,
+// out_h = out + h * NV * 16), the NV = hd / 16 accumulators of each head in registers; each V
+// vector loaded once for all H.
 template <class L, int NV, int H>
-void weightedValues(const float* p, const typename L::T* const* v_blocks, int64_t bs, int64_t ctx,
-                    float* out, int64_t ldo) {
+void blockValues(const float* p, int64_t ps, const typename L::T* v, int64_t n, float* out) {
   __m512 o[H][NV];
   KUNROLL for (int h = 0; h < H; ++h) {
-    KUNROLL for (int c = 0; c < NV; ++c) o[h][c] = _mm512_setzero_ps();
+    KUNROLL for (int c = 0; c < NV; ++c) o[h][c] = _mm512_loadu_ps(out + (h * NV + c) * 16);
   }
-  for (int64_t t0 = 0, b = 0; t0 < ctx; t0 += bs, ++b) {
-    const typename L::T* v = v_blocks[b];
-    const int64_t n = minI64(bs, ctx - t0);
-    for (int64_t t = 0; t < n; ++t) {
-      __m512 vv[NV];
-      KUNROLL for (int c = 0; c < NV; ++c) vv[c] = L::load(v + t * NV * 16 + c * 16);
-      KUNROLL for (int h = 0; h < H; ++h) {
-        const __m512 pt = _mm512_set1_ps(p[h * ctx + t0 + t]);
-        KUNROLL for (int c = 0; c < NV; ++c) o[h][c] = _mm512_fmadd_ps(pt, vv[c], o[h][c]);
-      }
+  for (int64_t t = 0; t < n; ++t) {
+    __m512 vv[NV];
+    KUNROLL for (int c = 0; c < NV; ++c) vv[c] = L::load(v + t * NV * 16 + c * 16);
+    KUNROLL for (int h = 0; h < H; ++h) {
+      const __m512 pt = _mm512_set1_ps(p[h * ps + t]);
+      KUNROLL for (int c = 0; c < NV; ++c) o[h][c] = _mm512_fmadd_ps(pt, vv[c], o[h][c]);
     }
   }
   KUNROLL for (int h = 0; h < H; ++h) {
-    KUNROLL for (int c = 0; c < NV; ++c) _mm512_storeu_ps(out + h * ldo + c * 16, o[h][c]);
+    KUNROLL for (int c = 0; c < NV; ++c) _mm512_storeu_ps(out + (h * NV + c) * 16, o[h][c]);
   }
 }
 
 // The same for one head and any hd % 16 == 0, accumulating in `out` (L1-resident).
 template <class L>
-void weightedValuesAny(const float* p, const typename L::T* const* v_blocks, int64_t bs,
-                       int64_t ctx, int64_t hd, float* out) {
-  std::memset(out, 0, static_cast<size_t>(hd) * sizeof(float));
-  for (int64_t t0 = 0, b = 0; t0 < ctx; t0 += bs, ++b) {
-    const typename L::T* v = v_blocks[b];
-    const int64_t n = minI64(bs, ctx - t0);
-    for (int64_t t = 0; t < n; ++t) {
-      const __m512 pt = _mm512_set1_ps(p[t0 + t]);
-      for (int64_t c = 0; c < hd; c += 16) {
-        _mm512_storeu_ps(out + c,
-                         _mm512_fmadd_ps(pt, L::load(v + t * hd + c), _mm512_loadu_ps(out + c)));
-      }
+void blockValuesAny(const float* p, const typename L::T* v, int64_t n, int64_t hd, float* out) {
+  for (int64_t t = 0; t < n; ++t) {
+    const __m512 pt = _mm512_set1_ps(p[t]);
+    for (int64_t c = 0; c < hd; c += 16) {
+      _mm512_storeu_ps(out + c, _mm512_fmadd_ps(pt, L::load(v + t * hd + c), _mm512_loadu_ps(out + c)));
     }
   }
 }
 
-// The vector pieces of attend::decode (attend_decode.h).
+// The vector pieces of attend::span (attend_decode.h).
 struct AttendOps {
   static constexpr int kMaxHeads = 4;
   static bool fourHeads(int64_t hd) { return hd <= 64; }  // 16 score accumulators, 4 K rows
-  static void softmax(float* x, int64_t n) { internal::softmax(x, n); }
+  static void softmax(float* x, int64_t n, float* max, float* sum) { softmaxStats(x, n, max, sum); }
   template <class L, int H>
   static void scores(const float* q, const typename L::T* k, int64_t n, int64_t hd, float scale,
                      float* s, int64_t ctx) {
     blockScores<L, H>(q, k, n, hd, scale, s, ctx);
   }
   template <class L, int H>
-  static void values(const float* p, const typename L::T* const* v_blocks, int64_t bs,
-                     int64_t ctx, int64_t hd, float* out, int64_t ldo) {
+  static void valuesAdd(const float* p, int64_t ps, const typename L::T* v, int64_t n, int64_t hd,
+                        float* out) {
     if (hd == 64) {
-      weightedValues<L, 4, H>(p, v_blocks, bs, ctx, out, ldo);
+      blockValues<L, 4, H>(p, ps, v, n, out);
     } else if (hd == 128 && H <= 2) {
-      weightedValues<L, 8, H>(p, v_blocks, bs, ctx, out, ldo);
+      blockValues<L, 8, H>(p, ps, v, n, out);
     } else {
-      for (int h = 0; h < H; ++h) {
-        weightedValuesAny<L>(p + h * ctx, v_blocks, bs, ctx, hd, out + h * ldo);
-      }
+      for (int h = 0; h < H; ++h) blockValuesAny<L>(p + h * ps, v, n, hd, out + h * hd);
     }
   }
 };
@@ -643,9 +641,9 @@ const KernelTable& avx512Kernels() {
       .silu_mul = siluMul,
       .softmax = softmax,
       .add = add,
-      .attend_decode_f32 = attend::decode<AttendOps, LoadF32>,
-      .attend_decode_f16 = attend::decode<AttendOps, LoadF16>,
-      .attend_decode_bf16 = attend::decode<AttendOps, LoadBF16>,
+      .attend_decode_f32 = attend::span<AttendOps, LoadF32>,
+      .attend_decode_f16 = attend::span<AttendOps, LoadF16>,
+      .attend_decode_bf16 = attend::span<AttendOps, LoadBF16>,
   };
   return table;
 }

@@ -49,14 +49,12 @@ inline constexpr int kXBlock = 32;
 using GemmF32Fn = void (*)(const float* wt, int64_t ldw, int64_t rows, int64_t k, const float* xp,
                            int64_t m, float* y, int64_t ldy);
 
-// Decode attention of one kv head: nq query rows (q, [nq][hd] contiguous) against ctx cached
-// positions whose K and V rows lie in blocks of bs rows at k_blocks[b] / v_blocks[b] (f32,
-// [bs][hd]); out row j (stride ldo) = sum_t softmax_t(scale * q_j . k_t) * v_t. scores: nq * ctx
-// floats of scratch. The first `skip` positions are left out (a sliding window's start inside
-// the first block). Needs hd % 16 == 0.
-using AttendDecodeFn = void (*)(const float* q, int64_t nq, const void* const* k_blocks,
-                                const void* const* v_blocks, int64_t bs, int64_t ctx, int64_t hd,
-                                float scale, float* scores, float* out, int64_t ldo, int64_t skip);
+// Decode attention of one token over a span of ctx cached positions, every kv head at once
+// (cpu::attendDecode has the contract). Needs hd % 16 == 0.
+using AttendDecodeFn = void (*)(const float* q, int64_t nq, int64_t n_kv, const void* const* k_blocks,
+                                const void* const* v_blocks, int64_t head_stride, int64_t bs,
+                                int64_t ctx, int64_t hd, float scale, float* scores, float* out,
+                                float* maxes, float* sums, int64_t skip);
 struct KernelTable {
   const char* name;
   GemvF32Fn gemv_f32;
