@@ -34,6 +34,8 @@ PredictionLru::Entry* PredictionLru::findOrInsert(BlockHash h, uint32_t w, bool&
       e.hash = h;
       e.worker = w;
       ++size_;
+      if (w >= live_by_worker_.size()) live_by_worker_.resize(w + 1, 0);
+      ++live_by_worker_[w];
       inserted = true;
       return &e;
     }
@@ -46,6 +48,7 @@ PredictionLru::Entry* PredictionLru::findOrInsert(BlockHash h, uint32_t w, bool&
 
 void PredictionLru::eraseAt(size_t hole) {
   const size_t mask = table_.size() - 1;
+  --live_by_worker_[table_[hole].worker];
   table_[hole] = Entry{};
   --size_;
   for (size_t i = (hole + 1) & mask;; i = (i + 1) & mask) {
@@ -137,7 +140,8 @@ void PredictionLru::compactRing() {
 }
 
 size_t PredictionLru::memoryBytes() const {
-  return table_.capacity() * sizeof(Entry) + ring_.capacity() * sizeof(Record);
+  return table_.capacity() * sizeof(Entry) + ring_.capacity() * sizeof(Record) +
+         live_by_worker_.capacity() * sizeof(uint32_t);
 }
 
 }  // namespace turbine::kv

@@ -32,6 +32,8 @@ class PredictionLru {
   void eraseWorker(uint32_t worker);
   bool contains(BlockHash hash, uint32_t worker) const { return find(hash, worker) != nullptr; }
   size_t size() const { return size_; }
+  // Live keys of one worker.
+  size_t liveOf(uint32_t worker) const { return worker < live_by_worker_.size() ? live_by_worker_[worker] : 0; }
   // A hint: the key's home entry will be needed soon.
   void prefetch(BlockHash hash, uint32_t worker) const { __builtin_prefetch(&table_[home(hash, worker)], 1); }
 
@@ -89,6 +91,7 @@ class PredictionLru {
 
   std::vector<Entry, HugePageAllocator<Entry>> table_;
   size_t size_ = 0;
+  std::vector<uint32_t> live_by_worker_;
   int shift_ = 64;
   std::vector<Record, HugePageAllocator<Record>> ring_;  // capacity a power of two
   size_t ring_head_ = 0;

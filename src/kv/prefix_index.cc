@@ -554,6 +554,7 @@ void PrefixIndex::expirePredictions(int64_t now_us) {
                           onMaskChange(w, prev, prev & ~kPredictedBit);
                         }
                       });
+  if (!aging_.empty()) [[unlikely]] recycleAged();
 }
 
 // ---- queries -------------------------------------------------------------------------------

@@ -46,7 +46,8 @@
 // slots or more in slices of kSweepSlots per event round or overlap query, so routing does not
 // wait for the scan (82 ms in router_bench's 10M-entry index; a slice adds ~2.5 us to its call,
 // and 32,768 of them sweep that table): until its sweep is done, queries ignore the slot, its
-// entries still count in numHashes() / numEntries(), and the slot is not reused.
+// entries still count in numHashes() / numEntries(), and the slot is not reused; with
+// refresh_predictions it is reused only once its keys in the PredictionLru have expired too.
 //
 // Thread safety: not thread-safe (the router holds one lock around it).
 #pragma once
@@ -146,6 +147,8 @@ class PrefixIndex {
   static constexpr size_t kMaxSweeps = 16;
   // Released (or renewed) workers' old slots whose entries are still being swept.
   size_t sweepingWorkers() const { return sweeping_.size(); }
+  // Swept slots not recycled yet: their predictions (approximate mode) have not all expired.
+  size_t agingWorkers() const { return aging_.size(); }
   static constexpr size_t kSweepAfter = size_t{1} << 16;  // table slots: smaller ones at once
   static constexpr size_t kSweepSlots = 512;              // slots per slice (8 KiB)
   // Slices are whole pages: a resident moved to its other line stays in its page, so between
@@ -405,6 +408,7 @@ class PrefixIndex {
   [[gnu::noinline]] void sweepSome(size_t n);
   static constexpr size_t kSweepAhead = 16;  // lines requested ahead of the sweep
   void finishSweeps();
+  void recycleAged();
   bool retiring(WorkerSlot w) const {
     return w / 64 < retiring_bits_.size() && ((retiring_bits_[w / 64] >> (w % 64)) & 1) != 0;
   }
@@ -475,6 +479,8 @@ class PrefixIndex {
   std::vector<Slot*> sweep_sets_;         // clearSlots' slots with a holder set
   std::vector<WorkerSlot> sweep_targets_;  // sweepSome: the slots of sweeping_
   std::vector<uint64_t> retiring_bits_;  // by worker slot: being swept
+  // Swept slots whose keys in predictions_ have not all aged out yet (recycled after).
+  std::vector<WorkerSlot> aging_;
   size_t sweep_pos_ = 0;
 
   std::unordered_map<WorkerId, WorkerSlot> slots_;

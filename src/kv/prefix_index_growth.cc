@@ -207,8 +207,10 @@ void PrefixIndex::releaseWorker(WorkerId worker) {
   retire(slot);
 }
 
+// The slot's keys in predictions_ (approximate mode) are not searched for (a scan of that table:
+// 20-40 ms at millions of predictions): they age out in their turn, and the slot waits for them
+// before it is recycled (the sweep has already cleared their bits in the table).
 void PrefixIndex::retire(WorkerSlot slot) {
-  predictions_.eraseWorker(slot);
   log_.forgetWorker(slot);
   if (retiring_bits_.size() * 64 < slot_ids_.size()) retiring_bits_.resize((slot_ids_.size() + 63) / 64, 0);
   retiring_bits_[slot / 64] |= uint64_t{1} << (slot % 64);
@@ -252,9 +254,25 @@ void PrefixIndex::sweepSome(size_t n) {
       continue;
     }
     retiring_bits_[r.slot / 64] &= ~(uint64_t{1} << (r.slot % 64));
-    free_slots_.push_back(r.slot);
+    if (predictions_.liveOf(r.slot) > 0) {
+      aging_.push_back(r.slot);
+    } else {
+      free_slots_.push_back(r.slot);
+    }
     r = sweeping_.back();
     sweeping_.pop_back();
+  }
+}
+
+void PrefixIndex::recycleAged() {
+  for (size_t i = 0; i < aging_.size();) {
+    if (predictions_.liveOf(aging_[i]) > 0) {
+      ++i;
+      continue;
+    }
+    free_slots_.push_back(aging_[i]);
+    aging_[i] = aging_.back();
+    aging_.pop_back();
   }
 }
 

@@ -49,6 +49,10 @@ TEST(PredictionLruTest, MatchesReferenceLruWithTtlAndCap) {
     if (step % 5000 == 0) {
       ASSERT_EQ(lru.size(), ref.size()) << step;
       for (const auto& [k, t] : ref) ASSERT_TRUE(lru.contains(k.first, k.second)) << step;
+      for (uint32_t x = 0; x < 4; ++x) {  // live keys per worker (4: never touched)
+        const auto n = std::count_if(ref.begin(), ref.end(), [x](const auto& e) { return e.first.second == x; });
+        ASSERT_EQ(lru.liveOf(x), static_cast<size_t>(n)) << step << " worker " << x;
+      }
     }
   }
   EXPECT_GT(lru.memoryBytes(), 0u);

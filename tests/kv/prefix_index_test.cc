@@ -569,6 +569,55 @@ TEST(PrefixIndexTest, AReleasedWorkerIsSweptInSlices) {
   EXPECT_EQ(index.mask(popular[0], ws[5]), 0u);
 }
 
+// Approximate mode (refresh_predictions): a released worker's predictions are not searched for
+// in the PredictionLru (a scan of its table); the sweep clears their bits, the keys age out by
+// the TTL, and the slot is recycled only after, so their expiry cannot touch the slot's next
+// worker.
+TEST(PrefixIndexTest, AReleasedWorkersPredictionsAgeOutBeforeItsSlotIsReused) {
+  PrefixIndexOptions opts;
+  opts.initial_capacity = size_t{1} << 16;
+  opts.refresh_predictions = true;
+  opts.prediction_ttl_us = 1000;
+  PrefixIndex index(opts);
+  const WorkerSlot a = index.internWorker(1), b = index.internWorker(2);
+  std::vector<BlockHash> ha(100), hb(100), own(50);
+  std::mt19937_64 rng(5);
+  for (auto* v : {&ha, &hb, &own}) {
+    for (auto& h : *v) h = rng();
+  }
+  index.predict(a, ha, 0);
+  index.addBlocks(a, own, Tier::kDevice);
+  index.predict(b, hb, 900);
+  index.predict(b, std::span(ha).first(10), 900);  // shared with a's
+  ASSERT_EQ(index.numPredictions(), 210u);
+  index.releaseWorker(1);
+  std::vector<WorkerOverlap> got;
+  for (size_t q = 0; index.sweepingWorkers() > 0 && q < 1000; ++q) index.findOverlaps(hb, got);
+  EXPECT_EQ(index.sweepingWorkers(), 0u);
+  EXPECT_EQ(index.agingWorkers(), 1u);
+  EXPECT_EQ(index.numPredictions(), 110u);
+  for (BlockHash h : ha) EXPECT_EQ(index.mask(h, a), 0u);
+  for (BlockHash h : own) EXPECT_EQ(index.mask(h, a), 0u);
+  const WorkerSlot c = index.internWorker(3);
+  EXPECT_NE(c, a);  // a's keys are still live in the LRU
+  index.expirePredictions(500);
+  EXPECT_EQ(index.agingWorkers(), 1u);
+  index.expirePredictions(1500);  // a's keys (touched at 0) expire; b's (900) stay
+  EXPECT_EQ(index.agingWorkers(), 0u);
+  EXPECT_EQ(index.internWorker(4), a);  // recycled now
+  EXPECT_EQ(index.numPredictions(), 110u);
+  for (BlockHash h : hb) EXPECT_EQ(index.mask(h, b), PrefixIndex::kPredictedBit);
+  for (size_t i = 0; i < 10; ++i) EXPECT_EQ(index.mask(ha[i], b), PrefixIndex::kPredictedBit);
+  // The slot's new worker starts empty and predicts as any other.
+  for (BlockHash h : ha) EXPECT_EQ(index.mask(h, a), 0u);
+  index.predict(a, std::span(ha).first(5), 1600);
+  index.findOverlaps(ha, got);
+  ASSERT_EQ(got.size(), 2u);
+  for (const WorkerOverlap& o : got) EXPECT_EQ(o.blocks, o.worker == a ? 5 : 10);
+  index.expirePredictions(2700);
+  EXPECT_EQ(index.numPredictions(), 0u);
+}
+
 // AllCleared through renewWorker on a table large enough to sweep: the worker goes on under a
 // fresh slot at once while its old slot's entries (dense, list, own blocks, predictions) are
 // swept a slice per call; what it stores after the clear, on the same hashes too, survives the
