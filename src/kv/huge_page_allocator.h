@@ -11,6 +11,8 @@
 // Thread safety: stateless (the arena locks).
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -139,17 +141,29 @@ class Prefaulter {
   void start(void* p, size_t bytes) {
     join();
 #if defined(__linux__) && defined(MADV_POPULATE_WRITE)
-    thread_ = std::thread([p, bytes] { madvise(p, bytes, MADV_POPULATE_WRITE); });
+    done_.store(false, std::memory_order_relaxed);
+    // One huge page per call: the call holds the address space's lock, and a thread of the
+    // process that maps memory meanwhile (malloc growing its heap) waits for it (one call for
+    // 128 MB stalled a router's decision 195 ms).
+    thread_ = std::thread([this, p, bytes] {
+      for (size_t off = 0; off < bytes; off += kHugePageBytes) {
+        madvise(static_cast<char*>(p) + off, std::min(kHugePageBytes, bytes - off), MADV_POPULATE_WRITE);
+      }
+      done_.store(true, std::memory_order_release);
+    });
 #else
     (void)p;
     (void)bytes;
 #endif
   }
+  // Whether the last start()'s range is faulted in (or nothing was started).
+  bool done() const { return done_.load(std::memory_order_acquire); }
   void join() {
     if (thread_.joinable()) thread_.join();
   }
 
  private:
+  std::atomic<bool> done_{true};
   std::thread thread_;
 };
 

@@ -3,16 +3,24 @@
 //
 // Layout: one open-addressing table of 16-byte entries keyed by (hash, worker) (linear probing
 // from line-aligned homes, backward-shift deletion, load <= 0.5) holding each live key's
-// last-touch time, and a FIFO
-// ring of touch records in time order. A touch appends a record; records whose key was touched
-// again, erased or expired since are stale and skipped (and compacted away when they outnumber
-// the live ones), so expiry pops from the front in O(1) amortized.
+// last-touch time, and a FIFO of touch records in time order (a deque: it grows a block at a
+// time, nothing copied). A touch appends a record; records whose key was touched again, erased or
+// expired since are stale and skipped (and compacted away when they outnumber the live ones), so
+// expiry pops from the front in O(1) amortized.
+//
+// Growth never moves the whole table at once (a doubling at 2M keys, with the ring's, took
+// 150-300 ms on the benchmark's guest, most of it first-touching the new memory): the doubled
+// table is mapped and faulted in by a helper thread while inserts continue in the old one (up to
+// 5/8 full); then the old table moves over a cluster at a time, a few slots per touch or erase.
+// While it does, a key whose home in the old table has not moved yet is looked up there first;
+// new keys go to the new table, so the old one only empties.
 //
 // Thread safety: not thread-safe (PrefixIndex's owner serializes access).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <vector>
 
 #include "kv/block_hash.h"
@@ -23,6 +31,9 @@ namespace turbine::kv {
 class PredictionLru {
  public:
   PredictionLru();
+  ~PredictionLru();
+  PredictionLru(const PredictionLru&) = delete;
+  PredictionLru& operator=(const PredictionLru&) = delete;
 
   // Records a touch of (hash, worker) at now_us; true when the key was not live before.
   bool touch(BlockHash hash, uint32_t worker, int64_t now_us);
@@ -35,23 +46,25 @@ class PredictionLru {
   // Live keys of one worker.
   size_t liveOf(uint32_t worker) const { return worker < live_by_worker_.size() ? live_by_worker_[worker] : 0; }
   // A hint: the key's home entry will be needed soon.
-  void prefetch(BlockHash hash, uint32_t worker) const { __builtin_prefetch(&table_[home(hash, worker)], 1); }
+  void prefetch(BlockHash hash, uint32_t worker) const {
+    __builtin_prefetch(&table_[home(hash, worker, shift_)], 1);
+  }
+  // For tests: slots of the current table, and whether an old one is still being moved from.
+  size_t tableSlots() const { return table_.size(); }
+  bool growing() const { return old_.data() != nullptr; }
 
   // Pops live keys, oldest touch first, while the oldest is older than ttl_us at now_us or more
   // than `cap` are live; calls drop(hash, worker) for each popped key.
   template <class Drop>
   void expire(int64_t now_us, int64_t ttl_us, size_t cap, Drop&& drop) {
-    while (ring_count_ > 0) {
-      const Record r = ring_[ring_head_];
+    while (!ring_.empty()) {
+      const Record r = ring_.front();
       // Records are in time order: when the front one is within the TTL, so is every live key's
       // last touch (checked before the lookup, which is a cache miss on most calls).
       if (now_us - r.touch_us <= ttl_us && size_ <= cap) return;
       const Entry* e = find(r.hash, r.worker);
-      if (e == nullptr || e->stamp != stamp(r.touch_us)) {  // stale record
-        popFront();
-        continue;
-      }
-      popFront();
+      ring_.pop_front();
+      if (e == nullptr || e->stamp != stamp(r.touch_us)) continue;  // stale record
       erase(r.hash, r.worker);
       drop(r.hash, r.worker);
     }
@@ -60,16 +73,18 @@ class PredictionLru {
   size_t memoryBytes() const;
 
  private:
-  static constexpr uint32_t kEmpty = 0xFFFFFFFFu;
-  // 16 bytes, four to a 64-byte line. The last touch is kept as its low 32 bits (µs): records
-  // carry the full time, and a record is current when its low bits match (two touches of one key
-  // exactly a multiple of 2^32 µs, 71 minutes, apart would be taken for one).
+  // 16 bytes, four to a 64-byte line; all zero bits when empty (a fresh mapping is an empty
+  // table). The last touch is kept as its low 32 bits (µs): records carry the full time, and a
+  // record is current when its low bits match (two touches of one key exactly a multiple of
+  // 2^32 µs, 71 minutes, apart would be taken for one).
   struct Entry {
     BlockHash hash = 0;
-    uint32_t worker = kEmpty;
+    uint32_t tag = 0;  // worker + 1; 0: empty
     uint32_t stamp = 0;
   };
+  using Table = HugeArray<Entry>;
   static uint32_t stamp(int64_t touch_us) { return static_cast<uint32_t>(touch_us); }
+  static uint32_t tagOf(uint32_t worker) { return worker + 1; }
   struct Record {
     int64_t touch_us;
     BlockHash hash;
@@ -78,24 +93,38 @@ class PredictionLru {
 
   // Homes are line starts (as in PrefixIndex), and the table is kept at most half full, so a
   // probe mostly stays in the one line that was prefetched.
-  size_t home(BlockHash h, uint32_t w) const {
-    return (((h ^ (uint64_t{w} * 0xC2B2AE3D27D4EB4Full)) * 0x9E3779B97F4A7C15ull) >> shift_) & ~size_t{3};
+  static size_t home(BlockHash h, uint32_t w, int shift) {
+    return (((h ^ (uint64_t{w} * 0xC2B2AE3D27D4EB4Full)) * 0x9E3779B97F4A7C15ull) >> shift) & ~size_t{3};
   }
+  static Table makeTable(size_t slots);  // empty (zeroed)
+  static Entry* probe(const Table& t, int shift, BlockHash h, uint32_t w);
   const Entry* find(BlockHash h, uint32_t w) const;
-  Entry* findOrInsert(BlockHash h, uint32_t w, bool& inserted);
-  void eraseAt(size_t index);
-  void grow();
-  void pushBack(const Record& r);
-  void popFront();
+  Entry* find(BlockHash h, uint32_t w) {
+    return const_cast<Entry*>(static_cast<const PredictionLru*>(this)->find(h, w));
+  }
+  // Whether old_'s slot `home` has moved to table_ (its whole cluster has).
+  bool moved(size_t old_home) const { return ((old_home - move_start_) & (old_.size() - 1)) < moved_; }
+  Entry* insertNew(BlockHash h, uint32_t w);
+  void eraseAt(Table& t, int shift, size_t index);
+  // Growth: the doubled table mapped (and faulted in by faulter_), then old_ moved to it.
+  void prepareGrowth();
+  void startMoving();
+  void moveSome(size_t slots);
+  void finishGrowth();
   void compactRing();
 
-  std::vector<Entry, HugePageAllocator<Entry>> table_;
+  Table table_;
+  int shift_ = 64;
   size_t size_ = 0;
   std::vector<uint32_t> live_by_worker_;
-  int shift_ = 64;
-  std::vector<Record, HugePageAllocator<Record>> ring_;  // capacity a power of two
-  size_t ring_head_ = 0;
-  size_t ring_count_ = 0;
+  Table next_;  // the doubled table while faulter_ faults it in; inserts still go to table_
+  // While growing(): the previous table; its clusters have moved circularly from move_start_
+  // (an empty slot) for moved_ slots.
+  Table old_;
+  int old_shift_ = 64;
+  size_t move_start_ = 0, moved_ = 0;
+  Prefaulter faulter_;
+  std::deque<Record> ring_;
 };
 
 }  // namespace turbine::kv

@@ -58,6 +58,60 @@ TEST(PredictionLruTest, MatchesReferenceLruWithTtlAndCap) {
   EXPECT_GT(lru.memoryBytes(), 0u);
 }
 
+// Growth to tables of 2 MiB and more (the doubled table faulted in by a helper thread, inserts
+// meanwhile going on in the old one, then the old one moved a cluster at a time) while keys are
+// touched, erased, expired and a worker's keys dropped: after every operation of the moves the
+// reference's keys are all there (including those whose old home has not moved yet and those
+// inserted into the new table meanwhile), and nothing else.
+TEST(PredictionLruTest, GrowsAClusterAtATimeWhileInUse) {
+  std::mt19937_64 rng(21);
+  PredictionLru lru;
+  std::map<std::pair<BlockHash, uint32_t>, int64_t> ref;
+  int64_t now = 0;
+  size_t growing_checks = 0, largest = 0;
+  auto check = [&](int step) {
+    ASSERT_EQ(lru.size(), ref.size()) << step;
+    for (const auto& [k, t] : ref) ASSERT_TRUE(lru.contains(k.first, k.second)) << step;
+    for (uint32_t w = 0; w < 4; ++w) {
+      const auto n = std::count_if(ref.begin(), ref.end(), [w](const auto& e) { return e.first.second == w; });
+      ASSERT_EQ(lru.liveOf(w), static_cast<size_t>(n)) << step;
+    }
+    // Keys never touched are not found (hashes above the range touched).
+    for (int i = 0; i < 64; ++i) ASSERT_FALSE(lru.contains(1'000'000 + rng() % 1000, static_cast<uint32_t>(rng() % 4)));
+  };
+  for (int step = 0; step < 400'000; ++step) {
+    ++now;
+    const BlockHash h = rng() % 150'000;
+    const auto w = static_cast<uint32_t>(rng() % 4);
+    const auto r = rng() % 1000;
+    if (r < 750) {
+      EXPECT_EQ(lru.touch(h, w, now), ref.count({h, w}) == 0);
+      ref[{h, w}] = now;
+    } else if (r < 990) {
+      EXPECT_EQ(lru.erase(h, w), ref.erase({h, w}) == 1);
+    } else if (r < 999) {  // expire the oldest few (a cap just under the size)
+      const size_t cap = ref.size() > 3 ? ref.size() - 3 : ref.size();
+      std::vector<std::pair<BlockHash, uint32_t>> dropped;
+      lru.expire(now, 1 << 30, cap, [&](BlockHash dh, uint32_t dw) { dropped.emplace_back(dh, dw); });
+      for (const auto& k : dropped) ASSERT_EQ(ref.erase(k), 1u) << step;
+      ASSERT_EQ(lru.size(), ref.size()) << step;
+    } else if (step > 200'000 && step % 50 == 0) {  // rare: a worker's keys dropped
+      lru.eraseWorker(w);
+      for (auto it = ref.begin(); it != ref.end();) it = it->first.second == w ? ref.erase(it) : std::next(it);
+    }
+    largest = std::max(largest, lru.tableSlots());
+    if (lru.growing() && step % 997 == 0) {
+      ++growing_checks;
+      check(step);
+    } else if (step % 50'000 == 0) {
+      check(step);
+    }
+  }
+  check(-1);
+  EXPECT_GE(largest * 16, size_t{4} << 20);  // tables past the 2 MiB of a mapping of their own
+  EXPECT_GT(growing_checks, 10u);            // checked while moving
+}
+
 TEST(PredictionLruTest, OldestGoFirstAndRetouchRenews) {
   PredictionLru lru;
   lru.touch(1, 0, 0);
