@@ -12,6 +12,10 @@ constexpr size_t kInitialSlots = 1024;
 // slots, so the move ends within 1/8 of its size in operations, long before the new table (twice
 // as large) is half full.
 constexpr size_t kMoveSlots = 8;
+// Ring records examined per touch while a compaction pass runs (3 more than the touch appends, so
+// a pass catches up with the end), in batches of kCompactBatch.
+constexpr size_t kCompactPerTouch = 4;
+constexpr size_t kCompactBatch = 64;
 }  // namespace
 
 PredictionLru::PredictionLru() : table_(makeTable(kInitialSlots)), shift_(64 - std::countr_zero(kInitialSlots)) {}
@@ -134,7 +138,16 @@ bool PredictionLru::touch(BlockHash hash, uint32_t worker, int64_t now_us) {
   if (inserted) e = insertNew(hash, worker);
   e->stamp = stamp(now_us);
   ring_.push_back(Record{now_us, hash, worker});
-  if (ring_.size() > 2 * size_ + 4096) compactRing();
+  if (compacting_) {
+    credit_ += kCompactPerTouch;
+    if (credit_ >= kCompactBatch) {
+      compactSome(credit_);
+      credit_ = 0;
+    }
+  } else if (ring_.size() > 2 * size_ + 4096) {
+    compacting_ = true;
+    keep_ = scan_ = credit_ = 0;
+  }
   return inserted;
 }
 
@@ -165,18 +178,21 @@ void PredictionLru::eraseWorker(uint32_t worker) {
   sweep(table_, shift_);
 }
 
-void PredictionLru::compactRing() {
-  size_t kept = 0;
-  const size_t n = ring_.size();
+void PredictionLru::compactSome(size_t records) {
+  const size_t end = std::min(ring_.size(), scan_ + records);
   constexpr size_t kAhead = 16;  // the lookups are independent: keep 16 of them in flight
-  for (size_t k = 0; k < std::min(n, kAhead); ++k) prefetch(ring_[k].hash, ring_[k].worker);
-  for (size_t k = 0; k < n; ++k) {
-    if (k + kAhead < n) prefetch(ring_[k + kAhead].hash, ring_[k + kAhead].worker);
-    const Record r = ring_[k];
+  for (size_t k = scan_; k < std::min(end, scan_ + kAhead); ++k) prefetch(ring_[k].hash, ring_[k].worker);
+  for (; scan_ < end; ++scan_) {
+    if (scan_ + kAhead < end) prefetch(ring_[scan_ + kAhead].hash, ring_[scan_ + kAhead].worker);
+    const Record r = ring_[scan_];
     const Entry* e = find(r.hash, r.worker);
-    if (e != nullptr && e->stamp == stamp(r.touch_us)) ring_[kept++] = r;
+    if (e != nullptr && e->stamp == stamp(r.touch_us)) ring_[keep_++] = r;
   }
-  ring_.resize(kept);
+  if (scan_ == ring_.size()) {  // caught up with the appends: the pass is done
+    ring_.erase(ring_.begin() + static_cast<std::ptrdiff_t>(keep_), ring_.end());
+    compacting_ = false;
+    keep_ = scan_ = 0;
+  }
 }
 
 size_t PredictionLru::memoryBytes() const {

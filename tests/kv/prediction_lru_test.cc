@@ -112,6 +112,46 @@ TEST(PredictionLruTest, GrowsAClusterAtATimeWhileInUse) {
   EXPECT_GT(growing_checks, 10u);            // checked while moving
 }
 
+// 3,000 keys touched once, then 1,000 keys touched over and over (their stale records start
+// compaction passes, whose first records are the live ones of the once-touched keys), while the
+// cap pops the two oldest keys every 37 touches, in the middle of passes: every pop is the
+// reference's oldest key, and at the end every key still expires (a record lost or skipped by a
+// pass would leave its key live forever).
+TEST(PredictionLruTest, ExpiryDuringACompactionPassLosesNoRecord) {
+  PredictionLru lru;
+  std::map<BlockHash, int64_t> last;  // key (worker 0) -> last touch
+  std::mt19937_64 rng(9);
+  int64_t now = 0;
+  for (BlockHash cold = 100'000; cold < 103'000; ++cold) {
+    lru.touch(cold, 0, ++now);
+    last[cold] = now;
+  }
+  size_t pops = 0;
+  for (int step = 0; step < 200'000; ++step) {
+    const BlockHash h = rng() % 1000;
+    lru.touch(h, 0, ++now);
+    last[h] = now;
+    if (step % 37 == 0) {
+      std::vector<BlockHash> dropped;
+      lru.expire(now, int64_t{1} << 40, last.size() - 2, [&](BlockHash d, uint32_t) { dropped.push_back(d); });
+      ASSERT_EQ(dropped.size(), 2u) << step;
+      for (BlockHash d : dropped) {
+        auto it = last.begin();
+        for (auto j = last.begin(); j != last.end(); ++j)
+          if (j->second < it->second) it = j;
+        ASSERT_EQ(d, it->first) << step;
+        last.erase(it);
+        ++pops;
+      }
+    }
+  }
+  EXPECT_GT(pops, 3000u);  // the once-touched keys, then hot ones
+  std::vector<BlockHash> dropped;
+  lru.expire(now + 1, 0, 0, [&](BlockHash d, uint32_t) { dropped.push_back(d); });
+  EXPECT_EQ(dropped.size(), last.size());
+  EXPECT_EQ(lru.size(), 0u);
+}
+
 TEST(PredictionLruTest, OldestGoFirstAndRetouchRenews) {
   PredictionLru lru;
   lru.touch(1, 0, 0);
