@@ -412,6 +412,52 @@ int main(int argc, char** argv) {
     std::printf("a worker clears its cache: the event and the next decision took %.3f ms; the next %d "
                 "decisions: %s\n", clear_ms, kAfter, lat.summary().c_str());
   }
+  // 9) Approximate mode (--no-kv-events): the index holds nothing but the router's own
+  // predictions. Another router of as many workers makes decisions of fresh prompts until its
+  // predictions reach their cap (4M: the prediction LRU grows to it), then decisions on prompts
+  // it has routed before (their predictions touched again: the LRU's ring compacts as it goes),
+  // then a worker leaves.
+  {
+    router::KvRouterOptions aopts;
+    aopts.use_kv_events = false;
+    router::KvRouter approx(aopts);
+    for (int w = 1; w <= workers; ++w) approx.addWorker({static_cast<kv::WorkerId>(w), "m", "agg", 16, 100000});
+    const int fill = static_cast<int>(aopts.prediction_cap / kChain * 3 / 2);  // shared prefixes: fewer new keys
+    std::vector<std::vector<kv::BlockHash>> seen;
+    auto timedApprox = [&](const std::vector<kv::BlockHash>& q, int i, Latencies& into) {
+      const auto a = Clock::now();
+      auto d = approx.route({ids[static_cast<size_t>(i) % ids.size()], "m", q, kChain * 16});
+      into.record(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - a).count());
+      approx.onRequestFinished(ids[static_cast<size_t>(i) % ids.size()]);
+      return static_cast<bool>(d);
+    };
+    Latencies fill_lat(static_cast<size_t>(fill));
+    auto t0 = Clock::now();
+    for (int i = 0; i < fill; ++i) {
+      auto q = makeChain(rng, popular, kChain);
+      if (!timedApprox(q, i, fill_lat)) return 1;
+      if (seen.size() < 4096) seen.push_back(std::move(q));
+    }
+    const double fill_s = secondsSince(t0);
+    std::printf("approximate mode: %d decisions of fresh prompts, predictions growing to %zu: %.0f decisions/s, %s\n",
+                fill, approx.stats().index_predictions, fill / fill_s, fill_lat.summary().c_str());
+    // Prompts routed before: their predictions touched again, stale touch records pile up and the
+    // ring compacts. The first 400,000 decisions take the ring to its steady size (new memory);
+    // the next ones are the steady state.
+    for (const char* what : {"settling", "steady"}) {
+      const int n = std::string(what) == "settling" ? 400000 : decisions;
+      Latencies reuse_lat(static_cast<size_t>(n));
+      t0 = Clock::now();
+      for (int i = 0; i < n; ++i) {
+        if (!timedApprox(seen[rng() % seen.size()], i, reuse_lat)) return 1;
+      }
+      std::printf("approximate mode: %d decisions of prompts routed before (%s; predictions touched again): "
+                  "%.0f decisions/s, %s\n", n, what, n / secondsSince(t0), reuse_lat.summary().c_str());
+    }
+    t0 = Clock::now();
+    approx.removeWorker(1);
+    std::printf("approximate mode: removeWorker took %.3f ms\n", secondsSince(t0) * 1e3);
+  }
   printMemoryProbe();  // again: the machine may have moved during the phases
   return 0;
 }

@@ -189,14 +189,14 @@ void PredictionLru::compactSome(size_t records) {
     if (e != nullptr && e->stamp == stamp(r.touch_us)) ring_[keep_++] = r;
   }
   if (scan_ == ring_.size()) {  // caught up with the appends: the pass is done
-    ring_.erase(ring_.begin() + static_cast<std::ptrdiff_t>(keep_), ring_.end());
+    ring_.truncate(keep_);
     compacting_ = false;
     keep_ = scan_ = 0;
   }
 }
 
 size_t PredictionLru::memoryBytes() const {
-  return (table_.size() + old_.size() + next_.size()) * sizeof(Entry) + ring_.size() * sizeof(Record) +
+  return (table_.size() + old_.size() + next_.size()) * sizeof(Entry) + ring_.memoryBytes() +
          live_by_worker_.capacity() * sizeof(uint32_t);
 }
 
