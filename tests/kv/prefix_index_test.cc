@@ -67,6 +67,16 @@ std::vector<std::vector<BlockHash>> makeChains(std::mt19937_64& rng, int n, int 
   return chains;
 }
 
+// A random run of one of `chains`, and a tier (the device tier two times in three).
+std::pair<std::vector<BlockHash>, Tier> randomPart(std::mt19937_64& rng,
+                                                   const std::vector<std::vector<BlockHash>>& chains) {
+  const auto& chain = chains[rng() % chains.size()];
+  const size_t a = rng() % chain.size();
+  const size_t b = a + 1 + rng() % (chain.size() - a);
+  std::vector<BlockHash> part(chain.begin() + static_cast<long>(a), chain.begin() + static_cast<long>(b));
+  return {std::move(part), static_cast<Tier>(rng() % 3 == 0 ? rng() % kNumTiers : 0)};
+}
+
 // Random events applied one by one (max_batch 1), or in batches of up to max_batch events of
 // several workers through apply(span) (rounds of 64 blocks that span events, a clear in the
 // middle, a hash stored and removed within one round).
@@ -90,11 +100,7 @@ void matchesReferenceOnRandomEventStreams(size_t max_batch) {
       batch.reserve(n);  // refs point into it
       for (size_t k = 0; k < n; ++k) {
         const WorkerSlot w = workers[rng() % workers.size()];
-        const auto& chain = chains[rng() % chains.size()];
-        const size_t a = rng() % chain.size();
-        const size_t b = a + 1 + rng() % (chain.size() - a);
-        std::vector<BlockHash> part(chain.begin() + static_cast<long>(a), chain.begin() + static_cast<long>(b));
-        const auto tier = static_cast<Tier>(rng() % 3 == 0 ? rng() % kNumTiers : 0);
+        const auto [part, tier] = randomPart(rng, chains);
         const auto r = rng() % 100;
         if (r < 55) batch.emplace_back(BlockStored{part, std::nullopt, tier});
         else if (r < 99) batch.emplace_back(BlockRemoved{part, tier});
@@ -471,31 +477,47 @@ TEST(PrefixIndexTest, QueriesAloneEndADoubling) {
 // round or query): queries stop reporting it at once, popular (dense), shared (list) and own
 // blocks lose it within table / kSweepSlots queries, its predictions go with them, a second
 // release during a sweep is swept too, and a doubling finishes any sweep before it starts.
-TEST(PrefixIndexTest, AReleasedWorkerIsSweptInSlices) {
-  PrefixIndexOptions opts;
-  opts.initial_capacity = size_t{1} << 16;
-  opts.refresh_predictions = false;
-  PrefixIndex index(opts);
-  constexpr int kWorkers = 200;
-  std::vector<WorkerSlot> ws;
-  for (int i = 0; i < kWorkers; ++i) ws.push_back(index.internWorker(1000 + i));
-  std::mt19937_64 rng(13);
-  auto randomChain = [&](size_t n) {
+// An index of 2^16 slots (large enough that a leaving worker is swept) with kWorkers workers
+// (ids 1000 + i): `popular` held by every worker (dense holder sets), `shared` by workers 0-4 on
+// the host tier (lists), 100 blocks of each worker's own, and 40 predictions of worker 2.
+class SweptIndexTest : public ::testing::Test {
+ protected:
+  static constexpr int kWorkers = 200;
+  static PrefixIndexOptions options() {
+    PrefixIndexOptions opts;
+    opts.initial_capacity = size_t{1} << 16;
+    opts.refresh_predictions = false;
+    return opts;
+  }
+  void fill(uint64_t seed) {
+    rng.seed(seed);
+    for (int i = 0; i < kWorkers; ++i) ws.push_back(index.internWorker(1000 + i));
+    popular = randomChain(8);
+    shared = randomChain(8);
+    own.resize(kWorkers);
+    for (int i = 0; i < kWorkers; ++i) {
+      index.addBlocks(ws[i], popular, Tier::kDevice);
+      if (i < 5) index.addBlocks(ws[i], shared, Tier::kHost);
+      own[i] = randomChain(100);
+      index.addBlocks(ws[i], own[i], Tier::kDevice);
+    }
+    index.predict(ws[2], randomChain(40), 0);
+  }
+  std::vector<BlockHash> randomChain(size_t n) {
     std::vector<BlockHash> c(n);
     for (auto& h : c) h = rng();
     return c;
-  };
-  const auto popular = randomChain(8);  // every worker: dense holder sets
-  const auto shared = randomChain(8);   // workers 0-4: lists
-  std::vector<std::vector<BlockHash>> own(kWorkers);
-  for (int i = 0; i < kWorkers; ++i) {
-    index.addBlocks(ws[i], popular, Tier::kDevice);
-    if (i < 5) index.addBlocks(ws[i], shared, Tier::kHost);
-    own[i] = randomChain(100);
-    index.addBlocks(ws[i], own[i], Tier::kDevice);
   }
+  PrefixIndex index{options()};
+  std::mt19937_64 rng;
+  std::vector<WorkerSlot> ws;
+  std::vector<BlockHash> popular, shared;
+  std::vector<std::vector<BlockHash>> own;
+};
+
+TEST_F(SweptIndexTest, AReleasedWorkerIsSweptInSlices) {
+  fill(13);
   ASSERT_GT(index.numDenseHashes(), 0u);
-  index.predict(ws[2], randomChain(40), 0);
   ASSERT_EQ(index.numPredictions(), 40u);
   // Held by workers 3 and 4 alone (a list of two): when both are swept at once, clearing the
   // first leaves the second inline, to be cleared too.
@@ -622,31 +644,9 @@ TEST(PrefixIndexTest, AReleasedWorkersPredictionsAgeOutBeforeItsSlotIsReused) {
 // fresh slot at once while its old slot's entries (dense, list, own blocks, predictions) are
 // swept a slice per call; what it stores after the clear, on the same hashes too, survives the
 // sweep. Beyond kMaxSweeps running sweeps, and on a small table, the table is scanned instead.
-TEST(PrefixIndexTest, ARenewedWorkerGoesOnUnderAFreshSlot) {
-  PrefixIndexOptions opts;
-  opts.initial_capacity = size_t{1} << 16;
-  opts.refresh_predictions = false;
-  PrefixIndex index(opts);
-  constexpr int kWorkers = 200;
-  std::vector<WorkerSlot> ws;
-  for (int i = 0; i < kWorkers; ++i) ws.push_back(index.internWorker(1000 + i));
-  std::mt19937_64 rng(17);
-  auto randomChain = [&](size_t n) {
-    std::vector<BlockHash> c(n);
-    for (auto& h : c) h = rng();
-    return c;
-  };
-  const auto popular = randomChain(8);  // every worker: dense holder sets
-  const auto shared = randomChain(8);   // workers 0-4: lists
-  std::vector<std::vector<BlockHash>> own(kWorkers);
-  for (int i = 0; i < kWorkers; ++i) {
-    index.addBlocks(ws[i], popular, Tier::kDevice);
-    if (i < 5) index.addBlocks(ws[i], shared, Tier::kHost);
-    own[i] = randomChain(100);
-    index.addBlocks(ws[i], own[i], Tier::kDevice);
-  }
+TEST_F(SweptIndexTest, ARenewedWorkerGoesOnUnderAFreshSlot) {
+  fill(17);
   ASSERT_GT(index.numDenseHashes(), 0u);
-  index.predict(ws[2], randomChain(40), 0);
   const size_t entries = index.numEntries();
   std::vector<WorkerOverlap> got;
 
@@ -725,11 +725,7 @@ TEST(PrefixIndexTest, RenewedWorkersMatchReferenceOnRandomEventStreams) {
     for (int step = 0; step < 4000; ++step) {
       const WorkerId k = rng() % 6;
       const WorkerSlot w = *index.findWorker(100 + k);
-      const auto& chain = chains[rng() % chains.size()];
-      const size_t a = rng() % chain.size();
-      const size_t b = a + 1 + rng() % (chain.size() - a);
-      std::vector<BlockHash> part(chain.begin() + static_cast<long>(a), chain.begin() + static_cast<long>(b));
-      const auto tier = static_cast<Tier>(rng() % 3 == 0 ? rng() % kNumTiers : 0);
+      const auto [part, tier] = randomPart(rng, chains);
       const auto r = rng() % 100;
       KvEvent e = AllCleared{};
       if (r < 55) e = BlockStored{part, std::nullopt, tier};
