@@ -131,9 +131,11 @@ void PredictionLru::finishGrowth() {
   if (old_.data() != nullptr) moveSome(old_.size());
 }
 
-bool PredictionLru::touch(BlockHash hash, uint32_t worker, int64_t now_us) {
+bool PredictionLru::touch(BlockHash hash, uint32_t worker, int64_t now_us, int64_t coalesce_us) {
   if (old_.data() != nullptr) [[unlikely]] moveSome(kMoveSlots);
   Entry* e = find(hash, worker);
+  // Ages by the low 32 bits (µs), modulo 2^32: exact for gaps under 71 minutes.
+  if (e != nullptr && static_cast<int64_t>(static_cast<uint32_t>(stamp(now_us) - e->stamp)) < coalesce_us) return false;
   const bool inserted = e == nullptr;
   if (inserted) e = insertNew(hash, worker);
   e->stamp = stamp(now_us);

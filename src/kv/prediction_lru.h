@@ -97,8 +97,11 @@ class PredictionLru {
   PredictionLru(const PredictionLru&) = delete;
   PredictionLru& operator=(const PredictionLru&) = delete;
 
-  // Records a touch of (hash, worker) at now_us; true when the key was not live before.
-  bool touch(BlockHash hash, uint32_t worker, int64_t now_us);
+  // Records a touch of (hash, worker) at now_us; true when the key was not live before. A live
+  // key whose recorded touch is less than coalesce_us old is left as it is (no record: the
+  // key then expires up to coalesce_us early, and the ring does not fill with stale records of
+  // keys touched over and over).
+  bool touch(BlockHash hash, uint32_t worker, int64_t now_us, int64_t coalesce_us = 0);
   // True when the key was live.
   bool erase(BlockHash hash, uint32_t worker);
   // Drops every live key of the worker (O(capacity)).

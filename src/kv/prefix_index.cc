@@ -515,7 +515,11 @@ void PrefixIndex::predict(WorkerSlot worker, std::span<const BlockHash> hashes, 
       if ((prev & kPredictedBit) == 0) predict_scratch_[fresh++] = h;
     }
     if (options_.refresh_predictions) {
-      for (BlockHash h : predict_scratch_) predictions_.touch(h, worker, now_us);
+      // A prediction touched again within TTL / 16 of its recorded touch is not recorded again:
+      // it expires between 15/16 of the TTL and the TTL after its last touch, and a prompt
+      // reused many times a second adds no stale touch records for the ring to compact.
+      const int64_t coalesce_us = options_.prediction_ttl_us / 16;
+      for (BlockHash h : predict_scratch_) predictions_.touch(h, worker, now_us, coalesce_us);
     } else {
       log_.append(now_us, worker, std::span(predict_scratch_).first(fresh));
     }

@@ -76,7 +76,9 @@ struct PrefixIndexOptions {
   // Overlap weight of a block per tier (device, host, disk, remote); a predicted block counts as
   // device. A block on several tiers counts its best.
   std::array<double, kNumTiers> tier_weights = {1.0, 0.75, 0.5, 0.25};
-  int64_t prediction_ttl_us = 30'000'000;  // a prediction lives this long after its last touch
+  // A prediction lives this long after its last touch (with refresh_predictions: at least 15/16
+  // of it, touches within TTL / 16 of the last recorded one being coalesced).
+  int64_t prediction_ttl_us = 30'000'000;
   size_t prediction_cap = 1 << 22;         // live predictions at most (oldest dropped first)
   // How predictions age. true: each (block, worker) has its last-touch time (PredictionLru); a
   // prediction made again lives on. Approximate mode needs this: its index is nothing but

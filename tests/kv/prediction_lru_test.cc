@@ -152,6 +152,29 @@ TEST(PredictionLruTest, ExpiryDuringACompactionPassLosesNoRecord) {
   EXPECT_EQ(lru.size(), 0u);
 }
 
+// Touches within the coalescing gap of a key's recorded touch are not recorded: the key expires
+// by its recorded touch (up to the gap early); a touch past the gap renews it.
+TEST(PredictionLruTest, TouchesWithinTheGapAreCoalesced) {
+  PredictionLru lru;
+  EXPECT_TRUE(lru.touch(1, 0, 0, 100));
+  EXPECT_FALSE(lru.touch(1, 0, 99, 100));   // coalesced
+  EXPECT_TRUE(lru.touch(2, 0, 0, 100));
+  EXPECT_FALSE(lru.touch(2, 0, 100, 100));  // recorded: 100 is the gap
+  std::vector<BlockHash> dropped;
+  auto collect = [&](BlockHash h, uint32_t) { dropped.push_back(h); };
+  lru.expire(1001, 1000, 10, collect);
+  EXPECT_EQ(dropped, std::vector<BlockHash>{1});
+  lru.expire(1100, 1000, 10, collect);
+  EXPECT_EQ(dropped.size(), 1u);  // 2 lives until 1100 + 1
+  lru.expire(1101, 1000, 10, collect);
+  EXPECT_EQ(dropped, (std::vector<BlockHash>{1, 2}));
+  // A gap of 0 records every touch.
+  lru.touch(3, 0, 2000);
+  lru.touch(3, 0, 2001);
+  lru.expire(3001, 1000, 10, collect);
+  EXPECT_EQ(dropped.size(), 2u);
+}
+
 TEST(PredictionLruTest, OldestGoFirstAndRetouchRenews) {
   PredictionLru lru;
   lru.touch(1, 0, 0);
