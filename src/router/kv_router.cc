@@ -159,10 +159,9 @@ void KvRouter::noteMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg) {
   using Flat = kv::PrefixIndex::FlatEvent;
   for (const auto& e : msg.events) {
     ++stats_.events_applied;
-    Flat f{slot, Flat::Kind::kCleared, kv::Tier::kDevice, 0, 0};
+    Flat f{slot, Flat::Kind::kStored, kv::Tier::kDevice, 0, 0};
     const std::vector<kv::BlockHash>* hashes = nullptr;
     if (const auto* s = std::get_if<kv::BlockStored>(&e)) {
-      f.kind = Flat::Kind::kStored;
       f.tier = s->tier;
       hashes = &s->block_hashes;
     } else if (const auto* r = std::get_if<kv::BlockRemoved>(&e)) {
@@ -176,12 +175,10 @@ void KvRouter::noteMessage(kv::WorkerSlot slot, const kv::KvEventMessage& msg) {
       slot = now;
       continue;
     }
-    if (hashes != nullptr) {
-      stats_.blocks_applied += hashes->size();
-      f.begin = static_cast<uint32_t>(pending_hashes_.size());
-      pending_hashes_.insert(pending_hashes_.end(), hashes->begin(), hashes->end());
-      f.end = static_cast<uint32_t>(pending_hashes_.size());
-    }
+    stats_.blocks_applied += hashes->size();
+    f.begin = static_cast<uint32_t>(pending_hashes_.size());
+    pending_hashes_.insert(pending_hashes_.end(), hashes->begin(), hashes->end());
+    f.end = static_cast<uint32_t>(pending_hashes_.size());
     pending_events_.push_back(f);
   }
 }
