@@ -4,6 +4,8 @@
 #include <msgpack.hpp>
 #include <xxhash.h>
 
+#include <span>
+
 namespace turbine::kv {
 
 namespace {
@@ -89,39 +91,6 @@ Result<VllmEvent> vllmEvent(const Obj& o) {
   return e;
 }
 
-const Obj* mapField(const Obj& m, std::string_view key) {
-  for (uint32_t i = 0; i < m.via.map.size; ++i) {
-    const auto& kv = m.via.map.ptr[i];
-    if (kv.key.type == msgpack::type::STR && std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == key)
-      return &kv.val;
-  }
-  return nullptr;
-}
-
-Result<KvEvent> turbineEvent(const Obj& o) {
-  if (o.type != msgpack::type::MAP) return bad("event is not a map");
-  const Obj* type = mapField(o, "type");
-  const std::string t = type ? asString(*type) : "";
-  if (t == "cleared") return KvEvent{AllCleared{}};
-  const Obj* hashes = mapField(o, "block_hashes");
-  if (!hashes) return bad("event '" + t + "' has no block_hashes");
-  TURBINE_ASSIGN_OR_RETURN(auto hs, hashList(*hashes, "block_hashes"));
-  Tier tier = Tier::kDevice;
-  if (const Obj* tr = mapField(o, "tier")) {
-    auto parsed = parseTier(asString(*tr));
-    if (!parsed) return bad(parsed.status().message());
-    tier = *parsed;
-  }
-  if (t == "removed") return KvEvent{BlockRemoved{std::move(hs), tier}};
-  if (t != "stored") return bad("unknown event type '" + t + "'");
-  BlockStored s{std::move(hs), std::nullopt, tier};
-  if (const Obj* p = mapField(o, "parent_hash"); p && p->type != msgpack::type::NIL) {
-    TURBINE_ASSIGN_OR_RETURN(auto ph, asU64(*p, "parent_hash"));
-    s.parent_hash = ph;
-  }
-  return KvEvent{std::move(s)};
-}
-
 template <typename Fn>
 auto withUnpacked(std::string_view payload, Fn fn) -> decltype(fn(std::declval<const Obj&>())) {
   try {
@@ -133,70 +102,6 @@ auto withUnpacked(std::string_view payload, Fn fn) -> decltype(fn(std::declval<c
 }
 
 }  // namespace
-
-std::string encodeSeqFrame(uint64_t seq) {
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((seq >> (56 - 8 * i)) & 0xFF);
-  return out;
-}
-
-Result<uint64_t> decodeSeqFrame(std::string_view frame) {
-  if (frame.size() != 8) return dataLoss("KV event seq frame has " + std::to_string(frame.size()) + " bytes, expected 8");
-  uint64_t v = 0;
-  for (unsigned char c : frame) v = v << 8 | c;
-  return v;
-}
-
-std::string encodeKvEventPayload(const KvEventMessage& msg) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(3);
-  pk.pack(std::string("worker_id")).pack(msg.worker_id);
-  pk.pack(std::string("seq")).pack(msg.seq);
-  pk.pack(std::string("events")).pack_array(static_cast<uint32_t>(msg.events.size()));
-  for (const auto& e : msg.events) {
-    if (const auto* s = std::get_if<BlockStored>(&e)) {
-      pk.pack_map(4);
-      pk.pack(std::string("type")).pack(std::string("stored"));
-      pk.pack(std::string("block_hashes")).pack(s->block_hashes);
-      pk.pack(std::string("parent_hash"));
-      if (s->parent_hash) pk.pack(*s->parent_hash); else pk.pack_nil();
-      pk.pack(std::string("tier")).pack(std::string(tierName(s->tier)));
-    } else if (const auto* r = std::get_if<BlockRemoved>(&e)) {
-      pk.pack_map(3);
-      pk.pack(std::string("type")).pack(std::string("removed"));
-      pk.pack(std::string("block_hashes")).pack(r->block_hashes);
-      pk.pack(std::string("tier")).pack(std::string(tierName(r->tier)));
-    } else {
-      pk.pack_map(1);
-      pk.pack(std::string("type")).pack(std::string("cleared"));
-    }
-  }
-  return std::string(buf.data(), buf.size());
-}
-
-Result<KvEventMessage> decodeKvEventPayload(std::string_view payload) {
-  return withUnpacked(payload, [](const Obj& root) -> Result<KvEventMessage> {
-    if (root.type != msgpack::type::MAP) return bad("payload is not a map");
-    KvEventMessage msg;
-    const Obj* w = mapField(root, "worker_id");
-    const Obj* s = mapField(root, "seq");
-    const Obj* ev = mapField(root, "events");
-    if (!w || !s || !ev) return bad("payload lacks worker_id, seq or events");
-    TURBINE_ASSIGN_OR_RETURN(msg.worker_id, asU64(*w, "worker_id"));
-    TURBINE_ASSIGN_OR_RETURN(msg.seq, asU64(*s, "seq"));
-    if (ev->type != msgpack::type::ARRAY) return bad("events is not an array");
-    for (uint32_t i = 0; i < ev->via.array.size; ++i) {
-      TURBINE_ASSIGN_OR_RETURN(auto e, turbineEvent(ev->via.array.ptr[i]));
-      msg.events.push_back(std::move(e));
-    }
-    return msg;
-  });
-}
-
-EventFrames encodeKvEventFrames(const KvEventMessage& msg, std::string topic) {
-  return EventFrames{std::move(topic), msg.seq, encodeKvEventPayload(msg)};
-}
 
 Result<VllmEventBatch> decodeVllmEventBatch(std::string_view payload) {
   return withUnpacked(payload, [](const Obj& root) -> Result<VllmEventBatch> {
@@ -220,13 +125,72 @@ Result<VllmEventBatch> decodeVllmEventBatch(std::string_view payload) {
   });
 }
 
-Result<KvEventMessage> decodeVllmFrames(const std::vector<std::string>& frames, WorkerId worker) {
-  if (frames.size() != 3) return dataLoss("KV event message has " + std::to_string(frames.size()) + " frames, expected 3 [topic, seq, payload]");
-  TURBINE_ASSIGN_OR_RETURN(uint64_t seq, decodeSeqFrame(frames[1]));
-  TURBINE_ASSIGN_OR_RETURN(auto batch, decodeVllmEventBatch(frames[2]));
-  KvEventMessage msg{worker, seq, {}};
-  for (auto& e : batch.events) msg.events.push_back(std::move(e.event));
-  return msg;
+VllmBlockTranslator::VllmBlockTranslator(BlockHash root, int32_t block_size)
+    : root_(root), block_size_(block_size > 0 ? block_size : 1) {}
+
+KvEventMessage VllmBlockTranslator::translate(const VllmEventBatch& batch, WorkerId worker, uint64_t seq) {
+  KvEventMessage out{worker, seq, {}};
+  for (const VllmEvent& e : batch.events) {
+    if (const auto* s = std::get_if<BlockStored>(&e.event)) {
+      store(e, *s, out);
+    } else if (const auto* r = std::get_if<BlockRemoved>(&e.event)) {
+      remove(*r, out);
+    } else {
+      map_.clear();
+      out.events.emplace_back(AllCleared{});
+    }
+  }
+  return out;
+}
+
+void VllmBlockTranslator::store(const VllmEvent& e, const BlockStored& s, KvEventMessage& out) {
+  const size_t n = s.block_hashes.size();
+  const bool sizes_fit = e.block_size > 0 && e.block_size % block_size_ == 0 &&
+                         e.token_ids.size() == n * static_cast<size_t>(e.block_size);
+  BlockHash parent = root_;
+  bool known_parent = true;
+  if (s.parent_hash) {
+    auto it = map_.find(*s.parent_hash);
+    known_parent = it != map_.end();
+    if (known_parent) parent = it->second.blocks.back();
+  }
+  if (!sizes_fit || !known_parent || e.lora_id) {
+    stats_.blocks_dropped += n;
+    return;
+  }
+  const size_t k = static_cast<size_t>(e.block_size / block_size_);
+  BlockStored t{{}, s.parent_hash ? std::optional<BlockHash>(parent) : std::nullopt, s.tier};
+  t.block_hashes.reserve(n * k);
+  const std::span<const int32_t> tokens(e.token_ids);
+  for (size_t i = 0; i < n; ++i) {
+    Mapped& m = map_[s.block_hashes[i]];
+    if (m.refs++ == 0) {
+      m.blocks.clear();
+      for (size_t j = 0; j < k; ++j) {
+        parent = hashBlock(parent, tokens.subspan((i * k + j) * block_size_, block_size_));
+        m.blocks.push_back(parent);
+      }
+    }
+    // A hash already held (another tier) names the same tokens: its blocks are the same.
+    parent = m.blocks.back();
+    t.block_hashes.insert(t.block_hashes.end(), m.blocks.begin(), m.blocks.end());
+  }
+  stats_.blocks_stored += n;
+  out.events.emplace_back(std::move(t));
+}
+
+void VllmBlockTranslator::remove(const BlockRemoved& r, KvEventMessage& out) {
+  BlockRemoved t{{}, r.tier};
+  for (BlockHash h : r.block_hashes) {
+    auto it = map_.find(h);
+    if (it == map_.end()) {
+      ++stats_.unknown_removed;
+      continue;
+    }
+    t.block_hashes.insert(t.block_hashes.end(), it->second.blocks.begin(), it->second.blocks.end());
+    if (--it->second.refs == 0) map_.erase(it);
+  }
+  if (!t.block_hashes.empty()) out.events.emplace_back(std::move(t));
 }
 
 }  // namespace turbine::kv

@@ -1,47 +1,37 @@
-// KV event wire formats (DESIGN.md §3.2): ZeroMQ multipart frames [topic, seq as 8-byte
-// big-endian, MessagePack payload], carrying either
-//   - Turbine's own KvEventMessage: payload map {"worker_id", "seq", "events": [map per event:
-//     {"type": "stored", "block_hashes", "parent_hash" (uint or nil), "tier"} |
-//     {"type": "removed", "block_hashes", "tier"} | {"type": "cleared"}]}, or
-//   - vLLM's KVEventBatch (vllm/distributed/kv_events.py, msgspec array_like structs, events
-//     tagged by class name): [ts, [event...], data_parallel_rank?], each event
-//     ["BlockStored", block_hashes, parent_block_hash|nil, token_ids, block_size, lora_id|nil,
-//      medium?...] | ["BlockRemoved", block_hashes, medium?...] | ["AllBlocksCleared"].
-//     Trailing fields left at their defaults may be absent (omit_defaults); later fields that
-//     newer vLLM versions append are ignored. Block hashes are ints or (newer vLLM) bytes; bytes
-//     are folded to 64 bits with XXH3. medium: "GPU"/"cuda" -> device, "CPU" -> host,
-//     "DISK" -> disk, anything else or absent -> device.
-// vLLM's hashes are vLLM's own, not DESIGN.md §3.1 chains: a router fed by vLLM workers must
-// compute request hashes the way that engine does (or re-hash from token_ids); this decoder
-// only translates the format.
-// Thread safety: pure functions. Errors: DataLoss naming the frame/field that is malformed.
+// vLLM's KV events (vllm/distributed/kv_events.py) and their translation into Turbine's.
+//
+// Wire: ZeroMQ frames [topic, seq as 8-byte big-endian, MessagePack KVEventBatch] (the framing of
+// Turbine's own event plane, runtime/zmq_codec.h). The batch is msgspec's array_like layout with
+// events tagged by class name: [ts, [event...], data_parallel_rank?], each event
+//   ["BlockStored", block_hashes, parent_block_hash|nil, token_ids, block_size, lora_id|nil, medium?...]
+//   ["BlockRemoved", block_hashes, medium?...]
+//   ["AllBlocksCleared"]
+// Trailing fields left at their defaults may be absent (omit_defaults); later fields that newer
+// vLLM versions append are ignored. Block hashes are ints or (newer vLLM) bytes; bytes are folded
+// to 64 bits with XXH3. medium: "GPU"/"cuda" -> device, "CPU" -> host, "DISK" -> disk, anything
+// else or absent -> device.
+//
+// vLLM names blocks by its own hashes (SHA-256 or Python's hash of parent and tokens, salted by
+// LoRA, multimodal inputs and cache_salt), which a router cannot compute from a request. The
+// translator re-hashes each stored block from its token_ids with DESIGN.md §3.1's chain, so the
+// index holds the hashes the router computes for requests, and keeps the vLLM -> Turbine map that
+// later BlockRemoved events and children (by parent_block_hash) are resolved through.
+// Thread safety: decodeVllmEventBatch is a pure function; a VllmBlockTranslator is not
+// thread-safe (one per worker, on the thread that reads its events).
+// Errors: DataLoss naming the field that is malformed.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
 #include "kv/kv_events.h"
 
 namespace turbine::kv {
-
-struct EventFrames {
-  std::string topic;
-  uint64_t seq = 0;
-  std::string payload;  // MessagePack
-};
-
-// The 8-byte big-endian seq frame, and its inverse (DataLoss unless exactly 8 bytes).
-std::string encodeSeqFrame(uint64_t seq);
-Result<uint64_t> decodeSeqFrame(std::string_view frame);
-
-// Turbine's own messages.
-std::string encodeKvEventPayload(const KvEventMessage& msg);
-Result<KvEventMessage> decodeKvEventPayload(std::string_view payload);
-EventFrames encodeKvEventFrames(const KvEventMessage& msg, std::string topic = "kv");
 
 // One decoded vLLM event, with its extra fields.
 struct VllmEvent {
@@ -59,7 +49,46 @@ struct VllmEventBatch {
 };
 
 Result<VllmEventBatch> decodeVllmEventBatch(std::string_view payload);
-// A vLLM batch as Turbine's message for `worker` (seq from the frame).
-Result<KvEventMessage> decodeVllmFrames(const std::vector<std::string>& frames, WorkerId worker);
+// Re-hashes one worker's vLLM events into Turbine's (see the file comment).
+//   - BlockStored: token_ids must hold block_size tokens per hash, and block_size must be a
+//     multiple k of the worker's Turbine block size; each vLLM block becomes k Turbine blocks
+//     chained from its parent's last one (the root for no parent). Dropped, with a count: an
+//     event whose parent is unknown (stored before the router joined, or lost), whose sizes do
+//     not fit, or with a LoRA adapter (its hashes are salted by the adapter, which the event
+//     names only by number).
+//   - BlockRemoved: each known vLLM hash becomes its Turbine blocks; unknown ones are counted.
+//     A hash stored on several tiers is kept until removed from all of them.
+//   - AllBlocksCleared: forgets the map, and passes on.
+class VllmBlockTranslator {
+ public:
+  struct Stats {
+    uint64_t blocks_stored = 0;    // vLLM blocks translated
+    uint64_t blocks_dropped = 0;   // vLLM blocks of events dropped (see above)
+    uint64_t unknown_removed = 0;  // removed hashes the map did not hold
+  };
+  // `root`: rootHash(model_id, "") of the worker's model; `block_size`: Turbine's block size for
+  // it (the worker record's), > 0.
+  VllmBlockTranslator(BlockHash root, int32_t block_size);
+
+  // The batch's events in Turbine's terms, in order; events that translate to nothing are left
+  // out (the message may have none).
+  KvEventMessage translate(const VllmEventBatch& batch, WorkerId worker, uint64_t seq);
+
+  size_t size() const { return map_.size(); }  // vLLM hashes held
+  const Stats& stats() const { return stats_; }
+
+ private:
+  struct Mapped {
+    std::vector<BlockHash> blocks;  // its k Turbine blocks, in chain order
+    uint32_t refs = 0;              // tiers holding it
+  };
+  void store(const VllmEvent& e, const BlockStored& s, KvEventMessage& out);
+  void remove(const BlockRemoved& r, KvEventMessage& out);
+
+  BlockHash root_;
+  int32_t block_size_;
+  std::unordered_map<BlockHash, Mapped> map_;
+  Stats stats_;
+};
 
 }  // namespace turbine::kv

@@ -1,5 +1,5 @@
-// KV event wire formats: Turbine's own payload round trip, the seq frame, and vLLM's
-// KVEventBatch built here in its published msgspec array_like layout.
+// vLLM's KVEventBatch built here in its published msgspec array_like layout, and its
+// translation into Turbine's block hashes against references computed from the tokens.
 #define MSGPACK_NO_BOOST 1
 #include "kv/vllm_events.h"
 
@@ -7,35 +7,19 @@
 #include <msgpack.hpp>
 #include <xxhash.h>
 
+#include <algorithm>
+#include <array>
+#include <random>
+#include <span>
+#include <unordered_map>
+#include <unordered_set>
+
 namespace turbine::kv {
 namespace {
 
 using Packer = msgpack::packer<msgpack::sbuffer>;
 
 std::string str(const msgpack::sbuffer& b) { return std::string(b.data(), b.size()); }
-
-TEST(VllmEventsTest, SeqFrameIsBigEndian) {
-  const auto f = encodeSeqFrame(0x0102030405060708ull);
-  ASSERT_EQ(f.size(), 8u);
-  EXPECT_EQ(static_cast<unsigned char>(f[0]), 1);
-  EXPECT_EQ(static_cast<unsigned char>(f[7]), 8);
-  EXPECT_EQ(*decodeSeqFrame(f), 0x0102030405060708ull);
-  EXPECT_EQ(decodeSeqFrame("abc").status().code(), StatusCode::kDataLoss);
-}
-
-TEST(VllmEventsTest, TurbinePayloadRoundTrips) {
-  KvEventMessage msg{42, 7, {BlockStored{{1, 2, ~0ull}, std::nullopt, Tier::kDevice},
-                             BlockStored{{9}, 2ull, Tier::kDisk},
-                             BlockRemoved{{1}, Tier::kHost}, AllCleared{}}};
-  const auto frames = encodeKvEventFrames(msg);
-  EXPECT_EQ(frames.topic, "kv");
-  EXPECT_EQ(frames.seq, 7u);
-  auto back = decodeKvEventPayload(frames.payload);
-  ASSERT_TRUE(back.isOk()) << back.status().toString();
-  EXPECT_EQ(*back, msg);
-  EXPECT_FALSE(decodeKvEventPayload(frames.payload.substr(0, frames.payload.size() / 2)).isOk());
-  EXPECT_FALSE(decodeKvEventPayload("\x01").isOk());
-}
 
 // [ts, [events...], dp_rank] with events tagged by class name, as vLLM's msgspec encoder
 // writes KVEventBatch (array_like=True, tag=True).
@@ -102,13 +86,7 @@ TEST(VllmEventsTest, OlderLayoutWithoutMediumAndBytesHashes) {
   EXPECT_EQ(std::get<BlockRemoved>(b->events[1].event).tier, Tier::kDevice);
 }
 
-TEST(VllmEventsTest, FramesToMessageAndErrors) {
-  auto m = decodeVllmFrames({"kv@0", encodeSeqFrame(12), vllmBatch(true, false)}, 5);
-  ASSERT_TRUE(m.isOk()) << m.status().toString();
-  EXPECT_EQ(m->worker_id, 5u);
-  EXPECT_EQ(m->seq, 12u);
-  EXPECT_EQ(m->events.size(), 3u);
-  EXPECT_FALSE(decodeVllmFrames({"kv", vllmBatch(true, false)}, 5).isOk());
+TEST(VllmEventsTest, MalformedBatchesAreClearErrors) {
   msgpack::sbuffer buf;
   Packer pk(buf);
   pk.pack_array(2);
@@ -120,6 +98,242 @@ TEST(VllmEventsTest, FramesToMessageAndErrors) {
   ASSERT_FALSE(bad.isOk());
   EXPECT_NE(bad.status().message().find("BlockMoved"), std::string::npos);
   EXPECT_FALSE(decodeVllmEventBatch("").isOk());
+  const std::string good = vllmBatch(true, false);
+  EXPECT_FALSE(decodeVllmEventBatch(good.substr(0, good.size() / 2)).isOk());
+}
+
+// --- VllmBlockTranslator ---
+
+constexpr int32_t kB = 4;  // Turbine block size in these tests
+
+VllmEvent stored(std::vector<BlockHash> vllm_hashes, std::optional<BlockHash> parent,
+                 std::vector<int32_t> tokens, int32_t block_size, Tier tier = Tier::kDevice) {
+  VllmEvent e;
+  e.event = BlockStored{std::move(vllm_hashes), parent, tier};
+  e.token_ids = std::move(tokens);
+  e.block_size = block_size;
+  return e;
+}
+
+VllmEvent removed(std::vector<BlockHash> vllm_hashes, Tier tier = Tier::kDevice) {
+  VllmEvent e;
+  e.event = BlockRemoved{std::move(vllm_hashes), tier};
+  return e;
+}
+
+VllmEventBatch batch(std::vector<VllmEvent> events) {
+  VllmEventBatch b;
+  b.events = std::move(events);
+  return b;
+}
+
+std::vector<int32_t> iota(int n, int from = 100) {
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) t[static_cast<size_t>(i)] = from + i * 7;
+  return t;
+}
+
+std::vector<int32_t> slice(const std::vector<int32_t>& t, size_t from, size_t n) {
+  return {t.begin() + static_cast<std::ptrdiff_t>(from), t.begin() + static_cast<std::ptrdiff_t>(from + n)};
+}
+
+TEST(VllmBlockTranslatorTest, StoredBlocksGetTheHashesOfTheRequestsTokens) {
+  const BlockHash root = rootHash("m", "");
+  const auto tokens = iota(5 * kB);
+  const auto expect = blockHashes(root, tokens, kB);
+  VllmBlockTranslator tr(root, kB);
+  // vLLM's own names: anything but Turbine's.
+  auto m1 = tr.translate(batch({stored({901, 902, 903}, std::nullopt, slice(tokens, 0, 3 * kB), kB)}), 7, 3);
+  auto m2 = tr.translate(batch({stored({904, 905}, 903, slice(tokens, 3 * kB, 2 * kB), kB)}), 7, 4);
+  EXPECT_EQ(m1.worker_id, 7u);
+  EXPECT_EQ(m1.seq, 3u);
+  ASSERT_EQ(m1.events.size(), 1u);
+  ASSERT_EQ(m2.events.size(), 1u);
+  const auto& s1 = std::get<BlockStored>(m1.events[0]);
+  const auto& s2 = std::get<BlockStored>(m2.events[0]);
+  EXPECT_EQ(s1.block_hashes, std::vector<BlockHash>(expect.begin(), expect.begin() + 3));
+  EXPECT_FALSE(s1.parent_hash.has_value());
+  EXPECT_EQ(s2.block_hashes, std::vector<BlockHash>(expect.begin() + 3, expect.end()));
+  EXPECT_EQ(s2.parent_hash, expect[2]);
+  EXPECT_EQ(tr.size(), 5u);
+  // Removal by vLLM's names.
+  auto m3 = tr.translate(batch({removed({905, 904, 42})}), 7, 5);
+  ASSERT_EQ(m3.events.size(), 1u);
+  EXPECT_EQ(std::get<BlockRemoved>(m3.events[0]).block_hashes, (std::vector<BlockHash>{expect[4], expect[3]}));
+  EXPECT_EQ(tr.stats().unknown_removed, 1u);
+  EXPECT_EQ(tr.stats().blocks_stored, 5u);
+  EXPECT_EQ(tr.size(), 3u);
+}
+
+TEST(VllmBlockTranslatorTest, ALargerVllmBlockBecomesSeveralTurbineBlocks) {
+  const BlockHash root = rootHash("m", "");
+  const auto tokens = iota(6 * kB);
+  const auto expect = blockHashes(root, tokens, kB);
+  VllmBlockTranslator tr(root, kB);
+  auto m = tr.translate(batch({stored({1, 2}, std::nullopt, slice(tokens, 0, 4 * kB), 2 * kB),
+                               stored({3}, 2, slice(tokens, 4 * kB, 2 * kB), 2 * kB),
+                               removed({2})}), 1, 0);
+  ASSERT_EQ(m.events.size(), 3u);
+  EXPECT_EQ(std::get<BlockStored>(m.events[0]).block_hashes, std::vector<BlockHash>(expect.begin(), expect.begin() + 4));
+  EXPECT_EQ(std::get<BlockStored>(m.events[1]).block_hashes, (std::vector<BlockHash>{expect[4], expect[5]}));
+  EXPECT_EQ(std::get<BlockStored>(m.events[1]).parent_hash, expect[3]);
+  EXPECT_EQ(std::get<BlockRemoved>(m.events[2]).block_hashes, (std::vector<BlockHash>{expect[2], expect[3]}));
+}
+
+TEST(VllmBlockTranslatorTest, UntranslatableStoresAreDroppedAndCounted) {
+  const BlockHash root = rootHash("m", "");
+  const auto tokens = iota(4 * kB);
+  VllmBlockTranslator tr(root, kB);
+  VllmEvent lora = stored({20}, std::nullopt, slice(tokens, 0, kB), kB);
+  lora.lora_id = 3;
+  auto m = tr.translate(batch({stored({10}, 999, slice(tokens, 0, kB), kB),             // parent unknown
+                               stored({11, 12}, std::nullopt, slice(tokens, 0, kB), kB),  // too few tokens
+                               stored({13}, std::nullopt, slice(tokens, 0, 6), 6),       // 6 % 4 != 0
+                               lora,
+                               stored({21}, 20, slice(tokens, kB, kB), kB)}),           // child of a dropped block
+                        1, 0);
+  EXPECT_TRUE(m.events.empty());
+  EXPECT_EQ(tr.stats().blocks_dropped, 6u);
+  EXPECT_EQ(tr.stats().blocks_stored, 0u);
+  EXPECT_EQ(tr.size(), 0u);
+}
+
+TEST(VllmBlockTranslatorTest, AHashOnSeveralTiersStaysUntilRemovedFromAll) {
+  const BlockHash root = rootHash("m", "");
+  const auto tokens = iota(kB);
+  const BlockHash h = blockHashes(root, tokens, kB)[0];
+  VllmBlockTranslator tr(root, kB);
+  tr.translate(batch({stored({5}, std::nullopt, tokens, kB, Tier::kDevice),
+                      stored({5}, std::nullopt, tokens, kB, Tier::kHost)}), 1, 0);
+  auto gpu = tr.translate(batch({removed({5}, Tier::kDevice)}), 1, 1);
+  ASSERT_EQ(gpu.events.size(), 1u);
+  EXPECT_EQ(std::get<BlockRemoved>(gpu.events[0]), (BlockRemoved{{h}, Tier::kDevice}));
+  EXPECT_EQ(tr.size(), 1u);
+  // A child stored while the host copy remains still finds its parent.
+  auto child = tr.translate(batch({stored({6}, 5, iota(kB, 7), kB, Tier::kHost)}), 1, 2);
+  ASSERT_EQ(child.events.size(), 1u);
+  EXPECT_EQ(std::get<BlockStored>(child.events[0]).parent_hash, h);
+  auto cpu = tr.translate(batch({removed({5}, Tier::kHost)}), 1, 3);
+  EXPECT_EQ(std::get<BlockRemoved>(cpu.events[0]), (BlockRemoved{{h}, Tier::kHost}));
+  EXPECT_EQ(tr.size(), 1u);  // the child
+  EXPECT_TRUE(tr.translate(batch({removed({5}, Tier::kHost)}), 1, 4).events.empty());
+  EXPECT_EQ(tr.stats().unknown_removed, 1u);
+}
+
+TEST(VllmBlockTranslatorTest, ClearForgetsTheMapAndPassesOn) {
+  const BlockHash root = rootHash("m", "");
+  const auto tokens = iota(2 * kB);
+  VllmBlockTranslator tr(root, kB);
+  tr.translate(batch({stored({1}, std::nullopt, slice(tokens, 0, kB), kB)}), 1, 0);
+  VllmEvent clear;
+  clear.event = AllCleared{};
+  auto m = tr.translate(batch({clear, stored({2}, 1, slice(tokens, kB, kB), kB)}), 1, 1);
+  ASSERT_EQ(m.events.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<AllCleared>(m.events[0]));
+  EXPECT_EQ(tr.size(), 0u);
+  EXPECT_EQ(tr.stats().blocks_dropped, 1u);
+}
+
+// A vLLM-like worker: sequences share prefixes (drawn from a few stems), the cache stores the
+// blocks a request computes and evicts leaves (vLLM evicts a block only once nothing newer
+// hangs from it), on two tiers. vLLM's hashes are its own function of (parent, tokens). Every
+// translated message is applied to a KvBlockSet, which must equal the set of Turbine hashes of
+// the blocks vLLM holds, computed from their tokens directly.
+TEST(VllmBlockTranslatorTest, RandomStreamsMatchTheTokensReference) {
+  for (int32_t vllm_bs : {kB, 2 * kB}) {
+    std::mt19937_64 rng(static_cast<uint64_t>(vllm_bs) * 1000 + 17);
+    const BlockHash root = rootHash("model-x", "");
+    VllmBlockTranslator tr(root, kB);
+    auto vllm_hash = [](BlockHash parent, std::span<const int32_t> t) {
+      return XXH3_64bits_withSeed(t.data(), t.size() * 4, parent ^ 0x5bd1e995ull) | 1ull << 63;
+    };
+    struct Held { std::vector<int32_t> tokens; int children = 0; BlockHash parent = 0; std::array<bool, 2> on{}; };
+    std::unordered_map<BlockHash, Held> vllm;  // vLLM's cache: its hash -> prefix tokens
+    std::vector<std::vector<int32_t>> stems;
+    for (int i = 0; i < 4; ++i) stems.push_back(iota(vllm_bs * 3, 1000 * i));
+    KvBlockSet set;
+    uint64_t seq = 0;
+    for (int round = 0; round < 400; ++round) {
+      VllmEventBatch b;
+      // A request: a stem, then random tokens, stored block by block where not held.
+      std::vector<int32_t> tokens = stems[rng() % stems.size()];
+      tokens.resize(static_cast<size_t>(vllm_bs) * (1 + rng() % 3));
+      const int extra = static_cast<int>(rng() % 4) * vllm_bs;
+      for (int i = 0; i < extra; ++i) tokens.push_back(static_cast<int32_t>(rng() % 50000));
+      const Tier tier = rng() % 4 == 0 ? Tier::kHost : Tier::kDevice;
+      const int t = tier == Tier::kHost ? 1 : 0;
+      BlockHash parent = 0;
+      bool has_parent = false;
+      VllmEvent e;
+      BlockStored s{{}, std::nullopt, tier};
+      for (size_t i = 0; i + vllm_bs <= tokens.size(); i += static_cast<size_t>(vllm_bs)) {
+        std::span<const int32_t> blk(tokens.data() + i, static_cast<size_t>(vllm_bs));
+        const BlockHash h = vllm_hash(has_parent ? parent : 0, blk);
+        Held& held = vllm[h];
+        if (held.tokens.empty()) {
+          held.tokens.assign(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(i) + vllm_bs);
+          held.parent = has_parent ? parent : 0;
+          if (has_parent) ++vllm[parent].children;
+        }
+        if (!held.on[t]) {
+          held.on[t] = true;
+          if (s.block_hashes.empty()) s.parent_hash = has_parent ? std::optional<BlockHash>(parent) : std::nullopt;
+          s.block_hashes.push_back(h);
+          e.token_ids.insert(e.token_ids.end(), blk.begin(), blk.end());
+        } else if (!s.block_hashes.empty()) {
+          // vLLM's events are runs of new blocks: close this one.
+          e.event = s;
+          e.block_size = vllm_bs;
+          b.events.push_back(e);
+          e = VllmEvent{};
+          s = BlockStored{{}, std::nullopt, tier};
+        }
+        parent = h;
+        has_parent = true;
+      }
+      if (!s.block_hashes.empty()) {
+        e.event = s;
+        e.block_size = vllm_bs;
+        b.events.push_back(e);
+      }
+      // Evict a few leaves of a tier.
+      for (int ev = 0; ev < 2; ++ev) {
+        const int et = static_cast<int>(rng() % 2);
+        std::vector<BlockHash> leaves;
+        for (auto& [h, held] : vllm)
+          if (held.on[et] && held.children == 0) leaves.push_back(h);
+        if (leaves.empty()) continue;
+        std::sort(leaves.begin(), leaves.end());
+        const BlockHash h = leaves[rng() % leaves.size()];
+        b.events.push_back(removed({h}, et == 1 ? Tier::kHost : Tier::kDevice));
+        Held& held = vllm[h];
+        held.on[et] = false;
+        if (!held.on[0] && !held.on[1]) {
+          if (held.parent) --vllm[held.parent].children;
+          vllm.erase(h);
+        }
+      }
+      if (round == 200) {
+        VllmEvent c;
+        c.event = AllCleared{};
+        b.events.push_back(c);
+        vllm.clear();
+      }
+      ASSERT_TRUE(set.apply(tr.translate(b, 3, seq++)).isOk());
+      for (int tt = 0; tt < 2; ++tt) {
+        std::unordered_set<BlockHash> ref;
+        for (const auto& [h, held] : vllm) {
+          if (!held.on[tt]) continue;
+          const auto hs = blockHashes(root, held.tokens, kB);
+          for (int j = 0; j < vllm_bs / kB; ++j) ref.insert(hs[hs.size() - 1 - static_cast<size_t>(j)]);
+        }
+        ASSERT_EQ(set.hashes(tt == 1 ? Tier::kHost : Tier::kDevice), ref) << "round " << round << " tier " << tt << " vllm block " << vllm_bs;
+      }
+    }
+    EXPECT_EQ(tr.stats().blocks_dropped, 0u);
+    EXPECT_EQ(tr.stats().unknown_removed, 0u);
+    EXPECT_GT(tr.stats().blocks_stored, 400u);
+  }
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 // correction, approximate mode (TTL and cap) and metrics, with an injected clock.
 #include "router/kv_router.h"
 
+#include "kv/vllm_events.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -53,6 +55,38 @@ TEST(KvRouterTest, PicksTheWorkerWithTheLongestPrefix) {
   EXPECT_EQ(f.router->queuedPrefillTokens(2), 0);
   f.router->onRequestFinished("r1");
   EXPECT_EQ(f.router->activeBlocks(2), 0);
+}
+
+// Workers that publish vLLM's events: their blocks, named by vLLM's own digests, are indexed
+// under the hashes of their tokens, so a prompt's hashes find them.
+TEST(KvRouterTest, RoutesByTheTokensOfVllmWorkersEvents) {
+  Fixture f(3);
+  const kv::BlockHash root = kv::rootHash("m", "");
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 10 * 16; ++i) prompt.push_back(7 * i + 3);
+  auto vllmStored = [&](std::vector<kv::BlockHash> names, int blocks) {
+    kv::VllmEvent e;
+    e.event = kv::BlockStored{std::move(names), std::nullopt, kv::Tier::kDevice};
+    e.token_ids.assign(prompt.begin(), prompt.begin() + blocks * 16);
+    e.block_size = 16;
+    kv::VllmEventBatch b;
+    b.events.push_back(std::move(e));
+    return b;
+  };
+  kv::VllmBlockTranslator t2(root, 16), t3(root, 16);
+  f.router->onKvEvents(t2.translate(vllmStored({0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6}, 6), 2, 0));
+  f.router->onKvEvents(t3.translate(vllmStored({0xb1, 0xb2}, 2), 3, 0));
+  const auto d = f.route("r1", kv::blockHashes(root, prompt, 16));
+  EXPECT_EQ(d.worker, 2u);
+  EXPECT_EQ(d.overlap_blocks, 6);
+  // vLLM evicts worker 2's last four blocks (by its names): worker 3's two now tie with its two.
+  kv::VllmEventBatch removed;
+  removed.events.push_back(kv::VllmEvent{kv::BlockRemoved{{0xa3, 0xa4, 0xa5, 0xa6}, kv::Tier::kDevice}, {}, 0, {}, ""});
+  f.router->onKvEvents(t2.translate(removed, 2, 1));
+  f.router->onRequestFinished("r1");
+  const auto e = f.route("r2", kv::blockHashes(root, prompt, 16));
+  EXPECT_EQ(e.overlap_blocks, 2);
+  EXPECT_NE(e.worker, 1u);
 }
 
 TEST(KvRouterTest, CostTradesOverlapAgainstActiveBlocks) {
