@@ -47,7 +47,10 @@ std::string subscriberMetrics(runtime::ZmqEventPlane& plane) {
       << "# TYPE turbine_event_plane_replays_total counter\nturbine_event_plane_replays_total " << s.replays << "\n"
       << "# TYPE turbine_event_plane_snapshots_total counter\nturbine_event_plane_snapshots_total " << s.snapshots
       << "\n# TYPE turbine_event_plane_delivered_total counter\nturbine_event_plane_delivered_total " << s.delivered
-      << "\n";
+      << "\n# TYPE turbine_event_plane_decode_errors_total counter\nturbine_event_plane_decode_errors_total "
+      << s.decode_errors
+      << "\n# TYPE turbine_event_plane_vllm_blocks_dropped_total counter\nturbine_event_plane_vllm_blocks_dropped_total "
+      << s.vllm_blocks_dropped << "\n";
   return out.str();
 }
 
@@ -85,7 +88,11 @@ Result<std::shared_ptr<frontend::FleetBackend>> makeBackend(const FrontendArgs& 
     logLine("worker " + std::to_string(r.worker_id) + " joined: model '" +
             (r.served_model_name.empty() ? r.model_id : r.served_model_name) + "' at " + r.endpoint);
     if (r.event_endpoint.empty()) return;
-    Status st = events->addPublisher(r.event_endpoint, r.worker_id);
+    runtime::PublisherInfo info;
+    info.worker = r.worker_id;
+    info.model_id = r.model_id;
+    info.block_size = r.block_size;
+    Status st = events->addPublisher(r.event_endpoint, info);
     if (!st.isOk()) logLine("worker " + std::to_string(r.worker_id) + ": events: " + st.message());
   };
   fo.extra_metrics = [events] { return subscriberMetrics(*events); };

@@ -76,6 +76,10 @@ Status ZmqEventPlane::addPublisher(const std::string& event_endpoint, kv::Worker
   return subscriber_->addPublisher(event_endpoint, worker);
 }
 
+Status ZmqEventPlane::addPublisher(const std::string& event_endpoint, const PublisherInfo& info) {
+  return subscriber_->addPublisher(event_endpoint, info);
+}
+
 void ZmqEventPlane::removePublisher(const std::string& event_endpoint) {
   subscriber_->removePublisher(event_endpoint);
 }

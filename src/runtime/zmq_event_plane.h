@@ -40,6 +40,7 @@ class ZmqEventPlane : public EventPlane {
   // The publisher's event endpoint ("" for a subscribe-only plane).
   std::string endpoint() const;
   Status addPublisher(const std::string& event_endpoint, kv::WorkerId worker = 0);
+  Status addPublisher(const std::string& event_endpoint, const PublisherInfo& info);
   void removePublisher(const std::string& event_endpoint);
   ZmqSubscriberStats subscriberStats() const;
   ZmqPublisher* publisher() { return publisher_.get(); }

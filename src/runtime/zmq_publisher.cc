@@ -15,18 +15,48 @@ std::string frameSeq(uint64_t seq) { return zmq_codec::encodeSeq(seq); }
 }  // namespace
 
 std::string formatEventEndpoint(const EventEndpoints& endpoints) {
-  if (endpoints.replay.empty()) return endpoints.pub;
-  return endpoints.pub + std::string(kReplayTag) + endpoints.replay;
+  std::string out = endpoints.pub;
+  if (!endpoints.replay.empty()) out += std::string(kReplayTag) + endpoints.replay;
+  if (endpoints.format == EventFormat::kVllm) {
+    out += ";format=vllm";
+    if (!endpoints.topic.empty()) out += ";topic=" + endpoints.topic;
+  }
+  return out;
 }
 
 Result<EventEndpoints> parseEventEndpoint(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return invalidArgument("event endpoint '" + text + "': " + why +
+                           "; expected 'tcp://HOST:PORT[;replay=tcp://HOST:PORT][;format=vllm][;topic=NAME]'");
+  };
   EventEndpoints out;
-  const size_t at = text.find(kReplayTag);
+  size_t at = text.find(';');
   out.pub = text.substr(0, at);
-  if (at != std::string::npos) out.replay = text.substr(at + kReplayTag.size());
-  if (out.pub.empty() || (at != std::string::npos && out.replay.empty())) {
-    return invalidArgument("event endpoint '" + text + "': expected 'tcp://HOST:PORT[;replay=tcp://HOST:PORT]'");
+  if (out.pub.empty()) return bad("no publisher address");
+  bool topic_given = false;
+  while (at != std::string::npos) {
+    const size_t next = text.find(';', at + 1);
+    const std::string part = text.substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
+    at = next;
+    const size_t eq = part.find('=');
+    const std::string key = part.substr(0, eq);
+    const std::string value = eq == std::string::npos ? "" : part.substr(eq + 1);
+    if (eq == std::string::npos) return bad("part '" + part + "' is not KEY=VALUE");
+    if (key == "replay") {
+      if (value.empty()) return bad("empty replay address");
+      out.replay = value;
+    } else if (key == "format") {
+      if (value == "vllm") out.format = EventFormat::kVllm;
+      else if (value == "turbine") out.format = EventFormat::kTurbine;
+      else return bad("unknown format '" + value + "'");
+    } else if (key == "topic") {
+      out.topic = value;
+      topic_given = true;
+    } else {
+      return bad("unknown part '" + key + "'");
+    }
   }
+  if (topic_given && out.format != EventFormat::kVllm) return bad("topic is for format=vllm only");
   return out;
 }
 

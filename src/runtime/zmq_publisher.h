@@ -14,7 +14,8 @@
 // the next published message follows it without a gap.
 //
 // The worker's event endpoint (its discovery record's event_endpoint) names both sockets:
-//   "tcp://127.0.0.1:5557;replay=tcp://127.0.0.1:5558"  (the ";replay=" part is optional).
+//   "tcp://127.0.0.1:5557;replay=tcp://127.0.0.1:5558"  (the ";replay=" part is optional;
+//   parseEventEndpoint below also names vLLM publishers).
 // Thread safety: publish() is safe from any thread; one internal thread serves replays.
 #pragma once
 
@@ -45,12 +46,21 @@ struct ZmqPublisherOptions {
   int send_hwm = 100000;                          // ZeroMQ send high-water mark (messages)
 };
 
+// What a publisher sends: Turbine's payloads (this file), or vLLM's KVEventBatch with vLLM's
+// replay protocol (kv/vllm_events.h, zmq_subscriber.h).
+enum class EventFormat { kTurbine, kVllm };
+
 struct EventEndpoints {
   std::string pub;
-  std::string replay;  // "" when the publisher serves no replays (e.g. a vLLM worker)
+  std::string replay;  // "" when the publisher serves no replays
+  EventFormat format = EventFormat::kTurbine;
+  std::string topic;   // vLLM's topic (its KVEventsConfig.topic, "" by default); Turbine: unused
 };
+// "PUB[;replay=REPLAY][;format=vllm][;topic=NAME]"; the optional parts in any order, format and
+// topic only for vLLM publishers (a vLLM worker: "tcp://10.0.0.5:5557;replay=tcp://10.0.0.5:5558;
+// format=vllm;topic=kv-events").
 std::string formatEventEndpoint(const EventEndpoints& endpoints);
-// InvalidArgument naming the text when it is empty or its replay part is malformed.
+// InvalidArgument naming the text when it is empty or a part is malformed or unknown.
 Result<EventEndpoints> parseEventEndpoint(const std::string& text);
 
 class ZmqPublisher {

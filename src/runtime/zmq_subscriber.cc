@@ -8,6 +8,8 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "kv/block_hash.h"
+#include "kv/vllm_events.h"
 #include "runtime/zmq_codec.h"
 #include "runtime/zmq_publisher.h"
 
@@ -31,6 +33,9 @@ struct ZmqSubscriber::Remote {
   std::map<uint64_t, std::string> held;        // kv frames that arrived while awaiting
   bool probe_due = false;                      // kv frames came since the last tail probe
   Clock::time_point last_kv;                   // when the last kv frame came
+  std::unique_ptr<kv::VllmBlockTranslator> vllm;  // vLLM publishers only
+  bool vllm_replayed = false;                  // the vLLM replay being answered sent a batch
+  bool joining = false;                        // the request out is the join's
 };
 
 namespace {
@@ -60,14 +65,23 @@ void ZmqSubscriber::close() {
 }
 
 Status ZmqSubscriber::addPublisher(const std::string& event_endpoint, kv::WorkerId worker) {
+  PublisherInfo info;
+  info.worker = worker;
+  return addPublisher(event_endpoint, info);
+}
+
+Status ZmqSubscriber::addPublisher(const std::string& event_endpoint, const PublisherInfo& info) {
   Result<EventEndpoints> parsed = parseEventEndpoint(event_endpoint);
   if (!parsed) return parsed.status();
+  if (parsed->format == EventFormat::kVllm && info.worker == 0) {
+    return invalidArgument("event plane: vLLM publisher '" + event_endpoint + "' needs its worker id");
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (std::find(names_.begin(), names_.end(), event_endpoint) != names_.end()) {
     return Status(StatusCode::kAlreadyExists, "event plane: already subscribed to '" + event_endpoint + "'");
   }
   names_.push_back(event_endpoint);
-  commands_.push_back({true, {event_endpoint, worker}});
+  commands_.push_back({true, event_endpoint, info});
   return Status::ok();
 }
 
@@ -76,7 +90,7 @@ void ZmqSubscriber::removePublisher(const std::string& event_endpoint) {
   auto it = std::find(names_.begin(), names_.end(), event_endpoint);
   if (it == names_.end()) return;
   names_.erase(it);
-  commands_.push_back({false, {event_endpoint, 0}});
+  commands_.push_back({false, event_endpoint, {}});
 }
 
 size_t ZmqSubscriber::publishers() const {
@@ -90,13 +104,12 @@ ZmqSubscriberStats ZmqSubscriber::stats() const {
 }
 
 void ZmqSubscriber::applyCommands() {
-  std::deque<std::pair<bool, std::pair<std::string, kv::WorkerId>>> commands;
+  std::deque<Command> commands;
   {
     std::lock_guard<std::mutex> lock(mu_);
     commands.swap(commands_);
   }
-  for (auto& [add, what] : commands) {
-    auto& [name, worker] = what;
+  for (auto& [add, name, info] : commands) {
     auto it = std::find_if(remotes_.begin(), remotes_.end(), [&](const auto& r) { return r->name == name; });
     if (!add) {
       if (it != remotes_.end()) remotes_.erase(it);
@@ -105,13 +118,19 @@ void ZmqSubscriber::applyCommands() {
     auto r = std::make_unique<Remote>();
     r->name = name;
     r->endpoints = *parseEventEndpoint(name);  // validated in addPublisher
-    r->worker = worker;
+    r->worker = info.worker;
+    const bool vllm = r->endpoints.format == EventFormat::kVllm;
+    if (vllm) r->vllm = std::make_unique<kv::VllmBlockTranslator>(kv::rootHash(info.model_id, ""), info.block_size);
     try {
       r->sub = zmq::socket_t(zmq_->ctx, zmq::socket_type::sub);
       r->sub.set(zmq::sockopt::linger, 0);
       r->sub.set(zmq::sockopt::rcvhwm, 0);
-      r->sub.set(zmq::sockopt::subscribe, "kv");
-      r->sub.set(zmq::sockopt::subscribe, "load");
+      if (vllm) {
+        r->sub.set(zmq::sockopt::subscribe, r->endpoints.topic);
+      } else {
+        r->sub.set(zmq::sockopt::subscribe, "kv");
+        r->sub.set(zmq::sockopt::subscribe, "load");
+      }
       r->sub.connect(r->endpoints.pub);
       if (!r->endpoints.replay.empty()) {
         r->dealer = zmq::socket_t(zmq_->ctx, zmq::socket_type::dealer);
@@ -121,7 +140,10 @@ void ZmqSubscriber::applyCommands() {
     } catch (const zmq::error_t&) {
       continue;  // a malformed transport address: nothing to receive from
     }
-    if (r->dealer && options_.snapshot_on_connect) requestReplay(*r, "snapshot", 0);
+    if (r->dealer && options_.snapshot_on_connect) {
+      requestReplay(*r, vllm ? "replay" : "snapshot", 0);
+      r->joining = true;
+    }
     remotes_.push_back(std::move(r));
   }
 }
@@ -154,7 +176,8 @@ void ZmqSubscriber::run() {
         while (dealer_ready) {
           std::vector<std::string> frames = recvFrames(r->dealer);
           if (frames.empty()) break;
-          onReply(*r, frames);
+          if (r->vllm) onVllmReply(*r, frames);
+          else onReply(*r, frames);
         }
       }
     } catch (const zmq::error_t&) {
@@ -172,7 +195,8 @@ void ZmqSubscriber::onFrame(Remote& r, std::vector<std::string>& frames) {
     ++stats_.decode_errors;
     return;
   }
-  Result<Topic> topic = zmq_codec::parseTopic(frames[0]);
+  // A vLLM publisher's frames are all KV batches, on whatever topic it was told to use.
+  Result<Topic> topic = r.vllm ? Result<Topic>(Topic::kKv) : zmq_codec::parseTopic(frames[0]);
   Result<uint64_t> seq = zmq_codec::decodeSeq(frames[1]);
   if (!topic || !seq) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -217,7 +241,7 @@ void ZmqSubscriber::acceptKv(Remote& r, uint64_t seq, const std::string& bytes) 
   r.expected = seq + 1;
   r.probe_due = true;
   r.last_kv = Clock::now();
-  deliverKv(r, bytes);
+  deliverKv(r, seq, bytes);
 }
 
 void ZmqSubscriber::probeTails() {
@@ -244,8 +268,13 @@ void ZmqSubscriber::drainHeld(Remote& r) {
 
 void ZmqSubscriber::requestReplay(Remote& r, const char* cmd, uint64_t from) {
   zmq::multipart_t req;
-  req.addstr(cmd);
-  req.addstr("kv");
+  if (r.vllm) {
+    req.addstr("");  // the envelope delimiter vLLM's ROUTER expects from a REQ socket
+    r.vllm_replayed = false;
+  } else {
+    req.addstr(cmd);
+    req.addstr("kv");
+  }
   req.addstr(zmq_codec::encodeSeq(from));
   try {
     req.send(r.dealer, ZMQ_DONTWAIT);
@@ -279,13 +308,49 @@ void ZmqSubscriber::onReply(Remote& r, std::vector<std::string>& frames) {
       ++stats_.snapshots;  // counted before delivery, so a callback sees it
     }
     if (snapshot) {
-      deliverKv(r, frames[3]);
+      deliverKv(r, next ? *next : 0, frames[3]);  // a Turbine snapshot names its own seq
     } else if (kind != "snapshot" || r.expected) {
       deliverCleared(r);  // "gone", or an empty snapshot after we had seen this worker
     }
     if (next) r.expected = *next;
   }
   drainHeld(r);
+  endJoin(r);  // after what the answer delivered
+}
+
+// frames: ["", seq, payload] per replayed batch, then ["", -1, ""].
+void ZmqSubscriber::onVllmReply(Remote& r, std::vector<std::string>& frames) {
+  if (!r.awaiting || frames.size() != 3 || !frames[0].empty()) return;
+  if (!frames[2].empty()) {
+    Result<uint64_t> seq = zmq_codec::decodeSeq(frames[1]);
+    if (seq) {
+      r.held.emplace(*seq, std::move(frames[2]));
+      if (!r.vllm_replayed) {
+        r.vllm_replayed = true;
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.replays;
+      }
+    }
+    return;
+  }
+  r.awaiting = false;
+  if (!r.expected) {
+    // Joined (or lost track): nothing of this worker is indexed; start from the oldest batch
+    // there is, or from 0 when the publisher has published nothing yet.
+    r.expected = r.held.empty() ? 0 : r.held.begin()->first;
+  } else if (!r.held.empty() && r.held.begin()->first > *r.expected) {
+    deliverCleared(r);  // the publisher's buffer no longer has what was lost
+    r.expected = r.held.begin()->first;
+  }
+  drainHeld(r);
+  endJoin(r);
+}
+
+void ZmqSubscriber::endJoin(Remote& r) {
+  if (!r.joining) return;
+  r.joining = false;
+  std::lock_guard<std::mutex> lock(mu_);
+  ++stats_.joins;
 }
 
 void ZmqSubscriber::checkTimeouts() {
@@ -293,13 +358,36 @@ void ZmqSubscriber::checkTimeouts() {
   for (auto& r : remotes_) {
     if (!r->awaiting || now < r->deadline) continue;
     r->awaiting = false;
+    endJoin(*r);
     if (r->expected) deliverCleared(*r);  // a join timing out had nothing to forget
     r->expected.reset();                  // go on from the first frame held or received
     drainHeld(*r);
   }
 }
 
-void ZmqSubscriber::deliverKv(Remote& r, const std::string& bytes) {
+void ZmqSubscriber::deliverKv(Remote& r, uint64_t seq, const std::string& bytes) {
+  if (r.vllm) {
+    Result<kv::VllmEventBatch> batch = kv::decodeVllmEventBatch(bytes);
+    kv::KvEventMessage msg;
+    if (batch) {
+      const uint64_t dropped = r.vllm->stats().blocks_dropped;
+      msg = r.vllm->translate(*batch, r.worker, seq);
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.delivered;
+      stats_.vllm_blocks_dropped += r.vllm->stats().blocks_dropped - dropped;
+    } else {
+      // A batch that cannot be read is lost work: forget the worker's blocks (the next ones
+      // may hang from what it stored) and go on.
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.decode_errors;
+      }
+      deliverCleared(r);
+      return;
+    }
+    deliver_(EventPayload(std::move(msg)));
+    return;
+  }
   Result<kv::KvEventMessage> msg = zmq_codec::decodeKvMessage(bytes);
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -12,6 +12,17 @@
 //   - no replay socket, "gone", or no answer within replay_timeout_ms: delivers a KV message
 //     {worker_id, events: [cleared]} (drop that worker's entries) and goes on from what arrives.
 // Duplicates (seq below the next expected) are dropped. Load metrics are delivered as they come.
+//
+// A vLLM publisher (endpoint with ";format=vllm", zmq_publisher.h) sends KVEventBatch payloads on
+// its own topic and answers replays its way: the DEALER sends ["", from_seq] and gets one message
+// ["", seq, payload] per buffered batch with seq >= from_seq, then ["", -1, ""]. It keeps no
+// snapshot, so
+//   - joining asks for a replay from 0 (all the publisher's buffer still holds) and goes on from
+//     the first batch it has (from 0 when nothing was published);
+//   - a gap that the replay does not fill (its first batch is past the expected one) drops the
+//     worker's entries (a KV message {worker_id, [cleared]}) and goes on from what it has.
+// Each batch is re-hashed by a kv::VllmBlockTranslator (the worker's model id and block size,
+// given to addPublisher) and delivered as a KvEventMessage {worker, frame seq, events}.
 // Thread safety: all methods are thread-safe; `deliver` runs on the subscriber's thread only.
 #pragma once
 
@@ -51,6 +62,16 @@ struct ZmqSubscriberStats {
   uint64_t cleared = 0;         // synthesized "drop this worker's entries" messages
   uint64_t duplicates = 0;
   uint64_t decode_errors = 0;
+  uint64_t joins = 0;            // publishers whose join request (snapshot / replay) has ended
+  uint64_t vllm_blocks_dropped = 0;  // vLLM blocks that could not be re-hashed (translator stats)
+};
+
+// Who publishes on an endpoint. For a vLLM publisher, worker must be non-zero (its payloads name
+// no worker) and model_id / block_size are the worker's (its discovery record's).
+struct PublisherInfo {
+  kv::WorkerId worker = 0;
+  std::string model_id;
+  int32_t block_size = 16;
 };
 
 class ZmqSubscriber {
@@ -61,8 +82,10 @@ class ZmqSubscriber {
 
   // Connects to a publisher (its event endpoint, zmq_publisher.h); `worker` names whose entries
   // a lost replay clears (0: the worker id of the last KV message seen from it).
-  // InvalidArgument on a malformed endpoint; AlreadyExists when already connected.
+  // InvalidArgument on a malformed endpoint (or a vLLM one without a worker id); AlreadyExists
+  // when already connected.
   Status addPublisher(const std::string& event_endpoint, kv::WorkerId worker = 0);
+  Status addPublisher(const std::string& event_endpoint, const PublisherInfo& info);
   void removePublisher(const std::string& event_endpoint);
   size_t publishers() const;
   ZmqSubscriberStats stats() const;
@@ -78,7 +101,9 @@ class ZmqSubscriber {
   void acceptKv(Remote& r, uint64_t seq, const std::string& bytes);
   void drainHeld(Remote& r);
   void requestReplay(Remote& r, const char* cmd, uint64_t from);
-  void deliverKv(Remote& r, const std::string& bytes);
+  void onVllmReply(Remote& r, std::vector<std::string>& frames);
+  void endJoin(Remote& r);
+  void deliverKv(Remote& r, uint64_t seq, const std::string& bytes);
   void deliverCleared(Remote& r);
   void checkTimeouts();
   void probeTails();  // see ZmqSubscriberOptions::tail_probe_ms
@@ -87,7 +112,12 @@ class ZmqSubscriber {
   Deliver deliver_;
   std::unique_ptr<struct ZmqSubscriberContext> zmq_;
   mutable std::mutex mu_;  // guards commands_, names_ and stats_
-  std::deque<std::pair<bool, std::pair<std::string, kv::WorkerId>>> commands_;  // add?, (ep, id)
+  struct Command {
+    bool add = true;
+    std::string endpoint;
+    PublisherInfo info;
+  };
+  std::deque<Command> commands_;
   std::vector<std::string> names_;
   ZmqSubscriberStats stats_;
   std::vector<std::unique_ptr<Remote>> remotes_;  // the thread's own

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/event_receiver.h"
 #include "runtime/zmq_codec.h"
 #include "runtime/zmq_event_plane.h"
 
@@ -19,30 +20,6 @@ namespace turbine::runtime {
 namespace {
 
 using namespace std::chrono_literals;
-
-// What a router would rebuild: the blocks per tier, from every delivered KV message.
-struct Receiver {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<kv::KvEventMessage> kv_messages;
-  std::vector<kv::LoadMetrics> loads;
-  kv::KvBlockSet blocks;
-
-  void onPayload(const EventPayload& p) {
-    std::lock_guard<std::mutex> lock(mu);
-    if (const auto* m = std::get_if<kv::KvEventMessage>(&p)) {
-      kv_messages.push_back(*m);
-      for (const kv::KvEvent& e : m->events) blocks.apply(e);
-    } else {
-      loads.push_back(std::get<kv::LoadMetrics>(p));
-    }
-    cv.notify_all();
-  }
-  bool waitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout = 5000ms) {
-    std::unique_lock<std::mutex> lock(mu);
-    return cv.wait_for(lock, timeout, done);
-  }
-};
 
 // Random KV events of one worker, and the reference set they build.
 class EventSource {
