@@ -158,9 +158,9 @@ class VllmIngestTest : public ::testing::Test {
                                          << " device blocks, expected " << want.size();
   }
 
+  Receiver rx_;  // first, so destroyed last: the subscriber's thread delivers into it until closed
   std::unique_ptr<VllmPublisher> publisher_;
   std::unique_ptr<ZmqEventPlane> sub_;
-  Receiver rx_;
 };
 
 TEST_F(VllmIngestTest, BlocksAreIndexedUnderTheHashesOfTheRequestsTokens) {

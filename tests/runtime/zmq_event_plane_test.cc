@@ -57,9 +57,9 @@ bool sameBlocks(const kv::KvBlockSet& a, const kv::KvBlockSet& b) {
 }
 
 struct Pair {
+  Receiver rx;  // first, so destroyed last: the subscriber's thread delivers into it until closed
   std::unique_ptr<ZmqEventPlane> pub;
   std::unique_ptr<ZmqEventPlane> sub;
-  Receiver rx;
 };
 
 // A publisher plane, a subscribe-only plane connected to it, the receiver on both topics; returns
