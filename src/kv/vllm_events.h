@@ -25,10 +25,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
+#include "kv/huge_page_allocator.h"
 #include "kv/kv_events.h"
 
 namespace turbine::kv {
@@ -74,20 +74,36 @@ class VllmBlockTranslator {
   // out (the message may have none).
   KvEventMessage translate(const VllmEventBatch& batch, WorkerId worker, uint64_t seq);
 
-  size_t size() const { return map_.size(); }  // vLLM hashes held
+  size_t size() const { return blocks_; }  // vLLM hashes held
+  size_t memoryBytes() const { return slots_.capacity() * sizeof(Slot); }
   const Stats& stats() const { return stats_; }
 
  private:
-  struct Mapped {
-    std::vector<BlockHash> blocks;  // its k Turbine blocks, in chain order
-    uint32_t refs = 0;              // tiers holding it
+  // The vLLM hash -> Turbine blocks map: an open-addressing table (linear probing, backward-shift
+  // erase, doubled at 70% load) of 24-byte slots, one per Turbine block: a vLLM block of k
+  // Turbine blocks has part j under key part(vllm_hash, j) (part 0 = the hash itself), so the
+  // last part is its chain's tail. refs == 0 marks an empty slot.
+  struct Slot {
+    uint64_t key = 0;
+    BlockHash block = 0;
+    uint32_t refs = 0;  // tiers holding it
   };
+  static uint64_t part(BlockHash vllm_hash, size_t j);
+  Slot* find(uint64_t key);
+  Slot& insert(uint64_t key);  // the slot of `key`, claimed (refs 0) when new
+  void erase(Slot* slot);
+  void grow();
+  void clear();
+  void prefetch(const std::vector<BlockHash>& vllm_hashes, size_t k, size_t expect_used);
   void store(const VllmEvent& e, const BlockStored& s, KvEventMessage& out);
   void remove(const BlockRemoved& r, KvEventMessage& out);
 
   BlockHash root_;
   int32_t block_size_;
-  std::unordered_map<BlockHash, Mapped> map_;
+  std::vector<Slot, HugePageAllocator<Slot>> slots_;  // size a power of two, or empty
+  size_t used_ = 0;          // slots with refs > 0
+  size_t blocks_ = 0;        // vLLM blocks held
+  int32_t parts_ = 0;        // k of the blocks held (0: none yet); a change clears the map
   Stats stats_;
 };
 

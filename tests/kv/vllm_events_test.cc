@@ -102,6 +102,86 @@ TEST(VllmEventsTest, MalformedBatchesAreClearErrors) {
   EXPECT_FALSE(decodeVllmEventBatch(good.substr(0, good.size() / 2)).isOk());
 }
 
+// Every prefix of a valid batch is an error, and corrupted bytes decode or fail but never read
+// out of bounds (run under ASan in the sanitizer build).
+TEST(VllmEventsTest, TruncatedAndCorruptedPayloadsNeverCrash) {
+  for (bool medium : {true, false}) {
+    for (bool bytes : {true, false}) {
+      const std::string good = vllmBatch(medium, bytes);
+      ASSERT_TRUE(decodeVllmEventBatch(good).isOk());
+      for (size_t n = 0; n < good.size(); ++n) {
+        auto r = decodeVllmEventBatch(good.substr(0, n));
+        ASSERT_FALSE(r.isOk()) << n;
+        EXPECT_EQ(r.status().code(), StatusCode::kDataLoss);
+      }
+    }
+  }
+  std::mt19937_64 rng(5);
+  const std::string good = vllmBatch(true, true);
+  int decoded = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string bad = good;
+    for (int m = 0; m < 1 + static_cast<int>(rng() % 4); ++m) bad[rng() % bad.size()] = static_cast<char>(rng());
+    // Heap copy of exactly its size, so ASan sees a read past the end.
+    std::vector<char> exact(bad.begin(), bad.end());
+    decoded += decodeVllmEventBatch(std::string_view(exact.data(), exact.size())).isOk();
+  }
+  EXPECT_LT(decoded, 20000);
+  // A header claiming 2^32 - 1 elements is refused before anything is reserved.
+  const std::string huge("\x92\xcb\x41\xd9\x80\x00\x00\x00\x00\x00\xdd\xff\xff\xff\xff", 15);
+  EXPECT_FALSE(decodeVllmEventBatch(huge).isOk());
+  // Newer vLLM fields after the known ones (a map, an ext) are skipped.
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  pk.pack_array(4);
+  pk.pack(2.5);
+  pk.pack_array(1);
+  pk.pack_array(4);
+  pk.pack(std::string("BlockRemoved"));
+  pk.pack_array(1);
+  pk.pack(uint64_t{7});
+  pk.pack(std::string("DISK"));
+  pk.pack_map(1);
+  pk.pack(std::string("k"));
+  pk.pack_array(2);
+  pk.pack(1);
+  pk.pack(std::string("v"));
+  pk.pack_nil();  // data_parallel_rank
+  pk.pack_ext(3, 1);
+  pk.pack_ext_body("abc", 3);
+  auto later = decodeVllmEventBatch(str(buf));
+  ASSERT_TRUE(later.isOk()) << later.status().toString();
+  EXPECT_EQ(std::get<BlockRemoved>(later->events[0].event), (BlockRemoved{{7}, Tier::kDisk}));
+  EXPECT_FALSE(later->data_parallel_rank.has_value());
+}
+
+// Integers in every MessagePack width, signed and unsigned, as token ids and hashes.
+TEST(VllmEventsTest, IntegersOfEveryWidth) {
+  const std::vector<int64_t> values = {0, 5, 127, 128, 255, 256, 65535, 65536, 4294967295LL, 4294967296LL,
+                                       -1, -32, -33, -128, -129, -32768, -32769, -2147483648LL, -2147483649LL};
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  pk.pack_array(2);
+  pk.pack(1);  // an integer ts
+  pk.pack_array(1);
+  pk.pack_array(5);
+  pk.pack(std::string("BlockStored"));
+  pk.pack_array(static_cast<uint32_t>(values.size()));
+  for (int64_t v : values) pk.pack(v);
+  pk.pack_nil();
+  pk.pack_array(static_cast<uint32_t>(values.size()));
+  for (int64_t v : values) pk.pack(v);
+  pk.pack(1);
+  auto b = decodeVllmEventBatch(str(buf));
+  ASSERT_TRUE(b.isOk()) << b.status().toString();
+  EXPECT_EQ(b->ts, 1.0);
+  const auto& s = std::get<BlockStored>(b->events[0].event);
+  for (size_t i = 0; i < values.size(); ++i) {
+    EXPECT_EQ(s.block_hashes[i], static_cast<BlockHash>(values[i])) << values[i];
+    EXPECT_EQ(b->events[0].token_ids[i], static_cast<int32_t>(values[i])) << values[i];
+  }
+}
+
 // --- VllmBlockTranslator ---
 
 constexpr int32_t kB = 4;  // Turbine block size in these tests
@@ -232,6 +312,52 @@ TEST(VllmBlockTranslatorTest, ClearForgetsTheMapAndPassesOn) {
   EXPECT_TRUE(std::holds_alternative<AllCleared>(m.events[0]));
   EXPECT_EQ(tr.size(), 0u);
   EXPECT_EQ(tr.stats().blocks_dropped, 1u);
+}
+
+// Many blocks held at once (the map grows, and erases shift probe runs back), stored and
+// removed in random order, one and two Turbine blocks per vLLM block: every removal must give
+// back exactly the blocks its store gave.
+TEST(VllmBlockTranslatorTest, ManyBlocksStoredAndRemovedInRandomOrder) {
+  for (int32_t vllm_bs : {kB, 2 * kB}) {
+    std::mt19937_64 rng(99 + static_cast<uint64_t>(vllm_bs));
+    VllmBlockTranslator tr(rootHash("m", ""), kB);
+    std::unordered_map<BlockHash, std::vector<BlockHash>> ref;  // vLLM hash -> its blocks
+    std::vector<BlockHash> live;
+    uint64_t seq = 0;
+    for (int round = 0; round < 60000; ++round) {
+      if (live.empty() || rng() % 100 < (round < 20000 ? 90u : 50u)) {
+        const BlockHash h = rng() % 4 == 0 ? rng() % 64 : rng();  // small ints too, as Python's hash gives
+        if (ref.count(h)) continue;
+        std::vector<int32_t> toks(static_cast<size_t>(vllm_bs));
+        for (auto& t : toks) t = static_cast<int32_t>(rng() % 32000);
+        auto m = tr.translate(batch({stored({h}, std::nullopt, toks, vllm_bs)}), 1, seq++);
+        ASSERT_EQ(m.events.size(), 1u);
+        const auto& blocks = std::get<BlockStored>(m.events[0]).block_hashes;
+        ASSERT_EQ(blocks, blockHashes(rootHash("m", ""), toks, kB)) << round;
+        ref[h] = blocks;
+        live.push_back(h);
+      } else {
+        const size_t at = rng() % live.size();
+        const BlockHash h = live[at];
+        live[at] = live.back();
+        live.pop_back();
+        auto m = tr.translate(batch({removed({h})}), 1, seq++);
+        ASSERT_EQ(m.events.size(), 1u) << round;
+        ASSERT_EQ(std::get<BlockRemoved>(m.events[0]).block_hashes, ref[h]) << round;
+        ref.erase(h);
+      }
+      ASSERT_EQ(tr.size(), ref.size());
+    }
+    EXPECT_GT(ref.size(), 4000u);  // the table grew well past its first size
+    // Everything still held is still found, by its vLLM name.
+    std::vector<BlockHash> all(live.begin(), live.end());
+    auto m = tr.translate(batch({removed(all)}), 1, seq++);
+    size_t n = 0;
+    for (BlockHash h : live) n += ref[h].size();
+    EXPECT_EQ(std::get<BlockRemoved>(m.events[0]).block_hashes.size(), n);
+    EXPECT_EQ(tr.size(), 0u);
+    EXPECT_EQ(tr.stats().unknown_removed, 0u);
+  }
 }
 
 // A vLLM-like worker: sequences share prefixes (drawn from a few stems), the cache stores the
