@@ -1,6 +1,7 @@
 // Run-time choice of the kernel table: the best level the CPU (and OS) supports, which tests
 // and benchmarks may lower with setKernelIsa().
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 
 #include "engine/cpu/kernels.h"
@@ -57,6 +58,19 @@ Isa currentIsa() { return static_cast<Isa>(currentSlot().load(std::memory_order_
 void setCurrentIsa(Isa isa) {
   if (static_cast<int>(isa) > static_cast<int>(bestIsa())) isa = bestIsa();
   currentSlot().store(static_cast<int>(isa), std::memory_order_relaxed);
+}
+
+bool weightPrefetch() {
+  static const bool on = [] {
+    if (const char* env = std::getenv("TURBINE_WEIGHT_PREFETCH"); env && *env) return std::strcmp(env, "0") != 0;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_is("intel") != 0;
+#else
+    return false;
+#endif
+  }();
+  return on;
 }
 
 const KernelTable& currentKernels() {

@@ -152,11 +152,12 @@ void gemvRowBlock(const typename L::T* w, int64_t k, const float* x, int64_t m, 
 }
 
 // One weight row against one activation row, 4 independent accumulators (64 per step).
-template <class L>
+template <class L, bool kPf = false>
 float dotRow(const typename L::T* w, const float* x, int64_t k) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t i = 0;
   for (; i + 64 <= k; i += 64) {
+    prefetchAhead<kPf>(w + i, static_cast<int>(sizeof(typename L::T)));  // 64 weights
     a0 = _mm512_fmadd_ps(L::load(w + i), _mm512_loadu_ps(x + i), a0);
     a1 = _mm512_fmadd_ps(L::load(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
     a2 = _mm512_fmadd_ps(L::load(w + i + 32), _mm512_loadu_ps(x + i + 32), a2);
@@ -191,11 +192,13 @@ inline __m512 oddBf16(__m512i v, __m512i high) {
   return _mm512_castsi512_ps(_mm512_and_si512(v, high));
 }
 
+template <bool kPf>
 float dotRowBf16Pairs(const uint16_t* w, const float* xp, const float* x, int64_t k) {
   const __m512i high = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t i = 0;
   for (; i + 64 <= k; i += 64) {
+    prefetchAhead<kPf>(w + i, 2);
     __m512i v0 = _mm512_loadu_si512(w + i), v1 = _mm512_loadu_si512(w + i + 32);
     a0 = _mm512_fmadd_ps(evenBf16(v0), _mm512_loadu_ps(xp + i), a0);
     a1 = _mm512_fmadd_ps(oddBf16(v0, high), _mm512_loadu_ps(xp + i + 16), a1);
@@ -218,10 +221,12 @@ float dotRowBf16Pairs(const uint16_t* w, const float* xp, const float* x, int64_
 // f16 at m = 1: whole 64-byte loads (32 weights), each half converted with vcvtph2ps, rather
 // than 32-byte loads. Same products as dotRow<LoadF16>, the same x order. Measured (1 thread,
 // 2 MiB pages, k = 1024): 23-26 GB/s against 17-19 for dotRow<LoadF16>.
+template <bool kPf>
 float dotRowF16Wide(const uint16_t* w, const float* x, int64_t k) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t i = 0;
   for (; i + 64 <= k; i += 64) {
+    prefetchAhead<kPf>(w + i, 2);
     __m512i v0 = _mm512_loadu_si512(w + i), v1 = _mm512_loadu_si512(w + i + 32);
     a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(v0)), _mm512_loadu_ps(x + i), a0);
     a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(v0, 1)),
@@ -249,7 +254,11 @@ template <class L>
 void gemv(const typename L::T* w, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m,
           float* y, int64_t ldy) {
   if (m == 1) {
-    for (int64_t r = r0; r < r1; ++r) y[r] = dotRow<L>(w + r * k, x, k);
+    if (weightPrefetch()) {
+      for (int64_t r = r0; r < r1; ++r) y[r] = dotRow<L, true>(w + r * k, x, k);
+    } else {
+      for (int64_t r = r0; r < r1; ++r) y[r] = dotRow<L>(w + r * k, x, k);
+    }
     return;
   }
   int64_t r = r0;
@@ -266,7 +275,11 @@ void gemvF32(const float* w, int64_t k, int64_t r0, int64_t r1, const float* x, 
 void gemvF16(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m,
              float* y, int64_t ldy) {
   if (m == 1) {
-    for (int64_t r = r0; r < r1; ++r) y[r] = dotRowF16Wide(w + r * k, x, k);
+    if (weightPrefetch()) {
+      for (int64_t r = r0; r < r1; ++r) y[r] = dotRowF16Wide<true>(w + r * k, x, k);
+    } else {
+      for (int64_t r = r0; r < r1; ++r) y[r] = dotRowF16Wide<false>(w + r * k, x, k);
+    }
     return;
   }
   gemv<LoadF16>(w, k, r0, r1, x, m, y, ldy);
@@ -277,7 +290,11 @@ void gemvBf16(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const float*
     static thread_local std::vector<float> xp_buf;
     if (xp_buf.size() < static_cast<size_t>(k)) xp_buf.resize(static_cast<size_t>(k));
     deinterleaveX(x, k, xp_buf.data());
-    for (int64_t r = r0; r < r1; ++r) y[r] = dotRowBf16Pairs(w + r * k, xp_buf.data(), x, k);
+    if (weightPrefetch()) {
+      for (int64_t r = r0; r < r1; ++r) y[r] = dotRowBf16Pairs<true>(w + r * k, xp_buf.data(), x, k);
+    } else {
+      for (int64_t r = r0; r < r1; ++r) y[r] = dotRowBf16Pairs<false>(w + r * k, xp_buf.data(), x, k);
+    }
     return;
   }
   gemv<LoadBF16>(w, k, r0, r1, x, m, y, ldy);
@@ -352,6 +369,7 @@ void q8RowBlock(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t m, floa
 }
 
 // One q8_0 weight row against activation row 0: q8Tile<1, 1> with 4 accumulators in flight.
+template <bool kPf>
 float dotRowQ8(const BlockQ8_0* w, int64_t nb, const Q8Rows& x) {
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   __m256 acc[4];
@@ -366,6 +384,7 @@ float dotRowQ8(const BlockQ8_0* w, int64_t nb, const Q8Rows& x) {
     acc[u] = _mm256_fmadd_ps(s, _mm256_set1_ps(_cvtsh_ss(w[blk].d) * x.d[blk]), acc[u]);
   };
   for (; b + 4 <= nb; b += 4) {
+    prefetchAhead<kPf>(w + b, 3);  // 4 blocks: 136 bytes
     KUNROLL for (int u = 0; u < 4; ++u) step(u, b + u);
   }
   for (; b < nb; ++b) step(0, b);
@@ -376,7 +395,11 @@ float dotRowQ8(const BlockQ8_0* w, int64_t nb, const Q8Rows& x) {
 void gemvQ8(const BlockQ8_0* w, int64_t nb, int64_t r0, int64_t r1, const Q8Rows& x, int64_t m,
             float* y, int64_t ldy) {
   if (m == 1) {
-    for (int64_t r = r0; r < r1; ++r) y[r] = dotRowQ8(w + r * nb, nb, x);
+    if (weightPrefetch()) {
+      for (int64_t r = r0; r < r1; ++r) y[r] = dotRowQ8<true>(w + r * nb, nb, x);
+    } else {
+      for (int64_t r = r0; r < r1; ++r) y[r] = dotRowQ8<false>(w + r * nb, nb, x);
+    }
     return;
   }
   int64_t r = r0;

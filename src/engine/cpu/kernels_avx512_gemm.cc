@@ -335,10 +335,12 @@ void gemmBf16Avx512(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const 
 // vdpbf16ps chain of one accumulator does not bound the stream. Measured (2 threads, 512 MiB of
 // weights on 2 MiB pages, k = 1024, Zen 5 VM): 57 GB/s, the machine's read stream, against 31
 // GB/s for the f32-x kernel (dotRowBf16Pairs, compute-bound there) and ~32 GB/s for dpTile<1, 1>.
+template <bool kPf>
 float dpRow(const uint16_t* w, const uint16_t* xb, int64_t k) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t i = 0;
   for (; i + 128 <= k; i += 128) {
+    prefetchAhead<kPf>(w + i, 4);
     a0 = _mm512_dpbf16_ps(a0, loadBh(w + i), loadBh(xb + i));
     a1 = _mm512_dpbf16_ps(a1, loadBh(w + i + 32), loadBh(xb + i + 32));
     a2 = _mm512_dpbf16_ps(a2, loadBh(w + i + 64), loadBh(xb + i + 64));
@@ -357,7 +359,11 @@ float dpRow(const uint16_t* w, const uint16_t* xb, int64_t k) {
 void gemvBf16DpAvx512(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const uint16_t* xb,
                       int64_t m, float* y, int64_t ldy) {
   if (m == 1) {
-    for (int64_t r = r0; r < r1; ++r) y[r] = dpRow(w + r * k, xb, k);
+    if (weightPrefetch()) {
+      for (int64_t r = r0; r < r1; ++r) y[r] = dpRow<true>(w + r * k, xb, k);
+    } else {
+      for (int64_t r = r0; r < r1; ++r) y[r] = dpRow<false>(w + r * k, xb, k);
+    }
     return;
   }
   int64_t r = r0;

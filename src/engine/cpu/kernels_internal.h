@@ -11,6 +11,29 @@ namespace turbine::engine::cpu::internal {
 
 enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3 };
 
+// Software prefetch of the weights ahead of batch-1 (m = 1) dot products: each step of a row's
+// loop asks for the lines kWeightPrefetchBytes ahead (into L2) of what it reads. On Intel
+// server cores (an Emerald Rapids guest) one core's stream of demand loads falls well short of
+// what the memory gives it, and this took a bf16 row-dot stream over 512 MiB from 21-22 to
+// 28-29 GB/s (2 threads, docs/benchmarks.md "Session 12"); on AMD Zen 4/5 the hardware
+// prefetchers already keep up and software prefetch measured 0.62-0.98x (session 3), so it is
+// on for GenuineIntel only. TURBINE_WEIGHT_PREFETCH=0|1 overrides the choice.
+inline constexpr int64_t kWeightPrefetchBytes = 4096;
+bool weightPrefetch();
+// The `lines` 64-byte lines from p + kWeightPrefetchBytes on. An asm statement (not
+// __builtin_prefetch), so that GCC cannot find a caller "looping const" and drop it.
+template <bool kOn>
+inline void prefetchAhead(const void* p, int lines) {
+  if constexpr (kOn) {
+#if defined(__x86_64__)
+    const char* q = static_cast<const char*>(p) + kWeightPrefetchBytes;
+    for (int l = 0; l < lines; ++l) asm volatile("prefetcht1 %0" : : "m"(q[64 * l]));
+#else
+    (void)p, (void)lines;
+#endif
+  }
+}
+
 // Activation rows quantized to q8_0 blocks for the int8 dot products with q8_0 weights.
 // Row j, block b: values qs[(j * nb + b) * 32 + i] * d[j * nb + b]; sum[j * nb + b] = sum of the
 // block's 32 qs (the AVX kernels use it to turn unsigned x signed products into signed ones).
