@@ -23,6 +23,7 @@
 #include "engine/llama_model.h"
 #include "model/make_model.h"
 #include "model/model_loader.h"
+#include "engine/cpu/kernels.h"
 
 namespace turbine::engine {
 namespace {
@@ -210,6 +211,7 @@ int run(const Args& a) {
 }  // namespace turbine::engine
 
 int main(int argc, char** argv) {
+  turbine::engine::cpu::reexecForBlasCore(argv);
   turbine::engine::Args a;
   a.models = turbine::bench_util::defaultModelsDir();
   for (int i = 1; i + 1 < argc; i += 2) {

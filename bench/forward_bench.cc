@@ -317,6 +317,7 @@ Status benchModel(const Args& a, const std::string& dtype, cpu::ThreadPool& bw_p
 }  // namespace turbine::engine
 
 int main(int argc, char** argv) {
+  turbine::engine::cpu::reexecForBlasCore(argv);
   using namespace turbine::engine;
   Args a;
   if (!parseArgs(argc, argv, a)) {

@@ -339,6 +339,7 @@ BENCHMARK(BM_DecodeAttention)
 }  // namespace turbine::engine::cpu
 
 int main(int argc, char** argv) {
+  turbine::engine::cpu::reexecForBlasCore(argv);
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--isa=", 6) == 0) {
       if (!turbine::engine::cpu::setKernelIsa(argv[i] + 6)) {

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "engine/cpu/kernels.h"
 
 namespace turbine::app {
 
@@ -21,6 +22,7 @@ void addVersionCommand(CLI::App& app, int& exit_code) {
 }  // namespace turbine::app
 
 int main(int argc, char** argv) {
+  turbine::engine::cpu::reexecForBlasCore(argv);
   using namespace turbine::app;
   CLI::App app{"Turbine: an LLM inference serving framework"};
   app.require_subcommand(1);

@@ -1,5 +1,8 @@
 // Run-time choice of the kernel table: the best level the CPU (and OS) supports, which tests
 // and benchmarks may lower with setKernelIsa().
+#include <cblas.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -73,6 +76,19 @@ bool weightPrefetch() {
   return on;
 }
 
+bool bf16DotGemm() {
+  static const bool on = [] {
+    if (const char* env = std::getenv("TURBINE_BF16_GEMM"); env && *env) return std::strcmp(env, "f32") != 0;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_is("intel") == 0;
+#else
+    return true;
+#endif
+  }();
+  return on;
+}
+
 const KernelTable& currentKernels() {
   switch (currentIsa()) {
     case Isa::kAvx512Bf16:
@@ -90,6 +106,26 @@ const KernelTable& currentKernels() {
 }  // namespace internal
 
 const char* kernelIsa() { return internal::isaName(internal::currentIsa()); }
+
+const char* blasCoreName() { return openblas_get_corename(); }
+
+void reexecForBlasCore(char** argv) {
+#if defined(__linux__) && defined(__x86_64__)
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;  // chosen by the user, or done
+  if (std::strcmp(openblas_get_corename(), "Prescott") != 0) return;
+  __builtin_cpu_init();
+  const char* core = nullptr;
+  if (__builtin_cpu_supports("avx512bf16")) core = "Cooperlake";
+  else if (__builtin_cpu_supports("avx512f")) core = "SkylakeX";
+  else if (__builtin_cpu_supports("avx2")) core = "Haswell";
+  if (core == nullptr) return;
+  ::setenv("OPENBLAS_CORETYPE", core, 1);
+  ::execv("/proc/self/exe", argv);
+  // exec failed: go on with the generic kernels (the variable stays set, so no second try).
+#else
+  (void)argv;
+#endif
+}
 
 bool setKernelIsa(const char* isa) {
   using internal::Isa;

@@ -291,7 +291,7 @@ void gemmPath(const KernelTable& kt, ThreadPool& pool, const float* x, int64_t m
               const model::TensorView& w, float* y) {
   int64_t k = w.cols();
   int64_t n = w.rows();
-  if (w.dtype == DType::kBF16 && kt.gemm_bf16 != nullptr && k % 2 == 0) {
+  if (w.dtype == DType::kBF16 && kt.gemm_bf16 != nullptr && k % 2 == 0 && internal::bf16DotGemm()) {
     static thread_local std::vector<uint16_t> xb_buf;
     uint16_t* xb = scratch(xb_buf, static_cast<size_t>(m * k));
     pool.parallelFor(

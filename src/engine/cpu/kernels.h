@@ -20,6 +20,16 @@ const char* kernelIsa();
 // name is unknown or the CPU lacks that level. Not for use while kernels run on other threads.
 bool setKernelIsa(const char* isa);
 
+// OpenBLAS picks its kernels once, when it is loaded, from the CPU models it knows; Debian 12's
+// 0.3.21 does not know newer ones (an Emerald Rapids guest: family 6 model 207) and falls back to
+// its generic "Prescott" SSE3 kernels, a third of the AVX-512 ones' GEMM rate. When it did so and
+// OPENBLAS_CORETYPE is unset, this re-executes the program (/proc/self/exe, same argv) with
+// OPENBLAS_CORETYPE naming the newest core of the CPU's ISA that it knows (Cooperlake with
+// AVX-512 BF16, SkylakeX with AVX-512, Haswell with AVX2); call it first thing in main().
+// Returns when nothing needs doing or the exec failed. The BLAS core in use: blasCoreName().
+void reexecForBlasCore(char** argv);
+const char* blasCoreName();
+
 // y[m, n] = sum_k x[m, k] * w[n, k]  (+ bias[n] when bias is present).
 // x: [m, k] f32; w: [n, k]; y: [m, n] f32. Requires k == w.cols(), n == w.rows().
 void matmul(ThreadPool& pool, const float* x, int64_t m, const model::TensorView& w, float* y,

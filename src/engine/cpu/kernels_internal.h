@@ -20,6 +20,12 @@ enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3 };
 // on for GenuineIntel only. TURBINE_WEIGHT_PREFETCH=0|1 overrides the choice.
 inline constexpr int64_t kWeightPrefetchBytes = 4096;
 bool weightPrefetch();
+
+// Large-m bf16 products through the vdpbf16ps GEMM (true) or through bf16 tiles widened to f32
+// and the f32 GEMM (false). On Zen 4/5 the first is faster; on the Intel guest of session 12 the
+// second (medium prefill 400-415 vs ~620 tok/s: vdpbf16ps issues on one port there, FMA on
+// two), so it is false for GenuineIntel. TURBINE_BF16_GEMM=dp|f32 overrides.
+bool bf16DotGemm();
 // The `lines` 64-byte lines from p + kWeightPrefetchBytes on. An asm statement (not
 // __builtin_prefetch), so that GCC cannot find a caller "looping const" and drop it.
 template <bool kOn>
