@@ -33,6 +33,27 @@ class CliTest(unittest.TestCase):
         p = run("version", check=True)
         self.assertRegex(p.stdout, r"^turbine \d+\.\d+\.\d+")
 
+    def test_openblas_runs_kernels_for_this_cpu(self):
+        # OpenBLAS 0.3.21 falls back to its SSE3 "Prescott" kernels on CPUs it does not know;
+        # turbine then re-executes itself onto the newest core of the CPU's ISA that it knows.
+        env = dict(os.environ, OPENBLAS_VERBOSE="2")
+        env.pop("OPENBLAS_CORETYPE", None)
+        p = subprocess.run([TURBINE, "version"], capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout, r"^turbine \d+\.\d+\.\d+")
+        cores = [l.split(":", 1)[1].strip() for l in p.stderr.splitlines() if l.startswith("Core:")]
+        with open("/proc/cpuinfo") as f:
+            avx2 = " avx2" in f.read()
+        if not cores:
+            self.skipTest("this OpenBLAS does not say its core (OPENBLAS_VERBOSE)")
+        if avx2:
+            self.assertNotEqual(cores[-1], "Prescott", p.stderr)
+        # A core the user chose is kept: no re-execution.
+        env["OPENBLAS_CORETYPE"] = "Prescott"
+        p = subprocess.run([TURBINE, "version"], capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([l for l in p.stderr.splitlines() if l.startswith("Core:")], ["Core: Prescott"])
+
     def test_help_lists_subcommands(self):
         p = run("--help", check=True)
         for sub in ("version", "make-model", "generate"):
