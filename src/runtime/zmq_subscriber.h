@@ -22,7 +22,9 @@
 //   - a gap that the replay does not fill (its first batch is past the expected one) drops the
 //     worker's entries (a KV message {worker_id, [cleared]}) and goes on from what it has.
 // Each batch is re-hashed by a kv::VllmBlockTranslator (the worker's model id and block size,
-// given to addPublisher) and delivered as a KvEventMessage {worker, frame seq, events}.
+// given to addPublisher) and delivered as a KvEventMessage {worker, frame seq, events}; a batch
+// that cannot be decoded is lost work, handled as a lost frame (the worker's entries dropped).
+// vLLM publishes no load metrics: the router's counts for such a worker are its own.
 // Thread safety: all methods are thread-safe; `deliver` runs on the subscriber's thread only.
 #pragma once
 
