@@ -154,7 +154,7 @@ TEST_P(MatmulTest, AllDtypesAndShapes) {
   const Shape dense[] = {{5, 7}, {37, 100}, {130, 257}, {64, 1000}};
   // q8_0's error is statistical (x is quantized): enough outputs keep it from flaking.
   const Shape q8[] = {{33, 32}, {37, 96}, {130, 320}, {64, 1024}};
-  for (int64_t m : {1, 2, 3, 7, 16, 33, 100}) {
+  for (int64_t m : {1, 2, 3, 7, 16, 33, 100, 103}) {  // 103: a last x block of 7 rows
     for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0}) {
       for (int s = 0; s < 4; ++s) {
         Shape sh = dtype == DType::kQ8_0 ? q8[s] : dense[s];

@@ -17,6 +17,9 @@
 #include "engine/cpu/kernels.h"
 
 #include <cblas.h>
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -251,7 +254,32 @@ void packXBlocks(ThreadPool& pool, const float* x, int64_t m, int64_t k, float* 
     for (int64_t b = b0; b < b1; ++b) {
       float* dst = xp + b * kB * k;
       int64_t rows = std::min(kB, m - b * kB);
-      for (int64_t c = 0; c < rows; ++c) {
+      int64_t c = 0;
+#if defined(__SSE2__)
+      // 4 rows x 4 columns at a time, transposed in registers: 4 loads and 4 stores of 16 bytes
+      // instead of 16 scalar ones (the scalar loop was ~10% of a prefill GEMM's time).
+      for (; c + 4 <= rows; c += 4) {
+        const float* s0 = x + (b * kB + c) * k;
+        const float *s1 = s0 + k, *s2 = s1 + k, *s3 = s2 + k;
+        int64_t kk = 0;
+        for (; kk + 4 <= k; kk += 4) {
+          __m128 r0 = _mm_loadu_ps(s0 + kk), r1 = _mm_loadu_ps(s1 + kk);
+          __m128 r2 = _mm_loadu_ps(s2 + kk), r3 = _mm_loadu_ps(s3 + kk);
+          _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+          _mm_storeu_ps(dst + (kk + 0) * kB + c, r0);
+          _mm_storeu_ps(dst + (kk + 1) * kB + c, r1);
+          _mm_storeu_ps(dst + (kk + 2) * kB + c, r2);
+          _mm_storeu_ps(dst + (kk + 3) * kB + c, r3);
+        }
+        for (; kk < k; ++kk) {
+          dst[kk * kB + c] = s0[kk];
+          dst[kk * kB + c + 1] = s1[kk];
+          dst[kk * kB + c + 2] = s2[kk];
+          dst[kk * kB + c + 3] = s3[kk];
+        }
+      }
+#endif
+      for (; c < rows; ++c) {
         const float* src = x + (b * kB + c) * k;
         for (int64_t kk = 0; kk < k; ++kk) dst[kk * kB + c] = src[kk];
       }
