@@ -164,6 +164,28 @@ TEST_P(MatmulTest, AllDtypesAndShapes) {
   }
 }
 
+// The per-vendor choices, each way on any machine: weight prefetch at m = 1 on or off, large-m
+// bf16 through the vdpbf16ps GEMM or the f32 GEMM (the second needs no CPU support).
+TEST_P(MatmulTest, VendorChoicesEachWay) {
+  ThreadPool pool(2);
+  for (bool prefetch : {false, true}) {
+    for (bool dot_gemm : {false, true}) {
+      overrideWeightPrefetch(prefetch);
+      overrideBf16DotGemm(dot_gemm);
+      SCOPED_TRACE(testing::Message() << "prefetch=" << prefetch << " bf16 dot gemm=" << dot_gemm);
+      for (int64_t m : {1, 2, 100}) {
+        for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0}) {
+          const int64_t k = dtype == DType::kQ8_0 ? 320 : 257;
+          check(pool, dtype, m, 37, k, false);
+          check(pool, dtype, m, 64, dtype == DType::kQ8_0 ? 1024 : 1000, false);
+        }
+      }
+    }
+  }
+  overrideWeightPrefetch(std::nullopt);
+  overrideBf16DotGemm(std::nullopt);
+}
+
 // Batched decode sizes: every register-tile remainder of the small-m kernels (tiles of 4 weight
 // rows x 6 activation rows), both sides of the small-m / GEMM crossover, odd and even k.
 TEST_P(MatmulTest, BatchedDecodeSizes) {

@@ -63,7 +63,14 @@ void setCurrentIsa(Isa isa) {
   currentSlot().store(static_cast<int>(isa), std::memory_order_relaxed);
 }
 
+namespace {
+// -1: the default below; 0 / 1: forced (overrideWeightPrefetch, overrideBf16DotGemm).
+std::atomic<int> g_weight_prefetch{-1};
+std::atomic<int> g_bf16_dot_gemm{-1};
+}  // namespace
+
 bool weightPrefetch() {
+  if (const int forced = g_weight_prefetch.load(std::memory_order_relaxed); forced >= 0) return forced != 0;
   static const bool on = [] {
     if (const char* env = std::getenv("TURBINE_WEIGHT_PREFETCH"); env && *env) return std::strcmp(env, "0") != 0;
 #if defined(__x86_64__)
@@ -77,6 +84,7 @@ bool weightPrefetch() {
 }
 
 bool bf16DotGemm() {
+  if (const int forced = g_bf16_dot_gemm.load(std::memory_order_relaxed); forced >= 0) return forced != 0;
   static const bool on = [] {
     if (const char* env = std::getenv("TURBINE_BF16_GEMM"); env && *env) return std::strcmp(env, "f32") != 0;
 #if defined(__x86_64__)
@@ -108,6 +116,14 @@ const KernelTable& currentKernels() {
 const char* kernelIsa() { return internal::isaName(internal::currentIsa()); }
 
 const char* blasCoreName() { return openblas_get_corename(); }
+
+void overrideWeightPrefetch(std::optional<bool> on) {
+  internal::g_weight_prefetch.store(on ? static_cast<int>(*on) : -1, std::memory_order_relaxed);
+}
+
+void overrideBf16DotGemm(std::optional<bool> on) {
+  internal::g_bf16_dot_gemm.store(on ? static_cast<int>(*on) : -1, std::memory_order_relaxed);
+}
 
 void reexecForBlasCore(char** argv) {
 #if defined(__linux__) && defined(__x86_64__)

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 
 #include "engine/cpu/thread_pool.h"
@@ -29,6 +30,12 @@ bool setKernelIsa(const char* isa);
 // Returns when nothing needs doing or the exec failed. The BLAS core in use: blasCoreName().
 void reexecForBlasCore(char** argv);
 const char* blasCoreName();
+
+// The per-vendor kernel choices (kernels_internal.h: weight prefetch at m = 1, the vdpbf16ps
+// GEMM for large-m bf16), forced on or off, or back to the default (nullopt), for tests and
+// benchmarks that must run both on any machine. Not for use while matmuls run.
+void overrideWeightPrefetch(std::optional<bool> on);
+void overrideBf16DotGemm(std::optional<bool> on);
 
 // y[m, n] = sum_k x[m, k] * w[n, k]  (+ bias[n] when bias is present).
 // x: [m, k] f32; w: [n, k]; y: [m, n] f32. Requires k == w.cols(), n == w.rows().
