@@ -1,9 +1,12 @@
 #include "kv/vllm_events.h"
 
+#include "common/prefetch.h"
+
 #include <xxhash.h>
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <span>
 
 namespace turbine::kv {
@@ -105,20 +108,14 @@ class Reader {
     if (p_ >= end_) return truncated(field);
     const uint8_t c = *p_;
     uint64_t n = 0;
-    if ((c & 0xe0) == 0xa0) {
+    if ((c & 0xe0) == 0xa0) {  // fixstr
       ++p_;
       n = c & 0x1f;
-    } else if (c == 0xd9 || c == 0xc4) {
+    } else {  // str 8/16/32, bin 8/16/32: a big-endian length of 1, 2 or 4 bytes
+      const int width = (c == 0xd9 || c == 0xc4) ? 1 : (c == 0xda || c == 0xc5) ? 2 : (c == 0xdb || c == 0xc6) ? 4 : 0;
+      if (width == 0) return bad(std::string(field) + " is not a string or bytes");
       ++p_;
-      TURBINE_ASSIGN_OR_RETURN(n, big(1, field));
-    } else if (c == 0xda || c == 0xc5) {
-      ++p_;
-      TURBINE_ASSIGN_OR_RETURN(n, big(2, field));
-    } else if (c == 0xdb || c == 0xc6) {
-      ++p_;
-      TURBINE_ASSIGN_OR_RETURN(n, big(4, field));
-    } else {
-      return bad(std::string(field) + " is not a string or bytes");
+      TURBINE_ASSIGN_OR_RETURN(n, big(width, field));
     }
     if (n > left()) return truncated(field);
     std::string_view out(reinterpret_cast<const char*>(p_), n);
@@ -198,6 +195,16 @@ Result<std::vector<BlockHash>> hashList(Reader& r, const char* field) {
   return out;
 }
 
+// An integer field that may be nil: nullopt then.
+Result<std::optional<uint64_t>> optionalInteger(Reader& r, const char* field) {
+  if (r.peekNil()) {
+    r.skipNil();
+    return std::optional<uint64_t>();
+  }
+  TURBINE_ASSIGN_OR_RETURN(uint64_t v, r.integer(field));
+  return std::optional<uint64_t>(v);
+}
+
 // A string field that may be nil or absent: "" then.
 Result<std::string> optionalString(Reader& r, const char* field) {
   if (r.peekNil()) {
@@ -224,6 +231,14 @@ Result<VllmEvent> vllmEvent(Reader& r) {
   TURBINE_ASSIGN_OR_RETURN(std::string_view tag, r.bytes("event tag"));
   VllmEvent e;
   uint32_t read = 1;
+  // The optional medium field at index `at` (its tier: device when absent).
+  auto medium = [&](uint32_t at, const char* field) -> Result<Tier> {
+    if (n > at) {
+      TURBINE_ASSIGN_OR_RETURN(e.medium, optionalString(r, field));
+      read = at + 1;
+    }
+    return mediumTier(e.medium);
+  };
   if (tag == "BlockStored") {
     if (n < 5) return bad("BlockStored has " + std::to_string(n) + " fields, expected >= 5");
     BlockStored s;
@@ -245,30 +260,18 @@ Result<VllmEvent> vllmEvent(Reader& r) {
     e.block_size = static_cast<int32_t>(bs);
     read = 5;
     if (n > 5) {
-      if (r.peekNil()) {
-        r.skipNil();
-      } else {
-        TURBINE_ASSIGN_OR_RETURN(uint64_t lora, r.integer("BlockStored.lora_id"));
-        e.lora_id = static_cast<int64_t>(lora);
-      }
+      TURBINE_ASSIGN_OR_RETURN(auto lora, optionalInteger(r, "BlockStored.lora_id"));
+      if (lora) e.lora_id = static_cast<int64_t>(*lora);
       read = 6;
     }
-    if (n > 6) {
-      TURBINE_ASSIGN_OR_RETURN(e.medium, optionalString(r, "BlockStored.medium"));
-      read = 7;
-    }
-    s.tier = mediumTier(e.medium);
+    TURBINE_ASSIGN_OR_RETURN(s.tier, medium(6, "BlockStored.medium"));
     e.event = std::move(s);
   } else if (tag == "BlockRemoved") {
     if (n < 2) return bad("BlockRemoved has no block_hashes");
     BlockRemoved rm;
     TURBINE_ASSIGN_OR_RETURN(rm.block_hashes, hashList(r, "BlockRemoved.block_hashes"));
     read = 2;
-    if (n > 2) {
-      TURBINE_ASSIGN_OR_RETURN(e.medium, optionalString(r, "BlockRemoved.medium"));
-      read = 3;
-    }
-    rm.tier = mediumTier(e.medium);
+    TURBINE_ASSIGN_OR_RETURN(rm.tier, medium(2, "BlockRemoved.medium"));
     e.event = std::move(rm);
   } else if (tag == "AllBlocksCleared") {
     e.event = AllCleared{};
@@ -300,12 +303,8 @@ Result<VllmEventBatch> decodeVllmEventBatch(std::string_view payload) {
     b.events.push_back(std::move(e));
   }
   if (*fields > 2) {
-    if (r.peekNil()) {
-      r.skipNil();
-    } else {
-      TURBINE_ASSIGN_OR_RETURN(uint64_t rank, r.integer("KVEventBatch.data_parallel_rank"));
-      b.data_parallel_rank = static_cast<int64_t>(rank);
-    }
+    TURBINE_ASSIGN_OR_RETURN(auto rank, optionalInteger(r, "KVEventBatch.data_parallel_rank"));
+    if (rank) b.data_parallel_rank = static_cast<int64_t>(*rank);
   }
   for (uint32_t i = 3; i < *fields; ++i) TURBINE_RETURN_IF_ERROR(r.skip("KVEventBatch field"));
   return b;
@@ -323,16 +322,6 @@ uint64_t VllmBlockTranslator::part(BlockHash vllm_hash, size_t j) {
 }
 
 namespace {
-// An asm statement, not __builtin_prefetch: GCC 12 finds a function whose loop only prefetches
-// "looping const" and deletes the calls to it (docs/status.md).
-inline void prefetchLine(const void* p) {
-#if defined(__x86_64__)
-  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
-#else
-  __builtin_prefetch(p);
-#endif
-}
-
 size_t home(uint64_t key, size_t mask) { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> 32) & mask; }
 }  // namespace
 
@@ -389,8 +378,8 @@ void VllmBlockTranslator::prefetch(const std::vector<BlockHash>& vllm_hashes, si
     for (size_t j = 0; j < k; ++j) {
       // A 24-byte slot may straddle two lines, and a probe run goes on into the next one.
       const char* slot = reinterpret_cast<const char*>(&slots_[home(part(h, j), mask)]);
-      prefetchLine(slot);
-      prefetchLine(slot + 64);
+      prefetchL1(slot);
+      prefetchL1(slot + 64);
     }
   }
 }

@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "common/prefetch.h"
+
 namespace turbine::engine::cpu::internal::attend {
 
 // Rows of block b (the last one may be partial).
@@ -28,13 +30,13 @@ inline int64_t rowsIn(int64_t b, int64_t bs, int64_t ctx) {
 
 // Asks for the rows [0, n) of one block (rows of hd elements, contiguous) into L2: a block of
 // every head's rows (32 KiB in f32 for the medium model) and the one in use would not both fit
-// in L1. An asm statement, not __builtin_prefetch: GCC 12 dropped the builtin's loop from span()
-// (no prefetch instruction left in its code; the attention then read its K/V at ~0.6x).
+// in L1. common/prefetch.h says why not __builtin_prefetch (GCC 12 had dropped every prefetch of
+// span(); the attention then read its K/V at ~0.6x).
 template <class T>
 void prefetchRows(const T* rows, int64_t n, int64_t hd) {
   const char* p = reinterpret_cast<const char*>(rows);
   const int64_t bytes = n * hd * static_cast<int64_t>(sizeof(T));
-  for (int64_t i = 0; i < bytes; i += 64) asm volatile("prefetcht1 %0" : : "m"(p[i]));
+  for (int64_t i = 0; i < bytes; i += 64) prefetchL2(p + i);
 }
 
 // The query heads of each kv head four (where Ops allows) or two at a time, then one by one:

@@ -64,37 +64,41 @@ void setCurrentIsa(Isa isa) {
 }
 
 namespace {
-// -1: the default below; 0 / 1: forced (overrideWeightPrefetch, overrideBf16DotGemm).
+// -1: the default; 0 / 1: forced (overrideWeightPrefetch, overrideBf16DotGemm).
 std::atomic<int> g_weight_prefetch{-1};
 std::atomic<int> g_bf16_dot_gemm{-1};
+
+bool isIntel() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  return __builtin_cpu_is("intel") != 0;
+#else
+  return false;
+#endif
+}
+
+// The default of a choice made per CPU vendor, read once: the environment variable `env` (on
+// unless it says `off_word`), else `by_vendor`.
+bool vendorDefault(const char* env, const char* off_word, bool by_vendor) {
+  if (const char* v = std::getenv(env); v && *v) return std::strcmp(v, off_word) != 0;
+  return by_vendor;
+}
+
+// Forced, else the default (called per matmul: one relaxed load).
+bool choice(const std::atomic<int>& forced, bool by_default) {
+  const int f = forced.load(std::memory_order_relaxed);
+  return f >= 0 ? f != 0 : by_default;
+}
 }  // namespace
 
 bool weightPrefetch() {
-  if (const int forced = g_weight_prefetch.load(std::memory_order_relaxed); forced >= 0) return forced != 0;
-  static const bool on = [] {
-    if (const char* env = std::getenv("TURBINE_WEIGHT_PREFETCH"); env && *env) return std::strcmp(env, "0") != 0;
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    return __builtin_cpu_is("intel") != 0;
-#else
-    return false;
-#endif
-  }();
-  return on;
+  static const bool by_default = vendorDefault("TURBINE_WEIGHT_PREFETCH", "0", isIntel());
+  return choice(g_weight_prefetch, by_default);
 }
 
 bool bf16DotGemm() {
-  if (const int forced = g_bf16_dot_gemm.load(std::memory_order_relaxed); forced >= 0) return forced != 0;
-  static const bool on = [] {
-    if (const char* env = std::getenv("TURBINE_BF16_GEMM"); env && *env) return std::strcmp(env, "f32") != 0;
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    return __builtin_cpu_is("intel") == 0;
-#else
-    return true;
-#endif
-  }();
-  return on;
+  static const bool by_default = vendorDefault("TURBINE_BF16_GEMM", "f32", !isIntel());
+  return choice(g_bf16_dot_gemm, by_default);
 }
 
 const KernelTable& currentKernels() {

@@ -254,11 +254,9 @@ template <class L>
 void gemv(const typename L::T* w, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m,
           float* y, int64_t ldy) {
   if (m == 1) {
-    if (weightPrefetch()) {
-      for (int64_t r = r0; r < r1; ++r) y[r] = dotRow<L, true>(w + r * k, x, k);
-    } else {
-      for (int64_t r = r0; r < r1; ++r) y[r] = dotRow<L>(w + r * k, x, k);
-    }
+    withWeightPrefetch([&](auto pf) {
+      for (int64_t r = r0; r < r1; ++r) y[r] = dotRow<L, pf.value>(w + r * k, x, k);
+    });
     return;
   }
   int64_t r = r0;
@@ -275,11 +273,9 @@ void gemvF32(const float* w, int64_t k, int64_t r0, int64_t r1, const float* x, 
 void gemvF16(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m,
              float* y, int64_t ldy) {
   if (m == 1) {
-    if (weightPrefetch()) {
-      for (int64_t r = r0; r < r1; ++r) y[r] = dotRowF16Wide<true>(w + r * k, x, k);
-    } else {
-      for (int64_t r = r0; r < r1; ++r) y[r] = dotRowF16Wide<false>(w + r * k, x, k);
-    }
+    withWeightPrefetch([&](auto pf) {
+      for (int64_t r = r0; r < r1; ++r) y[r] = dotRowF16Wide<pf.value>(w + r * k, x, k);
+    });
     return;
   }
   gemv<LoadF16>(w, k, r0, r1, x, m, y, ldy);
@@ -290,11 +286,9 @@ void gemvBf16(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const float*
     static thread_local std::vector<float> xp_buf;
     if (xp_buf.size() < static_cast<size_t>(k)) xp_buf.resize(static_cast<size_t>(k));
     deinterleaveX(x, k, xp_buf.data());
-    if (weightPrefetch()) {
-      for (int64_t r = r0; r < r1; ++r) y[r] = dotRowBf16Pairs<true>(w + r * k, xp_buf.data(), x, k);
-    } else {
-      for (int64_t r = r0; r < r1; ++r) y[r] = dotRowBf16Pairs<false>(w + r * k, xp_buf.data(), x, k);
-    }
+    withWeightPrefetch([&](auto pf) {
+      for (int64_t r = r0; r < r1; ++r) y[r] = dotRowBf16Pairs<pf.value>(w + r * k, xp_buf.data(), x, k);
+    });
     return;
   }
   gemv<LoadBF16>(w, k, r0, r1, x, m, y, ldy);
@@ -395,11 +389,9 @@ float dotRowQ8(const BlockQ8_0* w, int64_t nb, const Q8Rows& x) {
 void gemvQ8(const BlockQ8_0* w, int64_t nb, int64_t r0, int64_t r1, const Q8Rows& x, int64_t m,
             float* y, int64_t ldy) {
   if (m == 1) {
-    if (weightPrefetch()) {
-      for (int64_t r = r0; r < r1; ++r) y[r] = dotRowQ8<true>(w + r * nb, nb, x);
-    } else {
-      for (int64_t r = r0; r < r1; ++r) y[r] = dotRowQ8<false>(w + r * nb, nb, x);
-    }
+    withWeightPrefetch([&](auto pf) {
+      for (int64_t r = r0; r < r1; ++r) y[r] = dotRowQ8<pf.value>(w + r * nb, nb, x);
+    });
     return;
   }
   int64_t r = r0;

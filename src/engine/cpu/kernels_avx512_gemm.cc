@@ -359,11 +359,9 @@ float dpRow(const uint16_t* w, const uint16_t* xb, int64_t k) {
 void gemvBf16DpAvx512(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const uint16_t* xb,
                       int64_t m, float* y, int64_t ldy) {
   if (m == 1) {
-    if (weightPrefetch()) {
-      for (int64_t r = r0; r < r1; ++r) y[r] = dpRow<true>(w + r * k, xb, k);
-    } else {
-      for (int64_t r = r0; r < r1; ++r) y[r] = dpRow<false>(w + r * k, xb, k);
-    }
+    withWeightPrefetch([&](auto pf) {
+      for (int64_t r = r0; r < r1; ++r) y[r] = dpRow<pf.value>(w + r * k, xb, k);
+    });
     return;
   }
   int64_t r = r0;

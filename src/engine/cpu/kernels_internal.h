@@ -4,6 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
+
+#include "common/prefetch.h"
 
 #include "model/weights.h"
 
@@ -26,17 +29,25 @@ bool weightPrefetch();
 // second (medium prefill 400-415 vs ~620 tok/s: vdpbf16ps issues on one port there, FMA on
 // two), so it is false for GenuineIntel. TURBINE_BF16_GEMM=dp|f32 overrides.
 bool bf16DotGemm();
-// The `lines` 64-byte lines from p + kWeightPrefetchBytes on. An asm statement (not
-// __builtin_prefetch), so that GCC cannot find a caller "looping const" and drop it.
+// The `lines` 64-byte lines from p + kWeightPrefetchBytes on, into L2.
 template <bool kOn>
 inline void prefetchAhead(const void* p, int lines) {
   if constexpr (kOn) {
-#if defined(__x86_64__)
     const char* q = static_cast<const char*>(p) + kWeightPrefetchBytes;
-    for (int l = 0; l < lines; ++l) asm volatile("prefetcht1 %0" : : "m"(q[64 * l]));
-#else
+    for (int l = 0; l < lines; ++l) prefetchL2(q + 64 * l);
+  } else {
     (void)p, (void)lines;
-#endif
+  }
+}
+
+// fn(std::true_type{}) when weightPrefetch(), else fn(std::false_type{}): an m = 1 row loop
+// instantiated both ways, chosen once per call.
+template <class Fn>
+inline void withWeightPrefetch(Fn&& fn) {
+  if (weightPrefetch()) {
+    fn(std::true_type{});
+  } else {
+    fn(std::false_type{});
   }
 }
 
