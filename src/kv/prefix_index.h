@@ -62,6 +62,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/prefetch.h"
 #include "kv/block_hash.h"
 #include "kv/huge_page_allocator.h"
 #include "kv/kv_events.h"
@@ -292,8 +293,8 @@ class PrefixIndex {
   // and deletes its calls.
   [[gnu::always_inline]] void prefetch(BlockHash h) const {
     const Lines l = linesOf(h);
-    __builtin_prefetch(l.t + l.a);
-    __builtin_prefetch(l.t + l.b);
+    prefetchL2(l.t + l.a);
+    prefetchL2(l.t + l.b);
   }
   // Bit k set: slot k of the line at `line` of table t holds h / is empty.
   // An empty slot's hash is 0 (erase and rebuild leave Slot{}), so only h == 0 needs the empty

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cmath>
 
+#include "common/bits.h"
+
 namespace turbine::router {
 
 namespace {
@@ -586,11 +588,11 @@ kv::WorkerSlot KvRouter::drawTie(bool bits) {
   }
   for (kv::WorkerSlot w : ties_) tie_bits_[w / 64] |= uint64_t{1} << (w % 64);
   size_t n = 0;
-  for (uint64_t word : tie_bits_) n += static_cast<size_t>(std::popcount(word));
+  for (uint64_t word : tie_bits_) n += static_cast<size_t>(popcount64(word));
   size_t k = n == 1 ? 0 : std::uniform_int_distribution<size_t>(0, n - 1)(rng_);
   for (size_t i = 0; i < tie_bits_.size(); ++i) {
     uint64_t word = tie_bits_[i];
-    const auto c = static_cast<size_t>(std::popcount(word));
+    const auto c = static_cast<size_t>(popcount64(word));
     if (k >= c) {
       k -= c;
       continue;
