@@ -90,11 +90,14 @@ void gemvRowBlock(const typename L::T* w, int64_t k, const float* x, int64_t m, 
 }
 
 // One weight row against one activation row, 4 independent accumulators (32 per step).
-template <class L>
+// kPf: the weights kWeightPrefetchBytes ahead requested into L2 (weightPrefetch()).
+template <class L, bool kPf = false>
 float dotRow(const typename L::T* w, const float* x, int64_t k) {
+  constexpr int kLines = static_cast<int>(32 * sizeof(typename L::T) / 64);  // per step
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t i = 0;
   for (; i + 32 <= k; i += 32) {
+    prefetchAhead<kPf>(w + i, kLines);
     a0 = _mm256_fmadd_ps(L::load(w + i), _mm256_loadu_ps(x + i), a0);
     a1 = _mm256_fmadd_ps(L::load(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
     a2 = _mm256_fmadd_ps(L::load(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
@@ -111,7 +114,9 @@ template <class L>
 void gemv(const typename L::T* w, int64_t k, int64_t r0, int64_t r1, const float* x, int64_t m,
           float* y, int64_t ldy) {
   if (m == 1) {
-    for (int64_t r = r0; r < r1; ++r) y[r] = dotRow<L>(w + r * k, x, k);
+    withWeightPrefetch([&](auto pf) {
+      for (int64_t r = r0; r < r1; ++r) y[r] = dotRow<L, pf.value>(w + r * k, x, k);
+    });
     return;
   }
   int64_t r = r0;
@@ -135,7 +140,8 @@ void gemvBf16(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, const float*
 }
 
 // q8_0 x q8_0: |w| (unsigned) times x with w's sign (signed), pairwise in 16 bits, then 32.
-template <int R, int J>
+// kPf: each row's weights kWeightPrefetchBytes ahead requested into L2 (m = 1).
+template <int R, int J, bool kPf = false>
 void q8Tile(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t j0, float* y, int64_t ldy) {
   __m256 acc[R][J];
   KUNROLL for (int r = 0; r < R; ++r) {
@@ -146,6 +152,7 @@ void q8Tile(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t j0, float* 
     __m256i wv[R];
     __m256 dw[R];
     KUNROLL for (int r = 0; r < R; ++r) {
+      if ((b & 1) == 0) prefetchAhead<kPf>(&w[r * nb + b], 2);  // 2 blocks: 68 bytes
       const BlockQ8_0& blk = w[r * nb + b];
       wv[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));
       dw[r] = _mm256_set1_ps(_cvtsh_ss(blk.d));
@@ -176,6 +183,14 @@ void q8RowBlock(const BlockQ8_0* w, int64_t nb, const Q8Rows& x, int64_t m, floa
 
 void gemvQ8(const BlockQ8_0* w, int64_t nb, int64_t r0, int64_t r1, const Q8Rows& x, int64_t m,
             float* y, int64_t ldy) {
+  if (m == 1) {
+    withWeightPrefetch([&](auto pf) {
+      int64_t r = r0;
+      for (; r + 4 <= r1; r += 4) q8Tile<4, 1, pf.value>(w + r * nb, nb, x, 0, y + r, ldy);
+      for (; r < r1; ++r) q8Tile<1, 1, pf.value>(w + r * nb, nb, x, 0, y + r, ldy);
+    });
+    return;
+  }
   int64_t r = r0;
   for (; r + 4 <= r1; r += 4) q8RowBlock<4>(w + r * nb, nb, x, m, y + r, ldy);
   for (; r < r1; ++r) q8RowBlock<1>(w + r * nb, nb, x, m, y + r, ldy);
