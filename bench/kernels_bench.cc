@@ -149,6 +149,24 @@ void gemvArgs(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_Gemv)->Apply(gemvArgs)->ArgNames({"dtype", "k", "n"})->UseRealTime()->MinTime(0.3);
 
+// The same m = 1 product on one copy of the weights small enough to stay in L2 (256 x 1024:
+// 272 KiB in q8_0, 1 MiB in f32): the kernels' arithmetic rate, which the memory-bound BM_Gemv
+// hides. Run with --threads=1 (the pool's hand-off is most of a 2-thread call this short).
+void BM_GemvInCache(benchmark::State& state) {
+  DType dtype = kDtypes[state.range(0)];
+  const int64_t k = 1024, n = 256;
+  Weights w = makeWeights(dtype, n, k, 0);
+  std::vector<float> x = randomActs(k), y(static_cast<size_t>(n));
+  for (auto _ : state) {
+    matmul(pool(), x.data(), 1, w.views[0], y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["wGB/s"] = benchmark::Counter(static_cast<double>(w.bytesEach()) * 1e-9,
+                                               benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(model::dtypeName(dtype)) + " " + kernelIsa());
+}
+BENCHMARK(BM_GemvInCache)->DenseRange(0, 3)->ArgName("dtype")->UseRealTime()->MinTime(0.3);
+
 // The medium preset's matmuls of one layer, as {n, k}.
 const int64_t kLayerShapes[][2] = {{1024, 1024}, {512, 1024},  {512, 1024}, {1024, 1024},
                                    {2816, 1024}, {2816, 1024}, {1024, 2816}};

@@ -164,6 +164,39 @@ TEST_P(MatmulTest, AllDtypesAndShapes) {
   }
 }
 
+// q8_0 quantizes the activations block by block (32 values, scale max|x| / 127): a block of
+// zeros, one of subnormals (127 / max|x| overflows to inf) and one of huge values must come out
+// as the float64 product of the values given, and finite.
+TEST_P(MatmulTest, Q8ActivationBlocksAtTheEdges) {
+  ThreadPool pool(2);
+  const int64_t n = 64, k = 26 * 32;
+  std::mt19937 rng(freshSeed());
+  Weight w = makeWeight(DType::kQ8_0, n, k, rng);
+  std::vector<float> x = randomVector(k, rng);
+  for (int i = 0; i < 32; ++i) {
+    x[static_cast<size_t>(i)] = 0.0f;                                   // block 0: zeros
+    x[static_cast<size_t>(32 + i)] = (i % 2 ? -1 : 1) * 1e-44f * static_cast<float>(i);  // block 1
+    x[static_cast<size_t>(64 + i)] = (i % 3 ? 1 : -1) * 1e30f;          // block 2: huge
+  }
+  for (int i = 0; i < 32; ++i) x[static_cast<size_t>(64 + i)] *= static_cast<float>(i + 1) / 32;
+  std::vector<float> y(static_cast<size_t>(n), NAN);
+  for (bool prefetch : {false, true}) {
+    overrideWeightPrefetch(prefetch);
+    matmul(pool, x.data(), 1, w.view, y.data());
+    std::vector<double> ref(static_cast<size_t>(n));
+    for (int64_t r = 0; r < n; ++r) {
+      double acc = 0;
+      for (int64_t i = 0; i < k; ++i) {
+        acc += static_cast<double>(x[static_cast<size_t>(i)]) * w.values[static_cast<size_t>(r * k + i)];
+      }
+      ref[static_cast<size_t>(r)] = acc;
+    }
+    for (float v : y) ASSERT_TRUE(std::isfinite(v)) << "prefetch=" << prefetch;
+    EXPECT_LT(relError(y, ref), matmulBound(DType::kQ8_0)) << "prefetch=" << prefetch;
+  }
+  overrideWeightPrefetch(std::nullopt);
+}
+
 // The per-vendor choices, each way on any machine: weight prefetch at m = 1 on or off, large-m
 // bf16 through the vdpbf16ps GEMM or the f32 GEMM (the second needs no CPU support).
 TEST_P(MatmulTest, VendorChoicesEachWay) {
@@ -179,6 +212,7 @@ TEST_P(MatmulTest, VendorChoicesEachWay) {
           check(pool, dtype, m, 37, k, false);
           check(pool, dtype, m, 64, dtype == DType::kQ8_0 ? 1024 : 1000, false);
         }
+        check(pool, DType::kQ8_0, m, 37, 832, false);  // 26 blocks: 16 at once, then 10 one by one
       }
     }
   }

@@ -3,6 +3,7 @@
 // AVX-512 copy of an inline function can be picked by the linker for generic code.
 #include <immintrin.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -385,12 +386,71 @@ float dotRowQ8(const BlockQ8_0* w, int64_t nb, const Q8Rows& x) {
   return hsum256(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
 }
 
+// Pairs of vectors a, b whose 2G-lane groups are partial sums: lane-group g of a (b) becomes
+// lanes [g * G, g * G + G) of the result (b's after a's), each the sum of its group's two halves.
+// Three such steps turn 8 vectors of per-block dot products (2 blocks of 8 lanes each) into one
+// vector of 16 block sums, in block order.
+template <int G, int Half>  // Half 0: each group's first G lanes, 1: its last G
+constexpr std::array<int32_t, 16> foldIndex() {
+  std::array<int32_t, 16> idx{};
+  for (int l = 0; l < 16; ++l) idx[l] = (l / G) * 2 * G + Half * G + l % G;  // a: 0-15, b: 16-31
+  return idx;
+}
+template <int G>
+inline __m512i foldHalves(__m512i a, __m512i b) {
+  alignas(64) static constexpr std::array<int32_t, 16> kLo = foldIndex<G, 0>(), kHi = foldIndex<G, 1>();
+  return _mm512_add_epi32(_mm512_permutex2var_epi32(a, _mm512_load_si512(kLo.data()), b),
+                          _mm512_permutex2var_epi32(a, _mm512_load_si512(kHi.data()), b));
+}
+
+// One q8_0 weight row against activation row 0, 16 blocks per step: two blocks per 512-bit
+// vpdpbusd, the 16 blocks' lane sums folded into one vector (foldHalves), then their scales in
+// one go (the weights' f16 scales gathered). dotRowQ8 spends ~10 instructions per block, most of
+// them on its scalars (the scale product, the correction), and ran from L2 at 20 GB/s on one
+// Intel core against bf16's 31: compute-bound. The remainder (nb % 16) goes block by block.
+template <bool kPf>
+float dotRowQ8Wide(const BlockQ8_0* w, int64_t nb, const Q8Rows& x) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i scale_at = _mm512_mullo_epi32(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+      _mm512_set1_epi32(static_cast<int>(sizeof(BlockQ8_0))));
+  __m512 acc = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 16 <= nb; b += 16) {
+    prefetchAhead<kPf>(w + b, 9);  // 16 blocks: 544 bytes
+    __m512i dots[8];
+    KUNROLL for (int p = 0; p < 8; ++p) {
+      const BlockQ8_0* blk = w + b + 2 * p;
+      const __m512i wv = _mm512_xor_si512(
+          _mm512_inserti64x4(
+              _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[0].qs))),
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[1].qs)), 1),
+          flip);
+      const __m512i xq = _mm512_loadu_si512(x.qs + (b + 2 * p) * kQ8BlockSize);
+      dots[p] = _mm512_dpbusd_epi32(zero, wv, xq);
+    }
+    const __m512i q0 = foldHalves<4>(dots[0], dots[1]), q1 = foldHalves<4>(dots[2], dots[3]);
+    const __m512i q2 = foldHalves<4>(dots[4], dots[5]), q3 = foldHalves<4>(dots[6], dots[7]);
+    const __m512i sums = foldHalves<1>(foldHalves<2>(q0, q1), foldHalves<2>(q2, q3));
+    // sum(w * x) = sum((w + 128) * x) - 128 * sum(x)
+    const __m512i xsum = _mm512_loadu_si512(x.sum + b);
+    const __m512 dots_f = _mm512_cvtepi32_ps(_mm512_sub_epi32(sums, _mm512_slli_epi32(xsum, 7)));
+    const __m512i d_raw = _mm512_i32gather_epi32(scale_at, static_cast<const void*>(&w[b].d), 1);
+    const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d_raw));
+    acc = _mm512_fmadd_ps(dots_f, _mm512_mul_ps(dw, _mm512_loadu_ps(x.d + b)), acc);
+  }
+  float s = _mm512_reduce_add_ps(acc);
+  if (b < nb) s += dotRowQ8<kPf>(w + b, nb - b, Q8Rows{x.qs + b * kQ8BlockSize, x.d + b, x.sum + b, x.nb});
+  return s;
+}
+
 // Rows one at a time or 4 at a time, as gemv() above.
 void gemvQ8(const BlockQ8_0* w, int64_t nb, int64_t r0, int64_t r1, const Q8Rows& x, int64_t m,
             float* y, int64_t ldy) {
   if (m == 1) {
     withWeightPrefetch([&](auto pf) {
-      for (int64_t r = r0; r < r1; ++r) y[r] = dotRowQ8<pf.value>(w + r * nb, nb, x);
+      for (int64_t r = r0; r < r1; ++r) y[r] = dotRowQ8Wide<pf.value>(w + r * nb, nb, x);
     });
     return;
   }
