@@ -442,35 +442,7 @@ class Runner {
 
 }  // namespace
 
-Result<Url> parseUrl(const std::string& url) {
-  const std::string scheme = "http://";
-  if (url.rfind("https://", 0) == 0) return invalidArgument("--url: https is not supported: " + url);
-  if (url.rfind(scheme, 0) != 0) return invalidArgument("--url must start with http://: " + url);
-  std::string rest = url.substr(scheme.size());
-  Url out;
-  size_t slash = rest.find('/');
-  std::string hostport = rest.substr(0, slash);
-  out.base_path = slash == std::string::npos ? "" : rest.substr(slash);
-  while (!out.base_path.empty() && out.base_path.back() == '/') out.base_path.pop_back();
-  if (out.base_path.size() >= 3 && out.base_path.compare(out.base_path.size() - 3, 3, "/v1") == 0) {
-    out.base_path.resize(out.base_path.size() - 3);
-  }
-  size_t colon = hostport.rfind(':');
-  if (colon != std::string::npos && hostport.find(']') == std::string::npos) {
-    out.host = hostport.substr(0, colon);
-    out.port = hostport.substr(colon + 1);
-  } else {
-    out.host = hostport;
-  }
-  if (!out.host.empty() && out.host.front() == '[' && out.host.back() == ']') {
-    out.host = out.host.substr(1, out.host.size() - 2);
-  }
-  if (out.host.empty() || out.port.empty() ||
-      out.port.find_first_not_of("0123456789") != std::string::npos) {
-    return invalidArgument("--url: expected http://HOST[:PORT][/PATH], got " + url);
-  }
-  return out;
-}
+Result<Url> parseUrl(const std::string& url) { return parseHttpUrl(url, "--url"); }
 
 std::string endpointPath(const Url& url, Endpoint endpoint) {
   return url.base_path + (endpoint == Endpoint::kChat ? "/v1/chat/completions" : "/v1/completions");

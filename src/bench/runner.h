@@ -15,15 +15,12 @@
 #include "bench/bench_types.h"
 #include "bench/prompt.h"
 #include "bench/workload.h"
+#include "common/http_url.h"
 #include "common/status.h"
 
 namespace turbine::bench {
 
-struct Url {
-  std::string host;
-  std::string port = "80";
-  std::string base_path;  // without a trailing '/' and without a trailing "/v1"
-};
+using Url = HttpUrl;
 // "http://host[:port][/prefix]"; https is not supported (InvalidArgument).
 Result<Url> parseUrl(const std::string& url);
 

@@ -2,7 +2,7 @@
 // (`data: {json}\n\n` events ending with `data: [DONE]`), fed the raw body bytes as they arrive.
 // It extracts, per event, the generated text (completions `choices[0].text`, chat
 // `choices[0].delta.content`), usage (prompt/completion/cached tokens) and an in-stream error.
-// Events split across reads are reassembled; "\r\n" line ends are accepted.
+// The framing (events split across reads, "\r\n" line ends) is common/sse.h's.
 // Thread safety: none (one parser per stream).
 #pragma once
 
@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "common/sse.h"
 
 namespace turbine::bench {
 
@@ -27,12 +29,11 @@ class SseParser {
   // Appends bytes and returns every event completed by them, in order.
   std::vector<SseEvent> feed(std::string_view bytes);
   // Bytes held back that do not yet form a complete event.
-  size_t pending() const { return buf_.size() - pos_; }
+  size_t pending() const { return framer_.pending(); }
 
  private:
-  static SseEvent parseEvent(std::string_view event);
-  std::string buf_;
-  size_t pos_ = 0;
+  static SseEvent parseData(const std::string& data);  // one event's data
+  SseFramer framer_;
 };
 
 }  // namespace turbine::bench
