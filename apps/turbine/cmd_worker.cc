@@ -23,6 +23,8 @@
 #include "runtime/etcd_discovery.h"
 #include "runtime/grpc_request_plane.h"
 #include "runtime/zmq_event_plane.h"
+#include "runtime/zmq_publisher.h"
+#include "worker/upstream_client.h"
 #include "worker/worker.h"
 
 namespace turbine::app {
@@ -49,6 +51,10 @@ struct WorkerArgs {
   std::string mock_profile;
   double mock_speedup = 1.0;
   int32_t num_kv_blocks = 1024;
+  // --engine upstream
+  std::string upstream;
+  std::string upstream_model;
+  std::string kv_events;
 };
 
 void logLine(const std::string& line) { app::logLine("worker", line); }
@@ -98,8 +104,82 @@ struct FleetPlanes {
   std::unique_ptr<runtime::ZmqEventPlane> events;
 };
 
+std::string absolutePath(const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  return ec ? path : abs.string();  // frontends run elsewhere: no relative paths
+}
+
+// --engine upstream: the record and the request plane; the engine and its events are elsewhere.
+Status runUpstreamWorker(WorkerArgs args, const model::ModelInfo& info) {
+  if (args.upstream.empty()) return invalidArgument("--engine upstream needs --upstream URL");
+  if (args.max_model_len <= 0) {
+    return invalidArgument("--engine upstream needs --max-model-len (the upstream engine's)");
+  }
+  if (!args.kv_events.empty()) {
+    TURBINE_RETURN_IF_ERROR(runtime::parseEventEndpoint(args.kv_events).status().withPrefix("--kv-events: "));
+  }
+  if (args.worker_id == 0) args.worker_id = randomWorkerId();
+  int port = args.port;
+  if (port == 0) {
+    TURBINE_ASSIGN_OR_RETURN(port, pickFreePort(args.host));
+  }
+  worker::UpstreamOptions uo;
+  uo.url = args.upstream;
+  uo.model = args.upstream_model.empty()
+                 ? (args.served_model_name.empty() ? info.model_id : args.served_model_name)
+                 : args.upstream_model;
+  uo.max_model_len = args.max_model_len;
+  uo.max_in_flight = args.max_num_seqs;
+  TURBINE_ASSIGN_OR_RETURN(auto client, worker::UpstreamClient::create(uo));
+  if (Status h = client->health(); !h.isOk()) {
+    logLine("warning: " + h.message() + " (serving anyway; requests fail until it answers)");
+  }
+
+  const sigset_t signals = blockStopSignals();  // before any thread starts
+  runtime::GrpcRequestPlane requests;
+  runtime::EtcdDiscoveryOptions d;
+  d.endpoint = args.etcd;
+  d.namespace_name = args.namespace_name;
+  d.lease_ttl_s = args.lease_ttl_s;
+  TURBINE_ASSIGN_OR_RETURN(auto discovery, runtime::EtcdDiscovery::create(d));
+
+  runtime::WorkerRecord rec;
+  rec.worker_id = args.worker_id;
+  rec.endpoint = args.host + ":" + std::to_string(port);
+  rec.event_endpoint = args.kv_events;
+  rec.model_id = info.model_id;
+  rec.block_size = args.block_size;
+  rec.kv_blocks_total = args.num_kv_blocks;
+  rec.max_model_len = args.max_model_len;
+  rec.served_model_name = args.served_model_name.empty() ? info.model_id : args.served_model_name;
+  rec.model_path = absolutePath(info.path);
+  TURBINE_RETURN_IF_ERROR(requests.serve(rec.endpoint, client));
+  if (Status st = discovery->registerWorker(rec); !st.isOk()) {
+    requests.stopServing(rec.endpoint);
+    client->shutdown();
+    return st;
+  }
+  logLine("worker " + std::to_string(rec.worker_id) + " (upstream engine " + args.upstream + ", model '" + uo.model +
+          "') serves model '" + rec.served_model_name + "' (model_id " + rec.model_id + "): " +
+          std::to_string(rec.kv_blocks_total) + " KV blocks of " + std::to_string(rec.block_size) +
+          " tokens, max_model_len " + std::to_string(rec.max_model_len));
+  logLine("registered in etcd " + args.etcd + " as " + discovery->prefix() + std::to_string(rec.worker_id) +
+          " (lease TTL " + std::to_string(args.lease_ttl_s) + " s)");
+  logLine("listening on grpc://" + rec.endpoint + ", events on " +
+          (rec.event_endpoint.empty() ? std::string("(none: route with --no-kv-events)") : rec.event_endpoint));
+
+  logLine(std::string("received ") + waitForStopSignal(signals) + ", stopping");
+  (void)discovery->deregisterWorker(rec.worker_id);
+  requests.stopServing(rec.endpoint);
+  client->shutdown();
+  logLine("stopped");
+  return Status::ok();
+}
+
 Status runWorker(WorkerArgs args) {
   TURBINE_ASSIGN_OR_RETURN(model::ModelInfo info, model::loadModelInfo(args.model));
+  if (args.engine == "upstream") return runUpstreamWorker(std::move(args), info);
   TURBINE_ASSIGN_OR_RETURN(auto runner, makeRunner(args, info));
   if (args.worker_id == 0) args.worker_id = randomWorkerId();
   int port = args.port;
@@ -129,9 +209,7 @@ Status runWorker(WorkerArgs args) {
   wo.event_endpoint = planes.events->endpoint();
   wo.model_id = info.model_id;
   wo.served_model_name = args.served_model_name.empty() ? info.model_id : args.served_model_name;
-  std::error_code ec;
-  const std::filesystem::path abs = std::filesystem::absolute(info.path, ec);
-  wo.model_path = ec ? info.path : abs.string();  // frontends run elsewhere: no relative paths
+  wo.model_path = absolutePath(info.path);
   TURBINE_ASSIGN_OR_RETURN(auto worker, worker::Worker::start(std::move(runner), eo, wo,
                                                               {&planes.requests, planes.discovery.get(),
                                                                planes.events.get()}));
@@ -162,8 +240,10 @@ void addWorkerCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--etcd", args->etcd, "etcd endpoint")->capture_default_str();
   cmd->add_option("--namespace", args->namespace_name, "Fleet namespace (etcd key prefix turbine/<ns>/)")
       ->capture_default_str();
-  cmd->add_option("--engine", args->engine, "real: the CPU model; mock: the timing model, no weights")
-      ->check(CLI::IsMember({"real", "mock"}))->capture_default_str();
+  cmd->add_option("--engine", args->engine,
+                  "real: the CPU model; mock: the timing model, no weights; upstream: an OpenAI-compatible "
+                  "server (vLLM, SGLang) at --upstream")
+      ->check(CLI::IsMember({"real", "mock", "upstream"}))->capture_default_str();
   cmd->add_option("--host", args->host, "Address to bind (gRPC and ZeroMQ)")->capture_default_str();
   cmd->add_option("--port", args->port, "gRPC port (0: a free one; the log says which)")
       ->check(CLI::Range(0, 65535))->capture_default_str();
@@ -186,7 +266,14 @@ void addWorkerCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--mock-profile", args->mock_profile, "Timing profile JSON (--engine mock)");
   cmd->add_option("--mock-speedup", args->mock_speedup, "Run the timing model this many times faster")
       ->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--num-kv-blocks", args->num_kv_blocks, "KV blocks (--engine mock)")
+  cmd->add_option("--upstream", args->upstream,
+                  "--engine upstream: base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000");
+  cmd->add_option("--upstream-model", args->upstream_model,
+                  "--engine upstream: the model name the upstream serves (default: --served-model-name)");
+  cmd->add_option("--kv-events", args->kv_events,
+                  "--engine upstream: the engine's KV event publisher, e.g. "
+                  "'tcp://127.0.0.1:5557;replay=tcp://127.0.0.1:5558;format=vllm' (vLLM's --kv-events-config)");
+  cmd->add_option("--num-kv-blocks", args->num_kv_blocks, "KV blocks (--engine mock; --engine upstream: the record's)")
       ->check(CLI::Range(1, 1 << 28))->capture_default_str();
   cmd->callback([args, &exit_code] {
     Status st = runWorker(*args);

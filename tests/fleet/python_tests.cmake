@@ -3,3 +3,9 @@
 add_test(NAME fleet_processes
   COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/fleet_test.py $<TARGET_FILE:turbine> ${CMAKE_BINARY_DIR}/e2e/tiny-model)
 set_tests_properties(fleet_processes PROPERTIES FIXTURES_REQUIRED e2e_model TIMEOUT 600)
+
+# vLLM engines behind the frontend (`turbine worker --engine upstream`): real etcd, stand-in vLLM
+# servers (tests/fleet/vllm_server.py) with their KV events, `turbine frontend --router kv`.
+add_test(NAME fleet_upstream_engines
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/upstream_test.py $<TARGET_FILE:turbine> ${CMAKE_BINARY_DIR}/e2e/tiny-model)
+set_tests_properties(fleet_upstream_engines PROPERTIES FIXTURES_REQUIRED e2e_model TIMEOUT 300)

@@ -1,0 +1,69 @@
+// UpstreamClient: the request plane's worker side (runtime::WorkerClient) for an engine that
+// Turbine does not run itself: an OpenAI-compatible server such as vLLM, SGLang or another
+// `turbine serve`, reached over HTTP/1.1. With it, such engines sit behind a Turbine frontend
+// and its KV-aware router (`turbine worker --engine upstream`, docs/fleet.md); their KV events
+// reach the router straight from the engine (vLLM's publisher: runtime::parseEventEndpoint's
+// `format=vllm`).
+//
+// Each generate() is one streamed POST {url}/v1/completions whose prompt is the request's token
+// ids, with `return_token_ids` (vLLM's extension, v0.10.2 and later: each streamed choice carries
+// the ids of its new tokens) and `stream_options.include_usage`; the sampling and stop options
+// map to the OpenAI fields and vLLM's extensions (top_k, min_p, repetition_penalty,
+// stop_token_ids, ignore_eos, min_tokens, cache_salt). max_tokens, when the request leaves it
+// unset, is what fits in max_model_len (vLLM's completions default to 16). An upstream that
+// answers without token ids fails the request with a message saying so. Logprobs are not
+// forwarded (InvalidArgument).
+//
+// Chunks: one per streamed event with new token ids; the final one (finish reason, usage with
+// prompt_tokens_details.cached_tokens) once the stream ends. A non-200 answer, a cut stream or an
+// in-stream error object ends the request with kError and the upstream's message; abort() closes
+// the connection (vLLM aborts a request whose client went away) and ends it with kAbort.
+//
+// Threads: one I/O thread runs every request (C++20 coroutines on Boost.Asio); chunk callbacks
+// run on it. Thread safety: every public method is thread-safe. shutdown() (and the destructor)
+// ends every request in flight with kAbort and joins the thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+#include "runtime/request_plane.h"
+
+namespace turbine::worker {
+
+struct UpstreamOptions {
+  std::string url;                  // http://HOST[:PORT][/PREFIX] (a trailing /v1 is dropped)
+  std::string model;                // the `model` field sent upstream
+  int32_t max_model_len = 0;        // > 0: sets max_tokens when a request leaves it unset
+  int32_t max_in_flight = 256;      // requests at once; more are refused (ResourceExhausted)
+  double connect_timeout_s = 10.0;
+  double response_timeout_s = 600.0;  // until the response header, and between reads
+};
+
+class UpstreamClient : public runtime::WorkerClient {
+ public:
+  // InvalidArgument on a bad URL or option. Nothing is contacted yet (see health()).
+  static Result<std::shared_ptr<UpstreamClient>> create(UpstreamOptions options);
+  ~UpstreamClient() override;
+
+  Status generate(runtime::GenerateRequest request, runtime::ChunkCallback on_chunk) override;
+  void abort(const std::string& request_id) override;
+  // GET {url}/health answered 200 within 5 s.
+  Status health() override;
+  void shutdown();
+
+  // The JSON body sent upstream for `request` (exposed for tests).
+  static nlohmann::json requestBody(const runtime::GenerateRequest& request, const UpstreamOptions& options);
+
+  struct Impl;
+
+ private:
+  explicit UpstreamClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace turbine::worker

@@ -1,0 +1,269 @@
+#!/usr/bin/python3
+"""vLLM engines behind a Turbine frontend (issue 5 §3: "a fleet of vLLM or SGLang workers can sit
+behind it"): a real etcd, two stand-in vLLM servers (vllm_server.py: vLLM's OpenAI API with
+return_token_ids, its KV events from vllm_publisher.py), one `turbine worker --engine upstream`
+per server, and `turbine frontend --router kv`, all separate processes on loopback.
+
+  - a completion through the frontend carries the upstream's tokens and usage, streamed or not,
+    and the upstream received the request's token ids and options;
+  - blocks that a vLLM engine announces by its KV events draw requests for them to its worker;
+  - a client that disconnects mid-stream aborts the request on the vLLM engine;
+  - upstream failures (an unknown model, an engine that is down, one without return_token_ids)
+    come back as OpenAI error objects, and bad `turbine worker` arguments as one-line errors.
+
+usage: upstream_test.py TURBINE_BINARY TINY_MODEL_DIR
+"""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import unittest
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import fleet_test as ft  # noqa: E402  (Etcd, Process, http, metrics)
+
+NS = "upstream-test"
+BLOCK = 16
+
+
+class StandIn:
+    """A vllm_server.py process."""
+
+    def __init__(self, model, *extra):
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "vllm_server.py"), "--model", model,
+                                      "--vocab", "4000", "--eos", "4095", "--block-size", str(BLOCK), *extra],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        ready = self.proc.stdout.readline().split()
+        if not ready or ready[0] != "ready":
+            self.proc.kill()
+            raise RuntimeError("vllm_server.py did not start")
+        self.url, pub, replay = ready[1], ready[2], ready[3]
+        self.events = f"{pub};replay={replay};format=vllm"
+
+    def stats(self):
+        return ft.http(self.url + "/stats")[1]
+
+    def cache(self, tokens):
+        return ft.http(self.url + "/test/cache", {"tokens": tokens})[1]
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+def start_upstream_worker(etcd, upstream_url, *extra, served="tiny"):
+    w = ft.Process(["worker", "--engine", "upstream", "--model", ft.MODEL, "--served-model-name", served,
+                    "--upstream", upstream_url, "--upstream-model", "vllm-tiny", "--max-model-len", "1024",
+                    "--block-size", str(BLOCK), "--etcd", etcd.url, "--namespace", NS, "--lease-ttl", "2", *extra],
+                   r"worker (\d+) \(upstream")
+    w.id = int(w.match.group(1))
+    return w
+
+
+def routed(frontend, model="tiny"):
+    return {dict(k[1])["worker"]: v for k, v in ft.metrics(frontend).items()
+            if k[0] == "turbine_router_requests_total" and dict(k[1]).get("model") == model}
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = predicate()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def ids(n, last, seed):
+    """n prompt token ids (all below 4000) ending with `last`."""
+    return [(seed * 7919 + i * 104729) % 3000 + 500 for i in range(n - 1)] + [last]
+
+
+class UpstreamTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.etcd = ft.Etcd()
+        cls.procs = []
+        try:
+            cls.vllm = [StandIn("vllm-tiny"), StandIn("vllm-tiny")]
+            cls.frontend = ft.Process(["frontend", "--etcd", cls.etcd.url, "--namespace", NS, "--port", "0",
+                                       "--router", "kv", "--seed", "1"], r"listening on (http://[\d.]+:\d+)")
+            cls.frontend.url = cls.frontend.match.group(1)
+            cls.procs.append(cls.frontend)
+            cls.workers = [start_upstream_worker(cls.etcd, v.url, "--kv-events", v.events) for v in cls.vllm]
+            cls.procs += cls.workers
+            wait_for(lambda: ft.metric(cls.frontend, "turbine_fleet_workers", model="tiny") == 2, 30,
+                     "the frontend to see both workers")
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in reversed(getattr(cls, "procs", [])):
+            p.stop()
+        for v in getattr(cls, "vllm", []):
+            v.stop()
+        cls.etcd.stop()
+
+    def complete(self, prompt, **fields):
+        return ft.http(self.frontend.url + "/v1/completions",
+                       {"model": "tiny", "prompt": prompt, "temperature": 0, **fields})
+
+    def detokenize(self, tokens):
+        status, body = ft.http(self.frontend.url + "/detokenize", {"model": "tiny", "tokens": tokens})
+        self.assertEqual(status, 200, body)
+        return body["prompt"]
+
+    def test_1_tokens_and_usage_come_from_the_upstream(self):
+        prompt = ids(40, 1000, 1)
+        status, body = self.complete(prompt, max_tokens=5, seed=7, top_k=3, stop_token_ids=[3999])
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["choices"][0]["text"], self.detokenize([1001, 1002, 1003, 1004, 1005]))
+        self.assertEqual(body["choices"][0]["finish_reason"], "length")
+        self.assertEqual(body["usage"]["prompt_tokens"], 40)
+        self.assertEqual(body["usage"]["completion_tokens"], 5)
+        sent = [v.stats()["last_body"] for v in self.vllm if v.stats()["last_body"]]
+        sent = next(b for b in sent if b["prompt"] == prompt)
+        self.assertEqual(sent["model"], "vllm-tiny")
+        self.assertTrue(sent["stream"] and sent["return_token_ids"] and sent["stream_options"]["include_usage"])
+        self.assertEqual((sent["max_tokens"], sent["seed"], sent["top_k"]), (5, 7, 3))
+        self.assertIn(3999, sent["stop_token_ids"])
+
+        # A stop token: the upstream stops on it; streamed through the frontend as SSE.
+        req = urllib.request.Request(self.frontend.url + "/v1/completions", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"model": "tiny", "prompt": ids(20, 2000, 2), "max_tokens": 50,
+                                                      "stop_token_ids": [2003], "stream": True,
+                                                      "stream_options": {"include_usage": True}}).encode())
+        with urllib.request.urlopen(req, timeout=60) as r:
+            events = [line.decode()[6:].strip() for line in r if line.startswith(b"data: ")]
+        self.assertEqual(events[-1], "[DONE]")
+        chunks = [json.loads(e) for e in events[:-1]]
+        self.assertEqual([c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1], "stop")
+        self.assertEqual(chunks[-1]["usage"]["completion_tokens"], 3)  # 2001, 2002 and the stop token 2003
+
+    def test_2_kv_events_draw_requests_to_the_engine_holding_the_blocks(self):
+        by_url = {v.url: v for v in self.vllm}
+        worker_of = {str(w.id): by_url[re.search(r"upstream engine (\S+),", w.log).group(1)] for w in self.workers}
+        for round_ in range(3):
+            for k, engine in enumerate(self.vllm):
+                # Only this engine's KV events say it holds the prompt's first 4 blocks.
+                prompt = ids(4 * BLOCK + 5, 3000 + round_, 10 + 2 * round_ + k)
+                engine.cache(prompt[:4 * BLOCK])
+                time.sleep(0.3)  # the events reach the frontend's index
+                before = routed(self.frontend)
+                status, body = self.complete(prompt, max_tokens=2)
+                self.assertEqual(status, 200, body)
+                after = routed(self.frontend)
+                went = next(w for w in after if after[w] != before.get(w, 0))
+                self.assertIs(worker_of[went], engine, f"round {round_}: routed away from the engine holding it")
+                self.assertEqual(body["usage"]["prompt_tokens_details"]["cached_tokens"], 4 * BLOCK, body)
+
+    def test_3_a_client_that_goes_away_aborts_the_upstream_request(self):
+        slow = StandIn("vllm-slow", "--token-delay", "0.02")
+        w = start_upstream_worker(self.etcd, slow.url, served="slow")
+        self.procs.append(w)
+        try:
+            wait_for(lambda: ft.metric(self.frontend, "turbine_fleet_workers", model="slow") == 1, 30, "slow worker")
+            # (the worker asks for model vllm-tiny; this stand-in serves vllm-slow: an OpenAI 404)
+            status, body = ft.http(self.frontend.url + "/v1/completions",
+                                   {"model": "slow", "prompt": ids(8, 100, 3), "max_tokens": 4})
+            self.assertGreaterEqual(status, 400, body)
+            self.assertIn("does not exist", body["error"]["message"])
+        finally:
+            w.stop()
+            slow.stop()
+
+        slow = StandIn("vllm-tiny", "--token-delay", "0.02")
+        w = start_upstream_worker(self.etcd, slow.url, served="slow")
+        self.procs.append(w)
+        try:
+            wait_for(lambda: ft.metric(self.frontend, "turbine_fleet_workers", model="slow") == 1, 30, "slow worker")
+            sock = socket.create_connection(("127.0.0.1", int(self.frontend.url.rsplit(":", 1)[1])))
+            body = json.dumps({"model": "slow", "prompt": ids(8, 200, 4), "max_tokens": 500, "stream": True})
+            sock.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
+            got = b""
+            while got.count(b"data: ") < 5:
+                got += sock.recv(4096)
+            sock.close()
+            wait_for(lambda: slow.stats()["aborted"] == 1, 10, "the upstream to see the request aborted")
+            self.assertEqual(slow.stats()["finished"], 0)
+        finally:
+            w.stop()
+            slow.stop()
+
+    def test_4_an_engine_that_is_down_or_without_token_ids_is_an_error(self):
+        old = StandIn("vllm-tiny")
+        w = start_upstream_worker(self.etcd, old.url, served="old")
+        self.procs.append(w)
+        try:
+            wait_for(lambda: ft.metric(self.frontend, "turbine_fleet_workers", model="old") == 1, 30, "old worker")
+            old.stop()  # down: connection refused
+            status, body = ft.http(self.frontend.url + "/v1/completions",
+                                   {"model": "old", "prompt": ids(8, 300, 5), "max_tokens": 4}, timeout=30)
+            self.assertGreaterEqual(status, 500, body)
+            self.assertIn("upstream", body["error"]["message"])
+        finally:
+            w.stop()
+
+        # An engine that ignores return_token_ids (text only): a clear error, not garbage.
+        status, _ = ft.http(self.vllm[0].url + "/health")
+        self.assertEqual(status, 200)
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+
+        class TextOnly(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                chunk = {"choices": [{"index": 0, "text": "hi", "finish_reason": None}]}
+                self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n")
+
+            def do_GET(self):
+                self.send_response(200)
+                self.end_headers()
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), TextOnly)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        w = start_upstream_worker(self.etcd, f"http://127.0.0.1:{server.server_address[1]}", served="textonly")
+        self.procs.append(w)
+        try:
+            wait_for(lambda: ft.metric(self.frontend, "turbine_fleet_workers", model="textonly") == 1, 30, "worker")
+            status, body = ft.http(self.frontend.url + "/v1/completions",
+                                   {"model": "textonly", "prompt": ids(8, 400, 6), "max_tokens": 4}, timeout=30)
+            self.assertGreaterEqual(status, 500, body)
+            self.assertIn("return_token_ids", body["error"]["message"])
+        finally:
+            w.stop()
+            server.shutdown()
+
+    def test_5_bad_arguments_are_one_line_errors(self):
+        for args, says in [(["--max-model-len", "64"], "--upstream"),
+                           (["--upstream", "http://127.0.0.1:9"], "--max-model-len"),
+                           (["--upstream", "ftp://x", "--max-model-len", "64"], "http://"),
+                           (["--upstream", "http://127.0.0.1:9", "--max-model-len", "64", "--kv-events", "tcp://x;nope=1"],
+                            "--kv-events")]:
+            r = subprocess.run([ft.BIN, "worker", "--engine", "upstream", "--model", ft.MODEL, "--etcd", self.etcd.url,
+                                "--namespace", NS, *args], capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(r.returncode, 0, r.stderr)
+            self.assertIn(says, r.stderr)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+
+
+if __name__ == "__main__":
+    ft.BIN, ft.MODEL = sys.argv[1], sys.argv[2]
+    unittest.main(argv=sys.argv[:1], verbosity=2)

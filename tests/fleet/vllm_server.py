@@ -1,0 +1,183 @@
+#!/usr/bin/python3
+"""A stand-in for a vLLM OpenAI-compatible server, for `turbine worker --engine upstream` tests,
+written from vLLM's documented API (no model: the tokens are a fixed function of the prompt).
+
+What it does as vLLM does:
+  - GET /health -> 200;
+  - POST /v1/completions with `prompt` a list of token ids, `stream: true`,
+    `stream_options.include_usage`, `return_token_ids` (vLLM >= 0.10.2: each streamed choice
+    carries `token_ids`, the ids of its new tokens): HTTP/1.1 chunked SSE, one event per token
+    (`choices[0].text`, `token_ids`, `finish_reason` on the last), then a usage event with
+    `prompt_tokens_details.cached_tokens`, then `data: [DONE]`;
+  - honours max_tokens ("length"), stop_token_ids and its EOS id unless ignore_eos ("stop"; the
+    token is in token_ids), min_tokens; an unknown model is a 404 OpenAI error object;
+  - a prefix cache of full blocks: cached_tokens = the longest cached run of whole blocks, and
+    each prompt's blocks are published as vLLM KV events through a vllm_publisher.py process
+    (pyzmq + msgpack, vLLM's wire format), as vLLM does after a prefill;
+  - a client that goes away mid-stream aborts the request (counted in GET /stats).
+Test hooks (not vLLM's): POST /test/cache {"tokens": [...]} caches and publishes blocks as a
+prefill would; GET /stats counts requests, finished, aborted and keeps the last request body.
+Generated token i of a prompt p is (p[-1] + 1 + i) % vocab; one token per --token-delay s.
+`return_token_ids: false` gets text only, as an older vLLM would answer.
+
+At start it prints "ready http://127.0.0.1:PORT PUB_ENDPOINT REPLAY_ENDPOINT".
+usage: vllm_server.py --model NAME [--vocab N] [--block-size B] [--eos ID] [--token-delay S]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PUBLISHER = os.path.join(HERE, "..", "runtime", "vllm_publisher.py")
+
+
+class State:
+    def __init__(self, args):
+        self.args = args
+        self.lock = threading.Lock()
+        self.cached = set()  # tuples of whole-block prompt prefixes
+        self.stats = {"requests": 0, "finished": 0, "aborted": 0, "last_body": None}
+        self.pub = subprocess.Popen([sys.executable, PUBLISHER, str(args.block_size), ""], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, text=True)
+        ready = self.pub.stdout.readline().split()
+        self.pub_endpoint, self.replay_endpoint = ready[1], ready[2]
+
+    def prefill(self, prompt):
+        """Cached tokens of the prompt; caches its blocks and publishes them (BlockStored)."""
+        b = self.args.block_size
+        with self.lock:
+            hit = 0
+            for end in range(b, len(prompt) + 1, b):
+                if tuple(prompt[:end]) in self.cached:
+                    hit = end
+                else:
+                    break
+            for end in range(b, len(prompt) + 1, b):
+                self.cached.add(tuple(prompt[:end]))
+            self.pub.stdin.write(json.dumps({"op": "request", "tokens": prompt}) + "\n")
+            self.pub.stdin.flush()
+            self.pub.stdout.readline()  # "ok <seq>"
+        return hit
+
+
+def make_handler(state):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def send_json(self, code, obj):
+            body = json.dumps(obj).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            if self.path == "/health":
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif self.path == "/stats":
+                with state.lock:
+                    self.send_json(200, state.stats)
+            else:
+                self.send_json(404, {"error": {"message": "not found", "type": "NotFoundError", "code": 404}})
+
+        def chunk(self, text):
+            data = text.encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if self.path == "/test/cache":  # the test's hook (not vLLM's): blocks cached as by a prefill
+                return self.send_json(200, {"cached_tokens": state.prefill(body["tokens"])})
+            with state.lock:
+                state.stats["requests"] += 1
+                state.stats["last_body"] = body
+            if self.path != "/v1/completions":
+                return self.send_json(404, {"error": {"message": "not found", "type": "NotFoundError", "code": 404}})
+            if body.get("model") != state.args.model:
+                return self.send_json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist.",
+                                                      "type": "NotFoundError", "param": None, "code": 404}})
+            prompt = body.get("prompt")
+            if not isinstance(prompt, list) or not prompt or not all(isinstance(t, int) for t in prompt):
+                return self.send_json(400, {"error": {"message": "prompt: expected token ids", "code": 400}})
+            max_tokens = body.get("max_tokens", 16)
+            stop_ids = set(body.get("stop_token_ids") or [])
+            if not body.get("ignore_eos"):
+                stop_ids.add(state.args.eos)
+            min_tokens = body.get("min_tokens", 0)
+            with_ids = bool(body.get("return_token_ids"))
+            cached = state.prefill(prompt)
+
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            head = {"id": "cmpl-" + str(time.time_ns()), "object": "text_completion", "created": int(time.time()),
+                    "model": state.args.model}
+            n = 0
+            try:
+                while True:
+                    tok = (prompt[-1] + 1 + n) % state.args.vocab
+                    n += 1
+                    finish = None
+                    if tok in stop_ids and n > min_tokens:
+                        finish = "stop"
+                    elif n >= max_tokens:
+                        finish = "length"
+                    choice = {"index": 0, "text": f"<{tok}>", "logprobs": None, "finish_reason": finish,
+                              "stop_reason": None}
+                    if with_ids:
+                        choice["token_ids"] = [tok]
+                    time.sleep(state.args.token_delay)
+                    self.chunk("data: " + json.dumps({**head, "choices": [choice], "usage": None}) + "\n\n")
+                    if finish:
+                        break
+                usage = {"prompt_tokens": len(prompt), "total_tokens": len(prompt) + n, "completion_tokens": n,
+                         "prompt_tokens_details": {"cached_tokens": cached}}
+                self.chunk("data: " + json.dumps({**head, "choices": [], "usage": usage}) + "\n\n")
+                self.chunk("data: [DONE]\n\n")
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+                with state.lock:
+                    state.stats["finished"] += 1
+            except (BrokenPipeError, ConnectionResetError):
+                with state.lock:
+                    state.stats["aborted"] += 1
+                self.close_connection = True
+
+    return Handler
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--vocab", type=int, default=256)
+    ap.add_argument("--block-size", type=int, default=16)
+    ap.add_argument("--eos", type=int, default=2)
+    ap.add_argument("--token-delay", type=float, default=0.0)
+    args = ap.parse_args()
+    state = State(args)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
+    server.daemon_threads = True
+    print(f"ready http://127.0.0.1:{server.server_address[1]} {state.pub_endpoint} {state.replay_endpoint}",
+          flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        state.pub.stdin.write(json.dumps({"op": "quit"}) + "\n")
+        state.pub.stdin.flush()
+
+
+if __name__ == "__main__":
+    main()
