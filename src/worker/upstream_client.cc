@@ -54,11 +54,14 @@ std::string errorMessage(const std::string& body) {
 }
 
 // An HTTP error status as the request plane's status code: the caller's fault (4xx but 408 and
-// 429) is InvalidArgument, overload ResourceExhausted, the rest Unavailable.
+// 429) is InvalidArgument, overload ResourceExhausted, a failure of this request (500) Internal,
+// and an engine that cannot serve (502-504, 408) Unavailable, which the frontend answers by
+// moving the request to another worker and suspending this one for a while.
 Status httpError(unsigned status, const std::string& body) {
   std::string m = "upstream answered HTTP " + std::to_string(status) + ": " + errorMessage(body);
   if (status == 429) return resourceExhausted(std::move(m));
   if (status >= 400 && status < 500 && status != 408) return invalidArgument(std::move(m));
+  if (status == 500) return internalError(std::move(m));
   return unavailable(std::move(m));
 }
 
@@ -200,7 +203,7 @@ struct UpstreamClient::Impl {
         const json j = json::parse(data, nullptr, /*allow_exceptions=*/false);
         if (!j.is_object()) co_return fail(unavailable("upstream sent malformed data: " + data.substr(0, 120)));
         if (auto e = j.find("error"); e != j.end() && !e->is_null()) {
-          co_return fail(unavailable("upstream error: " + errorMessage(data)));
+          co_return fail(internalError("upstream error: " + errorMessage(data)));
         }
         runtime::GenerateChunk out;
         if (auto ch = j.find("choices"); ch != j.end() && ch->is_array() && !ch->empty()) {

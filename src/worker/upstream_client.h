@@ -16,8 +16,11 @@
 //
 // Chunks: one per streamed event with new token ids; the final one (finish reason, usage with
 // prompt_tokens_details.cached_tokens) once the stream ends. A non-200 answer, a cut stream or an
-// in-stream error object ends the request with kError and the upstream's message; abort() closes
-// the connection (vLLM aborts a request whose client went away) and ends it with kAbort.
+// in-stream error object ends the request with kError and the upstream's message: Unavailable
+// when the engine cannot serve (unreachable, 502-504, a cut or malformed stream, no token ids),
+// which the frontend answers by migrating the request and suspending the worker; Internal for an
+// in-stream error or a 500, InvalidArgument for other 4xx, ResourceExhausted for 429. abort()
+// closes the connection (vLLM aborts a request whose client went away) and ends it with kAbort.
 //
 // Threads: one I/O thread runs every request (C++20 coroutines on Boost.Asio); chunk callbacks
 // run on it. Thread safety: every public method is thread-safe. shutdown() (and the destructor)

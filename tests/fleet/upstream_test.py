@@ -9,7 +9,8 @@ per server, and `turbine frontend --router kv`, all separate processes on loopba
   - blocks that a vLLM engine announces by its KV events draw requests for them to its worker;
   - a client that disconnects mid-stream aborts the request on the vLLM engine;
   - upstream failures (an unknown model, an engine that is down, one without return_token_ids)
-    come back as OpenAI error objects, and bad `turbine worker` arguments as one-line errors.
+    come back as OpenAI error objects; with a second engine behind the model, requests routed to
+    a dead one move to the other and succeed; bad `turbine worker` arguments are one-line errors.
 
 usage: upstream_test.py TURBINE_BINARY TINY_MODEL_DIR
 """
@@ -54,6 +55,7 @@ class StandIn:
     def stop(self):
         self.proc.kill()
         self.proc.wait(10)
+        self.proc.stdout.close()
 
 
 def start_upstream_worker(etcd, upstream_url, *extra, served="tiny"):
@@ -212,6 +214,29 @@ class UpstreamTest(unittest.TestCase):
             self.assertIn("upstream", body["error"]["message"])
         finally:
             w.stop()
+
+        # Two engines behind one model, one of them down: every request still succeeds (those
+        # routed to the dead one move to the other worker, which is then the only one routed to).
+        pair = [StandIn("vllm-tiny"), StandIn("vllm-tiny")]
+        ws = [start_upstream_worker(self.etcd, v.url, served="pair") for v in pair]
+        self.procs += ws
+        try:
+            wait_for(lambda: ft.metric(self.frontend, "turbine_fleet_workers", model="pair") == 2, 30, "pair")
+            pair[0].stop()
+            before = ft.metric(self.frontend, "turbine_request_migrations_total", model="pair")
+            for i in range(6):
+                status, body = ft.http(self.frontend.url + "/v1/completions",
+                                       {"model": "pair", "prompt": ids(20, 500 + i, 20 + i), "max_tokens": 3},
+                                       timeout=30)
+                self.assertEqual(status, 200, body)
+                self.assertEqual(body["choices"][0]["text"], self.detokenize([501 + i, 502 + i, 503 + i]))
+            self.assertEqual(pair[1].stats()["finished"], 6)
+            self.assertGreaterEqual(ft.metric(self.frontend, "turbine_request_migrations_total", model="pair"),
+                                    before + 1)
+        finally:
+            for w in ws:
+                w.stop()
+            pair[1].stop()
 
         # An engine that ignores return_token_ids (text only): a clear error, not garbage.
         status, _ = ft.http(self.vllm[0].url + "/health")
