@@ -73,13 +73,8 @@ def routed(frontend, model="tiny"):
 
 
 def wait_for(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = predicate()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    """fleet_test's wait_until: on a timeout it shows the logs of this test's processes."""
+    return ft.wait_until(predicate, timeout, what)
 
 
 def ids(n, last, seed):
@@ -92,6 +87,7 @@ class UpstreamTest(unittest.TestCase):
     def setUpClass(cls):
         cls.etcd = ft.Etcd()
         cls.procs = []
+        ft.FleetTest.procs = cls.procs  # the processes whose logs a timeout shows
         try:
             cls.vllm = [StandIn("vllm-tiny"), StandIn("vllm-tiny")]
             cls.frontend = ft.Process(["frontend", "--etcd", cls.etcd.url, "--namespace", NS, "--port", "0",
