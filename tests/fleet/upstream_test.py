@@ -272,7 +272,21 @@ class UpstreamTest(unittest.TestCase):
             w.stop()
             server.shutdown()
 
-    def test_5_bad_arguments_are_one_line_errors(self):
+    def test_5_many_streams_at_once(self):
+        # 48 concurrent requests over the two engines (each worker runs them on one I/O thread),
+        # every one with its own tokens.
+        import concurrent.futures
+        def one(i):
+            return i, self.complete(ids(24, 600 + 3 * i, 40 + i), max_tokens=6)
+        with concurrent.futures.ThreadPoolExecutor(48) as pool:
+            results = list(pool.map(one, range(48)))
+        for i, (status, body) in results:
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body["usage"]["completion_tokens"], 6)
+            want = self.detokenize([601 + 3 * i + k for k in range(6)])
+            self.assertEqual(body["choices"][0]["text"], want, i)
+
+    def test_6_bad_arguments_are_one_line_errors(self):
         for args, says in [(["--max-model-len", "64"], "--upstream"),
                            (["--upstream", "http://127.0.0.1:9"], "--max-model-len"),
                            (["--upstream", "ftp://x", "--max-model-len", "64"], "http://"),
