@@ -15,14 +15,17 @@ Result<HttpUrl> parseHttpUrl(const std::string& url, const std::string& what) {
   if (out.base_path.size() >= 3 && out.base_path.compare(out.base_path.size() - 3, 3, "/v1") == 0) {
     out.base_path.resize(out.base_path.size() - 3);
   }
-  size_t colon = hostport.rfind(':');
-  if (colon != std::string::npos && hostport.find(']') == std::string::npos) {
+  // HOST[:PORT], an IPv6 host in brackets: [::1][:PORT].
+  const size_t close = !hostport.empty() && hostport.front() == '[' ? hostport.find(']') : std::string::npos;
+  const size_t colon = hostport.find(':', close == std::string::npos ? 0 : close);
+  if (colon != std::string::npos) {
     out.host = hostport.substr(0, colon);
     out.port = hostport.substr(colon + 1);
+    out.has_port = true;
   } else {
     out.host = hostport;
   }
-  if (!out.host.empty() && out.host.front() == '[' && out.host.back() == ']') {
+  if (close != std::string::npos && out.host.size() >= 2 && out.host.back() == ']') {
     out.host = out.host.substr(1, out.host.size() - 2);
   }
   if (out.host.empty() || out.port.empty() ||

@@ -1,5 +1,6 @@
-// Base URLs of OpenAI-compatible HTTP servers, as the load generator (`turbine bench --url`) and
-// the upstream worker (`turbine worker --engine upstream --upstream`) take them.
+// Base URLs of HTTP servers: OpenAI-compatible ones, as the load generator (`turbine bench --url`)
+// and the upstream worker (`turbine worker --engine upstream --upstream`) take them, and etcd's
+// JSON gateway (`--etcd`).
 #pragma once
 
 #include <string>
@@ -11,6 +12,7 @@ namespace turbine {
 struct HttpUrl {
   std::string host;
   std::string port = "80";
+  bool has_port = false;  // the URL named the port (else 80)
   std::string base_path;  // without a trailing '/' and without a trailing "/v1"
 };
 

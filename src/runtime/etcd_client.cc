@@ -11,6 +11,8 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/http_url.h"
+
 namespace turbine::runtime {
 namespace {
 
@@ -134,15 +136,13 @@ std::string prefixRangeEnd(const std::string& prefix) {
 }
 
 Result<EtcdClient> EtcdClient::create(const std::string& endpoint, int timeout_ms) {
-  std::string rest = endpoint;
-  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  const size_t colon = rest.rfind(':');
-  if (rest.empty() || rest.rfind("https://", 0) == 0 || colon == std::string::npos || colon == 0 ||
-      colon + 1 == rest.size() || rest.find('/') != std::string::npos) {
+  // The scheme is optional here ("127.0.0.1:2379"), the port is not.
+  const bool scheme = endpoint.find("://") != std::string::npos;
+  Result<HttpUrl> url = parseHttpUrl(scheme ? endpoint : "http://" + endpoint, "etcd endpoint");
+  if (!url.isOk() || !url->has_port || !url->base_path.empty()) {
     return invalidArgument("etcd endpoint '" + endpoint + "': expected http://HOST:PORT");
   }
-  return EtcdClient(rest.substr(0, colon), rest.substr(colon + 1), timeout_ms);
+  return EtcdClient(url->host, url->port, timeout_ms);
 }
 
 Result<std::string> EtcdClient::post(const std::string& target, const std::string& body) const {

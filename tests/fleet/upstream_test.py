@@ -14,15 +14,19 @@ per server, and `turbine frontend --router kv`, all separate processes on loopba
 
 usage: upstream_test.py TURBINE_BINARY TINY_MODEL_DIR
 """
+import concurrent.futures
+import contextlib
 import json
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import unittest
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -110,6 +114,27 @@ class UpstreamTest(unittest.TestCase):
             v.stop()
         cls.etcd.stop()
 
+    @contextlib.contextmanager
+    def serving(self, served, *engines):
+        """Upstream workers for `engines` (StandIn or URL), serving model `served`, registered with
+        the frontend for the block; stopped after it (with the stand-ins)."""
+        urls = [e if isinstance(e, str) else e.url for e in engines]
+        ws = [start_upstream_worker(self.etcd, u, served=served) for u in urls]
+        self.procs += ws
+        try:
+            wait_for(lambda: ft.metric(self.frontend, "turbine_fleet_workers", model=served) == len(ws), 30,
+                     f"the frontend to see model {served}")
+            yield ws
+        finally:
+            for w in ws:
+                w.stop()
+            for e in engines:
+                if not isinstance(e, str):
+                    e.stop()
+
+    def completion(self, model, prompt, **fields):
+        return ft.http(self.frontend.url + "/v1/completions", {"model": model, "prompt": prompt, **fields}, timeout=30)
+
     def complete(self, prompt, **fields):
         return ft.http(self.frontend.url + "/v1/completions",
                        {"model": "tiny", "prompt": prompt, "temperature": 0, **fields})
@@ -164,25 +189,14 @@ class UpstreamTest(unittest.TestCase):
                 self.assertEqual(body["usage"]["prompt_tokens_details"]["cached_tokens"], 4 * BLOCK, body)
 
     def test_3_a_client_that_goes_away_aborts_the_upstream_request(self):
-        slow = StandIn("vllm-slow", "--token-delay", "0.02")
-        w = start_upstream_worker(self.etcd, slow.url, served="slow")
-        self.procs.append(w)
-        try:
-            wait_for(lambda: ft.metric(self.frontend, "turbine_fleet_workers", model="slow") == 1, 30, "slow worker")
-            # (the worker asks for model vllm-tiny; this stand-in serves vllm-slow: an OpenAI 404)
-            status, body = ft.http(self.frontend.url + "/v1/completions",
-                                   {"model": "slow", "prompt": ids(8, 100, 3), "max_tokens": 4})
+        # (the worker asks for model vllm-tiny; this stand-in serves vllm-slow: an OpenAI 404)
+        with self.serving("slow", StandIn("vllm-slow")):
+            status, body = self.completion("slow", ids(8, 100, 3), max_tokens=4)
             self.assertGreaterEqual(status, 400, body)
             self.assertIn("does not exist", body["error"]["message"])
-        finally:
-            w.stop()
-            slow.stop()
 
         slow = StandIn("vllm-tiny", "--token-delay", "0.02")
-        w = start_upstream_worker(self.etcd, slow.url, served="slow")
-        self.procs.append(w)
-        try:
-            wait_for(lambda: ft.metric(self.frontend, "turbine_fleet_workers", model="slow") == 1, 30, "slow worker")
+        with self.serving("slow", slow):
             sock = socket.create_connection(("127.0.0.1", int(self.frontend.url.rsplit(":", 1)[1])))
             body = json.dumps({"model": "slow", "prompt": ids(8, 200, 4), "max_tokens": 500, "stream": True})
             sock.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -193,53 +207,32 @@ class UpstreamTest(unittest.TestCase):
             sock.close()
             wait_for(lambda: slow.stats()["aborted"] == 1, 10, "the upstream to see the request aborted")
             self.assertEqual(slow.stats()["finished"], 0)
-        finally:
-            w.stop()
-            slow.stop()
 
-    def test_4_an_engine_that_is_down_or_without_token_ids_is_an_error(self):
+    def test_4_engine_failures(self):
+        # The only engine of a model down (connection refused): an error naming the upstream.
         old = StandIn("vllm-tiny")
-        w = start_upstream_worker(self.etcd, old.url, served="old")
-        self.procs.append(w)
-        try:
-            wait_for(lambda: ft.metric(self.frontend, "turbine_fleet_workers", model="old") == 1, 30, "old worker")
-            old.stop()  # down: connection refused
-            status, body = ft.http(self.frontend.url + "/v1/completions",
-                                   {"model": "old", "prompt": ids(8, 300, 5), "max_tokens": 4}, timeout=30)
+        with self.serving("old", old):
+            old.stop()
+            status, body = self.completion("old", ids(8, 300, 5), max_tokens=4)
             self.assertGreaterEqual(status, 500, body)
             self.assertIn("upstream", body["error"]["message"])
-        finally:
-            w.stop()
 
         # Two engines behind one model, one of them down: every request still succeeds (those
         # routed to the dead one move to the other worker, which is then the only one routed to).
         pair = [StandIn("vllm-tiny"), StandIn("vllm-tiny")]
-        ws = [start_upstream_worker(self.etcd, v.url, served="pair") for v in pair]
-        self.procs += ws
-        try:
-            wait_for(lambda: ft.metric(self.frontend, "turbine_fleet_workers", model="pair") == 2, 30, "pair")
+        with self.serving("pair", *pair):
             pair[0].stop()
             before = ft.metric(self.frontend, "turbine_request_migrations_total", model="pair")
             for i in range(6):
-                status, body = ft.http(self.frontend.url + "/v1/completions",
-                                       {"model": "pair", "prompt": ids(20, 500 + i, 20 + i), "max_tokens": 3},
-                                       timeout=30)
+                status, body = self.completion("pair", ids(20, 500 + i, 20 + i), max_tokens=3)
                 self.assertEqual(status, 200, body)
                 self.assertEqual(body["choices"][0]["text"], self.detokenize([501 + i, 502 + i, 503 + i]))
             self.assertEqual(pair[1].stats()["finished"], 6)
             self.assertGreaterEqual(ft.metric(self.frontend, "turbine_request_migrations_total", model="pair"),
                                     before + 1)
-        finally:
-            for w in ws:
-                w.stop()
-            pair[1].stop()
 
-        # An engine that ignores return_token_ids (text only): a clear error, not garbage.
-        status, _ = ft.http(self.vllm[0].url + "/health")
-        self.assertEqual(status, 200)
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        import threading
-
+        # An engine that ignores return_token_ids (text only, as vLLM before 0.10.2): a clear
+        # error, not garbage.
         class TextOnly(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.0"
 
@@ -260,22 +253,17 @@ class UpstreamTest(unittest.TestCase):
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), TextOnly)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        w = start_upstream_worker(self.etcd, f"http://127.0.0.1:{server.server_address[1]}", served="textonly")
-        self.procs.append(w)
         try:
-            wait_for(lambda: ft.metric(self.frontend, "turbine_fleet_workers", model="textonly") == 1, 30, "worker")
-            status, body = ft.http(self.frontend.url + "/v1/completions",
-                                   {"model": "textonly", "prompt": ids(8, 400, 6), "max_tokens": 4}, timeout=30)
-            self.assertGreaterEqual(status, 500, body)
-            self.assertIn("return_token_ids", body["error"]["message"])
+            with self.serving("textonly", f"http://127.0.0.1:{server.server_address[1]}"):
+                status, body = self.completion("textonly", ids(8, 400, 6), max_tokens=4)
+                self.assertGreaterEqual(status, 500, body)
+                self.assertIn("return_token_ids", body["error"]["message"])
         finally:
-            w.stop()
             server.shutdown()
 
     def test_5_many_streams_at_once(self):
         # 48 concurrent requests over the two engines (each worker runs them on one I/O thread),
         # every one with its own tokens.
-        import concurrent.futures
         def one(i):
             return i, self.complete(ids(24, 600 + 3 * i, 40 + i), max_tokens=6)
         with concurrent.futures.ThreadPoolExecutor(48) as pool:

@@ -92,6 +92,10 @@ TEST(EtcdClient, Base64AndRangeEnd) {
   EXPECT_EQ(EtcdClient::create("https://x:1").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(EtcdClient::create("http://nohost").status().code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(EtcdClient::create("127.0.0.1:2379").isOk());
+  EXPECT_TRUE(EtcdClient::create("http://127.0.0.1:2379/").isOk());
+  EXPECT_EQ(EtcdClient::create("http://127.0.0.1:2379/some/path").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(EtcdClient::create("ftp://127.0.0.1:2379").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(EtcdClient::create("").status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(EtcdDiscovery, UnreachableEtcdIsAClearError) {
