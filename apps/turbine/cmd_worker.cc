@@ -24,6 +24,8 @@
 #include "runtime/grpc_request_plane.h"
 #include "runtime/zmq_event_plane.h"
 #include "runtime/zmq_publisher.h"
+#include "worker/event_relay.h"
+#include "worker/load_publisher.h"
 #include "worker/upstream_client.h"
 #include "worker/worker.h"
 
@@ -110,7 +112,17 @@ std::string absolutePath(const std::string& path) {
   return ec ? path : abs.string();  // frontends run elsewhere: no relative paths
 }
 
-// --engine upstream: the record and the request plane; the engine and its events are elsewhere.
+// The worker's event plane: its publisher on --host (--event-port, or a free port) with a replay
+// socket.
+Result<std::unique_ptr<runtime::ZmqEventPlane>> makeEventPlane(const WorkerArgs& args) {
+  runtime::ZmqEventPlaneOptions z;
+  z.publisher.bind = "tcp://" + args.host + ":" + (args.event_port > 0 ? std::to_string(args.event_port) : "*");
+  z.publisher.replay_bind = "tcp://" + args.host + ":*";
+  return runtime::ZmqEventPlane::create(z);
+}
+
+// --engine upstream: the record, the request plane (UpstreamClient), the load reports of what it
+// has in flight, and the engine's KV events relayed (EventRelay) on the worker's own endpoint.
 Status runUpstreamWorker(WorkerArgs args, const model::ModelInfo& info) {
   if (args.upstream.empty()) return invalidArgument("--engine upstream needs --upstream URL");
   if (args.max_model_len <= 0) {
@@ -131,6 +143,7 @@ Status runUpstreamWorker(WorkerArgs args, const model::ModelInfo& info) {
                  : args.upstream_model;
   uo.max_model_len = args.max_model_len;
   uo.max_in_flight = args.max_num_seqs;
+  uo.block_size = args.block_size;
   TURBINE_ASSIGN_OR_RETURN(auto client, worker::UpstreamClient::create(uo));
   if (Status h = client->health(); !h.isOk()) {
     logLine("warning: " + h.message() + " (serving anyway; requests fail until it answers)");
@@ -143,11 +156,29 @@ Status runUpstreamWorker(WorkerArgs args, const model::ModelInfo& info) {
   d.namespace_name = args.namespace_name;
   d.lease_ttl_s = args.lease_ttl_s;
   TURBINE_ASSIGN_OR_RETURN(auto discovery, runtime::EtcdDiscovery::create(d));
+  TURBINE_ASSIGN_OR_RETURN(auto events, makeEventPlane(args));
+  std::unique_ptr<worker::EventRelay> relay;
+  if (!args.kv_events.empty()) {
+    TURBINE_ASSIGN_OR_RETURN(relay, worker::EventRelay::start(events.get(), args.kv_events,
+                                                              {args.worker_id, info.model_id, args.block_size}));
+  }
+  worker::LoadPublisher load(events.get(), [&] {
+    const worker::UpstreamClient::Load l = client->load();
+    kv::LoadMetrics m;
+    m.worker_id = args.worker_id;
+    m.running = l.running;
+    m.kv_blocks_total = args.num_kv_blocks;
+    m.kv_blocks_used = l.kv_blocks_used;
+    m.ts_ms = worker::LoadPublisher::nowUnixMs();
+    return m;
+  });
+  client->setOnChange([&load] { load.markChanged(); });
+  load.start();
 
   runtime::WorkerRecord rec;
   rec.worker_id = args.worker_id;
   rec.endpoint = args.host + ":" + std::to_string(port);
-  rec.event_endpoint = args.kv_events;
+  rec.event_endpoint = events->endpoint();
   rec.model_id = info.model_id;
   rec.block_size = args.block_size;
   rec.kv_blocks_total = args.num_kv_blocks;
@@ -158,6 +189,7 @@ Status runUpstreamWorker(WorkerArgs args, const model::ModelInfo& info) {
   if (Status st = discovery->registerWorker(rec); !st.isOk()) {
     requests.stopServing(rec.endpoint);
     client->shutdown();
+    load.stop(false);
     return st;
   }
   logLine("worker " + std::to_string(rec.worker_id) + " (upstream engine " + args.upstream + ", model '" + uo.model +
@@ -166,13 +198,18 @@ Status runUpstreamWorker(WorkerArgs args, const model::ModelInfo& info) {
           " tokens, max_model_len " + std::to_string(rec.max_model_len));
   logLine("registered in etcd " + args.etcd + " as " + discovery->prefix() + std::to_string(rec.worker_id) +
           " (lease TTL " + std::to_string(args.lease_ttl_s) + " s)");
-  logLine("listening on grpc://" + rec.endpoint + ", events on " +
-          (rec.event_endpoint.empty() ? std::string("(none: route with --no-kv-events)") : rec.event_endpoint));
+  logLine("listening on grpc://" + rec.endpoint + ", events on " + rec.event_endpoint + " (" +
+          (relay ? "the engine's KV events from " + args.kv_events + " and load"
+                 : std::string("load only: route with --no-kv-events")) +
+          ")");
 
   logLine(std::string("received ") + waitForStopSignal(signals) + ", stopping");
   (void)discovery->deregisterWorker(rec.worker_id);
   requests.stopServing(rec.endpoint);
   client->shutdown();
+  load.stop();  // the last report: nothing in flight
+  relay.reset();
+  events->close();
   logLine("stopped");
   return Status::ok();
 }
@@ -194,11 +231,7 @@ Status runWorker(WorkerArgs args) {
   d.namespace_name = args.namespace_name;
   d.lease_ttl_s = args.lease_ttl_s;
   TURBINE_ASSIGN_OR_RETURN(planes.discovery, runtime::EtcdDiscovery::create(d));
-  runtime::ZmqEventPlaneOptions z;
-  const std::string event_port = args.event_port > 0 ? std::to_string(args.event_port) : "*";
-  z.publisher.bind = "tcp://" + args.host + ":" + event_port;
-  z.publisher.replay_bind = "tcp://" + args.host + ":*";
-  TURBINE_ASSIGN_OR_RETURN(planes.events, runtime::ZmqEventPlane::create(z));
+  TURBINE_ASSIGN_OR_RETURN(planes.events, makeEventPlane(args));
 
   engine::EngineOptions eo;
   eo.eos_token_ids = info.eos_token_ids;

@@ -112,6 +112,8 @@ struct UpstreamClient::Impl {
     runtime::ChunkCallback on_chunk;
     std::optional<beast::tcp_stream> stream;  // set once the coroutine starts
     bool aborted = false;
+    int64_t tokens = 0;  // prompt + generated so far (guarded by mu)
+    int64_t blocks = 0;  // ceil(tokens / block_size), counted in blocks_used (guarded by mu)
   };
 
   UpstreamOptions options;
@@ -121,10 +123,21 @@ struct UpstreamClient::Impl {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread thread;
 
-  std::mutex mu;  // guards calls, stopping
+  mutable std::mutex mu;  // guards calls, stopping, blocks_used, the calls' tokens and blocks
   std::condition_variable idle;
   std::unordered_map<std::string, std::shared_ptr<Call>> calls;
   bool stopping = false;
+  int64_t blocks_used = 0;
+  std::function<void()> on_change;  // set before the first request
+
+  // Under mu: the call holds `tokens` tokens now.
+  void account(Call& call, int64_t tokens) {
+    const int64_t bs = std::max<int32_t>(options.block_size, 1);
+    const int64_t blocks = (tokens + bs - 1) / bs;
+    blocks_used += blocks - call.blocks;
+    call.tokens = tokens;
+    call.blocks = blocks;
+  }
 
   void start() {
     work.emplace(io.get_executor());
@@ -133,9 +146,13 @@ struct UpstreamClient::Impl {
 
   void finishCall(const std::shared_ptr<Call>& call, runtime::GenerateChunk&& last) {
     call->on_chunk(std::move(last));
-    std::lock_guard lock(mu);
-    calls.erase(call->request.request_id);
-    if (calls.empty()) idle.notify_all();
+    {
+      std::lock_guard lock(mu);
+      account(*call, 0);
+      calls.erase(call->request.request_id);
+      if (calls.empty()) idle.notify_all();
+    }
+    if (on_change) on_change();
   }
 
   // Connects, sends, reads the stream; returns the final chunk.
@@ -166,11 +183,15 @@ struct UpstreamClient::Impl {
     req.keep_alive(false);
     req.body() = requestBody(call->request, options).dump();
     req.prepare_payload();
+    // An abort cancels the operation in progress; one that comes while a completed operation's
+    // handler waits to run finds none, so `aborted` is checked before each next operation.
+    if (call->aborted) co_return fail(cancelled("aborted"));
     s.expires_after(seconds(options.response_timeout_s));
     co_await http::async_write(s, req, redirect(ec));
     beast::flat_buffer buf;
     http::response_parser<http::buffer_body> p;
     p.body_limit(std::numeric_limits<std::uint64_t>::max());
+    if (call->aborted) co_return fail(cancelled("aborted"));
     if (!ec) co_await http::async_read_header(s, buf, p, redirect(ec));
     if (ec) co_return fail(unavailable("upstream " + host_header + " did not answer: " + ec.message()));
     const unsigned status = p.get().result_int();
@@ -181,6 +202,7 @@ struct UpstreamClient::Impl {
     std::optional<runtime::FinishReason> finish;
     bool done = false;
     while (!p.is_done() && !done) {
+      if (call->aborted) co_return fail(cancelled("aborted"));
       p.get().body().data = chunk.data();
       p.get().body().size = chunk.size();
       s.expires_after(seconds(options.response_timeout_s));
@@ -232,7 +254,13 @@ struct UpstreamClient::Impl {
           }
           last.usage = usage;
         }
-        if (!out.token_ids.empty()) call->on_chunk(std::move(out));
+        if (!out.token_ids.empty()) {
+          {
+            std::lock_guard lock(mu);
+            account(*call, call->tokens + static_cast<int64_t>(out.token_ids.size()));
+          }
+          call->on_chunk(std::move(out));
+        }
       }
     }
     if (status != 200) co_return fail(httpError(status, error_body));
@@ -283,6 +311,7 @@ Result<std::shared_ptr<UpstreamClient>> UpstreamClient::create(UpstreamOptions o
   TURBINE_ASSIGN_OR_RETURN(impl->url, parseHttpUrl(options.url, "--upstream"));
   if (options.max_in_flight < 1) return invalidArgument("upstream: max_in_flight must be at least 1");
   if (options.model.empty()) return invalidArgument("upstream: no model name to send");
+  if (options.block_size < 1) return invalidArgument("upstream: block_size must be at least 1");
   impl->host_header = impl->url.host + ":" + impl->url.port;
   impl->options = std::move(options);
   impl->start();
@@ -311,10 +340,25 @@ Status UpstreamClient::generate(runtime::GenerateRequest request, runtime::Chunk
     }
     call->request = std::move(request);
     call->on_chunk = std::move(on_chunk);
+    impl_->account(*call, static_cast<int64_t>(call->request.token_ids.size()));
     impl_->calls.emplace(call->request.request_id, call);
   }
   asio::post(impl_->io, [impl = impl_.get(), call] { impl->launch(call); });
+  if (impl_->on_change) impl_->on_change();
   return Status::ok();
+}
+
+UpstreamClient::Load UpstreamClient::load() const {
+  std::lock_guard lock(impl_->mu);
+  Load l;
+  l.running = static_cast<int32_t>(impl_->calls.size());
+  l.kv_blocks_used = static_cast<int32_t>(impl_->blocks_used);
+  return l;
+}
+
+void UpstreamClient::setOnChange(std::function<void()> on_change) {
+  std::lock_guard lock(impl_->mu);
+  impl_->on_change = std::move(on_change);
 }
 
 void UpstreamClient::abort(const std::string& request_id) {

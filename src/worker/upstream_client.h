@@ -22,12 +22,16 @@
 // in-stream error or a 500, InvalidArgument for other 4xx, ResourceExhausted for 429. abort()
 // closes the connection (vLLM aborts a request whose client went away) and ends it with kAbort.
 //
+// load() is what the worker's load reports carry (`turbine worker --engine upstream` publishes
+// them, with the engine's KV events relayed, on its own event endpoint).
+//
 // Threads: one I/O thread runs every request (C++20 coroutines on Boost.Asio); chunk callbacks
 // run on it. Thread safety: every public method is thread-safe. shutdown() (and the destructor)
 // ends every request in flight with kAbort and joins the thread.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -43,6 +47,7 @@ struct UpstreamOptions {
   std::string model;                // the `model` field sent upstream
   int32_t max_model_len = 0;        // > 0: sets max_tokens when a request leaves it unset
   int32_t max_in_flight = 256;      // requests at once; more are refused (ResourceExhausted)
+  int32_t block_size = 16;          // the engine's KV block size, for load()
   double connect_timeout_s = 10.0;
   double response_timeout_s = 600.0;  // until the response header, and between reads
 };
@@ -58,6 +63,18 @@ class UpstreamClient : public runtime::WorkerClient {
   // GET {url}/health answered 200 within 5 s.
   Status health() override;
   void shutdown();
+
+  // What this client has in flight upstream: its requests, and the KV blocks they hold on the
+  // engine (each request's prompt and tokens so far, in blocks of block_size). The engine may
+  // serve other clients too: this is the part of its load that came through this worker.
+  struct Load {
+    int32_t running = 0;
+    int32_t kv_blocks_used = 0;
+  };
+  Load load() const;
+  // Called (on the caller's or the I/O thread) when a request is admitted or finishes; set it
+  // before the first generate().
+  void setOnChange(std::function<void()> on_change);
 
   // The JSON body sent upstream for `request` (exposed for tests).
   static nlohmann::json requestBody(const runtime::GenerateRequest& request, const UpstreamOptions& options);

@@ -6,12 +6,6 @@
 namespace turbine::worker {
 namespace {
 
-int64_t nowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 runtime::FinishReason toRuntimeFinish(engine::FinishReason r) {
   switch (r) {
     case engine::FinishReason::kNone: return runtime::FinishReason::kNone;
@@ -73,7 +67,10 @@ runtime::GenerateChunk fromEngineOutput(engine::Output&& o) {
 }
 
 Worker::Worker(WorkerOptions options, WorkerPlanes planes)
-    : options_(std::move(options)), planes_(planes) {}
+    : options_(std::move(options)),
+      planes_(planes),
+      load_(planes.events, [this] { return loadMetrics(); },
+            LoadPublisherOptions{options_.load_interval, options_.min_load_interval}) {}
 
 Result<std::shared_ptr<Worker>> Worker::start(std::unique_ptr<engine::ModelRunner> runner,
                                               engine::EngineOptions engine_options,
@@ -108,7 +105,7 @@ Result<std::shared_ptr<Worker>> Worker::start(std::unique_ptr<engine::ModelRunne
   TURBINE_RETURN_IF_ERROR(planes.requests->serve(rec.endpoint, w));
   w->served_ = true;
   w->serving_ = true;
-  w->publisher_ = std::thread([raw = w.get()] { raw->publishLoop(); });
+  w->load_.start();
   Status st = planes.discovery->registerWorker(rec);
   if (!st.isOk()) {
     w->shutdown();
@@ -126,10 +123,10 @@ Status Worker::generate(runtime::GenerateRequest request, runtime::ChunkCallback
   auto cb = [this, sink = std::move(on_chunk)](engine::Output&& out) {
     const bool last = out.finished();
     sink(fromEngineOutput(std::move(out)));
-    if (last) markChanged();
+    if (last) load_.markChanged();
   };
   Status st = engine_->add(toEngineRequest(std::move(request)), std::move(cb));
-  if (st.isOk()) markChanged();
+  if (st.isOk()) load_.markChanged();
   return st;
 }
 
@@ -156,35 +153,8 @@ kv::LoadMetrics Worker::loadMetrics() {
   m.kv_blocks_cached_free = s.kv_blocks_cached_free;
   m.tokens_per_s_prefill = s.prefill_tokens_per_s;
   m.tokens_per_s_decode = s.decode_tokens_per_s;
-  m.ts_ms = nowUnixMs();
+  m.ts_ms = LoadPublisher::nowUnixMs();
   return m;
-}
-
-void Worker::markChanged() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    changed_ = true;
-  }
-  cv_.notify_one();
-}
-
-void Worker::publishLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stop_) {
-    cv_.wait_for(lock, options_.load_interval, [&] { return stop_ || changed_; });
-    if (stop_) break;
-    if (changed_) {
-      // A change is signalled from inside an engine step, before the engine refreshes its
-      // stats at the end of that step: let the step finish. This also caps the rate: changes
-      // during the pause are published together.
-      cv_.wait_for(lock, options_.min_load_interval, [&] { return stop_; });
-      if (stop_) break;
-    }
-    changed_ = false;
-    lock.unlock();
-    (void)planes_.events->publish(loadMetrics());
-    lock.lock();
-  }
 }
 
 void Worker::shutdown(engine::Engine::ShutdownMode mode) {
@@ -197,14 +167,7 @@ void Worker::shutdown(engine::Engine::ShutdownMode mode) {
   if (registered_) planes_.discovery->deregisterWorker(options_.worker_id);
   if (served_) planes_.requests->stopServing(record_.endpoint);
   if (engine_) engine_->shutdown(mode);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (publisher_.joinable()) publisher_.join();
-  // A last report, so routers see the worker empty.
-  if (engine_) (void)planes_.events->publish(loadMetrics());
+  load_.stop(/*last_report=*/engine_ != nullptr);  // routers see the worker empty
 }
 
 }  // namespace turbine::worker

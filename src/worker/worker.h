@@ -8,8 +8,8 @@
 //     after a change (a request admitted or finished; the pause lets the engine's step that made
 //     the change refresh its stats, and caps the rate).
 //
-// Threads: the engine's step loop (chunks and KV events are forwarded from it) and one load
-// publisher thread. Chunk callbacks of callers run on the step loop: they must be quick.
+// Threads: the engine's step loop (chunks and KV events are forwarded from it) and the load
+// publisher's (LoadPublisher). Chunk callbacks of callers run on the step loop: they must be quick.
 // Lifetime: the three planes must outlive the worker, and the request plane holds a reference
 // to it while it serves, so call shutdown() to stop it. shutdown() (also run by the destructor)
 // deregisters, stops serving, shuts the engine down (every admitted request still receives its
@@ -29,6 +29,7 @@
 #include "runtime/discovery.h"
 #include "runtime/event_plane.h"
 #include "runtime/request_plane.h"
+#include "worker/load_publisher.h"
 
 namespace turbine::worker {
 
@@ -75,8 +76,6 @@ class Worker : public runtime::WorkerClient {
 
  private:
   Worker(WorkerOptions options, WorkerPlanes planes);
-  void publishLoop();
-  void markChanged();
 
   WorkerOptions options_;
   WorkerPlanes planes_;
@@ -86,13 +85,10 @@ class Worker : public runtime::WorkerClient {
   bool served_ = false;      // set in start(): the endpoint is ours to stop
   bool registered_ = false;  // set in start(): the record is ours to remove
 
-  std::mutex mu_;  // guards stop_, changed_, shut_down_
-  std::condition_variable cv_;
-  bool stop_ = false;
-  bool changed_ = false;
+  std::mutex mu_;  // guards shut_down_
   bool shut_down_ = false;
   std::mutex stats_mu_;  // engine_->stats() computes rates between calls: one caller at a time
-  std::thread publisher_;
+  LoadPublisher load_;
 };
 
 // Engine <-> request plane translation (exposed for tests).

@@ -8,6 +8,10 @@ per server, and `turbine frontend --router kv`, all separate processes on loopba
     and the upstream received the request's token ids and options;
   - blocks that a vLLM engine announces by its KV events draw requests for them to its worker;
   - a client that disconnects mid-stream aborts the request on the vLLM engine;
+  - each worker relays its engine's KV events on its own endpoint: a frontend that joins after
+    the engine's replay buffer lost them still knows the engine's blocks (the worker's snapshot);
+  - each worker reports the load of what it has in flight (DESIGN.md §3.3), so a second frontend
+    routes away from an engine that the first one keeps busy;
   - upstream failures (an unknown model, an engine that is down, one without return_token_ids)
     come back as OpenAI error objects; with a second engine behind the model, requests routed to
     a dead one move to the other and succeed; bad `turbine worker` arguments are one-line errors.
@@ -56,6 +60,10 @@ class StandIn:
     def cache(self, tokens):
         return ft.http(self.url + "/test/cache", {"tokens": tokens})[1]
 
+    def forget(self):
+        """The publisher's replay buffer emptied, as by an overflow."""
+        return ft.http(self.url + "/test/forget", {})[1]
+
     def stop(self):
         self.proc.kill()
         self.proc.wait(10)
@@ -69,6 +77,18 @@ def start_upstream_worker(etcd, upstream_url, *extra, served="tiny"):
                    r"worker (\d+) \(upstream")
     w.id = int(w.match.group(1))
     return w
+
+
+def start_frontend(etcd, *extra):
+    f = ft.Process(["frontend", "--etcd", etcd.url, "--namespace", NS, "--port", "0", "--router", "kv", "--seed", "1",
+                    *extra], r"listening on (http://[\d.]+:\d+)")
+    f.url = f.match.group(1)
+    return f
+
+
+def event_endpoint(worker):
+    """The worker's own event publisher (its record's event_endpoint), from its log."""
+    return re.search(r"events on (tcp://[\d.:]+)", worker.log).group(1)
 
 
 def routed(frontend, model="tiny"):
@@ -94,9 +114,7 @@ class UpstreamTest(unittest.TestCase):
         ft.FleetTest.procs = cls.procs  # the processes whose logs a timeout shows
         try:
             cls.vllm = [StandIn("vllm-tiny"), StandIn("vllm-tiny")]
-            cls.frontend = ft.Process(["frontend", "--etcd", cls.etcd.url, "--namespace", NS, "--port", "0",
-                                       "--router", "kv", "--seed", "1"], r"listening on (http://[\d.]+:\d+)")
-            cls.frontend.url = cls.frontend.match.group(1)
+            cls.frontend = start_frontend(cls.etcd)
             cls.procs.append(cls.frontend)
             cls.workers = [start_upstream_worker(cls.etcd, v.url, "--kv-events", v.events) for v in cls.vllm]
             cls.procs += cls.workers
@@ -116,10 +134,11 @@ class UpstreamTest(unittest.TestCase):
 
     @contextlib.contextmanager
     def serving(self, served, *engines):
-        """Upstream workers for `engines` (StandIn or URL), serving model `served`, registered with
-        the frontend for the block; stopped after it (with the stand-ins)."""
-        urls = [e if isinstance(e, str) else e.url for e in engines]
-        ws = [start_upstream_worker(self.etcd, u, served=served) for u in urls]
+        """Upstream workers for `engines` (StandIn, whose KV events the worker relays, or URL),
+        serving model `served`, registered with the frontend for the block; stopped after it (with
+        the stand-ins)."""
+        ws = [start_upstream_worker(self.etcd, e, served=served) if isinstance(e, str) else
+              start_upstream_worker(self.etcd, e.url, "--kv-events", e.events, served=served) for e in engines]
         self.procs += ws
         try:
             wait_for(lambda: ft.metric(self.frontend, "turbine_fleet_workers", model=served) == len(ws), 30,
@@ -274,7 +293,109 @@ class UpstreamTest(unittest.TestCase):
             want = self.detokenize([601 + 3 * i + k for k in range(6)])
             self.assertEqual(body["choices"][0]["text"], want, i)
 
-    def test_6_bad_arguments_are_one_line_errors(self):
+    def test_6_a_frontend_that_joins_late_knows_the_engines_blocks(self):
+        # The engine announces a prompt's blocks, then its replay buffer loses them (vLLM keeps no
+        # snapshot): a frontend starting now learns them from the worker's relay snapshot.
+        by_url = {v.url: v for v in self.vllm}
+        worker_of = {str(w.id): by_url[re.search(r"upstream engine (\S+),", w.log).group(1)] for w in self.workers}
+        prompts = [ids(6 * BLOCK + 3, 3500 + k, 70 + k) for k in range(len(self.vllm))]
+        for engine, prompt in zip(self.vllm, prompts):
+            engine.cache(prompt[:6 * BLOCK])
+            engine.forget()
+        time.sleep(0.3)
+        late = start_frontend(self.etcd)
+        self.procs.append(late)
+        try:
+            wait_for(lambda: ft.metric(late, "turbine_fleet_workers", model="tiny") == 2, 30, "the late frontend's workers")
+            wait_for(lambda: ft.metric(late, "turbine_router_index_blocks", model="tiny") >= 12, 10,
+                     "the late frontend's index to hold both engines' blocks")
+            for engine, prompt in zip(self.vllm, prompts):
+                before = routed(late)
+                status, body = ft.http(late.url + "/v1/completions",
+                                       {"model": "tiny", "prompt": prompt, "max_tokens": 2, "temperature": 0})
+                self.assertEqual(status, 200, body)
+                after = routed(late)
+                went = next(w for w in after if after[w] != before.get(w, 0))
+                self.assertIs(worker_of[went], engine, "routed away from the engine holding the prompt")
+                self.assertEqual(body["usage"]["prompt_tokens_details"]["cached_tokens"], 6 * BLOCK, body)
+        finally:
+            late.stop()
+            self.procs.remove(late)
+
+    def test_7_workers_report_the_load_they_have_in_flight(self):
+        import msgpack
+        import zmq
+        slow = [StandIn("vllm-tiny", "--token-delay", "0.05"), StandIn("vllm-tiny", "--token-delay", "0.05")]
+        with self.serving("busy", *slow) as ws:
+            by_url = {v.url: v for v in slow}
+            engine_of = {w.id: by_url[re.search(r"upstream engine (\S+),", w.log).group(1)] for w in ws}
+            ctx = zmq.Context()
+            sub = ctx.socket(zmq.SUB)
+            sub.setsockopt(zmq.SUBSCRIBE, b"load")
+            busy = ws[0]
+            sub.connect(event_endpoint(busy))
+            time.sleep(0.3)  # the subscription reaches the publisher
+
+            def reports(until, timeout=10):
+                end = time.time() + timeout
+                while time.time() < end:
+                    if sub.poll(200):
+                        topic, _, payload = sub.recv_multipart()
+                        load = msgpack.unpackb(payload, raw=False)
+                        if until(load):
+                            return load
+                self.fail("no such load report from the worker")
+
+            # Requests that a first frontend sends to one engine (its KV events hold their prefix,
+            # which this frontend weighs above any load), streaming slowly: the worker reports
+            # them running, with their blocks.
+            first = start_frontend(self.etcd, "--overlap-weight", "100")
+            self.procs.append(first)
+            wait_for(lambda: ft.metric(first, "turbine_fleet_workers", model="busy") == 2, 30,
+                     "the first frontend's workers")
+            prefix = ids(8 * BLOCK, 3100, 90)
+            engine_of[busy.id].cache(prefix)
+            time.sleep(0.3)
+            streams = []
+            for k in range(4):
+                req = urllib.request.Request(
+                    first.url + "/v1/completions", headers={"Content-Type": "application/json"},
+                    data=json.dumps({"model": "busy", "prompt": prefix + [600 + k, 700 + k], "max_tokens": 60,
+                                     "stream": True}).encode())
+                streams.append(urllib.request.urlopen(req, timeout=60))
+                streams[-1].readline()  # the first event: the request runs upstream
+            load = reports(lambda m: m["running"] == 4)
+            self.assertEqual(load["worker_id"], busy.id)
+            # 8 * 16 + 2 prompt tokens and some generated: 9 blocks each, 10 after 14 tokens
+            self.assertTrue(4 * 9 <= load["kv_blocks_used"] <= 4 * 10, load)
+
+            # A second frontend, which routed none of them, sends fresh prompts to the other engine
+            # (without the reports both engines would look idle to it: a coin toss per request).
+            second = start_frontend(self.etcd)
+            self.procs.append(second)
+            try:
+                wait_for(lambda: ft.metric(second, "turbine_fleet_workers", model="busy") == 2, 30,
+                         "the second frontend's workers")
+                time.sleep(0.3)  # a load report reaches it
+                for i in range(6):
+                    status, body = ft.http(second.url + "/v1/completions",
+                                           {"model": "busy", "prompt": ids(20, 800 + i, 95 + i), "max_tokens": 1})
+                    self.assertEqual(status, 200, body)
+                got = routed(second, "busy")
+                self.assertEqual(got.get(str(ws[1].id), 0), 6, got)
+            finally:
+                second.stop()
+                self.procs.remove(second)
+            for s_ in streams:
+                s_.close()
+            # Once they are gone (aborted by the closed streams), the worker reports itself idle.
+            reports(lambda m: m["running"] == 0 and m["kv_blocks_used"] == 0)
+            first.stop()
+            self.procs.remove(first)
+            sub.close()
+            ctx.term()
+
+    def test_8_bad_arguments_are_one_line_errors(self):
         for args, says in [(["--max-model-len", "64"], "--upstream"),
                            (["--upstream", "http://127.0.0.1:9"], "--max-model-len"),
                            (["--upstream", "ftp://x", "--max-model-len", "64"], "http://"),

@@ -16,7 +16,8 @@ What it does as vLLM does:
     (pyzmq + msgpack, vLLM's wire format), as vLLM does after a prefill;
   - a client that goes away mid-stream aborts the request (counted in GET /stats).
 Test hooks (not vLLM's): POST /test/cache {"tokens": [...]} caches and publishes blocks as a
-prefill would; GET /stats counts requests, finished, aborted and keeps the last request body.
+prefill would; POST /test/forget empties the publisher's replay buffer (as if it had overflowed:
+a subscriber joining now learns nothing of the blocks published before); GET /stats counts requests, finished, aborted and keeps the last request body.
 Generated token i of a prompt p is (p[-1] + 1 + i) % vocab; one token per --token-delay s.
 `return_token_ids: false` gets text only, as an older vLLM would answer.
 
@@ -47,6 +48,12 @@ class State:
         ready = self.pub.stdout.readline().split()
         self.pub_endpoint, self.replay_endpoint = ready[1], ready[2]
 
+    def command(self, cmd):
+        """One command to the publisher (vllm_publisher.py's protocol), answered "ok <seq>"."""
+        self.pub.stdin.write(json.dumps(cmd) + "\n")
+        self.pub.stdin.flush()
+        self.pub.stdout.readline()
+
     def prefill(self, prompt):
         """Cached tokens of the prompt; caches its blocks and publishes them (BlockStored)."""
         b = self.args.block_size
@@ -59,9 +66,7 @@ class State:
                     break
             for end in range(b, len(prompt) + 1, b):
                 self.cached.add(tuple(prompt[:end]))
-            self.pub.stdin.write(json.dumps({"op": "request", "tokens": prompt}) + "\n")
-            self.pub.stdin.flush()
-            self.pub.stdout.readline()  # "ok <seq>"
+            self.command({"op": "request", "tokens": prompt})
         return hit
 
 
@@ -100,6 +105,10 @@ def make_handler(state):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             if self.path == "/test/cache":  # the test's hook (not vLLM's): blocks cached as by a prefill
                 return self.send_json(200, {"cached_tokens": state.prefill(body["tokens"])})
+            if self.path == "/test/forget":  # the test's hook: the replay buffer overflowed
+                with state.lock:
+                    state.command({"op": "forget"})
+                return self.send_json(200, {})
             with state.lock:
                 state.stats["requests"] += 1
                 state.stats["last_body"] = body

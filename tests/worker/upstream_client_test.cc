@@ -3,10 +3,17 @@
 // tests/fleet/upstream_test.py.
 #include "worker/upstream_client.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -101,6 +108,63 @@ TEST(UpstreamClient, RefusesWhatItCannotForward) {
   EXPECT_EQ(last->error.code(), StatusCode::kUnavailable);
   EXPECT_NE(last->error.message().find("127.0.0.1:1"), std::string::npos) << last->error.message();
   EXPECT_FALSE((*c)->health().isOk());
+}
+
+// What the worker's load reports carry: the requests in flight and the blocks they hold (prompt
+// and tokens so far), back to nothing when they end.
+TEST(UpstreamClient, LoadCountsWhatIsInFlight) {
+  // An engine that accepts connections (the kernel's backlog) and never answers.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 16), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+
+  auto c = UpstreamClient::create({.url = url, .model = "m", .block_size = 16});
+  ASSERT_TRUE(c.isOk()) << c.status().message();
+  std::atomic<int> changes{0};
+  (*c)->setOnChange([&] { ++changes; });
+  EXPECT_EQ((*c)->load().running, 0);
+  std::mutex mu;
+  std::condition_variable cv;
+  int finished = 0;
+  auto sink = [&](runtime::GenerateChunk&& ch) {
+    std::lock_guard lock(mu);
+    if (ch.finish != runtime::FinishReason::kNone) ++finished;
+    cv.notify_all();
+  };
+  for (int n : {20, 32, 33}) {  // 2, 2 and 3 blocks of 16
+    runtime::GenerateRequest r;
+    r.request_id = "r" + std::to_string(n);
+    r.token_ids.assign(static_cast<size_t>(n), 7);
+    ASSERT_TRUE((*c)->generate(r, sink).isOk());
+  }
+  EXPECT_EQ((*c)->load().running, 3);
+  EXPECT_EQ((*c)->load().kv_blocks_used, 7);
+  EXPECT_EQ(changes.load(), 3);
+  (*c)->abort("r32");
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return finished == 1; }));
+  }
+  // (the change is signalled after the final chunk)
+  for (int i = 0; i < 500 && changes.load() < 4; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(changes.load(), 4);
+  EXPECT_EQ((*c)->load().running, 2);
+  EXPECT_EQ((*c)->load().kv_blocks_used, 5);
+  (*c)->shutdown();  // ends the others (aborted)
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(finished, 3);
+  }
+  EXPECT_EQ((*c)->load().running, 0);
+  EXPECT_EQ((*c)->load().kv_blocks_used, 0);
+  ::close(fd);
 }
 
 }  // namespace
