@@ -349,6 +349,11 @@ void ZmqSubscriber::onVllmReply(Remote& r, std::vector<std::string>& frames) {
 void ZmqSubscriber::endJoin(Remote& r) {
   if (!r.joining) return;
   r.joining = false;
+  // The join's answer came on the replay socket, which connects sooner than the SUB socket's
+  // subscription takes effect: what the publisher sent in between is lost, and with nothing
+  // after it no gap would show. Probe the tail once, tail_probe_ms after joining.
+  r.probe_due = true;
+  r.last_kv = Clock::now();
   std::lock_guard<std::mutex> lock(mu_);
   ++stats_.joins;
 }

@@ -35,8 +35,8 @@ void EventRelay::relay(const runtime::EventPayload& payload) {
   kv::KvEventMessage out = *in;
   out.worker_id = worker_;
   out.seq = next_seq_++;
+  relayed_.fetch_add(1);  // before: a subscriber may see it before publish() returns
   (void)plane_->publish(std::move(out));  // Unavailable only once the plane closed
-  relayed_.fetch_add(1);
 }
 
 }  // namespace turbine::worker

@@ -15,6 +15,7 @@ namespace turbine::worker {
 namespace {
 
 using runtime::Receiver;
+using namespace std::chrono_literals;
 
 constexpr kv::WorkerId kEngine = 5;
 constexpr kv::WorkerId kWorker = 77;
@@ -53,14 +54,29 @@ TEST(EventRelay, RepublishesTheEnginesEventsAsTheWorkers) {
   ASSERT_TRUE(relay.isOk()) << relay.status().message();
   Downstream early;
   ASSERT_TRUE(early.events->addPublisher(worker->endpoint(), kWorker).isOk());
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the subscriptions settle
 
-  // The engine's messages, numbered its way (from 1000, with a hole), its own worker id.
-  std::mt19937_64 rng(3);
+  // Until both subscriptions have joined, the engine publishes probes (one block each).
   kv::KvBlockSet reference;
+  uint64_t engine_seq = 1000;
+  for (kv::BlockHash probe = 1;; ++probe) {
+    kv::KvEventMessage msg{kEngine, engine_seq++, {kv::BlockStored{{probe}, std::nullopt, kv::Tier::kDevice}}};
+    reference.apply(msg.events[0]);
+    ASSERT_TRUE(engine->publish(msg).isOk());
+    if (early.rx.waitFor([&] { return early.rx.blocks.contains(probe); }, 100ms)) break;
+    ASSERT_LT(probe, 100u) << "the relay never delivered";
+  }
+  size_t joined_messages;
+  {
+    std::lock_guard lock(early.rx.mu);
+    joined_messages = early.rx.kv_messages.size();
+  }
+  const uint64_t joined_relayed = (*relay)->relayed();
+
+  // The engine's messages, numbered its way (with a hole), its own worker id.
+  std::mt19937_64 rng(3);
   std::vector<kv::BlockHash> held;
   for (int i = 0; i < 60; ++i) {
-    kv::KvEventMessage msg{kEngine, static_cast<uint64_t>(1000 + i + (i > 30 ? 5 : 0)), {}};
+    kv::KvEventMessage msg{kEngine, engine_seq++ + (i > 30 ? 5 : 0), {}};
     if (!held.empty() && i % 4 == 3) {
       msg.events.emplace_back(kv::BlockRemoved{{held.back()}, kv::Tier::kDevice});
       held.pop_back();
@@ -74,18 +90,17 @@ TEST(EventRelay, RepublishesTheEnginesEventsAsTheWorkers) {
     ASSERT_TRUE(engine->publish(msg).isOk());
   }
   ASSERT_TRUE(early.rx.waitFor([&] { return sameBlocks(early.rx.blocks, reference); }))
-      << "the worker's subscriber did not rebuild the engine's blocks";
-  EXPECT_EQ((*relay)->relayed(), 60u);
+      << "the worker's subscriber did not rebuild the engine's blocks: " << early.rx.blocks.hashes(kv::Tier::kDevice).size()
+      << " vs " << reference.hashes(kv::Tier::kDevice).size() << ", messages " << early.rx.kv_messages.size() << ", relayed " << (*relay)->relayed() << " joined " << joined_messages;
+  EXPECT_EQ((*relay)->relayed() - joined_relayed, 60u);
   {
     std::lock_guard lock(early.rx.mu);
-    std::vector<uint64_t> seqs;
-    for (const kv::KvEventMessage& m : early.rx.kv_messages) {
-      EXPECT_EQ(m.worker_id, kWorker);
-      if (m.events.size() == 1 && std::holds_alternative<kv::AllCleared>(m.events[0])) continue;  // a join
-      seqs.push_back(m.seq);
+    for (const kv::KvEventMessage& m : early.rx.kv_messages) EXPECT_EQ(m.worker_id, kWorker);
+    ASSERT_EQ(early.rx.kv_messages.size() - joined_messages, 60u);
+    // Consecutive seqs from the worker, whatever the engine's were.
+    for (size_t i = joined_messages; i < early.rx.kv_messages.size(); ++i) {
+      EXPECT_EQ(early.rx.kv_messages[i].seq, early.rx.kv_messages[i - 1].seq + 1) << i;
     }
-    ASSERT_EQ(seqs.size(), 60u);
-    for (size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], seqs[0] + i);
   }
 
   // A subscriber joining now: the worker's snapshot holds the engine's whole cache.
