@@ -56,6 +56,7 @@ struct WorkerArgs {
   // --engine upstream
   std::string upstream;
   std::string upstream_model;
+  std::string upstream_api = "openai";
   std::string kv_events;
 };
 
@@ -144,6 +145,7 @@ Status runUpstreamWorker(WorkerArgs args, const model::ModelInfo& info) {
   uo.max_model_len = args.max_model_len;
   uo.max_in_flight = args.max_num_seqs;
   uo.block_size = args.block_size;
+  uo.api = args.upstream_api == "sglang" ? worker::UpstreamApi::kSglang : worker::UpstreamApi::kOpenAI;
   TURBINE_ASSIGN_OR_RETURN(auto client, worker::UpstreamClient::create(uo));
   if (Status h = client->health(); !h.isOk()) {
     logLine("warning: " + h.message() + " (serving anyway; requests fail until it answers)");
@@ -192,7 +194,7 @@ Status runUpstreamWorker(WorkerArgs args, const model::ModelInfo& info) {
     load.stop(false);
     return st;
   }
-  logLine("worker " + std::to_string(rec.worker_id) + " (upstream engine " + args.upstream + ", model '" + uo.model +
+  logLine("worker " + std::to_string(rec.worker_id) + " (upstream engine " + args.upstream + ", " + args.upstream_api + " API, model '" + uo.model +
           "') serves model '" + rec.served_model_name + "' (model_id " + rec.model_id + "): " +
           std::to_string(rec.kv_blocks_total) + " KV blocks of " + std::to_string(rec.block_size) +
           " tokens, max_model_len " + std::to_string(rec.max_model_len));
@@ -301,6 +303,11 @@ void addWorkerCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--upstream", args->upstream,
                   "--engine upstream: base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000");
+  cmd->add_option("--upstream-api", args->upstream_api,
+                  "--engine upstream: openai (vLLM's /v1/completions with return_token_ids) or sglang "
+                  "(SGLang's native /generate)")
+      ->check(CLI::IsMember({"openai", "sglang"}))
+      ->capture_default_str();
   cmd->add_option("--upstream-model", args->upstream_model,
                   "--engine upstream: the model name the upstream serves (default: --served-model-name)");
   cmd->add_option("--kv-events", args->kv_events,

@@ -71,9 +71,130 @@ runtime::FinishReason finishFrom(const std::string& reason) {
   return runtime::FinishReason::kStop;  // "stop", and anything else that ended it normally
 }
 
+
+// A token id from the upstream's JSON.
+Status readTokenIds(const json& ids, std::vector<int32_t>& into, size_t skip = 0) {
+  for (size_t i = skip; i < ids.size(); ++i) {
+    if (!ids[i].is_number_integer()) return unavailable("upstream sent a token id that is not an integer");
+    into.push_back(ids[i].get<int32_t>());
+  }
+  return Status::ok();
+}
+
+// One streamed event of vLLM's /v1/completions: choices[0] with token_ids (return_token_ids)
+// and finish_reason; usage in the last.
+Status readOpenAiEvent(const json& j, runtime::GenerateChunk& out, runtime::GenerateChunk& last,
+                       std::optional<runtime::FinishReason>& finish) {
+  if (auto ch = j.find("choices"); ch != j.end() && ch->is_array() && !ch->empty()) {
+    const json& c = (*ch)[0];
+    auto ids = c.find("token_ids");
+    const bool has_text = c.contains("text") && c["text"].is_string() && !c["text"].get<std::string>().empty();
+    if (ids != c.end() && ids->is_array()) {
+      TURBINE_RETURN_IF_ERROR(readTokenIds(*ids, out.token_ids));
+    } else if (has_text) {
+      return unavailable(
+          "upstream returned text without token_ids: it must support `return_token_ids` "
+          "(vLLM 0.10.2 or later)");
+    }
+    if (auto f = c.find("finish_reason"); f != c.end() && f->is_string()) finish = finishFrom(f->get<std::string>());
+  }
+  if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
+    runtime::Usage usage;
+    usage.prompt_tokens = u->value("prompt_tokens", 0);
+    usage.completion_tokens = u->value("completion_tokens", 0);
+    if (auto d = u->find("prompt_tokens_details"); d != u->end() && d->is_object()) {
+      const auto c = d->find("cached_tokens");
+      if (c != d->end() && c->is_number_integer()) usage.cached_tokens = c->get<int32_t>();
+    }
+    last.usage = usage;
+  }
+  return Status::ok();
+}
+
+// One streamed event of SGLang's /generate: output_ids (the new ids, or all so far: SGLang
+// versions and --incremental-streaming-output differ, so the count of new ones comes from
+// meta_info.completion_tokens, and they are the last of output_ids), meta_info.finish_reason
+// ({"type": "stop" | "length" | "abort", ...} or null) and the usage counts in meta_info.
+Status readSglangEvent(const json& j, int64_t& generated, runtime::GenerateChunk& out, runtime::GenerateChunk& last,
+                       std::optional<runtime::FinishReason>& finish) {
+  const auto meta = j.find("meta_info");
+  if (meta == j.end() || !meta->is_object()) return unavailable("upstream (SGLang /generate) sent an event without meta_info");
+  const auto count = meta->find("completion_tokens");
+  if (count == meta->end() || !count->is_number_integer()) {
+    return unavailable("upstream (SGLang /generate) sent no meta_info.completion_tokens");
+  }
+  const int64_t fresh = count->get<int64_t>() - generated;
+  if (fresh > 0) {
+    const auto ids = j.find("output_ids");
+    if (ids == j.end() || !ids->is_array()) {
+      return unavailable("upstream (SGLang /generate) returned no output_ids (SGLang 0.4.7 or later returns them)");
+    }
+    if (static_cast<int64_t>(ids->size()) < fresh) {
+      return unavailable("upstream (SGLang /generate) sent " + std::to_string(ids->size()) + " output_ids for " +
+                         std::to_string(fresh) + " new tokens");
+    }
+    TURBINE_RETURN_IF_ERROR(readTokenIds(*ids, out.token_ids, ids->size() - static_cast<size_t>(fresh)));
+    generated += fresh;
+  }
+  if (const auto f = meta->find("finish_reason"); f != meta->end() && f->is_object()) {
+    const std::string type = f->value("type", std::string("stop"));
+    if (type == "abort") {
+      // The engine ended it (not our abort, which closes the connection): say why.
+      const std::string why = f->contains("message") && (*f)["message"].is_string()
+                                  ? (*f)["message"].get<std::string>()
+                                  : std::string("no reason given");
+      const int code = f->contains("status_code") && (*f)["status_code"].is_number_integer()
+                           ? (*f)["status_code"].get<int>()
+                           : 500;
+      std::string m = "upstream aborted the request: " + why;
+      return code >= 400 && code < 500 ? invalidArgument(std::move(m)) : internalError(std::move(m));
+    }
+    finish = finishFrom(type);
+  }
+  runtime::Usage usage;
+  usage.prompt_tokens = meta->value("prompt_tokens", 0);
+  usage.completion_tokens = static_cast<int32_t>(generated);
+  usage.cached_tokens = meta->value("cached_tokens", 0);
+  last.usage = usage;
+  return Status::ok();
+}
+
 }  // namespace
 
+// SGLang's /generate: input_ids, its sampling_params, streamed.
+static json sglangBody(const runtime::GenerateRequest& r, const UpstreamOptions& o) {
+  json sp = json::object();
+  if (r.stop.max_tokens) {
+    sp["max_new_tokens"] = *r.stop.max_tokens;
+  } else if (o.max_model_len > 0) {
+    sp["max_new_tokens"] = std::max<int64_t>(1, int64_t{o.max_model_len} - static_cast<int64_t>(r.token_ids.size()));
+  }
+  const auto& s = r.sampling;
+  sp["temperature"] = s.temperature;
+  sp["top_p"] = s.top_p;
+  if (s.top_k > 0) sp["top_k"] = s.top_k;
+  if (s.min_p > 0) sp["min_p"] = s.min_p;
+  if (s.seed) sp["sampling_seed"] = *s.seed;
+  if (s.repetition_penalty != 1.0f) sp["repetition_penalty"] = s.repetition_penalty;
+  if (s.presence_penalty != 0.0f) sp["presence_penalty"] = s.presence_penalty;
+  if (s.frequency_penalty != 0.0f) sp["frequency_penalty"] = s.frequency_penalty;
+  if (!s.logit_bias.empty()) {
+    json lb = json::object();
+    for (const auto& [id, bias] : s.logit_bias) lb[std::to_string(id)] = bias;
+    sp["logit_bias"] = std::move(lb);
+  }
+  if (!r.stop.stop_token_ids.empty()) sp["stop_token_ids"] = r.stop.stop_token_ids;
+  if (r.stop.ignore_eos) sp["ignore_eos"] = true;
+  if (r.stop.min_tokens > 0) sp["min_new_tokens"] = r.stop.min_tokens;
+  json b = json::object();
+  b["input_ids"] = r.token_ids;
+  b["sampling_params"] = std::move(sp);
+  b["stream"] = true;
+  return b;
+}
+
 json UpstreamClient::requestBody(const runtime::GenerateRequest& r, const UpstreamOptions& o) {
+  if (o.api == UpstreamApi::kSglang) return sglangBody(r, o);
   json b = json::object();
   b["model"] = o.model;
   b["prompt"] = r.token_ids;
@@ -114,6 +235,7 @@ struct UpstreamClient::Impl {
     bool aborted = false;
     int64_t tokens = 0;  // prompt + generated so far (guarded by mu)
     int64_t blocks = 0;  // ceil(tokens / block_size), counted in blocks_used (guarded by mu)
+    int64_t generated = 0;  // tokens received (the I/O thread's)
   };
 
   UpstreamOptions options;
@@ -175,7 +297,8 @@ struct UpstreamClient::Impl {
     co_await s.async_connect(endpoints, redirect(ec));
     if (ec) co_return fail(unavailable("cannot connect to upstream " + host_header + ": " + ec.message()));
 
-    http::request<http::string_body> req{http::verb::post, url.base_path + "/v1/completions", 11};
+    const char* path = options.api == UpstreamApi::kSglang ? "/generate" : "/v1/completions";
+    http::request<http::string_body> req{http::verb::post, url.base_path + path, 11};
     req.set(http::field::host, host_header);
     req.set(http::field::content_type, "application/json");
     req.set(http::field::accept, "text/event-stream");
@@ -228,32 +351,9 @@ struct UpstreamClient::Impl {
           co_return fail(internalError("upstream error: " + errorMessage(data)));
         }
         runtime::GenerateChunk out;
-        if (auto ch = j.find("choices"); ch != j.end() && ch->is_array() && !ch->empty()) {
-          const json& c = (*ch)[0];
-          auto ids = c.find("token_ids");
-          const bool has_text = c.contains("text") && c["text"].is_string() && !c["text"].get<std::string>().empty();
-          if (ids != c.end() && ids->is_array()) {
-            for (const json& id : *ids) {
-              if (!id.is_number_integer()) co_return fail(unavailable("upstream sent a token id that is not an integer"));
-              out.token_ids.push_back(id.get<int32_t>());
-            }
-          } else if (has_text) {
-            co_return fail(unavailable(
-                "upstream returned text without token_ids: it must support `return_token_ids` "
-                "(vLLM 0.10.2 or later)"));
-          }
-          if (auto f = c.find("finish_reason"); f != c.end() && f->is_string()) finish = finishFrom(f->get<std::string>());
-        }
-        if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
-          runtime::Usage usage;
-          usage.prompt_tokens = u->value("prompt_tokens", 0);
-          usage.completion_tokens = u->value("completion_tokens", 0);
-          if (auto d = u->find("prompt_tokens_details"); d != u->end() && d->is_object()) {
-            const auto c = d->find("cached_tokens");
-            if (c != d->end() && c->is_number_integer()) usage.cached_tokens = c->get<int32_t>();
-          }
-          last.usage = usage;
-        }
+        const Status parsed = options.api == UpstreamApi::kSglang ? readSglangEvent(j, call->generated, out, last, finish)
+                                                                  : readOpenAiEvent(j, out, last, finish);
+        if (!parsed.isOk()) co_return fail(parsed);
         if (!out.token_ids.empty()) {
           {
             std::lock_guard lock(mu);
@@ -328,6 +428,10 @@ Status UpstreamClient::generate(runtime::GenerateRequest request, runtime::Chunk
     return invalidArgument("logprobs are not supported through an upstream worker");
   }
   if (request.token_ids.empty()) return invalidArgument("upstream worker: empty prompt");
+  if (impl_->options.api == UpstreamApi::kSglang && !request.cache_salt.empty()) {
+    // (the router would keep the tenants apart, the engine's cache would not)
+    return invalidArgument("cache_salt is not supported through an SGLang upstream worker");
+  }
   auto call = std::make_shared<Impl::Call>();
   {
     std::lock_guard lock(impl_->mu);

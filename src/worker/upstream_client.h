@@ -1,6 +1,6 @@
 // UpstreamClient: the request plane's worker side (runtime::WorkerClient) for an engine that
-// Turbine does not run itself: an OpenAI-compatible server such as vLLM, SGLang or another
-// `turbine serve`, reached over HTTP/1.1. With it, such engines sit behind a Turbine frontend
+// Turbine does not run itself: vLLM, SGLang (its native API), or any OpenAI-compatible server
+// that returns token ids (another `turbine serve`), reached over HTTP/1.1. With it, such engines sit behind a Turbine frontend
 // and its KV-aware router (`turbine worker --engine upstream`, docs/fleet.md); their KV events
 // reach the router straight from the engine (vLLM's publisher: runtime::parseEventEndpoint's
 // `format=vllm`).
@@ -13,6 +13,12 @@
 // unset, is what fits in max_model_len (vLLM's completions default to 16). An upstream that
 // answers without token ids fails the request with a message saying so. Logprobs are not
 // forwarded (InvalidArgument).
+// With api = kSglang it is SGLang's native POST {url}/generate instead ({input_ids,
+// sampling_params, stream}; SGLang's OpenAI server returns no token ids): the new tokens of each
+// event are the last meta_info.completion_tokens - (tokens so far) of output_ids (cumulative or
+// incremental, as the SGLang version streams them), the finish reason and usage come from
+// meta_info, an engine-side abort is an error with its message; cache_salt is refused (SGLang
+// has none: the engine would share the tenants' cache).
 //
 // Chunks: one per streamed event with new token ids; the final one (finish reason, usage with
 // prompt_tokens_details.cached_tokens) once the stream ends. A non-200 answer, a cut stream or an
@@ -42,9 +48,14 @@
 
 namespace turbine::worker {
 
+// The upstream's API: vLLM's OpenAI-compatible /v1/completions with `return_token_ids`, or
+// SGLang's native /generate (its OpenAI server returns no token ids).
+enum class UpstreamApi { kOpenAI, kSglang };
+
 struct UpstreamOptions {
   std::string url;                  // http://HOST[:PORT][/PREFIX] (a trailing /v1 is dropped)
-  std::string model;                // the `model` field sent upstream
+  std::string model;                // the `model` field sent upstream (OpenAI API)
+  UpstreamApi api = UpstreamApi::kOpenAI;
   int32_t max_model_len = 0;        // > 0: sets max_tokens when a request leaves it unset
   int32_t max_in_flight = 256;      // requests at once; more are refused (ResourceExhausted)
   int32_t block_size = 16;          // the engine's KV block size, for load()

@@ -12,6 +12,8 @@ per server, and `turbine frontend --router kv`, all separate processes on loopba
     the engine's replay buffer lost them still knows the engine's blocks (the worker's snapshot);
   - each worker reports the load of what it has in flight (DESIGN.md §3.3), so a second frontend
     routes away from an engine that the first one keeps busy;
+  - SGLang engines (`--upstream-api sglang`, its native /generate; both ways it streams output_ids)
+    behind a model, routed by their relayed KV events; an engine-side abort is an error;
   - upstream failures (an unknown model, an engine that is down, one without return_token_ids)
     come back as OpenAI error objects; with a second engine behind the model, requests routed to
     a dead one move to the other and succeed; bad `turbine worker` arguments are one-line errors.
@@ -133,12 +135,13 @@ class UpstreamTest(unittest.TestCase):
         cls.etcd.stop()
 
     @contextlib.contextmanager
-    def serving(self, served, *engines):
+    def serving(self, served, *engines, extra=()):
         """Upstream workers for `engines` (StandIn, whose KV events the worker relays, or URL),
         serving model `served`, registered with the frontend for the block; stopped after it (with
         the stand-ins)."""
-        ws = [start_upstream_worker(self.etcd, e, served=served) if isinstance(e, str) else
-              start_upstream_worker(self.etcd, e.url, "--kv-events", e.events, served=served) for e in engines]
+        ws = [start_upstream_worker(self.etcd, e, *extra, served=served) if isinstance(e, str) else
+              start_upstream_worker(self.etcd, e.url, "--kv-events", e.events, *extra, served=served)
+              for e in engines]
         self.procs += ws
         try:
             wait_for(lambda: ft.metric(self.frontend, "turbine_fleet_workers", model=served) == len(ws), 30,
@@ -395,12 +398,69 @@ class UpstreamTest(unittest.TestCase):
             sub.close()
             ctx.term()
 
-    def test_8_bad_arguments_are_one_line_errors(self):
+    def test_8_sglang_engines(self):
+        # Two stand-in SGLang servers behind one model (`--upstream-api sglang`: its native
+        # /generate), one streaming all output_ids so far, the other only the new ones.
+        sg = [StandIn("sglang-tiny", "--api", "sglang"), StandIn("sglang-tiny", "--api", "sglang", "--incremental")]
+        with self.serving("sg", *sg, extra=("--upstream-api", "sglang")) as ws:
+            by_url = {v.url: v for v in sg}
+            engine_of = {str(w.id): by_url[re.search(r"upstream engine (\S+),", w.log).group(1)] for w in ws}
+            for k, engine in enumerate(sg):
+                # Its (relayed) KV events draw the request to it; tokens, finish and usage come back.
+                prompt = ids(3 * BLOCK + 4, 2500 + 10 * k, 110 + k)
+                engine.cache(prompt[:3 * BLOCK])
+                time.sleep(0.3)
+                before = routed(self.frontend, "sg")
+                status, body = self.completion("sg", prompt, max_tokens=7, seed=5, stop_token_ids=[2505 + 10 * k],
+                                               min_tokens=2)
+                self.assertEqual(status, 200, body)
+                after = routed(self.frontend, "sg")
+                went = next(w for w in after if after[w] != before.get(w, 0))
+                self.assertIs(engine_of[went], engine, "routed away from the engine holding the prompt")
+                want = [2501 + 10 * k + i for i in range(5)]  # ends with the stop token (in the text, as vLLM)
+                self.assertEqual(body["choices"][0]["text"], self.detokenize(want), body)
+                self.assertEqual(body["choices"][0]["finish_reason"], "stop", body)
+                self.assertEqual(body["usage"]["prompt_tokens"], len(prompt))
+                self.assertEqual(body["usage"]["completion_tokens"], 5)
+                self.assertEqual(body["usage"]["prompt_tokens_details"]["cached_tokens"], 3 * BLOCK, body)
+                sent = engine.stats()["last_body"]
+                self.assertEqual(sent["input_ids"], prompt)
+                self.assertTrue(sent["stream"])
+                sp = sent["sampling_params"]
+                self.assertEqual((sp["max_new_tokens"], sp["sampling_seed"], sp["min_new_tokens"]), (7, 5, 2))
+                self.assertIn(2505 + 10 * k, sp["stop_token_ids"])
+                # Streamed, to the length limit: every token once, in order.
+                req = urllib.request.Request(self.frontend.url + "/v1/completions",
+                                             headers={"Content-Type": "application/json"},
+                                             data=json.dumps({"model": "sg", "prompt": prompt, "max_tokens": 9,
+                                                              "ignore_eos": True, "stream": True}).encode())
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    events = [line.decode()[6:].strip() for line in r if line.startswith(b"data: ")]
+                text = "".join(json.loads(e)["choices"][0]["text"] for e in events[:-1] if json.loads(e)["choices"])
+                self.assertEqual(text, self.detokenize([2501 + 10 * k + i for i in range(9)]))
+
+            # SGLang has no cache_salt: refused, not silently shared.
+            status, body = self.completion("sg", ids(20, 900, 120), max_tokens=2, cache_salt="tenant-a")
+            self.assertEqual(status, 400, body)
+            self.assertIn("cache_salt", body["error"]["message"])
+
+        # An engine-side abort (SGLang's finish_reason type "abort") is an error with its message.
+        with self.serving("sgabort", StandIn("sglang-tiny", "--api", "sglang", "--abort-over", "30"),
+                          extra=("--upstream-api", "sglang")):
+            status, body = self.completion("sgabort", ids(40, 900, 121), max_tokens=2)
+            self.assertEqual(status, 400, body)
+            self.assertIn("prompt too long for the stand-in", body["error"]["message"])
+            status, body = self.completion("sgabort", ids(20, 900, 122), max_tokens=2)
+            self.assertEqual(status, 200, body)
+
+    def test_9_bad_arguments_are_one_line_errors(self):
         for args, says in [(["--max-model-len", "64"], "--upstream"),
                            (["--upstream", "http://127.0.0.1:9"], "--max-model-len"),
                            (["--upstream", "ftp://x", "--max-model-len", "64"], "http://"),
                            (["--upstream", "http://127.0.0.1:9", "--max-model-len", "64", "--kv-events", "tcp://x;nope=1"],
-                            "--kv-events")]:
+                            "--kv-events"),
+                           (["--upstream", "http://127.0.0.1:9", "--max-model-len", "64", "--upstream-api", "tgi"],
+                            "--upstream-api")]:
             r = subprocess.run([ft.BIN, "worker", "--engine", "upstream", "--model", ft.MODEL, "--etcd", self.etcd.url,
                                 "--namespace", NS, *args], capture_output=True, text=True, timeout=30)
             self.assertNotEqual(r.returncode, 0, r.stderr)

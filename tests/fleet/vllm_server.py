@@ -15,6 +15,16 @@ What it does as vLLM does:
     each prompt's blocks are published as vLLM KV events through a vllm_publisher.py process
     (pyzmq + msgpack, vLLM's wire format), as vLLM does after a prefill;
   - a client that goes away mid-stream aborts the request (counted in GET /stats).
+With --api sglang it stands in for SGLang instead, written from SGLang's documented native API:
+POST /generate {"input_ids": [...], "sampling_params": {max_new_tokens, stop_token_ids,
+ignore_eos, min_new_tokens, ...}, "stream": true} answers SSE events {"text", "output_ids",
+"meta_info": {"id", "finish_reason": null | {"type": "length", "length": N} | {"type": "stop",
+"matched": ID}, "prompt_tokens", "completion_tokens", "cached_tokens"}} and `data: [DONE]`;
+output_ids are all the ids so far (older SGLang), or only the new ones with --incremental (SGLang
+with --incremental-streaming-output, and newer versions); --abort-over N ends prompts longer than
+N with SGLang's engine-side abort ({"type": "abort", "message", "status_code": 400}). Its KV
+events are vLLM's format (SGLang's publisher is the same wire format).
+
 Test hooks (not vLLM's): POST /test/cache {"tokens": [...]} caches and publishes blocks as a
 prefill would; POST /test/forget empties the publisher's replay buffer (as if it had overflowed:
 a subscriber joining now learns nothing of the blocks published before); GET /stats counts requests, finished, aborted and keeps the last request body.
@@ -23,6 +33,7 @@ Generated token i of a prompt p is (p[-1] + 1 + i) % vocab; one token per --toke
 
 At start it prints "ready http://127.0.0.1:PORT PUB_ENDPOINT REPLAY_ENDPOINT".
 usage: vllm_server.py --model NAME [--vocab N] [--block-size B] [--eos ID] [--token-delay S]
+                      [--api openai|sglang [--incremental] [--abort-over N]]
 """
 import argparse
 import json
@@ -112,6 +123,8 @@ def make_handler(state):
             with state.lock:
                 state.stats["requests"] += 1
                 state.stats["last_body"] = body
+            if state.args.api == "sglang":
+                return self.sglang_generate(body)
             if self.path != "/v1/completions":
                 return self.send_json(404, {"error": {"message": "not found", "type": "NotFoundError", "code": 404}})
             if body.get("model") != state.args.model:
@@ -165,6 +178,58 @@ def make_handler(state):
                     state.stats["aborted"] += 1
                 self.close_connection = True
 
+        def sglang_generate(self, body):
+            if self.path != "/generate":
+                return self.send_json(404, {"detail": "Not Found"})
+            prompt = body.get("input_ids")
+            if not isinstance(prompt, list) or not prompt or not all(isinstance(t, int) for t in prompt):
+                return self.send_json(400, {"error": {"message": "input_ids: expected token ids"}})
+            sp = body.get("sampling_params") or {}
+            max_tokens = sp.get("max_new_tokens", 128)
+            stop_ids = set(sp.get("stop_token_ids") or [])
+            if not sp.get("ignore_eos"):
+                stop_ids.add(state.args.eos)
+            min_tokens = sp.get("min_new_tokens", 0)
+            cached = state.prefill(prompt)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            rid = "%032x" % time.time_ns()
+            out, text, n = [], "", 0
+            try:
+                while True:
+                    meta = {"id": rid, "finish_reason": None, "prompt_tokens": len(prompt), "completion_tokens": n,
+                            "cached_tokens": cached}
+                    if state.args.abort_over and len(prompt) > state.args.abort_over:
+                        meta["finish_reason"] = {"type": "abort", "message": "prompt too long for the stand-in",
+                                                 "status_code": 400, "err_type": "BadRequestError"}
+                        self.chunk("data: " + json.dumps({"text": "", "output_ids": [], "meta_info": meta}) + "\n\n")
+                        break
+                    tok = (prompt[-1] + 1 + n) % state.args.vocab
+                    n += 1
+                    out.append(tok)
+                    text += f"<{tok}>"
+                    if tok in stop_ids and n > min_tokens:
+                        meta["finish_reason"] = {"type": "stop", "matched": tok}
+                    elif n >= max_tokens:
+                        meta["finish_reason"] = {"type": "length", "length": max_tokens}
+                    meta["completion_tokens"] = n
+                    time.sleep(state.args.token_delay)
+                    ids = [tok] if state.args.incremental else list(out)
+                    self.chunk("data: " + json.dumps({"text": text, "output_ids": ids, "meta_info": meta}) + "\n\n")
+                    if meta["finish_reason"]:
+                        break
+                self.chunk("data: [DONE]\n\n")
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+                with state.lock:
+                    state.stats["finished"] += 1
+            except (BrokenPipeError, ConnectionResetError):
+                with state.lock:
+                    state.stats["aborted"] += 1
+                self.close_connection = True
+
     return Handler
 
 
@@ -175,6 +240,9 @@ def main():
     ap.add_argument("--block-size", type=int, default=16)
     ap.add_argument("--eos", type=int, default=2)
     ap.add_argument("--token-delay", type=float, default=0.0)
+    ap.add_argument("--api", choices=["openai", "sglang"], default="openai")
+    ap.add_argument("--incremental", action="store_true")
+    ap.add_argument("--abort-over", type=int, default=0)
     args = ap.parse_args()
     state = State(args)
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))

@@ -63,6 +63,54 @@ TEST(UpstreamClient, RequestBodyCarriesTheTokensAndEveryOption) {
   EXPECT_EQ(b["cache_salt"], "tenant-a");
 }
 
+// SGLang's native /generate: input_ids and its sampling_params names.
+TEST(UpstreamClient, SglangRequestBody) {
+  runtime::GenerateRequest r;
+  r.token_ids = {5, 6, 7};
+  r.sampling.temperature = 0.5f;
+  r.sampling.top_k = 40;
+  r.sampling.min_p = 0.05f;
+  r.sampling.seed = 123;
+  r.sampling.repetition_penalty = 1.1f;
+  r.sampling.frequency_penalty = -0.5f;
+  r.sampling.logit_bias = {{11, 2.5f}};
+  r.stop.max_tokens = 9;
+  r.stop.stop_token_ids = {2, 3};
+  r.stop.ignore_eos = true;
+  r.stop.min_tokens = 4;
+  UpstreamOptions o;
+  o.model = "m";
+  o.api = UpstreamApi::kSglang;
+  o.max_model_len = 100;
+  nlohmann::json b = UpstreamClient::requestBody(r, o);
+  EXPECT_EQ(b["input_ids"], nlohmann::json({5, 6, 7}));
+  EXPECT_EQ(b["stream"], true);
+  EXPECT_FALSE(b.contains("prompt"));
+  EXPECT_FALSE(b.contains("model"));
+  const nlohmann::json& sp = b["sampling_params"];
+  EXPECT_EQ(sp["max_new_tokens"], 9);
+  EXPECT_FLOAT_EQ(sp["temperature"].get<float>(), 0.5f);
+  EXPECT_EQ(sp["top_k"], 40);
+  EXPECT_FLOAT_EQ(sp["min_p"].get<float>(), 0.05f);
+  EXPECT_EQ(sp["sampling_seed"], 123);
+  EXPECT_FLOAT_EQ(sp["repetition_penalty"].get<float>(), 1.1f);
+  EXPECT_FLOAT_EQ(sp["frequency_penalty"].get<float>(), -0.5f);
+  EXPECT_FALSE(sp.contains("presence_penalty"));
+  EXPECT_FLOAT_EQ(sp["logit_bias"]["11"].get<float>(), 2.5f);
+  EXPECT_EQ(sp["stop_token_ids"], nlohmann::json({2, 3}));
+  EXPECT_EQ(sp["ignore_eos"], true);
+  EXPECT_EQ(sp["min_new_tokens"], 4);
+  r.stop.max_tokens.reset();
+  EXPECT_EQ(UpstreamClient::requestBody(r, o)["sampling_params"]["max_new_tokens"], 97);
+  // SGLang has no cache salt: a request with one is refused, not sent to a shared cache.
+  o.url = "http://127.0.0.1:1";
+  auto c = UpstreamClient::create(o);
+  ASSERT_TRUE(c.isOk()) << c.status().message();
+  r.request_id = "salted";
+  r.cache_salt = "tenant-a";
+  EXPECT_EQ((*c)->generate(r, [](runtime::GenerateChunk&&) {}).code(), StatusCode::kInvalidArgument);
+}
+
 // Unset max_tokens fills the context (vLLM's completions would stop at 16); options left at
 // their defaults are not sent.
 TEST(UpstreamClient, RequestBodyDefaults) {
