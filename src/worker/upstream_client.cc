@@ -159,59 +159,31 @@ Status readSglangEvent(const json& j, int64_t& generated, runtime::GenerateChunk
   return Status::ok();
 }
 
-}  // namespace
+// The names an API gives the options that differ between vLLM's completions and SGLang's
+// sampling_params.
+struct OptionNames {
+  const char* max_tokens;
+  const char* seed;
+  const char* min_tokens;
+};
+constexpr OptionNames kOpenAiNames{"max_tokens", "seed", "min_tokens"};
+constexpr OptionNames kSglangNames{"max_new_tokens", "sampling_seed", "min_new_tokens"};
 
-// SGLang's /generate: input_ids, its sampling_params, streamed.
-static json sglangBody(const runtime::GenerateRequest& r, const UpstreamOptions& o) {
-  json sp = json::object();
-  if (r.stop.max_tokens) {
-    sp["max_new_tokens"] = *r.stop.max_tokens;
-  } else if (o.max_model_len > 0) {
-    sp["max_new_tokens"] = std::max<int64_t>(1, int64_t{o.max_model_len} - static_cast<int64_t>(r.token_ids.size()));
-  }
-  const auto& s = r.sampling;
-  sp["temperature"] = s.temperature;
-  sp["top_p"] = s.top_p;
-  if (s.top_k > 0) sp["top_k"] = s.top_k;
-  if (s.min_p > 0) sp["min_p"] = s.min_p;
-  if (s.seed) sp["sampling_seed"] = *s.seed;
-  if (s.repetition_penalty != 1.0f) sp["repetition_penalty"] = s.repetition_penalty;
-  if (s.presence_penalty != 0.0f) sp["presence_penalty"] = s.presence_penalty;
-  if (s.frequency_penalty != 0.0f) sp["frequency_penalty"] = s.frequency_penalty;
-  if (!s.logit_bias.empty()) {
-    json lb = json::object();
-    for (const auto& [id, bias] : s.logit_bias) lb[std::to_string(id)] = bias;
-    sp["logit_bias"] = std::move(lb);
-  }
-  if (!r.stop.stop_token_ids.empty()) sp["stop_token_ids"] = r.stop.stop_token_ids;
-  if (r.stop.ignore_eos) sp["ignore_eos"] = true;
-  if (r.stop.min_tokens > 0) sp["min_new_tokens"] = r.stop.min_tokens;
+// The request's sampling and stop options; defaults are left out. An unset max_tokens is what
+// fits in max_model_len (vLLM's completions would stop at 16, SGLang at 128).
+json samplingOptions(const runtime::GenerateRequest& r, const UpstreamOptions& o, const OptionNames& names) {
   json b = json::object();
-  b["input_ids"] = r.token_ids;
-  b["sampling_params"] = std::move(sp);
-  b["stream"] = true;
-  return b;
-}
-
-json UpstreamClient::requestBody(const runtime::GenerateRequest& r, const UpstreamOptions& o) {
-  if (o.api == UpstreamApi::kSglang) return sglangBody(r, o);
-  json b = json::object();
-  b["model"] = o.model;
-  b["prompt"] = r.token_ids;
-  b["stream"] = true;
-  b["stream_options"] = {{"include_usage", true}};
-  b["return_token_ids"] = true;
   if (r.stop.max_tokens) {
-    b["max_tokens"] = *r.stop.max_tokens;
+    b[names.max_tokens] = *r.stop.max_tokens;
   } else if (o.max_model_len > 0) {
-    b["max_tokens"] = std::max<int64_t>(1, int64_t{o.max_model_len} - static_cast<int64_t>(r.token_ids.size()));
+    b[names.max_tokens] = std::max<int64_t>(1, int64_t{o.max_model_len} - static_cast<int64_t>(r.token_ids.size()));
   }
   const auto& s = r.sampling;
   b["temperature"] = s.temperature;
   b["top_p"] = s.top_p;
   if (s.top_k > 0) b["top_k"] = s.top_k;
   if (s.min_p > 0) b["min_p"] = s.min_p;
-  if (s.seed) b["seed"] = *s.seed;
+  if (s.seed) b[names.seed] = *s.seed;
   if (s.repetition_penalty != 1.0f) b["repetition_penalty"] = s.repetition_penalty;
   if (s.presence_penalty != 0.0f) b["presence_penalty"] = s.presence_penalty;
   if (s.frequency_penalty != 0.0f) b["frequency_penalty"] = s.frequency_penalty;
@@ -222,7 +194,26 @@ json UpstreamClient::requestBody(const runtime::GenerateRequest& r, const Upstre
   }
   if (!r.stop.stop_token_ids.empty()) b["stop_token_ids"] = r.stop.stop_token_ids;
   if (r.stop.ignore_eos) b["ignore_eos"] = true;
-  if (r.stop.min_tokens > 0) b["min_tokens"] = r.stop.min_tokens;
+  if (r.stop.min_tokens > 0) b[names.min_tokens] = r.stop.min_tokens;
+  return b;
+}
+
+}  // namespace
+
+json UpstreamClient::requestBody(const runtime::GenerateRequest& r, const UpstreamOptions& o) {
+  if (o.api == UpstreamApi::kSglang) {  // SGLang's /generate
+    json b = json::object();
+    b["input_ids"] = r.token_ids;
+    b["sampling_params"] = samplingOptions(r, o, kSglangNames);
+    b["stream"] = true;
+    return b;
+  }
+  json b = samplingOptions(r, o, kOpenAiNames);  // vLLM's /v1/completions
+  b["model"] = o.model;
+  b["prompt"] = r.token_ids;
+  b["stream"] = true;
+  b["stream_options"] = {{"include_usage", true}};
+  b["return_token_ids"] = true;
   if (!r.cache_salt.empty()) b["cache_salt"] = r.cache_salt;
   return b;
 }
