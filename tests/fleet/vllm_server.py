@@ -81,6 +81,23 @@ class State:
         return hit
 
 
+def continuation(state, prompt, max_tokens, stop_token_ids, ignore_eos, min_tokens):
+    """The generated tokens, one per --token-delay s, each with its finish reason (None, "stop" on a
+    stop token or the EOS unless ignore_eos, past min_tokens; "length" at max_tokens)."""
+    stop_ids = set(stop_token_ids or [])
+    if not ignore_eos:
+        stop_ids.add(state.args.eos)
+    n = 0
+    while True:
+        tok = (prompt[-1] + 1 + n) % state.args.vocab
+        n += 1
+        finish = "stop" if tok in stop_ids and n > (min_tokens or 0) else "length" if n >= max_tokens else None
+        time.sleep(state.args.token_delay)
+        yield tok, finish
+        if finish:
+            return
+
+
 def make_handler(state):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -133,50 +150,25 @@ def make_handler(state):
             prompt = body.get("prompt")
             if not isinstance(prompt, list) or not prompt or not all(isinstance(t, int) for t in prompt):
                 return self.send_json(400, {"error": {"message": "prompt: expected token ids", "code": 400}})
-            max_tokens = body.get("max_tokens", 16)
-            stop_ids = set(body.get("stop_token_ids") or [])
-            if not body.get("ignore_eos"):
-                stop_ids.add(state.args.eos)
-            min_tokens = body.get("min_tokens", 0)
             with_ids = bool(body.get("return_token_ids"))
             cached = state.prefill(prompt)
-
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
             head = {"id": "cmpl-" + str(time.time_ns()), "object": "text_completion", "created": int(time.time()),
                     "model": state.args.model}
-            n = 0
-            try:
-                while True:
-                    tok = (prompt[-1] + 1 + n) % state.args.vocab
+
+            def events():
+                n = 0
+                for tok, finish in continuation(state, prompt, body.get("max_tokens", 16), body.get("stop_token_ids"),
+                                                body.get("ignore_eos"), body.get("min_tokens", 0)):
                     n += 1
-                    finish = None
-                    if tok in stop_ids and n > min_tokens:
-                        finish = "stop"
-                    elif n >= max_tokens:
-                        finish = "length"
                     choice = {"index": 0, "text": f"<{tok}>", "logprobs": None, "finish_reason": finish,
                               "stop_reason": None}
                     if with_ids:
                         choice["token_ids"] = [tok]
-                    time.sleep(state.args.token_delay)
-                    self.chunk("data: " + json.dumps({**head, "choices": [choice], "usage": None}) + "\n\n")
-                    if finish:
-                        break
-                usage = {"prompt_tokens": len(prompt), "total_tokens": len(prompt) + n, "completion_tokens": n,
-                         "prompt_tokens_details": {"cached_tokens": cached}}
-                self.chunk("data: " + json.dumps({**head, "choices": [], "usage": usage}) + "\n\n")
-                self.chunk("data: [DONE]\n\n")
-                self.wfile.write(b"0\r\n\r\n")
-                self.wfile.flush()
-                with state.lock:
-                    state.stats["finished"] += 1
-            except (BrokenPipeError, ConnectionResetError):
-                with state.lock:
-                    state.stats["aborted"] += 1
-                self.close_connection = True
+                    yield {**head, "choices": [choice], "usage": None}
+                yield {**head, "choices": [], "usage": {"prompt_tokens": len(prompt), "total_tokens": len(prompt) + n,
+                                                        "completion_tokens": n,
+                                                        "prompt_tokens_details": {"cached_tokens": cached}}}
+            self.stream(events())
 
         def sglang_generate(self, body):
             if self.path != "/generate":
@@ -185,41 +177,39 @@ def make_handler(state):
             if not isinstance(prompt, list) or not prompt or not all(isinstance(t, int) for t in prompt):
                 return self.send_json(400, {"error": {"message": "input_ids: expected token ids"}})
             sp = body.get("sampling_params") or {}
-            max_tokens = sp.get("max_new_tokens", 128)
-            stop_ids = set(sp.get("stop_token_ids") or [])
-            if not sp.get("ignore_eos"):
-                stop_ids.add(state.args.eos)
-            min_tokens = sp.get("min_new_tokens", 0)
             cached = state.prefill(prompt)
+            rid = "%032x" % time.time_ns()
+
+            def events():
+                meta = {"id": rid, "finish_reason": None, "prompt_tokens": len(prompt), "completion_tokens": 0,
+                        "cached_tokens": cached}
+                if state.args.abort_over and len(prompt) > state.args.abort_over:
+                    meta["finish_reason"] = {"type": "abort", "message": "prompt too long for the stand-in",
+                                             "status_code": 400, "err_type": "BadRequestError"}
+                    yield {"text": "", "output_ids": [], "meta_info": meta}
+                    return
+                out = []
+                max_tokens = sp.get("max_new_tokens", 128)
+                for tok, finish in continuation(state, prompt, max_tokens, sp.get("stop_token_ids"),
+                                                sp.get("ignore_eos"), sp.get("min_new_tokens", 0)):
+                    out.append(tok)
+                    meta = {**meta, "completion_tokens": len(out),
+                            "finish_reason": {"type": "stop", "matched": tok} if finish == "stop" else
+                            {"type": "length", "length": max_tokens} if finish == "length" else None}
+                    ids = [tok] if state.args.incremental else list(out)
+                    yield {"text": "".join(f"<{t}>" for t in out), "output_ids": ids, "meta_info": meta}
+            self.stream(events())
+
+        def stream(self, events):
+            """A chunked SSE response: each event as `data: JSON`, then `data: [DONE]`; a client that
+            goes away aborts it."""
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            rid = "%032x" % time.time_ns()
-            out, text, n = [], "", 0
             try:
-                while True:
-                    meta = {"id": rid, "finish_reason": None, "prompt_tokens": len(prompt), "completion_tokens": n,
-                            "cached_tokens": cached}
-                    if state.args.abort_over and len(prompt) > state.args.abort_over:
-                        meta["finish_reason"] = {"type": "abort", "message": "prompt too long for the stand-in",
-                                                 "status_code": 400, "err_type": "BadRequestError"}
-                        self.chunk("data: " + json.dumps({"text": "", "output_ids": [], "meta_info": meta}) + "\n\n")
-                        break
-                    tok = (prompt[-1] + 1 + n) % state.args.vocab
-                    n += 1
-                    out.append(tok)
-                    text += f"<{tok}>"
-                    if tok in stop_ids and n > min_tokens:
-                        meta["finish_reason"] = {"type": "stop", "matched": tok}
-                    elif n >= max_tokens:
-                        meta["finish_reason"] = {"type": "length", "length": max_tokens}
-                    meta["completion_tokens"] = n
-                    time.sleep(state.args.token_delay)
-                    ids = [tok] if state.args.incremental else list(out)
-                    self.chunk("data: " + json.dumps({"text": text, "output_ids": ids, "meta_info": meta}) + "\n\n")
-                    if meta["finish_reason"]:
-                        break
+                for event in events:
+                    self.chunk("data: " + json.dumps(event) + "\n\n")
                 self.chunk("data: [DONE]\n\n")
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()

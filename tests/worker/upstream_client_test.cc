@@ -20,7 +20,8 @@
 namespace turbine::worker {
 namespace {
 
-TEST(UpstreamClient, RequestBodyCarriesTheTokensAndEveryOption) {
+// A request with every option set away from its default.
+runtime::GenerateRequest everyOption() {
   runtime::GenerateRequest r;
   r.request_id = "r1";
   r.token_ids = {5, 6, 7};
@@ -38,6 +39,11 @@ TEST(UpstreamClient, RequestBodyCarriesTheTokensAndEveryOption) {
   r.stop.ignore_eos = true;
   r.stop.min_tokens = 4;
   r.cache_salt = "tenant-a";
+  return r;
+}
+
+TEST(UpstreamClient, RequestBodyCarriesTheTokensAndEveryOption) {
+  const runtime::GenerateRequest r = everyOption();
   UpstreamOptions o;
   o.model = "m";
   o.max_model_len = 100;
@@ -65,19 +71,7 @@ TEST(UpstreamClient, RequestBodyCarriesTheTokensAndEveryOption) {
 
 // SGLang's native /generate: input_ids and its sampling_params names.
 TEST(UpstreamClient, SglangRequestBody) {
-  runtime::GenerateRequest r;
-  r.token_ids = {5, 6, 7};
-  r.sampling.temperature = 0.5f;
-  r.sampling.top_k = 40;
-  r.sampling.min_p = 0.05f;
-  r.sampling.seed = 123;
-  r.sampling.repetition_penalty = 1.1f;
-  r.sampling.frequency_penalty = -0.5f;
-  r.sampling.logit_bias = {{11, 2.5f}};
-  r.stop.max_tokens = 9;
-  r.stop.stop_token_ids = {2, 3};
-  r.stop.ignore_eos = true;
-  r.stop.min_tokens = 4;
+  runtime::GenerateRequest r = everyOption();
   UpstreamOptions o;
   o.model = "m";
   o.api = UpstreamApi::kSglang;
@@ -90,12 +84,15 @@ TEST(UpstreamClient, SglangRequestBody) {
   const nlohmann::json& sp = b["sampling_params"];
   EXPECT_EQ(sp["max_new_tokens"], 9);
   EXPECT_FLOAT_EQ(sp["temperature"].get<float>(), 0.5f);
+  EXPECT_FLOAT_EQ(sp["top_p"].get<float>(), 0.9f);
   EXPECT_EQ(sp["top_k"], 40);
   EXPECT_FLOAT_EQ(sp["min_p"].get<float>(), 0.05f);
   EXPECT_EQ(sp["sampling_seed"], 123);
   EXPECT_FLOAT_EQ(sp["repetition_penalty"].get<float>(), 1.1f);
   EXPECT_FLOAT_EQ(sp["frequency_penalty"].get<float>(), -0.5f);
-  EXPECT_FALSE(sp.contains("presence_penalty"));
+  EXPECT_FLOAT_EQ(sp["presence_penalty"].get<float>(), 0.25f);
+  EXPECT_FALSE(b.contains("cache_salt"));
+  EXPECT_FALSE(sp.contains("cache_salt"));
   EXPECT_FLOAT_EQ(sp["logit_bias"]["11"].get<float>(), 2.5f);
   EXPECT_EQ(sp["stop_token_ids"], nlohmann::json({2, 3}));
   EXPECT_EQ(sp["ignore_eos"], true);
@@ -106,8 +103,6 @@ TEST(UpstreamClient, SglangRequestBody) {
   o.url = "http://127.0.0.1:1";
   auto c = UpstreamClient::create(o);
   ASSERT_TRUE(c.isOk()) << c.status().message();
-  r.request_id = "salted";
-  r.cache_salt = "tenant-a";
   EXPECT_EQ((*c)->generate(r, [](runtime::GenerateChunk&&) {}).code(), StatusCode::kInvalidArgument);
 }
 
