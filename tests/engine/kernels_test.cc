@@ -233,44 +233,53 @@ TEST_P(MatmulTest, BatchedDecodeSizes) {
   }
 }
 
-// matmulGroup: members of mixed dtypes and sizes (one region on the gemv path, their own
-// regions past the GEMM crossover), each against its float64 reference.
+// matmulGroup: members of mixed dtypes and sizes, or all bf16 (the bf16 dot-product GEMM on or
+// off), one region on the gemv path and one past the GEMM crossover, whose tiles end inside a
+// member (200 rows), each member against its float64 reference.
 TEST_P(MatmulTest, GroupMatchesReference) {
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
     for (int64_t m : {1, 2, 5, 40, 100}) {
-      uint32_t seed = freshSeed();
-      SCOPED_TRACE(testing::Message() << "isa=" << GetParam() << " threads=" << threads
-                                      << " m=" << m << " seed=" << seed);
-      std::mt19937 rng(seed);
-      const int64_t k = 256;
-      const DType dtypes[] = {DType::kBF16, DType::kF32, DType::kQ8_0};
-      const int64_t rows[] = {200, 33, 120};
-      std::vector<Weight> ws;
-      std::vector<std::vector<float>> ys;
-      for (int i = 0; i < 3; ++i) {
-        ws.push_back(makeWeight(dtypes[i], rows[i], k, rng));
-        ys.emplace_back(static_cast<size_t>(m * rows[i]), NAN);
-      }
-      Weight bias = makeWeight(DType::kF32, 1, rows[1], rng);
-      std::vector<float> x = randomVector(m * k, rng);
-      const std::vector<MatmulOut> outs = {{&ws[0].view, ys[0].data(), nullptr},
-                                           {&ws[1].view, ys[1].data(), &bias.view},
-                                           {&ws[2].view, ys[2].data(), nullptr}};
-      matmulGroup(pool, x.data(), m, outs);
-      for (int i = 0; i < 3; ++i) {
-        std::vector<double> ref(static_cast<size_t>(m * rows[i]));
-        for (int64_t j = 0; j < m; ++j) {
-          for (int64_t r = 0; r < rows[i]; ++r) {
-            double acc = i == 1 ? bias.values[static_cast<size_t>(r)] : 0.0;
-            for (int64_t c = 0; c < k; ++c) {
-              acc += static_cast<double>(x[static_cast<size_t>(j * k + c)]) *
-                     ws[static_cast<size_t>(i)].values[static_cast<size_t>(r * k + c)];
-            }
-            ref[static_cast<size_t>(j * rows[i] + r)] = acc;
-          }
+      for (int variant : {0, 1, 2}) {
+        uint32_t seed = freshSeed();
+        SCOPED_TRACE(testing::Message() << "isa=" << GetParam() << " threads=" << threads
+                                        << " m=" << m << " variant=" << variant << " seed=" << seed);
+        std::mt19937 rng(seed);
+        const int64_t k = 256;
+        std::vector<DType> dtypes = {DType::kBF16, DType::kF32, DType::kQ8_0};
+        if (variant > 0) {
+          dtypes = {DType::kBF16, DType::kBF16, DType::kBF16};
+          overrideBf16DotGemm(variant == 1);
         }
-        EXPECT_LT(relError(ys[static_cast<size_t>(i)], ref), matmulBound(dtypes[i])) << "member " << i;
+        const int64_t rows[] = {200, 33, 120};
+        std::vector<Weight> ws;
+        std::vector<std::vector<float>> ys;
+        for (int i = 0; i < 3; ++i) {
+          ws.push_back(makeWeight(dtypes[i], rows[i], k, rng));
+          ys.emplace_back(static_cast<size_t>(m * rows[i]), NAN);
+        }
+        Weight bias = makeWeight(DType::kF32, 1, rows[1], rng);
+        std::vector<float> x = randomVector(m * k, rng);
+        const std::vector<MatmulOut> outs = {{&ws[0].view, ys[0].data(), nullptr},
+                                             {&ws[1].view, ys[1].data(), &bias.view},
+                                             {&ws[2].view, ys[2].data(), nullptr}};
+        matmulGroup(pool, x.data(), m, outs);
+        for (int i = 0; i < 3; ++i) {
+          std::vector<double> ref(static_cast<size_t>(m * rows[i]));
+          for (int64_t j = 0; j < m; ++j) {
+            for (int64_t r = 0; r < rows[i]; ++r) {
+              double acc = i == 1 ? bias.values[static_cast<size_t>(r)] : 0.0;
+              for (int64_t c = 0; c < k; ++c) {
+                acc += static_cast<double>(x[static_cast<size_t>(j * k + c)]) *
+                       ws[static_cast<size_t>(i)].values[static_cast<size_t>(r * k + c)];
+              }
+              ref[static_cast<size_t>(j * rows[i] + r)] = acc;
+            }
+          }
+          EXPECT_LT(relError(ys[static_cast<size_t>(i)], ref), matmulBound(dtypes[static_cast<size_t>(i)]))
+              << "member " << i;
+        }
+        overrideBf16DotGemm(std::nullopt);
       }
     }
   }

@@ -10,7 +10,7 @@
 // other's share, so the region ends within a grain of both threads; the matmuls of one x (q/k/v,
 // gate/up) share one region (matmulGroup). The GEMM paths split the same way in grains of their
 // tiles (96-128 rows), so a core taken by another process costs a prefill its share of the
-// work, not half of it. Measured alternatives for m = 1 (2 threads, this 2-core
+// work, not half of it; a group's GEMMs share one region too, and x is packed once for them. Measured alternatives for m = 1 (2 threads, this 2-core
 // Zen 4 VM): interleaving 16-64 KiB blocks between the threads streams at 0.45-0.75x. What paid
 // most: where the weights live (model_loader.cc: 2 MiB pages, ~1.3x the read rate) and whole
 // 64-byte loads in the bf16/f16 m = 1 kernels (kernels_avx512.cc, ~1.4x per core).
@@ -25,6 +25,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -314,55 +315,67 @@ void packXBlocks(ThreadPool& pool, const float* x, int64_t m, int64_t k, float* 
   });
 }
 
-// Own f32 GEMM: x packed once; each thread converts its weight rows to f32 a tile at a time.
-void gemmF32Path(const KernelTable& kt, ThreadPool& pool, const float* x, int64_t m,
-                 const model::TensorView& w, float* y) {
-  int64_t k = w.cols();
-  int64_t n = w.rows();
-  static thread_local std::vector<float> xp_buf;
-  constexpr int64_t kB = internal::kXBlock;
-  float* xp = scratch(xp_buf, static_cast<size_t>((m + kB - 1) / kB * kB * k));
-  packXBlocks(pool, x, m, k, xp);
-  int64_t units = (n + kGemvUnitRows - 1) / kGemvUnitRows;
-  pool.parallelForBalanced(units, kGemmF32TileRows / kGemvUnitRows, [&](int64_t b, int64_t e) {
-    int64_t r0 = b * kGemvUnitRows;
-    int64_t r1 = std::min(n, e * kGemvUnitRows);
-    static thread_local std::vector<float> tile_buf;
-    const int64_t ldw = k + 16;  // padded: see GemmF32Fn
-    const int64_t tile_rows = kGemmF32TileRows;
-    float* tile = scratch(tile_buf, static_cast<size_t>(tile_rows * ldw));
-    for (int64_t t = r0; t < r1; t += tile_rows) {
-      int64_t rows = std::min(tile_rows, r1 - t);
-      for (int64_t r = 0; r < rows; ++r) rowsToF32(kt, w, t + r, 1, tile + r * ldw);
-      kt.gemm_f32(tile, ldw, rows, k, xp, m, y + t, n);
+// The weight rows of a group of GEMMs of one x, in tiles of up to `tile_rows` rows that never
+// cross from one matmul into the next, shared out by one balanced region (one tile per grain):
+// the matmuls of a group meet once at the end, not once each, and the small ones (k and v) fill
+// the other thread's wait at the end of the big ones.
+void forEachGemmTile(ThreadPool& pool, std::span<const MatmulOut> outs, int64_t tile_rows,
+                     const std::function<void(const MatmulOut&, int64_t r0, int64_t r1)>& fn) {
+  std::array<int64_t, kMaxGroup + 1> first{};  // first tile of each member
+  for (size_t i = 0; i < outs.size(); ++i) {
+    first[i + 1] = first[i] + (outs[i].w->rows() + tile_rows - 1) / tile_rows;
+  }
+  pool.parallelForBalanced(first[outs.size()], 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      size_t i = 0;
+      while (t >= first[i + 1]) ++i;
+      const int64_t r0 = (t - first[i]) * tile_rows;
+      fn(outs[i], r0, std::min(outs[i].w->rows(), r0 + tile_rows));
     }
   });
 }
 
-void gemmPath(const KernelTable& kt, ThreadPool& pool, const float* x, int64_t m,
-              const model::TensorView& w, float* y) {
-  int64_t k = w.cols();
-  int64_t n = w.rows();
-  if (w.dtype == DType::kBF16 && kt.gemm_bf16 != nullptr && k % 2 == 0 && internal::bf16DotGemm()) {
+// Own f32 GEMM: x packed once for the group; each thread converts its weight rows to f32 a tile
+// at a time.
+void gemmF32Group(const KernelTable& kt, ThreadPool& pool, const float* x, int64_t m,
+                  std::span<const MatmulOut> outs) {
+  const int64_t k = outs[0].w->cols();
+  static thread_local std::vector<float> xp_buf;
+  constexpr int64_t kB = internal::kXBlock;
+  float* xp = scratch(xp_buf, static_cast<size_t>((m + kB - 1) / kB * kB * k));
+  packXBlocks(pool, x, m, k, xp);
+  forEachGemmTile(pool, outs, kGemmF32TileRows, [&](const MatmulOut& o, int64_t r0, int64_t r1) {
+    static thread_local std::vector<float> tile_buf;
+    const int64_t ldw = k + 16;  // padded: see GemmF32Fn
+    float* tile = scratch(tile_buf, static_cast<size_t>(kGemmF32TileRows * ldw));
+    for (int64_t r = r0; r < r1; ++r) rowsToF32(kt, *o.w, r, 1, tile + (r - r0) * ldw);
+    kt.gemm_f32(tile, ldw, r1 - r0, k, xp, m, o.y + r0, o.w->rows());
+  });
+}
+
+// The large-m product of a group of matmuls of one x (all with k columns).
+void gemmGroup(const KernelTable& kt, ThreadPool& pool, const float* x, int64_t m,
+               std::span<const MatmulOut> outs) {
+  const int64_t k = outs[0].w->cols();
+  const bool all_bf16 = std::all_of(outs.begin(), outs.end(),
+                                    [](const MatmulOut& o) { return o.w->dtype == DType::kBF16; });
+  if (all_bf16 && kt.gemm_bf16 != nullptr && k % 2 == 0 && internal::bf16DotGemm()) {
     static thread_local std::vector<uint16_t> xb_buf;
     uint16_t* xb = scratch(xb_buf, static_cast<size_t>(m * k));
     pool.parallelFor(
         m, [&](int, int64_t b, int64_t e) { kt.f32_to_bf16(x + b * k, (e - b) * k, xb + b * k); });
-    int64_t units = (n + kGemvUnitRows - 1) / kGemvUnitRows;
-    pool.parallelForBalanced(units, kGemmGrainUnits, [&](int64_t b, int64_t e) {
-      kt.gemm_bf16(static_cast<const uint16_t*>(w.data), k, b * kGemvUnitRows,
-                   std::min(n, e * kGemvUnitRows), xb, m, y, n);
+    forEachGemmTile(pool, outs, kGemmGrainUnits * kGemvUnitRows, [&](const MatmulOut& o, int64_t r0, int64_t r1) {
+      kt.gemm_bf16(static_cast<const uint16_t*>(o.w->data), k, r0, r1, xb, m, o.y, o.w->rows());
     });
     return;
   }
   if (kt.gemm_f32 != nullptr) {
-    gemmF32Path(kt, pool, x, m, w, y);
+    gemmF32Group(kt, pool, x, m, outs);
     return;
   }
   setBlasThreads(1);
-  int64_t units = (n + kGemvUnitRows - 1) / kGemvUnitRows;
-  pool.parallelForBalanced(units, kGemmTileRows / kGemvUnitRows, [&](int64_t b, int64_t e) {
-    gemmRowRange(kt, x, m, w, b * kGemvUnitRows, std::min(n, e * kGemvUnitRows), y);
+  forEachGemmTile(pool, outs, kGemmTileRows, [&](const MatmulOut& o, int64_t r0, int64_t r1) {
+    gemmRowRange(kt, x, m, *o.w, r0, r1, o.y);
   });
 }
 
@@ -403,20 +416,24 @@ void matmul(ThreadPool& pool, const float* x, int64_t m, const model::TensorView
 void matmulGroup(ThreadPool& pool, const float* x, int64_t m, std::span<const MatmulOut> outs) {
   const KernelTable& kt = internal::currentKernels();
   if (m <= 0 || outs.empty()) return;
-  // The gemv members share one region; GEMM members each have their own.
-  std::array<MatmulOut, kMaxGroup> gemv{};
-  size_t n_gemv = 0;
+  // The gemv members share one region, and so do the GEMM members.
+  std::array<MatmulOut, kMaxGroup> gemv{}, gemm{};
+  size_t n_gemv = 0, n_gemm = 0;
   for (const MatmulOut& o : outs) {
     if (o.w->rows() <= 0) continue;
-    if (m <= maxGemvRows(kt, o.w->dtype) && n_gemv < kMaxGroup) {
+    const bool small = m <= maxGemvRows(kt, o.w->dtype);
+    if (small && n_gemv < kMaxGroup) {
       gemv[n_gemv++] = o;
-    } else if (m <= maxGemvRows(kt, o.w->dtype)) {
+    } else if (small) {
       gemvGroup(kt, pool, x, m, std::span<const MatmulOut>(&o, 1));
+    } else if (n_gemm < kMaxGroup) {
+      gemm[n_gemm++] = o;
     } else {
-      gemmPath(kt, pool, x, m, *o.w, o.y);
+      gemmGroup(kt, pool, x, m, std::span<const MatmulOut>(&o, 1));
     }
   }
   if (n_gemv > 0) gemvGroup(kt, pool, x, m, std::span<const MatmulOut>(gemv.data(), n_gemv));
+  if (n_gemm > 0) gemmGroup(kt, pool, x, m, std::span<const MatmulOut>(gemm.data(), n_gemm));
   for (const MatmulOut& o : outs) {
     if (o.bias == nullptr || !o.bias->present()) continue;
     static thread_local std::vector<float> bias_buf;

@@ -49,9 +49,10 @@ struct MatmulOut {
   const model::TensorView* bias = nullptr;
 };
 
-// Several matmuls of the same x (e.g. the q, k and v projections), each as matmul(). Where m is
-// small (the memory-bound gemv kernels) they share one parallel region, so the threads stream
-// the weights back to back and meet once, not once per matmul.
+// Several matmuls of the same x (e.g. the q, k and v projections), each as matmul(). They share
+// one parallel region, so the threads meet once, not once per matmul: where m is small (the
+// memory-bound gemv kernels) they stream the weights back to back; past the GEMM crossover x is
+// packed once and the small members' tiles fill the wait at the end of the big ones.
 void matmulGroup(ThreadPool& pool, const float* x, int64_t m, std::span<const MatmulOut> outs);
 
 // out[i, :] = row ids[i] of table, converted to f32. table: [vocab, d].
