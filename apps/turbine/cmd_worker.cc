@@ -7,6 +7,7 @@
 // (no weights are read; --mock-profile, --mock-speedup, --num-kv-blocks).
 // SIGINT / SIGTERM: deregister (frontends stop routing here), finish the admitted requests, exit 0.
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -24,6 +25,7 @@
 #include "runtime/grpc_request_plane.h"
 #include "runtime/zmq_event_plane.h"
 #include "runtime/zmq_publisher.h"
+#include "worker/engine_metrics.h"
 #include "worker/event_relay.h"
 #include "worker/load_publisher.h"
 #include "worker/upstream_client.h"
@@ -58,6 +60,7 @@ struct WorkerArgs {
   std::string upstream_model;
   std::string upstream_api = "openai";
   std::string kv_events;
+  int upstream_metrics_ms = 100;
 };
 
 void logLine(const std::string& line) { app::logLine("worker", line); }
@@ -164,6 +167,19 @@ Status runUpstreamWorker(WorkerArgs args, const model::ModelInfo& info) {
     TURBINE_ASSIGN_OR_RETURN(relay, worker::EventRelay::start(events.get(), args.kv_events,
                                                               {args.worker_id, info.model_id, args.block_size}));
   }
+  // The engine's own gauges (its queue, its pool), where its /metrics has them; else, and for
+  // what they lack, what goes through this worker.
+  std::unique_ptr<worker::EngineMetricsPoller> engine_metrics;
+  const auto metrics_interval = std::chrono::milliseconds(args.upstream_metrics_ms);
+  std::atomic<bool> stopping{false};  // the last report counts only this worker's (none)
+  if (args.upstream_metrics_ms > 0) {
+    engine_metrics = std::make_unique<worker::EngineMetricsPoller>(
+        [&client] { return client->metrics(); }, uo.api, args.block_size, metrics_interval,
+        [](bool ok, const std::string& message) {
+          logLine(ok ? message
+                     : "warning: " + message + " (load reports count only the requests through this worker)");
+        });
+  }
   worker::LoadPublisher load(events.get(), [&] {
     const worker::UpstreamClient::Load l = client->load();
     kv::LoadMetrics m;
@@ -171,10 +187,21 @@ Status runUpstreamWorker(WorkerArgs args, const model::ModelInfo& info) {
     m.running = l.running;
     m.kv_blocks_total = args.num_kv_blocks;
     m.kv_blocks_used = l.kv_blocks_used;
+    if (engine_metrics && !stopping.load()) {
+      if (auto r = engine_metrics->latest(3 * metrics_interval)) {
+        m.running = r->load.running.value_or(m.running);
+        m.waiting = r->load.waiting.value_or(0);
+        m.kv_blocks_total = r->load.kv_blocks_total.value_or(m.kv_blocks_total);
+        m.kv_blocks_used = r->load.kv_blocks_used.value_or(m.kv_blocks_used);
+        m.tokens_per_s_prefill = r->prompt_tokens_per_s;
+        m.tokens_per_s_decode = r->generation_tokens_per_s;
+      }
+    }
     m.ts_ms = worker::LoadPublisher::nowUnixMs();
     return m;
   });
   client->setOnChange([&load] { load.markChanged(); });
+  if (engine_metrics) engine_metrics->start();
   load.start();
 
   runtime::WorkerRecord rec;
@@ -209,6 +236,8 @@ Status runUpstreamWorker(WorkerArgs args, const model::ModelInfo& info) {
   (void)discovery->deregisterWorker(rec.worker_id);
   requests.stopServing(rec.endpoint);
   client->shutdown();
+  stopping = true;
+  if (engine_metrics) engine_metrics->stop();
   load.stop();  // the last report: nothing in flight
   relay.reset();
   events->close();
@@ -313,6 +342,11 @@ void addWorkerCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--kv-events", args->kv_events,
                   "--engine upstream: the engine's KV event publisher, e.g. "
                   "'tcp://127.0.0.1:5557;replay=tcp://127.0.0.1:5558;format=vllm' (vLLM's --kv-events-config)");
+  cmd->add_option("--upstream-metrics-ms", args->upstream_metrics_ms,
+                  "--engine upstream: read the engine's load (queue, KV pool, token rates) from its /metrics "
+                  "this often; 0: report only the requests through this worker")
+      ->check(CLI::Range(0, 600000))
+      ->capture_default_str();
   cmd->add_option("--num-kv-blocks", args->num_kv_blocks, "KV blocks (--engine mock; --engine upstream: the record's)")
       ->check(CLI::Range(1, 1 << 28))->capture_default_str();
   cmd->callback([args, &exit_code] {

@@ -29,6 +29,7 @@ namespace {
 
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kMaxErrorBody = 16 * 1024;
+constexpr size_t kMaxGetBody = 8 << 20;  // /health, /metrics
 
 auto redirect(beast::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
 
@@ -460,11 +461,11 @@ void UpstreamClient::abort(const std::string& request_id) {
   asio::post(impl_->io, [impl = impl_.get(), request_id] { impl->abortCall(request_id); });
 }
 
-Status UpstreamClient::health() {
+Result<std::pair<unsigned, std::string>> UpstreamClient::get(const std::string& path) const {
   asio::io_context io;
   beast::tcp_stream s(io);
   beast::error_code ec;
-  Status result = Status::ok();
+  std::pair<unsigned, std::string> result{0, {}};
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
@@ -474,22 +475,39 @@ Status UpstreamClient::health() {
         s.expires_after(std::chrono::seconds(5));
         co_await s.async_connect(endpoints, redirect(ec));
         if (ec) co_return;
-        http::request<http::empty_body> req{http::verb::get, impl_->url.base_path + "/health", 11};
+        http::request<http::empty_body> req{http::verb::get, impl_->url.base_path + path, 11};
         req.set(http::field::host, impl_->host_header);
         req.keep_alive(false);
         co_await http::async_write(s, req, redirect(ec));
         if (ec) co_return;
         beast::flat_buffer buf;
-        http::response<http::string_body> res;
-        co_await http::async_read(s, buf, res, redirect(ec));
-        if (!ec && res.result_int() != 200) {
-          result = unavailable("upstream " + impl_->host_header + " health: HTTP " + std::to_string(res.result_int()));
-        }
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(kMaxGetBody);
+        co_await http::async_read(s, buf, parser, redirect(ec));
+        if (ec) co_return;
+        result = {parser.get().result_int(), std::move(parser.get().body())};
       },
       asio::detached);
   io.run();
-  if (ec) return unavailable("upstream " + impl_->host_header + " health: " + ec.message());
+  if (ec) return unavailable("upstream " + impl_->host_header + " " + path + ": " + ec.message());
   return result;
+}
+
+Status UpstreamClient::health() {
+  TURBINE_ASSIGN_OR_RETURN(auto res, get("/health"));
+  if (res.first != 200) {
+    return unavailable("upstream " + impl_->host_header + " health: HTTP " + std::to_string(res.first));
+  }
+  return Status::ok();
+}
+
+Result<std::string> UpstreamClient::metrics() const {
+  TURBINE_ASSIGN_OR_RETURN(auto res, get("/metrics"));
+  if (res.first != 200) {
+    return notFound("upstream " + impl_->host_header + " /metrics: HTTP " + std::to_string(res.first) +
+                    (impl_->options.api == UpstreamApi::kSglang ? " (start SGLang with --enable-metrics)" : ""));
+  }
+  return std::move(res.second);
 }
 
 void UpstreamClient::shutdown() {

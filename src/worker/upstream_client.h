@@ -40,6 +40,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -73,6 +74,9 @@ class UpstreamClient : public runtime::WorkerClient {
   void abort(const std::string& request_id) override;
   // GET {url}/health answered 200 within 5 s.
   Status health() override;
+  // The text of GET {url}/metrics (the engine's Prometheus metrics; EngineMetricsPoller reads
+  // them); NotFound when the engine serves none, Unavailable when it does not answer in 5 s.
+  Result<std::string> metrics() const;
   void shutdown();
 
   // What this client has in flight upstream: its requests, and the KV blocks they hold on the
@@ -93,6 +97,8 @@ class UpstreamClient : public runtime::WorkerClient {
   struct Impl;
 
  private:
+  // GET {url}{path}: the status and body (at most 8 MiB), within 5 s.
+  Result<std::pair<unsigned, std::string>> get(const std::string& path) const;
   explicit UpstreamClient(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

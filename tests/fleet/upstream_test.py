@@ -328,8 +328,10 @@ class UpstreamTest(unittest.TestCase):
     def test_7_workers_report_the_load_they_have_in_flight(self):
         import msgpack
         import zmq
+        # What goes through the worker (--upstream-metrics-ms 0: not the engine's own gauges,
+        # test_10's).
         slow = [StandIn("vllm-tiny", "--token-delay", "0.05"), StandIn("vllm-tiny", "--token-delay", "0.05")]
-        with self.serving("busy", *slow) as ws:
+        with self.serving("busy", *slow, extra=("--upstream-metrics-ms", "0")) as ws:
             by_url = {v.url: v for v in slow}
             engine_of = {w.id: by_url[re.search(r"upstream engine (\S+),", w.log).group(1)] for w in ws}
             ctx = zmq.Context()
@@ -460,12 +462,80 @@ class UpstreamTest(unittest.TestCase):
                            (["--upstream", "http://127.0.0.1:9", "--max-model-len", "64", "--kv-events", "tcp://x;nope=1"],
                             "--kv-events"),
                            (["--upstream", "http://127.0.0.1:9", "--max-model-len", "64", "--upstream-api", "tgi"],
-                            "--upstream-api")]:
+                            "--upstream-api"),
+                           (["--upstream", "http://127.0.0.1:9", "--max-model-len", "64", "--upstream-metrics-ms", "-5"],
+                            "--upstream-metrics-ms")]:
             r = subprocess.run([ft.BIN, "worker", "--engine", "upstream", "--model", ft.MODEL, "--etcd", self.etcd.url,
                                 "--namespace", NS, *args], capture_output=True, text=True, timeout=30)
             self.assertNotEqual(r.returncode, 0, r.stderr)
             self.assertIn(says, r.stderr)
             self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+
+
+    def test_10_workers_report_the_engines_queue_from_its_metrics(self):
+        import msgpack
+        import zmq
+        # Engines that run 2 (vLLM) or 1 (SGLang) requests at once and queue the others: the
+        # worker reads their /metrics and reports their queue, pool and token rates.
+        cases = [("qv", StandIn("vllm-tiny", "--token-delay", "0.05", "--max-running", "2", "--num-gpu-blocks", "500"),
+                  (), 2, 5),
+                 ("qs", StandIn("sglang-tiny", "--api", "sglang", "--enable-metrics", "--token-delay", "0.05",
+                                "--max-running", "1", "--num-gpu-blocks", "500"), ("--upstream-api", "sglang"), 1, 3)]
+        for served, engine, extra, running, n in cases:
+            with self.serving(served, engine, extra=extra) as ws:
+                w = ws[0]
+                wait_for(lambda: "reading the engine's load from its /metrics" in w.log, 10,
+                         "the worker to read the engine's metrics")
+                ctx = zmq.Context()
+                sub = ctx.socket(zmq.SUB)
+                sub.setsockopt(zmq.SUBSCRIBE, b"load")
+                sub.connect(event_endpoint(w))
+                time.sleep(0.3)
+
+                def reports(until, timeout=15):
+                    end, last = time.time() + timeout, None
+                    while time.time() < end:
+                        if sub.poll(200):
+                            last = msgpack.unpackb(sub.recv_multipart()[2], raw=False)
+                            if until(last):
+                                return last
+                    self.fail(f"no such load report from the worker (last: {last})")
+
+                bodies = []
+
+                def one(k):
+                    req = urllib.request.Request(
+                        self.frontend.url + "/v1/completions", headers={"Content-Type": "application/json"},
+                        data=json.dumps({"model": served, "prompt": ids(2 * BLOCK, 600 + k, 130 + k), "max_tokens": 40,
+                                         "ignore_eos": True}).encode())
+                    with urllib.request.urlopen(req, timeout=60) as r:
+                        bodies.append(json.loads(r.read()))
+
+                threads = [threading.Thread(target=one, args=(k,)) for k in range(n)]
+                for t in threads:
+                    t.start()
+                # The engine's queue as it reports it (this worker alone would say n running, 0
+                # waiting); its pool of 500 blocks, `running` prompts of 2 blocks each in use.
+                load = reports(lambda m: m["running"] == running and m["waiting"] == n - running)
+                self.assertEqual(load["worker_id"], w.id)
+                self.assertEqual(load["kv_blocks_total"], 500, load)
+                self.assertEqual(load["kv_blocks_used"], 2 * running, load)
+                reports(lambda m: m["tokens_per_s_decode"] > 0)
+                for t in threads:
+                    t.join(120)
+                self.assertEqual(len(bodies), n)
+                self.assertTrue(all(b["usage"]["completion_tokens"] == 40 for b in bodies), bodies)
+                reports(lambda m: m["running"] == 0 and m["waiting"] == 0 and m["kv_blocks_used"] == 0)
+                sub.close()
+                ctx.term()
+
+        # An SGLang started without --enable-metrics: the worker says what to do, and reports what
+        # goes through it.
+        with self.serving("qn", StandIn("sglang-tiny", "--api", "sglang"), extra=("--upstream-api", "sglang")) as ws:
+            wait_for(lambda: "--enable-metrics" in ws[0].log, 10, "the worker's warning")
+            self.assertIn("HTTP 404", ws[0].log)
+            status, body = self.completion("qn", ids(20, 900, 140), max_tokens=2)
+            self.assertEqual(status, 200, body)
 
 
 if __name__ == "__main__":

@@ -31,9 +31,17 @@ a subscriber joining now learns nothing of the blocks published before); GET /st
 Generated token i of a prompt p is (p[-1] + 1 + i) % vocab; one token per --token-delay s.
 `return_token_ids: false` gets text only, as an older vLLM would answer.
 
+GET /metrics: the engine's load in Prometheus' text format, with vLLM's names (V1: num_requests_
+running / _waiting, kv_cache_usage_perc, prompt / generation_tokens_total, cache_config_info's
+block_size and num_gpu_blocks) or, with --api sglang and --enable-metrics (as SGLang needs), SGLang's
+(num_running_reqs, num_queue_reqs, max_total_num_tokens, num_used_tokens, token_usage, the token
+counters). With --max-running N, N requests stream at once and the others wait (its queue); the
+pool is --num-gpu-blocks blocks, used by the prompts of the running requests.
+
 At start it prints "ready http://127.0.0.1:PORT PUB_ENDPOINT REPLAY_ENDPOINT".
 usage: vllm_server.py --model NAME [--vocab N] [--block-size B] [--eos ID] [--token-delay S]
-                      [--api openai|sglang [--incremental] [--abort-over N]]
+                      [--api openai|sglang [--incremental] [--abort-over N] [--enable-metrics]]
+                      [--max-running N] [--num-gpu-blocks N]
 """
 import argparse
 import json
@@ -54,6 +62,11 @@ class State:
         self.lock = threading.Lock()
         self.cached = set()  # tuples of whole-block prompt prefixes
         self.stats = {"requests": 0, "finished": 0, "aborted": 0, "last_body": None}
+        # The engine's queue, as its /metrics reports it: --max-running requests stream at once,
+        # the others wait for a place (vLLM's and SGLang's scheduler queue).
+        self.admission = threading.Semaphore(args.max_running) if args.max_running > 0 else None
+        self.running, self.waiting, self.used_tokens = 0, 0, 0
+        self.prompt_tokens_total, self.generation_tokens_total = 0, 0
         self.pub = subprocess.Popen([sys.executable, PUBLISHER, str(args.block_size), ""], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, text=True)
         ready = self.pub.stdout.readline().split()
@@ -93,9 +106,33 @@ def continuation(state, prompt, max_tokens, stop_token_ids, ignore_eos, min_toke
         n += 1
         finish = "stop" if tok in stop_ids and n > (min_tokens or 0) else "length" if n >= max_tokens else None
         time.sleep(state.args.token_delay)
+        with state.lock:
+            state.generation_tokens_total += 1
         yield tok, finish
         if finish:
             return
+
+
+def metrics_text(state):
+    """The engine's gauges and counters in Prometheus' text format, named as vLLM (V1) or SGLang
+    name them."""
+    a = state.args
+    with state.lock:
+        run, wait, used = state.running, state.waiting, state.used_tokens
+        prompt, gen = state.prompt_tokens_total, state.generation_tokens_total
+    pool = a.num_gpu_blocks * a.block_size
+    if a.api == "sglang":
+        labels = f'{{model_name="{a.model}",tp_rank="0"}}'
+        rows = [("num_running_reqs", run), ("num_queue_reqs", wait), ("max_total_num_tokens", pool),
+                ("num_used_tokens", used), ("token_usage", used / pool), ("prompt_tokens_total", prompt),
+                ("generation_tokens_total", gen)]
+        return "".join(f"# TYPE sglang:{n} gauge\nsglang:{n}{labels} {float(v)}\n" for n, v in rows)
+    labels = f'{{engine="0",model_name="{a.model}"}}'
+    rows = [("num_requests_running", run), ("num_requests_waiting", wait), ("kv_cache_usage_perc", used / pool),
+            ("prompt_tokens_total", prompt), ("generation_tokens_total", gen)]
+    text = "".join(f"# HELP vllm:{n} .\n# TYPE vllm:{n} gauge\nvllm:{n}{labels} {float(v)}\n" for n, v in rows)
+    return text + (f'vllm:cache_config_info{{block_size="{a.block_size}",cache_dtype="auto",'
+                   f'num_gpu_blocks="{a.num_gpu_blocks}",num_cpu_blocks="None"}} 1.0\n')
 
 
 def make_handler(state):
@@ -121,6 +158,13 @@ def make_handler(state):
             elif self.path == "/stats":
                 with state.lock:
                     self.send_json(200, state.stats)
+            elif self.path == "/metrics" and (state.args.api == "openai" or state.args.enable_metrics):
+                body = metrics_text(state).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
             else:
                 self.send_json(404, {"error": {"message": "not found", "type": "NotFoundError", "code": 404}})
 
@@ -168,7 +212,7 @@ def make_handler(state):
                 yield {**head, "choices": [], "usage": {"prompt_tokens": len(prompt), "total_tokens": len(prompt) + n,
                                                         "completion_tokens": n,
                                                         "prompt_tokens_details": {"cached_tokens": cached}}}
-            self.stream(events())
+            self.stream(events(), len(prompt))
 
         def sglang_generate(self, body):
             if self.path != "/generate":
@@ -198,11 +242,31 @@ def make_handler(state):
                             {"type": "length", "length": max_tokens} if finish == "length" else None}
                     ids = [tok] if state.args.incremental else list(out)
                     yield {"text": "".join(f"<{t}>" for t in out), "output_ids": ids, "meta_info": meta}
-            self.stream(events())
+            self.stream(events(), len(prompt))
 
-        def stream(self, events):
+        def stream(self, events, prompt_len):
             """A chunked SSE response: each event as `data: JSON`, then `data: [DONE]`; a client that
-            goes away aborts it."""
+            goes away aborts it. It waits for a place first (--max-running), counted as waiting."""
+            if state.admission is not None:
+                with state.lock:
+                    state.waiting += 1
+                state.admission.acquire()
+            with state.lock:
+                if state.admission is not None:
+                    state.waiting -= 1
+                state.running += 1
+                state.used_tokens += prompt_len
+                state.prompt_tokens_total += prompt_len
+            try:
+                self.stream_events(events)
+            finally:
+                with state.lock:
+                    state.running -= 1
+                    state.used_tokens -= prompt_len
+                if state.admission is not None:
+                    state.admission.release()
+
+        def stream_events(self, events):
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
@@ -233,6 +297,9 @@ def main():
     ap.add_argument("--api", choices=["openai", "sglang"], default="openai")
     ap.add_argument("--incremental", action="store_true")
     ap.add_argument("--abort-over", type=int, default=0)
+    ap.add_argument("--max-running", type=int, default=0)
+    ap.add_argument("--num-gpu-blocks", type=int, default=1000)
+    ap.add_argument("--enable-metrics", action="store_true")
     args = ap.parse_args()
     state = State(args)
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
