@@ -400,6 +400,7 @@ void VllmBlockTranslator::clear() {
   std::fill(slots_.begin(), slots_.end(), Slot{});
   used_ = 0;
   blocks_ = 0;
+  pages_.clear();
 }
 
 KvEventMessage VllmBlockTranslator::translate(const VllmEventBatch& batch, WorkerId worker, uint64_t seq) {
@@ -417,8 +418,85 @@ KvEventMessage VllmBlockTranslator::translate(const VllmEventBatch& batch, Worke
   return out;
 }
 
+void VllmBlockTranslator::storePages(const VllmEvent& e, const BlockStored& s, KvEventMessage& out) {
+  const size_t n = s.block_hashes.size();
+  const auto p = static_cast<size_t>(e.block_size);
+  const auto bs = static_cast<size_t>(block_size_);
+  std::optional<BlockHash> parent = s.parent_hash;
+  for (size_t i = 0; i < n; ++i) {
+    const BlockHash h = s.block_hashes[i];
+    if (auto it = pages_.find(h); it != pages_.end()) {  // another tier: the same tokens
+      ++it->second.refs;
+      if (it->second.completes) {
+        out.events.emplace_back(BlockStored{{it->second.tail},
+                                            it->second.before == root_ ? std::nullopt : std::optional(it->second.before),
+                                            s.tier});
+      }
+      ++stats_.blocks_stored;
+      parent = h;
+      continue;
+    }
+    Page page;
+    page.tokens.assign(e.token_ids.begin() + static_cast<std::ptrdiff_t>(i * p),
+                       e.token_ids.begin() + static_cast<std::ptrdiff_t>((i + 1) * p));
+    page.tail = root_;
+    if (parent) {
+      auto pit = pages_.find(*parent);
+      if (pit == pages_.end()) {  // unknown (or not a page): this page and the rest of the event
+        stats_.blocks_dropped += n - i;
+        return;
+      }
+      page.has_parent = true;
+      page.parent = *parent;
+      page.tail = pit->second.tail;
+      page.pending = pit->second.pending;
+    }
+    if (page.pending + p >= bs) {
+      // This page completes a block: the chain's last `pending` tokens, read back through the
+      // parents, then the first bs - pending of this page's.
+      std::vector<int32_t> block(bs);
+      size_t need = page.pending;
+      const Page* cur = page.has_parent ? &pages_.find(page.parent)->second : nullptr;
+      while (need > 0 && cur != nullptr) {
+        const size_t k = std::min(need, cur->tokens.size());
+        std::copy(cur->tokens.end() - static_cast<std::ptrdiff_t>(k), cur->tokens.end(),
+                  block.begin() + static_cast<std::ptrdiff_t>(need - k));
+        need -= k;
+        if (need > 0) {
+          auto up = cur->has_parent ? pages_.find(cur->parent) : pages_.end();
+          cur = up == pages_.end() ? nullptr : &up->second;
+        }
+      }
+      if (need > 0) {  // an ancestor went first (out of leaf order): the chain cannot be read
+        stats_.blocks_dropped += n - i;
+        return;
+      }
+      const size_t take = bs - page.pending;
+      std::copy(page.tokens.begin(), page.tokens.begin() + static_cast<std::ptrdiff_t>(take),
+                block.begin() + static_cast<std::ptrdiff_t>(page.pending));
+      page.before = page.tail;
+      page.tail = hashBlock(page.before, block);
+      page.completes = true;
+      page.pending = static_cast<uint32_t>(p - take);
+      out.events.emplace_back(BlockStored{{page.tail},
+                                          page.before == root_ ? std::nullopt : std::optional(page.before), s.tier});
+    } else {
+      page.pending += static_cast<uint32_t>(p);
+    }
+    page.refs = 1;
+    pages_.emplace(h, std::move(page));
+    ++stats_.blocks_stored;
+    parent = h;
+  }
+}
+
 void VllmBlockTranslator::store(const VllmEvent& e, const BlockStored& s, KvEventMessage& out) {
   const size_t n = s.block_hashes.size();
+  if (e.block_size > 0 && e.block_size < block_size_ && !e.lora_id &&
+      e.token_ids.size() == n * static_cast<size_t>(e.block_size)) {
+    storePages(e, s, out);
+    return;
+  }
   const bool sizes_fit = e.block_size > 0 && e.block_size % block_size_ == 0 &&
                          e.token_ids.size() == n * static_cast<size_t>(e.block_size);
   const size_t k = sizes_fit ? static_cast<size_t>(e.block_size / block_size_) : 0;
@@ -467,6 +545,11 @@ void VllmBlockTranslator::remove(const BlockRemoved& r, KvEventMessage& out) {
   prefetch(r.block_hashes, k, used_);
   for (BlockHash h : r.block_hashes) {
     if (find(part(h, 0)) == nullptr) {
+      if (auto it = pages_.find(h); it != pages_.end()) {
+        if (it->second.completes) t.block_hashes.push_back(it->second.tail);
+        if (--it->second.refs == 0) pages_.erase(it);
+        continue;
+      }
       ++stats_.unknown_removed;
       continue;
     }

@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
@@ -56,6 +57,11 @@ Result<VllmEventBatch> decodeVllmEventBatch(std::string_view payload);
 //     event whose parent is unknown (stored before the router joined, or lost), whose sizes do
 //     not fit, or with a LoRA adapter (its hashes are salted by the adapter, which the event
 //     names only by number).
+//   - Pages smaller than a Turbine block (block_size < the Turbine block size: SGLang's default
+//     page size is 1 token) are merged: each page is kept with its tokens and its parent page,
+//     and the page that holds the last token of a Turbine block completes it (its tokens read
+//     back through the parents); that block is stored then, and removed when that page is.
+//     (An engine evicts a chain from its leaves, so a block goes when its last page goes.)
 //   - BlockRemoved: each known vLLM hash becomes its Turbine blocks; unknown ones are counted.
 //     A hash stored on several tiers is kept until removed from all of them.
 //   - AllBlocksCleared: forgets the map, and passes on.
@@ -74,7 +80,7 @@ class VllmBlockTranslator {
   // out (the message may have none).
   KvEventMessage translate(const VllmEventBatch& batch, WorkerId worker, uint64_t seq);
 
-  size_t size() const { return blocks_; }  // vLLM hashes held
+  size_t size() const { return blocks_ + pages_.size(); }  // vLLM hashes held
   size_t memoryBytes() const { return slots_.capacity() * sizeof(Slot); }
   const Stats& stats() const { return stats_; }
 
@@ -96,7 +102,19 @@ class VllmBlockTranslator {
   void clear();
   void prefetch(const std::vector<BlockHash>& vllm_hashes, size_t k, size_t expect_used);
   void store(const VllmEvent& e, const BlockStored& s, KvEventMessage& out);
+  void storePages(const VllmEvent& e, const BlockStored& s, KvEventMessage& out);
   void remove(const BlockRemoved& r, KvEventMessage& out);
+  // A page smaller than a Turbine block (see translate()).
+  struct Page {
+    BlockHash parent = 0;     // the parent page's vLLM hash (when has_parent)
+    BlockHash tail = 0;       // the last whole Turbine block of the chain through this page
+    BlockHash before = 0;     // when `completes`: the block before it (its parent), else root_
+    std::vector<int32_t> tokens;
+    uint32_t pending = 0;     // tokens of the chain after `tail` (< the Turbine block size)
+    uint32_t refs = 0;        // tiers holding it
+    bool has_parent = false;
+    bool completes = false;   // this page holds the last token of block `tail`
+  };
 
   BlockHash root_;
   int32_t block_size_;
@@ -104,6 +122,7 @@ class VllmBlockTranslator {
   size_t used_ = 0;          // slots with refs > 0
   size_t blocks_ = 0;        // vLLM blocks held
   int32_t parts_ = 0;        // k of the blocks held (0: none yet); a change clears the map
+  std::unordered_map<BlockHash, Page> pages_;  // pages smaller than a Turbine block
   Stats stats_;
 };
 

@@ -446,6 +446,23 @@ class UpstreamTest(unittest.TestCase):
             self.assertEqual(status, 400, body)
             self.assertIn("cache_salt", body["error"]["message"])
 
+        # SGLang's default page size, 1 token: its KV events name 1-token blocks, which the worker
+        # merges into --block-size blocks, so each engine still draws the prompts it holds.
+        p1 = [StandIn("sglang-tiny", "--api", "sglang", "--block-size", "1") for _ in range(2)]
+        with self.serving("sgp1", *p1, extra=("--upstream-api", "sglang")) as ws:
+            by_url = {v.url: v for v in p1}
+            engine_of = {str(w.id): by_url[re.search(r"upstream engine (\S+),", w.log).group(1)] for w in ws}
+            for k, engine in enumerate(p1):
+                prompt = ids(3 * BLOCK + 5, 2700 + 10 * k, 150 + k)
+                engine.cache(prompt[:3 * BLOCK + 3])  # 51 one-token pages: 3 whole blocks
+                time.sleep(0.3)
+                before = routed(self.frontend, "sgp1")
+                status, body = self.completion("sgp1", prompt, max_tokens=2)
+                self.assertEqual(status, 200, body)
+                after = routed(self.frontend, "sgp1")
+                went = next(w for w in after if after[w] != before.get(w, 0))
+                self.assertIs(engine_of[went], engine, "routed away from the engine holding the prompt")
+
         # An engine-side abort (SGLang's finish_reason type "abort") is an error with its message.
         with self.serving("sgabort", StandIn("sglang-tiny", "--api", "sglang", "--abort-over", "30"),
                           extra=("--upstream-api", "sglang")):

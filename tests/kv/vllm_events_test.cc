@@ -314,6 +314,91 @@ TEST(VllmBlockTranslatorTest, ClearForgetsTheMapAndPassesOn) {
   EXPECT_EQ(tr.stats().blocks_dropped, 1u);
 }
 
+// SGLang's default: pages of 1 token, one event per page chained by parent. Every kB-th page
+// completes a Turbine block (the router's hash of those tokens); a branch completes its own; the
+// block goes when the page that completed it goes.
+TEST(VllmBlockTranslatorTest, OneTokenPagesAreMergedIntoBlocks) {
+  const BlockHash root = rootHash("m", "");
+  const auto tokens = iota(2 * kB + 2);
+  const auto expect = blockHashes(root, tokens, kB);  // 2 whole blocks
+  VllmBlockTranslator tr(root, kB);
+  std::vector<BlockStored> got;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    auto m = tr.translate(batch({stored({500 + i}, i == 0 ? std::nullopt : std::optional<BlockHash>(499 + i),
+                                        {tokens[i]}, 1)}),
+                          1, i);
+    EXPECT_EQ(m.events.size(), (i + 1) % kB == 0 ? 1u : 0u) << "page " << i;
+    for (const auto& e : m.events) got.push_back(std::get<BlockStored>(e));
+  }
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0], (BlockStored{{expect[0]}, std::nullopt, Tier::kDevice}));
+  EXPECT_EQ(got[1], (BlockStored{{expect[1]}, expect[0], Tier::kDevice}));
+  EXPECT_EQ(tr.size(), tokens.size());
+  EXPECT_EQ(tr.stats().blocks_stored, tokens.size());
+  // A branch after token 5 (two pages in one event): its second block is its own.
+  auto branch = tokens;
+  branch[6] = 9001;
+  branch[7] = 9002;
+  auto b = tr.translate(batch({stored({700, 701}, 505, {9001, 9002}, 1)}), 1, 20);
+  ASSERT_EQ(b.events.size(), 1u);
+  EXPECT_EQ(std::get<BlockStored>(b.events[0]),
+            (BlockStored{{blockHashes(root, branch, kB)[1]}, expect[0], Tier::kDevice}));
+  // Evicted from the leaves: only the pages that completed a block remove one.
+  auto r = tr.translate(batch({removed({509, 508, 507, 701, 700})}), 1, 21);
+  ASSERT_EQ(r.events.size(), 1u);
+  EXPECT_EQ(std::get<BlockRemoved>(r.events[0]).block_hashes,
+            (std::vector<BlockHash>{expect[1], blockHashes(root, branch, kB)[1]}));
+  EXPECT_EQ(tr.size(), 7u);
+  EXPECT_EQ(tr.stats().unknown_removed, 0u);
+}
+
+// Pages that do not divide the block (3 tokens, blocks of 4): a block may take the end of one
+// page and the start of the next, and one event may complete several.
+TEST(VllmBlockTranslatorTest, PagesThatDoNotDivideTheBlock) {
+  const BlockHash root = rootHash("m", "");
+  const auto tokens = iota(4 * 3 + 2 * 3);
+  const auto expect = blockHashes(root, tokens, kB);  // 4 whole blocks of 18 tokens
+  VllmBlockTranslator tr(root, kB);
+  auto m1 = tr.translate(batch({stored({1, 2, 3, 4}, std::nullopt, slice(tokens, 0, 12), 3)}), 1, 0);
+  auto m2 = tr.translate(batch({stored({5, 6}, 4, slice(tokens, 12, 6), 3)}), 1, 1);
+  std::vector<BlockHash> all;
+  for (const auto* m : {&m1, &m2}) {
+    for (const auto& e : m->events) {
+      const auto& st = std::get<BlockStored>(e);
+      ASSERT_EQ(st.block_hashes.size(), 1u);
+      EXPECT_EQ(st.parent_hash, all.empty() ? std::nullopt : std::optional<BlockHash>(all.back()));
+      all.push_back(st.block_hashes[0]);
+    }
+  }
+  EXPECT_EQ(m1.events.size(), 3u);  // tokens 0-3, 4-7, 8-11
+  EXPECT_EQ(all, expect);
+}
+
+TEST(VllmBlockTranslatorTest, PagesOnSeveralTiersAndUnknownParents) {
+  const BlockHash root = rootHash("m", "");
+  const auto tokens = iota(kB);
+  const BlockHash h = blockHashes(root, tokens, kB)[0];
+  VllmBlockTranslator tr(root, kB);
+  // Two pages of 2 tokens; the second, which completes the block, is also stored on the host.
+  tr.translate(batch({stored({1, 2}, std::nullopt, tokens, 2)}), 1, 0);
+  auto host = tr.translate(batch({stored({2}, 1, slice(tokens, 2, 2), 2, Tier::kHost)}), 1, 1);
+  ASSERT_EQ(host.events.size(), 1u);
+  EXPECT_EQ(std::get<BlockStored>(host.events[0]), (BlockStored{{h}, std::nullopt, Tier::kHost}));
+  auto gpu = tr.translate(batch({removed({2}, Tier::kDevice)}), 1, 2);
+  EXPECT_EQ(std::get<BlockRemoved>(gpu.events[0]), (BlockRemoved{{h}, Tier::kDevice}));
+  EXPECT_EQ(tr.size(), 2u);  // page 2 is still on the host
+  // A page whose parent is unknown (stored before the translator started) is dropped with the
+  // rest of its event, and so are its children.
+  auto lost = tr.translate(batch({stored({30, 31}, 29, {1, 2}, 1), stored({32}, 31, {3}, 1)}), 1, 3);
+  EXPECT_TRUE(lost.events.empty());
+  EXPECT_EQ(tr.stats().blocks_dropped, 3u);
+  // A clear forgets the pages.
+  VllmEvent clear;
+  clear.event = AllCleared{};
+  tr.translate(batch({clear}), 1, 4);
+  EXPECT_EQ(tr.size(), 0u);
+}
+
 // Many blocks held at once (the map grows, and erases shift probe runs back), stored and
 // removed in random order, one and two Turbine blocks per vLLM block: every removal must give
 // back exactly the blocks its store gave.
