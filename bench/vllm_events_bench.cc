@@ -7,6 +7,9 @@
 // of a random worker, as vLLM sends them: BlockStored of a 32-block chain (16 tokens per block,
 // 32-byte SHA-256-like hashes, as vLLM's default sha256 hashing) and BlockRemoved of that worker's
 // oldest chain, so the maps keep their size. Timed: decode and translate, per block event.
+// Then SGLang's default page size (1 token): one translator (a worker relays one engine) holding
+// `pages` pages, each step a batch of one 512-token prompt's pages (one BlockStored of one int64
+// hash each, chained by parent) and the removal of the oldest prompt's pages, leaf first.
 #define MSGPACK_NO_BOOST 1
 #include <algorithm>
 #include <chrono>
@@ -77,6 +80,86 @@ std::string batch(const std::vector<Digest>& stored, const std::vector<int32_t>&
   return std::string(buf.data(), buf.size());
 }
 
+// SGLang's batch of 1-token pages: [ts, [["BlockRemoved", [h], "GPU"]..., ["BlockStored", [h],
+// parent|nil, [token], 1, nil, "GPU"]...]].
+std::string pageBatch(const std::vector<int64_t>& stored, const std::vector<int32_t>& tokens,
+                      const std::vector<int64_t>* removed) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(2);
+  pk.pack(1.7e9);
+  pk.pack_array(static_cast<uint32_t>(stored.size() + (removed ? removed->size() : 0)));
+  if (removed) {
+    for (auto it = removed->rbegin(); it != removed->rend(); ++it) {  // leaf first
+      pk.pack_array(3);
+      pk.pack(std::string("BlockRemoved"));
+      pk.pack_array(1);
+      pk.pack(*it);
+      pk.pack(std::string("GPU"));
+    }
+  }
+  for (size_t i = 0; i < stored.size(); ++i) {
+    pk.pack_array(7);
+    pk.pack(std::string("BlockStored"));
+    pk.pack_array(1);
+    pk.pack(stored[i]);
+    if (i == 0) {
+      pk.pack_nil();
+    } else {
+      pk.pack(stored[i - 1]);
+    }
+    pk.pack_array(1);
+    pk.pack(tokens[i]);
+    pk.pack(1);
+    pk.pack_nil();
+    pk.pack(std::string("GPU"));
+  }
+  return std::string(buf.data(), buf.size());
+}
+
+// SGLang's page size 1 through one translator (see the file comment).
+void pagePhase(int pages, int steps) {
+  constexpr int kPrompt = 512;
+  std::mt19937_64 rng(2);
+  kv::VllmBlockTranslator tr(kv::rootHash("bench-model", ""), kBlock);
+  std::deque<std::vector<int64_t>> held;
+  std::vector<int32_t> tokens(kPrompt);
+  double decode_s = 0, translate_s = 0;
+  size_t out_blocks = 0;
+  auto step = [&](bool remove, uint64_t seq) {
+    std::vector<int64_t> chain(kPrompt);
+    for (auto& h : chain) h = static_cast<int64_t>(rng() >> 1);
+    for (auto& t : tokens) t = static_cast<int32_t>(rng() % 128000);
+    const std::string payload = pageBatch(chain, tokens, remove ? &held.front() : nullptr);
+    const auto t0 = Clock::now();
+    auto decoded = kv::decodeVllmEventBatch(payload);
+    const auto t1 = Clock::now();
+    if (!decoded) std::exit(1);
+    const auto msg = tr.translate(*decoded, 1, seq);
+    const auto t2 = Clock::now();
+    for (const auto& e : msg.events) {
+      if (const auto* st = std::get_if<kv::BlockStored>(&e)) out_blocks += st->block_hashes.size();
+    }
+    decode_s += std::chrono::duration<double>(t1 - t0).count();
+    translate_s += std::chrono::duration<double>(t2 - t1).count();
+    if (remove) held.pop_front();
+    held.push_back(std::move(chain));
+  };
+  uint64_t seq = 0;
+  for (int i = 0; i < pages / kPrompt; ++i) step(false, seq++);
+  std::printf("pages of 1 token (SGLang's default): %zu pages held, %.1f bytes each in the translator\n", tr.size(),
+              double(tr.memoryBytes()) / double(tr.size()));
+  decode_s = translate_s = 0;
+  out_blocks = 0;
+  for (int i = 0; i < steps; ++i) step(true, seq++);
+  const double events = double(steps) * 2 * kPrompt;
+  std::printf("pages of 1 token, steady state: %d batches of %d stored + %d removed pages: decode %.1f ns, "
+              "translate %.1f ns per page event; %.2f M page events/s through both (one core); %zu blocks of %d "
+              "stored\n",
+              steps, kPrompt, kPrompt, decode_s / events * 1e9, translate_s / events * 1e9,
+              events / (decode_s + translate_s) / 1e6, out_blocks, kBlock);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -137,5 +220,6 @@ int main(int argc, char** argv) {
               "block event; %.2f M block events/s through both (one core)\n",
               steps, kChain, kChain, decode_s / events * 1e9, translate_s / events * 1e9,
               events / (decode_s + translate_s) / 1e6);
+  pagePhase(1 << 20, 2000);
   return 0;
 }

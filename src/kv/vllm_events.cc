@@ -384,6 +384,14 @@ void VllmBlockTranslator::prefetch(const std::vector<BlockHash>& vllm_hashes, si
   }
 }
 
+size_t VllmBlockTranslator::memoryBytes() const {
+  // A node of the page map: the pair, the next pointer and the cached hash (libstdc++).
+  constexpr size_t kNode = sizeof(std::pair<const BlockHash, Page>) + 2 * sizeof(void*);
+  size_t bytes = slots_.capacity() * sizeof(Slot) + pages_.bucket_count() * sizeof(void*) + pages_.size() * kNode;
+  for (const auto& [h, page] : pages_) bytes += page.tokens.capacity() * sizeof(int32_t);
+  return bytes;
+}
+
 void VllmBlockTranslator::grow() {
   std::vector<Slot, HugePageAllocator<Slot>> old = std::move(slots_);
   slots_.assign(old.empty() ? 1024 : old.size() * 2, Slot{});

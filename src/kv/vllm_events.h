@@ -81,7 +81,8 @@ class VllmBlockTranslator {
   KvEventMessage translate(const VllmEventBatch& batch, WorkerId worker, uint64_t seq);
 
   size_t size() const { return blocks_ + pages_.size(); }  // vLLM hashes held
-  size_t memoryBytes() const { return slots_.capacity() * sizeof(Slot); }
+  // The table's bytes, and the page map's (nodes, buckets, tokens; O(pages): for benchmarks).
+  size_t memoryBytes() const;
   const Stats& stats() const { return stats_; }
 
  private:
