@@ -18,6 +18,7 @@
 #include <cstring>
 #include <deque>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -47,72 +48,75 @@ Digest randomDigest(std::mt19937_64& rng) {
   return d;
 }
 
-// [ts, [["BlockRemoved", [digests], "GPU"]?, ["BlockStored", [digests], nil, tokens, 16, nil, "GPU"]]]
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+// A block hash as vLLM sends it (32 bytes of SHA-256) or as SGLang does (an int64).
+void packHash(Packer& pk, const Digest& d) {
+  pk.pack_bin(32);
+  pk.pack_bin_body(d.bytes, 32);
+}
+void packHash(Packer& pk, int64_t h) { pk.pack(h); }
+
+// ["BlockRemoved", [hashes], "GPU"]
+template <typename H>
+void packRemoved(Packer& pk, std::span<const H> hashes) {
+  pk.pack_array(3);
+  pk.pack(std::string("BlockRemoved"));
+  pk.pack_array(static_cast<uint32_t>(hashes.size()));
+  for (const H& h : hashes) packHash(pk, h);
+  pk.pack(std::string("GPU"));
+}
+
+// ["BlockStored", [hashes], parent|nil, tokens, block_size, nil, "GPU"]
+template <typename H>
+void packStored(Packer& pk, std::span<const H> hashes, const H* parent, std::span<const int32_t> tokens,
+                int block_size) {
+  pk.pack_array(7);
+  pk.pack(std::string("BlockStored"));
+  pk.pack_array(static_cast<uint32_t>(hashes.size()));
+  for (const H& h : hashes) packHash(pk, h);
+  if (parent != nullptr) {
+    packHash(pk, *parent);
+  } else {
+    pk.pack_nil();
+  }
+  pk.pack_array(static_cast<uint32_t>(tokens.size()));
+  for (int32_t t : tokens) pk.pack(t);
+  pk.pack(block_size);
+  pk.pack_nil();
+  pk.pack(std::string("GPU"));
+}
+
+// A KVEventBatch's head: [ts, [ then `events` events follow.
+void packBatchHead(Packer& pk, size_t events) {
+  pk.pack_array(2);
+  pk.pack(1.7e9);
+  pk.pack_array(static_cast<uint32_t>(events));
+}
+
+// vLLM's batch: [ts, [BlockRemoved of `removed`?, BlockStored of the 16-token chain `stored`]].
 std::string batch(const std::vector<Digest>& stored, const std::vector<int32_t>& tokens,
                   const std::vector<Digest>* removed) {
   msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_array(2);
-  pk.pack(1.7e9);
-  pk.pack_array(removed ? 2 : 1);
-  if (removed) {
-    pk.pack_array(3);
-    pk.pack(std::string("BlockRemoved"));
-    pk.pack_array(static_cast<uint32_t>(removed->size()));
-    for (const Digest& d : *removed) {
-      pk.pack_bin(32);
-      pk.pack_bin_body(d.bytes, 32);
-    }
-    pk.pack(std::string("GPU"));
-  }
-  pk.pack_array(7);
-  pk.pack(std::string("BlockStored"));
-  pk.pack_array(static_cast<uint32_t>(stored.size()));
-  for (const Digest& d : stored) {
-    pk.pack_bin(32);
-    pk.pack_bin_body(d.bytes, 32);
-  }
-  pk.pack_nil();
-  pk.pack(tokens);
-  pk.pack(kBlock);
-  pk.pack_nil();
-  pk.pack(std::string("GPU"));
+  Packer pk(buf);
+  packBatchHead(pk, removed ? 2 : 1);
+  if (removed) packRemoved<Digest>(pk, *removed);
+  packStored<Digest>(pk, stored, nullptr, tokens, kBlock);
   return std::string(buf.data(), buf.size());
 }
 
-// SGLang's batch of 1-token pages: [ts, [["BlockRemoved", [h], "GPU"]..., ["BlockStored", [h],
-// parent|nil, [token], 1, nil, "GPU"]...]].
+// SGLang's batch of 1-token pages: [ts, [BlockRemoved of each removed page (leaf first)...,
+// BlockStored of each page, chained by parent...]].
 std::string pageBatch(const std::vector<int64_t>& stored, const std::vector<int32_t>& tokens,
                       const std::vector<int64_t>* removed) {
   msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_array(2);
-  pk.pack(1.7e9);
-  pk.pack_array(static_cast<uint32_t>(stored.size() + (removed ? removed->size() : 0)));
+  Packer pk(buf);
+  packBatchHead(pk, stored.size() + (removed ? removed->size() : 0));
   if (removed) {
-    for (auto it = removed->rbegin(); it != removed->rend(); ++it) {  // leaf first
-      pk.pack_array(3);
-      pk.pack(std::string("BlockRemoved"));
-      pk.pack_array(1);
-      pk.pack(*it);
-      pk.pack(std::string("GPU"));
-    }
+    for (auto it = removed->rbegin(); it != removed->rend(); ++it) packRemoved<int64_t>(pk, {&*it, 1});
   }
   for (size_t i = 0; i < stored.size(); ++i) {
-    pk.pack_array(7);
-    pk.pack(std::string("BlockStored"));
-    pk.pack_array(1);
-    pk.pack(stored[i]);
-    if (i == 0) {
-      pk.pack_nil();
-    } else {
-      pk.pack(stored[i - 1]);
-    }
-    pk.pack_array(1);
-    pk.pack(tokens[i]);
-    pk.pack(1);
-    pk.pack_nil();
-    pk.pack(std::string("GPU"));
+    packStored<int64_t>(pk, {&stored[i], 1}, i == 0 ? nullptr : &stored[i - 1], {&tokens[i], 1}, 1);
   }
   return std::string(buf.data(), buf.size());
 }

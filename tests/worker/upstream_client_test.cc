@@ -42,6 +42,41 @@ runtime::GenerateRequest everyOption() {
   return r;
 }
 
+// everyOption()'s options as each API names them (the OpenAI body's top level, SGLang's
+// sampling_params) and the value sent.
+struct SentOption {
+  const char* openai;
+  const char* sglang;
+  nlohmann::json value;
+};
+const SentOption kSentOptions[] = {
+    {"max_tokens", "max_new_tokens", 9},
+    {"temperature", "temperature", 0.5f},
+    {"top_p", "top_p", 0.9f},
+    {"top_k", "top_k", 40},
+    {"min_p", "min_p", 0.05f},
+    {"seed", "sampling_seed", 123},
+    {"repetition_penalty", "repetition_penalty", 1.1f},
+    {"presence_penalty", "presence_penalty", 0.25f},
+    {"frequency_penalty", "frequency_penalty", -0.5f},
+    {"stop_token_ids", "stop_token_ids", {2, 3}},
+    {"ignore_eos", "ignore_eos", true},
+    {"min_tokens", "min_new_tokens", 4},
+};
+
+void expectEveryOption(const nlohmann::json& j, bool sglang) {
+  for (const SentOption& o : kSentOptions) {
+    const char* name = sglang ? o.sglang : o.openai;
+    ASSERT_TRUE(j.contains(name)) << name;
+    if (o.value.is_number_float()) {
+      EXPECT_FLOAT_EQ(j[name].get<float>(), o.value.get<float>()) << name;
+    } else {
+      EXPECT_EQ(j[name], o.value) << name;
+    }
+  }
+  EXPECT_FLOAT_EQ(j["logit_bias"]["11"].get<float>(), 2.5f);
+}
+
 TEST(UpstreamClient, RequestBodyCarriesTheTokensAndEveryOption) {
   const runtime::GenerateRequest r = everyOption();
   UpstreamOptions o;
@@ -53,19 +88,7 @@ TEST(UpstreamClient, RequestBodyCarriesTheTokensAndEveryOption) {
   EXPECT_EQ(b["stream"], true);
   EXPECT_EQ(b["return_token_ids"], true);
   EXPECT_EQ(b["stream_options"]["include_usage"], true);
-  EXPECT_EQ(b["max_tokens"], 9);
-  EXPECT_FLOAT_EQ(b["temperature"].get<float>(), 0.5f);
-  EXPECT_FLOAT_EQ(b["top_p"].get<float>(), 0.9f);
-  EXPECT_EQ(b["top_k"], 40);
-  EXPECT_FLOAT_EQ(b["min_p"].get<float>(), 0.05f);
-  EXPECT_EQ(b["seed"], 123);
-  EXPECT_FLOAT_EQ(b["repetition_penalty"].get<float>(), 1.1f);
-  EXPECT_FLOAT_EQ(b["presence_penalty"].get<float>(), 0.25f);
-  EXPECT_FLOAT_EQ(b["frequency_penalty"].get<float>(), -0.5f);
-  EXPECT_FLOAT_EQ(b["logit_bias"]["11"].get<float>(), 2.5f);
-  EXPECT_EQ(b["stop_token_ids"], nlohmann::json({2, 3}));
-  EXPECT_EQ(b["ignore_eos"], true);
-  EXPECT_EQ(b["min_tokens"], 4);
+  expectEveryOption(b, false);
   EXPECT_EQ(b["cache_salt"], "tenant-a");
 }
 
@@ -82,21 +105,9 @@ TEST(UpstreamClient, SglangRequestBody) {
   EXPECT_FALSE(b.contains("prompt"));
   EXPECT_FALSE(b.contains("model"));
   const nlohmann::json& sp = b["sampling_params"];
-  EXPECT_EQ(sp["max_new_tokens"], 9);
-  EXPECT_FLOAT_EQ(sp["temperature"].get<float>(), 0.5f);
-  EXPECT_FLOAT_EQ(sp["top_p"].get<float>(), 0.9f);
-  EXPECT_EQ(sp["top_k"], 40);
-  EXPECT_FLOAT_EQ(sp["min_p"].get<float>(), 0.05f);
-  EXPECT_EQ(sp["sampling_seed"], 123);
-  EXPECT_FLOAT_EQ(sp["repetition_penalty"].get<float>(), 1.1f);
-  EXPECT_FLOAT_EQ(sp["frequency_penalty"].get<float>(), -0.5f);
-  EXPECT_FLOAT_EQ(sp["presence_penalty"].get<float>(), 0.25f);
+  expectEveryOption(sp, true);
   EXPECT_FALSE(b.contains("cache_salt"));
   EXPECT_FALSE(sp.contains("cache_salt"));
-  EXPECT_FLOAT_EQ(sp["logit_bias"]["11"].get<float>(), 2.5f);
-  EXPECT_EQ(sp["stop_token_ids"], nlohmann::json({2, 3}));
-  EXPECT_EQ(sp["ignore_eos"], true);
-  EXPECT_EQ(sp["min_new_tokens"], 4);
   r.stop.max_tokens.reset();
   EXPECT_EQ(UpstreamClient::requestBody(r, o)["sampling_params"]["max_new_tokens"], 97);
   // SGLang has no cache salt: a request with one is refused, not sent to a shared cache.
