@@ -181,22 +181,10 @@ Status runUpstreamWorker(WorkerArgs args, const model::ModelInfo& info) {
         });
   }
   worker::LoadPublisher load(events.get(), [&] {
-    const worker::UpstreamClient::Load l = client->load();
-    kv::LoadMetrics m;
+    std::optional<worker::EngineMetricsPoller::Reading> engine;
+    if (engine_metrics && !stopping.load()) engine = engine_metrics->latest(3 * metrics_interval);
+    kv::LoadMetrics m = worker::upstreamLoadReport(client->load(), args.num_kv_blocks, engine);
     m.worker_id = args.worker_id;
-    m.running = l.running;
-    m.kv_blocks_total = args.num_kv_blocks;
-    m.kv_blocks_used = l.kv_blocks_used;
-    if (engine_metrics && !stopping.load()) {
-      if (auto r = engine_metrics->latest(3 * metrics_interval)) {
-        m.running = r->load.running.value_or(m.running);
-        m.waiting = r->load.waiting.value_or(0);
-        m.kv_blocks_total = r->load.kv_blocks_total.value_or(m.kv_blocks_total);
-        m.kv_blocks_used = r->load.kv_blocks_used.value_or(m.kv_blocks_used);
-        m.tokens_per_s_prefill = r->prompt_tokens_per_s;
-        m.tokens_per_s_decode = r->generation_tokens_per_s;
-      }
-    }
     m.ts_ms = worker::LoadPublisher::nowUnixMs();
     return m;
   });

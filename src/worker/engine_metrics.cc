@@ -248,4 +248,22 @@ void EngineMetricsPoller::loop() {
   }
 }
 
+kv::LoadMetrics upstreamLoadReport(const UpstreamClient::Load& own, int32_t kv_blocks_total,
+                                   const std::optional<EngineMetricsPoller::Reading>& engine) {
+  kv::LoadMetrics m;
+  m.running = own.running;
+  m.kv_blocks_total = kv_blocks_total;
+  m.kv_blocks_used = own.kv_blocks_used;
+  if (engine) {
+    const EngineLoad& e = engine->load;
+    m.running = e.running.value_or(m.running);
+    m.waiting = e.waiting.value_or(0);
+    m.kv_blocks_total = e.kv_blocks_total.value_or(m.kv_blocks_total);
+    m.kv_blocks_used = e.kv_blocks_used.value_or(m.kv_blocks_used);
+    m.tokens_per_s_prefill = engine->prompt_tokens_per_s;
+    m.tokens_per_s_decode = engine->generation_tokens_per_s;
+  }
+  return m;
+}
+
 }  // namespace turbine::worker

@@ -27,6 +27,7 @@
 #include <thread>
 
 #include "common/status.h"
+#include "kv/load_metrics.h"
 #include "worker/upstream_client.h"
 
 namespace turbine::worker {
@@ -93,5 +94,14 @@ class EngineMetricsPoller {
   std::optional<bool> ok_;  // the state last reported through on_state
   std::thread thread_;
 };
+
+// An upstream worker's load report (worker_id and ts_ms left to the caller): what goes through
+// the worker (`own`: its requests in flight and the blocks they hold; `kv_blocks_total`: the pool
+// it was told of, --num-kv-blocks), with the engine's own gauges in their place where `engine`
+// (a recent reading, or none) has them: running (requests from the engine's other clients
+// included), waiting (0 without them: the worker queues nothing itself), the pool and the
+// blocks in use, and the token rates.
+kv::LoadMetrics upstreamLoadReport(const UpstreamClient::Load& own, int32_t kv_blocks_total,
+                                   const std::optional<EngineMetricsPoller::Reading>& engine);
 
 }  // namespace turbine::worker

@@ -133,6 +133,38 @@ TEST(EngineLoad, Sglang) {
   EXPECT_FALSE(u.waiting.has_value());
 }
 
+// The worker's own counts without a reading; the engine's gauges over them with one, field by
+// field (an engine that reports no pool keeps the worker's --num-kv-blocks).
+TEST(UpstreamLoadReport, EngineGaugesOverTheWorkersOwnCounts) {
+  const UpstreamClient::Load own{2, 12};
+  const kv::LoadMetrics alone = upstreamLoadReport(own, 1000, std::nullopt);
+  EXPECT_EQ(alone.running, 2);
+  EXPECT_EQ(alone.waiting, 0);
+  EXPECT_EQ(alone.kv_blocks_total, 1000);
+  EXPECT_EQ(alone.kv_blocks_used, 12);
+  EXPECT_EQ(alone.tokens_per_s_decode, 0.0);
+
+  EngineMetricsPoller::Reading r;
+  r.load = engineLoad(parsePrometheusText(kVllm), UpstreamApi::kOpenAI, 16);
+  r.prompt_tokens_per_s = 300;
+  r.generation_tokens_per_s = 40;
+  const kv::LoadMetrics merged = upstreamLoadReport(own, 1000, r);
+  EXPECT_EQ(merged.running, 7);  // the engine's other clients count too
+  EXPECT_EQ(merged.waiting, 3);
+  EXPECT_EQ(merged.kv_blocks_total, 4096);
+  EXPECT_EQ(merged.kv_blocks_used, 1024);
+  EXPECT_EQ(merged.tokens_per_s_prefill, 300.0);
+  EXPECT_EQ(merged.tokens_per_s_decode, 40.0);
+
+  EngineMetricsPoller::Reading partial;
+  partial.load.waiting = 5;  // a queue gauge and nothing else
+  const kv::LoadMetrics some = upstreamLoadReport(own, 1000, partial);
+  EXPECT_EQ(some.running, 2);
+  EXPECT_EQ(some.waiting, 5);
+  EXPECT_EQ(some.kv_blocks_total, 1000);
+  EXPECT_EQ(some.kv_blocks_used, 12);
+}
+
 TEST(EngineMetricsPoller, ReadsRatesAndReportsStateChanges) {
   std::atomic<int> calls{0};
   std::atomic<bool> up{false};
