@@ -88,6 +88,24 @@ Result<engine::KvDType> kvCacheDtype(const std::string& name, const model::Model
   return invalidArgument("--kv-cache-dtype: expected auto, f32, f16 or bf16, got '" + name + "'");
 }
 
+void addToolCallOptions(CLI::App* cmd, ToolCallFlags& flags) {
+  auto* enable = cmd->add_flag("--enable-auto-tool-choice", flags.enable_auto,
+                               "Chat requests with tools (tool_choice 'auto') get the model's tool calls back "
+                               "as tool_calls");
+  auto* parser = cmd->add_option("--tool-call-parser", flags.parser,
+                                 "How the model writes tool calls: " + std::string(frontend::kToolCallFormatNames))
+                     ->check(CLI::IsMember({"hermes", "llama3_json"}));
+  enable->needs(parser);
+  parser->needs(enable);
+}
+
+Result<std::optional<frontend::ToolCallFormat>> toolCallFormat(const ToolCallFlags& flags) {
+  if (!flags.enable_auto || flags.parser.empty()) return std::optional<frontend::ToolCallFormat>();
+  auto format = frontend::toolCallFormatByName(flags.parser);
+  if (!format) return format.status().withPrefix("--tool-call-parser");
+  return std::optional<frontend::ToolCallFormat>(*format);
+}
+
 void addRouterOptions(CLI::App* cmd, router::RouterOptions& o) {
   cmd->add_option("--seed", o.seed, "Router randomness (ties, softmax)")->capture_default_str();
   cmd->add_option("--overlap-weight", o.overlap_weight, "kv router: weight of uncached prompt blocks")

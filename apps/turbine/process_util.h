@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "common/status.h"
 #include "engine/batch.h"
 #include "engine/kv_cache.h"
+#include "frontend/tool_calls.h"
 #include "model/weights.h"
 #include "router/router.h"
 
@@ -53,6 +55,17 @@ Result<engine::KvDType> kvCacheDtype(const std::string& name, const model::Model
 // --queued-prefill-weight), written into `options` (which must outlive parsing). The policy
 // itself (--router) stays with each command: their defaults differ.
 void addRouterOptions(CLI::App* cmd, router::RouterOptions& options);
+
+// The tool-call options `serve` and `frontend` share, named as vLLM names them:
+// --enable-auto-tool-choice and --tool-call-parser NAME (both needed for tool_choice "auto").
+struct ToolCallFlags {
+  bool enable_auto = false;
+  std::string parser;
+};
+void addToolCallOptions(CLI::App* cmd, ToolCallFlags& flags);
+// Both flags need each other and the parser's name is checked as the command line is parsed
+// (usage errors). The format the server reads tool calls in: none without the flags.
+Result<std::optional<frontend::ToolCallFormat>> toolCallFormat(const ToolCallFlags& flags);
 
 // "turbine <command>: <line>" on stderr, flushed.
 void logLine(const char* command, const std::string& line);

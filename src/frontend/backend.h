@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/status.h"
 
 namespace turbine::frontend {
@@ -39,11 +41,16 @@ struct ModelCard {
 // an array of text parts (has_parts == true, `parts` holds the texts in order and `content`
 // their concatenation) — templates may treat the two forms differently.
 struct ChatMessage {
-  std::string role;  // "system", "user" or "assistant"
+  std::string role;  // "system", "user", "assistant" or "tool"
   std::string content;
   std::vector<std::string> parts;
   bool has_parts = false;
   std::optional<std::string> name;
+  std::optional<std::string> tool_call_id;  // role "tool": the call it answers
+  // role "assistant": the calls it made, [{"id", "type", "function": {"name", "arguments"}}] with
+  // each "arguments" an object where the client's string held one (as templates expect); null
+  // when none. Keys in the client's order.
+  nlohmann::ordered_json tool_calls;
 };
 
 // Sampling and stopping controls of one sequence (DESIGN.md §3.4). Stop *strings* stay in the
@@ -124,11 +131,12 @@ class ServingBackend {
 
   virtual std::vector<ModelCard> models() const = 0;
 
-  // Renders the model's chat template. A template's raise_exception is InvalidArgument with its
-  // message (the frontend answers 400 with it).
+  // Renders the model's chat template (`tools`: the request's tool definitions, null when none).
+  // A template's raise_exception is InvalidArgument with its message (the frontend answers 400
+  // with it).
   virtual Result<std::string> renderChat(const std::string& model,
                                          const std::vector<ChatMessage>& messages,
-                                         bool add_generation_prompt) = 0;
+                                         bool add_generation_prompt, const nlohmann::ordered_json& tools) = 0;
 
   // add_special_tokens: prepend BOS etc. (true for raw completions prompts, false for rendered
   // chat text, whose template already wrote them).

@@ -172,7 +172,7 @@ std::vector<ModelCard> EngineBackend::models() const {
 }
 
 Result<std::string> EngineBackend::renderChat(const std::string&, const std::vector<ChatMessage>& messages,
-                                              bool add_generation_prompt) {
+                                              bool add_generation_prompt, const nlohmann::ordered_json& tools) {
   if (!template_) {
     return invalidArgument("model '" + options_.served_model_name +
                            "' has no chat template; use /v1/completions");
@@ -188,10 +188,11 @@ Result<std::string> EngineBackend::renderChat(const std::string&, const std::vec
       j["content"] = m.content;
     }
     if (m.name) j["name"] = *m.name;
+    if (m.tool_call_id) j["tool_call_id"] = *m.tool_call_id;
+    if (!m.tool_calls.is_null()) j["tool_calls"] = m.tool_calls;
     msgs.push_back(std::move(j));
   }
-  return template_->render(msgs, add_generation_prompt, options_.bos_token, options_.eos_token,
-                           nlohmann::ordered_json(nullptr));
+  return template_->render(msgs, add_generation_prompt, options_.bos_token, options_.eos_token, tools);
 }
 
 Result<std::vector<int32_t>> EngineBackend::tokenize(const std::string&, const std::string& text,

@@ -75,13 +75,18 @@ std::vector<ModelCard> FakeBackend::models() const {
 }
 
 Result<std::string> FakeBackend::renderChat(const std::string&, const std::vector<ChatMessage>& messages,
-                                            bool add_generation_prompt) {
+                                            bool add_generation_prompt, const nlohmann::ordered_json& tools) {
   std::string out;
+  if (!tools.is_null()) out += "<|tools|>" + tools.dump() + "\n";
   for (const auto& m : messages) {
     if (m.content == "RAISE_EXCEPTION") {
       return invalidArgument("Conversation roles must alternate user/assistant/user/assistant/...");
     }
-    out += "<|" + m.role + "|>" + m.content + "\n";
+    out += "<|" + m.role + "|>";
+    if (m.tool_call_id) out += "[" + *m.tool_call_id + "]";
+    out += m.content;
+    if (!m.tool_calls.is_null()) out += m.tool_calls.dump();
+    out += "\n";
   }
   if (add_generation_prompt) out += "<|assistant|>";
   return out;

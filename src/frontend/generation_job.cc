@@ -40,6 +40,7 @@ void GenerationJob::addSequence(GenerateRequest request, std::vector<std::string
   s.want_logprobs = request.sampling.logprobs >= 0;
   s.detokenizer = ctx_.backend->newDetokenizer(request.model);
   s.stop = StopStringMatcher(std::move(stop));
+  if (tool_format_) s.tools.emplace(*tool_format_);
   s.pending = std::move(request);
   seqs_.push_back(std::move(s));
 }
@@ -150,6 +151,11 @@ void GenerationJob::consumeTokens(Sequence& s, const GenerationChunk& chunk, std
 }
 
 void GenerationJob::emit(Sequence& s, const std::string& text, const std::vector<LogprobEntry>& logprobs) {
+  if (s.tools) return emitContent(s, s.tools->push(text), logprobs);
+  emitContent(s, text, logprobs);
+}
+
+void GenerationJob::emitContent(Sequence& s, const std::string& text, const std::vector<LogprobEntry>& logprobs) {
   if (text.empty() && logprobs.empty()) return;
   if (!stream_) {
     s.text += text;
@@ -168,6 +174,17 @@ void GenerationJob::emit(Sequence& s, const std::string& text, const std::vector
 }
 
 void GenerationJob::finishSequence(Sequence& s, std::string reason) {
+  if (s.tools) {
+    // As vLLM: a choice that called tools finishes with "tool_calls", whatever stopped it.
+    ToolCallResult r = s.tools->finish();
+    s.tools.reset();
+    emitContent(s, r.content, {});
+    if (!r.calls.empty()) {
+      reason = "tool_calls";
+      if (stream_) responder_->writeStream(chatToolCallsEvent(meta_, s.index, r.calls));
+      s.tool_calls = std::move(r.calls);
+    }
+  }
   s.finish = std::move(reason);
   ++done_;
   if (stream_) {
@@ -211,6 +228,7 @@ void GenerationJob::complete() {
       c.finish_reason = s.finish;
       c.has_logprobs = s.want_logprobs;
       c.logprobs = std::move(s.logprobs);
+      c.tool_calls = std::move(s.tool_calls);
       choices.push_back(std::move(c));
     }
     std::string body = kind_ == ApiKind::kChat ? chatCompletionJson(meta_, choices, usage())

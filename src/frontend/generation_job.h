@@ -19,6 +19,7 @@
 #include "frontend/metrics.h"
 #include "frontend/openai_responses.h"
 #include "frontend/stop_strings.h"
+#include "frontend/tool_calls.h"
 
 namespace turbine::frontend {
 
@@ -43,6 +44,10 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   // Adds a sequence. `counts_prompt`: its prompt counts in usage.prompt_tokens (false for the
   // 2nd..nth sample of one prompt).
   void addSequence(GenerateRequest request, std::vector<std::string> stop, bool counts_prompt);
+  // Chat with tool_choice "auto": each sequence's output is read for tool calls in `format`
+  // (content streams up to where a call may begin; the calls come as one delta at the end, and
+  // the choice finishes with "tool_calls"). Before start().
+  void readToolCalls(ToolCallFormat format) { tool_format_ = format; }
 
   // Submits every sequence. On failure, already accepted ones are aborted and the error is
   // returned with nothing sent: the caller answers it. On success the job answers by itself.
@@ -68,6 +73,8 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
     bool has_token = false;
     GenerateRequest pending;           // moved to the backend by start()
     DeltaEventFormat delta_format;     // streams: the plain delta event, rendered once
+    std::optional<ToolCallStream> tools;  // readToolCalls: the output's filter
+    std::vector<ToolCall> tool_calls;     // found at the end (non-streaming)
   };
 
   // Backend thread: queues the chunk and posts a drain unless one is pending.
@@ -78,6 +85,8 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   void consumeTokens(Sequence& s, const GenerationChunk& chunk, std::string* text,
                      std::vector<LogprobEntry>* logprobs);
   void emit(Sequence& s, const std::string& text, const std::vector<LogprobEntry>& logprobs);
+  // emit() without the tool-call filter.
+  void emitContent(Sequence& s, const std::string& text, const std::vector<LogprobEntry>& logprobs);
   void finishSequence(Sequence& s, std::string reason);
   void fail(const Status& error);
   void complete();
@@ -98,6 +107,7 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   bool finished_ = false;  // the response is complete (or the client left)
   bool first_token_seen_ = false;
   std::string scratch_;  // one event being built; keeps its capacity between chunks
+  std::optional<ToolCallFormat> tool_format_;
 
   std::mutex inbox_mu_;
   std::vector<std::pair<size_t, GenerationChunk>> inbox_;  // guarded by inbox_mu_

@@ -1,5 +1,6 @@
 #include "frontend/openai_protocol.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -224,6 +225,77 @@ Status readContent(const json& v, const std::string& prefix, std::string* error_
   return Status::ok();
 }
 
+// An assistant message's "tool_calls": [{"id", "type": "function", "function": {"name",
+// "arguments": a string}}].
+Status checkToolCalls(const json& v, const std::string& prefix, std::string* error_param) {
+  FieldReader top(json::object(), prefix, error_param);
+  if (!v.is_array()) return top.wrongType("tool_calls", v, "array");
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string item = fmt::format("tool_calls[{}]", i);
+    if (!v[i].is_object()) return top.wrongType(item, v[i], "object");
+    FieldReader r(v[i], prefix + item + ".", error_param);
+    if (r.get("id") == nullptr) return r.fail("id", "is required");
+    std::string s;
+    TURBINE_RETURN_IF_ERROR(r.readString("id", &s));
+    s = "function";
+    TURBINE_RETURN_IF_ERROR(r.readString("type", &s));
+    if (s != "function") return r.fail("type", "must be 'function', got '" + s + "'");
+    const json* f = r.get("function");
+    if (f == nullptr) return r.fail("function", "is required");
+    if (!f->is_object()) return r.wrongType("function", *f, "object");
+    FieldReader fr(*f, prefix + item + ".function.", error_param);
+    if (fr.get("name") == nullptr) return fr.fail("name", "is required");
+    TURBINE_RETURN_IF_ERROR(fr.readString("name", &s));
+    if (fr.get("arguments") == nullptr) return fr.fail("arguments", "is required");
+    TURBINE_RETURN_IF_ERROR(fr.readString("arguments", &s));
+  }
+  return Status::ok();
+}
+
+// Tool calls as a template sees them: each function's "arguments" string replaced by the object
+// it holds (templates print `arguments | tojson`, as Hugging Face's and vLLM's do); a string that
+// holds no object stays a string.
+nlohmann::ordered_json toolCallsForTemplate(nlohmann::ordered_json calls) {
+  for (auto& c : calls) {
+    auto f = c.find("function");
+    if (f == c.end() || !f->is_object()) continue;
+    auto a = f->find("arguments");
+    if (a == f->end() || !a->is_string()) continue;
+    auto parsed = nlohmann::ordered_json::parse(a->get<std::string>(), nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_object()) *a = std::move(parsed);
+  }
+  return calls;
+}
+
+nlohmann::ordered_json ordered(const json& v) { return nlohmann::ordered_json::parse(v.dump()); }
+
+// "tools": [{"type": "function", "function": {"name", "description"?, "parameters"?: object}}].
+Status checkTools(const json& v, std::string* error_param) {
+  FieldReader top(json::object(), "", error_param);
+  if (!v.is_array()) return top.wrongType("tools", v, "array");
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string item = fmt::format("tools[{}]", i);
+    if (!v[i].is_object()) return top.wrongType(item, v[i], "object");
+    FieldReader r(v[i], item + ".", error_param);
+    std::string s;
+    if (r.get("type") == nullptr) return r.fail("type", "is required");
+    TURBINE_RETURN_IF_ERROR(r.readString("type", &s));
+    if (s != "function") return r.fail("type", "must be 'function', got '" + s + "'");
+    const json* f = r.get("function");
+    if (f == nullptr) return r.fail("function", "is required");
+    if (!f->is_object()) return r.wrongType("function", *f, "object");
+    FieldReader fr(*f, item + ".function.", error_param);
+    if (fr.get("name") == nullptr) return fr.fail("name", "is required");
+    TURBINE_RETURN_IF_ERROR(fr.readString("name", &s));
+    if (s.empty()) return fr.fail("name", "must not be empty");
+    TURBINE_RETURN_IF_ERROR(fr.readString("description", &s));
+    if (const json* p = fr.get("parameters"); p != nullptr && !p->is_object()) {
+      return fr.wrongType("parameters", *p, "object (a JSON Schema)");
+    }
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 bool isValidUtf8(std::string_view s) {
@@ -305,8 +377,8 @@ Result<std::vector<ChatMessage>> parseMessages(const nlohmann::json& value,
     TURBINE_RETURN_IF_ERROR(r.readString("role", &m.role));
     // "developer" is OpenAI's newer name for system instructions; chat templates know "system".
     if (m.role == "developer") m.role = "system";
-    if (m.role != "system" && m.role != "user" && m.role != "assistant") {
-      return r.fail("role", "must be 'system', 'developer', 'user' or 'assistant', got '" + m.role + "'");
+    if (m.role != "system" && m.role != "user" && m.role != "assistant" && m.role != "tool") {
+      return r.fail("role", "must be 'system', 'developer', 'user', 'assistant' or 'tool', got '" + m.role + "'");
     }
     const json* content = r.get("content");
     if (content == nullptr) {
@@ -317,6 +389,17 @@ Result<std::vector<ChatMessage>> parseMessages(const nlohmann::json& value,
     std::string name;
     TURBINE_RETURN_IF_ERROR(r.readString("name", &name));
     if (r.get("name") != nullptr) m.name = name;
+    if (m.role == "tool") {
+      if (r.get("tool_call_id") == nullptr) return r.fail("tool_call_id", "is required for role 'tool'");
+      std::string id;
+      TURBINE_RETURN_IF_ERROR(r.readString("tool_call_id", &id));
+      m.tool_call_id = std::move(id);
+    }
+    if (const json* calls = r.get("tool_calls")) {
+      if (m.role != "assistant") return r.fail("tool_calls", "is only allowed on 'assistant' messages");
+      TURBINE_RETURN_IF_ERROR(checkToolCalls(*calls, prefix, error_param));
+      if (!calls->empty()) m.tool_calls = toolCallsForTemplate(ordered(*calls));
+    }
     out.push_back(std::move(m));
   }
   return out;
@@ -339,7 +422,44 @@ Result<ChatCompletionRequest> parseChatCompletionRequest(const nlohmann::json& b
   }
   TURBINE_RETURN_IF_ERROR(r.readBool("add_generation_prompt", &req.add_generation_prompt));
   req.common.sampling.logprobs = req.logprobs ? req.top_logprobs : -1;
+  if (const json* tools = r.get("tools")) {
+    TURBINE_RETURN_IF_ERROR(checkTools(*tools, error_param));
+    if (!tools->empty()) req.tools = ordered(*tools);
+  }
+  // As OpenAI (and vLLM): "auto" when tools are given, else "none".
+  req.tool_choice = req.tools.is_null() ? "none" : "auto";
+  if (const json* choice = r.get("tool_choice")) {
+    if (choice->is_object()) {
+      return r.fail("tool_choice", "a named function is not supported (it needs guided decoding); use 'auto'");
+    }
+    if (!choice->is_string()) return r.wrongType("tool_choice", *choice, "string or object");
+    const std::string c = choice->get<std::string>();
+    if (c == "required") {
+      return r.fail("tool_choice", "'required' is not supported (it needs guided decoding); use 'auto'");
+    }
+    if (c != "none" && c != "auto") return r.fail("tool_choice", "must be 'none', 'auto' or 'required', got '" + c + "'");
+    if (c == "auto" && req.tools.is_null()) return r.fail("tool_choice", "'auto' needs 'tools'");
+    req.tool_choice = c;
+  }
+  bool parallel = true;
+  TURBINE_RETURN_IF_ERROR(r.readBool("parallel_tool_calls", &parallel));
   return req;
+}
+
+void takeToolKeyOrder(std::string_view body, ChatCompletionRequest* req) {
+  const bool calls = std::any_of(req->messages.begin(), req->messages.end(),
+                                 [](const ChatMessage& m) { return !m.tool_calls.is_null(); });
+  if (req->tools.is_null() && !calls) return;
+  const auto o = nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!o.is_object()) return;
+  if (auto t = o.find("tools"); t != o.end() && !req->tools.is_null()) req->tools = *t;
+  const auto messages = o.find("messages");
+  if (messages == o.end() || !messages->is_array()) return;
+  for (size_t i = 0; i < req->messages.size() && i < messages->size(); ++i) {
+    const auto& m = (*messages)[i];
+    if (req->messages[i].tool_calls.is_null() || !m.is_object()) continue;
+    if (auto c = m.find("tool_calls"); c != m.end()) req->messages[i].tool_calls = toolCallsForTemplate(*c);
+  }
 }
 
 Result<CompletionRequest> parseCompletionRequest(const nlohmann::json& body,

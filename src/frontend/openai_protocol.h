@@ -46,6 +46,8 @@ struct ChatCompletionRequest {
   bool logprobs = false;
   int32_t top_logprobs = 0;
   bool add_generation_prompt = true;
+  nlohmann::ordered_json tools;  // the tool definitions, for the template; null when none (or [])
+  std::string tool_choice;       // "none" or "auto" ("required" and named ones are refused)
 };
 
 struct PromptInput {
@@ -71,6 +73,10 @@ Result<ChatCompletionRequest> parseChatCompletionRequest(const nlohmann::json& b
                                                          std::string* error_param);
 Result<CompletionRequest> parseCompletionRequest(const nlohmann::json& body,
                                                  std::string* error_param);
+
+// The parse above gives `tools` and the messages' tool calls their keys sorted; this puts them in
+// the order of the request body they came from (what the template prints, as the client sent it).
+void takeToolKeyOrder(std::string_view body, ChatCompletionRequest* req);
 
 // Message list of a chat request or a /tokenize request ("messages" field).
 Result<std::vector<ChatMessage>> parseMessages(const nlohmann::json& value, std::string* error_param);

@@ -145,6 +145,25 @@ void appendTail(std::string& out, const ResponseMeta& meta) {
   out += '}';
 }
 
+// [{"index"?, "id", "type": "function", "function": {"name", "arguments"}}, ...] ("index" in
+// stream deltas).
+void appendToolCalls(std::string& out, const std::vector<ToolCall>& calls, bool with_index) {
+  out += '[';
+  for (size_t i = 0; i < calls.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '{';
+    if (with_index) fmt::format_to(std::back_inserter(out), "\"index\":{},", i);
+    out += "\"id\":";
+    appendJsonString(out, calls[i].id);
+    out += ",\"type\":\"function\",\"function\":{\"name\":";
+    appendJsonString(out, calls[i].name);
+    out += ",\"arguments\":";
+    appendJsonString(out, calls[i].arguments);
+    out += "}}";
+  }
+  out += ']';
+}
+
 std::string frame(std::string json) {
   std::string out;
   out.reserve(json.size() + 8);
@@ -213,7 +232,15 @@ std::string chatCompletionJson(const ResponseMeta& meta, const std::vector<Choic
     const ChoiceOutput& c = choices[i];
     if (i > 0) out += ',';
     fmt::format_to(std::back_inserter(out), "{{\"index\":{},\"message\":{{\"role\":\"assistant\",\"content\":", c.index);
-    appendJsonString(out, c.text);
+    if (c.text.empty() && !c.tool_calls.empty()) {
+      out += "null";
+    } else {
+      appendJsonString(out, c.text);
+    }
+    if (!c.tool_calls.empty()) {
+      out += ",\"tool_calls\":";
+      appendToolCalls(out, c.tool_calls, false);
+    }
     out += "},\"logprobs\":";
     appendChatLogprobs(out, c.has_logprobs, c.logprobs);
     appendFinish(out, c.finish_reason);
@@ -269,6 +296,16 @@ std::string chatDeltaEvent(const ResponseMeta& meta, int32_t index, std::string_
   out += "},\"logprobs\":";
   appendChatLogprobs(out, has_logprobs, logprobs);
   out += ",\"finish_reason\":null}";
+  appendTail(out, meta);
+  return frame(std::move(out));
+}
+
+std::string chatToolCallsEvent(const ResponseMeta& meta, int32_t index, const std::vector<ToolCall>& calls) {
+  std::string out;
+  appendHead(out, meta, "chat.completion.chunk");
+  fmt::format_to(std::back_inserter(out), ",\"choices\":[{{\"index\":{},\"delta\":{{\"tool_calls\":", index);
+  appendToolCalls(out, calls, true);
+  out += "},\"logprobs\":null,\"finish_reason\":null}";
   appendTail(out, meta);
   return frame(std::move(out));
 }

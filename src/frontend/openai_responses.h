@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "frontend/tool_calls.h"
+
 namespace turbine::frontend {
 
 struct ResponseMeta {
@@ -44,6 +46,7 @@ struct ChoiceOutput {
   std::string finish_reason;        // "stop", "length", "abort"; empty -> null
   bool has_logprobs = false;        // false -> "logprobs": null
   std::vector<LogprobEntry> logprobs;
+  std::vector<ToolCall> tool_calls;  // chat: the message's "tool_calls" (content null when empty)
 };
 
 // Appends `text` as a JSON string literal (quotes included).
@@ -59,6 +62,9 @@ std::string chatRoleEvent(const ResponseMeta& meta, int32_t index);
 // A content delta; `logprobs` may be empty (and has_logprobs false -> null).
 std::string chatDeltaEvent(const ResponseMeta& meta, int32_t index, std::string_view content,
                            bool has_logprobs, const std::vector<LogprobEntry>& logprobs);
+// A choice's tool calls, all in one delta: {"tool_calls": [{"index", "id", "type", "function":
+// {"name", "arguments"}}]}.
+std::string chatToolCallsEvent(const ResponseMeta& meta, int32_t index, const std::vector<ToolCall>& calls);
 std::string chatFinishEvent(const ResponseMeta& meta, int32_t index, std::string_view finish);
 std::string completionDeltaEvent(const ResponseMeta& meta, int32_t index, std::string_view text,
                                  bool has_logprobs, const std::vector<LogprobEntry>& logprobs,

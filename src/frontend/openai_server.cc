@@ -192,10 +192,17 @@ class OpenAiServer::Handlers {
     std::string param;
     auto parsed = parseChatCompletionRequest(body, &param);
     if (!parsed) return sendError(r, endpoint, apiErrorFromStatus(parsed.status(), param));
-    const ChatCompletionRequest& c = *parsed;
+    ChatCompletionRequest& c = *parsed;
+    if (c.tool_choice == "auto" && !s_.options_.tool_call_format) {
+      return sendError(r, endpoint, apiErrorFromStatus(invalidArgument("\"auto\" tool choice requires "
+                                                                       "--enable-auto-tool-choice and "
+                                                                       "--tool-call-parser to be set"),
+                                                       "tool_choice"));
+    }
+    takeToolKeyOrder(req.body, &c);
     auto card = findModel(c.common.model, false);
     if (!card) return sendError(r, endpoint, modelNotFound(card.status()));
-    auto text = s_.backend_->renderChat(card->id, c.messages, c.add_generation_prompt);
+    auto text = s_.backend_->renderChat(card->id, c.messages, c.add_generation_prompt, c.tools);
     if (!text) return sendError(r, endpoint, apiErrorFromStatus(text.status(), "messages"));
     auto ids = s_.backend_->tokenize(card->id, *text, false);
     if (!ids) return sendError(r, endpoint, apiErrorFromStatus(ids.status(), "messages"));
@@ -206,6 +213,7 @@ class OpenAiServer::Handlers {
     ResponseMeta meta{newId("chatcmpl-"), unixNow(), card->id, false};
     auto job = std::make_shared<GenerationJob>(jobContext(), ApiKind::kChat, meta, c.common.stream,
                                                c.common.include_usage, endpoint, req.received, r);
+    if (c.tool_choice == "auto") job->readToolCalls(*s_.options_.tool_call_format);
     addSamples(*job, base, c.common, meta.id, 0);
     startJob(job, endpoint, r, static_cast<int64_t>(base.prompt_token_ids.size()));
   }
@@ -271,7 +279,7 @@ class OpenAiServer::Handlers {
       std::string param;
       auto messages = parseMessages(body["messages"], &param);
       if (!messages) return sendError(r, endpoint, apiErrorFromStatus(messages.status(), param));
-      auto rendered = s_.backend_->renderChat(card->id, *messages, add_generation_prompt);
+      auto rendered = s_.backend_->renderChat(card->id, *messages, add_generation_prompt, nullptr);
       if (!rendered) return sendError(r, endpoint, apiErrorFromStatus(rendered.status(), "messages"));
       text = std::move(rendered).value();
     } else {

@@ -16,11 +16,13 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "frontend/backend.h"
 #include "frontend/http_server.h"
 #include "frontend/metrics.h"
+#include "frontend/tool_calls.h"
 
 namespace turbine::frontend {
 
@@ -29,6 +31,9 @@ struct OpenAiServerOptions {
   std::string api_key;                          // non-empty: /v1/*, /tokenize, /detokenize need
                                                 // "Authorization: Bearer <api_key>" (else 401)
   int retry_after_s = 1;                        // Retry-After of 429 / 503 answers
+  // Chat requests with tools and tool_choice "auto" have their output read for tool calls in
+  // this format; without one such requests are refused (400), as vLLM refuses them.
+  std::optional<ToolCallFormat> tool_call_format;
   std::chrono::milliseconds shutdown_grace{10'000};  // in-flight requests get this long
 };
 

@@ -59,7 +59,7 @@ describe('turbine serve with the openai client', () => {
   let model;
 
   before(async () => {
-    server = await startServer();
+    server = await startServer(['--enable-auto-tool-choice', '--tool-call-parser', 'hermes']);
     openai = client(server);
     const models = await openai.models.list();
     assert.equal(models.data.length, 1);
@@ -104,6 +104,31 @@ describe('turbine serve with the openai client', () => {
     assert.equal(chunks.at(-1).choices.length, 0);
     assert.equal(usage.completion_tokens, 12);
     assert.equal(usage.prompt_tokens, r.usage.prompt_tokens);
+  });
+
+  // A random model writes no tool calls; what is checked here is that the client's tool
+  // requests (definitions, an assistant's calls, the tool's answer) go through the model's real
+  // chat template, and that streamed and whole answers agree. Tool calls coming back are tested
+  // against a scripted backend in frontend_openai_server_test.
+  test('tools: a tool conversation through the real template, whole and streamed', async () => {
+    const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather now',
+      parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+    const messages = [
+      { role: 'user', content: 'Weather in Paris?' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function',
+        function: { name: 'get_weather', arguments: JSON.stringify({ city: 'Paris' }) } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: '18 C, sunny' },
+    ];
+    const body = { model, messages, tools, temperature: 0, max_tokens: 8, ignore_eos: true };
+    const r = await openai.chat.completions.create(body);
+    const choice = r.choices[0];
+    assert.ok(['length', 'tool_calls'].includes(choice.finish_reason), choice.finish_reason);
+    assert.ok(r.usage.prompt_tokens > 20, `prompt_tokens ${r.usage.prompt_tokens}`);
+    const chunks = await collect(await openai.chat.completions.create({ ...body, stream: true }));
+    const text = chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('');
+    assert.equal(text, choice.message.content ?? '');
+    await assert.rejects(openai.chat.completions.create({ ...body, tool_choice: 'required' }),
+      (e) => e.status === 400 && /guided decoding/.test(e.message));
   });
 
   test('completions: non-streaming and streaming, n=2', async () => {

@@ -62,6 +62,68 @@ TEST(OpenAiProtocol, DeveloperRoleIsSystemAndUnknownRolesAreRejected) {
   EXPECT_NE(bad.status().message().find("'wizard'"), std::string::npos) << bad.status().message();
 }
 
+// A tool conversation: tools in the client's key order, an assistant's calls with their
+// arguments as objects (as templates print them), the tool's answer with its call id.
+TEST(OpenAiProtocol, ToolsAndToolMessages) {
+  const std::string body = R"({"model":"m","tools":[{"type":"function","function":{"name":"get_weather",
+      "description":"Weather now","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}],
+      "messages":[{"role":"user","content":"Paris?"},
+      {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function",
+        "function":{"name":"get_weather","arguments":"{\"city\":\"Paris\",\"unit\":\"c\"}"}}]},
+      {"role":"tool","tool_call_id":"call_1","content":"18 C"}]})";
+  std::string param;
+  auto r = chat(body, &param);
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  EXPECT_EQ(r->tool_choice, "auto");  // tools given, no tool_choice
+  ASSERT_EQ(r->messages.size(), 3u);
+  EXPECT_EQ(r->messages[2].role, "tool");
+  EXPECT_EQ(r->messages[2].tool_call_id.value_or(""), "call_1");
+  const auto& calls = r->messages[1].tool_calls;
+  ASSERT_TRUE(calls.is_array());
+  EXPECT_EQ(calls[0]["function"]["arguments"]["city"], "Paris");  // an object now
+  takeToolKeyOrder(body, &*r);
+  EXPECT_EQ(r->tools.dump().substr(0, 40), R"([{"type":"function","function":{"name":")");
+  EXPECT_EQ(r->messages[1].tool_calls[0]["function"]["arguments"].dump(), R"({"city":"Paris","unit":"c"})");
+  EXPECT_EQ(r->messages[1].tool_calls[0].begin().key(), "id");
+
+  auto none = chat(R"({"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"none"})", &param);
+  ASSERT_TRUE(none.isOk());
+  EXPECT_EQ(none->tool_choice, "none");
+  EXPECT_TRUE(none->tools.is_null());
+  auto empty = chat(R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[]})", &param);
+  ASSERT_TRUE(empty.isOk());
+  EXPECT_EQ(empty->tool_choice, "none");
+
+  const std::string tools = R"("tools":[{"type":"function","function":{"name":"f"}}])";
+  struct Case { std::string body; const char* param; const char* says; };
+  const Case cases[] = {
+      {R"({"model":"m","messages":[{"role":"tool","content":"x"}]})", "messages[0].tool_call_id", "required"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x","tool_calls":[]}]})", "messages[0].tool_calls",
+       "assistant"},
+      {R"({"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":{}}}]}]})",
+       "messages[0].tool_calls[0].function.arguments", "string"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"retrieval"}]})",
+       "tools[0].type", "'function'"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":"x"}}]})",
+       "tools[0].function.parameters", "object"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"auto"})", "tool_choice", "needs 'tools'"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],)" + tools + R"(,"tool_choice":"required"})",
+       "tool_choice", "guided decoding"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],)" + tools +
+           R"(,"tool_choice":{"type":"function","function":{"name":"f"}}})",
+       "tool_choice", "guided decoding"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],)" + tools + R"(,"tool_choice":"sometimes"})",
+       "tool_choice", "'sometimes'"},
+  };
+  for (const Case& c : cases) {
+    param.clear();
+    auto bad = chat(c.body, &param);
+    ASSERT_FALSE(bad.isOk()) << c.body;
+    EXPECT_EQ(param, c.param) << c.body;
+    EXPECT_NE(bad.status().message().find(c.says), std::string::npos) << bad.status().message();
+  }
+}
+
 TEST(OpenAiProtocol, RejectsWithParamName) {
   struct Case { const char* extra; const char* param; };
   const Case cases[] = {

@@ -167,6 +167,87 @@ TEST(OpenAiServer, StopStringIsHeldBackAndCut) {
   EXPECT_EQ(r2.json()["choices"][0]["finish_reason"], "length");
 }
 
+// Tool calling (tools + tool_choice "auto", --tool-call-parser hermes): a model that writes a
+// call gets it back as tool_calls, whole or streamed; the tools and a tool conversation reach
+// the template.
+const std::string kWeatherCall =
+    "Checking.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+const std::string kToolsChat = R"({"model":"fake-model","max_tokens":200,
+    "tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],
+    "messages":[{"role":"user","content":"Paris?"}])";
+
+TEST(OpenAiServer, ToolCallsWholeAndStreamed) {
+  FakeBackendOptions o = fastBackend();
+  o.script = kWeatherCall;
+  o.eos_after_script = true;
+  OpenAiServerOptions so;
+  so.tool_call_format = ToolCallFormat::kHermes;
+  ServerFixture f(o, so);
+
+  auto r = post(f.port, "/v1/chat/completions", kToolsChat + "}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto j = r.json();
+  const auto& choice = j["choices"][0];
+  EXPECT_EQ(choice["finish_reason"], "tool_calls");
+  EXPECT_EQ(choice["message"]["content"], "Checking.\n");
+  ASSERT_EQ(choice["message"]["tool_calls"].size(), 1u);
+  const auto& call = choice["message"]["tool_calls"][0];
+  EXPECT_EQ(call["type"], "function");
+  EXPECT_EQ(call["id"].get<std::string>().rfind("call_", 0), 0u);
+  EXPECT_EQ(call["function"]["name"], "get_weather");
+  EXPECT_EQ(json::parse(call["function"]["arguments"].get<std::string>()), json({{"city", "Paris"}}));
+  // The template saw the tools.
+  const auto prompt = f.backend->received().at(0).prompt_token_ids;
+  const std::string text(prompt.begin(), prompt.end());
+  EXPECT_EQ(text.rfind(R"(<|tools|>[{"type":"function","function":{"name":"get_weather")", 0), 0u) << text;
+
+  auto s = post(f.port, "/v1/chat/completions", kToolsChat + R"(,"stream":true})");
+  ASSERT_EQ(s.status, 200) << s.body;
+  std::string content, finish;
+  json calls;
+  for (const auto& e : sseEvents(s.body)) {
+    if (e == "[DONE]") continue;
+    auto c = json::parse(e)["choices"][0];
+    if (c["delta"].contains("content")) {
+      const std::string piece = c["delta"]["content"];
+      EXPECT_EQ(piece.find('<'), std::string::npos) << "a call leaked into content: " << piece;
+      content += piece;
+    }
+    if (c["delta"].contains("tool_calls")) calls = c["delta"]["tool_calls"];
+    if (!c["finish_reason"].is_null()) finish = c["finish_reason"];
+  }
+  EXPECT_EQ(content, "Checking.\n");
+  EXPECT_EQ(finish, "tool_calls");
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0]["index"], 0);
+  EXPECT_EQ(calls[0]["function"]["name"], "get_weather");
+  EXPECT_EQ(json::parse(calls[0]["function"]["arguments"].get<std::string>()), json({{"city", "Paris"}}));
+
+  // tool_choice "none": the tools still reach the template, the output is plain content.
+  auto n = post(f.port, "/v1/chat/completions", kToolsChat + R"(,"tool_choice":"none"})");
+  ASSERT_EQ(n.status, 200) << n.body;
+  EXPECT_EQ(n.json()["choices"][0]["message"]["content"], kWeatherCall);
+  EXPECT_EQ(n.json()["choices"][0]["finish_reason"], "stop");
+}
+
+TEST(OpenAiServer, ToolConversationReachesTheTemplate) {
+  OpenAiServerOptions so;
+  so.tool_call_format = ToolCallFormat::kHermes;
+  ServerFixture f(fastBackend(), so);
+  auto r = post(f.port, "/v1/chat/completions", R"({"model":"fake-model","max_tokens":3,"messages":[
+      {"role":"user","content":"Paris?"},
+      {"role":"assistant","tool_calls":[{"id":"call_1","type":"function",
+        "function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},
+      {"role":"tool","tool_call_id":"call_1","content":"18 C"}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json()["choices"][0]["message"]["content"], "Hel");  // no tools: no calls read
+  const auto prompt = f.backend->received().at(0).prompt_token_ids;
+  const std::string text(prompt.begin(), prompt.end());
+  EXPECT_NE(text.find(R"(<|assistant|>[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":{"city":"Paris"}}}])"),
+            std::string::npos) << text;
+  EXPECT_NE(text.find("<|tool|>[call_1]18 C\n"), std::string::npos) << text;
+}
+
 TEST(OpenAiServer, NEqualsTwo) {
   ServerFixture f(fastBackend());
   auto r = post(f.port, "/v1/chat/completions", kChatHi + R"(,"n":2,"seed":0})");
@@ -256,6 +337,14 @@ TEST(OpenAiServer, ErrorsAreOpenAiObjects) {
                      R"({"model":"fake-model","messages":[{"role":"user","content":"RAISE_EXCEPTION"}]})");
   expectError(raised, 400);
   EXPECT_NE(raised.body.find("Conversation roles must alternate"), std::string::npos);
+}
+
+TEST(OpenAiServer, AutoToolChoiceNeedsAParser) {
+  ServerFixture f(fastBackend());
+  auto r = post(f.port, "/v1/chat/completions", kToolsChat + "}");
+  expectError(r, 400, "tool_choice");
+  EXPECT_NE(r.body.find("--enable-auto-tool-choice"), std::string::npos) << r.body;
+  EXPECT_EQ(post(f.port, "/v1/chat/completions", kToolsChat + R"(,"tool_choice":"none"})").status, 200);
 }
 
 TEST(OpenAiServer, InvalidUtf8Is400) {

@@ -1,0 +1,58 @@
+// Tool calls in a chat model's output (OpenAI "tools" with tool_choice "auto"), read by one of
+// the formats models are trained on, named as vLLM's --tool-call-parser names them:
+//   hermes:      <tool_call>{"name": ..., "arguments": {...}}</tool_call>, one block per call, after
+//                optional text (Qwen2.5 / Qwen3, Hermes 2 and 3, and most models whose template
+//                writes <tool_call>); the text before the first block is the message's content,
+//                text after the last block is dropped; an unterminated last block counts.
+//   llama3_json: the whole output is one JSON object {"name": ..., "parameters" | "arguments":
+//                {...}}, or several separated by ';', optionally after <|python_tag|> (Llama 3.1,
+//                3.2, 3.3 with JSON tool calling); output that does not start with '{' is content.
+// Output that looks like calls but does not parse (bad JSON, no "name") is content, unchanged.
+// ToolCallStream does the same incrementally for streamed output: it passes content through as it
+// comes and holds back from where a call may begin (a partial "<tool_call>" included) to the end.
+// Thread safety: functions are pure; a ToolCallStream is used by one thread at a time.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace turbine::frontend {
+
+enum class ToolCallFormat { kHermes, kLlama3Json };
+
+// "hermes" or "llama3_json"; InvalidArgument naming the known ones otherwise.
+Result<ToolCallFormat> toolCallFormatByName(std::string_view name);
+inline constexpr std::string_view kToolCallFormatNames = "hermes, llama3_json";
+
+struct ToolCall {
+  std::string id;         // "call_" + 24 random letters and digits
+  std::string name;
+  std::string arguments;  // a JSON object, as text
+};
+
+struct ToolCallResult {
+  std::string content;          // the message's text outside the calls
+  std::vector<ToolCall> calls;  // empty: the output had none (or they did not parse)
+};
+
+ToolCallResult parseToolCalls(ToolCallFormat format, std::string_view text);
+
+class ToolCallStream {
+ public:
+  explicit ToolCallStream(ToolCallFormat format) : format_(format) {}
+  // The part of `text` (appended to what came before) that is content for sure, to send now.
+  std::string push(std::string_view text);
+  // At the end of the output: what was held back, as content and calls.
+  ToolCallResult finish();
+
+ private:
+  ToolCallFormat format_;
+  std::string held_;     // not sent yet: a possible start of a call, or everything after one
+  bool calls_ = false;   // held_ starts a call: hold everything to the end
+  bool decided_ = false; // llama3_json: the output's first non-space character has been seen
+};
+
+}  // namespace turbine::frontend

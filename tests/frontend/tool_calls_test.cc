@@ -1,0 +1,139 @@
+// Tool calls read from model output (hermes and llama3_json), whole and streamed.
+#include "frontend/tool_calls.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <random>
+#include <set>
+
+namespace turbine::frontend {
+namespace {
+
+using json = nlohmann::json;
+
+json args(const ToolCall& c) { return json::parse(c.arguments); }
+
+TEST(ToolCalls, FormatNames) {
+  EXPECT_EQ(toolCallFormatByName("hermes").value(), ToolCallFormat::kHermes);
+  EXPECT_EQ(toolCallFormatByName("llama3_json").value(), ToolCallFormat::kLlama3Json);
+  auto bad = toolCallFormatByName("pythonic");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.status().message().find("hermes, llama3_json"), std::string::npos);
+}
+
+TEST(ToolCalls, HermesCallsAfterText) {
+  const auto r = parseToolCalls(ToolCallFormat::kHermes,
+                                "Let me look.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
+                                "{\"city\": \"Paris\", \"unit\": \"c\"}}\n</tool_call>\n<tool_call>\n"
+                                "{\"name\": \"get_time\", \"arguments\": {\"tz\": \"CET\"}}\n</tool_call>trailing");
+  EXPECT_EQ(r.content, "Let me look.\n");
+  ASSERT_EQ(r.calls.size(), 2u);
+  EXPECT_EQ(r.calls[0].name, "get_weather");
+  EXPECT_EQ(args(r.calls[0]), json({{"city", "Paris"}, {"unit", "c"}}));
+  EXPECT_EQ(r.calls[1].name, "get_time");
+  EXPECT_EQ(args(r.calls[1]), json({{"tz", "CET"}}));
+  EXPECT_EQ(r.calls[0].id.rfind("call_", 0), 0u);
+  EXPECT_EQ(r.calls[0].id.size(), 5u + 24u);
+  EXPECT_NE(r.calls[0].id, r.calls[1].id);
+}
+
+TEST(ToolCalls, HermesUnterminatedLastCallAndNoArguments) {
+  const auto r = parseToolCalls(ToolCallFormat::kHermes, "<tool_call>{\"name\": \"now\"}");
+  EXPECT_EQ(r.content, "");
+  ASSERT_EQ(r.calls.size(), 1u);
+  EXPECT_EQ(r.calls[0].name, "now");
+  EXPECT_EQ(r.calls[0].arguments, "{}");
+}
+
+TEST(ToolCalls, WhatDoesNotParseIsContent) {
+  for (const char* text : {"no calls here", "<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": </tool_call>",
+                           "<tool_call>{\"arguments\": {}}</tool_call>", "<tool_call>[1, 2]</tool_call>",
+                           "<tool_call>{\"name\": \"\"}</tool_call>"}) {
+    const auto r = parseToolCalls(ToolCallFormat::kHermes, text);
+    EXPECT_TRUE(r.calls.empty()) << text;
+    EXPECT_EQ(r.content, text);
+  }
+  for (const char* text : {"Paris is sunny.", "{\"name\": \"f\"", "{\"name\": \"f\"} and more", "{\"x\": 1}",
+                           " {\"name\": \"f\"}; oops"}) {
+    const auto r = parseToolCalls(ToolCallFormat::kLlama3Json, text);
+    EXPECT_TRUE(r.calls.empty()) << text;
+    EXPECT_EQ(r.content, text);
+  }
+}
+
+TEST(ToolCalls, Llama3JsonOneOrSeveral) {
+  auto r = parseToolCalls(ToolCallFormat::kLlama3Json,
+                          "  {\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo {north}\", \"q\": \"a\\\"}\"}}");
+  EXPECT_EQ(r.content, "");
+  ASSERT_EQ(r.calls.size(), 1u);
+  EXPECT_EQ(r.calls[0].name, "get_weather");
+  EXPECT_EQ(args(r.calls[0]), json({{"city", "Oslo {north}"}, {"q", "a\"}"}}));
+
+  r = parseToolCalls(ToolCallFormat::kLlama3Json,
+                     "<|python_tag|>{\"name\": \"a\", \"arguments\": {\"x\": 1}}; {\"name\": \"b\", \"parameters\": {}}");
+  ASSERT_EQ(r.calls.size(), 2u);
+  EXPECT_EQ(r.calls[0].name, "a");
+  EXPECT_EQ(args(r.calls[0]), json({{"x", 1}}));
+  EXPECT_EQ(r.calls[1].name, "b");
+  EXPECT_EQ(r.calls[1].arguments, "{}");
+}
+
+// Streaming gives the same content and calls as the whole text, however the text is cut, and
+// never sends a byte of a call as content.
+void expectStreamMatches(ToolCallFormat format, const std::string& text, uint64_t seed) {
+  const ToolCallResult whole = parseToolCalls(format, text);
+  std::mt19937_64 rng(seed);
+  for (int trial = 0; trial < 20; ++trial) {
+    ToolCallStream s(format);
+    std::string sent;
+    for (size_t i = 0; i < text.size();) {
+      const size_t n = std::min<size_t>(text.size() - i, 1 + rng() % 7);
+      sent += s.push(std::string_view(text).substr(i, n));
+      i += n;
+    }
+    ToolCallResult end = s.finish();
+    sent += end.content;
+    EXPECT_EQ(sent, whole.content) << text;
+    ASSERT_EQ(end.calls.size(), whole.calls.size()) << text;
+    for (size_t k = 0; k < whole.calls.size(); ++k) {
+      EXPECT_EQ(end.calls[k].name, whole.calls[k].name);
+      EXPECT_EQ(end.calls[k].arguments, whole.calls[k].arguments);
+    }
+  }
+}
+
+TEST(ToolCalls, StreamMatchesWholeText) {
+  uint64_t seed = 1;
+  for (const char* text : {"Let me look.\n<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n</tool_call>",
+                           "plain text with a < sign and <tool_ but no call", "<tool_call>{\"name\": \"f\"}",
+                           "<tool_call>{\"name\": broken}</tool_call> tail", "<tool_cal", ""}) {
+    expectStreamMatches(ToolCallFormat::kHermes, text, seed++);
+  }
+  for (const char* text : {"{\"name\": \"f\", \"parameters\": {\"a\": [1, 2]}}", "  \n{\"name\": \"f\"}; {\"name\": \"g\"}",
+                           "<|python_tag|>{\"name\": \"f\"}", "The answer is 4.", "  leading spaces then text",
+                           "{not json at all", "<|python", ""}) {
+    expectStreamMatches(ToolCallFormat::kLlama3Json, text, seed++);
+  }
+}
+
+TEST(ToolCalls, StreamSendsContentBeforeACallAtOnce) {
+  ToolCallStream h(ToolCallFormat::kHermes);
+  EXPECT_EQ(h.push("Checking "), "Checking ");
+  EXPECT_EQ(h.push("now <tool"), "now ");  // "<tool" may begin a call: held
+  EXPECT_EQ(h.push("_call>{\"name\""), "");
+  EXPECT_EQ(h.push(": \"f\"}</tool_call>"), "");
+  auto r = h.finish();
+  EXPECT_EQ(r.content, "");
+  ASSERT_EQ(r.calls.size(), 1u);
+
+  ToolCallStream l(ToolCallFormat::kLlama3Json);
+  EXPECT_EQ(l.push("  "), "");
+  EXPECT_EQ(l.push("Hi"), "  Hi");  // not a call: everything goes out
+  EXPECT_EQ(l.push(" {there}"), " {there}");
+  EXPECT_TRUE(l.finish().calls.empty());
+}
+
+}  // namespace
+}  // namespace turbine::frontend
