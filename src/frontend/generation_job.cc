@@ -178,6 +178,7 @@ void GenerationJob::finishSequence(Sequence& s, std::string reason) {
     // As vLLM: a choice that called tools finishes with "tool_calls", whatever stopped it.
     ToolCallResult r = s.tools->finish();
     s.tools.reset();
+    if (!parallel_tool_calls_ && r.calls.size() > 1) r.calls.resize(1);
     emitContent(s, r.content, {});
     if (!r.calls.empty()) {
       reason = "tool_calls";

@@ -46,8 +46,12 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   void addSequence(GenerateRequest request, std::vector<std::string> stop, bool counts_prompt);
   // Chat with tool_choice "auto": each sequence's output is read for tool calls in `format`
   // (content streams up to where a call may begin; the calls come as one delta at the end, and
-  // the choice finishes with "tool_calls"). Before start().
-  void readToolCalls(ToolCallFormat format) { tool_format_ = format; }
+  // the choice finishes with "tool_calls"); `parallel` false keeps only a choice's first call.
+  // Before addSequence().
+  void readToolCalls(ToolCallFormat format, bool parallel) {
+    tool_format_ = format;
+    parallel_tool_calls_ = parallel;
+  }
 
   // Submits every sequence. On failure, already accepted ones are aborted and the error is
   // returned with nothing sent: the caller answers it. On success the job answers by itself.
@@ -108,6 +112,7 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   bool first_token_seen_ = false;
   std::string scratch_;  // one event being built; keeps its capacity between chunks
   std::optional<ToolCallFormat> tool_format_;
+  bool parallel_tool_calls_ = true;
 
   std::mutex inbox_mu_;
   std::vector<std::pair<size_t, GenerationChunk>> inbox_;  // guarded by inbox_mu_

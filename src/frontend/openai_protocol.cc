@@ -441,8 +441,7 @@ Result<ChatCompletionRequest> parseChatCompletionRequest(const nlohmann::json& b
     if (c == "auto" && req.tools.is_null()) return r.fail("tool_choice", "'auto' needs 'tools'");
     req.tool_choice = c;
   }
-  bool parallel = true;
-  TURBINE_RETURN_IF_ERROR(r.readBool("parallel_tool_calls", &parallel));
+  TURBINE_RETURN_IF_ERROR(r.readBool("parallel_tool_calls", &req.parallel_tool_calls));
   return req;
 }
 

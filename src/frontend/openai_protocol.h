@@ -48,6 +48,7 @@ struct ChatCompletionRequest {
   bool add_generation_prompt = true;
   nlohmann::ordered_json tools;  // the tool definitions, for the template; null when none (or [])
   std::string tool_choice;       // "none" or "auto" ("required" and named ones are refused)
+  bool parallel_tool_calls = true;  // false: a choice returns the first of its calls only
 };
 
 struct PromptInput {

@@ -213,7 +213,7 @@ class OpenAiServer::Handlers {
     ResponseMeta meta{newId("chatcmpl-"), unixNow(), card->id, false};
     auto job = std::make_shared<GenerationJob>(jobContext(), ApiKind::kChat, meta, c.common.stream,
                                                c.common.include_usage, endpoint, req.received, r);
-    if (c.tool_choice == "auto") job->readToolCalls(*s_.options_.tool_call_format);
+    if (c.tool_choice == "auto") job->readToolCalls(*s_.options_.tool_call_format, c.parallel_tool_calls);
     addSamples(*job, base, c.common, meta.id, 0);
     startJob(job, endpoint, r, static_cast<int64_t>(base.prompt_token_ids.size()));
   }

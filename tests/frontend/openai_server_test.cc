@@ -223,6 +223,18 @@ TEST(OpenAiServer, ToolCallsWholeAndStreamed) {
   EXPECT_EQ(calls[0]["function"]["name"], "get_weather");
   EXPECT_EQ(json::parse(calls[0]["function"]["arguments"].get<std::string>()), json({{"city", "Paris"}}));
 
+  // parallel_tool_calls false: only the first of two calls.
+  FakeBackendOptions two = o;
+  two.script = kWeatherCall + "\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>";
+  ServerFixture f2(two, so);
+  auto both = post(f2.port, "/v1/chat/completions", kToolsChat + "}");
+  ASSERT_EQ(both.status, 200) << both.body;
+  EXPECT_EQ(both.json()["choices"][0]["message"]["tool_calls"].size(), 2u);
+  auto first = post(f2.port, "/v1/chat/completions", kToolsChat + R"(,"parallel_tool_calls":false})");
+  ASSERT_EQ(first.status, 200) << first.body;
+  ASSERT_EQ(first.json()["choices"][0]["message"]["tool_calls"].size(), 1u);
+  EXPECT_EQ(first.json()["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather");
+
   // tool_choice "none": the tools still reach the template, the output is plain content.
   auto n = post(f.port, "/v1/chat/completions", kToolsChat + R"(,"tool_choice":"none"})");
   ASSERT_EQ(n.status, 200) << n.body;
