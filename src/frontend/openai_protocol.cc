@@ -445,6 +445,18 @@ Result<ChatCompletionRequest> parseChatCompletionRequest(const nlohmann::json& b
   return req;
 }
 
+Result<nlohmann::ordered_json> parseTools(const nlohmann::json& body, std::string_view raw,
+                                          std::string* error_param) {
+  FieldReader r(body, "", error_param);
+  const json* tools = r.get("tools");
+  if (tools == nullptr) return nlohmann::ordered_json();
+  TURBINE_RETURN_IF_ERROR(checkTools(*tools, error_param));
+  if (tools->empty()) return nlohmann::ordered_json();
+  const auto o = nlohmann::ordered_json::parse(raw, nullptr, /*allow_exceptions=*/false);
+  if (auto t = o.is_object() ? o.find("tools") : o.end(); o.is_object() && t != o.end()) return *t;
+  return ordered(*tools);
+}
+
 void takeToolKeyOrder(std::string_view body, ChatCompletionRequest* req) {
   const bool calls = std::any_of(req->messages.begin(), req->messages.end(),
                                  [](const ChatMessage& m) { return !m.tool_calls.is_null(); });

@@ -79,6 +79,11 @@ Result<CompletionRequest> parseCompletionRequest(const nlohmann::json& body,
 // the order of the request body they came from (what the template prints, as the client sent it).
 void takeToolKeyOrder(std::string_view body, ChatCompletionRequest* req);
 
+// "tools" of a request body (/tokenize with messages): validated, in the key order of `raw` (the
+// body's text); null when absent or empty.
+Result<nlohmann::ordered_json> parseTools(const nlohmann::json& body, std::string_view raw,
+                                          std::string* error_param);
+
 // Message list of a chat request or a /tokenize request ("messages" field).
 Result<std::vector<ChatMessage>> parseMessages(const nlohmann::json& value, std::string* error_param);
 

@@ -66,7 +66,7 @@ class OpenAiServer::Handlers {
     if (!body) return sendError(r, endpoint, apiErrorFromStatus(body.status()));
     if (endpoint == "/v1/chat/completions") return chat(req, *body, r);
     if (endpoint == "/v1/completions") return completions(req, *body, r);
-    if (endpoint == "/tokenize") return tokenize(*body, r);
+    if (endpoint == "/tokenize") return tokenize(req, *body, r);
     return detokenize(*body, r);
   }
 
@@ -255,7 +255,7 @@ class OpenAiServer::Handlers {
     return p.token_ids;
   }
 
-  void tokenize(const json& body, const Responder& r) {
+  void tokenize(const HttpRequest& req, const json& body, const Responder& r) {
     const std::string endpoint = "/tokenize";
     std::string model;
     if (auto it = body.find("model"); it != body.end() && !it->is_null()) {
@@ -279,7 +279,9 @@ class OpenAiServer::Handlers {
       std::string param;
       auto messages = parseMessages(body["messages"], &param);
       if (!messages) return sendError(r, endpoint, apiErrorFromStatus(messages.status(), param));
-      auto rendered = s_.backend_->renderChat(card->id, *messages, add_generation_prompt, nullptr);
+      auto tools = parseTools(body, req.body, &param);
+      if (!tools) return sendError(r, endpoint, apiErrorFromStatus(tools.status(), param));
+      auto rendered = s_.backend_->renderChat(card->id, *messages, add_generation_prompt, *tools);
       if (!rendered) return sendError(r, endpoint, apiErrorFromStatus(rendered.status(), "messages"));
       text = std::move(rendered).value();
     } else {

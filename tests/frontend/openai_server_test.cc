@@ -641,6 +641,12 @@ TEST(OpenAiServer, TokenizeDetokenizeHealthMetrics) {
   EXPECT_EQ(t["count"], 3);
   auto tm = post(f.port, "/tokenize", R"({"messages":[{"role":"user","content":"hi"}]})").json();
   EXPECT_EQ(tm["count"], kChatHiPromptTokens);
+  // With tools, counted as the chat request would render them (the fake template's tools line).
+  const std::string tools = R"([{"type":"function","function":{"name":"f"}}])";
+  auto tt = post(f.port, "/tokenize", R"({"messages":[{"role":"user","content":"hi"}],"tools":)" + tools + "}").json();
+  EXPECT_EQ(tt["count"], kChatHiPromptTokens + static_cast<int>(std::string("<|tools|>\n").size() + tools.size()));
+  auto bad = post(f.port, "/tokenize", R"({"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"x"}]})");
+  EXPECT_EQ(bad.status, 400) << bad.body;
   auto d = post(f.port, "/detokenize", R"({"tokens":[104,105]})").json();
   EXPECT_EQ(d["prompt"], "hi");
   EXPECT_EQ(get(f.port, "/health").status, 200);
