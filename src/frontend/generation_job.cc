@@ -31,7 +31,7 @@ GenerationJob::GenerationJob(JobContext context, ApiKind kind, ResponseMeta meta
 }
 
 void GenerationJob::addSequence(GenerateRequest request, std::vector<std::string> stop,
-                                bool counts_prompt) {
+                                bool counts_prompt, std::string echo) {
   Sequence s;
   s.request_id = request.request_id;
   s.index = static_cast<int32_t>(seqs_.size());
@@ -40,6 +40,7 @@ void GenerationJob::addSequence(GenerateRequest request, std::vector<std::string
   s.want_logprobs = request.sampling.logprobs >= 0;
   s.detokenizer = ctx_.backend->newDetokenizer(request.model);
   s.stop = StopStringMatcher(std::move(stop));
+  s.echo = std::move(echo);
   if (tool_format_) s.tools.emplace(*tool_format_);
   s.pending = std::move(request);
   seqs_.push_back(std::move(s));
@@ -75,6 +76,10 @@ Status GenerationJob::start() {
       for (const auto& s : seqs_) roles += chatRoleEvent(meta_, s.index);
       responder_->writeStream(roles);
     }
+  }
+  for (auto& s : seqs_) {
+    emitContent(s, s.echo, {});
+    s.echo.clear();
   }
   return Status::ok();
 }

@@ -42,8 +42,9 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
                 std::shared_ptr<HttpResponder> responder);
 
   // Adds a sequence. `counts_prompt`: its prompt counts in usage.prompt_tokens (false for the
-  // 2nd..nth sample of one prompt).
-  void addSequence(GenerateRequest request, std::vector<std::string> stop, bool counts_prompt);
+  // 2nd..nth sample of one prompt). `echo`: text the choice begins with (completions' echo).
+  void addSequence(GenerateRequest request, std::vector<std::string> stop, bool counts_prompt,
+                   std::string echo = {});
   // Chat with tool_choice "auto": each sequence's output is read for tool calls in `format`
   // (content streams up to where a call may begin; the calls come as one delta at the end, and
   // the choice finishes with "tool_calls"); `parallel` false keeps only a choice's first call.
@@ -77,6 +78,7 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
     bool has_token = false;
     GenerateRequest pending;           // moved to the backend by start()
     DeltaEventFormat delta_format;     // streams: the plain delta event, rendered once
+    std::string echo;                  // sent before the output (then cleared)
     std::optional<ToolCallStream> tools;  // readToolCalls: the output's filter
     std::vector<ToolCall> tool_calls;     // found at the end (non-streaming)
   };

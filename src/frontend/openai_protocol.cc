@@ -518,7 +518,9 @@ Result<CompletionRequest> parseCompletionRequest(const nlohmann::json& body,
   TURBINE_RETURN_IF_ERROR(r.readInt("logprobs", 0, kMaxTopLogprobs, &logprobs));
   if (logprobs) req.logprobs = static_cast<int32_t>(*logprobs);
   TURBINE_RETURN_IF_ERROR(r.readBool("echo", &req.echo));
-  if (req.echo) return r.fail("echo", "echo=true is not supported");
+  if (req.echo && req.logprobs) {
+    return r.fail("echo", "echo=true with logprobs needs the prompt's logprobs, which are not computed");
+  }
   req.common.sampling.logprobs = req.logprobs ? *req.logprobs : -1;
   return req;
 }

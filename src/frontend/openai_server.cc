@@ -170,13 +170,14 @@ class OpenAiServer::Handlers {
   }
 
   // Adds n samples of one prompt to `job`; sample i > 0 gets seed + i so samples differ.
+  // `echo`: completions' echo=true, the prompt's text before each sample's.
   static void addSamples(GenerationJob& job, const GenerateRequest& base, const CommonParams& p,
-                         const std::string& id, int32_t first_index) {
+                         const std::string& id, int32_t first_index, const std::string& echo = {}) {
     for (int32_t i = 0; i < p.n; ++i) {
       GenerateRequest g = base;
       g.request_id = fmt::format("{}-{}", id, first_index + i);
       if (g.sampling.seed && i > 0) g.sampling.seed = *g.sampling.seed + i;
-      job.addSequence(std::move(g), p.stop, i == 0);
+      job.addSequence(std::move(g), p.stop, i == 0, echo);
     }
   }
 
@@ -238,8 +239,14 @@ class OpenAiServer::Handlers {
       Status fit = fitContext(*card, ids->size(), c.common.max_tokens, "prompt", &base.stop.max_tokens);
       if (!fit.isOk()) return sendError(r, endpoint, apiErrorFromStatus(fit, name));
       prompt_tokens += static_cast<int64_t>(ids->size());
+      std::string echo;
+      if (c.echo) {
+        auto text = c.prompts[i].is_tokens ? s_.backend_->detokenize(card->id, *ids) : Result<std::string>(c.prompts[i].text);
+        if (!text) return sendError(r, endpoint, apiErrorFromStatus(text.status(), name));
+        echo = std::move(text).value();
+      }
       base.prompt_token_ids = std::move(ids).value();
-      addSamples(*job, base, c.common, meta.id, static_cast<int32_t>(i) * c.common.n);
+      addSamples(*job, base, c.common, meta.id, static_cast<int32_t>(i) * c.common.n, echo);
     }
     startJob(job, endpoint, r, prompt_tokens);
   }

@@ -119,6 +119,36 @@ TEST(OpenAiServer, CompletionsTextAndTokenPrompts) {
   EXPECT_EQ(got[1].prompt_token_ids, (std::vector<int32_t>{1, 2, 3, 4}));
 }
 
+// echo=true: each choice begins with its prompt's text (token prompts detokenized), whole and
+// streamed; with logprobs it is refused (the prompt's logprobs are not computed).
+TEST(OpenAiServer, CompletionsEcho) {
+  ServerFixture f(fastBackend());
+  auto r = post(f.port, "/v1/completions",
+                R"({"model":"fake-model","prompt":["Say: ",[104,105]],"max_tokens":3,"echo":true,"n":2})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto j = r.json();
+  ASSERT_EQ(j["choices"].size(), 4u);
+  EXPECT_EQ(j["choices"][0]["text"], "Say: Hel");
+  EXPECT_EQ(j["choices"][1]["text"], "Say: Hel");
+  EXPECT_EQ(j["choices"][2]["text"], "hiHel");
+  EXPECT_EQ(j["usage"]["completion_tokens"], 12);
+  auto s = post(f.port, "/v1/completions", R"({"model":"fake-model","prompt":"Say: ","max_tokens":3,"echo":true,"stream":true})");
+  ASSERT_EQ(s.status, 200) << s.body;
+  std::vector<std::string> pieces;
+  for (const auto& e : sseEvents(s.body)) {
+    if (e == "[DONE]") continue;
+    pieces.push_back(json::parse(e)["choices"][0]["text"]);
+  }
+  ASSERT_GE(pieces.size(), 2u);
+  EXPECT_EQ(pieces[0], "Say: ");  // the prompt first, on its own
+  std::string all;
+  for (const auto& p : pieces) all += p;
+  EXPECT_EQ(all, "Say: Hel");
+  auto bad = post(f.port, "/v1/completions", R"({"model":"fake-model","prompt":"x","echo":true,"logprobs":1})");
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_NE(bad.body.find("\"param\":\"echo\""), std::string::npos) << bad.body;
+}
+
 TEST(OpenAiServer, CompletionsStreaming) {
   ServerFixture f(fastBackend());
   auto r = post(f.port, "/v1/completions", R"({"model":"fake-model","prompt":"x","max_tokens":4,"stream":true})");
