@@ -140,6 +140,9 @@ describe('turbine serve with the openai client', () => {
     const chunks = await collect(await openai.completions.create({ ...body, stream: true }));
     assert.equal(chunks.map((c) => c.choices[0]?.text ?? '').join(''), r.choices[0].text);
 
+    const echoed = await openai.completions.create({ ...body, echo: true });
+    assert.equal(echoed.choices[0].text, body.prompt + r.choices[0].text);
+
     const two = await openai.completions.create({ ...body, n: 2 });
     assert.deepEqual(two.choices.map((c) => c.index), [0, 1]);
     // Greedy: both samples are the single request's text.
