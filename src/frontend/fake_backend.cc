@@ -43,6 +43,7 @@ class ByteDetokenizer : public IncrementalDetokenizer {
 
 FakeBackend::FakeBackend(FakeBackendOptions options) : options_(std::move(options)) {
   if (options_.script.empty()) options_.script = " ";
+  script_ids_ = tokenize(options_.model, options_.script, false).value();
   interval_ns_ = std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::nanoseconds>(options_.token_interval).count());
   int64_t slots = 1;
   if (options_.phases == FakePhases::kStaggered) {
@@ -70,7 +71,7 @@ std::vector<ModelCard> FakeBackend::models() const {
   card.id = options_.model;
   card.created = 1700000000;
   card.max_model_len = options_.max_model_len;
-  card.vocab_size = kVocabSize;
+  card.vocab_size = kVocabSize + static_cast<int32_t>(options_.special_tokens.size());
   return {card};
 }
 
@@ -97,15 +98,27 @@ Result<std::vector<int32_t>> FakeBackend::tokenize(const std::string&, const std
   std::vector<int32_t> ids;
   ids.reserve(text.size() + 1);
   if (add_special_tokens) ids.push_back(kBos);
-  for (unsigned char c : text) ids.push_back(c);
+  for (size_t i = 0; i < text.size();) {
+    size_t k = 0;
+    while (k < options_.special_tokens.size() && !std::string_view(text).substr(i).starts_with(options_.special_tokens[k])) ++k;
+    if (k < options_.special_tokens.size()) {
+      ids.push_back(kVocabSize + static_cast<int32_t>(k));
+      i += options_.special_tokens[k].size();
+    } else {
+      ids.push_back(static_cast<unsigned char>(text[i++]));
+    }
+  }
   return ids;
 }
 
 Result<std::string> FakeBackend::detokenize(const std::string&, const std::vector<int32_t>& ids) {
   std::string out;
   for (int32_t id : ids) {
-    if (id < 0 || id >= kVocabSize) return invalidArgument("token id " + std::to_string(id) + " is out of range");
+    if (id < 0 || id >= kVocabSize + static_cast<int32_t>(options_.special_tokens.size())) {
+      return invalidArgument("token id " + std::to_string(id) + " is out of range");
+    }
     if (id < 256) out.push_back(static_cast<char>(id));
+    if (id >= kVocabSize) out += options_.special_tokens[static_cast<size_t>(id - kVocabSize)];
   }
   return out;
 }
@@ -117,6 +130,9 @@ std::unique_ptr<IncrementalDetokenizer> FakeBackend::newDetokenizer(const std::s
 std::string FakeBackend::tokenPiece(const std::string&, int32_t id) {
   if (id == kEos) return "</s>";
   if (id == kBos) return "<s>";
+  if (id >= kVocabSize && id - kVocabSize < static_cast<int32_t>(options_.special_tokens.size())) {
+    return options_.special_tokens[static_cast<size_t>(id - kVocabSize)];
+  }
   if (id < 0 || id > 255) return {};
   return std::string(1, static_cast<char>(id));
 }
@@ -130,7 +146,7 @@ Status FakeBackend::generate(GenerateRequest request, ChunkSink sink) {
   }
   received_.push_back(request);
   Active a;
-  a.pos = static_cast<size_t>(request.sampling.seed.value_or(0)) % options_.script.size();
+  a.pos = static_cast<size_t>(request.sampling.seed.value_or(0)) % script_ids_.size();
   a.request = std::move(request);
   a.sink = std::move(sink);
   slots_[admitted_++ % slots_.size()].push_back(std::move(a));
@@ -159,10 +175,8 @@ bool FakeBackend::step(Active& a, GenerationChunk* chunk) {
     return true;
   }
   const auto& stop = a.request.stop;
-  bool script_done = options_.eos_after_script && a.produced >= static_cast<int32_t>(options_.script.size());
-  int32_t token = (script_done && !stop.ignore_eos)
-                      ? kEos
-                      : static_cast<unsigned char>(options_.script[a.pos++ % options_.script.size()]);
+  bool script_done = options_.eos_after_script && a.produced >= static_cast<int32_t>(script_ids_.size());
+  int32_t token = (script_done && !stop.ignore_eos) ? kEos : script_ids_[a.pos++ % script_ids_.size()];
   bool is_stop_token = token == kEos ||
       std::find(stop.stop_token_ids.begin(), stop.stop_token_ids.end(), token) != stop.stop_token_ids.end();
   if (is_stop_token) {

@@ -41,6 +41,10 @@ struct FakeBackendOptions {
   std::chrono::microseconds token_interval{1000};
   std::string script = "Hello world! ";
   bool eos_after_script = false;
+  // More tokens, ids kVocabSize + i: special ones, as a real tokenizer's added special tokens
+  // ([TOOL_CALLS], <|python_tag|>): matched whole by tokenize() (the script's too), skipped by
+  // the incremental detokenizer, written by detokenize() and tokenPiece().
+  std::vector<std::string> special_tokens;
   int64_t max_running = -1;      // -1 = unlimited; more running -> ResourceExhausted
   bool unavailable = false;      // generate() -> Unavailable
   int32_t cached_tokens = 0;     // reported as prefix-cache hits on the first chunk
@@ -90,7 +94,7 @@ class FakeBackend : public ServingBackend {
   struct Active {
     GenerateRequest request;
     ChunkSink sink;
-    size_t pos = 0;          // next script byte
+    size_t pos = 0;          // next script token
     int32_t produced = 0;
     bool aborted = false;
     bool first = true;
@@ -107,6 +111,7 @@ class FakeBackend : public ServingBackend {
   // Produces the next chunk of `a`; returns true when it was the final one.
   bool step(Active& a, GenerationChunk* chunk);
 
+  std::vector<int32_t> script_ids_;  // options_.script as tokens
   FakeBackendOptions options_;
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;

@@ -150,9 +150,18 @@ void GenerationJob::consumeTokens(Sequence& s, const GenerationChunk& chunk, std
       s.text_offset += static_cast<int64_t>(e.token.size());
       logprobs->push_back(std::move(e));
     }
-    *text += s.stop.push(s.detokenizer->push(id));
+    const std::optional<std::string> marker = markerText(s, id);
+    *text += s.stop.push(marker ? *marker : s.detokenizer->push(id));
   }
   ctx_.metrics->addGenerationTokens(static_cast<int64_t>(chunk.token_ids.size()));
+}
+
+std::optional<std::string> GenerationJob::markerText(const Sequence& s, int32_t id) const {
+  if (!s.tools) return std::nullopt;
+  for (const auto& [marker, text] : tool_markers_) {
+    if (marker == id) return text;
+  }
+  return std::nullopt;
 }
 
 void GenerationJob::emit(Sequence& s, const std::string& text, const std::vector<LogprobEntry>& logprobs) {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -48,10 +49,12 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   // Chat with tool_choice "auto": each sequence's output is read for tool calls in `format`
   // (content streams up to where a call may begin; the calls come as one delta at the end, and
   // the choice finishes with "tool_calls"); `parallel` false keeps only a choice's first call.
-  // Before addSequence().
-  void readToolCalls(ToolCallFormat format, bool parallel) {
+  // `markers`: token ids the detokenizer skips (special tokens) whose text the format needs, put
+  // back into the text. Before addSequence().
+  void readToolCalls(ToolCallFormat format, bool parallel, std::vector<std::pair<int32_t, std::string>> markers) {
     tool_format_ = format;
     parallel_tool_calls_ = parallel;
+    tool_markers_ = std::move(markers);
   }
 
   // Submits every sequence. On failure, already accepted ones are aborted and the error is
@@ -90,6 +93,8 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   void onChunk(size_t i, GenerationChunk chunk);
   void consumeTokens(Sequence& s, const GenerationChunk& chunk, std::string* text,
                      std::vector<LogprobEntry>* logprobs);
+  // The text of a tool-call marker token the detokenizer would skip (readToolCalls), if `id` is one.
+  std::optional<std::string> markerText(const Sequence& s, int32_t id) const;
   void emit(Sequence& s, const std::string& text, const std::vector<LogprobEntry>& logprobs);
   // emit() without the tool-call filter.
   void emitContent(Sequence& s, const std::string& text, const std::vector<LogprobEntry>& logprobs);
@@ -115,6 +120,7 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   std::string scratch_;  // one event being built; keeps its capacity between chunks
   std::optional<ToolCallFormat> tool_format_;
   bool parallel_tool_calls_ = true;
+  std::vector<std::pair<int32_t, std::string>> tool_markers_;
 
   std::mutex inbox_mu_;
   std::vector<std::pair<size_t, GenerationChunk>> inbox_;  // guarded by inbox_mu_

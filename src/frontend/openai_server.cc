@@ -170,6 +170,19 @@ class OpenAiServer::Handlers {
   }
 
   // Adds n samples of one prompt to `job`; sample i > 0 gets seed + i so samples differ.
+  // The format's markers that are one token of the model's vocabulary which its detokenizer skips
+  // (a special token, as Mistral's [TOOL_CALLS] is): their ids and text.
+  std::vector<std::pair<int32_t, std::string>> skippedMarkers(const std::string& model, ToolCallFormat format) {
+    std::vector<std::pair<int32_t, std::string>> out;
+    for (std::string_view marker : toolCallMarkers(format)) {
+      auto ids = s_.backend_->tokenize(model, std::string(marker), false);
+      if (!ids || ids->size() != 1) continue;
+      auto d = s_.backend_->newDetokenizer(model);
+      if ((d->push(ids->front()) + d->flush()).empty()) out.emplace_back(ids->front(), std::string(marker));
+    }
+    return out;
+  }
+
   // `echo`: completions' echo=true, the prompt's text before each sample's.
   static void addSamples(GenerationJob& job, const GenerateRequest& base, const CommonParams& p,
                          const std::string& id, int32_t first_index, const std::string& echo = {}) {
@@ -214,7 +227,10 @@ class OpenAiServer::Handlers {
     ResponseMeta meta{newId("chatcmpl-"), unixNow(), card->id, false};
     auto job = std::make_shared<GenerationJob>(jobContext(), ApiKind::kChat, meta, c.common.stream,
                                                c.common.include_usage, endpoint, req.received, r);
-    if (c.tool_choice == "auto") job->readToolCalls(*s_.options_.tool_call_format, c.parallel_tool_calls);
+    if (c.tool_choice == "auto") {
+      job->readToolCalls(*s_.options_.tool_call_format, c.parallel_tool_calls,
+                         skippedMarkers(card->id, *s_.options_.tool_call_format));
+    }
     addSamples(*job, base, c.common, meta.id, 0);
     startJob(job, endpoint, r, static_cast<int64_t>(base.prompt_token_ids.size()));
   }

@@ -11,6 +11,9 @@ namespace {
 constexpr std::string_view kHermesStart = "<tool_call>";
 constexpr std::string_view kHermesEnd = "</tool_call>";
 constexpr std::string_view kPythonTag = "<|python_tag|>";
+constexpr std::string_view kMistralCalls = "[TOOL_CALLS]";
+constexpr std::string_view kMistralArgs = "[ARGS]";
+constexpr std::string_view kMistralCallId = "[CALL_ID]";
 
 bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -25,33 +28,39 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-std::string newCallId() {
+std::string newCallId(ToolCallFormat format) {
   static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::string id = "call_";
-  for (int i = 0; i < 24; ++i) id += kChars[rng() % (sizeof kChars - 1)];
+  const bool mistral = format == ToolCallFormat::kMistral;
+  std::string id = mistral ? "" : "call_";
+  for (int i = 0; i < (mistral ? 9 : 24); ++i) id += kChars[rng() % (sizeof kChars - 1)];
   return id;
 }
 
-// One call from its JSON object text: {"name": "...", "arguments" (or "parameters"): {...}}.
-std::optional<ToolCall> callFromJson(std::string_view text) {
-  const nlohmann::json j = nlohmann::json::parse(trim(text), nullptr, /*allow_exceptions=*/false);
+// A call's arguments as JSON text: an object as it is, a string (already serialized by the
+// model) as it is, none as {}.
+std::string argumentsText(const nlohmann::json& args) {
+  if (args.is_null()) return "{}";
+  if (args.is_string()) return args.get<std::string>();
+  return args.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// One call from its JSON object: {"name": "...", "arguments" (or "parameters"): {...}}.
+std::optional<ToolCall> callFromObject(const nlohmann::json& j, ToolCallFormat format) {
   if (!j.is_object()) return std::nullopt;
   const auto name = j.find("name");
   if (name == j.end() || !name->is_string() || name->get_ref<const std::string&>().empty()) return std::nullopt;
   ToolCall c;
-  c.id = newCallId();
+  c.id = newCallId(format);
   c.name = name->get<std::string>();
   auto args = j.find("arguments");
   if (args == j.end()) args = j.find("parameters");
-  if (args == j.end() || args->is_null()) {
-    c.arguments = "{}";
-  } else if (args->is_string()) {  // already serialized by the model
-    c.arguments = args->get<std::string>();
-  } else {
-    c.arguments = args->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  }
+  c.arguments = argumentsText(args == j.end() ? nlohmann::json() : *args);
   return c;
+}
+
+std::optional<ToolCall> callFromJson(std::string_view text, ToolCallFormat format = ToolCallFormat::kHermes) {
+  return callFromObject(nlohmann::json::parse(trim(text), nullptr, /*allow_exceptions=*/false), format);
 }
 
 // The end (one past the closing brace) of the JSON object that starts at text[0] == '{', found by
@@ -117,6 +126,43 @@ ToolCallResult parseLlama3Json(std::string_view text) {
   return r;
 }
 
+// [TOOL_CALLS][{...}, ...] or [TOOL_CALLS]name[CALL_ID]id?[ARGS]{...} per call.
+ToolCallResult parseMistral(std::string_view text) {
+  const size_t first = text.find(kMistralCalls);
+  if (first == std::string_view::npos) return {std::string(text), {}};
+  ToolCallResult r;
+  std::string_view rest = trimLeft(text.substr(first + kMistralCalls.size()));
+  if (rest.starts_with('[')) {  // one JSON array of calls
+    const auto j = nlohmann::json::parse(trim(rest), nullptr, /*allow_exceptions=*/false);
+    if (!j.is_array() || j.empty()) return {std::string(text), {}};
+    for (const auto& item : j) {
+      auto call = callFromObject(item, ToolCallFormat::kMistral);
+      if (!call) return {std::string(text), {}};
+      r.calls.push_back(std::move(*call));
+    }
+  } else {
+    for (;;) {
+      const size_t args = rest.find(kMistralArgs);
+      if (args == std::string_view::npos) return {std::string(text), {}};
+      std::string_view name = rest.substr(0, args);
+      if (const size_t id = name.find(kMistralCallId); id != std::string_view::npos) name = name.substr(0, id);
+      name = trim(name);
+      std::string_view body = trimLeft(rest.substr(args + kMistralArgs.size()));
+      const size_t end = body.starts_with('{') ? objectEnd(body) : std::string_view::npos;
+      if (name.empty() || end == std::string_view::npos) return {std::string(text), {}};
+      const auto a = nlohmann::json::parse(body.substr(0, end), nullptr, /*allow_exceptions=*/false);
+      if (!a.is_object()) return {std::string(text), {}};
+      r.calls.push_back(ToolCall{newCallId(ToolCallFormat::kMistral), std::string(name), argumentsText(a)});
+      rest = trimLeft(body.substr(end));
+      if (rest.empty()) break;
+      if (!rest.starts_with(kMistralCalls)) return {std::string(text), {}};
+      rest = trimLeft(rest.substr(kMistralCalls.size()));
+    }
+  }
+  r.content = std::string(text.substr(0, first));
+  return r;
+}
+
 // The length of the longest proper suffix of `s` that is a prefix of `marker`.
 size_t partialMarker(std::string_view s, std::string_view marker) {
   for (size_t n = std::min(s.size(), marker.size() - 1); n > 0; --n) {
@@ -130,12 +176,27 @@ size_t partialMarker(std::string_view s, std::string_view marker) {
 Result<ToolCallFormat> toolCallFormatByName(std::string_view name) {
   if (name == "hermes") return ToolCallFormat::kHermes;
   if (name == "llama3_json") return ToolCallFormat::kLlama3Json;
+  if (name == "mistral") return ToolCallFormat::kMistral;
   return invalidArgument("unknown tool call parser '" + std::string(name) + "' (known: " +
                          std::string(kToolCallFormatNames) + ")");
 }
 
+std::vector<std::string_view> toolCallMarkers(ToolCallFormat format) {
+  switch (format) {
+    case ToolCallFormat::kHermes: return {kHermesStart, kHermesEnd};
+    case ToolCallFormat::kLlama3Json: return {kPythonTag};
+    case ToolCallFormat::kMistral: return {kMistralCalls, kMistralArgs, kMistralCallId};
+  }
+  return {};
+}
+
 ToolCallResult parseToolCalls(ToolCallFormat format, std::string_view text) {
-  return format == ToolCallFormat::kHermes ? parseHermes(text) : parseLlama3Json(text);
+  switch (format) {
+    case ToolCallFormat::kHermes: return parseHermes(text);
+    case ToolCallFormat::kLlama3Json: return parseLlama3Json(text);
+    case ToolCallFormat::kMistral: return parseMistral(text);
+  }
+  return {std::string(text), {}};
 }
 
 std::string ToolCallStream::push(std::string_view text) {
@@ -145,14 +206,15 @@ std::string ToolCallStream::push(std::string_view text) {
   }
   held_ += text;
   std::string out;
-  if (format_ == ToolCallFormat::kHermes) {
-    if (const size_t p = held_.find(kHermesStart); p != std::string::npos) {
+  if (format_ != ToolCallFormat::kLlama3Json) {  // content until the first call's marker
+    const std::string_view start = format_ == ToolCallFormat::kHermes ? kHermesStart : kMistralCalls;
+    if (const size_t p = held_.find(start); p != std::string::npos) {
       out = held_.substr(0, p);
       held_.erase(0, p);
       calls_ = true;
       return out;
     }
-    const size_t keep = partialMarker(held_, kHermesStart);
+    const size_t keep = partialMarker(held_, start);
     out = held_.substr(0, held_.size() - keep);
     held_.erase(0, held_.size() - keep);
     return out;

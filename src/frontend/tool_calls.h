@@ -7,6 +7,12 @@
 //   llama3_json: the whole output is one JSON object {"name": ..., "parameters" | "arguments":
 //                {...}}, or several separated by ';', optionally after <|python_tag|> (Llama 3.1,
 //                3.2, 3.3 with JSON tool calling); output that does not start with '{' is content.
+//   mistral:     [TOOL_CALLS][{"name": ..., "arguments": {...}}, ...] (Mistral 7B v0.3, Nemo), or
+//                [TOOL_CALLS]name[ARGS]{...} (optionally name[CALL_ID]id[ARGS]{...}), repeated per
+//                call (Mistral Small 3.2, Magistral); text before the first marker is content.
+//                Call ids are 9 letters and digits, the form Mistral's templates insist on.
+// A marker that is a special token of the model's tokenizer ([TOOL_CALLS], <|python_tag|>) is
+// skipped by the detokenizer; the frontend puts its text back (toolCallMarkers()).
 // Output that looks like calls but does not parse (bad JSON, no "name") is content, unchanged.
 // ToolCallStream does the same incrementally for streamed output: it passes content through as it
 // comes and holds back from where a call may begin (a partial "<tool_call>" included) to the end.
@@ -21,14 +27,16 @@
 
 namespace turbine::frontend {
 
-enum class ToolCallFormat { kHermes, kLlama3Json };
+enum class ToolCallFormat { kHermes, kLlama3Json, kMistral };
 
-// "hermes" or "llama3_json"; InvalidArgument naming the known ones otherwise.
+// "hermes", "llama3_json" or "mistral"; InvalidArgument naming the known ones otherwise.
 Result<ToolCallFormat> toolCallFormatByName(std::string_view name);
-inline constexpr std::string_view kToolCallFormatNames = "hermes, llama3_json";
+inline constexpr std::string_view kToolCallFormatNames = "hermes, llama3_json, mistral";
+// The marker strings of a format, which a tokenizer may have as (special) tokens of their own.
+std::vector<std::string_view> toolCallMarkers(ToolCallFormat format);
 
 struct ToolCall {
-  std::string id;         // "call_" + 24 random letters and digits
+  std::string id;         // "call_" + 24 random letters and digits (mistral: 9 of them)
   std::string name;
   std::string arguments;  // a JSON object, as text
 };

@@ -272,6 +272,30 @@ TEST(OpenAiServer, ToolCallsWholeAndStreamed) {
   EXPECT_EQ(n.json()["choices"][0]["finish_reason"], "stop");
 }
 
+// Mistral's [TOOL_CALLS] is a special token, which the detokenizer skips: the frontend puts its
+// text back for the parser (without that the call would come back as content).
+TEST(OpenAiServer, MistralToolCallsWithASpecialMarkerToken) {
+  FakeBackendOptions o = fastBackend();
+  o.special_tokens = {"[TOOL_CALLS]"};
+  o.script = "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]";
+  o.eos_after_script = true;
+  OpenAiServerOptions so;
+  so.tool_call_format = ToolCallFormat::kMistral;
+  ServerFixture f(o, so);
+  for (const char* stream : {"false", "true"}) {
+    auto r = post(f.port, "/v1/chat/completions", kToolsChat + R"(,"stream":)" + stream + "}");
+    ASSERT_EQ(r.status, 200) << r.body;
+    std::string body = r.body;
+    EXPECT_NE(body.find(R"("name":"get_weather")"), std::string::npos) << body;
+    EXPECT_NE(body.find(R"("finish_reason":"tool_calls")"), std::string::npos) << body;
+    EXPECT_EQ(body.find("TOOL_CALLS"), std::string::npos) << body;
+  }
+  // Without tools the special token stays skipped, as in any other output.
+  auto plain = post(f.port, "/v1/chat/completions", R"({"model":"fake-model","max_tokens":200,"messages":[{"role":"user","content":"x"}]})");
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  EXPECT_EQ(plain.json()["choices"][0]["message"]["content"].get<std::string>().rfind("[{\"name\"", 0), 0u);
+}
+
 TEST(OpenAiServer, ToolConversationReachesTheTemplate) {
   OpenAiServerOptions so;
   so.tool_call_format = ToolCallFormat::kHermes;

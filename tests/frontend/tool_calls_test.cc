@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <random>
 #include <set>
 
@@ -18,9 +20,10 @@ json args(const ToolCall& c) { return json::parse(c.arguments); }
 TEST(ToolCalls, FormatNames) {
   EXPECT_EQ(toolCallFormatByName("hermes").value(), ToolCallFormat::kHermes);
   EXPECT_EQ(toolCallFormatByName("llama3_json").value(), ToolCallFormat::kLlama3Json);
+  EXPECT_EQ(toolCallFormatByName("mistral").value(), ToolCallFormat::kMistral);
   auto bad = toolCallFormatByName("pythonic");
   ASSERT_FALSE(bad);
-  EXPECT_NE(bad.status().message().find("hermes, llama3_json"), std::string::npos);
+  EXPECT_NE(bad.status().message().find("hermes, llama3_json, mistral"), std::string::npos);
 }
 
 TEST(ToolCalls, HermesCallsAfterText) {
@@ -80,6 +83,38 @@ TEST(ToolCalls, Llama3JsonOneOrSeveral) {
   EXPECT_EQ(r.calls[1].arguments, "{}");
 }
 
+TEST(ToolCalls, MistralBothForms) {
+  // Mistral 7B v0.3 / Nemo: one JSON array; ids are 9 letters and digits (Nemo's template
+  // raises on any other id when the call comes back in the conversation).
+  auto r = parseToolCalls(ToolCallFormat::kMistral,
+                          "Sure. [TOOL_CALLS] [{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}, "
+                          "{\"name\": \"get_time\", \"arguments\": {}}]");
+  EXPECT_EQ(r.content, "Sure. ");
+  ASSERT_EQ(r.calls.size(), 2u);
+  EXPECT_EQ(r.calls[0].name, "get_weather");
+  EXPECT_EQ(args(r.calls[0]), json({{"city", "Paris"}}));
+  EXPECT_EQ(r.calls[1].name, "get_time");
+  for (const auto& c : r.calls) {
+    EXPECT_EQ(c.id.size(), 9u);
+    EXPECT_TRUE(std::all_of(c.id.begin(), c.id.end(), [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)); }));
+  }
+  // Mistral Small 3.2: name[ARGS]{...} per call, an optional [CALL_ID].
+  r = parseToolCalls(ToolCallFormat::kMistral,
+                     "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Oslo {n}\"}[TOOL_CALLS]get_time[CALL_ID]abc123XYZ[ARGS]{}");
+  EXPECT_EQ(r.content, "");
+  ASSERT_EQ(r.calls.size(), 2u);
+  EXPECT_EQ(r.calls[0].name, "get_weather");
+  EXPECT_EQ(args(r.calls[0]), json({{"city", "Oslo {n}"}}));
+  EXPECT_EQ(r.calls[1].name, "get_time");
+  EXPECT_EQ(r.calls[1].arguments, "{}");
+  for (const char* text : {"[TOOL_CALLS]", "[TOOL_CALLS][]", "[TOOL_CALLS]f[ARGS]{\"a\": ", "[TOOL_CALLS]f{}",
+                           "[TOOL_CALLS][ARGS]{}", "[TOOL_CALLS]f[ARGS]{} junk", "[TOOL_CALLS][{\"x\": 1}]"}) {
+    const auto bad = parseToolCalls(ToolCallFormat::kMistral, text);
+    EXPECT_TRUE(bad.calls.empty()) << text;
+    EXPECT_EQ(bad.content, text);
+  }
+}
+
 // Streaming gives the same content and calls as the whole text, however the text is cut, and
 // never sends a byte of a call as content.
 void expectStreamMatches(ToolCallFormat format, const std::string& text, uint64_t seed) {
@@ -115,6 +150,11 @@ TEST(ToolCalls, StreamMatchesWholeText) {
                            "<|python_tag|>{\"name\": \"f\"}", "The answer is 4.", "  leading spaces then text",
                            "{not json at all", "<|python", ""}) {
     expectStreamMatches(ToolCallFormat::kLlama3Json, text, seed++);
+  }
+  for (const char* text : {"Sure. [TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"a\": 1}}]",
+                           "[TOOL_CALLS]f[ARGS]{\"a\": [1]}[TOOL_CALLS]g[ARGS]{}", "[TOOL_ is not a call",
+                           "[TOOL_CALLS] broken", "[TOOL"}) {
+    expectStreamMatches(ToolCallFormat::kMistral, text, seed++);
   }
 }
 

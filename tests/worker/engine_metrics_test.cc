@@ -7,6 +7,7 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace turbine::worker {
@@ -133,36 +134,28 @@ TEST(EngineLoad, Sglang) {
   EXPECT_FALSE(u.waiting.has_value());
 }
 
+// running, waiting, kv_blocks_total, kv_blocks_used, prefill and decode tokens/s of a report.
+using Gauges = std::tuple<int32_t, int32_t, int32_t, int32_t, double, double>;
+Gauges gauges(const kv::LoadMetrics& m) {
+  return {m.running, m.waiting, m.kv_blocks_total, m.kv_blocks_used, m.tokens_per_s_prefill, m.tokens_per_s_decode};
+}
+
 // The worker's own counts without a reading; the engine's gauges over them with one, field by
 // field (an engine that reports no pool keeps the worker's --num-kv-blocks).
 TEST(UpstreamLoadReport, EngineGaugesOverTheWorkersOwnCounts) {
   const UpstreamClient::Load own{2, 12};
-  const kv::LoadMetrics alone = upstreamLoadReport(own, 1000, std::nullopt);
-  EXPECT_EQ(alone.running, 2);
-  EXPECT_EQ(alone.waiting, 0);
-  EXPECT_EQ(alone.kv_blocks_total, 1000);
-  EXPECT_EQ(alone.kv_blocks_used, 12);
-  EXPECT_EQ(alone.tokens_per_s_decode, 0.0);
+  EXPECT_EQ(gauges(upstreamLoadReport(own, 1000, std::nullopt)), Gauges(2, 0, 1000, 12, 0, 0));
 
   EngineMetricsPoller::Reading r;
   r.load = engineLoad(parsePrometheusText(kVllm), UpstreamApi::kOpenAI, 16);
   r.prompt_tokens_per_s = 300;
   r.generation_tokens_per_s = 40;
-  const kv::LoadMetrics merged = upstreamLoadReport(own, 1000, r);
-  EXPECT_EQ(merged.running, 7);  // the engine's other clients count too
-  EXPECT_EQ(merged.waiting, 3);
-  EXPECT_EQ(merged.kv_blocks_total, 4096);
-  EXPECT_EQ(merged.kv_blocks_used, 1024);
-  EXPECT_EQ(merged.tokens_per_s_prefill, 300.0);
-  EXPECT_EQ(merged.tokens_per_s_decode, 40.0);
+  // running 7: the engine's other clients count too.
+  EXPECT_EQ(gauges(upstreamLoadReport(own, 1000, r)), Gauges(7, 3, 4096, 1024, 300, 40));
 
   EngineMetricsPoller::Reading partial;
   partial.load.waiting = 5;  // a queue gauge and nothing else
-  const kv::LoadMetrics some = upstreamLoadReport(own, 1000, partial);
-  EXPECT_EQ(some.running, 2);
-  EXPECT_EQ(some.waiting, 5);
-  EXPECT_EQ(some.kv_blocks_total, 1000);
-  EXPECT_EQ(some.kv_blocks_used, 12);
+  EXPECT_EQ(gauges(upstreamLoadReport(own, 1000, partial)), Gauges(2, 5, 1000, 12, 0, 0));
 }
 
 TEST(EngineMetricsPoller, ReadsRatesAndReportsStateChanges) {
