@@ -94,7 +94,7 @@ void addToolCallOptions(CLI::App* cmd, ToolCallFlags& flags) {
                                "as tool_calls");
   auto* parser = cmd->add_option("--tool-call-parser", flags.parser,
                                  "How the model writes tool calls: " + std::string(frontend::kToolCallFormatNames))
-                     ->check(CLI::IsMember({"hermes", "llama3_json", "mistral"}));
+                     ->check(CLI::IsMember({"hermes", "llama3_json", "mistral", "pythonic"}));
   enable->needs(parser);
   parser->needs(enable);
 }

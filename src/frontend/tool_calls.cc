@@ -1,5 +1,6 @@
 #include "frontend/tool_calls.h"
 
+#include <cctype>
 #include <optional>
 #include <random>
 
@@ -14,6 +15,8 @@ constexpr std::string_view kPythonTag = "<|python_tag|>";
 constexpr std::string_view kMistralCalls = "[TOOL_CALLS]";
 constexpr std::string_view kMistralArgs = "[ARGS]";
 constexpr std::string_view kMistralCallId = "[CALL_ID]";
+constexpr std::string_view kPythonStart = "<|python_start|>";
+constexpr std::string_view kPythonEnd = "<|python_end|>";
 
 bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -163,6 +166,149 @@ ToolCallResult parseMistral(std::string_view text) {
   return r;
 }
 
+// Python literals and calls, as far as a pythonic tool call writes them.
+class PythonReader {
+ public:
+  explicit PythonReader(std::string_view s) : s_(s) {}
+
+  // [f(a=1, b="x"), g()] -> calls; false if the text is anything else.
+  bool calls(std::vector<ToolCall>* out) {
+    if (!eat('[')) return false;
+    if (eat(']')) return false;  // no calls
+    do {
+      ToolCall c;
+      if (!name(&c.name) || !eat('(')) return false;
+      nlohmann::json args = nlohmann::json::object();
+      if (!eat(')')) {
+        do {
+          std::string key;
+          nlohmann::json v;
+          if (!name(&key) || !eat('=') || !value(&v, 0)) return false;
+          args[key] = std::move(v);
+        } while (eat(','));
+        if (!eat(')')) return false;
+      }
+      c.id = newCallId(ToolCallFormat::kPythonic);
+      c.arguments = argumentsText(args);
+      out->push_back(std::move(c));
+    } while (eat(','));
+    if (!eat(']')) return false;
+    skipSpace();
+    return i_ == s_.size();
+  }
+
+ private:
+  void skipSpace() {
+    while (i_ < s_.size() && isSpace(s_[i_])) ++i_;
+  }
+  bool eat(char c) {
+    skipSpace();
+    if (i_ < s_.size() && s_[i_] == c) {
+      ++i_;
+      return true;
+    }
+    return false;
+  }
+  static bool nameChar(char c, bool first) {
+    return c == '_' || std::isalpha(static_cast<unsigned char>(c)) ||
+           (!first && (std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '-'));
+  }
+  bool name(std::string* out) {
+    skipSpace();
+    const size_t b = i_;
+    while (i_ < s_.size() && nameChar(s_[i_], i_ == b)) ++i_;
+    *out = std::string(s_.substr(b, i_ - b));
+    return i_ > b;
+  }
+  bool value(nlohmann::json* out, int depth) {
+    if (depth > 64) return false;
+    skipSpace();
+    if (i_ >= s_.size()) return false;
+    const char c = s_[i_];
+    if (c == '"' || c == '\'') return string(out);
+    if (c == '[' || c == '(') {  // a list (a tuple reads as one too)
+      const char close = c == '[' ? ']' : ')';
+      ++i_;
+      *out = nlohmann::json::array();
+      if (eat(close)) return true;
+      do {
+        if (eat(close)) return true;  // a trailing comma
+        nlohmann::json v;
+        if (!value(&v, depth + 1)) return false;
+        out->push_back(std::move(v));
+      } while (eat(','));
+      return eat(close);
+    }
+    if (c == '{') {
+      ++i_;
+      *out = nlohmann::json::object();
+      if (eat('}')) return true;
+      do {
+        if (eat('}')) return true;
+        nlohmann::json k, v;
+        if (!value(&k, depth + 1) || !k.is_string() || !eat(':') || !value(&v, depth + 1)) return false;
+        (*out)[k.get<std::string>()] = std::move(v);
+      } while (eat(','));
+      return eat('}');
+    }
+    std::string word;
+    const size_t b = i_;
+    while (i_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '.' || s_[i_] == '-' ||
+                              s_[i_] == '+' || s_[i_] == '_')) {
+      ++i_;
+    }
+    word = std::string(s_.substr(b, i_ - b));
+    if (word == "True") *out = true;
+    else if (word == "False") *out = false;
+    else if (word == "None") *out = nullptr;
+    else {
+      *out = nlohmann::json::parse(word, nullptr, /*allow_exceptions=*/false);
+      if (!out->is_number()) return false;
+    }
+    return true;
+  }
+  // '...' or "..." with Python's common escapes.
+  bool string(nlohmann::json* out) {
+    const char quote = s_[i_++];
+    std::string v;
+    while (i_ < s_.size() && s_[i_] != quote) {
+      char c = s_[i_++];
+      if (c == '\\') {
+        if (i_ >= s_.size()) return false;
+        const char e = s_[i_++];
+        switch (e) {
+          case 'n': c = '\n'; break;
+          case 't': c = '\t'; break;
+          case 'r': c = '\r'; break;
+          case '0': c = '\0'; break;
+          default: c = e;  // \\, \', \" and anything else as itself
+        }
+      }
+      v += c;
+    }
+    if (i_ >= s_.size()) return false;
+    ++i_;
+    *out = std::move(v);
+    return true;
+  }
+
+  std::string_view s_;
+  size_t i_ = 0;
+};
+
+ToolCallResult parsePythonic(std::string_view text) {
+  std::string_view t = trim(text);
+  if (t.starts_with(kPythonStart)) {
+    t.remove_prefix(kPythonStart.size());
+    if (t.ends_with(kPythonEnd)) t.remove_suffix(kPythonEnd.size());
+    t = trim(t);
+  }
+  if (!t.starts_with('[')) return {std::string(text), {}};
+  ToolCallResult r;
+  if (!PythonReader(t).calls(&r.calls)) return {std::string(text), {}};
+  return r;
+}
+
 // The length of the longest proper suffix of `s` that is a prefix of `marker`.
 size_t partialMarker(std::string_view s, std::string_view marker) {
   for (size_t n = std::min(s.size(), marker.size() - 1); n > 0; --n) {
@@ -177,6 +323,7 @@ Result<ToolCallFormat> toolCallFormatByName(std::string_view name) {
   if (name == "hermes") return ToolCallFormat::kHermes;
   if (name == "llama3_json") return ToolCallFormat::kLlama3Json;
   if (name == "mistral") return ToolCallFormat::kMistral;
+  if (name == "pythonic") return ToolCallFormat::kPythonic;
   return invalidArgument("unknown tool call parser '" + std::string(name) + "' (known: " +
                          std::string(kToolCallFormatNames) + ")");
 }
@@ -186,6 +333,7 @@ std::vector<std::string_view> toolCallMarkers(ToolCallFormat format) {
     case ToolCallFormat::kHermes: return {kHermesStart, kHermesEnd};
     case ToolCallFormat::kLlama3Json: return {kPythonTag};
     case ToolCallFormat::kMistral: return {kMistralCalls, kMistralArgs, kMistralCallId};
+    case ToolCallFormat::kPythonic: return {kPythonStart, kPythonEnd};
   }
   return {};
 }
@@ -195,6 +343,7 @@ ToolCallResult parseToolCalls(ToolCallFormat format, std::string_view text) {
     case ToolCallFormat::kHermes: return parseHermes(text);
     case ToolCallFormat::kLlama3Json: return parseLlama3Json(text);
     case ToolCallFormat::kMistral: return parseMistral(text);
+    case ToolCallFormat::kPythonic: return parsePythonic(text);
   }
   return {std::string(text), {}};
 }
@@ -206,7 +355,8 @@ std::string ToolCallStream::push(std::string_view text) {
   }
   held_ += text;
   std::string out;
-  if (format_ != ToolCallFormat::kLlama3Json) {  // content until the first call's marker
+  if (format_ == ToolCallFormat::kHermes || format_ == ToolCallFormat::kMistral) {
+    // Content until the first call's marker.
     const std::string_view start = format_ == ToolCallFormat::kHermes ? kHermesStart : kMistralCalls;
     if (const size_t p = held_.find(start); p != std::string::npos) {
       out = held_.substr(0, p);
@@ -219,15 +369,17 @@ std::string ToolCallStream::push(std::string_view text) {
     held_.erase(0, held_.size() - keep);
     return out;
   }
-  // llama3_json: the first non-space character decides (a partial <|python_tag|> waits).
+  // llama3_json, pythonic: the first non-space character decides (a partial tag waits).
   if (decided_) {
     out.swap(held_);
     return out;
   }
+  const bool json = format_ == ToolCallFormat::kLlama3Json;
+  const std::string_view tag = json ? kPythonTag : kPythonStart;
   const std::string_view t = trimLeft(held_);
-  if (t.empty() || (t.size() < kPythonTag.size() && kPythonTag.starts_with(t))) return {};
+  if (t.empty() || (t.size() < tag.size() && tag.starts_with(t))) return {};
   decided_ = true;
-  if (t.starts_with('{') || t.starts_with(kPythonTag)) {
+  if (t.starts_with(json ? '{' : '[') || t.starts_with(tag)) {
     calls_ = true;
     return {};
   }

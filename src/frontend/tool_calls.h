@@ -11,6 +11,11 @@
 //                [TOOL_CALLS]name[ARGS]{...} (optionally name[CALL_ID]id[ARGS]{...}), repeated per
 //                call (Mistral Small 3.2, Magistral); text before the first marker is content.
 //                Call ids are 9 letters and digits, the form Mistral's templates insist on.
+//   pythonic:    the whole output is a Python list of calls with keyword arguments of literal
+//                values, [get_weather(city="Paris", days=3), get_time()] (Llama 3.2, Llama 4,
+//                optionally inside <|python_start|> ... <|python_end|>); strings, numbers,
+//                True / False / None, lists and dicts become JSON; output not starting with '['
+//                is content.
 // A marker that is a special token of the model's tokenizer ([TOOL_CALLS], <|python_tag|>) is
 // skipped by the detokenizer; the frontend puts its text back (toolCallMarkers()).
 // Output that looks like calls but does not parse (bad JSON, no "name") is content, unchanged.
@@ -27,11 +32,12 @@
 
 namespace turbine::frontend {
 
-enum class ToolCallFormat { kHermes, kLlama3Json, kMistral };
+enum class ToolCallFormat { kHermes, kLlama3Json, kMistral, kPythonic };
 
-// "hermes", "llama3_json" or "mistral"; InvalidArgument naming the known ones otherwise.
+// "hermes", "llama3_json", "mistral" or "pythonic"; InvalidArgument naming the known ones
+// otherwise.
 Result<ToolCallFormat> toolCallFormatByName(std::string_view name);
-inline constexpr std::string_view kToolCallFormatNames = "hermes, llama3_json, mistral";
+inline constexpr std::string_view kToolCallFormatNames = "hermes, llama3_json, mistral, pythonic";
 // The marker strings of a format, which a tokenizer may have as (special) tokens of their own.
 std::vector<std::string_view> toolCallMarkers(ToolCallFormat format);
 
@@ -60,7 +66,7 @@ class ToolCallStream {
   ToolCallFormat format_;
   std::string held_;     // not sent yet: a possible start of a call, or everything after one
   bool calls_ = false;   // held_ starts a call: hold everything to the end
-  bool decided_ = false; // llama3_json: the output's first non-space character has been seen
+  bool decided_ = false; // llama3_json, pythonic: the output's first non-space character was seen
 };
 
 }  // namespace turbine::frontend

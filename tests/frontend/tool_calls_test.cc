@@ -21,9 +21,10 @@ TEST(ToolCalls, FormatNames) {
   EXPECT_EQ(toolCallFormatByName("hermes").value(), ToolCallFormat::kHermes);
   EXPECT_EQ(toolCallFormatByName("llama3_json").value(), ToolCallFormat::kLlama3Json);
   EXPECT_EQ(toolCallFormatByName("mistral").value(), ToolCallFormat::kMistral);
-  auto bad = toolCallFormatByName("pythonic");
+  EXPECT_EQ(toolCallFormatByName("pythonic").value(), ToolCallFormat::kPythonic);
+  auto bad = toolCallFormatByName("xml");
   ASSERT_FALSE(bad);
-  EXPECT_NE(bad.status().message().find("hermes, llama3_json, mistral"), std::string::npos);
+  EXPECT_NE(bad.status().message().find("hermes, llama3_json, mistral, pythonic"), std::string::npos);
 }
 
 TEST(ToolCalls, HermesCallsAfterText) {
@@ -115,6 +116,28 @@ TEST(ToolCalls, MistralBothForms) {
   }
 }
 
+TEST(ToolCalls, PythonicLiteralsBecomeJson) {
+  auto r = parseToolCalls(ToolCallFormat::kPythonic,
+                          " [get_weather(city='Paris', days=3, metric=True, hours=[6, 12.5], extra=None,"
+                          " opts={'a': \"it's\", \"b\": (1, 2)}, note='line\\nnext'), get_time()]\n");
+  EXPECT_EQ(r.content, "");
+  ASSERT_EQ(r.calls.size(), 2u);
+  EXPECT_EQ(r.calls[0].name, "get_weather");
+  EXPECT_EQ(args(r.calls[0]), json::parse(R"({"city": "Paris", "days": 3, "metric": true, "hours": [6, 12.5],
+      "extra": null, "opts": {"a": "it's", "b": [1, 2]}, "note": "line\nnext"})"));
+  EXPECT_EQ(r.calls[1].name, "get_time");
+  EXPECT_EQ(r.calls[1].arguments, "{}");
+  r = parseToolCalls(ToolCallFormat::kPythonic, "<|python_start|>[f(x=-1)]<|python_end|>");
+  ASSERT_EQ(r.calls.size(), 1u);
+  EXPECT_EQ(args(r.calls[0]), json({{"x", -1}}));
+  for (const char* text : {"It is sunny.", "[]", "[f(x=1)] and more", "[f(x=open('/etc'))]", "[f(1)]",
+                           "[f(x='unterminated)]", "[f(x=1)", "[f(x=+)]"}) {
+    const auto bad = parseToolCalls(ToolCallFormat::kPythonic, text);
+    EXPECT_TRUE(bad.calls.empty()) << text;
+    EXPECT_EQ(bad.content, text);
+  }
+}
+
 // Streaming gives the same content and calls as the whole text, however the text is cut, and
 // never sends a byte of a call as content.
 void expectStreamMatches(ToolCallFormat format, const std::string& text, uint64_t seed) {
@@ -155,6 +178,10 @@ TEST(ToolCalls, StreamMatchesWholeText) {
                            "[TOOL_CALLS]f[ARGS]{\"a\": [1]}[TOOL_CALLS]g[ARGS]{}", "[TOOL_ is not a call",
                            "[TOOL_CALLS] broken", "[TOOL"}) {
     expectStreamMatches(ToolCallFormat::kMistral, text, seed++);
+  }
+  for (const char* text : {"[f(a='x, y'), g(b=[1, 2])]", "  <|python_start|>[f()]<|python_end|>", "Plain [text]",
+                           "[broken(", "<|python"}) {
+    expectStreamMatches(ToolCallFormat::kPythonic, text, seed++);
   }
 }
 
