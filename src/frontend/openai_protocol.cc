@@ -160,6 +160,21 @@ Status readCommon(const json& body, std::string* error_param, CommonParams* p) {
     FieldReader sr(*so, "stream_options.", error_param);
     TURBINE_RETURN_IF_ERROR(sr.readBool("include_usage", &p->include_usage));
   }
+  // Structured output would need guided decoding: refused, not ignored (a client asking for JSON
+  // must not get free text back as if it were).
+  if (const json* rf = r.get("response_format")) {
+    if (!rf->is_object()) return r.wrongType("response_format", *rf, "object");
+    FieldReader fr(*rf, "response_format.", error_param);
+    std::string type;
+    if (fr.get("type") == nullptr) return fr.fail("type", "is required");
+    TURBINE_RETURN_IF_ERROR(fr.readString("type", &type));
+    if (type != "text") {
+      return fr.fail("type", "'" + type + "' is not supported (structured output needs guided decoding); only 'text'");
+    }
+  }
+  for (const char* guided : {"guided_json", "guided_regex", "guided_choice", "guided_grammar", "structured_outputs"}) {
+    if (r.get(guided) != nullptr) return r.fail(guided, "is not supported (no guided decoding)");
+  }
   constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
   std::optional<int64_t> max_tokens;
   TURBINE_RETURN_IF_ERROR(r.readInt("max_tokens", 1, kIntMax, &max_tokens));

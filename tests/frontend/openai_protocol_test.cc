@@ -124,6 +124,22 @@ TEST(OpenAiProtocol, ToolsAndToolMessages) {
   }
 }
 
+// Structured output is refused with a clear error rather than ignored; "text" is the default.
+TEST(OpenAiProtocol, StructuredOutputIsRefusedNotIgnored) {
+  std::string param;
+  EXPECT_TRUE(chat(R"({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}})", &param).isOk());
+  for (const auto& [extra, want] : {std::pair{R"("response_format":{"type":"json_object"})", "response_format.type"},
+                                    std::pair{R"("response_format":{"type":"json_schema","json_schema":{"name":"a"}})",
+                                              "response_format.type"},
+                                    std::pair{R"("response_format":"json")", "response_format"},
+                                    std::pair{R"("guided_json":{"type":"object"})", "guided_json"}}) {
+    param.clear();
+    auto bad = chat(std::string(R"({"model":"m","messages":[{"role":"user","content":"x"}],)") + extra + "}", &param);
+    ASSERT_FALSE(bad.isOk()) << extra;
+    EXPECT_EQ(param, want) << extra;
+  }
+}
+
 TEST(OpenAiProtocol, RejectsWithParamName) {
   struct Case { const char* extra; const char* param; };
   const Case cases[] = {
