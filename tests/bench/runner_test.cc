@@ -1,8 +1,10 @@
 // End-to-end tests of the bench client against the in-process stub OpenAI server.
 #include "bench/runner.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -49,6 +51,7 @@ TEST(Runner, SyntheticRunCountsTokensAndTimings) {
   EXPECT_LE(out->max_in_flight, 4);
   EXPECT_EQ(stub->stats().generate_requests, 20);
   int failed = 0;
+  std::vector<double> gaps;  // every inter-token gap of every request
   for (const RequestResult& res : out->results) {
     if (!res.ok()) {
       ++failed;
@@ -72,10 +75,16 @@ TEST(Runner, SyntheticRunCountsTokensAndTimings) {
     EXPECT_LE(sum, res.e2e_ms - res.ttft_ms + 1e-6);
     EXPECT_GE(sum, res.e2e_ms - res.ttft_ms - 50.0);
     const double mean_itl = sum / static_cast<double>(res.itl_ms.size());
-    EXPECT_GE(mean_itl, so.itl_ms * 0.9);
     EXPECT_LE(mean_itl, so.itl_ms + 25.0);
+    gaps.insert(gaps.end(), res.itl_ms.begin(), res.itl_ms.end());
   }
   EXPECT_EQ(failed, 4);
+  // The stub sleeps itl_ms between tokens, so most gaps are at least that. Not each request's
+  // mean: on a loaded machine a first token that arrives late (sent on time) shortens its
+  // request's measured span, and tokens sent while the client was descheduled arrive together.
+  ASSERT_FALSE(gaps.empty());
+  std::nth_element(gaps.begin(), gaps.begin() + static_cast<long>(gaps.size() / 2), gaps.end());
+  EXPECT_GE(gaps[gaps.size() / 2], so.itl_ms * 0.9);
   Aggregates a = aggregate(out->results, out->duration_s, {});
   EXPECT_EQ(a.requests_ok, 16);
   EXPECT_EQ(a.requests_failed, 4);
