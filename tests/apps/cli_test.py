@@ -64,6 +64,10 @@ class CliTest(unittest.TestCase):
                      ["make-model", "--dtype", "q8_0", "--format", "hf", "--out", "x"],
                      ["generate", "--model", self.hf],
                      ["generate", "--model", self.hf, "--prompt", "a", "--max-tokens", "zero"],
+                     ["serve", "--model", self.hf, "--tool-call-parser", "hermes"],
+                     ["serve", "--model", self.hf, "--enable-auto-tool-choice"],
+                     ["frontend", "--etcd", "http://127.0.0.1:1", "--namespace", "x",
+                      "--enable-auto-tool-choice", "--tool-call-parser", "xml"],
                      ["no-such-command"]):
             p = run(*args)
             self.assertEqual(p.returncode, 2, f"{args}: {p.stderr}")
