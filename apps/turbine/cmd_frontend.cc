@@ -31,7 +31,7 @@ struct FrontendArgs {
   std::string host = "127.0.0.1";
   int port = 8000;
   std::string api_key;
-  ToolCallFlags tool_calls;
+  OutputParserFlags output_parsers;
   router::RouterOptions routing;  // the policy comes from `router`
   int shutdown_grace_s = 10;
   int io_threads = 2;
@@ -124,7 +124,8 @@ Status runFrontend(const FrontendArgs& args) {
   so.http.host = args.host;
   so.http.port = static_cast<uint16_t>(args.port);
   so.api_key = args.api_key;
-  TURBINE_ASSIGN_OR_RETURN(so.tool_call_format, toolCallFormat(args.tool_calls));
+  TURBINE_ASSIGN_OR_RETURN(so.tool_call_format, toolCallFormat(args.output_parsers));
+  so.reasoning_format = reasoningFormat(args.output_parsers);
   so.shutdown_grace = std::chrono::seconds(args.shutdown_grace_s);
   so.http.io_threads = args.io_threads;
   stack.server = std::make_unique<frontend::OpenAiServer>(so, stack.backend);
@@ -155,7 +156,7 @@ void addFrontendCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--port", args->port, "Port to bind (0: pick a free one; the log says which)")
       ->check(CLI::Range(0, 65535))->capture_default_str();
   cmd->add_option("--api-key", args->api_key, "Require 'Authorization: Bearer KEY'");
-  addToolCallOptions(cmd, args->tool_calls);
+  addOutputParserOptions(cmd, args->output_parsers);
   addRouterOptions(cmd, args->routing);
   cmd->add_option("--io-threads", args->io_threads, "HTTP I/O threads (each its own event loop)")
       ->check(CLI::Range(1, 256))->capture_default_str();

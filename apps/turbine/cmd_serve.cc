@@ -53,7 +53,7 @@ struct ServeArgs {
   std::string host = "127.0.0.1";
   int port = 8000;
   std::string api_key;
-  ToolCallFlags tool_calls;
+  OutputParserFlags output_parsers;
   std::string router;
   int max_num_seqs = 256;
   int shutdown_grace_s = 10;
@@ -193,7 +193,8 @@ Status startFrontend(const ServeArgs& args, const ModelAssets& assets, std::shar
   so.http.host = args.host;
   so.http.port = static_cast<uint16_t>(args.port);
   so.api_key = args.api_key;
-  TURBINE_ASSIGN_OR_RETURN(so.tool_call_format, toolCallFormat(args.tool_calls));
+  TURBINE_ASSIGN_OR_RETURN(so.tool_call_format, toolCallFormat(args.output_parsers));
+  so.reasoning_format = reasoningFormat(args.output_parsers);
   so.shutdown_grace = std::chrono::seconds(args.shutdown_grace_s);
   so.http.io_threads = args.io_threads;
   stack.server = std::make_unique<frontend::OpenAiServer>(so, stack.backend);
@@ -259,7 +260,7 @@ void addServeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--port", args->port, "Port to bind (0: pick a free one; the log says which)")
       ->check(CLI::Range(0, 65535))->capture_default_str();
   cmd->add_option("--api-key", args->api_key, "Require 'Authorization: Bearer KEY'");
-  addToolCallOptions(cmd, args->tool_calls);
+  addOutputParserOptions(cmd, args->output_parsers);
   cmd->add_option("--router", args->router, "kv | least-loaded | round-robin | random (default: kv if built)")
       ->check(CLI::IsMember({"kv", "least-loaded", "round-robin", "random"}));
   cmd->add_option("--max-num-seqs", args->max_num_seqs, "Running sequences per worker at most")

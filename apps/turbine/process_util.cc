@@ -88,7 +88,7 @@ Result<engine::KvDType> kvCacheDtype(const std::string& name, const model::Model
   return invalidArgument("--kv-cache-dtype: expected auto, f32, f16 or bf16, got '" + name + "'");
 }
 
-void addToolCallOptions(CLI::App* cmd, ToolCallFlags& flags) {
+void addOutputParserOptions(CLI::App* cmd, OutputParserFlags& flags) {
   auto* enable = cmd->add_flag("--enable-auto-tool-choice", flags.enable_auto,
                                "Chat requests with tools (tool_choice 'auto') get the model's tool calls back "
                                "as tool_calls");
@@ -97,9 +97,18 @@ void addToolCallOptions(CLI::App* cmd, ToolCallFlags& flags) {
                      ->check(CLI::IsMember({"hermes", "llama3_json", "mistral", "pythonic"}));
   enable->needs(parser);
   parser->needs(enable);
+  cmd->add_option("--reasoning-parser", flags.reasoning_parser,
+                  "Split the model's reasoning into reasoning_content: " + std::string(frontend::kReasoningFormatNames))
+      ->check(CLI::IsMember({"deepseek_r1", "qwen3"}));
 }
 
-Result<std::optional<frontend::ToolCallFormat>> toolCallFormat(const ToolCallFlags& flags) {
+std::optional<frontend::ReasoningFormat> reasoningFormat(const OutputParserFlags& flags) {
+  if (flags.reasoning_parser.empty()) return std::nullopt;
+  auto format = frontend::reasoningFormatByName(flags.reasoning_parser);
+  return format ? std::optional<frontend::ReasoningFormat>(*format) : std::nullopt;
+}
+
+Result<std::optional<frontend::ToolCallFormat>> toolCallFormat(const OutputParserFlags& flags) {
   if (!flags.enable_auto || flags.parser.empty()) return std::optional<frontend::ToolCallFormat>();
   auto format = frontend::toolCallFormatByName(flags.parser);
   if (!format) return format.status().withPrefix("--tool-call-parser");

@@ -15,6 +15,7 @@
 #include "common/status.h"
 #include "engine/batch.h"
 #include "engine/kv_cache.h"
+#include "frontend/reasoning.h"
 #include "frontend/tool_calls.h"
 #include "model/weights.h"
 #include "router/router.h"
@@ -56,16 +57,19 @@ Result<engine::KvDType> kvCacheDtype(const std::string& name, const model::Model
 // itself (--router) stays with each command: their defaults differ.
 void addRouterOptions(CLI::App* cmd, router::RouterOptions& options);
 
-// The tool-call options `serve` and `frontend` share, named as vLLM names them:
-// --enable-auto-tool-choice and --tool-call-parser NAME (both needed for tool_choice "auto").
-struct ToolCallFlags {
+// The chat output parsers `serve` and `frontend` share, named as vLLM names them:
+// --enable-auto-tool-choice and --tool-call-parser NAME (both needed for tool_choice "auto"),
+// --reasoning-parser NAME.
+struct OutputParserFlags {
   bool enable_auto = false;
   std::string parser;
+  std::string reasoning_parser;
 };
-void addToolCallOptions(CLI::App* cmd, ToolCallFlags& flags);
+void addOutputParserOptions(CLI::App* cmd, OutputParserFlags& flags);
 // Both flags need each other and the parser's name is checked as the command line is parsed
 // (usage errors). The format the server reads tool calls in: none without the flags.
-Result<std::optional<frontend::ToolCallFormat>> toolCallFormat(const ToolCallFlags& flags);
+Result<std::optional<frontend::ToolCallFormat>> toolCallFormat(const OutputParserFlags& flags);
+std::optional<frontend::ReasoningFormat> reasoningFormat(const OutputParserFlags& flags);
 
 // "turbine <command>: <line>" on stderr, flushed.
 void logLine(const char* command, const std::string& line);

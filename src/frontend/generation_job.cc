@@ -42,6 +42,7 @@ void GenerationJob::addSequence(GenerateRequest request, std::vector<std::string
   s.stop = StopStringMatcher(std::move(stop));
   s.echo = std::move(echo);
   if (tool_format_) s.tools.emplace(*tool_format_);
+  if (reasoning_format_) s.reasoning.emplace(*reasoning_format_);
   s.pending = std::move(request);
   seqs_.push_back(std::move(s));
 }
@@ -157,16 +158,31 @@ void GenerationJob::consumeTokens(Sequence& s, const GenerationChunk& chunk, std
 }
 
 std::optional<std::string> GenerationJob::markerText(const Sequence& s, int32_t id) const {
-  if (!s.tools) return std::nullopt;
-  for (const auto& [marker, text] : tool_markers_) {
+  if (!s.tools && !s.reasoning) return std::nullopt;
+  for (const auto& [marker, text] : markers_) {
     if (marker == id) return text;
   }
   return std::nullopt;
 }
 
 void GenerationJob::emit(Sequence& s, const std::string& text, const std::vector<LogprobEntry>& logprobs) {
-  if (s.tools) return emitContent(s, s.tools->push(text), logprobs);
-  emitContent(s, text, logprobs);
+  std::string content = text;
+  if (s.reasoning) {
+    ReasoningSplit split = s.reasoning->push(text);
+    emitReasoning(s, split.reasoning);
+    content = std::move(split.content);
+  }
+  if (s.tools) content = s.tools->push(content);
+  emitContent(s, content, logprobs);
+}
+
+void GenerationJob::emitReasoning(Sequence& s, const std::string& text) {
+  if (text.empty()) return;
+  if (!stream_) {
+    s.reasoning_text += text;
+    return;
+  }
+  responder_->writeStream(chatReasoningDeltaEvent(meta_, s.index, text));
 }
 
 void GenerationJob::emitContent(Sequence& s, const std::string& text, const std::vector<LogprobEntry>& logprobs) {
@@ -188,6 +204,12 @@ void GenerationJob::emitContent(Sequence& s, const std::string& text, const std:
 }
 
 void GenerationJob::finishSequence(Sequence& s, std::string reason) {
+  if (s.reasoning) {
+    ReasoningSplit split = s.reasoning->finish();
+    s.reasoning.reset();
+    emitReasoning(s, split.reasoning);
+    emit(s, split.content, {});  // through the tool-call filter, if any
+  }
   if (s.tools) {
     // As vLLM: a choice that called tools finishes with "tool_calls", whatever stopped it.
     ToolCallResult r = s.tools->finish();
@@ -244,6 +266,7 @@ void GenerationJob::complete() {
       c.has_logprobs = s.want_logprobs;
       c.logprobs = std::move(s.logprobs);
       c.tool_calls = std::move(s.tool_calls);
+      c.reasoning = std::move(s.reasoning_text);
       choices.push_back(std::move(c));
     }
     std::string body = kind_ == ApiKind::kChat ? chatCompletionJson(meta_, choices, usage())

@@ -19,6 +19,7 @@
 #include "frontend/http_server.h"
 #include "frontend/metrics.h"
 #include "frontend/openai_responses.h"
+#include "frontend/reasoning.h"
 #include "frontend/stop_strings.h"
 #include "frontend/tool_calls.h"
 
@@ -49,13 +50,17 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   // Chat with tool_choice "auto": each sequence's output is read for tool calls in `format`
   // (content streams up to where a call may begin; the calls come as one delta at the end, and
   // the choice finishes with "tool_calls"); `parallel` false keeps only a choice's first call.
-  // `markers`: token ids the detokenizer skips (special tokens) whose text the format needs, put
-  // back into the text. Before addSequence().
-  void readToolCalls(ToolCallFormat format, bool parallel, std::vector<std::pair<int32_t, std::string>> markers) {
+  // Before addSequence().
+  void readToolCalls(ToolCallFormat format, bool parallel) {
     tool_format_ = format;
     parallel_tool_calls_ = parallel;
-    tool_markers_ = std::move(markers);
   }
+  // Chat with a reasoning parser: each sequence's reasoning goes to `reasoning_content` (streamed
+  // as delta.reasoning_content), the rest is the answer. Before addSequence().
+  void readReasoning(ReasoningFormat format) { reasoning_format_ = format; }
+  // Token ids the detokenizer skips (special tokens) whose text a parser above needs: put back
+  // into the text of sequences read for tool calls or reasoning.
+  void putBackMarkers(std::vector<std::pair<int32_t, std::string>> markers) { markers_ = std::move(markers); }
 
   // Submits every sequence. On failure, already accepted ones are aborted and the error is
   // returned with nothing sent: the caller answers it. On success the job answers by itself.
@@ -82,6 +87,8 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
     GenerateRequest pending;           // moved to the backend by start()
     DeltaEventFormat delta_format;     // streams: the plain delta event, rendered once
     std::string echo;                  // sent before the output (then cleared)
+    std::optional<ReasoningStream> reasoning;  // readReasoning: the output's split
+    std::string reasoning_text;                // whole reasoning (non-streaming)
     std::optional<ToolCallStream> tools;  // readToolCalls: the output's filter
     std::vector<ToolCall> tool_calls;     // found at the end (non-streaming)
   };
@@ -96,7 +103,8 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   // The text of a tool-call marker token the detokenizer would skip (readToolCalls), if `id` is one.
   std::optional<std::string> markerText(const Sequence& s, int32_t id) const;
   void emit(Sequence& s, const std::string& text, const std::vector<LogprobEntry>& logprobs);
-  // emit() without the tool-call filter.
+  void emitReasoning(Sequence& s, const std::string& text);
+  // emit() without the reasoning split and the tool-call filter.
   void emitContent(Sequence& s, const std::string& text, const std::vector<LogprobEntry>& logprobs);
   void finishSequence(Sequence& s, std::string reason);
   void fail(const Status& error);
@@ -120,7 +128,8 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   std::string scratch_;  // one event being built; keeps its capacity between chunks
   std::optional<ToolCallFormat> tool_format_;
   bool parallel_tool_calls_ = true;
-  std::vector<std::pair<int32_t, std::string>> tool_markers_;
+  std::optional<ReasoningFormat> reasoning_format_;
+  std::vector<std::pair<int32_t, std::string>> markers_;
 
   std::mutex inbox_mu_;
   std::vector<std::pair<size_t, GenerationChunk>> inbox_;  // guarded by inbox_mu_

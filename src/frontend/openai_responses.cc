@@ -237,6 +237,10 @@ std::string chatCompletionJson(const ResponseMeta& meta, const std::vector<Choic
     } else {
       appendJsonString(out, c.text);
     }
+    if (!c.reasoning.empty()) {
+      out += ",\"reasoning_content\":";
+      appendJsonString(out, c.reasoning);
+    }
     if (!c.tool_calls.empty()) {
       out += ",\"tool_calls\":";
       appendToolCalls(out, c.tool_calls, false);
@@ -305,6 +309,16 @@ std::string chatToolCallsEvent(const ResponseMeta& meta, int32_t index, const st
   appendHead(out, meta, "chat.completion.chunk");
   fmt::format_to(std::back_inserter(out), ",\"choices\":[{{\"index\":{},\"delta\":{{\"tool_calls\":", index);
   appendToolCalls(out, calls, true);
+  out += "},\"logprobs\":null,\"finish_reason\":null}";
+  appendTail(out, meta);
+  return frame(std::move(out));
+}
+
+std::string chatReasoningDeltaEvent(const ResponseMeta& meta, int32_t index, std::string_view text) {
+  std::string out;
+  appendHead(out, meta, "chat.completion.chunk");
+  fmt::format_to(std::back_inserter(out), ",\"choices\":[{{\"index\":{},\"delta\":{{\"reasoning_content\":", index);
+  appendJsonString(out, text);
   out += "},\"logprobs\":null,\"finish_reason\":null}";
   appendTail(out, meta);
   return frame(std::move(out));

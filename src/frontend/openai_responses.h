@@ -47,6 +47,7 @@ struct ChoiceOutput {
   bool has_logprobs = false;        // false -> "logprobs": null
   std::vector<LogprobEntry> logprobs;
   std::vector<ToolCall> tool_calls;  // chat: the message's "tool_calls" (content null when empty)
+  std::string reasoning;             // chat: the message's "reasoning_content" (absent when empty)
 };
 
 // Appends `text` as a JSON string literal (quotes included).
@@ -65,6 +66,8 @@ std::string chatDeltaEvent(const ResponseMeta& meta, int32_t index, std::string_
 // A choice's tool calls, all in one delta: {"tool_calls": [{"index", "id", "type", "function":
 // {"name", "arguments"}}]}.
 std::string chatToolCallsEvent(const ResponseMeta& meta, int32_t index, const std::vector<ToolCall>& calls);
+// A reasoning delta: {"reasoning_content": text} (--reasoning-parser).
+std::string chatReasoningDeltaEvent(const ResponseMeta& meta, int32_t index, std::string_view text);
 std::string chatFinishEvent(const ResponseMeta& meta, int32_t index, std::string_view finish);
 std::string completionDeltaEvent(const ResponseMeta& meta, int32_t index, std::string_view text,
                                  bool has_logprobs, const std::vector<LogprobEntry>& logprobs,

@@ -170,11 +170,12 @@ class OpenAiServer::Handlers {
   }
 
   // Adds n samples of one prompt to `job`; sample i > 0 gets seed + i so samples differ.
-  // The format's markers that are one token of the model's vocabulary which its detokenizer skips
+  // The markers that are one token of the model's vocabulary which its detokenizer skips
   // (a special token, as Mistral's [TOOL_CALLS] is): their ids and text.
-  std::vector<std::pair<int32_t, std::string>> skippedMarkers(const std::string& model, ToolCallFormat format) {
+  std::vector<std::pair<int32_t, std::string>> skippedMarkers(const std::string& model,
+                                                              const std::vector<std::string_view>& markers) {
     std::vector<std::pair<int32_t, std::string>> out;
-    for (std::string_view marker : toolCallMarkers(format)) {
+    for (std::string_view marker : markers) {
       auto ids = s_.backend_->tokenize(model, std::string(marker), false);
       if (!ids || ids->size() != 1) continue;
       auto d = s_.backend_->newDetokenizer(model);
@@ -227,10 +228,16 @@ class OpenAiServer::Handlers {
     ResponseMeta meta{newId("chatcmpl-"), unixNow(), card->id, false};
     auto job = std::make_shared<GenerationJob>(jobContext(), ApiKind::kChat, meta, c.common.stream,
                                                c.common.include_usage, endpoint, req.received, r);
+    std::vector<std::string_view> markers;
     if (c.tool_choice == "auto") {
-      job->readToolCalls(*s_.options_.tool_call_format, c.parallel_tool_calls,
-                         skippedMarkers(card->id, *s_.options_.tool_call_format));
+      job->readToolCalls(*s_.options_.tool_call_format, c.parallel_tool_calls);
+      markers = toolCallMarkers(*s_.options_.tool_call_format);
     }
+    if (s_.options_.reasoning_format) {
+      job->readReasoning(*s_.options_.reasoning_format);
+      for (std::string_view m : reasoningMarkers(*s_.options_.reasoning_format)) markers.push_back(m);
+    }
+    if (!markers.empty()) job->putBackMarkers(skippedMarkers(card->id, markers));
     addSamples(*job, base, c.common, meta.id, 0);
     startJob(job, endpoint, r, static_cast<int64_t>(base.prompt_token_ids.size()));
   }

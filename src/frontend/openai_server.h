@@ -22,6 +22,7 @@
 #include "frontend/backend.h"
 #include "frontend/http_server.h"
 #include "frontend/metrics.h"
+#include "frontend/reasoning.h"
 #include "frontend/tool_calls.h"
 
 namespace turbine::frontend {
@@ -34,6 +35,9 @@ struct OpenAiServerOptions {
   // Chat requests with tools and tool_choice "auto" have their output read for tool calls in
   // this format; without one such requests are refused (400), as vLLM refuses them.
   std::optional<ToolCallFormat> tool_call_format;
+  // Chat output is split into reasoning_content and the answer in this format (vLLM's
+  // --reasoning-parser).
+  std::optional<ReasoningFormat> reasoning_format;
   std::chrono::milliseconds shutdown_grace{10'000};  // in-flight requests get this long
 };
 

@@ -47,6 +47,13 @@ std::string StopStringMatcher::flush() {
   return out;
 }
 
+size_t heldMarkerPrefix(std::string_view text, std::string_view marker) {
+  for (size_t n = std::min(text.size(), marker.empty() ? 0 : marker.size() - 1); n > 0; --n) {
+    if (marker.starts_with(text.substr(text.size() - n))) return n;
+  }
+  return 0;
+}
+
 size_t StopStringMatcher::partialSuffixLength() const {
   size_t limit = std::min(held_.size(), max_stop_len_ - 1);
   for (size_t len = limit; len > 0; --len) {

@@ -14,6 +14,10 @@
 
 namespace turbine::frontend {
 
+// The length of the longest proper prefix of `marker` that `text` ends with: the bytes a stream
+// holds back until the next piece says whether `marker` follows (tool-call and reasoning tags).
+size_t heldMarkerPrefix(std::string_view text, std::string_view marker);
+
 class StopStringMatcher {
  public:
   StopStringMatcher() = default;

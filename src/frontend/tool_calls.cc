@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "frontend/stop_strings.h"
+
 namespace turbine::frontend {
 namespace {
 
@@ -309,14 +311,6 @@ ToolCallResult parsePythonic(std::string_view text) {
   return r;
 }
 
-// The length of the longest proper suffix of `s` that is a prefix of `marker`.
-size_t partialMarker(std::string_view s, std::string_view marker) {
-  for (size_t n = std::min(s.size(), marker.size() - 1); n > 0; --n) {
-    if (marker.starts_with(s.substr(s.size() - n))) return n;
-  }
-  return 0;
-}
-
 }  // namespace
 
 Result<ToolCallFormat> toolCallFormatByName(std::string_view name) {
@@ -364,7 +358,7 @@ std::string ToolCallStream::push(std::string_view text) {
       calls_ = true;
       return out;
     }
-    const size_t keep = partialMarker(held_, start);
+    const size_t keep = heldMarkerPrefix(held_, start);
     out = held_.substr(0, held_.size() - keep);
     held_.erase(0, held_.size() - keep);
     return out;

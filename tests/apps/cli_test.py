@@ -66,6 +66,7 @@ class CliTest(unittest.TestCase):
                      ["generate", "--model", self.hf, "--prompt", "a", "--max-tokens", "zero"],
                      ["serve", "--model", self.hf, "--tool-call-parser", "hermes"],
                      ["serve", "--model", self.hf, "--enable-auto-tool-choice"],
+                     ["serve", "--model", self.hf, "--reasoning-parser", "o1"],
                      ["frontend", "--etcd", "http://127.0.0.1:1", "--namespace", "x",
                       "--enable-auto-tool-choice", "--tool-call-parser", "xml"],
                      ["no-such-command"]):

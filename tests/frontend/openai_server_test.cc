@@ -296,6 +296,46 @@ TEST(OpenAiServer, MistralToolCallsWithASpecialMarkerToken) {
   EXPECT_EQ(plain.json()["choices"][0]["message"]["content"].get<std::string>().rfind("[{\"name\"", 0), 0u);
 }
 
+// --reasoning-parser: the reasoning goes to reasoning_content (delta.reasoning_content when
+// streamed), the answer to content; with tools, the calls are read from the answer only.
+TEST(OpenAiServer, ReasoningContentWholeAndStreamed) {
+  FakeBackendOptions o = fastBackend();
+  o.script = "<think>\nCheck the weather.\n</think>\n\nSunny.";
+  o.eos_after_script = true;
+  OpenAiServerOptions so;
+  so.reasoning_format = ReasoningFormat::kQwen3;
+  ServerFixture f(o, so);
+  const std::string body = R"({"model":"fake-model","max_tokens":200,"messages":[{"role":"user","content":"x"}])";
+  auto r = post(f.port, "/v1/chat/completions", body + "}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto msg = r.json()["choices"][0]["message"];
+  EXPECT_EQ(msg["reasoning_content"], "\nCheck the weather.\n");
+  EXPECT_EQ(msg["content"], "\n\nSunny.");
+  auto s = post(f.port, "/v1/chat/completions", body + R"(,"stream":true})");
+  ASSERT_EQ(s.status, 200) << s.body;
+  std::string reasoning, content;
+  for (const auto& e : sseEvents(s.body)) {
+    if (e == "[DONE]") continue;
+    auto d = json::parse(e)["choices"][0]["delta"];
+    if (d.contains("reasoning_content")) reasoning += d["reasoning_content"].get<std::string>();
+    if (d.contains("content")) content += d["content"].get<std::string>();
+  }
+  EXPECT_EQ(reasoning, "\nCheck the weather.\n");
+  EXPECT_EQ(content, "\n\nSunny.");
+
+  FakeBackendOptions t = o;
+  t.script = "<think>use the tool</think>" + kWeatherCall;
+  so.tool_call_format = ToolCallFormat::kHermes;
+  ServerFixture g(t, so);
+  auto c = post(g.port, "/v1/chat/completions", kToolsChat + "}");
+  ASSERT_EQ(c.status, 200) << c.body;
+  auto choice = c.json()["choices"][0];
+  EXPECT_EQ(choice["message"]["reasoning_content"], "use the tool");
+  EXPECT_EQ(choice["message"]["content"], "Checking.\n");
+  EXPECT_EQ(choice["message"]["tool_calls"][0]["function"]["name"], "get_weather");
+  EXPECT_EQ(choice["finish_reason"], "tool_calls");
+}
+
 TEST(OpenAiServer, ToolConversationReachesTheTemplate) {
   OpenAiServerOptions so;
   so.tool_call_format = ToolCallFormat::kHermes;
