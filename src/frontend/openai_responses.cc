@@ -304,24 +304,24 @@ std::string chatDeltaEvent(const ResponseMeta& meta, int32_t index, std::string_
   return frame(std::move(out));
 }
 
-std::string chatToolCallsEvent(const ResponseMeta& meta, int32_t index, const std::vector<ToolCall>& calls) {
+// A chunk whose delta is {"<key>": value}, the value written by put(out).
+template <class Put>
+std::string chatDeltaWith(const ResponseMeta& meta, int32_t index, std::string_view key, Put&& put) {
   std::string out;
   appendHead(out, meta, "chat.completion.chunk");
-  fmt::format_to(std::back_inserter(out), ",\"choices\":[{{\"index\":{},\"delta\":{{\"tool_calls\":", index);
-  appendToolCalls(out, calls, true);
+  fmt::format_to(std::back_inserter(out), ",\"choices\":[{{\"index\":{},\"delta\":{{\"{}\":", index, key);
+  put(out);
   out += "},\"logprobs\":null,\"finish_reason\":null}";
   appendTail(out, meta);
   return frame(std::move(out));
 }
 
+std::string chatToolCallsEvent(const ResponseMeta& meta, int32_t index, const std::vector<ToolCall>& calls) {
+  return chatDeltaWith(meta, index, "tool_calls", [&](std::string& out) { appendToolCalls(out, calls, true); });
+}
+
 std::string chatReasoningDeltaEvent(const ResponseMeta& meta, int32_t index, std::string_view text) {
-  std::string out;
-  appendHead(out, meta, "chat.completion.chunk");
-  fmt::format_to(std::back_inserter(out), ",\"choices\":[{{\"index\":{},\"delta\":{{\"reasoning_content\":", index);
-  appendJsonString(out, text);
-  out += "},\"logprobs\":null,\"finish_reason\":null}";
-  appendTail(out, meta);
-  return frame(std::move(out));
+  return chatDeltaWith(meta, index, "reasoning_content", [&](std::string& out) { appendJsonString(out, text); });
 }
 
 std::string chatFinishEvent(const ResponseMeta& meta, int32_t index, std::string_view finish) {

@@ -17,6 +17,15 @@ using json = nlohmann::json;
 
 json args(const ToolCall& c) { return json::parse(c.arguments); }
 
+// Each text has no call that parses: it comes back whole, as content.
+void expectContentOnly(ToolCallFormat format, std::initializer_list<const char*> texts) {
+  for (const char* text : texts) {
+    const auto r = parseToolCalls(format, text);
+    EXPECT_TRUE(r.calls.empty()) << text;
+    EXPECT_EQ(r.content, text);
+  }
+}
+
 TEST(ToolCalls, FormatNames) {
   EXPECT_EQ(toolCallFormatByName("hermes").value(), ToolCallFormat::kHermes);
   EXPECT_EQ(toolCallFormatByName("llama3_json").value(), ToolCallFormat::kLlama3Json);
@@ -52,19 +61,13 @@ TEST(ToolCalls, HermesUnterminatedLastCallAndNoArguments) {
 }
 
 TEST(ToolCalls, WhatDoesNotParseIsContent) {
-  for (const char* text : {"no calls here", "<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": </tool_call>",
-                           "<tool_call>{\"arguments\": {}}</tool_call>", "<tool_call>[1, 2]</tool_call>",
-                           "<tool_call>{\"name\": \"\"}</tool_call>"}) {
-    const auto r = parseToolCalls(ToolCallFormat::kHermes, text);
-    EXPECT_TRUE(r.calls.empty()) << text;
-    EXPECT_EQ(r.content, text);
-  }
-  for (const char* text : {"Paris is sunny.", "{\"name\": \"f\"", "{\"name\": \"f\"} and more", "{\"x\": 1}",
-                           " {\"name\": \"f\"}; oops"}) {
-    const auto r = parseToolCalls(ToolCallFormat::kLlama3Json, text);
-    EXPECT_TRUE(r.calls.empty()) << text;
-    EXPECT_EQ(r.content, text);
-  }
+  expectContentOnly(ToolCallFormat::kHermes, {
+      "no calls here", "<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": </tool_call>",
+      "<tool_call>{\"arguments\": {}}</tool_call>", "<tool_call>[1, 2]</tool_call>",
+      "<tool_call>{\"name\": \"\"}</tool_call>"});
+  expectContentOnly(ToolCallFormat::kLlama3Json, {
+      "Paris is sunny.", "{\"name\": \"f\"", "{\"name\": \"f\"} and more", "{\"x\": 1}",
+      " {\"name\": \"f\"}; oops"});
 }
 
 TEST(ToolCalls, Llama3JsonOneOrSeveral) {
@@ -108,12 +111,9 @@ TEST(ToolCalls, MistralBothForms) {
   EXPECT_EQ(args(r.calls[0]), json({{"city", "Oslo {n}"}}));
   EXPECT_EQ(r.calls[1].name, "get_time");
   EXPECT_EQ(r.calls[1].arguments, "{}");
-  for (const char* text : {"[TOOL_CALLS]", "[TOOL_CALLS][]", "[TOOL_CALLS]f[ARGS]{\"a\": ", "[TOOL_CALLS]f{}",
-                           "[TOOL_CALLS][ARGS]{}", "[TOOL_CALLS]f[ARGS]{} junk", "[TOOL_CALLS][{\"x\": 1}]"}) {
-    const auto bad = parseToolCalls(ToolCallFormat::kMistral, text);
-    EXPECT_TRUE(bad.calls.empty()) << text;
-    EXPECT_EQ(bad.content, text);
-  }
+  expectContentOnly(ToolCallFormat::kMistral, {
+      "[TOOL_CALLS]", "[TOOL_CALLS][]", "[TOOL_CALLS]f[ARGS]{\"a\": ", "[TOOL_CALLS]f{}",
+      "[TOOL_CALLS][ARGS]{}", "[TOOL_CALLS]f[ARGS]{} junk", "[TOOL_CALLS][{\"x\": 1}]"});
 }
 
 TEST(ToolCalls, PythonicLiteralsBecomeJson) {
@@ -130,12 +130,9 @@ TEST(ToolCalls, PythonicLiteralsBecomeJson) {
   r = parseToolCalls(ToolCallFormat::kPythonic, "<|python_start|>[f(x=-1)]<|python_end|>");
   ASSERT_EQ(r.calls.size(), 1u);
   EXPECT_EQ(args(r.calls[0]), json({{"x", -1}}));
-  for (const char* text : {"It is sunny.", "[]", "[f(x=1)] and more", "[f(x=open('/etc'))]", "[f(1)]",
-                           "[f(x='unterminated)]", "[f(x=1)", "[f(x=+)]"}) {
-    const auto bad = parseToolCalls(ToolCallFormat::kPythonic, text);
-    EXPECT_TRUE(bad.calls.empty()) << text;
-    EXPECT_EQ(bad.content, text);
-  }
+  expectContentOnly(ToolCallFormat::kPythonic, {
+      "It is sunny.", "[]", "[f(x=1)] and more", "[f(x=open('/etc'))]", "[f(1)]", "[f(x='unterminated)]",
+      "[f(x=1)", "[f(x=+)]"});
 }
 
 // Streaming gives the same content and calls as the whole text, however the text is cut, and
