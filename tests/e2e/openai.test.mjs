@@ -59,7 +59,10 @@ describe('turbine serve with the openai client', () => {
   let model;
 
   before(async () => {
-    server = await startServer(['--enable-auto-tool-choice', '--tool-call-parser', 'hermes']);
+    // The output parsers on: a random model writes no <think> or <tool_call>, so every answer
+    // below is plain content whatever they do; they must not change it.
+    server = await startServer(['--enable-auto-tool-choice', '--tool-call-parser', 'hermes',
+      '--reasoning-parser', 'qwen3']);
     openai = client(server);
     const models = await openai.models.list();
     assert.equal(models.data.length, 1);
