@@ -53,6 +53,15 @@ struct ChatMessage {
   nlohmann::ordered_json tool_calls;
 };
 
+// What a chat template sees besides the messages.
+struct ChatTemplateArgs {
+  bool add_generation_prompt = true;
+  nlohmann::ordered_json tools;  // the request's tool definitions; null when none
+  // More template variables: the request's chat_template_kwargs (enable_thinking, ...) and
+  // documents. An object.
+  nlohmann::ordered_json extra = nlohmann::ordered_json::object();
+};
+
 // Sampling and stopping controls of one sequence (DESIGN.md §3.4). Stop *strings* stay in the
 // frontend; only stop token ids reach the backend.
 struct SamplingParams {
@@ -131,12 +140,10 @@ class ServingBackend {
 
   virtual std::vector<ModelCard> models() const = 0;
 
-  // Renders the model's chat template (`tools`: the request's tool definitions, null when none).
-  // A template's raise_exception is InvalidArgument with its message (the frontend answers 400
-  // with it).
-  virtual Result<std::string> renderChat(const std::string& model,
-                                         const std::vector<ChatMessage>& messages,
-                                         bool add_generation_prompt, const nlohmann::ordered_json& tools) = 0;
+  // Renders the model's chat template. A template's raise_exception is InvalidArgument with its
+  // message (the frontend answers 400 with it).
+  virtual Result<std::string> renderChat(const std::string& model, const std::vector<ChatMessage>& messages,
+                                         const ChatTemplateArgs& args) = 0;
 
   // add_special_tokens: prepend BOS etc. (true for raw completions prompts, false for rendered
   // chat text, whose template already wrote them).

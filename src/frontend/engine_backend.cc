@@ -172,7 +172,7 @@ std::vector<ModelCard> EngineBackend::models() const {
 }
 
 Result<std::string> EngineBackend::renderChat(const std::string&, const std::vector<ChatMessage>& messages,
-                                              bool add_generation_prompt, const nlohmann::ordered_json& tools) {
+                                              const ChatTemplateArgs& args) {
   if (!template_) {
     return invalidArgument("model '" + options_.served_model_name +
                            "' has no chat template; use /v1/completions");
@@ -192,7 +192,8 @@ Result<std::string> EngineBackend::renderChat(const std::string&, const std::vec
     if (!m.tool_calls.is_null()) j["tool_calls"] = m.tool_calls;
     msgs.push_back(std::move(j));
   }
-  return template_->render(msgs, add_generation_prompt, options_.bos_token, options_.eos_token, tools);
+  return template_->render(msgs, args.add_generation_prompt, options_.bos_token, options_.eos_token, args.tools,
+                           args.extra);
 }
 
 Result<std::vector<int32_t>> EngineBackend::tokenize(const std::string&, const std::string& text,

@@ -76,9 +76,10 @@ std::vector<ModelCard> FakeBackend::models() const {
 }
 
 Result<std::string> FakeBackend::renderChat(const std::string&, const std::vector<ChatMessage>& messages,
-                                            bool add_generation_prompt, const nlohmann::ordered_json& tools) {
+                                            const ChatTemplateArgs& args) {
   std::string out;
-  if (!tools.is_null()) out += "<|tools|>" + tools.dump() + "\n";
+  if (!args.tools.is_null()) out += "<|tools|>" + args.tools.dump() + "\n";
+  if (!args.extra.empty()) out += "<|context|>" + args.extra.dump() + "\n";
   for (const auto& m : messages) {
     if (m.content == "RAISE_EXCEPTION") {
       return invalidArgument("Conversation roles must alternate user/assistant/user/assistant/...");
@@ -89,7 +90,7 @@ Result<std::string> FakeBackend::renderChat(const std::string&, const std::vecto
     if (!m.tool_calls.is_null()) out += m.tool_calls.dump();
     out += "\n";
   }
-  if (add_generation_prompt) out += "<|assistant|>";
+  if (args.add_generation_prompt) out += "<|assistant|>";
   return out;
 }
 

@@ -4,7 +4,8 @@
 // token_interval on one producer thread; it finishes with
 // "length" at max_tokens, with "stop" at a stop token id or (eos_after_script) at the script's
 // end unless ignore_eos. The chat "template" writes "<|role|>content\n" per message and
-// "<|assistant|>" for the generation prompt (tools: a first line "<|tools|>" + their JSON; a
+// "<|assistant|>" for the generation prompt (tools: a first line "<|tools|>" + their JSON; more
+// template variables: a line "<|context|>" + their JSON object; a
 // tool message's call id in brackets after its role, an assistant's tool calls as JSON after
 // its content); a message whose content is "RAISE_EXCEPTION" makes it
 // fail with InvalidArgument, as a template's raise_exception would.
@@ -65,7 +66,7 @@ class FakeBackend : public ServingBackend {
 
   std::vector<ModelCard> models() const override;
   Result<std::string> renderChat(const std::string& model, const std::vector<ChatMessage>& messages,
-                                 bool add_generation_prompt, const nlohmann::ordered_json& tools) override;
+                                 const ChatTemplateArgs& args) override;
   Result<std::vector<int32_t>> tokenize(const std::string& model, const std::string& text,
                                         bool add_special_tokens) override;
   Result<std::string> detokenize(const std::string& model, const std::vector<int32_t>& ids) override;

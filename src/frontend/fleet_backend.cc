@@ -138,9 +138,9 @@ size_t FleetBackend::numWorkers(const std::string& model) const {
 }
 
 Result<std::string> FleetBackend::renderChat(const std::string& model, const std::vector<ChatMessage>& messages,
-                                             bool add_generation_prompt, const nlohmann::ordered_json& tools) {
+                                             const ChatTemplateArgs& args) {
   TURBINE_ASSIGN_OR_RETURN(auto b, backendOf(model));
-  return b->renderChat(model, messages, add_generation_prompt, tools);
+  return b->renderChat(model, messages, args);
 }
 
 Result<std::vector<int32_t>> FleetBackend::tokenize(const std::string& model, const std::string& text,

@@ -54,7 +54,7 @@ class FleetBackend : public ServingBackend {
 
   std::vector<ModelCard> models() const override;
   Result<std::string> renderChat(const std::string& model, const std::vector<ChatMessage>& messages,
-                                 bool add_generation_prompt, const nlohmann::ordered_json& tools) override;
+                                 const ChatTemplateArgs& args) override;
   Result<std::vector<int32_t>> tokenize(const std::string& model, const std::string& text,
                                         bool add_special_tokens) override;
   Result<std::string> detokenize(const std::string& model, const std::vector<int32_t>& ids) override;

@@ -457,6 +457,9 @@ Result<ChatCompletionRequest> parseChatCompletionRequest(const nlohmann::json& b
     req.tool_choice = c;
   }
   TURBINE_RETURN_IF_ERROR(r.readBool("parallel_tool_calls", &req.parallel_tool_calls));
+  auto extra = parseTemplateExtra(body, {}, error_param);
+  if (!extra) return extra.status();
+  req.template_extra = std::move(extra).value();
   return req;
 }
 
@@ -472,13 +475,52 @@ Result<nlohmann::ordered_json> parseTools(const nlohmann::json& body, std::strin
   return ordered(*tools);
 }
 
-void takeToolKeyOrder(std::string_view body, ChatCompletionRequest* req) {
+Result<nlohmann::ordered_json> parseTemplateExtra(const nlohmann::json& body, std::string_view raw,
+                                                  std::string* error_param) {
+  FieldReader r(body, "", error_param);
+  nlohmann::ordered_json extra = nlohmann::ordered_json::object();
+  const json* kwargs = r.get("chat_template_kwargs");
+  const json* documents = r.get("documents");
+  if (kwargs == nullptr && documents == nullptr) return extra;
+  if (kwargs != nullptr) {
+    if (!kwargs->is_object()) return r.wrongType("chat_template_kwargs", *kwargs, "object");
+    for (const char* reserved : {"messages", "tools", "add_generation_prompt", "bos_token", "eos_token"}) {
+      if (kwargs->contains(reserved)) {
+        return r.fail(std::string("chat_template_kwargs.") + reserved, "is set by the request itself, not here");
+      }
+    }
+  }
+  if (documents != nullptr) {
+    if (!documents->is_array()) return r.wrongType("documents", *documents, "array of objects");
+    for (size_t i = 0; i < documents->size(); ++i) {
+      if (!(*documents)[i].is_object()) return r.wrongType(fmt::format("documents[{}]", i), (*documents)[i], "object");
+    }
+  }
+  const auto o = raw.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json::parse(raw, nullptr, false);
+  auto take = [&](const char* key, const json& v) {
+    if (o.is_object()) {
+      if (auto it = o.find(key); it != o.end()) return *it;
+    }
+    return ordered(v);
+  };
+  if (kwargs != nullptr) extra = take("chat_template_kwargs", *kwargs);
+  if (documents != nullptr) extra["documents"] = take("documents", *documents);
+  return extra;
+}
+
+void takeClientKeyOrder(std::string_view body, ChatCompletionRequest* req) {
   const bool calls = std::any_of(req->messages.begin(), req->messages.end(),
                                  [](const ChatMessage& m) { return !m.tool_calls.is_null(); });
-  if (req->tools.is_null() && !calls) return;
+  if (req->tools.is_null() && !calls && req->template_extra.empty()) return;
   const auto o = nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (!o.is_object()) return;
   if (auto t = o.find("tools"); t != o.end() && !req->tools.is_null()) req->tools = *t;
+  if (!req->template_extra.empty()) {
+    nlohmann::ordered_json extra = nlohmann::ordered_json::object();
+    if (auto k = o.find("chat_template_kwargs"); k != o.end() && k->is_object()) extra = *k;
+    if (auto d = o.find("documents"); d != o.end() && d->is_array()) extra["documents"] = *d;
+    req->template_extra = std::move(extra);
+  }
   const auto messages = o.find("messages");
   if (messages == o.end() || !messages->is_array()) return;
   for (size_t i = 0; i < req->messages.size() && i < messages->size(); ++i) {

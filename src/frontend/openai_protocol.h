@@ -49,6 +49,8 @@ struct ChatCompletionRequest {
   nlohmann::ordered_json tools;  // the tool definitions, for the template; null when none (or [])
   std::string tool_choice;       // "none" or "auto" ("required" and named ones are refused)
   bool parallel_tool_calls = true;  // false: a choice returns the first of its calls only
+  // More template variables: chat_template_kwargs' keys (enable_thinking, ...) and documents.
+  nlohmann::ordered_json template_extra = nlohmann::ordered_json::object();
 };
 
 struct PromptInput {
@@ -75,14 +77,20 @@ Result<ChatCompletionRequest> parseChatCompletionRequest(const nlohmann::json& b
 Result<CompletionRequest> parseCompletionRequest(const nlohmann::json& body,
                                                  std::string* error_param);
 
-// The parse above gives `tools` and the messages' tool calls their keys sorted; this puts them in
-// the order of the request body they came from (what the template prints, as the client sent it).
-void takeToolKeyOrder(std::string_view body, ChatCompletionRequest* req);
+// The parse above gives `tools`, the messages' tool calls and the template variables their keys
+// sorted; this puts them in the order of the request body they came from (what the template
+// prints, as the client sent it).
+void takeClientKeyOrder(std::string_view body, ChatCompletionRequest* req);
 
 // "tools" of a request body (/tokenize with messages): validated, in the key order of `raw` (the
 // body's text); null when absent or empty.
 Result<nlohmann::ordered_json> parseTools(const nlohmann::json& body, std::string_view raw,
                                           std::string* error_param);
+// The template variables of a request body (chat or /tokenize): chat_template_kwargs' keys (an
+// object; the template's own variables — messages, tools, add_generation_prompt, bos_token,
+// eos_token — refused) and documents (an array of objects); in the key order of `raw` when given.
+Result<nlohmann::ordered_json> parseTemplateExtra(const nlohmann::json& body, std::string_view raw,
+                                                  std::string* error_param);
 
 // Message list of a chat request or a /tokenize request ("messages" field).
 Result<std::vector<ChatMessage>> parseMessages(const nlohmann::json& value, std::string* error_param);

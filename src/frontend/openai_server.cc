@@ -214,10 +214,10 @@ class OpenAiServer::Handlers {
                                                                        "--tool-call-parser to be set"),
                                                        "tool_choice"));
     }
-    takeToolKeyOrder(req.body, &c);
+    takeClientKeyOrder(req.body, &c);
     auto card = findModel(c.common.model, false);
     if (!card) return sendError(r, endpoint, modelNotFound(card.status()));
-    auto text = s_.backend_->renderChat(card->id, c.messages, c.add_generation_prompt, c.tools);
+    auto text = s_.backend_->renderChat(card->id, c.messages, {c.add_generation_prompt, c.tools, c.template_extra});
     if (!text) return sendError(r, endpoint, apiErrorFromStatus(text.status(), "messages"));
     auto ids = s_.backend_->tokenize(card->id, *text, false);
     if (!ids) return sendError(r, endpoint, apiErrorFromStatus(ids.status(), "messages"));
@@ -311,7 +311,9 @@ class OpenAiServer::Handlers {
       if (!messages) return sendError(r, endpoint, apiErrorFromStatus(messages.status(), param));
       auto tools = parseTools(body, req.body, &param);
       if (!tools) return sendError(r, endpoint, apiErrorFromStatus(tools.status(), param));
-      auto rendered = s_.backend_->renderChat(card->id, *messages, add_generation_prompt, *tools);
+      auto extra = parseTemplateExtra(body, req.body, &param);
+      if (!extra) return sendError(r, endpoint, apiErrorFromStatus(extra.status(), param));
+      auto rendered = s_.backend_->renderChat(card->id, *messages, {add_generation_prompt, *tools, *extra});
       if (!rendered) return sendError(r, endpoint, apiErrorFromStatus(rendered.status(), "messages"));
       text = std::move(rendered).value();
     } else {

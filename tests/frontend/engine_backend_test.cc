@@ -126,11 +126,13 @@ TEST_F(EngineBackendTest, ModelCardAndChatTemplate) {
   msgs[1].has_parts = true;
   msgs[1].parts = {"a", "b"};
   msgs[1].content = "ab";
-  auto text = backend_->renderChat("tiny", msgs, true, nullptr);
+  auto text = backend_->renderChat("tiny", msgs, {});
   ASSERT_TRUE(text.isOk()) << text.status().toString();
   EXPECT_EQ(*text, "[system/ops:be brief][user:text=a;text=b;]<B>>");
   msgs[0].content = "boom";
-  auto err = backend_->renderChat("tiny", msgs, false, nullptr);
+  ChatTemplateArgs no_prompt;
+  no_prompt.add_generation_prompt = false;
+  auto err = backend_->renderChat("tiny", msgs, no_prompt);
   ASSERT_FALSE(err.isOk());
   EXPECT_EQ(err.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(err.status().message(), "no booms");
@@ -325,7 +327,7 @@ TEST(EngineBackendCreate, RequiresItsParts) {
   EXPECT_FALSE(EngineBackend::create(o, tinyTokenizer(), nullptr, router, {&requests, nullptr, &events}).isOk());
   auto ok = EngineBackend::create(o, tinyTokenizer(), nullptr, router, {&requests, &discovery, &events});
   ASSERT_TRUE(ok.isOk());
-  EXPECT_EQ((*ok)->renderChat("m", {}, true, nullptr).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*ok)->renderChat("m", {}, {}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ((*ok)->health().code(), StatusCode::kUnavailable);
   ok->reset();
   events.close();

@@ -81,7 +81,7 @@ TEST(OpenAiProtocol, ToolsAndToolMessages) {
   const auto& calls = r->messages[1].tool_calls;
   ASSERT_TRUE(calls.is_array());
   EXPECT_EQ(calls[0]["function"]["arguments"]["city"], "Paris");  // an object now
-  takeToolKeyOrder(body, &*r);
+  takeClientKeyOrder(body, &*r);
   EXPECT_EQ(r->tools.dump().substr(0, 40), R"([{"type":"function","function":{"name":")");
   EXPECT_EQ(r->messages[1].tool_calls[0]["function"]["arguments"].dump(), R"({"city":"Paris","unit":"c"})");
   EXPECT_EQ(r->messages[1].tool_calls[0].begin().key(), "id");

@@ -336,6 +336,31 @@ TEST(OpenAiServer, ReasoningContentWholeAndStreamed) {
   EXPECT_EQ(choice["finish_reason"], "tool_calls");
 }
 
+// chat_template_kwargs (Qwen3's enable_thinking, ...) and documents reach the template as its
+// variables, in the client's key order, for chat and /tokenize; the template's own are refused.
+TEST(OpenAiServer, ChatTemplateKwargsAndDocuments) {
+  ServerFixture f(fastBackend());
+  const std::string body = R"({"model":"fake-model","max_tokens":2,"messages":[{"role":"user","content":"x"}],
+      "chat_template_kwargs":{"enable_thinking":false,"b":1,"a":2},"documents":[{"title":"t","text":"d"}]})";
+  auto r = post(f.port, "/v1/chat/completions", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto prompt = f.backend->received().at(0).prompt_token_ids;
+  const std::string text(prompt.begin(), prompt.end());
+  const std::string context = R"(<|context|>{"enable_thinking":false,"b":1,"a":2,"documents":[{"title":"t","text":"d"}]})";
+  EXPECT_EQ(text.rfind(context + "\n", 0), 0u) << text;
+  auto t = post(f.port, "/tokenize", body).json();
+  EXPECT_EQ(t["count"], static_cast<int>(prompt.size()));
+  for (const auto& [extra, param] : {std::pair{R"("chat_template_kwargs":{"add_generation_prompt":false})",
+                                               "chat_template_kwargs.add_generation_prompt"},
+                                     std::pair{R"("chat_template_kwargs":[1])", "chat_template_kwargs"},
+                                     std::pair{R"("documents":[1])", "documents[0]"}}) {
+    auto bad = post(f.port, "/v1/chat/completions",
+                    std::string(R"({"model":"fake-model","messages":[{"role":"user","content":"x"}],)") + extra + "}");
+    EXPECT_EQ(bad.status, 400) << bad.body;
+    EXPECT_NE(bad.body.find(std::string("\"param\":\"") + param + "\""), std::string::npos) << bad.body;
+  }
+}
+
 TEST(OpenAiServer, ToolConversationReachesTheTemplate) {
   OpenAiServerOptions so;
   so.tool_call_format = ToolCallFormat::kHermes;
