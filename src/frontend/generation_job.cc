@@ -166,6 +166,7 @@ std::optional<std::string> GenerationJob::markerText(const Sequence& s, int32_t 
 }
 
 void GenerationJob::emit(Sequence& s, const std::string& text, const std::vector<LogprobEntry>& logprobs) {
+  if (!s.reasoning && !s.tools) return emitContent(s, text, logprobs);  // no parser: no copy
   std::string content = text;
   if (s.reasoning) {
     ReasoningSplit split = s.reasoning->push(text);

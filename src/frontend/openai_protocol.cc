@@ -284,6 +284,43 @@ nlohmann::ordered_json toolCallsForTemplate(nlohmann::ordered_json calls) {
 
 nlohmann::ordered_json ordered(const json& v) { return nlohmann::ordered_json::parse(v.dump()); }
 
+// The request body's text read again, keys in the order the client wrote them (the validating
+// parse into `json` sorts them), for the fields a template prints (`tools | tojson`, ...). Parsed
+// on first use only: requests without such fields pay nothing.
+class ClientOrder {
+ public:
+  explicit ClientOrder(std::string_view raw) : raw_(raw) {}
+  // The body's `key`, given `sorted` (the same field of the sorted parse) to fall back on when
+  // there is no body text.
+  nlohmann::ordered_json field(const char* key, const json& sorted) {
+    const nlohmann::ordered_json& o = body();
+    if (auto it = o.is_object() ? o.find(key) : o.end(); o.is_object() && it != o.end()) return *it;
+    return ordered(sorted);
+  }
+  // messages[i]'s `key`, likewise.
+  nlohmann::ordered_json messageField(size_t i, const char* key, const json& sorted) {
+    const nlohmann::ordered_json& o = body();
+    if (o.is_object()) {
+      if (auto m = o.find("messages"); m != o.end() && m->is_array() && i < m->size() && (*m)[i].is_object()) {
+        if (auto it = (*m)[i].find(key); it != (*m)[i].end()) return *it;
+      }
+    }
+    return ordered(sorted);
+  }
+
+ private:
+  const nlohmann::ordered_json& body() {
+    if (!parsed_) {
+      parsed_ = true;
+      if (!raw_.empty()) body_ = nlohmann::ordered_json::parse(raw_, nullptr, /*allow_exceptions=*/false);
+    }
+    return body_;
+  }
+  std::string_view raw_;
+  bool parsed_ = false;
+  nlohmann::ordered_json body_;
+};
+
 // "tools": [{"type": "function", "function": {"name", "description"?, "parameters"?: object}}].
 Status checkTools(const json& v, std::string* error_param) {
   FieldReader top(json::object(), "", error_param);
@@ -420,9 +457,47 @@ Result<std::vector<ChatMessage>> parseMessages(const nlohmann::json& value,
   return out;
 }
 
+namespace {
+
+Result<nlohmann::ordered_json> toolsOf(const json& body, ClientOrder& order, std::string* error_param) {
+  FieldReader r(body, "", error_param);
+  const json* tools = r.get("tools");
+  if (tools == nullptr) return nlohmann::ordered_json();
+  TURBINE_RETURN_IF_ERROR(checkTools(*tools, error_param));
+  if (tools->empty()) return nlohmann::ordered_json();
+  return order.field("tools", *tools);
+}
+
+Result<nlohmann::ordered_json> templateExtraOf(const json& body, ClientOrder& order, std::string* error_param) {
+  FieldReader r(body, "", error_param);
+  nlohmann::ordered_json extra = nlohmann::ordered_json::object();
+  const json* kwargs = r.get("chat_template_kwargs");
+  const json* documents = r.get("documents");
+  if (kwargs != nullptr) {
+    if (!kwargs->is_object()) return r.wrongType("chat_template_kwargs", *kwargs, "object");
+    for (const char* reserved : {"messages", "tools", "add_generation_prompt", "bos_token", "eos_token"}) {
+      if (kwargs->contains(reserved)) {
+        return r.fail(std::string("chat_template_kwargs.") + reserved, "is set by the request itself, not here");
+      }
+    }
+    extra = order.field("chat_template_kwargs", *kwargs);
+  }
+  if (documents != nullptr) {
+    if (!documents->is_array()) return r.wrongType("documents", *documents, "array of objects");
+    for (size_t i = 0; i < documents->size(); ++i) {
+      if (!(*documents)[i].is_object()) return r.wrongType(fmt::format("documents[{}]", i), (*documents)[i], "object");
+    }
+    extra["documents"] = order.field("documents", *documents);
+  }
+  return extra;
+}
+
+}  // namespace
+
 Result<ChatCompletionRequest> parseChatCompletionRequest(const nlohmann::json& body,
-                                                         std::string* error_param) {
+                                                         std::string* error_param, std::string_view raw) {
   ChatCompletionRequest req;
+  ClientOrder order(raw);
   FieldReader r(body, "", error_param);
   const json* messages = r.get("messages");
   if (messages == nullptr) return r.fail("messages", "is required");
@@ -430,6 +505,11 @@ Result<ChatCompletionRequest> parseChatCompletionRequest(const nlohmann::json& b
   auto parsed = parseMessages(*messages, error_param);
   if (!parsed) return parsed.status();
   req.messages = std::move(parsed).value();
+  for (size_t i = 0; i < req.messages.size(); ++i) {
+    if (!req.messages[i].tool_calls.is_null()) {
+      req.messages[i].tool_calls = toolCallsForTemplate(order.messageField(i, "tool_calls", (*messages)[i]["tool_calls"]));
+    }
+  }
   TURBINE_RETURN_IF_ERROR(r.readBool("logprobs", &req.logprobs));
   TURBINE_RETURN_IF_ERROR(r.readInt("top_logprobs", 0, kMaxTopLogprobs, &req.top_logprobs));
   if (r.get("top_logprobs") != nullptr && !req.logprobs) {
@@ -437,10 +517,9 @@ Result<ChatCompletionRequest> parseChatCompletionRequest(const nlohmann::json& b
   }
   TURBINE_RETURN_IF_ERROR(r.readBool("add_generation_prompt", &req.add_generation_prompt));
   req.common.sampling.logprobs = req.logprobs ? req.top_logprobs : -1;
-  if (const json* tools = r.get("tools")) {
-    TURBINE_RETURN_IF_ERROR(checkTools(*tools, error_param));
-    if (!tools->empty()) req.tools = ordered(*tools);
-  }
+  auto tools = toolsOf(body, order, error_param);
+  if (!tools) return tools.status();
+  req.tools = std::move(tools).value();
   // As OpenAI (and vLLM): "auto" when tools are given, else "none".
   req.tool_choice = req.tools.is_null() ? "none" : "auto";
   if (const json* choice = r.get("tool_choice")) {
@@ -457,7 +536,7 @@ Result<ChatCompletionRequest> parseChatCompletionRequest(const nlohmann::json& b
     req.tool_choice = c;
   }
   TURBINE_RETURN_IF_ERROR(r.readBool("parallel_tool_calls", &req.parallel_tool_calls));
-  auto extra = parseTemplateExtra(body, {}, error_param);
+  auto extra = templateExtraOf(body, order, error_param);
   if (!extra) return extra.status();
   req.template_extra = std::move(extra).value();
   return req;
@@ -465,69 +544,14 @@ Result<ChatCompletionRequest> parseChatCompletionRequest(const nlohmann::json& b
 
 Result<nlohmann::ordered_json> parseTools(const nlohmann::json& body, std::string_view raw,
                                           std::string* error_param) {
-  FieldReader r(body, "", error_param);
-  const json* tools = r.get("tools");
-  if (tools == nullptr) return nlohmann::ordered_json();
-  TURBINE_RETURN_IF_ERROR(checkTools(*tools, error_param));
-  if (tools->empty()) return nlohmann::ordered_json();
-  const auto o = nlohmann::ordered_json::parse(raw, nullptr, /*allow_exceptions=*/false);
-  if (auto t = o.is_object() ? o.find("tools") : o.end(); o.is_object() && t != o.end()) return *t;
-  return ordered(*tools);
+  ClientOrder order(raw);
+  return toolsOf(body, order, error_param);
 }
 
 Result<nlohmann::ordered_json> parseTemplateExtra(const nlohmann::json& body, std::string_view raw,
                                                   std::string* error_param) {
-  FieldReader r(body, "", error_param);
-  nlohmann::ordered_json extra = nlohmann::ordered_json::object();
-  const json* kwargs = r.get("chat_template_kwargs");
-  const json* documents = r.get("documents");
-  if (kwargs == nullptr && documents == nullptr) return extra;
-  if (kwargs != nullptr) {
-    if (!kwargs->is_object()) return r.wrongType("chat_template_kwargs", *kwargs, "object");
-    for (const char* reserved : {"messages", "tools", "add_generation_prompt", "bos_token", "eos_token"}) {
-      if (kwargs->contains(reserved)) {
-        return r.fail(std::string("chat_template_kwargs.") + reserved, "is set by the request itself, not here");
-      }
-    }
-  }
-  if (documents != nullptr) {
-    if (!documents->is_array()) return r.wrongType("documents", *documents, "array of objects");
-    for (size_t i = 0; i < documents->size(); ++i) {
-      if (!(*documents)[i].is_object()) return r.wrongType(fmt::format("documents[{}]", i), (*documents)[i], "object");
-    }
-  }
-  const auto o = raw.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json::parse(raw, nullptr, false);
-  auto take = [&](const char* key, const json& v) {
-    if (o.is_object()) {
-      if (auto it = o.find(key); it != o.end()) return *it;
-    }
-    return ordered(v);
-  };
-  if (kwargs != nullptr) extra = take("chat_template_kwargs", *kwargs);
-  if (documents != nullptr) extra["documents"] = take("documents", *documents);
-  return extra;
-}
-
-void takeClientKeyOrder(std::string_view body, ChatCompletionRequest* req) {
-  const bool calls = std::any_of(req->messages.begin(), req->messages.end(),
-                                 [](const ChatMessage& m) { return !m.tool_calls.is_null(); });
-  if (req->tools.is_null() && !calls && req->template_extra.empty()) return;
-  const auto o = nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (!o.is_object()) return;
-  if (auto t = o.find("tools"); t != o.end() && !req->tools.is_null()) req->tools = *t;
-  if (!req->template_extra.empty()) {
-    nlohmann::ordered_json extra = nlohmann::ordered_json::object();
-    if (auto k = o.find("chat_template_kwargs"); k != o.end() && k->is_object()) extra = *k;
-    if (auto d = o.find("documents"); d != o.end() && d->is_array()) extra["documents"] = *d;
-    req->template_extra = std::move(extra);
-  }
-  const auto messages = o.find("messages");
-  if (messages == o.end() || !messages->is_array()) return;
-  for (size_t i = 0; i < req->messages.size() && i < messages->size(); ++i) {
-    const auto& m = (*messages)[i];
-    if (req->messages[i].tool_calls.is_null() || !m.is_object()) continue;
-    if (auto c = m.find("tool_calls"); c != m.end()) req->messages[i].tool_calls = toolCallsForTemplate(*c);
-  }
+  ClientOrder order(raw);
+  return templateExtraOf(body, order, error_param);
 }
 
 Result<CompletionRequest> parseCompletionRequest(const nlohmann::json& body,

@@ -72,15 +72,12 @@ bool isValidUtf8(std::string_view text);
 // Parses a request body as one JSON object (rejects invalid UTF-8 with a clear message).
 Result<nlohmann::json> parseJsonObject(std::string_view body);
 
+// `raw`: the body's text, when the caller has it: the tools, tool calls and template variables
+// then keep the client's key order (what the template prints); without it they are sorted.
 Result<ChatCompletionRequest> parseChatCompletionRequest(const nlohmann::json& body,
-                                                         std::string* error_param);
+                                                         std::string* error_param, std::string_view raw = {});
 Result<CompletionRequest> parseCompletionRequest(const nlohmann::json& body,
                                                  std::string* error_param);
-
-// The parse above gives `tools`, the messages' tool calls and the template variables their keys
-// sorted; this puts them in the order of the request body they came from (what the template
-// prints, as the client sent it).
-void takeClientKeyOrder(std::string_view body, ChatCompletionRequest* req);
 
 // "tools" of a request body (/tokenize with messages): validated, in the key order of `raw` (the
 // body's text); null when absent or empty.

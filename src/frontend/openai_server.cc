@@ -1,5 +1,8 @@
 #include "frontend/openai_server.h"
 
+#include <algorithm>
+#include <map>
+#include <mutex>
 #include <random>
 
 #include <fmt/format.h>
@@ -171,9 +174,14 @@ class OpenAiServer::Handlers {
 
   // Adds n samples of one prompt to `job`; sample i > 0 gets seed + i so samples differ.
   // The markers that are one token of the model's vocabulary which its detokenizer skips
-  // (a special token, as Mistral's [TOOL_CALLS] is): their ids and text.
+  // (a special token, as Mistral's [TOOL_CALLS] is): their ids and text. A property of the model
+  // and the server's parsers, worked out on a model's first such request and kept.
   std::vector<std::pair<int32_t, std::string>> skippedMarkers(const std::string& model,
                                                               const std::vector<std::string_view>& markers) {
+    {
+      std::lock_guard lock(markers_mu_);
+      if (auto it = skipped_markers_.find(model); it != skipped_markers_.end()) return it->second;
+    }
     std::vector<std::pair<int32_t, std::string>> out;
     for (std::string_view marker : markers) {
       auto ids = s_.backend_->tokenize(model, std::string(marker), false);
@@ -181,6 +189,8 @@ class OpenAiServer::Handlers {
       auto d = s_.backend_->newDetokenizer(model);
       if ((d->push(ids->front()) + d->flush()).empty()) out.emplace_back(ids->front(), std::string(marker));
     }
+    std::lock_guard lock(markers_mu_);
+    skipped_markers_.emplace(model, out);
     return out;
   }
 
@@ -205,7 +215,7 @@ class OpenAiServer::Handlers {
   void chat(const HttpRequest& req, const json& body, const Responder& r) {
     const std::string endpoint = "/v1/chat/completions";
     std::string param;
-    auto parsed = parseChatCompletionRequest(body, &param);
+    auto parsed = parseChatCompletionRequest(body, &param, req.body);
     if (!parsed) return sendError(r, endpoint, apiErrorFromStatus(parsed.status(), param));
     ChatCompletionRequest& c = *parsed;
     if (c.tool_choice == "auto" && !s_.options_.tool_call_format) {
@@ -214,7 +224,6 @@ class OpenAiServer::Handlers {
                                                                        "--tool-call-parser to be set"),
                                                        "tool_choice"));
     }
-    takeClientKeyOrder(req.body, &c);
     auto card = findModel(c.common.model, false);
     if (!card) return sendError(r, endpoint, modelNotFound(card.status()));
     auto text = s_.backend_->renderChat(card->id, c.messages, {c.add_generation_prompt, c.tools, c.template_extra});
@@ -228,16 +237,24 @@ class OpenAiServer::Handlers {
     ResponseMeta meta{newId("chatcmpl-"), unixNow(), card->id, false};
     auto job = std::make_shared<GenerationJob>(jobContext(), ApiKind::kChat, meta, c.common.stream,
                                                c.common.include_usage, endpoint, req.received, r);
-    std::vector<std::string_view> markers;
-    if (c.tool_choice == "auto") {
-      job->readToolCalls(*s_.options_.tool_call_format, c.parallel_tool_calls);
-      markers = toolCallMarkers(*s_.options_.tool_call_format);
+    if (c.tool_choice == "auto") job->readToolCalls(*s_.options_.tool_call_format, c.parallel_tool_calls);
+    if (s_.options_.reasoning_format) job->readReasoning(*s_.options_.reasoning_format);
+    if (c.tool_choice == "auto" || s_.options_.reasoning_format) {
+      // The model's list covers every marker of the server's parsers; this request gets those of
+      // the parsers it uses.
+      std::vector<std::string_view> all, used;
+      if (s_.options_.tool_call_format) all = toolCallMarkers(*s_.options_.tool_call_format);
+      if (c.tool_choice == "auto") used = all;
+      if (s_.options_.reasoning_format) {
+        for (std::string_view m : reasoningMarkers(*s_.options_.reasoning_format)) {
+          all.push_back(m);
+          used.push_back(m);
+        }
+      }
+      auto markers = skippedMarkers(card->id, all);
+      std::erase_if(markers, [&](const auto& m) { return std::find(used.begin(), used.end(), m.second) == used.end(); });
+      job->putBackMarkers(std::move(markers));
     }
-    if (s_.options_.reasoning_format) {
-      job->readReasoning(*s_.options_.reasoning_format);
-      for (std::string_view m : reasoningMarkers(*s_.options_.reasoning_format)) markers.push_back(m);
-    }
-    if (!markers.empty()) job->putBackMarkers(skippedMarkers(card->id, markers));
     addSamples(*job, base, c.common, meta.id, 0);
     startJob(job, endpoint, r, static_cast<int64_t>(base.prompt_token_ids.size()));
   }
@@ -356,6 +373,8 @@ class OpenAiServer::Handlers {
   }
 
   OpenAiServer& s_;
+  std::mutex markers_mu_;  // guards skipped_markers_ (requests run on several I/O threads)
+  std::map<std::string, std::vector<std::pair<int32_t, std::string>>> skipped_markers_;  // by model
   uint64_t id_salt_ = 0;
   std::atomic<uint64_t> counter_{0};
 };

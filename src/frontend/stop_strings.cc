@@ -7,7 +7,6 @@ namespace turbine::frontend {
 StopStringMatcher::StopStringMatcher(std::vector<std::string> stops) {
   for (auto& s : stops) {
     if (s.empty()) continue;
-    max_stop_len_ = std::max(max_stop_len_, s.size());
     stops_.push_back(std::move(s));
   }
 }
@@ -55,14 +54,9 @@ size_t heldMarkerPrefix(std::string_view text, std::string_view marker) {
 }
 
 size_t StopStringMatcher::partialSuffixLength() const {
-  size_t limit = std::min(held_.size(), max_stop_len_ - 1);
-  for (size_t len = limit; len > 0; --len) {
-    std::string_view suffix(held_.data() + held_.size() - len, len);
-    for (const auto& s : stops_) {
-      if (s.size() > len && std::string_view(s).substr(0, len) == suffix) return len;
-    }
-  }
-  return 0;
+  size_t keep = 0;
+  for (const auto& s : stops_) keep = std::max(keep, heldMarkerPrefix(held_, s));
+  return keep;
 }
 
 }  // namespace turbine::frontend

@@ -38,7 +38,6 @@ class StopStringMatcher {
   size_t partialSuffixLength() const;
 
   std::vector<std::string> stops_;
-  size_t max_stop_len_ = 0;
   std::string held_;
   std::string matched_;
   bool stopped_ = false;

@@ -17,6 +17,16 @@ using json = nlohmann::json;
 
 json args(const ToolCall& c) { return json::parse(c.arguments); }
 
+// r has this content and these calls (name, arguments), in order.
+void expectCalls(const ToolCallResult& r, const std::string& content, const std::vector<std::pair<std::string, json>>& calls) {
+  EXPECT_EQ(r.content, content);
+  ASSERT_EQ(r.calls.size(), calls.size());
+  for (size_t i = 0; i < calls.size(); ++i) {
+    EXPECT_EQ(r.calls[i].name, calls[i].first);
+    EXPECT_EQ(args(r.calls[i]), calls[i].second) << r.calls[i].arguments;
+  }
+}
+
 // Each text has no call that parses: it comes back whole, as content.
 void expectContentOnly(ToolCallFormat format, std::initializer_list<const char*> texts) {
   for (const char* text : texts) {
@@ -73,18 +83,11 @@ TEST(ToolCalls, WhatDoesNotParseIsContent) {
 TEST(ToolCalls, Llama3JsonOneOrSeveral) {
   auto r = parseToolCalls(ToolCallFormat::kLlama3Json,
                           "  {\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo {north}\", \"q\": \"a\\\"}\"}}");
-  EXPECT_EQ(r.content, "");
-  ASSERT_EQ(r.calls.size(), 1u);
-  EXPECT_EQ(r.calls[0].name, "get_weather");
-  EXPECT_EQ(args(r.calls[0]), json({{"city", "Oslo {north}"}, {"q", "a\"}"}}));
-
+  expectCalls(r, "", {{"get_weather", {{"city", "Oslo {north}"}, {"q", "a\"}"}}}});
   r = parseToolCalls(ToolCallFormat::kLlama3Json,
                      "<|python_tag|>{\"name\": \"a\", \"arguments\": {\"x\": 1}}; {\"name\": \"b\", \"parameters\": {}}");
-  ASSERT_EQ(r.calls.size(), 2u);
-  EXPECT_EQ(r.calls[0].name, "a");
-  EXPECT_EQ(args(r.calls[0]), json({{"x", 1}}));
-  EXPECT_EQ(r.calls[1].name, "b");
-  EXPECT_EQ(r.calls[1].arguments, "{}");
+  expectCalls(r, "", {{"a", {{"x", 1}}}, {"b", json::object()}});
+  EXPECT_EQ(r.calls.at(1).arguments, "{}");  // no arguments at all: an empty object, as text
 }
 
 TEST(ToolCalls, MistralBothForms) {
@@ -93,11 +96,7 @@ TEST(ToolCalls, MistralBothForms) {
   auto r = parseToolCalls(ToolCallFormat::kMistral,
                           "Sure. [TOOL_CALLS] [{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}, "
                           "{\"name\": \"get_time\", \"arguments\": {}}]");
-  EXPECT_EQ(r.content, "Sure. ");
-  ASSERT_EQ(r.calls.size(), 2u);
-  EXPECT_EQ(r.calls[0].name, "get_weather");
-  EXPECT_EQ(args(r.calls[0]), json({{"city", "Paris"}}));
-  EXPECT_EQ(r.calls[1].name, "get_time");
+  expectCalls(r, "Sure. ", {{"get_weather", {{"city", "Paris"}}}, {"get_time", json::object()}});
   for (const auto& c : r.calls) {
     EXPECT_EQ(c.id.size(), 9u);
     EXPECT_TRUE(std::all_of(c.id.begin(), c.id.end(), [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)); }));
@@ -105,12 +104,7 @@ TEST(ToolCalls, MistralBothForms) {
   // Mistral Small 3.2: name[ARGS]{...} per call, an optional [CALL_ID].
   r = parseToolCalls(ToolCallFormat::kMistral,
                      "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Oslo {n}\"}[TOOL_CALLS]get_time[CALL_ID]abc123XYZ[ARGS]{}");
-  EXPECT_EQ(r.content, "");
-  ASSERT_EQ(r.calls.size(), 2u);
-  EXPECT_EQ(r.calls[0].name, "get_weather");
-  EXPECT_EQ(args(r.calls[0]), json({{"city", "Oslo {n}"}}));
-  EXPECT_EQ(r.calls[1].name, "get_time");
-  EXPECT_EQ(r.calls[1].arguments, "{}");
+  expectCalls(r, "", {{"get_weather", {{"city", "Oslo {n}"}}}, {"get_time", json::object()}});
   expectContentOnly(ToolCallFormat::kMistral, {
       "[TOOL_CALLS]", "[TOOL_CALLS][]", "[TOOL_CALLS]f[ARGS]{\"a\": ", "[TOOL_CALLS]f{}",
       "[TOOL_CALLS][ARGS]{}", "[TOOL_CALLS]f[ARGS]{} junk", "[TOOL_CALLS][{\"x\": 1}]"});
@@ -120,16 +114,11 @@ TEST(ToolCalls, PythonicLiteralsBecomeJson) {
   auto r = parseToolCalls(ToolCallFormat::kPythonic,
                           " [get_weather(city='Paris', days=3, metric=True, hours=[6, 12.5], extra=None,"
                           " opts={'a': \"it's\", \"b\": (1, 2)}, note='line\\nnext'), get_time()]\n");
-  EXPECT_EQ(r.content, "");
-  ASSERT_EQ(r.calls.size(), 2u);
-  EXPECT_EQ(r.calls[0].name, "get_weather");
-  EXPECT_EQ(args(r.calls[0]), json::parse(R"({"city": "Paris", "days": 3, "metric": true, "hours": [6, 12.5],
-      "extra": null, "opts": {"a": "it's", "b": [1, 2]}, "note": "line\nnext"})"));
-  EXPECT_EQ(r.calls[1].name, "get_time");
-  EXPECT_EQ(r.calls[1].arguments, "{}");
-  r = parseToolCalls(ToolCallFormat::kPythonic, "<|python_start|>[f(x=-1)]<|python_end|>");
-  ASSERT_EQ(r.calls.size(), 1u);
-  EXPECT_EQ(args(r.calls[0]), json({{"x", -1}}));
+  expectCalls(r, "", {{"get_weather", json::parse(R"({"city": "Paris", "days": 3, "metric": true, "hours": [6, 12.5],
+      "extra": null, "opts": {"a": "it's", "b": [1, 2]}, "note": "line\nnext"})")},
+                      {"get_time", json::object()}});
+  expectCalls(parseToolCalls(ToolCallFormat::kPythonic, "<|python_start|>[f(x=-1)]<|python_end|>"), "",
+              {{"f", {{"x", -1}}}});
   expectContentOnly(ToolCallFormat::kPythonic, {
       "It is sunny.", "[]", "[f(x=1)] and more", "[f(x=open('/etc'))]", "[f(1)]", "[f(x='unterminated)]",
       "[f(x=1)", "[f(x=+)]"});
