@@ -1,0 +1,104 @@
+// Structured output: the cost of a token mask (one per generated token of a constrained
+// request) on real vocabularies, at the states a JSON answer passes through. The limit it is
+// measured against: the decode step it is added to (docs/benchmarks.md "Structured output").
+//   build/bench/structured_bench [--benchmark_filter=...]
+// Vocabularies come from ../shared/data/tokenizers (skipped when absent).
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/gguf.h"
+#include "model/tokenizer.h"
+#include "structured/constraint.h"
+#include "structured/matcher.h"
+#include "structured/token_trie.h"
+
+namespace {
+
+using namespace turbine;
+
+std::string sharedDir() {
+  const char* env = std::getenv("TURBINE_SHARED_DIR");
+  return env ? env : std::string(TURBINE_SOURCE_DIR) + "/../shared";
+}
+
+std::shared_ptr<structured::TokenTrie> loadTrie(const std::string& name) {
+  const std::string path = sharedDir() + "/data/tokenizers/ggml-vocab-" + name + ".gguf";
+  if (!std::filesystem::exists(path)) return nullptr;
+  auto gguf = model::GgufFile::open(path);
+  if (!gguf.isOk()) return nullptr;
+  auto tok = model::Tokenizer::fromGguf(*gguf);
+  if (!tok.isOk()) return nullptr;
+  std::vector<std::string> bytes;
+  std::vector<uint8_t> excluded;
+  for (int32_t id = 0; id < (*tok)->vocabSize(); ++id) {
+    bytes.emplace_back((*tok)->tokenBytes(id));
+    excluded.push_back((*tok)->isSpecial(id) ? 1 : 0);
+  }
+  return std::make_shared<structured::TokenTrie>(bytes, excluded);
+}
+
+// The mask after `prefix` of an answer to a small object schema.
+void BM_FillMask(benchmark::State& state, const std::string& vocab, const std::string& prefix,
+                 bool cached) {
+  static std::map<std::string, std::shared_ptr<structured::TokenTrie>> tries;
+  if (!tries.count(vocab)) tries[vocab] = loadTrie(vocab);
+  const auto trie = tries[vocab];
+  if (!trie) {
+    state.SkipWithError("vocabulary not found (../shared/data/tokenizers)");
+    return;
+  }
+  auto grammar = structured::compileConstraint(
+      {structured::OutputConstraint::Kind::kJsonSchema,
+       R"({"type": "object", "properties": {"name": {"type": "string"},
+           "age": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}},
+           "required": ["name", "age", "tags"]})"});
+  structured::Matcher m(*grammar);
+  if (!m.advance(prefix)) {
+    state.SkipWithError("prefix rejected");
+    return;
+  }
+  std::vector<uint64_t> mask((static_cast<size_t>(trie->vocabSize()) + 63) / 64);
+  int64_t allowed = 0;
+  structured::MaskCache cache;
+  for (auto _ : state) {
+    std::fill(mask.begin(), mask.end(), 0);
+    m.fillMask(*trie, mask, cached ? &cache : nullptr);
+    benchmark::DoNotOptimize(mask.data());
+  }
+  for (uint64_t w : mask) allowed += __builtin_popcountll(w);
+  state.counters["vocab"] = trie->vocabSize();
+  state.counters["trie_nodes"] = static_cast<double>(trie->nodes().size());
+  state.counters["allowed"] = static_cast<double>(allowed);
+}
+
+const char* kStates[][2] = {
+    {"start", ""},
+    {"key", "{\"name\": \"Ada\", "},
+    {"in_string", "{\"name\": \"Ada Lov"},
+    {"in_number", "{\"name\": \"Ada\", \"age\": 3"},
+};
+
+int registerAll() {
+  for (const char* vocab : {"gpt-2", "deepseek-llm", "llama-spm"}) {
+    for (const auto& s : kStates) {
+      for (bool cached : {false, true}) {
+        benchmark::RegisterBenchmark(
+            (std::string("BM_FillMask/") + vocab + "/" + s[0] + (cached ? "/cached" : "/walk")).c_str(),
+            BM_FillMask, std::string(vocab), std::string(s[1]), cached)
+            ->Unit(benchmark::kMicrosecond);
+      }
+    }
+  }
+  return 0;
+}
+const int kRegistered = registerAll();
+
+}  // namespace
+
+BENCHMARK_MAIN();

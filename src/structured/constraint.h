@@ -1,0 +1,35 @@
+// OutputConstraint: what a request asks its output to be (structured output / guided decoding,
+// as vLLM's `guided_json`, `guided_choice`, `guided_regex` and the OpenAI `response_format`),
+// in the one form that travels from the frontend to the engine (DESIGN.md §3.4, docs/design.md
+// "Structured output"), and its compilation into a Grammar.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "structured/grammar.h"
+
+namespace turbine::structured {
+
+struct OutputConstraint {
+  enum class Kind { kJsonSchema, kChoice, kRegex };
+  Kind kind = Kind::kJsonSchema;
+  // kJsonSchema: a JSON schema, as JSON text (`{"type": "object"}` for any object; `{}` or `true`
+  // for any JSON value); kChoice: a JSON array of strings, the output is exactly one of them;
+  // kRegex: a regular expression the whole output must match.
+  std::string spec;
+  bool operator==(const OutputConstraint&) const = default;
+};
+
+// "json_schema", "choice", "regex": the names used on the wire (proto, logs).
+const char* kindName(OutputConstraint::Kind kind);
+std::optional<OutputConstraint::Kind> kindFromName(std::string_view name);
+
+// InvalidArgument naming what is wrong (unsupported keyword with its path in the schema, bad
+// regex, empty choice list, ...).
+Result<std::shared_ptr<const Grammar>> compileConstraint(const OutputConstraint& constraint);
+
+}  // namespace turbine::structured

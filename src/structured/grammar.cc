@@ -1,0 +1,128 @@
+#include "structured/grammar.h"
+
+#include <utility>
+
+namespace turbine::structured {
+namespace {
+
+// Fixpoint over the rules: `nullable` (derives the empty string) and `productive` (derives some
+// finite string).
+void analyse(const std::vector<std::vector<std::vector<Symbol>>>& alts, std::vector<char>* nullable,
+             std::vector<char>* productive) {
+  const size_t n = alts.size();
+  nullable->assign(n, 0);
+  productive->assign(n, 0);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t r = 0; r < n; ++r) {
+      for (const auto& alt : alts[r]) {
+        bool all_nullable = true, all_productive = true;
+        for (const Symbol& s : alt) {
+          if (s.kind == Symbol::Kind::kBytes) {
+            all_nullable = false;
+          } else {
+            all_nullable = all_nullable && (*nullable)[s.id];
+            all_productive = all_productive && (*productive)[s.id];
+          }
+        }
+        if (all_nullable && !(*nullable)[r]) (*nullable)[r] = 1, changed = true;
+        if (all_productive && !(*productive)[r]) (*productive)[r] = 1, changed = true;
+      }
+    }
+  }
+}
+
+// A rule reachable from `r` without consuming a byte that is on the DFS stack: left recursion.
+// Returns the rule closing the cycle, or -1.
+int32_t findLeftCycle(const std::vector<std::vector<int32_t>>& edges) {
+  const size_t n = edges.size();
+  std::vector<char> color(n, 0);  // 0 new, 1 on stack, 2 done
+  std::vector<std::pair<int32_t, size_t>> stack;
+  for (size_t start = 0; start < n; ++start) {
+    if (color[start]) continue;
+    stack.push_back({static_cast<int32_t>(start), 0});
+    color[start] = 1;
+    while (!stack.empty()) {
+      auto& [r, next] = stack.back();
+      if (next < edges[r].size()) {
+        const int32_t to = edges[r][next++];
+        if (color[to] == 1) return to;
+        if (color[to] == 0) {
+          color[to] = 1;
+          stack.push_back({to, 0});
+        }
+      } else {
+        color[r] = 2;
+        stack.pop_back();
+      }
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+int32_t GrammarBuilder::addRule(std::string name) {
+  alts_.emplace_back();
+  names_.push_back(std::move(name));
+  return static_cast<int32_t>(alts_.size()) - 1;
+}
+
+void GrammarBuilder::addAlternative(int32_t rule, std::vector<Symbol> symbols) {
+  alts_[rule].push_back(std::move(symbols));
+}
+
+Symbol GrammarBuilder::bytes(const ByteSet& set) {
+  for (size_t i = 0; i < classes_.size(); ++i) {
+    if (classes_[i] == set) return {Symbol::Kind::kBytes, static_cast<int32_t>(i)};
+  }
+  classes_.push_back(set);
+  return {Symbol::Kind::kBytes, static_cast<int32_t>(classes_.size()) - 1};
+}
+
+void GrammarBuilder::appendLiteral(std::string_view text, std::vector<Symbol>* out) {
+  for (char c : text) out->push_back(byte(static_cast<uint8_t>(c)));
+}
+
+Result<Grammar> GrammarBuilder::build(int32_t root) && {
+  if (root < 0 || root >= numRules()) return invalidArgument("grammar: no root rule");
+  std::vector<char> nullable, productive;
+  analyse(alts_, &nullable, &productive);
+  if (!productive[root]) return invalidArgument("grammar: it matches no string at all");
+  // Edges r -> s where s can start r's match without a byte consumed before it.
+  std::vector<std::vector<int32_t>> edges(alts_.size());
+  for (size_t r = 0; r < alts_.size(); ++r) {
+    for (const auto& alt : alts_[r]) {
+      for (const Symbol& s : alt) {
+        if (s.kind == Symbol::Kind::kBytes) break;
+        edges[r].push_back(s.id);
+        if (!nullable[s.id]) break;
+      }
+    }
+  }
+  if (const int32_t bad = findLeftCycle(edges); bad >= 0) {
+    return invalidArgument("grammar: '" + names_[bad] +
+                           "' refers to itself without matching anything first (left recursion)");
+  }
+  Grammar g;
+  g.root_ = root;
+  g.classes_ = std::move(classes_);
+  g.names_ = std::move(names_);
+  g.alts_.resize(alts_.size());
+  for (size_t r = 0; r < alts_.size(); ++r) {
+    for (const auto& alt : alts_[r]) {
+      // Alternatives through unproductive rules can never complete: drop them.
+      bool dead = false;
+      for (const Symbol& s : alt) dead = dead || (s.kind == Symbol::Kind::kRule && !productive[s.id]);
+      if (dead) continue;
+      g.alts_[r].push_back(static_cast<int32_t>(g.elems_.size()));
+      for (const Symbol& s : alt) {
+        g.elems_.push_back(s.kind == Symbol::Kind::kBytes ? s.id : Grammar::ruleElement(s.id));
+      }
+      g.elems_.push_back(Grammar::kEnd);
+    }
+  }
+  return g;
+}
+
+}  // namespace turbine::structured

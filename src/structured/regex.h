@@ -1,0 +1,34 @@
+// Regular expressions -> Grammar rules (vLLM's `guided_regex`, JSON schema `pattern`).
+//
+// Syntax (the common subset of Python's `re` and ECMAScript): literals; `.` (any character but
+// newline); classes `[...]`, `[^...]` with ranges; escapes \d \w \s \D \W \S \n \t \r \f \v \0
+// \xHH \uHHHH and escaped punctuation; groups `(...)`, `(?:...)`, `(?P<name>...)`, `(?<name>...)`;
+// alternation `|`; quantifiers `*`, `+`, `?`, `{n}`, `{n,}`, `{n,m}` (a lazy or possessive suffix
+// is accepted: it matches the same strings); `^` at the start and `$` at the end. Characters are
+// UTF-8 code points. Backreferences, lookaround and anchors elsewhere are refused with
+// InvalidArgument naming the offset.
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "common/status.h"
+#include "structured/grammar.h"
+
+namespace turbine::structured {
+
+struct RegexOptions {
+  // The regex constrains a JSON string's value (schema `pattern`): characters that JSON must
+  // escape are written escaped, and classes and `.` never produce `"`, `\` or control bytes.
+  bool json_string = false;
+  // Match anywhere (JSON schema semantics) unless anchored with ^ / $; false: the whole text.
+  bool search = false;
+};
+
+// Adds the rules for `pattern` to `b`; returns the rule matching it.
+Result<int32_t> addRegexRule(GrammarBuilder* b, std::string_view pattern, const RegexOptions& options);
+
+// A grammar whose sentences are exactly the strings `pattern` matches in full.
+Result<std::shared_ptr<const Grammar>> compileRegex(std::string_view pattern);
+
+}  // namespace turbine::structured

@@ -1,0 +1,296 @@
+// Structured output: grammars, the matcher, JSON schemas, regexes and token masks, checked
+// against independent judges (nlohmann's JSON parser, std::regex, byte-by-byte token checks).
+#include <gtest/gtest.h>
+
+#include <random>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "structured/constraint.h"
+#include "structured/json_schema.h"
+#include "structured/matcher.h"
+#include "structured/regex.h"
+#include "structured/token_trie.h"
+
+namespace turbine::structured {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+std::shared_ptr<const Grammar> schemaGrammar(const std::string& schema) {
+  auto g = compileConstraint({OutputConstraint::Kind::kJsonSchema, schema});
+  EXPECT_TRUE(g.isOk()) << g.status().message();
+  return g.isOk() ? *g : nullptr;
+}
+
+// Whether `text` is a complete sentence of `g`.
+bool matches(const std::shared_ptr<const Grammar>& g, std::string_view text) {
+  Matcher m(g);
+  return m.advance(text) && m.accepting();
+}
+
+// Whether `text` can start a sentence of `g`.
+bool isPrefix(const std::shared_ptr<const Grammar>& g, std::string_view text) {
+  Matcher m(g);
+  return m.advance(text);
+}
+
+Json randomJson(std::mt19937& rng, int depth) {
+  const int kind = static_cast<int>(rng() % (depth > 3 ? 5 : 7));
+  switch (kind) {
+    case 0: return nullptr;
+    case 1: return rng() % 2 == 0;
+    case 2: return static_cast<int64_t>(rng() % 20001) - 10000;
+    case 3: return std::ldexp(static_cast<double>(rng() % 100000) - 50000, -static_cast<int>(rng() % 12));
+    case 4: {
+      static const std::vector<std::string> kStrings = {"", "a", "hé", "q\"uote", "back\\slash",
+                                                        "tab\tnew\nline", "日本", "emoji 😀", "\x01"};
+      return kStrings[rng() % kStrings.size()];
+    }
+    case 5: {
+      Json a = Json::array();
+      for (int n = static_cast<int>(rng() % 4); n > 0; --n) a.push_back(randomJson(rng, depth + 1));
+      return a;
+    }
+    default: {
+      Json o = Json::object();
+      for (int n = static_cast<int>(rng() % 4); n > 0; --n)
+        o["k" + std::to_string(rng() % 10)] = randomJson(rng, depth + 1);
+      return o;
+    }
+  }
+}
+
+TEST(Grammar, RefusesLeftRecursionAndEmptyLanguages) {
+  GrammarBuilder b;
+  const int32_t a = b.addRule("a");
+  b.addAlternative(a, {GrammarBuilder::rule(a), b.byte('x')});
+  b.addAlternative(a, {b.byte('y')});
+  auto g = std::move(b).build(a);
+  ASSERT_FALSE(g.isOk());
+  EXPECT_NE(g.status().message().find("'a'"), std::string::npos) << g.status().message();
+
+  GrammarBuilder e;
+  const int32_t loop = e.addRule("loop");
+  e.addAlternative(loop, {e.byte('x'), GrammarBuilder::rule(loop)});  // never ends
+  EXPECT_FALSE(std::move(e).build(loop).isOk());
+}
+
+TEST(Matcher, RightRecursionKeepsAFlatStackAndRejectsWithoutChangingState) {
+  auto g = schemaGrammar(R"({"type": "string"})");
+  Matcher m(g);
+  ASSERT_TRUE(m.advance("\""));
+  for (int i = 0; i < 200000; ++i) ASSERT_TRUE(m.advance("ab"));  // compaction keeps it bounded
+  EXPECT_FALSE(m.accepting());
+  EXPECT_FALSE(m.advance("\x01"));  // a control byte is not a JSON string character
+  EXPECT_TRUE(m.advance("\""));
+  EXPECT_TRUE(m.accepting());
+  EXPECT_TRUE(m.advance("  "));  // trailing whitespace, bounded
+  EXPECT_FALSE(m.advance(std::string(kMaxWhitespace, ' ')));
+  EXPECT_FALSE(m.advance("x"));
+}
+
+TEST(JsonSchema, AnyValueAgreesWithAJsonParserOnValidAndMutatedDocuments) {
+  auto g = schemaGrammar("{}");
+  std::mt19937 rng(7);
+  const std::string alphabet = "{}[]\",:0123456789-+.eEtrufalsn \\x\x01\xc3\xa9\xff";
+  int valid = 0, invalid = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const Json v = randomJson(rng, 0);
+    std::string doc = (i % 3 == 0) ? v.dump(2) : v.dump();
+    if (i % 2 == 1) {  // mutate one byte: insert, delete or replace
+      const size_t at = rng() % (doc.size() + 1);
+      const char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 3) {
+        case 0: doc.insert(doc.begin() + static_cast<long>(at), c); break;
+        case 1: if (at < doc.size()) doc.erase(at, 1); break;
+        default: if (at < doc.size()) doc[at] = c; break;
+      }
+    }
+    // nlohmann refuses numbers out of double's range, which are valid JSON: skip those.
+    static const std::regex kHugeExponent("[eE][+-]?[0-9]{3,}");
+    if (std::regex_search(doc, kHugeExponent)) continue;
+    const bool judge = nlohmann::json::accept(doc);
+    (judge ? valid : invalid)++;
+    ASSERT_EQ(matches(g, doc), judge) << "document: " << doc;
+    if (judge && doc.size() > 1) {
+      EXPECT_TRUE(isPrefix(g, doc.substr(0, doc.size() / 2))) << doc;
+    }
+  }
+  EXPECT_GT(valid, 1500);
+  EXPECT_GT(invalid, 300);
+}
+
+TEST(JsonSchema, ObjectsFollowPropertiesRequiredAndAdditionalProperties) {
+  auto g = schemaGrammar(R"({
+    "type": "object",
+    "properties": {
+      "name": {"type": "string", "minLength": 1, "maxLength": 3},
+      "age": {"type": "integer"},
+      "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "minItems": 1, "maxItems": 2},
+      "ok": {"type": ["boolean", "null"]}
+    },
+    "required": ["name", "ok"]
+  })");
+  EXPECT_TRUE(matches(g, R"({"name": "Bo", "ok": true})"));
+  EXPECT_TRUE(matches(g, R"({"name":"Bob","age":-3,"tags":["a","b"],"ok":null})"));
+  EXPECT_TRUE(matches(g, "{\n  \"name\": \"é\",\n  \"tags\": [\"b\"],\n  \"ok\": false\n}"));
+  EXPECT_FALSE(matches(g, R"({"ok": true})"));                       // name required
+  EXPECT_FALSE(matches(g, R"({"name": "", "ok": true})"));           // minLength
+  EXPECT_FALSE(matches(g, R"({"name": "Bobby", "ok": true})"));      // maxLength
+  EXPECT_FALSE(matches(g, R"({"name": "Bo", "age": 1.5, "ok": 1})"));
+  EXPECT_FALSE(matches(g, R"({"name": "Bo", "tags": [], "ok": true})"));
+  EXPECT_FALSE(matches(g, R"({"name": "Bo", "tags": ["a","a","a"], "ok": true})"));
+  EXPECT_FALSE(matches(g, R"({"name": "Bo", "tags": ["c"], "ok": true})"));
+  EXPECT_FALSE(matches(g, R"({"name": "Bo", "ok": true, "x": 1})"));  // no additional
+  EXPECT_FALSE(matches(g, R"({"ok": true, "name": "Bo"})"));          // schema order
+
+  auto open = schemaGrammar(R"({"type": "object", "properties": {"a": {"type": "number"}},
+                                "additionalProperties": {"type": "string"}})");
+  EXPECT_TRUE(matches(open, R"({"a": 1e5, "x": "y", "z": ""})"));
+  EXPECT_FALSE(matches(open, R"({"a": 1, "x": 2})"));
+  EXPECT_TRUE(matches(schemaGrammar(R"({"type": "object"})"), R"({"any": [1, {"b": null}]})"));
+}
+
+TEST(JsonSchema, RefsDefsConstEnumAnyOfAndFormats) {
+  auto tree = schemaGrammar(R"({
+    "$defs": {"node": {"type": "object", "properties": {
+      "v": {"const": 7}, "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+      "required": ["v"]}},
+    "$ref": "#/$defs/node"})");
+  EXPECT_TRUE(matches(tree, R"({"v": 7, "kids": [{"v": 7}, {"v": 7, "kids": []}]})"));
+  EXPECT_FALSE(matches(tree, R"({"v": 7, "kids": [{"v": 8}]})"));
+
+  auto any_of = schemaGrammar(R"({"anyOf": [{"type": "integer"}, {"enum": ["x", null]}]})");
+  EXPECT_TRUE(matches(any_of, "12"));
+  EXPECT_TRUE(matches(any_of, "\"x\""));
+  EXPECT_TRUE(matches(any_of, "null"));
+  EXPECT_FALSE(matches(any_of, "\"y\""));
+
+  auto date = schemaGrammar(R"({"type": "string", "format": "date"})");
+  EXPECT_TRUE(matches(date, "\"2026-12-07\""));
+  EXPECT_FALSE(matches(date, "\"2026-13-07\""));
+  auto pattern = schemaGrammar(R"({"type": "string", "pattern": "^[A-Z]{2}\\d+$"})");
+  EXPECT_TRUE(matches(pattern, "\"AB12\""));
+  EXPECT_FALSE(matches(pattern, "\"AB\""));
+  auto search = schemaGrammar(R"({"type": "string", "pattern": "a\"b"})");  // unanchored
+  EXPECT_TRUE(matches(search, R"("xxa\"bYY")"));
+  EXPECT_FALSE(matches(search, R"("ab")"));
+}
+
+TEST(JsonSchema, RefusesWhatItDoesNotEnforceNamingThePlace) {
+  for (const auto& [schema, needle] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}})",
+            "#/properties/n: keyword 'minimum'"},
+           {R"({"type": "strin"})", "unknown type 'strin'"},
+           {R"({"$ref": "#/$defs/missing"})", "points nowhere"},
+           {R"({"allOf": [{}, {}]})", "allOf"},
+           {R"({"anyOf": [{"$ref": "#"}]})", "matches no string"},
+           {R"({"anyOf": [{"type": "integer"}, {"$ref": "#"}]})", "left recursion"},
+           {R"([1, 2])", "must be an object"},
+           {R"j({"type": "string", "pattern": "(?=x)"})j", "lookaround"},
+           {"not json", "not valid JSON"}}) {
+    auto g = compileConstraint({OutputConstraint::Kind::kJsonSchema, schema});
+    ASSERT_FALSE(g.isOk()) << schema;
+    EXPECT_NE(g.status().message().find(needle), std::string::npos)
+        << schema << " -> " << g.status().message();
+  }
+}
+
+TEST(Regex, AgreesWithStdRegexOnRandomStrings) {
+  const std::vector<std::string> patterns = {
+      "a|b|c", "(ab)*c?", "[a-c]+\\d{2,3}", "x.y", "[^ab]*", "(a|bc){2}", "\\w+@\\w+\\.com",
+      "a{0,2}b{1,}", "(?:a|b)*abb", "-?(0|[1-9]\\d*)(\\.\\d+)?", "[\\-a]+", "\\s?\\S+"};
+  const std::string alphabet = "abcxy01239@.-_ \t";
+  std::mt19937 rng(11);
+  for (const std::string& p : patterns) {
+    auto g = compileRegex(p);
+    ASSERT_TRUE(g.isOk()) << p << ": " << g.status().message();
+    const std::regex judge(p, std::regex::ECMAScript);
+    int hits = 0;
+    for (int i = 0; i < 3000; ++i) {
+      std::string s;
+      for (int n = static_cast<int>(rng() % 8); n > 0; --n) s += alphabet[rng() % alphabet.size()];
+      const bool want = std::regex_match(s, judge);
+      hits += want;
+      ASSERT_EQ(matches(*g, s), want) << "pattern " << p << " on '" << s << "'";
+    }
+    (void)hits;
+  }
+  auto uni = compileRegex("[α-ω]+é?");
+  ASSERT_TRUE(uni.isOk());
+  EXPECT_TRUE(matches(*uni, "αβω"));
+  EXPECT_TRUE(matches(*uni, "λé"));
+  EXPECT_FALSE(matches(*uni, "a"));
+  EXPECT_FALSE(matches(*uni, "\xce"));  // half a character
+  EXPECT_FALSE(compileRegex("(a").isOk());
+  EXPECT_FALSE(compileRegex("a\\1").isOk());
+}
+
+TEST(Choice, OnlyTheListedStrings) {
+  auto g = compileConstraint({OutputConstraint::Kind::kChoice, R"(["yes", "no", "not sure"])"});
+  ASSERT_TRUE(g.isOk());
+  EXPECT_TRUE(matches(*g, "yes"));
+  EXPECT_TRUE(matches(*g, "not sure"));
+  EXPECT_FALSE(matches(*g, "ye"));
+  EXPECT_TRUE(isPrefix(*g, "no"));
+  EXPECT_FALSE(isPrefix(*g, "maybe"));
+  EXPECT_FALSE(compileConstraint({OutputConstraint::Kind::kChoice, "[]"}).isOk());
+  EXPECT_FALSE(compileConstraint({OutputConstraint::Kind::kChoice, "[1]"}).isOk());
+}
+
+TEST(TokenMask, TrieWalkEqualsTokenByTokenChecksAlongADocument) {
+  // A vocabulary of random byte strings over JSON's alphabet plus every single byte.
+  std::mt19937 rng(3);
+  const std::string alphabet = "{}[]\",: \n0123456789-.eaklnrstu\\";
+  std::vector<std::string> vocab;
+  std::vector<uint8_t> excluded;
+  for (int b = 0; b < 256; ++b) vocab.push_back(std::string(1, static_cast<char>(b)));
+  for (int i = 0; i < 3000; ++i) {
+    std::string t;
+    for (int n = 1 + static_cast<int>(rng() % 6); n > 0; --n) t += alphabet[rng() % alphabet.size()];
+    vocab.push_back(t);
+  }
+  vocab.push_back("");         // no bytes: never allowed
+  vocab.push_back("{\"");      // duplicate spellings are both allowed
+  vocab.push_back("{\"");
+  excluded.assign(vocab.size(), 0);
+  excluded[5] = 1;  // a "special" token
+  vocab[5] = "{";
+  const TokenTrie trie(vocab, excluded);
+  auto g = schemaGrammar(R"({"type": "object", "properties": {"name": {"type": "string"},
+                             "n": {"type": "array", "items": {"type": "number"}}},
+                             "required": ["name", "n"]})");
+  const std::string doc = R"({"name": "a\"b", "n": [1.5, -2e3, 0]})";
+  Matcher m(g);
+  const size_t words = (vocab.size() + 63) / 64;
+  MaskCache cache;
+  for (size_t at = 0; at <= doc.size(); ++at) {
+    std::vector<uint64_t> mask(words, 0), cached(words, 0);
+    m.fillMask(trie, mask);
+    m.fillMask(trie, cached, &cache);  // local states repeat along the document: cache hits
+    int allowed = 0;
+    for (size_t id = 0; id < vocab.size(); ++id) {
+      const bool bit = (mask[id >> 6] >> (id & 63)) & 1;
+      const bool cached_bit = (cached[id >> 6] >> (id & 63)) & 1;
+      const bool want = trie.inTrie(static_cast<int32_t>(id)) && m.allows(vocab[id]);
+      allowed += want;
+      ASSERT_EQ(bit, want) << "token '" << vocab[id] << "' after '" << doc.substr(0, at) << "'";
+      ASSERT_EQ(cached_bit, want) << "cached, token '" << vocab[id] << "' after '"
+                                  << doc.substr(0, at) << "'";
+    }
+    if (at < doc.size()) {
+      EXPECT_GT(allowed, 0);
+      ASSERT_TRUE(m.advance(doc.substr(at, 1)));
+    }
+  }
+  EXPECT_TRUE(m.accepting());
+  EXPECT_GT(cache.size(), 3u);
+  EXPECT_LT(cache.size(), doc.size());  // the string's and numbers' states repeat
+}
+
+}  // namespace
+}  // namespace turbine::structured
