@@ -130,7 +130,9 @@ struct Stack {
 };
 
 Status startWorkers(const ServeArgs& args, const model::ModelInfo& info,
-                    const std::shared_ptr<const model::ModelWeights>& weights, size_t kv_bytes, Stack& stack) {
+                    const std::shared_ptr<const model::ModelWeights>& weights, const model::Tokenizer& tokenizer,
+                    size_t kv_bytes, Stack& stack) {
+  std::shared_ptr<const structured::TokenTrie> token_trie;  // shared by the workers' engines
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int total_threads = args.threads > 0 ? args.threads : cores;
   const int per_worker = std::max(1, total_threads / args.workers);
@@ -147,6 +149,8 @@ Status startWorkers(const ServeArgs& args, const model::ModelInfo& info,
     engine::EngineOptions eo;
     eo.eos_token_ids = info.eos_token_ids;
     eo.max_num_seqs = args.max_num_seqs;
+    if (!token_trie) token_trie = engine::tokenTrieFor(tokenizer, runner->vocabSize());
+    eo.token_trie = token_trie;
     worker::WorkerOptions wo;
     wo.worker_id = static_cast<kv::WorkerId>(i);
     wo.model_id = info.model_id;
@@ -224,7 +228,7 @@ Status runServe(ServeArgs args) {
   const sigset_t signals = blockStopSignals();
 
   Stack stack;
-  TURBINE_RETURN_IF_ERROR(startWorkers(args, assets.info, assets.weights, kv_bytes, stack));
+  TURBINE_RETURN_IF_ERROR(startWorkers(args, assets.info, assets.weights, *assets.tokenizer, kv_bytes, stack));
   TURBINE_RETURN_IF_ERROR(startFrontend(args, assets, std::move(router), stack));
   logLine("listening on http://" + args.host + ":" + std::to_string(stack.server->port()));
 

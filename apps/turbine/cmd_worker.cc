@@ -237,6 +237,9 @@ Status runWorker(WorkerArgs args) {
   TURBINE_ASSIGN_OR_RETURN(model::ModelInfo info, model::loadModelInfo(args.model));
   if (args.engine == "upstream") return runUpstreamWorker(std::move(args), info);
   TURBINE_ASSIGN_OR_RETURN(auto runner, makeRunner(args, info));
+  // The vocabulary's token bytes, for structured output.
+  TURBINE_ASSIGN_OR_RETURN(auto tokenizer, model::Tokenizer::load(info.path));
+  auto token_trie = engine::tokenTrieFor(*tokenizer, runner->vocabSize());
   if (args.worker_id == 0) args.worker_id = randomWorkerId();
   int port = args.port;
   if (port == 0) {
@@ -255,6 +258,7 @@ Status runWorker(WorkerArgs args) {
   engine::EngineOptions eo;
   eo.eos_token_ids = info.eos_token_ids;
   eo.max_num_seqs = args.max_num_seqs;
+  eo.token_trie = std::move(token_trie);
   worker::WorkerOptions wo;
   wo.worker_id = args.worker_id;
   wo.endpoint = args.host + ":" + std::to_string(port);

@@ -69,6 +69,8 @@ Engine::Engine(std::unique_ptr<ModelRunner> runner, EngineOptions options)
   so.enable_prefix_caching = options_.enable_prefix_caching;
   so.eos_token_ids = options_.eos_token_ids;
   so.waiting_gauge = &st_waiting_;
+  so.token_trie = options_.token_trie;
+  if (options_.token_trie) guided_ = std::make_unique<GuidedDecoding>(options_.token_trie);
   scheduler_ = std::make_unique<Scheduler>(so, runner_.get());
   limits_ = scheduler_->limits();
   prev_time_ = std::chrono::steady_clock::now();
@@ -81,13 +83,19 @@ Engine::~Engine() { shutdown(ShutdownMode::kAbort); }
 Status Engine::add(Request request, OutputCallback callback) {
   TURBINE_RETURN_IF_ERROR(validateRequest(request, limits_));
   if (!accepting_.load()) return unavailable("engine is shutting down");
+  std::shared_ptr<GuidedGrammar> guided;
+  if (request.constraint) {
+    if (!guided_)
+      return invalidArgument("structured output is not available: the engine has no vocabulary");
+    TURBINE_ASSIGN_OR_RETURN(guided, guided_->compile(*request.constraint));
+  }
   const int32_t queued = queued_adds_.fetch_add(1);
   if (queued + st_waiting_.load(std::memory_order_relaxed) >= options_.max_waiting) {
     queued_adds_.fetch_sub(1);
     return resourceExhausted("waiting queue is full (" + std::to_string(options_.max_waiting) +
                              " requests)");
   }
-  if (!post(AddMsg{std::move(request), std::move(callback)})) {
+  if (!post(AddMsg{std::move(request), std::move(callback), std::move(guided)})) {
     queued_adds_.fetch_sub(1);
     return unavailable("engine is shut down");
   }
@@ -195,7 +203,7 @@ void Engine::closeInbox() {
 void Engine::handle(Message& msg) {
   if (auto* a = std::get_if<AddMsg>(&msg)) {
     const RequestId id = a->request.request_id;
-    Status st = scheduler_->add(std::move(a->request), a->callback);
+    Status st = scheduler_->add(std::move(a->request), a->callback, std::move(a->guided));
     if (!st.isOk() && a->callback) a->callback(abortedOutput(id, std::move(st)));
   } else if (auto* ab = std::get_if<AbortMsg>(&msg)) {
     scheduler_->abort(ab->id);

@@ -32,6 +32,7 @@
 
 #include "common/status.h"
 #include "engine/batch.h"
+#include "engine/guided.h"
 #include "engine/request.h"
 #include "engine/scheduler.h"
 #include "kv/kv_events.h"
@@ -46,6 +47,8 @@ struct EngineOptions {
   int32_t max_waiting = 1024;             // requests waiting for admission at most
   bool enable_prefix_caching = true;
   std::vector<int32_t> eos_token_ids;     // the model's EOS ids (from its generation config)
+  // The vocabulary's token bytes (tokenTrieFor); requests with a constraint are refused without.
+  std::shared_ptr<const structured::TokenTrie> token_trie;
   // The block size is the runner's blockSize(); the pool is [0, runner.numBlocks()).
 };
 
@@ -120,6 +123,7 @@ class Engine {
   struct AddMsg {
     Request request;
     OutputCallback callback;
+    std::shared_ptr<GuidedGrammar> guided;  // the request's compiled constraint, if any
   };
   struct AbortMsg {
     RequestId id;
@@ -145,6 +149,7 @@ class Engine {
   EngineOptions options_;
   std::unique_ptr<ModelRunner> runner_;
   RequestLimits limits_;
+  std::unique_ptr<GuidedDecoding> guided_;  // set when options_.token_trie is
   std::unique_ptr<Scheduler> scheduler_;  // loop thread only
   std::vector<KvEventCallback> kv_subscribers_;  // loop thread only
   uint64_t kv_seq_ = 0;                          // loop thread only

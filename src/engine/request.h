@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "structured/constraint.h"
 
 namespace turbine::engine {
 
@@ -49,6 +50,9 @@ struct Request {
   StopParams stop;
   int32_t n = 1;           // parallel samples; they share the prompt's KV blocks
   std::string cache_salt;  // keeps tenants' prefix caches apart (DESIGN.md §3.1 salt)
+  // Structured output: every sample's tokens spell a prefix of a sentence of the constraint,
+  // and EOS / stop tokens come only once it is complete (engine/guided.h).
+  std::optional<structured::OutputConstraint> constraint;
 };
 
 enum class FinishReason { kNone = 0, kStop, kLength, kAbort };

@@ -47,6 +47,7 @@ SampleResult Sampler::sample(std::span<const float> logits, const SamplingParams
   SampleResult r;
   const bool untouched = params.logit_bias.empty() && params.repetition_penalty == 1.0f &&
                          params.presence_penalty == 0.0f && params.frequency_penalty == 0.0f &&
+                         ctx.allowed.empty() &&
                          (ctx.suppress.empty() ||
                           static_cast<int32_t>(ctx.output.size()) >= ctx.min_tokens);
   if (untouched && isGreedy(params)) {
@@ -64,6 +65,16 @@ SampleResult Sampler::sample(std::span<const float> logits, const SamplingParams
 void Sampler::applyPenalties(std::span<float> logits, const SamplingParams& p,
                              const SampleContext& ctx) {
   const size_t vocab = logits.size();
+  if (!ctx.allowed.empty()) {
+    for (size_t w = 0; w < ctx.allowed.size(); ++w) {
+      const uint64_t bits = ctx.allowed[w];
+      if (bits == ~uint64_t{0}) continue;
+      const size_t end = std::min(vocab, (w + 1) * 64);
+      for (size_t id = w * 64; id < end; ++id) {
+        if (!((bits >> (id & 63)) & 1)) logits[id] = kNegInf;
+      }
+    }
+  }
   if (static_cast<int32_t>(ctx.output.size()) < ctx.min_tokens) {
     for (int32_t id : ctx.suppress) logits[id] = kNegInf;
   }

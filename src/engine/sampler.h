@@ -40,6 +40,8 @@ struct SampleContext {
   std::span<const int32_t> output;       // tokens generated so far (all penalties, min_tokens)
   std::span<const int32_t> suppress;     // ids banned while output.size() < min_tokens (EOS, stop)
   int32_t min_tokens = 0;
+  // Guided decoding: bit id set = token id may be drawn (vocab bits); empty = no constraint.
+  std::span<const uint64_t> allowed;
 };
 
 class Sampler {
@@ -52,7 +54,8 @@ class Sampler {
   // filtering; filtered tokens are -inf). Empty after a greedy call with nothing to process.
   std::span<const float> lastProcessed() const { return work_; }
 
-  // Applies min_tokens suppression, logit_bias and the three penalties to `logits` in place.
+  // Applies the guided mask (ctx.allowed), min_tokens suppression, logit_bias and the three
+  // penalties to `logits` in place.
   void applyPenalties(std::span<float> logits, const SamplingParams& params,
                       const SampleContext& ctx);
 

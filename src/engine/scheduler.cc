@@ -22,6 +22,7 @@ struct Scheduler::Sequence {
   int32_t num_committed = 0;          // leading blocks registered in the prefix cache
   SeqState state = SeqState::kHeld;
   SamplerRng rng;
+  std::unique_ptr<structured::Matcher> matcher;  // guided requests: where the output stands
 };
 
 struct Scheduler::Group {
@@ -34,6 +35,7 @@ struct Scheduler::Group {
   bool siblings_released = false;
   int32_t num_live = 0;
   std::vector<int32_t> suppress;  // EOS + stop ids, banned while under min_tokens
+  std::shared_ptr<GuidedGrammar> guided;  // the constraint, when the request has one
   std::vector<std::unique_ptr<Sequence>> seqs;
 };
 
@@ -119,7 +121,7 @@ Scheduler::Scheduler(const SchedulerOptions& options, ModelRunner* runner)
 
 Scheduler::~Scheduler() = default;
 
-Status Scheduler::add(Request request, OutputCallback callback) {
+Status Scheduler::add(Request request, OutputCallback callback, std::shared_ptr<GuidedGrammar> guided) {
   if (groups_.count(request.request_id)) {
     return Status(StatusCode::kAlreadyExists,
                   "request_id '" + request.request_id + "' is already in flight");
@@ -143,8 +145,11 @@ Status Scheduler::add(Request request, OutputCallback callback) {
     s->tokens = request.token_ids;
     s->num_prompt = prompt;
     s->rng = SamplerRng(base_seed + static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ull);
+    if (guided) s->matcher = std::make_unique<structured::Matcher>(guided->grammar);
     g->seqs.push_back(std::move(s));
   }
+  if (guided && !options_.token_trie) return invalidArgument("structured output needs the vocabulary");
+  g->guided = std::move(guided);
   g->num_live = request.n;
   g->siblings_released = request.n == 1;
   g->request = std::move(request);
@@ -353,8 +358,24 @@ void Scheduler::sampleNext(Sequence* s, std::span<const float> logits) {
   ctx.output = all.subspan(s->num_prompt);
   ctx.suppress = g->suppress;
   ctx.min_tokens = g->request.stop.min_tokens;
+  if (s->matcher) {
+    if (!guidedMask(s, logits.size())) {
+      finishSeq(s, FinishReason::kAbort, Output{},
+                internalError("structured output: no token of the vocabulary can continue the "
+                              "output the constraint allows"));
+      return;
+    }
+    ctx.allowed = allowed_;
+  }
   SampleResult r = sampler_.sample(logits, g->request.sampling, ctx, s->rng);
   s->tokens.push_back(r.token);
+  if (s->matcher && !isStopToken(g, r.token) &&
+      !s->matcher->advance(options_.token_trie->bytes(r.token))) {
+    finishSeq(s, FinishReason::kAbort, Output{},
+              internalError("structured output: token " + std::to_string(r.token) +
+                            " was drawn outside the constraint"));
+    return;
+  }
   Output out;
   out.token_ids.push_back(r.token);
   if (r.logprobs) out.logprobs.push_back(std::move(*r.logprobs));
@@ -366,6 +387,30 @@ void Scheduler::sampleNext(Sequence* s, std::span<const float> logits) {
   out.request_id = g->request.request_id;
   out.index = s->index;
   outbox_.emplace_back(g, std::move(out));
+}
+
+bool Scheduler::isStopToken(const Group* g, int32_t token) {
+  return std::find(g->suppress.begin(), g->suppress.end(), token) != g->suppress.end();
+}
+
+bool Scheduler::guidedMask(Sequence* s, size_t vocab) {
+  const Group* g = s->group;
+  allowed_.assign((vocab + 63) / 64, 0);
+  s->matcher->fillMask(*options_.token_trie, allowed_, &g->guided->masks);
+  if (s->matcher->accepting()) {  // complete: the stop tokens may end it
+    for (int32_t id : g->suppress) allowed_[static_cast<size_t>(id) >> 6] |= uint64_t{1} << (id & 63);
+  }
+  const auto generated = static_cast<int32_t>(s->tokens.size()) - s->num_prompt;
+  for (size_t w = 0; w < allowed_.size(); ++w) {
+    uint64_t bits = allowed_[w];
+    if (generated < g->request.stop.min_tokens) {  // the stop tokens are suppressed anyway
+      for (int32_t id : g->suppress) {
+        if (static_cast<size_t>(id) >> 6 == w) bits &= ~(uint64_t{1} << (id & 63));
+      }
+    }
+    if (bits != 0) return true;
+  }
+  return false;
 }
 
 FinishReason Scheduler::stopReason(const Sequence* s, int32_t token) const {

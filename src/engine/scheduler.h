@@ -29,6 +29,7 @@
 #include "common/status.h"
 #include "engine/batch.h"
 #include "engine/block_pool.h"
+#include "engine/guided.h"
 #include "engine/request.h"
 #include "engine/sampler.h"
 #include "kv/block_hash.h"
@@ -41,6 +42,7 @@ struct SchedulerOptions {
   int32_t max_num_seqs = 256;             // running sequences at most
   bool enable_prefix_caching = true;
   std::vector<int32_t> eos_token_ids;     // stop tokens unless a request sets ignore_eos
+  std::shared_ptr<const structured::TokenTrie> token_trie;  // needed by guided requests
   // When set, kept equal to numWaitingRequests() (relaxed stores), for other threads to read.
   std::atomic<int32_t>* waiting_gauge = nullptr;
 };
@@ -77,8 +79,9 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Queues a request (already validated). AlreadyExists when its id is live.
-  Status add(Request request, OutputCallback callback);
+  // Queues a request (already validated; `guided` is its compiled constraint, needed when it
+  // has one). AlreadyExists when its id is live.
+  Status add(Request request, OutputCallback callback, std::shared_ptr<GuidedGrammar> guided = nullptr);
   // Finishes every live sample of the request with kAbort (and `why` as its status). False
   // when the id is unknown (already finished).
   bool abort(const RequestId& id, Status why = Status::ok());
@@ -120,6 +123,9 @@ class Scheduler {
   void update(std::span<const float> logits);
   void commitFullBlocks(Sequence* s);
   void sampleNext(Sequence* s, std::span<const float> logits);
+  // Fills allowed_ for a guided sequence; false when no token may be drawn.
+  bool guidedMask(Sequence* s, size_t vocab);
+  static bool isStopToken(const Group* g, int32_t token);
   FinishReason stopReason(const Sequence* s, int32_t token) const;
   void finishSeq(Sequence* s, FinishReason reason, Output out, Status status = Status::ok());
   void releaseSiblings(Group* g);
@@ -143,6 +149,7 @@ class Scheduler {
   uint64_t next_order_ = 0;
   int32_t num_unadmitted_ = 0;
   std::vector<float> logits_;
+  std::vector<uint64_t> allowed_;  // a guided sample's token mask, vocab bits
   std::vector<std::pair<Group*, Output>> outbox_;
   std::vector<RequestId> done_groups_;
   SchedulerCounters counters_;

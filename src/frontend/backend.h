@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/status.h"
+#include "structured/constraint.h"
 
 namespace turbine::frontend {
 
@@ -91,6 +92,8 @@ struct GenerateRequest {
   SamplingParams sampling;
   StopParams stop;
   std::string cache_salt;           // keeps tenants' prefix caches apart (DESIGN.md §3.1)
+  // Structured output: the tokens must spell what the constraint allows (the engine masks them).
+  std::optional<structured::OutputConstraint> constraint;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kAbort, kError };

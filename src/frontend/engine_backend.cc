@@ -241,6 +241,7 @@ runtime::GenerateRequest EngineBackend::toRuntimeRequest(GenerateRequest&& r, in
   out.stop.min_tokens = r.stop.min_tokens;
   out.stop.ignore_eos = r.stop.ignore_eos;
   out.stop.stop_token_ids = std::move(r.stop.stop_token_ids);
+  out.constraint = std::move(r.constraint);
   return out;
 }
 

@@ -42,6 +42,7 @@ void GenerationJob::addSequence(GenerateRequest request, std::vector<std::string
   s.stop = StopStringMatcher(std::move(stop));
   s.echo = std::move(echo);
   if (tool_format_) s.tools.emplace(*tool_format_);
+  if (forced_function_) s.tools.emplace(ToolCallStream::forced(*forced_function_));
   if (reasoning_format_) s.reasoning.emplace(*reasoning_format_);
   s.pending = std::move(request);
   seqs_.push_back(std::move(s));
@@ -218,7 +219,7 @@ void GenerationJob::finishSequence(Sequence& s, std::string reason) {
     if (!parallel_tool_calls_ && r.calls.size() > 1) r.calls.resize(1);
     emitContent(s, r.content, {});
     if (!r.calls.empty()) {
-      reason = "tool_calls";
+      if (!forced_function_) reason = "tool_calls";
       if (stream_) responder_->writeStream(chatToolCallsEvent(meta_, s.index, r.calls));
       s.tool_calls = std::move(r.calls);
     }

@@ -55,6 +55,10 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
     tool_format_ = format;
     parallel_tool_calls_ = parallel;
   }
+  // Chat with tool_choice "required" (`function` empty) or a named function: guided decoding
+  // shapes the output as the calls (parseForcedToolCalls); it all comes as tool_calls at the
+  // end, the choice finishing with the engine's reason, as vLLM does. Before addSequence().
+  void readForcedToolCalls(std::string function) { forced_function_ = std::move(function); }
   // Chat with a reasoning parser: each sequence's reasoning goes to `reasoning_content` (streamed
   // as delta.reasoning_content), the rest is the answer. Before addSequence().
   void readReasoning(ReasoningFormat format) { reasoning_format_ = format; }
@@ -127,6 +131,7 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   bool first_token_seen_ = false;
   std::string scratch_;  // one event being built; keeps its capacity between chunks
   std::optional<ToolCallFormat> tool_format_;
+  std::optional<std::string> forced_function_;  // readForcedToolCalls
   bool parallel_tool_calls_ = true;
   std::optional<ReasoningFormat> reasoning_format_;
   std::vector<std::pair<int32_t, std::string>> markers_;

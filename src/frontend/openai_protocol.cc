@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "structured/constraint.h"
+
 namespace turbine::frontend {
 namespace {
 
@@ -28,6 +30,13 @@ class FieldReader {
       : obj_(obj), prefix_(std::move(prefix)), error_param_(error_param) {}
 
   std::string name(std::string_view key) const { return prefix_ + std::string(key); }
+
+  std::string* errorParam() const { return error_param_; }
+  // Like fail(), for a full parameter path (no prefix added).
+  Status failTopLevel(const std::string& param, const std::string& message) const {
+    if (error_param_ != nullptr) *error_param_ = param;
+    return invalidArgument(fmt::format("'{}': {}", param, message));
+  }
 
   Status fail(std::string_view key, const std::string& message) const {
     std::string param = name(key);
@@ -105,6 +114,45 @@ class FieldReader {
   std::string* error_param_;
 };
 
+nlohmann::ordered_json ordered(const json& v) { return nlohmann::ordered_json::parse(v.dump()); }
+
+// The request body's text read again, keys in the order the client wrote them (the validating
+// parse into `json` sorts them), for the fields a template prints (`tools | tojson`, ...). Parsed
+// on first use only: requests without such fields pay nothing.
+class ClientOrder {
+ public:
+  explicit ClientOrder(std::string_view raw) : raw_(raw) {}
+  // The body's `key`, given `sorted` (the same field of the sorted parse) to fall back on when
+  // there is no body text.
+  nlohmann::ordered_json field(const char* key, const json& sorted) {
+    const nlohmann::ordered_json& o = body();
+    if (auto it = o.is_object() ? o.find(key) : o.end(); o.is_object() && it != o.end()) return *it;
+    return ordered(sorted);
+  }
+  // messages[i]'s `key`, likewise.
+  nlohmann::ordered_json messageField(size_t i, const char* key, const json& sorted) {
+    const nlohmann::ordered_json& o = body();
+    if (o.is_object()) {
+      if (auto m = o.find("messages"); m != o.end() && m->is_array() && i < m->size() && (*m)[i].is_object()) {
+        if (auto it = (*m)[i].find(key); it != (*m)[i].end()) return *it;
+      }
+    }
+    return ordered(sorted);
+  }
+
+ private:
+  const nlohmann::ordered_json& body() {
+    if (!parsed_) {
+      parsed_ = true;
+      if (!raw_.empty()) body_ = nlohmann::ordered_json::parse(raw_, nullptr, /*allow_exceptions=*/false);
+    }
+    return body_;
+  }
+  std::string_view raw_;
+  bool parsed_ = false;
+  nlohmann::ordered_json body_;
+};
+
 Status readStop(const FieldReader& r, std::vector<std::string>* out) {
   const json* v = r.get("stop");
   if (v == nullptr) return Status::ok();
@@ -147,7 +195,90 @@ Status readLogitBias(const FieldReader& r, std::map<int32_t, float>* out) {
   return Status::ok();
 }
 
-Status readCommon(const json& body, std::string* error_param, CommonParams* p) {
+// The output constraint of response_format (OpenAI), guided_json / guided_regex / guided_choice
+// (vLLM) or structured_outputs (vLLM's newer form): at most one per request, compiled here so
+// that a bad schema or regex is a 400 naming the field before anything is routed.
+Status readConstraint(const FieldReader& r, ClientOrder& order,
+                      std::optional<structured::OutputConstraint>* out) {
+  using Kind = structured::OutputConstraint::Kind;
+  std::string field;
+  auto set = [&](const std::string& name, Kind kind, std::string spec) -> Status {
+    if (*out) {
+      return r.fail(name, "cannot be combined with '" + field + "': one structured output constraint per request");
+    }
+    field = name;
+    *out = structured::OutputConstraint{kind, std::move(spec)};
+    return Status::ok();
+  };
+  auto schemaText = [&](const nlohmann::ordered_json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+  if (const json* rf = r.get("response_format")) {
+    if (!rf->is_object()) return r.wrongType("response_format", *rf, "object");
+    FieldReader fr(*rf, "response_format.", r.errorParam());
+    std::string type;
+    if (fr.get("type") == nullptr) return fr.fail("type", "is required");
+    TURBINE_RETURN_IF_ERROR(fr.readString("type", &type));
+    if (type == "json_object") {
+      TURBINE_RETURN_IF_ERROR(set("response_format", Kind::kJsonSchema, R"({"type":"object"})"));
+    } else if (type == "json_schema") {
+      const json* js = fr.get("json_schema");
+      if (js == nullptr) return fr.fail("json_schema", "is required when type is 'json_schema'");
+      if (!js->is_object()) return fr.wrongType("json_schema", *js, "object");
+      FieldReader jr(*js, "response_format.json_schema.", r.errorParam());
+      const json* schema = jr.get("schema");
+      if (schema == nullptr) return jr.fail("schema", "is required");
+      if (!schema->is_object() && !schema->is_boolean()) return jr.wrongType("schema", *schema, "object");
+      const nlohmann::ordered_json ordered_rf = order.field("response_format", *rf);
+      TURBINE_RETURN_IF_ERROR(set("response_format.json_schema.schema", Kind::kJsonSchema,
+                                  ordered_rf["json_schema"]["schema"].dump()));
+    } else if (type != "text") {
+      return fr.fail("type", "must be 'text', 'json_object' or 'json_schema', got '" + type + "'");
+    }
+  }
+  // vLLM's fields, top level (guided_*) or inside structured_outputs.
+  auto readVllm = [&](const FieldReader& vr, const std::string& prefix, const char* json_key, const char* regex_key,
+                      const char* choice_key, const char* grammar_key, const nlohmann::ordered_json& ordered) -> Status {
+    if (const json* v = vr.get(json_key)) {
+      if (!v->is_object() && !v->is_string() && !v->is_boolean()) return vr.wrongType(json_key, *v, "object or string");
+      const bool have = ordered.is_object() && ordered.contains(json_key);
+      const std::string spec = have ? schemaText(ordered[json_key]) : (v->is_string() ? v->get<std::string>() : v->dump());
+      TURBINE_RETURN_IF_ERROR(set(prefix + json_key, Kind::kJsonSchema, spec));
+    }
+    if (const json* v = vr.get(regex_key)) {
+      if (!v->is_string()) return vr.wrongType(regex_key, *v, "string");
+      TURBINE_RETURN_IF_ERROR(set(prefix + regex_key, Kind::kRegex, v->get<std::string>()));
+    }
+    if (const json* v = vr.get(choice_key)) {
+      if (!v->is_array() || v->empty()) return vr.wrongType(choice_key, *v, "non-empty array of strings");
+      for (const json& c : *v) {
+        if (!c.is_string()) return vr.wrongType(choice_key, *v, "non-empty array of strings");
+      }
+      TURBINE_RETURN_IF_ERROR(set(prefix + choice_key, Kind::kChoice, v->dump()));
+    }
+    if (vr.get(grammar_key) != nullptr) {
+      return vr.fail(grammar_key, "grammars are not supported; use a JSON schema, a regex or a choice");
+    }
+    return Status::ok();
+  };
+  nlohmann::ordered_json top = nlohmann::ordered_json::object();  // guided_json in the client's key order
+  if (const json* gj = r.get("guided_json")) top["guided_json"] = order.field("guided_json", *gj);
+  TURBINE_RETURN_IF_ERROR(readVllm(r, "", "guided_json", "guided_regex", "guided_choice", "guided_grammar", top));
+  if (const json* so = r.get("structured_outputs")) {
+    if (!so->is_object()) return r.wrongType("structured_outputs", *so, "object");
+    FieldReader sr(*so, "structured_outputs.", r.errorParam());
+    TURBINE_RETURN_IF_ERROR(readVllm(sr, "structured_outputs.", "json", "regex", "choice", "grammar",
+                                     order.field("structured_outputs", *so)));
+    bool json_object = false;
+    TURBINE_RETURN_IF_ERROR(sr.readBool("json_object", &json_object));
+    if (json_object) TURBINE_RETURN_IF_ERROR(set("structured_outputs.json_object", Kind::kJsonSchema, R"({"type":"object"})"));
+  }
+  if (*out) {
+    auto compiled = structured::compileConstraint(**out);
+    if (!compiled.isOk()) return r.failTopLevel(field, compiled.status().message());
+  }
+  return Status::ok();
+}
+
+Status readCommon(const json& body, std::string* error_param, CommonParams* p, ClientOrder& order) {
   FieldReader r(body, "", error_param);
   const json* model = r.get("model");
   if (model == nullptr) return r.fail("model", "is required");
@@ -160,21 +291,7 @@ Status readCommon(const json& body, std::string* error_param, CommonParams* p) {
     FieldReader sr(*so, "stream_options.", error_param);
     TURBINE_RETURN_IF_ERROR(sr.readBool("include_usage", &p->include_usage));
   }
-  // Structured output would need guided decoding: refused, not ignored (a client asking for JSON
-  // must not get free text back as if it were).
-  if (const json* rf = r.get("response_format")) {
-    if (!rf->is_object()) return r.wrongType("response_format", *rf, "object");
-    FieldReader fr(*rf, "response_format.", error_param);
-    std::string type;
-    if (fr.get("type") == nullptr) return fr.fail("type", "is required");
-    TURBINE_RETURN_IF_ERROR(fr.readString("type", &type));
-    if (type != "text") {
-      return fr.fail("type", "'" + type + "' is not supported (structured output needs guided decoding); only 'text'");
-    }
-  }
-  for (const char* guided : {"guided_json", "guided_regex", "guided_choice", "guided_grammar", "structured_outputs"}) {
-    if (r.get(guided) != nullptr) return r.fail(guided, "is not supported (no guided decoding)");
-  }
+  TURBINE_RETURN_IF_ERROR(readConstraint(r, order, &p->constraint));
   constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
   std::optional<int64_t> max_tokens;
   TURBINE_RETURN_IF_ERROR(r.readInt("max_tokens", 1, kIntMax, &max_tokens));
@@ -281,45 +398,6 @@ nlohmann::ordered_json toolCallsForTemplate(nlohmann::ordered_json calls) {
   }
   return calls;
 }
-
-nlohmann::ordered_json ordered(const json& v) { return nlohmann::ordered_json::parse(v.dump()); }
-
-// The request body's text read again, keys in the order the client wrote them (the validating
-// parse into `json` sorts them), for the fields a template prints (`tools | tojson`, ...). Parsed
-// on first use only: requests without such fields pay nothing.
-class ClientOrder {
- public:
-  explicit ClientOrder(std::string_view raw) : raw_(raw) {}
-  // The body's `key`, given `sorted` (the same field of the sorted parse) to fall back on when
-  // there is no body text.
-  nlohmann::ordered_json field(const char* key, const json& sorted) {
-    const nlohmann::ordered_json& o = body();
-    if (auto it = o.is_object() ? o.find(key) : o.end(); o.is_object() && it != o.end()) return *it;
-    return ordered(sorted);
-  }
-  // messages[i]'s `key`, likewise.
-  nlohmann::ordered_json messageField(size_t i, const char* key, const json& sorted) {
-    const nlohmann::ordered_json& o = body();
-    if (o.is_object()) {
-      if (auto m = o.find("messages"); m != o.end() && m->is_array() && i < m->size() && (*m)[i].is_object()) {
-        if (auto it = (*m)[i].find(key); it != (*m)[i].end()) return *it;
-      }
-    }
-    return ordered(sorted);
-  }
-
- private:
-  const nlohmann::ordered_json& body() {
-    if (!parsed_) {
-      parsed_ = true;
-      if (!raw_.empty()) body_ = nlohmann::ordered_json::parse(raw_, nullptr, /*allow_exceptions=*/false);
-    }
-    return body_;
-  }
-  std::string_view raw_;
-  bool parsed_ = false;
-  nlohmann::ordered_json body_;
-};
 
 // "tools": [{"type": "function", "function": {"name", "description"?, "parameters"?: object}}].
 Status checkTools(const json& v, std::string* error_param) {
@@ -459,6 +537,47 @@ Result<std::vector<ChatMessage>> parseMessages(const nlohmann::json& value,
 
 namespace {
 
+// The constraint that makes the output the calls tool_choice asks for (parseForcedToolCalls):
+// `function` named: its parameters object; "" ("required"): an array of one or more
+// {"name", "parameters"} objects of the tools (at most one without parallel tool calls).
+Result<structured::OutputConstraint> forcedToolConstraint(const nlohmann::ordered_json& tools,
+                                                          const std::string& function, bool parallel) {
+  using Ordered = nlohmann::ordered_json;
+  Ordered top = Ordered::object(), alternatives = Ordered::array();
+  Ordered named;
+  for (const Ordered& t : tools) {
+    const Ordered& fn = t["function"];
+    const std::string name = fn["name"].get<std::string>();
+    Ordered params = fn.contains("parameters") ? fn["parameters"] : Ordered{{"type", "object"}};
+    if (!function.empty()) {
+      if (name == function) named = params;
+      continue;
+    }
+    // $defs of each tool move to the top, where its "#/$defs/..." references then point.
+    for (const char* defs : {"$defs", "definitions"}) {
+      if (params.is_object() && params.contains(defs) && params[defs].is_object()) {
+        for (auto it = params[defs].begin(); it != params[defs].end(); ++it) top[defs][it.key()] = it.value();
+        params.erase(defs);
+      }
+    }
+    alternatives.push_back({{"type", "object"},
+                            {"properties", {{"name", {{"enum", {name}}}}, {"parameters", params}}},
+                            {"required", {"name", "parameters"}}});
+  }
+  if (!function.empty()) {
+    if (named.is_null()) return invalidArgument("function '" + function + "' is not among the tools");
+    return structured::OutputConstraint{structured::OutputConstraint::Kind::kJsonSchema, named.dump()};
+  }
+  top["type"] = "array";
+  top["minItems"] = 1;
+  if (!parallel) top["maxItems"] = 1;
+  top["items"] = {{"anyOf", alternatives}};
+  structured::OutputConstraint c{structured::OutputConstraint::Kind::kJsonSchema, top.dump()};
+  auto compiled = structured::compileConstraint(c);
+  if (!compiled.isOk()) return invalidArgument("the tools' parameters: " + compiled.status().message());
+  return c;
+}
+
 Result<nlohmann::ordered_json> toolsOf(const json& body, ClientOrder& order, std::string* error_param) {
   FieldReader r(body, "", error_param);
   const json* tools = r.get("tools");
@@ -501,7 +620,7 @@ Result<ChatCompletionRequest> parseChatCompletionRequest(const nlohmann::json& b
   FieldReader r(body, "", error_param);
   const json* messages = r.get("messages");
   if (messages == nullptr) return r.fail("messages", "is required");
-  TURBINE_RETURN_IF_ERROR(readCommon(body, error_param, &req.common));
+  TURBINE_RETURN_IF_ERROR(readCommon(body, error_param, &req.common, order));
   auto parsed = parseMessages(*messages, error_param);
   if (!parsed) return parsed.status();
   req.messages = std::move(parsed).value();
@@ -522,20 +641,35 @@ Result<ChatCompletionRequest> parseChatCompletionRequest(const nlohmann::json& b
   req.tools = std::move(tools).value();
   // As OpenAI (and vLLM): "auto" when tools are given, else "none".
   req.tool_choice = req.tools.is_null() ? "none" : "auto";
+  TURBINE_RETURN_IF_ERROR(r.readBool("parallel_tool_calls", &req.parallel_tool_calls));
   if (const json* choice = r.get("tool_choice")) {
     if (choice->is_object()) {
-      return r.fail("tool_choice", "a named function is not supported (it needs guided decoding); use 'auto'");
+      FieldReader cr(*choice, "tool_choice.", error_param);
+      const json* fn = cr.get("function");
+      if (fn == nullptr || !fn->is_object() || !fn->contains("name") || !(*fn)["name"].is_string()) {
+        return r.fail("tool_choice", "a named tool choice is {\"type\": \"function\", \"function\": {\"name\": ...}}");
+      }
+      req.tool_choice = "function";
+      req.named_tool = (*fn)["name"].get<std::string>();
+    } else {
+      if (!choice->is_string()) return r.wrongType("tool_choice", *choice, "string or object");
+      const std::string c = choice->get<std::string>();
+      if (c != "none" && c != "auto" && c != "required") {
+        return r.fail("tool_choice", "must be 'none', 'auto' or 'required', got '" + c + "'");
+      }
+      if (c != "none" && req.tools.is_null()) return r.fail("tool_choice", "'" + c + "' needs 'tools'");
+      req.tool_choice = c;
     }
-    if (!choice->is_string()) return r.wrongType("tool_choice", *choice, "string or object");
-    const std::string c = choice->get<std::string>();
-    if (c == "required") {
-      return r.fail("tool_choice", "'required' is not supported (it needs guided decoding); use 'auto'");
+    if (req.tool_choice == "required" || req.tool_choice == "function") {
+      if (req.common.constraint) {
+        return r.fail("tool_choice", "'" + req.tool_choice + "' cannot be combined with another structured output constraint");
+      }
+      auto c = forcedToolConstraint(req.tools, req.tool_choice == "function" ? req.named_tool : "",
+                                    req.parallel_tool_calls);
+      if (!c.isOk()) return r.fail("tool_choice", c.status().message());
+      req.common.constraint = std::move(c).value();
     }
-    if (c != "none" && c != "auto") return r.fail("tool_choice", "must be 'none', 'auto' or 'required', got '" + c + "'");
-    if (c == "auto" && req.tools.is_null()) return r.fail("tool_choice", "'auto' needs 'tools'");
-    req.tool_choice = c;
   }
-  TURBINE_RETURN_IF_ERROR(r.readBool("parallel_tool_calls", &req.parallel_tool_calls));
   auto extra = templateExtraOf(body, order, error_param);
   if (!extra) return extra.status();
   req.template_extra = std::move(extra).value();
@@ -555,10 +689,11 @@ Result<nlohmann::ordered_json> parseTemplateExtra(const nlohmann::json& body, st
 }
 
 Result<CompletionRequest> parseCompletionRequest(const nlohmann::json& body,
-                                                 std::string* error_param) {
+                                                 std::string* error_param, std::string_view raw) {
   CompletionRequest req;
+  ClientOrder order(raw);
   FieldReader r(body, "", error_param);
-  TURBINE_RETURN_IF_ERROR(readCommon(body, error_param, &req.common));
+  TURBINE_RETURN_IF_ERROR(readCommon(body, error_param, &req.common, order));
   const json* prompt = r.get("prompt");
   if (prompt == nullptr) return r.fail("prompt", "is required");
   auto tokenPrompt = [&](const json& v, const std::string& name) -> Status {

@@ -38,6 +38,9 @@ struct CommonParams {
   SamplingParams sampling;               // .logprobs set from the endpoint's own fields
   std::string user;
   std::string cache_salt;
+  // Structured output (response_format json_object / json_schema, guided_json, guided_regex,
+  // guided_choice, structured_outputs), already checked to compile.
+  std::optional<structured::OutputConstraint> constraint;
 };
 
 struct ChatCompletionRequest {
@@ -47,8 +50,10 @@ struct ChatCompletionRequest {
   int32_t top_logprobs = 0;
   bool add_generation_prompt = true;
   nlohmann::ordered_json tools;  // the tool definitions, for the template; null when none (or [])
-  std::string tool_choice;       // "none" or "auto" ("required" and named ones are refused)
+  std::string tool_choice;       // "none", "auto", "required" or "function" (a named one)
+  std::string named_tool;        // tool_choice "function": its name
   bool parallel_tool_calls = true;  // false: a choice returns the first of its calls only
+  // tool_choice "required" and named functions set common.constraint to the calls' shape.
   // More template variables: chat_template_kwargs' keys (enable_thinking, ...) and documents.
   nlohmann::ordered_json template_extra = nlohmann::ordered_json::object();
 };
@@ -77,7 +82,7 @@ Result<nlohmann::json> parseJsonObject(std::string_view body);
 Result<ChatCompletionRequest> parseChatCompletionRequest(const nlohmann::json& body,
                                                          std::string* error_param, std::string_view raw = {});
 Result<CompletionRequest> parseCompletionRequest(const nlohmann::json& body,
-                                                 std::string* error_param);
+                                                 std::string* error_param, std::string_view raw = {});
 
 // "tools" of a request body (/tokenize with messages): validated, in the key order of `raw` (the
 // body's text); null when absent or empty.

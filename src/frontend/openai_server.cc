@@ -169,6 +169,7 @@ class OpenAiServer::Handlers {
     g.stop.ignore_eos = p.ignore_eos;
     g.stop.stop_token_ids = p.stop_token_ids;
     g.cache_salt = p.cache_salt;
+    g.constraint = p.constraint;
     return g;
   }
 
@@ -238,6 +239,8 @@ class OpenAiServer::Handlers {
     auto job = std::make_shared<GenerationJob>(jobContext(), ApiKind::kChat, meta, c.common.stream,
                                                c.common.include_usage, endpoint, req.received, r);
     if (c.tool_choice == "auto") job->readToolCalls(*s_.options_.tool_call_format, c.parallel_tool_calls);
+    if (c.tool_choice == "required") job->readForcedToolCalls("");
+    if (c.tool_choice == "function") job->readForcedToolCalls(c.named_tool);
     if (s_.options_.reasoning_format) job->readReasoning(*s_.options_.reasoning_format);
     if (c.tool_choice == "auto" || s_.options_.reasoning_format) {
       // The model's list covers every marker of the server's parsers; this request gets those of
@@ -262,7 +265,7 @@ class OpenAiServer::Handlers {
   void completions(const HttpRequest& req, const json& body, const Responder& r) {
     const std::string endpoint = "/v1/completions";
     std::string param;
-    auto parsed = parseCompletionRequest(body, &param);
+    auto parsed = parseCompletionRequest(body, &param, req.body);
     if (!parsed) return sendError(r, endpoint, apiErrorFromStatus(parsed.status(), param));
     const CompletionRequest& c = *parsed;
     auto card = findModel(c.common.model, false);

@@ -342,8 +342,28 @@ ToolCallResult parseToolCalls(ToolCallFormat format, std::string_view text) {
   return {std::string(text), {}};
 }
 
+ToolCallResult parseForcedToolCalls(std::string_view text, const std::string& function) {
+  using Ordered = nlohmann::ordered_json;
+  const Ordered j = Ordered::parse(trim(text), nullptr, /*allow_exceptions=*/false);
+  ToolCallResult r;
+  if (!function.empty() && j.is_object()) {
+    r.calls.push_back({newCallId(ToolCallFormat::kHermes), function, j.dump()});
+    return r;
+  }
+  if (function.empty() && j.is_array() && !j.empty()) {
+    for (const Ordered& c : j) {
+      if (!c.is_object() || !c.contains("name") || !c["name"].is_string()) return {std::string(text), {}};
+      const auto args = c.find("parameters");
+      r.calls.push_back({newCallId(ToolCallFormat::kHermes), c["name"].get<std::string>(),
+                         args == c.end() ? "{}" : args->dump()});
+    }
+    return r;
+  }
+  return {std::string(text), {}};
+}
+
 std::string ToolCallStream::push(std::string_view text) {
-  if (calls_) {
+  if (calls_ || forced_) {
     held_ += text;
     return {};
   }
@@ -384,6 +404,7 @@ std::string ToolCallStream::push(std::string_view text) {
 ToolCallResult ToolCallStream::finish() {
   std::string held = std::move(held_);
   held_.clear();
+  if (forced_) return parseForcedToolCalls(held, forced_function_);
   if (!calls_) return {std::move(held), {}};
   return parseToolCalls(format_, held);
 }

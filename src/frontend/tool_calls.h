@@ -54,9 +54,22 @@ struct ToolCallResult {
 
 ToolCallResult parseToolCalls(ToolCallFormat format, std::string_view text);
 
+// Calls forced by tool_choice, whose output guided decoding shaped: with `function` set (a named
+// tool_choice) the whole output is that function's arguments object; otherwise ("required") it
+// is a JSON array of {"name": ..., "parameters": {...}} objects. Keys keep the model's order.
+// Output that does not parse (cut short by max_tokens) is content.
+ToolCallResult parseForcedToolCalls(std::string_view text, const std::string& function);
+
 class ToolCallStream {
  public:
   explicit ToolCallStream(ToolCallFormat format) : format_(format) {}
+  // Calls forced by tool_choice (parseForcedToolCalls): everything is held to the end.
+  static ToolCallStream forced(std::string function) {
+    ToolCallStream s(ToolCallFormat::kHermes);
+    s.forced_ = true;
+    s.forced_function_ = std::move(function);
+    return s;
+  }
   // The part of `text` (appended to what came before) that is content for sure, to send now.
   std::string push(std::string_view text);
   // At the end of the output: what was held back, as content and calls.
@@ -67,6 +80,8 @@ class ToolCallStream {
   std::string held_;     // not sent yet: a possible start of a call, or everything after one
   bool calls_ = false;   // held_ starts a call: hold everything to the end
   bool decided_ = false; // llama3_json, pythonic: the output's first non-space character was seen
+  bool forced_ = false;
+  std::string forced_function_;  // forced_: the named function, "" for a "required" list
 };
 
 }  // namespace turbine::frontend

@@ -74,6 +74,10 @@ rpc::GenerateRequest toProto(const GenerateRequest& r) {
   st->set_min_tokens(r.stop.min_tokens);
   p.set_cache_salt(r.cache_salt);
   p.set_overlap_blocks(r.overlap_blocks);
+  if (r.constraint) {
+    p.mutable_constraint()->set_kind(structured::kindName(r.constraint->kind));
+    p.mutable_constraint()->set_spec(r.constraint->spec);
+  }
   return p;
 }
 
@@ -99,6 +103,11 @@ GenerateRequest fromProto(const rpc::GenerateRequest& p) {
   r.stop.min_tokens = st.min_tokens();
   r.cache_salt = p.cache_salt();
   r.overlap_blocks = p.overlap_blocks();
+  if (p.has_constraint()) {  // the server refuses unknown kinds before this
+    const auto kind = structured::kindFromName(p.constraint().kind());
+    r.constraint = structured::OutputConstraint{kind.value_or(structured::OutputConstraint::Kind::kJsonSchema),
+                                                p.constraint().spec()};
+  }
   return r;
 }
 

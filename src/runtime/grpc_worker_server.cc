@@ -48,6 +48,10 @@ class WorkerService final : public rpc::Worker::Service {
 
   grpc::Status Generate(grpc::ServerContext* ctx, const rpc::GenerateRequest* proto,
                         grpc::ServerWriter<rpc::GenerateChunk>* writer) override {
+    if (proto->has_constraint() && !structured::kindFromName(proto->constraint().kind())) {
+      return grpc_convert::toGrpc(invalidArgument("unknown structured output kind '" +
+                                                  proto->constraint().kind() + "'"));
+    }
     auto queue = std::make_shared<ChunkQueue>();
     GenerateRequest request = grpc_convert::fromProto(*proto);
     const std::string id = request.request_id;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "structured/constraint.h"
 
 namespace turbine::runtime {
 
@@ -55,6 +56,7 @@ struct GenerateRequest {
   StopOptions stop;
   std::string cache_salt;          // DESIGN.md §3.1 salt
   int32_t overlap_blocks = 0;      // routing hint: prompt blocks the router expects cached there
+  std::optional<structured::OutputConstraint> constraint;  // structured output, when asked
 };
 
 enum class FinishReason { kNone = 0, kStop, kLength, kAbort, kError };

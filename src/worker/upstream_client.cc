@@ -420,6 +420,11 @@ Status UpstreamClient::generate(runtime::GenerateRequest request, runtime::Chunk
     return invalidArgument("logprobs are not supported through an upstream worker");
   }
   if (request.token_ids.empty()) return invalidArgument("upstream worker: empty prompt");
+  if (request.constraint) {
+    // vLLM and SGLang name these differently from version to version: refused, never ignored.
+    return invalidArgument("structured output (response_format, guided_*, tool_choice required or named) "
+                           "is not supported through an upstream worker");
+  }
   if (impl_->options.api == UpstreamApi::kSglang && !request.cache_salt.empty()) {
     // (the router would keep the tenants apart, the engine's cache would not)
     return invalidArgument("cache_salt is not supported through an SGLang upstream worker");

@@ -40,6 +40,7 @@ engine::Request toEngineRequest(runtime::GenerateRequest r) {
   out.stop.stop_token_ids = std::move(r.stop.stop_token_ids);
   out.stop.ignore_eos = r.stop.ignore_eos;
   out.stop.min_tokens = r.stop.min_tokens;
+  out.constraint = std::move(r.constraint);
   return out;
 }
 

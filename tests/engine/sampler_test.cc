@@ -124,7 +124,7 @@ TEST(Sampler, RepetitionPenaltyDividesPositiveMultipliesNegative) {
   const std::vector<int32_t> prompt = {0, 1}, output = {1};
   SamplingParams p;
   p.repetition_penalty = 2.0f;
-  SampleContext ctx{prompt, output, {}, 0};
+  SampleContext ctx{prompt, output, {}, 0, {}};
   s.applyPenalties(l, p, ctx);
   EXPECT_FLOAT_EQ(l[0], 1.0f);   // in prompt, positive: / 2
   EXPECT_FLOAT_EQ(l[1], -4.0f);  // in prompt and output, applied once: * 2
@@ -139,7 +139,7 @@ TEST(Sampler, PresenceAndFrequencyPenaltiesUseOutputCounts) {
   SamplingParams p;
   p.presence_penalty = 0.5f;
   p.frequency_penalty = 0.25f;
-  s.applyPenalties(l, p, SampleContext{prompt, output, {}, 0});
+  s.applyPenalties(l, p, SampleContext{prompt, output, {}, 0, {}});
   EXPECT_FLOAT_EQ(l[0], 1.0f - 0.5f - 0.75f);
   EXPECT_FLOAT_EQ(l[1], 1.0f - 0.5f - 0.25f);
   EXPECT_FLOAT_EQ(l[2], 1.0f);
@@ -153,16 +153,16 @@ TEST(Sampler, PenaltiesChangeTheGreedyChoice) {
   SamplingParams greedy;
   greedy.temperature = 0;
   SamplerRng rng(1);
-  EXPECT_EQ(s.sample(logits, greedy, SampleContext{{}, output, {}, 0}, rng).token, 0);
+  EXPECT_EQ(s.sample(logits, greedy, SampleContext{{}, output, {}, 0, {}}, rng).token, 0);
   SamplingParams pres = greedy;
   pres.presence_penalty = 1.0f;
-  EXPECT_EQ(s.sample(logits, pres, SampleContext{{}, output, {}, 0}, rng).token, 1);
+  EXPECT_EQ(s.sample(logits, pres, SampleContext{{}, output, {}, 0, {}}, rng).token, 1);
   SamplingParams rep = greedy;
   rep.repetition_penalty = 1.5f;  // 3 / 1.5 = 2 < 2.5
-  EXPECT_EQ(s.sample(logits, rep, SampleContext{{}, output, {}, 0}, rng).token, 1);
+  EXPECT_EQ(s.sample(logits, rep, SampleContext{{}, output, {}, 0, {}}, rng).token, 1);
   SamplingParams bias = greedy;
   bias.logit_bias[2] = 5.0f;
-  EXPECT_EQ(s.sample(logits, bias, SampleContext{{}, output, {}, 0}, rng).token, 2);
+  EXPECT_EQ(s.sample(logits, bias, SampleContext{{}, output, {}, 0, {}}, rng).token, 2);
 }
 
 TEST(Sampler, MinTokensSuppressesStopTokens) {
@@ -173,9 +173,9 @@ TEST(Sampler, MinTokensSuppressesStopTokens) {
   p.temperature = 0;
   SamplerRng rng(1);
   const std::vector<int32_t> one = {2};
-  EXPECT_EQ(s.sample(logits, p, SampleContext{{}, one, eos, 2}, rng).token, 2);  // 1 < 2
+  EXPECT_EQ(s.sample(logits, p, SampleContext{{}, one, eos, 2, {}}, rng).token, 2);  // 1 < 2
   const std::vector<int32_t> two = {2, 2};
-  EXPECT_EQ(s.sample(logits, p, SampleContext{{}, two, eos, 2}, rng).token, 1);
+  EXPECT_EQ(s.sample(logits, p, SampleContext{{}, two, eos, 2, {}}, rng).token, 1);
 }
 
 TEST(Sampler, LogprobsAreRawLogSoftmaxWithTopN) {
@@ -190,7 +190,7 @@ TEST(Sampler, LogprobsAreRawLogSoftmaxWithTopN) {
   p.top_logprobs = 2;
   const std::vector<int32_t> output = {1};
   SamplerRng rng(1);
-  const auto r = s.sample(logits, p, SampleContext{{}, output, {}, 0}, rng);
+  const auto r = s.sample(logits, p, SampleContext{{}, output, {}, 0, {}}, rng);
   EXPECT_EQ(r.token, 2);  // 3 - 2 = 1 < 2
   ASSERT_TRUE(r.logprobs.has_value());
   EXPECT_EQ(r.logprobs->chosen.token, 2);

@@ -1,0 +1,55 @@
+// Guided decoding (structured output) in the engine: requests whose Request::constraint is set
+// draw each token from those the constraint allows next (docs/design.md "Structured output").
+//
+// GuidedDecoding is engine-wide: the vocabulary's token bytes as a trie, and the constraints
+// compiled so far (by kind and spec, at most kMaxGrammars, least recently used dropped), each
+// with the token-mask cache its requests share: a schema used by many requests pays for its
+// masks once. Thread safety: compile() is safe from any thread; a GuidedGrammar's Grammar is
+// immutable and its MaskCache locks itself.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "common/status.h"
+#include "structured/constraint.h"
+#include "structured/matcher.h"
+#include "structured/token_trie.h"
+
+namespace turbine::model {
+class Tokenizer;
+}
+
+namespace turbine::engine {
+
+struct GuidedGrammar {
+  std::shared_ptr<const structured::Grammar> grammar;
+  structured::MaskCache masks;
+};
+
+class GuidedDecoding {
+ public:
+  static constexpr size_t kMaxGrammars = 64;
+
+  explicit GuidedDecoding(std::shared_ptr<const structured::TokenTrie> trie) : trie_(std::move(trie)) {}
+
+  // InvalidArgument naming what is wrong with the constraint.
+  Result<std::shared_ptr<GuidedGrammar>> compile(const structured::OutputConstraint& c);
+  const structured::TokenTrie& trie() const { return *trie_; }
+
+ private:
+  std::shared_ptr<const structured::TokenTrie> trie_;
+  std::mutex mu_;
+  std::list<std::pair<structured::OutputConstraint, std::shared_ptr<GuidedGrammar>>> lru_;  // newest first
+};
+
+// The token bytes of `tokenizer` for a model of `vocab_size` ids (ids past the tokenizer's and
+// special tokens are never allowed by a constraint).
+std::shared_ptr<const structured::TokenTrie> tokenTrieFor(const model::Tokenizer& tokenizer,
+                                                          int32_t vocab_size);
+
+}  // namespace turbine::engine
