@@ -29,4 +29,5 @@ run scheduler "$B/scheduler_bench"
 [ -x "$B/bench_client_bench" ] && run bench_client "$B/bench_client_bench" --concurrency 1000 --requests 3000
 [ -x "$B/router_bench" ] && run router "$B/router_bench"
 [ -x "$B/vllm_events_bench" ] && run vllm_events "$B/vllm_events_bench"
+[ -x "$B/structured_bench" ] && run structured "$B/structured_bench"
 echo "results in $OUT"

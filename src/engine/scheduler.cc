@@ -360,9 +360,14 @@ void Scheduler::sampleNext(Sequence* s, std::span<const float> logits) {
   ctx.min_tokens = g->request.stop.min_tokens;
   if (s->matcher) {
     if (!guidedMask(s, logits.size())) {
-      finishSeq(s, FinishReason::kAbort, Output{},
-                internalError("structured output: no token of the vocabulary can continue the "
-                              "output the constraint allows"));
+      if (s->matcher->accepting()) {
+        // Complete, and the stop tokens may not end it (ignore_eos, min_tokens): it ends here.
+        finishSeq(s, FinishReason::kStop, Output{});
+      } else {
+        finishSeq(s, FinishReason::kAbort, Output{},
+                  internalError("structured output: no token of the vocabulary can continue the "
+                                "output the constraint allows"));
+      }
       return;
     }
     ctx.allowed = allowed_;

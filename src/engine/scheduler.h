@@ -123,7 +123,8 @@ class Scheduler {
   void update(std::span<const float> logits);
   void commitFullBlocks(Sequence* s);
   void sampleNext(Sequence* s, std::span<const float> logits);
-  // Fills allowed_ for a guided sequence; false when no token may be drawn.
+  // Fills allowed_ for a guided sequence; false when no token may be drawn (then the output is
+  // complete when the matcher accepts, stuck otherwise).
   bool guidedMask(Sequence* s, size_t vocab);
   static bool isStopToken(const Group* g, int32_t token);
   FinishReason stopReason(const Sequence* s, int32_t token) const;

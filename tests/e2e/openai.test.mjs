@@ -130,8 +130,36 @@ describe('turbine serve with the openai client', () => {
     const chunks = await collect(await openai.chat.completions.create({ ...body, stream: true }));
     const text = chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('');
     assert.equal(text, choice.message.content ?? '');
-    await assert.rejects(openai.chat.completions.create({ ...body, tool_choice: 'required' }),
-      (e) => e.status === 400 && /guided decoding/.test(e.message));
+    // tool_choice 'required': guided decoding makes even a random model call a tool.
+    const enumTools = [{ type: 'function', function: { name: 'get_weather',
+      parameters: { type: 'object', properties: { city: { enum: ['Paris', 'Oslo'] } }, required: ['city'] } } }];
+    const forced = await openai.chat.completions.create({ model, messages, tools: enumTools,
+      tool_choice: 'required', temperature: 0, max_tokens: 450 });
+    const call = forced.choices[0].message.tool_calls?.[0];
+    assert.equal(call?.function.name, 'get_weather', JSON.stringify(forced.choices[0].message));
+    assert.ok(['Paris', 'Oslo'].includes(JSON.parse(call.function.arguments).city), call.function.arguments);
+  });
+
+  // Structured output with a random model: the constraint alone makes the answers valid.
+  test('structured output: response_format json_schema, guided_choice', async () => {
+    const schema = { type: 'object', properties: { city: { enum: ['Paris', 'Oslo'] }, rain: { type: 'boolean' } },
+      required: ['city', 'rain'] };
+    const body = { model, messages: [{ role: 'user', content: 'Weather?' }], temperature: 0, max_tokens: 450,
+      response_format: { type: 'json_schema', json_schema: { name: 'weather', schema } } };
+    const r = await openai.chat.completions.create(body);
+    assert.equal(r.choices[0].finish_reason, 'stop');
+    const v = JSON.parse(r.choices[0].message.content);
+    assert.deepEqual(Object.keys(v), ['city', 'rain']);
+    assert.ok(['Paris', 'Oslo'].includes(v.city));
+    assert.equal(typeof v.rain, 'boolean');
+    const chunks = await collect(await openai.chat.completions.create({ ...body, stream: true }));
+    assert.equal(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join(''), r.choices[0].message.content);
+    const c = await openai.completions.create({ model, prompt: 'Pick a colour', max_tokens: 20, temperature: 1,
+      seed: 3, n: 4, guided_choice: ['red', 'green', 'blue'] });
+    for (const choice of c.choices) assert.ok(['red', 'green', 'blue'].includes(choice.text), choice.text);
+    await assert.rejects(openai.chat.completions.create({ ...body,
+      response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'integer', minimum: 1 } } } }),
+      (e) => e.status === 400 && /minimum/.test(e.message));
   });
 
   test('completions: non-streaming and streaming, n=2', async () => {

@@ -149,6 +149,17 @@ TEST(Guided, RefusedWithABadConstraintOrWithoutAVocabulary) {
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
 }
 
+TEST(Guided, ACompleteOutputEndsWithoutEosWhenEosIsIgnored) {
+  auto e = guidedEngine();
+  Request r = guidedRequest("ign", {structured::OutputConstraint::Kind::kChoice, R"(["done"])"}, 1);
+  r.stop.ignore_eos = true;
+  const Sample s = run(*e, std::move(r))[0];
+  EXPECT_EQ(s.reason, FinishReason::kStop);
+  EXPECT_TRUE(s.status.isOk());
+  EXPECT_EQ(spell(s.tokens), "done");
+  EXPECT_EQ(s.tokens.size(), 4u);  // no EOS
+}
+
 TEST(Guided, AConstraintNoTokenCanSpellEndsTheRequestWithAnError) {
   auto e = guidedEngine();
   // Only the byte 0x01 would do, and no token spells it.

@@ -263,6 +263,24 @@ class FleetTest(unittest.TestCase):
         self.assertGreater(metric(self.frontend, "turbine_prefix_cache_hit_rate"), 0)
         self.assertGreater(metric(self.frontend, "turbine_router_decision_seconds", model="tiny", quantile="0.99"), 0)
 
+    def test_2b_structured_output_is_enforced_by_the_worker(self):
+        # The constraint crosses gRPC; the worker's engine masks the tokens with its vocabulary.
+        status, body = http(self.frontend.url + "/v1/completions",
+                            {"model": "tiny", "prompt": "pick", "max_tokens": 20, "temperature": 1, "seed": 5,
+                             "n": 3, "guided_choice": ["red", "green", "blue"]})
+        self.assertEqual(status, 200, body)
+        self.assertTrue(all(c["text"] in ("red", "green", "blue") for c in body["choices"]), body)
+        schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+        status, body = http(self.frontend.url + "/v1/chat/completions",
+                            {"model": "tiny", "messages": [{"role": "user", "content": "ok?"}], "temperature": 0,
+                             "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}})
+        self.assertEqual(status, 200, body)
+        self.assertIsInstance(json.loads(body["choices"][0]["message"]["content"])["ok"], bool, body)
+        status, body = http(self.frontend.url + "/v1/completions",
+                            {"model": "tiny", "prompt": "x", "guided_json": {"type": "integer", "maximum": 3}})
+        self.assertEqual(status, 400, body)
+        self.assertEqual(body["error"]["param"], "guided_json")
+
     def test_3_dropped_event_messages_are_replayed_and_the_index_converges(self):
         lossy = start_frontend(self.etcd, "--router", "kv", "--drop-kv-events-for-test",
                                *[str(s) for s in range(1, 200, 3)])

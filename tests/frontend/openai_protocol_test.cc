@@ -4,6 +4,9 @@
 
 #include "frontend/errors.h"
 #include "frontend/openai_responses.h"
+#include "structured/matcher.h"
+
+#include <tuple>
 
 namespace turbine::frontend {
 namespace {
@@ -110,11 +113,17 @@ TEST(OpenAiProtocol, ToolsAndToolMessages) {
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":"x"}}]})",
        "tools[0].function.parameters", "object"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"auto"})", "tool_choice", "needs 'tools'"},
-      {R"({"model":"m","messages":[{"role":"user","content":"x"}],)" + tools + R"(,"tool_choice":"required"})",
-       "tool_choice", "guided decoding"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"required"})", "tool_choice",
+       "needs 'tools'"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],)" + tools +
-           R"(,"tool_choice":{"type":"function","function":{"name":"f"}}})",
-       "tool_choice", "guided decoding"},
+           R"(,"tool_choice":{"type":"function","function":{"name":"g"}}})",
+       "tool_choice", "'g' is not among the tools"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],)" + tools +
+           R"(,"tool_choice":{"type":"function"}})",
+       "tool_choice", "named tool choice"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],)" + tools +
+           R"(,"tool_choice":"required","response_format":{"type":"json_object"}})",
+       "tool_choice", "cannot be combined"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],)" + tools + R"(,"tool_choice":"sometimes"})",
        "tool_choice", "'sometimes'"},
   };
@@ -127,19 +136,83 @@ TEST(OpenAiProtocol, ToolsAndToolMessages) {
   }
 }
 
-// Structured output is refused with a clear error rather than ignored; "text" is the default.
-TEST(OpenAiProtocol, StructuredOutputIsRefusedNotIgnored) {
+// Structured output: every way of asking becomes one constraint (checked to compile), schemas
+// in the client's key order (the order properties are generated in); what cannot be enforced is
+// a 400 naming the field.
+TEST(OpenAiProtocol, StructuredOutputConstraints) {
+  using Kind = structured::OutputConstraint::Kind;
+  const std::string msgs = R"({"model":"m","messages":[{"role":"user","content":"x"}],)";
   std::string param;
-  EXPECT_TRUE(chat(R"({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}})", &param).isOk());
-  for (const auto& [extra, want] : {std::pair{R"("response_format":{"type":"json_object"})", "response_format.type"},
-                                    std::pair{R"("response_format":{"type":"json_schema","json_schema":{"name":"a"}})",
-                                              "response_format.type"},
-                                    std::pair{R"("response_format":"json")", "response_format"},
-                                    std::pair{R"("guided_json":{"type":"object"})", "guided_json"}}) {
+  auto constraint = [&](const std::string& extra) -> std::optional<structured::OutputConstraint> {
+    auto r = chat(msgs + extra + "}", &param);
+    EXPECT_TRUE(r.isOk()) << extra << ": " << r.status().toString();
+    return r.isOk() ? r->common.constraint : std::nullopt;
+  };
+  EXPECT_FALSE(constraint(R"("response_format":{"type":"text"})"));
+  EXPECT_EQ(constraint(R"("response_format":{"type":"json_object"})"),
+            (structured::OutputConstraint{Kind::kJsonSchema, R"({"type":"object"})"}));
+  EXPECT_EQ(constraint(R"("response_format":{"type":"json_schema","json_schema":{"name":"p","strict":true,
+                          "schema":{"type":"object","properties":{"zeta":{"type":"string"},"alpha":{"type":"integer"}}}}})"),
+            (structured::OutputConstraint{Kind::kJsonSchema,
+                                          R"({"type":"object","properties":{"zeta":{"type":"string"},"alpha":{"type":"integer"}}})"}));
+  EXPECT_EQ(constraint(R"("guided_json":{"properties":{"b":{},"a":{}}})"),
+            (structured::OutputConstraint{Kind::kJsonSchema, R"({"properties":{"b":{},"a":{}}})"}));
+  EXPECT_EQ(constraint(R"("guided_json":"{\"type\": \"array\"}")"),
+            (structured::OutputConstraint{Kind::kJsonSchema, R"({"type": "array"})"}));
+  EXPECT_EQ(constraint(R"("guided_regex":"[a-z]+")"), (structured::OutputConstraint{Kind::kRegex, "[a-z]+"}));
+  EXPECT_EQ(constraint(R"("guided_choice":["yes","no"])"),
+            (structured::OutputConstraint{Kind::kChoice, R"(["yes","no"])"}));
+  EXPECT_EQ(constraint(R"("structured_outputs":{"regex":"\\d+"})"), (structured::OutputConstraint{Kind::kRegex, "\\d+"}));
+  EXPECT_EQ(constraint(R"("structured_outputs":{"json_object":true})"),
+            (structured::OutputConstraint{Kind::kJsonSchema, R"({"type":"object"})"}));
+
+  // tool_choice "required": an array of {"name", "parameters"} of the tools; named: its parameters.
+  const std::string tools = R"("tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object",
+      "properties":{"q":{"enum":[1,2]}},"required":["q"]}}},{"type":"function","function":{"name":"g"}}],)";
+  auto required = constraint(tools + R"("tool_choice":"required","parallel_tool_calls":false)");
+  ASSERT_TRUE(required);
+  auto g = structured::compileConstraint(*required);
+  ASSERT_TRUE(g.isOk());
+  auto fits = [&](const std::string& text) {
+    structured::Matcher m(*g);
+    return m.advance(text) && m.accepting();
+  };
+  EXPECT_TRUE(fits(R"([{"name": "f", "parameters": {"q": 2}}])"));
+  EXPECT_TRUE(fits(R"([{"name": "g", "parameters": {"any": [true]}}])"));
+  EXPECT_FALSE(fits(R"([{"name": "f", "parameters": {"q": 3}}])"));
+  EXPECT_FALSE(fits(R"([{"name": "h", "parameters": {}}])"));
+  EXPECT_FALSE(fits(R"([])"));
+  EXPECT_FALSE(fits(R"([{"name": "g", "parameters": {}}, {"name": "g", "parameters": {}}])"));  // not parallel
+  auto named = constraint(tools + R"("tool_choice":{"type":"function","function":{"name":"f"}})");
+  ASSERT_TRUE(named);
+  EXPECT_EQ(named->spec, R"({"type":"object","properties":{"q":{"enum":[1,2]}},"required":["q"]})");
+
+  // Completions read the same fields.
+  auto j = parseJsonObject(R"({"model":"m","prompt":"x","guided_choice":["a"]})");
+  ASSERT_TRUE(j.isOk());
+  auto c = parseCompletionRequest(*j, &param, R"({"model":"m","prompt":"x","guided_choice":["a"]})");
+  ASSERT_TRUE(c.isOk());
+  EXPECT_EQ(c->common.constraint, (structured::OutputConstraint{Kind::kChoice, R"(["a"])"}));
+
+  for (const auto& [extra, want, says] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {R"("response_format":"json")", "response_format", "object"},
+           {R"("response_format":{"type":"xml"})", "response_format.type", "'xml'"},
+           {R"("response_format":{"type":"json_schema"})", "response_format.json_schema", "required"},
+           {R"("response_format":{"type":"json_schema","json_schema":{"name":"a"}})",
+            "response_format.json_schema.schema", "required"},
+           {R"("response_format":{"type":"json_schema","json_schema":{"schema":{"type":"integer","minimum":1}}})",
+            "response_format.json_schema.schema", "'minimum'"},
+           {R"("guided_json":"{not json")", "guided_json", "not valid JSON"},
+           {R"("guided_regex":"(a")", "guided_regex", "missing ')'"},
+           {R"("guided_choice":[])", "guided_choice", "non-empty"},
+           {R"("guided_grammar":"root ::= x")", "guided_grammar", "not supported"},
+           {R"("guided_regex":"a","guided_choice":["a"])", "guided_choice", "cannot be combined"},
+           {R"("response_format":{"type":"json_object"},"guided_regex":"a")", "guided_regex", "cannot be combined"}}) {
     param.clear();
-    auto bad = chat(std::string(R"({"model":"m","messages":[{"role":"user","content":"x"}],)") + extra + "}", &param);
+    auto bad = chat(msgs + extra + "}", &param);
     ASSERT_FALSE(bad.isOk()) << extra;
     EXPECT_EQ(param, want) << extra;
+    EXPECT_NE(bad.status().message().find(says), std::string::npos) << bad.status().message();
   }
 }
 

@@ -478,6 +478,73 @@ TEST(OpenAiServer, AutoToolChoiceNeedsAParser) {
   EXPECT_EQ(post(f.port, "/v1/chat/completions", kToolsChat + R"(,"tool_choice":"none"})").status, 200);
 }
 
+// tool_choice "required" / a named function: the engine is asked to shape the output as the
+// calls (a constraint reaches the backend) and the output comes back as tool_calls, without a
+// --tool-call-parser, finishing with the engine's reason (as vLLM).
+TEST(OpenAiServer, ForcedToolChoicesComeBackAsToolCalls) {
+  FakeBackendOptions o = fastBackend();
+  o.script = R"([{"name": "get_weather", "parameters": {"city": "Paris", "days": 2}}])";
+  o.eos_after_script = true;
+  ServerFixture f(o);
+  auto r = post(f.port, "/v1/chat/completions", kToolsChat + R"(,"tool_choice":"required"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto choice = r.json()["choices"][0];
+  EXPECT_EQ(choice["finish_reason"], "stop");
+  EXPECT_TRUE(choice["message"]["content"].is_null()) << choice.dump();
+  ASSERT_EQ(choice["message"]["tool_calls"].size(), 1u);
+  EXPECT_EQ(choice["message"]["tool_calls"][0]["function"]["name"], "get_weather");
+  EXPECT_EQ(choice["message"]["tool_calls"][0]["function"]["arguments"], R"({"city":"Paris","days":2})");
+  const auto constraint = f.backend->received().at(0).constraint;
+  ASSERT_TRUE(constraint);
+  EXPECT_EQ(constraint->kind, structured::OutputConstraint::Kind::kJsonSchema);
+  EXPECT_NE(constraint->spec.find(R"("minItems":1)"), std::string::npos) << constraint->spec;
+
+  auto s = post(f.port, "/v1/chat/completions", kToolsChat + R"(,"tool_choice":"required","stream":true})");
+  ASSERT_EQ(s.status, 200) << s.body;
+  json calls;
+  for (const auto& e : sseEvents(s.body)) {
+    if (e == "[DONE]") continue;
+    auto c = json::parse(e)["choices"][0];
+    if (c["delta"].contains("content")) {
+      EXPECT_EQ(c["delta"]["content"], "") << e;  // nothing leaks
+    }
+    if (c["delta"].contains("tool_calls")) calls = c["delta"]["tool_calls"];
+  }
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0]["function"]["arguments"], R"({"city":"Paris","days":2})");
+
+  FakeBackendOptions o2 = fastBackend();
+  o2.script = R"({"city": "Oslo"})";
+  o2.eos_after_script = true;
+  ServerFixture f2(o2);
+  auto named = post(f2.port, "/v1/chat/completions",
+                    kToolsChat + R"(,"tool_choice":{"type":"function","function":{"name":"get_weather"}}})");
+  ASSERT_EQ(named.status, 200) << named.body;
+  auto nc = named.json()["choices"][0];
+  ASSERT_EQ(nc["message"]["tool_calls"].size(), 1u);
+  EXPECT_EQ(nc["message"]["tool_calls"][0]["function"]["name"], "get_weather");
+  EXPECT_EQ(nc["message"]["tool_calls"][0]["function"]["arguments"], R"({"city":"Oslo"})");
+  EXPECT_EQ(f2.backend->received().at(0).constraint->spec, R"({"type":"object"})");  // its parameters
+}
+
+// response_format and guided_* reach the backend as the request's constraint.
+TEST(OpenAiServer, StructuredOutputReachesTheBackend) {
+  ServerFixture f(fastBackend());
+  auto r = post(f.port, "/v1/chat/completions",
+                R"({"model":"fake-model","max_tokens":3,"messages":[{"role":"user","content":"x"}],
+                    "response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{"enum":["b"]}}}})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto c = post(f.port, "/v1/completions", R"({"model":"fake-model","prompt":"x","max_tokens":3,"guided_regex":"b+"})");
+  ASSERT_EQ(c.status, 200) << c.body;
+  const auto received = f.backend->received();
+  ASSERT_EQ(received.size(), 2u);
+  EXPECT_EQ(received[0].constraint, (structured::OutputConstraint{structured::OutputConstraint::Kind::kJsonSchema,
+                                                                   R"({"enum":["b"]})"}));
+  EXPECT_EQ(received[1].constraint, (structured::OutputConstraint{structured::OutputConstraint::Kind::kRegex, "b+"}));
+  auto bad = post(f.port, "/v1/completions", R"j({"model":"fake-model","prompt":"x","guided_regex":"(?=a)"})j");
+  expectError(bad, 400, "guided_regex");
+}
+
 TEST(OpenAiServer, InvalidUtf8Is400) {
   ServerFixture f(fastBackend());
   std::string body = R"({"model":"fake-model","prompt":"bad )" + std::string("\xC3\x28") + R"("})";

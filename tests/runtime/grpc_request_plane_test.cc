@@ -148,6 +148,7 @@ TEST_F(GrpcRequestPlaneTest, GenerateStreamsChunksAndCarriesEveryField) {
   r.stop.stop_token_ids = {2, 9};
   r.cache_salt = "tenant";
   r.overlap_blocks = 3;
+  r.constraint = structured::OutputConstraint{structured::OutputConstraint::Kind::kChoice, R"(["a","b"])"};
   Collector got;
   ASSERT_TRUE(client->generate(r, got.callback()).isOk());
   ASSERT_TRUE(got.waitFinal());
@@ -175,6 +176,7 @@ TEST_F(GrpcRequestPlaneTest, GenerateStreamsChunksAndCarriesEveryField) {
   EXPECT_EQ(seen.stop.stop_token_ids, r.stop.stop_token_ids);
   EXPECT_EQ(seen.cache_salt, "tenant");
   EXPECT_EQ(seen.overlap_blocks, 3);
+  EXPECT_EQ(seen.constraint, r.constraint);
 }
 
 TEST_F(GrpcRequestPlaneTest, RefusalIsReturnedAtOnceWithoutChunks) {
