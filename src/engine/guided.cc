@@ -10,7 +10,7 @@ Result<std::shared_ptr<GuidedGrammar>> GuidedDecoding::compile(const structured:
   {
     std::lock_guard lk(mu_);
     for (auto it = lru_.begin(); it != lru_.end(); ++it) {
-      if (it->first == c) {
+      if (it->first.sameRule(c)) {
         lru_.splice(lru_.begin(), lru_, it);
         return lru_.front().second;
       }
@@ -21,7 +21,7 @@ Result<std::shared_ptr<GuidedGrammar>> GuidedDecoding::compile(const structured:
   auto gg = std::make_shared<GuidedGrammar>();
   gg->grammar = std::move(g);
   std::lock_guard lk(mu_);
-  lru_.emplace_front(c, gg);
+  lru_.emplace_front(structured::OutputConstraint{c.kind, c.spec, 0}, gg);
   if (lru_.size() > kMaxGrammars) lru_.pop_back();
   return gg;
 }

@@ -109,6 +109,9 @@ Status validateRequest(const Request& r, const RequestLimits& lim) {
                            std::to_string(need) + " KV blocks but the pool has " +
                            std::to_string(lim.num_blocks));
   }
+  if (r.constraint && (r.constraint->resume_tokens < 0 || r.constraint->resume_tokens >= prompt)) {
+    return invalidArgument("constraint resume_tokens must be in [0, prompt length)");
+  }
   return checkSampling(r.sampling, lim.vocab_size);
 }
 
@@ -149,6 +152,18 @@ Status Scheduler::add(Request request, OutputCallback callback, std::shared_ptr<
     g->seqs.push_back(std::move(s));
   }
   if (guided && !options_.token_trie) return invalidArgument("structured output needs the vocabulary");
+  if (guided && request.constraint && request.constraint->resume_tokens > 0) {
+    // A resumed output: its matchers start where the earlier worker's stood.
+    const auto resumed = std::span<const int32_t>(request.token_ids).last(
+        static_cast<size_t>(request.constraint->resume_tokens));
+    for (auto& s : g->seqs) {
+      for (int32_t t : resumed) {
+        if (!s->matcher->advance(options_.token_trie->bytes(t))) {
+          return invalidArgument("the resumed output does not fit its structured output constraint");
+        }
+      }
+    }
+  }
   g->guided = std::move(guided);
   g->num_live = request.n;
   g->siblings_released = request.n == 1;

@@ -350,6 +350,7 @@ GenerateRequest EngineBackend::continuation(const Migration& m) {
   const auto done = static_cast<int32_t>(m.generated.size());
   r.stop.max_tokens = std::max(1, r.stop.max_tokens - done);
   r.stop.min_tokens = std::max(0, r.stop.min_tokens - done);
+  if (r.constraint) r.constraint->resume_tokens = done;  // the output so far must be continued
   return r;
 }
 

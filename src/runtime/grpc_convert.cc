@@ -77,6 +77,7 @@ rpc::GenerateRequest toProto(const GenerateRequest& r) {
   if (r.constraint) {
     p.mutable_constraint()->set_kind(structured::kindName(r.constraint->kind));
     p.mutable_constraint()->set_spec(r.constraint->spec);
+    p.mutable_constraint()->set_resume_tokens(r.constraint->resume_tokens);
   }
   return p;
 }
@@ -106,7 +107,7 @@ GenerateRequest fromProto(const rpc::GenerateRequest& p) {
   if (p.has_constraint()) {  // the server refuses unknown kinds before this
     const auto kind = structured::kindFromName(p.constraint().kind());
     r.constraint = structured::OutputConstraint{kind.value_or(structured::OutputConstraint::Kind::kJsonSchema),
-                                                p.constraint().spec()};
+                                                p.constraint().spec(), p.constraint().resume_tokens()};
   }
   return r;
 }

@@ -21,7 +21,11 @@ struct OutputConstraint {
   // for any JSON value); kChoice: a JSON array of strings, the output is exactly one of them;
   // kRegex: a regular expression the whole output must match.
   std::string spec;
+  // The last resume_tokens tokens of the prompt were generated under this constraint already (a
+  // request that migrated to another worker mid-output): the output continues them.
+  int32_t resume_tokens = 0;
   bool operator==(const OutputConstraint&) const = default;
+  bool sameRule(const OutputConstraint& o) const { return kind == o.kind && spec == o.spec; }
 };
 
 // "json_schema", "choice", "regex": the names used on the wire (proto, logs).

@@ -186,6 +186,7 @@ TEST_F(FleetBackendTest, ARequestWhoseWorkerDiesMidStreamMigratesToAnother) {
   GenerateRequest r = request("m1", "alpha");
   r.stop.max_tokens = 5;
   r.stop.min_tokens = 3;
+  r.constraint = structured::OutputConstraint{structured::OutputConstraint::Kind::kRegex, "x*"};
   ASSERT_TRUE(backend_->generate(r, sink).isOk());
   auto& a = first->received.empty() ? *second : *first;  // round-robin picked one of them
   auto& b = first->received.empty() ? *first : *second;
@@ -207,6 +208,9 @@ TEST_F(FleetBackendTest, ARequestWhoseWorkerDiesMidStreamMigratesToAnother) {
   EXPECT_EQ(b.received[0].token_ids, (std::vector<int32_t>{5, 6, 7, 8, 9, 10, 11, 12, 13, 40, 41, 42}));
   EXPECT_EQ(b.received[0].stop.max_tokens, 2);
   EXPECT_EQ(b.received[0].stop.min_tokens, 0);
+  ASSERT_TRUE(b.received[0].constraint);  // the new worker continues the constrained output
+  EXPECT_EQ(b.received[0].constraint->resume_tokens, 3);
+  EXPECT_EQ(b.received[0].constraint->spec, "x*");
   EXPECT_EQ(backend_->numWorkers("alpha"), 1u);
   runtime::GenerateChunk fin;
   fin.token_ids = {43, 44};

@@ -148,7 +148,7 @@ TEST_F(GrpcRequestPlaneTest, GenerateStreamsChunksAndCarriesEveryField) {
   r.stop.stop_token_ids = {2, 9};
   r.cache_salt = "tenant";
   r.overlap_blocks = 3;
-  r.constraint = structured::OutputConstraint{structured::OutputConstraint::Kind::kChoice, R"(["a","b"])"};
+  r.constraint = structured::OutputConstraint{structured::OutputConstraint::Kind::kChoice, R"(["a","b"])", 2};
   Collector got;
   ASSERT_TRUE(client->generate(r, got.callback()).isOk());
   ASSERT_TRUE(got.waitFinal());
