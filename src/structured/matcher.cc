@@ -16,6 +16,13 @@ constexpr size_t kMaxHeads = 1 << 14;
 constexpr int kLocalFrames = 1;
 constexpr int32_t kKeySeparator = INT32_MIN;
 
+bool isSubset(const ByteSet& a, const ByteSet& b) {
+  for (int i = 0; i < 4; ++i) {
+    if ((a.bits[i] & ~b.bits[i]) != 0) return false;
+  }
+  return true;
+}
+
 bool nodeLess(const auto& a, const auto& b) {
   return a.pos < b.pos || (a.pos == b.pos && a.parent < b.parent);
 }
@@ -140,6 +147,10 @@ void Matcher::walk(const TokenTrie& trie, std::span<const Node> start, std::span
       }
     }
   };
+  // Bytes that take the start state back to itself (inside a string, nearly all): a subtree
+  // spelled with them alone only ever sees the start state, so all its tokens are allowed.
+  ByteSet loop;
+  bool loop_known = false;
   const auto n = static_cast<int32_t>(nodes.size());
   for (int32_t i = 1; i < n;) {
     const TokenTrie::Node& node = nodes[i];
@@ -151,6 +162,20 @@ void Matcher::walk(const TokenTrie& trie, std::span<const Node> start, std::span
     const bool earlier = hit_before_[d - 1] != 0;  // a path left the local state before
     hit_before_[d] = earlier || sentinel_hit_;
     const bool live = !levels_[d].empty();
+    if (live && sameState(levels_[d], levels_[0])) {
+      if (!loop_known) {
+        loop = loopBytes(levels_[0]);
+        loop_known = true;
+      }
+      if (isSubset(trie.bytesBelow(i), loop)) {
+        for (int32_t t = node.sub_tok_begin; t < node.sub_tok_end; ++t) {
+          const int32_t id = ids[t];
+          certain[static_cast<size_t>(id) >> 6] |= uint64_t{1} << (id & 63);
+        }
+        i = node.subtree_end;
+        continue;
+      }
+    }
     if (live || acc || sentinel_hit_) {
       tokensAt(node, true);  // some path is valid through this byte
     } else if (earlier) {
@@ -166,6 +191,36 @@ void Matcher::walk(const TokenTrie& trie, std::span<const Node> start, std::span
     i = node.subtree_end;
   }
   arena_.resize(marks_[0]);
+}
+
+bool Matcher::sameFrames(int32_t a, int32_t b) const {
+  while (a != b) {
+    if (a < 0 || b < 0 || arena_[a].pos != arena_[b].pos) return false;
+    a = arena_[a].parent;
+    b = arena_[b].parent;
+  }
+  return true;
+}
+
+bool Matcher::sameState(std::span<const Node> a, std::span<const Node> b) const {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].pos != b[i].pos || !sameFrames(a[i].parent, b[i].parent)) return false;
+  }
+  return true;
+}
+
+ByteSet Matcher::loopBytes(std::span<const Node> state) {
+  ByteSet loop;
+  const size_t mark = arena_.size();
+  const bool hit = sentinel_hit_;
+  for (int b = 0; b < 256; ++b) {
+    step(state, static_cast<uint8_t>(b), &tmp_a_);
+    if (sameState(tmp_a_, state)) loop.add(static_cast<uint8_t>(b));
+    arena_.resize(mark);
+  }
+  sentinel_hit_ = hit;
+  return loop;
 }
 
 std::vector<int32_t> Matcher::localKey(std::vector<Node>* local) {

@@ -83,6 +83,12 @@ class Matcher {
   // depends on frames below a sentinel to `uncertain` (in the trie's order).
   void walk(const TokenTrie& trie, std::span<const Node> start, std::span<uint64_t> certain,
             std::vector<int32_t>* uncertain);
+  // Structural equality of frame chains and of states (false negatives are harmless: only a
+  // shortcut is missed).
+  bool sameFrames(int32_t a, int32_t b) const;
+  bool sameState(std::span<const Node> a, std::span<const Node> b) const;
+  // The bytes that lead from `state` back to an equal state.
+  ByteSet loopBytes(std::span<const Node> state);
   // The cache key of the current state and its local heads (pushed onto the arena).
   std::vector<int32_t> localKey(std::vector<Node>* local);
   // The heads after byte `b` from `from`; returns whether the grammar may end there.

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "structured/grammar.h"
+
 namespace turbine::structured {
 
 class TokenTrie {
@@ -19,6 +21,8 @@ class TokenTrie {
     int32_t depth = 0;        // bytes from the root
     int32_t tok_begin = 0;    // [tok_begin, tok_end) in tokenIds(): tokens spelled by this node
     int32_t tok_end = 0;
+    int32_t sub_tok_begin = 0;  // [sub_tok_begin, sub_tok_end) in tokenIds(): every token of
+    int32_t sub_tok_end = 0;    // the subtree (this node's first)
     uint8_t byte = 0;         // the byte leading here from the parent
   };
 
@@ -32,13 +36,18 @@ class TokenTrie {
   bool inTrie(int32_t id) const { return in_trie_[id] != 0; }
   std::span<const Node> nodes() const { return nodes_; }
   std::span<const int32_t> tokenIds() const { return ids_; }
+  // The bytes on the edges below node i (what its subtree's tokens spell after it).
+  const ByteSet& bytesBelow(int32_t i) const { return below_[static_cast<size_t>(i)]; }
   int32_t maxDepth() const { return max_depth_; }
 
  private:
+  void close(std::vector<int32_t>* path);  // ends the deepest open node
+
   std::vector<std::string> bytes_;
   std::vector<uint8_t> in_trie_;
   std::vector<Node> nodes_;
   std::vector<int32_t> ids_;
+  std::vector<ByteSet> below_;
   int32_t max_depth_ = 0;
 };
 

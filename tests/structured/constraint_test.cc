@@ -2,6 +2,7 @@
 // against independent judges (nlohmann's JSON parser, std::regex, byte-by-byte token checks).
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <random>
 #include <regex>
 #include <string>
@@ -9,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/gguf.h"
+#include "model/tokenizer.h"
 #include "structured/constraint.h"
 #include "structured/json_schema.h"
 #include "structured/matcher.h"
@@ -290,6 +293,47 @@ TEST(TokenMask, TrieWalkEqualsTokenByTokenChecksAlongADocument) {
   EXPECT_TRUE(m.accepting());
   EXPECT_GT(cache.size(), 3u);
   EXPECT_LT(cache.size(), doc.size());  // the string's and numbers' states repeat
+}
+
+// On real vocabularies (byte-level BPE with CJK tokens, SentencePiece with byte fallback), the
+// trie walk's shortcuts (pruning, loop subtrees, the cache) must give exactly the token-by-token
+// answer, at states inside and outside strings.
+TEST(TokenMask, RealVocabulariesAgreeWithTokenByTokenChecks) {
+  const std::string dir = TURBINE_SOURCE_DIR "/../shared/data/tokenizers";
+  if (!std::filesystem::exists(dir)) GTEST_SKIP() << "no shared data folder " << dir;
+  auto g = schemaGrammar(R"({"type": "object", "properties": {"name": {"type": "string"},
+                             "n": {"type": "array", "items": {"type": "number"}}},
+                             "required": ["name", "n"]})");
+  for (const char* name : {"gpt-2", "deepseek-llm", "llama-spm"}) {
+    auto gguf = model::GgufFile::open(dir + "/ggml-vocab-" + name + ".gguf");
+    ASSERT_TRUE(gguf.isOk()) << name;
+    auto tok = model::Tokenizer::fromGguf(*gguf);
+    ASSERT_TRUE(tok.isOk()) << name;
+    std::vector<std::string> bytes;
+    std::vector<uint8_t> excluded;
+    for (int32_t id = 0; id < (*tok)->vocabSize(); ++id) {
+      bytes.emplace_back((*tok)->tokenBytes(id));
+      excluded.push_back((*tok)->isSpecial(id) ? 1 : 0);
+    }
+    const TokenTrie trie(bytes, excluded);
+    MaskCache cache;
+    for (const std::string prefix : {"", "{\"name\": \"日本", "{\"name\": \"a\\", "{\"name\": \"x\", \"n\": [1."}) {
+      Matcher m(g);
+      ASSERT_TRUE(m.advance(prefix)) << prefix;
+      const size_t words = (bytes.size() + 63) / 64;
+      std::vector<uint64_t> walked(words, 0), cached(words, 0);
+      m.fillMask(trie, walked);
+      m.fillMask(trie, cached, &cache);
+      int allowed = 0;
+      for (size_t id = 0; id < bytes.size(); ++id) {
+        const bool want = trie.inTrie(static_cast<int32_t>(id)) && m.allows(bytes[id]);
+        allowed += want;
+        ASSERT_EQ(((walked[id >> 6] >> (id & 63)) & 1) != 0, want) << name << " '" << bytes[id] << "' after " << prefix;
+        ASSERT_EQ(((cached[id >> 6] >> (id & 63)) & 1) != 0, want) << name << " '" << bytes[id] << "' after " << prefix;
+      }
+      EXPECT_GT(allowed, 0) << name << " after " << prefix;
+    }
+  }
 }
 
 }  // namespace
