@@ -4,7 +4,8 @@
 // GuidedDecoding is engine-wide: the vocabulary's token bytes as a trie, and the constraints
 // compiled so far (by kind and spec, at most kMaxGrammars, least recently used dropped), each
 // with the token-mask cache its requests share: a schema used by many requests pays for its
-// masks once. Thread safety: compile() is safe from any thread; a GuidedGrammar's Grammar is
+// masks once. Memory: at most kMaxGrammars x 128 cached masks of vocab bits (32 MB for a 128k
+// vocabulary). Thread safety: compile() is safe from any thread; a GuidedGrammar's Grammar is
 // immutable and its MaskCache locks itself.
 #pragma once
 
@@ -33,7 +34,7 @@ struct GuidedGrammar {
 
 class GuidedDecoding {
  public:
-  static constexpr size_t kMaxGrammars = 64;
+  static constexpr size_t kMaxGrammars = 16;
 
   explicit GuidedDecoding(std::shared_ptr<const structured::TokenTrie> trie) : trie_(std::move(trie)) {}
 

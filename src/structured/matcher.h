@@ -29,7 +29,7 @@ namespace turbine::structured {
 // Thread safety: every method is safe from any thread.
 class MaskCache {
  public:
-  explicit MaskCache(size_t max_entries = 256) : max_entries_(max_entries) {}
+  explicit MaskCache(size_t max_entries = 128) : max_entries_(max_entries) {}
   size_t size();
 
  private:
