@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/guided.h"
 #include "model/gguf.h"
 #include "model/tokenizer.h"
 #include "structured/constraint.h"
@@ -27,26 +28,20 @@ std::string sharedDir() {
   return env ? env : std::string(TURBINE_SOURCE_DIR) + "/../shared";
 }
 
-std::shared_ptr<structured::TokenTrie> loadTrie(const std::string& name) {
+std::shared_ptr<const structured::TokenTrie> loadTrie(const std::string& name) {
   const std::string path = sharedDir() + "/data/tokenizers/ggml-vocab-" + name + ".gguf";
   if (!std::filesystem::exists(path)) return nullptr;
   auto gguf = model::GgufFile::open(path);
   if (!gguf.isOk()) return nullptr;
   auto tok = model::Tokenizer::fromGguf(*gguf);
   if (!tok.isOk()) return nullptr;
-  std::vector<std::string> bytes;
-  std::vector<uint8_t> excluded;
-  for (int32_t id = 0; id < (*tok)->vocabSize(); ++id) {
-    bytes.emplace_back((*tok)->tokenBytes(id));
-    excluded.push_back((*tok)->isSpecial(id) ? 1 : 0);
-  }
-  return std::make_shared<structured::TokenTrie>(bytes, excluded);
+  return engine::tokenTrieFor(**tok, (*tok)->vocabSize());  // what serve and worker build
 }
 
 // The mask after `prefix` of an answer to a small object schema.
 void BM_FillMask(benchmark::State& state, const std::string& vocab, const std::string& prefix,
                  bool cached) {
-  static std::map<std::string, std::shared_ptr<structured::TokenTrie>> tries;
+  static std::map<std::string, std::shared_ptr<const structured::TokenTrie>> tries;
   if (!tries.count(vocab)) tries[vocab] = loadTrie(vocab);
   const auto trie = tries[vocab];
   if (!trie) {
@@ -76,6 +71,26 @@ void BM_FillMask(benchmark::State& state, const std::string& vocab, const std::s
   state.counters["trie_nodes"] = static_cast<double>(trie->nodes().size());
   state.counters["allowed"] = static_cast<double>(allowed);
 }
+
+// Compiling a realistic schema (what the frontend's and the engine's ConstraintCache save for
+// each request of a schema seen before).
+void BM_CompileSchema(benchmark::State& state) {
+  const structured::OutputConstraint c{structured::OutputConstraint::Kind::kJsonSchema, R"({
+      "type": "object", "properties": {
+        "name": {"type": "string", "maxLength": 64}, "age": {"type": "integer"},
+        "birthday": {"type": "string", "format": "date"},
+        "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 8},
+        "address": {"type": "object", "properties": {"street": {"type": "string"},
+          "city": {"type": "string"}, "zip": {"type": "string", "pattern": "^[0-9]{5}$"}},
+          "required": ["city"]}},
+      "required": ["name", "age"]})"};
+  for (auto _ : state) {
+    auto g = structured::compileConstraint(c);
+    if (!g.isOk()) state.SkipWithError("schema does not compile");
+    benchmark::DoNotOptimize(g);
+  }
+}
+BENCHMARK(BM_CompileSchema)->Unit(benchmark::kMicrosecond);
 
 const char* kStates[][2] = {
     {"start", ""},

@@ -2,22 +2,18 @@
 // draw each token from those the constraint allows next (docs/design.md "Structured output").
 //
 // GuidedDecoding is engine-wide: the vocabulary's token bytes as a trie, and the constraints
-// compiled so far (by kind and spec, at most kMaxGrammars, least recently used dropped), each
-// with the token-mask cache its requests share: a schema used by many requests pays for its
-// masks once. Memory: at most kMaxGrammars x 128 cached masks of vocab bits (32 MB for a 128k
-// vocabulary). Thread safety: compile() is safe from any thread; a GuidedGrammar's Grammar is
-// immutable and its MaskCache locks itself.
+// compiled so far (structured::ConstraintCache, kMaxGrammars of them). Memory: at most
+// kMaxGrammars x 128 cached masks of vocab bits (32 MB for a 128k vocabulary).
+// Thread safety: compile() is safe from any thread.
 #pragma once
 
 #include <cstdint>
-#include <list>
 #include <memory>
-#include <mutex>
-#include <string>
 #include <utility>
 
 #include "common/status.h"
 #include "structured/constraint.h"
+#include "structured/constraint_cache.h"
 #include "structured/matcher.h"
 #include "structured/token_trie.h"
 
@@ -27,10 +23,7 @@ class Tokenizer;
 
 namespace turbine::engine {
 
-struct GuidedGrammar {
-  std::shared_ptr<const structured::Grammar> grammar;
-  structured::MaskCache masks;
-};
+using GuidedGrammar = structured::CompiledConstraint;
 
 class GuidedDecoding {
  public:
@@ -39,13 +32,14 @@ class GuidedDecoding {
   explicit GuidedDecoding(std::shared_ptr<const structured::TokenTrie> trie) : trie_(std::move(trie)) {}
 
   // InvalidArgument naming what is wrong with the constraint.
-  Result<std::shared_ptr<GuidedGrammar>> compile(const structured::OutputConstraint& c);
+  Result<std::shared_ptr<GuidedGrammar>> compile(const structured::OutputConstraint& c) {
+    return grammars_.compile(c);
+  }
   const structured::TokenTrie& trie() const { return *trie_; }
 
  private:
   std::shared_ptr<const structured::TokenTrie> trie_;
-  std::mutex mu_;
-  std::list<std::pair<structured::OutputConstraint, std::shared_ptr<GuidedGrammar>>> lru_;  // newest first
+  structured::ConstraintCache grammars_{kMaxGrammars};
 };
 
 // The token bytes of `tokenizer` for a model of `vocab_size` ids (ids past the tokenizer's and

@@ -417,20 +417,15 @@ bool Scheduler::guidedMask(Sequence* s, size_t vocab) {
   const Group* g = s->group;
   allowed_.assign((vocab + 63) / 64, 0);
   s->matcher->fillMask(*options_.token_trie, allowed_, &g->guided->masks);
-  if (s->matcher->accepting()) {  // complete: the stop tokens may end it
-    for (int32_t id : g->suppress) allowed_[static_cast<size_t>(id) >> 6] |= uint64_t{1} << (id & 63);
-  }
+  // The stop tokens may end a complete output, unless min_tokens still suppresses them.
   const auto generated = static_cast<int32_t>(s->tokens.size()) - s->num_prompt;
-  for (size_t w = 0; w < allowed_.size(); ++w) {
-    uint64_t bits = allowed_[w];
-    if (generated < g->request.stop.min_tokens) {  // the stop tokens are suppressed anyway
-      for (int32_t id : g->suppress) {
-        if (static_cast<size_t>(id) >> 6 == w) bits &= ~(uint64_t{1} << (id & 63));
-      }
-    }
-    if (bits != 0) return true;
+  const bool may_stop = s->matcher->accepting() && generated >= g->request.stop.min_tokens;
+  for (int32_t id : g->suppress) {
+    const uint64_t bit = uint64_t{1} << (id & 63);
+    uint64_t& word = allowed_[static_cast<size_t>(id) >> 6];
+    word = may_stop ? (word | bit) : (word & ~bit);
   }
-  return false;
+  return std::any_of(allowed_.begin(), allowed_.end(), [](uint64_t w) { return w != 0; });
 }
 
 FinishReason Scheduler::stopReason(const Sequence* s, int32_t token) const {

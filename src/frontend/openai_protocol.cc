@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "structured/constraint.h"
+#include "structured/constraint_cache.h"
 
 namespace turbine::frontend {
 namespace {
@@ -195,6 +196,14 @@ Status readLogitBias(const FieldReader& r, std::map<int32_t, float>* out) {
   return Status::ok();
 }
 
+// Whether a constraint compiles. Recent ones are checked once, not per request (a realistic
+// schema takes ~150 us); the engine compiles its own copy.
+Status checkConstraint(const structured::OutputConstraint& c) {
+  static structured::ConstraintCache checked(64);
+  auto compiled = checked.compile(c);
+  return compiled.isOk() ? Status::ok() : compiled.status();
+}
+
 // The output constraint of response_format (OpenAI), guided_json / guided_regex / guided_choice
 // (vLLM) or structured_outputs (vLLM's newer form): at most one per request, compiled here so
 // that a bad schema or regex is a 400 naming the field before anything is routed.
@@ -272,8 +281,8 @@ Status readConstraint(const FieldReader& r, ClientOrder& order,
     if (json_object) TURBINE_RETURN_IF_ERROR(set("structured_outputs.json_object", Kind::kJsonSchema, R"({"type":"object"})"));
   }
   if (*out) {
-    auto compiled = structured::compileConstraint(**out);
-    if (!compiled.isOk()) return r.failTopLevel(field, compiled.status().message());
+    Status st = checkConstraint(**out);
+    if (!st.isOk()) return r.failTopLevel(field, st.message());
   }
   return Status::ok();
 }
@@ -573,8 +582,8 @@ Result<structured::OutputConstraint> forcedToolConstraint(const nlohmann::ordere
   if (!parallel) top["maxItems"] = 1;
   top["items"] = {{"anyOf", alternatives}};
   structured::OutputConstraint c{structured::OutputConstraint::Kind::kJsonSchema, top.dump()};
-  auto compiled = structured::compileConstraint(c);
-  if (!compiled.isOk()) return invalidArgument("the tools' parameters: " + compiled.status().message());
+  Status st = checkConstraint(c);
+  if (!st.isOk()) return invalidArgument("the tools' parameters: " + st.message());
   return c;
 }
 

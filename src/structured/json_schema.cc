@@ -76,8 +76,7 @@ class SchemaCompiler {
   int32_t anyValue();
   int32_t anyObject();
   int32_t anyArray();
-  int32_t typeRule(const std::string& type, const Json& s, const std::string& path, int depth,
-                   Status* err);
+  Result<int32_t> typeRule(const std::string& type, const Json& s, const std::string& path, int depth);
   Result<int32_t> objectRule(const Json& s, const std::string& path, int depth);
   Result<int32_t> arrayRule(const Json& s, const std::string& path, int depth);
   Result<int32_t> refRule(const std::string& ref, const std::string& path, int depth);
@@ -208,30 +207,19 @@ int32_t SchemaCompiler::anyValue() {
   return any_value_;
 }
 
+// Any object / array: the schema rules with nothing listed (extra keys and items any value).
+// The rule exists before its body, which refers back to it through anyValue().
 int32_t SchemaCompiler::anyObject() {
   if (any_object_ >= 0) return any_object_;
   any_object_ = b_.addRule("object");
-  const int32_t value = anyValue();
-  const int32_t member = b_.addRule("member");
-  b_.addAlternative(member, {rule(stringRule(0, -1)), rule(ws()), lit(':'), rule(ws()), rule(value),
-                             rule(ws())});
-  const int32_t tail = b_.addRule("object_tail");
-  b_.addAlternative(tail, {lit('}')});
-  b_.addAlternative(tail, {lit(','), rule(ws()), rule(member), rule(tail)});
-  b_.addAlternative(any_object_, {lit('{'), rule(ws()), lit('}')});
-  b_.addAlternative(any_object_, {lit('{'), rule(ws()), rule(member), rule(tail)});
+  b_.addAlternative(any_object_, {rule(*objectRule(Json::object(), "#", 0))});
   return any_object_;
 }
 
 int32_t SchemaCompiler::anyArray() {
   if (any_array_ >= 0) return any_array_;
   any_array_ = b_.addRule("array");
-  const int32_t value = anyValue();
-  const int32_t tail = b_.addRule("array_tail");
-  b_.addAlternative(tail, {lit(']')});
-  b_.addAlternative(tail, {lit(','), rule(ws()), rule(value), rule(ws()), rule(tail)});
-  b_.addAlternative(any_array_, {lit('['), rule(ws()), lit(']')});
-  b_.addAlternative(any_array_, {lit('['), rule(ws()), rule(value), rule(ws()), rule(tail)});
+  b_.addAlternative(any_array_, {rule(*arrayRule(Json::object(), "#", 0))});
   return any_array_;
 }
 
@@ -422,35 +410,25 @@ Result<int32_t> SchemaCompiler::arrayRule(const Json& s, const std::string& path
   return arr;
 }
 
-int32_t SchemaCompiler::typeRule(const std::string& type, const Json& s, const std::string& path,
-                                 int depth, Status* err) {
-  auto take = [&](Result<int32_t> r) -> int32_t {
-    if (!r.isOk()) {
-      *err = r.status();
-      return -1;
-    }
-    return *r;
-  };
+Result<int32_t> SchemaCompiler::typeRule(const std::string& type, const Json& s, const std::string& path,
+                                         int depth) {
   if (type == "string") {
     int64_t lo = 0, hi = -1;
     for (const char* key : {"minLength", "maxLength"}) {
       if (!s.contains(key)) continue;
       if (!s[key].is_number_integer() || s[key].get<int64_t>() < 0) {
-        *err = invalidArgument("JSON schema " + path + ": " + key + " must be a non-negative integer");
-        return -1;
+        return invalidArgument("JSON schema " + path + ": " + key + " must be a non-negative integer");
       }
       (key[1] == 'i' ? lo : hi) = s[key].get<int64_t>();
     }
     if ((hi >= 0 && lo > hi) || std::max(lo, hi) > kMaxUnrolled) {
-      *err = invalidArgument("JSON schema " + path + ": string lengths must satisfy minLength <= "
+      return invalidArgument("JSON schema " + path + ": string lengths must satisfy minLength <= "
                              "maxLength <= " + std::to_string(kMaxUnrolled));
-      return -1;
     }
     std::string pattern;
     if (s.contains("pattern")) {
       if (!s["pattern"].is_string()) {
-        *err = invalidArgument("JSON schema " + path + ": pattern must be a string");
-        return -1;
+        return invalidArgument("JSON schema " + path + ": pattern must be a string");
       }
       pattern = s["pattern"].get<std::string>();
     } else if (s.contains("format") && s["format"].is_string()) {
@@ -458,17 +436,15 @@ int32_t SchemaCompiler::typeRule(const std::string& type, const Json& s, const s
     }
     if (pattern.empty()) return stringRule(lo, hi);
     if (lo != 0 || hi >= 0) {
-      *err = invalidArgument("JSON schema " + path +
+      return invalidArgument("JSON schema " + path +
                              ": pattern (or format) with minLength / maxLength is not supported");
-      return -1;
     }
     RegexOptions ro;
     ro.json_string = true;
     ro.search = true;
     Result<int32_t> body = addRegexRule(&b_, pattern, ro);
     if (!body.isOk()) {
-      *err = invalidArgument("JSON schema " + path + ": pattern: " + body.status().message());
-      return -1;
+      return invalidArgument("JSON schema " + path + ": pattern: " + body.status().message());
     }
     const int32_t r = b_.addRule("string_pattern");
     b_.addAlternative(r, {lit('"'), rule(*body), lit('"')});
@@ -484,10 +460,9 @@ int32_t SchemaCompiler::typeRule(const std::string& type, const Json& s, const s
     anyValue();
     return null_;
   }
-  if (type == "object") return take(objectRule(s, path, depth));
-  if (type == "array") return take(arrayRule(s, path, depth));
-  *err = invalidArgument("JSON schema " + path + ": unknown type '" + type + "'");
-  return -1;
+  if (type == "object") return objectRule(s, path, depth);
+  if (type == "array") return arrayRule(s, path, depth);
+  return invalidArgument("JSON schema " + path + ": unknown type '" + type + "'");
 }
 
 Result<int32_t> SchemaCompiler::compile(const Json& s, const std::string& path, int depth) {
@@ -560,16 +535,10 @@ Result<int32_t> SchemaCompiler::compile(const Json& s, const std::string& path, 
       std::find(types.begin(), types.end(), "null") == types.end()) {
     types.push_back("null");
   }
-  Status err;
-  if (types.size() == 1) {
-    const int32_t r = typeRule(types[0], s, where, depth, &err);
-    if (!err.isOk()) return err;
-    return r;
-  }
+  if (types.size() == 1) return typeRule(types[0], s, where, depth);
   const int32_t r = b_.addRule("types");
   for (const std::string& t : types) {
-    const int32_t alt = typeRule(t, s, where, depth, &err);
-    if (!err.isOk()) return err;
+    TURBINE_ASSIGN_OR_RETURN(const int32_t alt, typeRule(t, s, where, depth));
     b_.addAlternative(r, {rule(alt)});
   }
   return r;

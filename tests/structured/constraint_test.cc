@@ -13,6 +13,7 @@
 #include "model/gguf.h"
 #include "model/tokenizer.h"
 #include "structured/constraint.h"
+#include "structured/constraint_cache.h"
 #include "structured/json_schema.h"
 #include "structured/matcher.h"
 #include "structured/regex.h"
@@ -231,6 +232,20 @@ TEST(Regex, AgreesWithStdRegexOnRandomStrings) {
   EXPECT_FALSE(matches(*uni, "\xce"));  // half a character
   EXPECT_FALSE(compileRegex("(a").isOk());
   EXPECT_FALSE(compileRegex("a\\1").isOk());
+}
+
+TEST(ConstraintCache, CompilesEachRuleOnceKeepsTheRecentAndNeverCachesFailures) {
+  using Kind = OutputConstraint::Kind;
+  ConstraintCache cache(2);
+  auto a = cache.compile({Kind::kRegex, "a+"});
+  ASSERT_TRUE(a.isOk());
+  auto again = cache.compile({Kind::kRegex, "a+", /*resume_tokens=*/3});  // same rule
+  ASSERT_TRUE(again.isOk());
+  EXPECT_EQ(a->get(), again->get());
+  EXPECT_NE(cache.compile({Kind::kChoice, R"(["a+"])"})->get(), a->get());  // same text, other kind
+  ASSERT_TRUE(cache.compile({Kind::kRegex, "b+"}).isOk());                   // evicts a+
+  EXPECT_NE(cache.compile({Kind::kRegex, "a+"})->get(), a->get());
+  for (int i = 0; i < 2; ++i) EXPECT_FALSE(cache.compile({Kind::kRegex, "(a"}).isOk());
 }
 
 TEST(Choice, OnlyTheListedStrings) {
