@@ -2,6 +2,7 @@
 // sequence owns) and the model runner (which owns the KV memory and computes the step).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -46,6 +47,20 @@ class ModelRunner {
   // Writes K/V of every token of the batch into its blocks, and logits [numLogits(), vocab]
   // row-major into `logits` (in the order of batch.seqs, skipping those without want_logits).
   virtual Status forward(const Batch& batch, std::span<float> logits) = 0;
+
+  // Block copies for the KV block manager (offload to host / disk and back, kv/block_manager.h).
+  // blockBytes(): one block's K/V, all layers, as readBlock() writes it; 0 when the runner
+  // cannot copy blocks (then the engine runs without tiers). Never called during forward().
+  virtual size_t blockBytes() const { return 0; }
+  // Copies block `block` into `dst` (blockBytes() bytes) / overwrites it from `src`.
+  virtual Status readBlock(BlockId block, void* dst) {
+    (void)block, (void)dst;
+    return unimplemented("this model runner cannot copy KV blocks");
+  }
+  virtual Status writeBlock(BlockId block, const void* src) {
+    (void)block, (void)src;
+    return unimplemented("this model runner cannot copy KV blocks");
+  }
 };
 
 }  // namespace turbine::engine

@@ -66,6 +66,7 @@ BlockId BlockPool::commit(BlockId block, kv::BlockHash hash, std::optional<kv::B
   Meta& m = blocks_[block];
   m.has_hash = true;
   m.hash = hash;
+  m.parent_hash = parent;
   by_hash_.emplace(hash, block);
   if (parent) {
     const auto p = by_hash_.find(*parent);
@@ -125,6 +126,7 @@ void BlockPool::evictOne() {
     blocks_[victim].num_children = 0;
   }
   --num_cached_free_;
+  if (on_evict_) on_evict_(victim, blocks_[victim].hash, blocks_[victim].parent_hash);
   dropHash(victim);
   free_.push_back(victim);
 }
@@ -148,25 +150,15 @@ void BlockPool::markEvictableIfLeaf(BlockId b) {
 }
 
 void BlockPool::emitStored(kv::BlockHash hash, std::optional<kv::BlockHash> parent) {
-  // Extend the previous stored event when this block continues its chain.
-  if (!events_.empty() && parent) {
-    if (auto* s = std::get_if<kv::BlockStored>(&events_.back());
-        s && s->tier == kv::Tier::kDevice && s->block_hashes.back() == *parent) {
-      s->block_hashes.push_back(hash);
-      return;
-    }
-  }
-  events_.emplace_back(kv::BlockStored{{hash}, parent, kv::Tier::kDevice});
+  kv::appendEvent(events_, kv::BlockStored{{hash}, parent, kv::Tier::kDevice});
 }
 
 void BlockPool::emitRemoved(kv::BlockHash hash) {
-  if (!events_.empty()) {
-    if (auto* r = std::get_if<kv::BlockRemoved>(&events_.back())) {
-      r->block_hashes.push_back(hash);
-      return;
-    }
-  }
-  events_.emplace_back(kv::BlockRemoved{{hash}, kv::Tier::kDevice});
+  kv::appendEvent(events_, kv::BlockRemoved{{hash}, kv::Tier::kDevice});
+}
+
+void BlockPool::appendEvents(std::vector<kv::KvEvent> events) {
+  for (auto& e : events) kv::appendEvent(events_, std::move(e));
 }
 
 Status BlockPool::checkInvariants() const {

@@ -12,11 +12,15 @@
 // A hash maps to at most one block: commit() of a hash already cached returns the cached block
 // (the caller swaps it into its table) so the chain invariant "a cached block's parent is cached"
 // holds and cached-free blocks can always be evicted.
+// An eviction listener (the KV block manager's offload) sees each evicted block while its data
+// is still intact, before its `removed` event; events of other tiers are spliced into the same
+// ordered stream with appendEvents().
 //
 // Thread safety: not thread-safe; owned by the engine's step loop.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <set>
 #include <span>
@@ -33,6 +37,10 @@ namespace turbine::engine {
 
 class BlockPool {
  public:
+  // Called for a cached-free block about to be evicted: its id, hash and chain parent's hash.
+  using EvictionListener =
+      std::function<void(BlockId block, kv::BlockHash hash, std::optional<kv::BlockHash> parent)>;
+
   // Block ids are [0, num_blocks). With caching off, commit() is a no-op and nothing is emitted.
   BlockPool(int32_t num_blocks, bool enable_caching);
 
@@ -66,8 +74,12 @@ class BlockPool {
   // Forgets every hash (used blocks keep their data but can no longer be hit); emits cleared.
   void resetPrefixCache();
 
+  void setEvictionListener(EvictionListener listener) { on_evict_ = std::move(listener); }
+
   // Events emitted since the last call, oldest first.
   std::vector<kv::KvEvent> takeEvents();
+  // Appends events of other tiers (the KV block manager's) to the stream, in order.
+  void appendEvents(std::vector<kv::KvEvent> events);
 
   // For tests and stats.
   int32_t refCount(BlockId block) const { return blocks_[block].ref; }
@@ -80,6 +92,7 @@ class BlockPool {
     int32_t ref = 0;
     bool has_hash = false;
     kv::BlockHash hash = 0;
+    std::optional<kv::BlockHash> parent_hash;  // the chain parent named at commit
     BlockId parent = -1;       // cached parent block linked at commit, or -1
     int32_t num_children = 0;  // cached blocks whose parent is this one
     uint64_t tick = 0;         // when it last became cached-free (LRU order)
@@ -99,6 +112,7 @@ class BlockPool {
   std::unordered_map<kv::BlockHash, BlockId> by_hash_;
   uint64_t clock_ = 0;
   std::vector<kv::KvEvent> events_;
+  EvictionListener on_evict_;
 };
 
 }  // namespace turbine::engine

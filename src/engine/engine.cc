@@ -21,6 +21,31 @@ Output abortedOutput(const RequestId& id, Status status) {
   return out;
 }
 
+// The tiers EngineOptions::kv_tiers asks for (nullptr when none).
+Result<std::unique_ptr<kv::KvBlockManager>> makeBlockManager(const ModelRunner& runner,
+                                                             const EngineOptions& options) {
+  const KvTierOptions& t = options.kv_tiers;
+  if (t.host_bytes == 0 && t.disk_bytes == 0) return std::unique_ptr<kv::KvBlockManager>();
+  if (!options.enable_prefix_caching)
+    return invalidArgument("KV offloading (host / disk cache) needs prefix caching");
+  const size_t block = runner.blockBytes();
+  if (block == 0)
+    return failedPrecondition("KV offloading: this engine's model runner cannot copy KV blocks");
+  kv::KvBlockManagerOptions mo;
+  mo.block_bytes = block;
+  mo.host_blocks = static_cast<int64_t>(t.host_bytes / block);
+  mo.disk_blocks = static_cast<int64_t>(t.disk_bytes / block);
+  mo.disk_dir = t.disk_dir;
+  const auto tooSmall = [&](const char* what, size_t bytes) {
+    return invalidArgument(std::string("KV ") + what + " cache of " + std::to_string(bytes) +
+                           " bytes holds no block (one block is " + std::to_string(block) +
+                           " bytes)");
+  };
+  if (t.host_bytes > 0 && mo.host_blocks == 0) return tooSmall("host", t.host_bytes);
+  if (t.disk_bytes > 0 && mo.disk_blocks == 0) return tooSmall("disk", t.disk_bytes);
+  return kv::KvBlockManager::create(mo);
+}
+
 }  // namespace
 
 std::optional<Output> OutputStream::next() {
@@ -57,11 +82,15 @@ Result<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<ModelRunner> runn
     if (id < 0 || id >= runner->vocabSize())
       return invalidArgument("eos_token_ids: " + std::to_string(id) + " outside the vocabulary");
   }
-  return std::unique_ptr<Engine>(new Engine(std::move(runner), std::move(options)));
+  TURBINE_ASSIGN_OR_RETURN(auto block_manager, makeBlockManager(*runner, options));
+  return std::unique_ptr<Engine>(
+      new Engine(std::move(runner), std::move(options), std::move(block_manager)));
 }
 
-Engine::Engine(std::unique_ptr<ModelRunner> runner, EngineOptions options)
-    : options_(std::move(options)), runner_(std::move(runner)) {
+Engine::Engine(std::unique_ptr<ModelRunner> runner, EngineOptions options,
+               std::unique_ptr<kv::KvBlockManager> block_manager)
+    : options_(std::move(options)), runner_(std::move(runner)),
+      block_manager_(std::move(block_manager)) {
   SchedulerOptions so;
   so.model_id = options_.model_id;
   so.max_num_batched_tokens = options_.max_num_batched_tokens;
@@ -70,6 +99,7 @@ Engine::Engine(std::unique_ptr<ModelRunner> runner, EngineOptions options)
   so.eos_token_ids = options_.eos_token_ids;
   so.waiting_gauge = &st_waiting_;
   so.token_trie = options_.token_trie;
+  so.block_manager = block_manager_.get();
   if (options_.token_trie) guided_ = std::make_unique<GuidedDecoding>(options_.token_trie);
   scheduler_ = std::make_unique<Scheduler>(so, runner_.get());
   limits_ = scheduler_->limits();
@@ -210,7 +240,7 @@ void Engine::handle(Message& msg) {
   } else if (auto* sub = std::get_if<SubscribeMsg>(&msg)) {
     kv_subscribers_.push_back(std::move(sub->callback));
   } else if (std::holds_alternative<ResetMsg>(msg)) {
-    scheduler_->pool().resetPrefixCache();
+    scheduler_->resetPrefixCache();
   } else if (auto* sy = std::get_if<SyncMsg>(&msg)) {
     publishKvEvents();
     publishStats();
@@ -240,6 +270,13 @@ void Engine::publishStats() {
   st_looked_up_.store(c.prompt_tokens_looked_up, r);
   st_cached_.store(c.prompt_tokens_cached, r);
   st_forward_ns_.store(c.forward_ns, r);
+  if (block_manager_) {
+    const kv::KvBlockManagerStats m = block_manager_->stats();
+    st_host_used_.store(m.host_used, r);
+    st_disk_used_.store(m.disk_used, r);
+    st_offloaded_.store(m.offloaded, r);
+    st_onboarded_.store(m.onboarded_host + m.onboarded_disk, r);
+  }
 }
 
 EngineStats Engine::stats() {
@@ -257,6 +294,14 @@ EngineStats Engine::stats() {
   s.decode_tokens = st_decode_.load(r);
   s.preemptions = st_preempt_.load(r);
   s.finished_requests = st_finished_.load(r);
+  if (block_manager_) {  // the capacities are fixed at construction
+    s.kv_host_blocks_total = options_.kv_tiers.host_bytes / block_manager_->blockBytes();
+    s.kv_disk_blocks_total = options_.kv_tiers.disk_bytes / block_manager_->blockBytes();
+  }
+  s.kv_host_blocks_used = st_host_used_.load(r);
+  s.kv_disk_blocks_used = st_disk_used_.load(r);
+  s.kv_blocks_offloaded = st_offloaded_.load(r);
+  s.kv_blocks_onboarded = st_onboarded_.load(r);
   const int64_t loop_ns = st_loop_ns_.load(r), fwd_ns = st_forward_ns_.load(r);
 
   std::lock_guard lk(stats_mu_);

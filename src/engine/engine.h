@@ -35,9 +35,19 @@
 #include "engine/guided.h"
 #include "engine/request.h"
 #include "engine/scheduler.h"
+#include "kv/block_manager.h"
 #include "kv/kv_events.h"
 
 namespace turbine::engine {
+
+// KV tiers below the runner's pool (kv/block_manager.h): blocks the pool evicts are kept here
+// and copied back for a later prefix hit. Sizes in bytes, whole blocks of the runner's
+// blockBytes(); 0: no such tier. Needs prefix caching and a runner that copies blocks.
+struct KvTierOptions {
+  size_t host_bytes = 0;
+  size_t disk_bytes = 0;
+  std::string disk_dir;  // the disk tier's file goes here (required with disk_bytes)
+};
 
 struct EngineOptions {
   std::string model_id;                   // block-hash root (DESIGN.md §3.1)
@@ -49,6 +59,7 @@ struct EngineOptions {
   std::vector<int32_t> eos_token_ids;     // the model's EOS ids (from its generation config)
   // The vocabulary's token bytes (tokenTrieFor); requests with a constraint are refused without.
   std::shared_ptr<const structured::TokenTrie> token_trie;
+  KvTierOptions kv_tiers;
   // The block size is the runner's blockSize(); the pool is [0, runner.numBlocks()).
 };
 
@@ -59,6 +70,12 @@ struct EngineStats {
   int32_t kv_blocks_total = 0;
   int32_t kv_blocks_used = 0;          // referenced by a sequence
   int32_t kv_blocks_cached_free = 0;   // unreferenced, holding a hash; reusable or evictable
+  int64_t kv_host_blocks_total = 0;    // tiers below the pool (KvTierOptions), blocks
+  int64_t kv_host_blocks_used = 0;
+  int64_t kv_disk_blocks_total = 0;
+  int64_t kv_disk_blocks_used = 0;
+  int64_t kv_blocks_offloaded = 0;     // cumulative: blocks copied from the pool to a tier
+  int64_t kv_blocks_onboarded = 0;     // cumulative: blocks copied back from a tier
   double prefix_cache_hit_rate = 0;    // cached prompt tokens / prompt tokens, since start
   double steps_per_s = 0;
   double prefill_tokens_per_s = 0;     // prompt + recompute tokens computed per second
@@ -137,7 +154,8 @@ class Engine {
   };
   using Message = std::variant<AddMsg, AbortMsg, SubscribeMsg, ResetMsg, SyncMsg>;
 
-  Engine(std::unique_ptr<ModelRunner> runner, EngineOptions options);
+  Engine(std::unique_ptr<ModelRunner> runner, EngineOptions options,
+         std::unique_ptr<kv::KvBlockManager> block_manager);
   // False (message not queued) once the loop has exited.
   bool post(Message msg);
   void loop();
@@ -150,6 +168,7 @@ class Engine {
   std::unique_ptr<ModelRunner> runner_;
   RequestLimits limits_;
   std::unique_ptr<GuidedDecoding> guided_;  // set when options_.token_trie is
+  std::unique_ptr<kv::KvBlockManager> block_manager_;  // set when options_.kv_tiers asks for one
   std::unique_ptr<Scheduler> scheduler_;  // loop thread only
   std::vector<KvEventCallback> kv_subscribers_;  // loop thread only
   uint64_t kv_seq_ = 0;                          // loop thread only
@@ -167,7 +186,8 @@ class Engine {
   // Published by the loop after each step (relaxed), read by stats().
   std::atomic<int32_t> st_running_{0}, st_waiting_{0}, st_used_{0}, st_cached_free_{0};
   std::atomic<int64_t> st_steps_{0}, st_prefill_{0}, st_decode_{0}, st_preempt_{0},
-      st_finished_{0}, st_looked_up_{0}, st_cached_{0}, st_loop_ns_{0}, st_forward_ns_{0};
+      st_finished_{0}, st_looked_up_{0}, st_cached_{0}, st_loop_ns_{0}, st_forward_ns_{0},
+      st_host_used_{0}, st_disk_used_{0}, st_offloaded_{0}, st_onboarded_{0};
 
   std::mutex stats_mu_;  // guards the previous snapshot used for rates
   EngineStats prev_stats_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "engine/cpu/kernels.h"
@@ -215,6 +216,20 @@ void LlamaModel::prepare(const Batch& batch) {
   v_.resize(n * kd);
   gate_.resize(n * f);
   up_.resize(n * f);
+}
+
+Status LlamaModel::readBlock(BlockId block, void* dst) {
+  if (block < 0 || block >= kv_->numBlocks())
+    return outOfRange("KV block " + std::to_string(block) + " outside the pool");
+  std::memcpy(dst, kv_->blockData(block), kv_->bytesPerBlock());
+  return Status::ok();
+}
+
+Status LlamaModel::writeBlock(BlockId block, const void* src) {
+  if (block < 0 || block >= kv_->numBlocks())
+    return outOfRange("KV block " + std::to_string(block) + " outside the pool");
+  std::memcpy(kv_->blockData(block), src, kv_->bytesPerBlock());
+  return Status::ok();
 }
 
 Status LlamaModel::forward(const Batch& batch, std::span<float> logits) {

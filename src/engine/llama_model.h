@@ -65,6 +65,11 @@ class LlamaModel : public ModelRunner {
   // or `logits` is smaller than numLogits() * vocab.
   Status forward(const Batch& batch, std::span<float> logits) override;
 
+  // One block of the KV pool, all layers (KvCache::blockData); OutOfRange for a bad block id.
+  size_t blockBytes() const override { return kv_->bytesPerBlock(); }
+  Status readBlock(BlockId block, void* dst) override;
+  Status writeBlock(BlockId block, const void* src) override;
+
   const model::ModelConfig& config() const { return weights_->config; }
   const model::ModelWeights& weights() const { return *weights_; }
   KvCache& kvCache() { return *kv_; }

@@ -120,7 +120,13 @@ Scheduler::Scheduler(const SchedulerOptions& options, ModelRunner* runner)
       runner_(runner),
       limits_{runner->vocabSize(), runner->maxModelLen(), runner->blockSize(),
               runner->numBlocks(), options.max_num_seqs},
-      pool_(runner->numBlocks(), options.enable_prefix_caching) {}
+      pool_(runner->numBlocks(), options.enable_prefix_caching) {
+  if (options_.block_manager) {
+    pool_.setEvictionListener([this](BlockId b, kv::BlockHash h, std::optional<kv::BlockHash> p) {
+      offload(b, h, p);
+    });
+  }
+}
 
 Scheduler::~Scheduler() = default;
 
@@ -302,26 +308,74 @@ int32_t Scheduler::acquireCachedPrefix(Sequence* s) {
   return hit;
 }
 
+int32_t Scheduler::tieredPrefix(Sequence* s, int32_t from) {
+  kv::KvBlockManager* m = options_.block_manager;
+  if (!m || !pool_.cachingEnabled()) return 0;
+  const int32_t max_hit = (static_cast<int32_t>(s->tokens.size()) - 1) / limits_.block_size;
+  int32_t end = from;
+  while (end < max_hit && m->find(s->hashes[end])) ++end;
+  // Tail first, so the run's head ends up most recently used (evicted last).
+  for (int32_t i = end; i-- > from;) m->touch(s->hashes[i]);
+  return end - from;
+}
+
+int32_t Scheduler::onboard(Sequence* s, int32_t count) {
+  kv::KvBlockManager* m = options_.block_manager;
+  int32_t done = 0;
+  for (; done < count; ++done) {
+    const int32_t i = s->num_committed;
+    const BlockId b = s->blocks[i];
+    const Status st =
+        m->onboard(s->hashes[i], [&](const void* src) { return runner_->writeBlock(b, src); });
+    if (!st.isOk()) break;
+    std::optional<kv::BlockHash> parent;
+    if (i > 0) parent = s->hashes[i - 1];
+    s->blocks[i] = pool_.commit(b, s->hashes[i], parent);
+    ++s->num_committed;
+    s->num_computed += limits_.block_size;
+  }
+  pool_.appendEvents(m->takeEvents());
+  return done;
+}
+
+void Scheduler::offload(BlockId block, kv::BlockHash hash, std::optional<kv::BlockHash> parent) {
+  kv::KvBlockManager* m = options_.block_manager;
+  // A failed copy loses the block, as an eviction without tiers would.
+  (void)m->offload(hash, parent, [&](void* dst) { return runner_->readBlock(block, dst); });
+  pool_.appendEvents(m->takeEvents());
+}
+
+void Scheduler::resetPrefixCache() {
+  pool_.resetPrefixCache();
+  if (options_.block_manager) options_.block_manager->clear();
+}
+
 void Scheduler::admitWaiting() {
   while (budget_ > 0 && !waiting_.empty() &&
          static_cast<int32_t>(running_.size()) < options_.max_num_seqs) {
     Sequence* s = waiting_.front();
     const int32_t hit = acquireCachedPrefix(s);
-    const int32_t n = std::min(static_cast<int32_t>(s->tokens.size()) - s->num_computed, budget_);
-    const int32_t need = ceilDiv(s->num_computed + n, limits_.block_size) -
+    const int32_t tier_hit = tieredPrefix(s, hit);
+    const int32_t start = s->num_computed + tier_hit * limits_.block_size;
+    int32_t n = std::min(static_cast<int32_t>(s->tokens.size()) - start, budget_);
+    const int32_t need = ceilDiv(start + n, limits_.block_size) -
                          static_cast<int32_t>(s->blocks.size());
     if (!pool_.allocate(need, s->blocks)) {
       releaseBlocks(s);  // give the hits back; retried next step
       return;
     }
+    const int32_t onboarded = tier_hit > 0 ? onboard(s, tier_hit) : 0;
+    // Fewer onboarded than found: compute from there (the blocks allocated still cover it).
+    n = std::min(static_cast<int32_t>(s->tokens.size()) - s->num_computed, budget_);
     waiting_.pop_front();
     Group* g = s->group;
     if (s->index == 0 && !g->admitted) {
       g->admitted = true;
       addUnadmitted(-1);
-      g->cached_tokens = hit * limits_.block_size;
+      g->cached_tokens = s->num_computed;
       counters_.prompt_tokens_looked_up += s->num_prompt;
       counters_.prompt_tokens_cached += g->cached_tokens;
+      counters_.prompt_tokens_onboarded += onboarded * limits_.block_size;
     }
     s->state = SeqState::kRunning;
     running_.insert(std::upper_bound(running_.begin(), running_.end(), s,

@@ -13,6 +13,9 @@
 // the whole pool finishes with kLength.
 // n > 1: sample 0 prefills the prompt; the other samples start once it is computed and reuse
 // its full blocks through the prefix cache (the partial last block is recomputed per sample).
+// With a KV block manager (tiers below the pool, kv/block_manager.h): every block the pool
+// evicts is offloaded to it first, and a new sequence's prefix continues past the pool's hits
+// with the blocks the tiers hold, copied back into fresh blocks (onboarded) instead of computed.
 //
 // Thread safety: not thread-safe; owned by the engine's step loop. Output callbacks run inside
 // step() and abort(), after the scheduler's state is consistent.
@@ -33,6 +36,7 @@
 #include "engine/request.h"
 #include "engine/sampler.h"
 #include "kv/block_hash.h"
+#include "kv/block_manager.h"
 
 namespace turbine::engine {
 
@@ -43,6 +47,9 @@ struct SchedulerOptions {
   bool enable_prefix_caching = true;
   std::vector<int32_t> eos_token_ids;     // stop tokens unless a request sets ignore_eos
   std::shared_ptr<const structured::TokenTrie> token_trie;  // needed by guided requests
+  // Host / disk tiers below the pool (not owned; outlives the scheduler). Needs prefix caching
+  // and a runner whose blockBytes() is the manager's.
+  kv::KvBlockManager* block_manager = nullptr;
   // When set, kept equal to numWaitingRequests() (relaxed stores), for other threads to read.
   std::atomic<int32_t>* waiting_gauge = nullptr;
 };
@@ -65,7 +72,8 @@ struct SchedulerCounters {
   int64_t prefill_tokens = 0;        // tokens computed as prompt (or recompute) chunks
   int64_t decode_tokens = 0;         // tokens computed as single-token decodes
   int64_t prompt_tokens_looked_up = 0;  // prompt tokens of first admissions
-  int64_t prompt_tokens_cached = 0;     // of which served from the prefix cache
+  int64_t prompt_tokens_cached = 0;     // of which served from the prefix cache (any tier)
+  int64_t prompt_tokens_onboarded = 0;  // of which copied back from the host / disk tiers
   int64_t preemptions = 0;
   int64_t finished_requests = 0;
   int64_t forward_ns = 0;            // time inside ModelRunner::forward
@@ -101,6 +109,9 @@ class Scheduler {
   int32_t lastBatchSeqs() const { return last_batch_seqs_; }
   int64_t lastBatchTokens() const { return last_batch_tokens_; }
 
+  // Forgets every cached block, on the pool and on the tiers (one `cleared` event).
+  void resetPrefixCache();
+
   BlockPool& pool() { return pool_; }
   const BlockPool& pool() const { return pool_; }
   RequestLimits limits() const { return limits_; }
@@ -119,6 +130,12 @@ class Scheduler {
   void admitWaiting();
   bool ensureBlocks(Sequence* s, int32_t num_tokens);
   int32_t acquireCachedPrefix(Sequence* s);
+  // Leading blocks after the pool's `from` hits that the tiers hold (marked recently used).
+  int32_t tieredPrefix(Sequence* s, int32_t from);
+  // Copies up to `count` tier blocks into s's next allocated blocks and commits them; returns
+  // how many (fewer when one is gone or a copy fails).
+  int32_t onboard(Sequence* s, int32_t count);
+  void offload(BlockId block, kv::BlockHash hash, std::optional<kv::BlockHash> parent);
   void preempt(Sequence* s);
   void update(std::span<const float> logits);
   void commitFullBlocks(Sequence* s);

@@ -23,6 +23,28 @@ Result<Tier> parseTier(std::string_view name) {
                          "' (expected device, host, disk or remote)");
 }
 
+void appendEvent(std::vector<KvEvent>& events, KvEvent event) {
+  if (!events.empty()) {
+    if (auto* s = std::get_if<BlockStored>(&event)) {
+      auto* last = std::get_if<BlockStored>(&events.back());
+      if (last && last->tier == s->tier && s->parent_hash && !last->block_hashes.empty() &&
+          last->block_hashes.back() == *s->parent_hash) {
+        last->block_hashes.insert(last->block_hashes.end(), s->block_hashes.begin(),
+                                  s->block_hashes.end());
+        return;
+      }
+    } else if (auto* r = std::get_if<BlockRemoved>(&event)) {
+      auto* last = std::get_if<BlockRemoved>(&events.back());
+      if (last && last->tier == r->tier) {
+        last->block_hashes.insert(last->block_hashes.end(), r->block_hashes.begin(),
+                                  r->block_hashes.end());
+        return;
+      }
+    }
+  }
+  events.push_back(std::move(event));
+}
+
 void KvBlockSet::apply(const KvEvent& event) {
   if (const auto* s = std::get_if<BlockStored>(&event)) {
     auto& set = sets_[static_cast<int>(s->tier)];

@@ -59,6 +59,11 @@ struct KvEventMessage {
   bool operator==(const KvEventMessage&) const = default;
 };
 
+// Appends `event` to `events`, merged into the last event where that keeps the meaning: a
+// `stored` that continues the last `stored` chain of the same tier (its parent is that event's
+// last hash) extends it; a `removed` extends a last `removed` of the same tier.
+void appendEvent(std::vector<KvEvent>& events, KvEvent event);
+
 // The set of block hashes a worker holds per tier, rebuilt from its events.
 class KvBlockSet {
  public:

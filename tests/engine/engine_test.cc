@@ -192,7 +192,7 @@ TEST(Engine, DuplicateIdIsReportedThroughTheStream) {
 
 TEST(Engine, ConcurrentClientsGetTheirOwnTokens) {
   auto e = makeEngine(std::make_unique<FakeRunner>(kVocab, 4, 512, 512),
-                      EngineOptions{"fake", 0, 64, 16, 1024, true, {}, {}});
+                      EngineOptions{"fake", 0, 64, 16, 1024, true, {}, {}, {}});
   std::vector<std::thread> clients;
   std::atomic<int> mismatches{0}, done{0};
   for (int t = 0; t < 4; ++t) {
@@ -218,7 +218,7 @@ TEST(Engine, ConcurrentClientsGetTheirOwnTokens) {
 
 TEST(Engine, KvEventsMirrorTheCacheAndSeqIsConsecutive) {
   auto e = makeEngine(std::make_unique<FakeRunner>(kVocab, 4, 48, 512),
-                      EngineOptions{"fake", 7, 32, 8, 1024, true, {}, {}});
+                      EngineOptions{"fake", 7, 32, 8, 1024, true, {}, {}, {}});
   std::mutex mu;
   kv::KvBlockSet mirror;
   int bad = 0;

@@ -5,10 +5,13 @@
 // through the block table. Any scheduling or caching bug (a wrong block table, a block evicted
 // or overwritten while in use, a skipped or duplicated token) changes the prefix it reads and
 // hence the tokens. Reading a slot that was never written for that position is an error.
+// Its blocks can be copied out and back (blockBytes / readBlock / writeBlock: each slot's token
+// and position), so KV tiers work over it and a wrong copy changes the tokens too.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <random>
 #include <span>
@@ -69,6 +72,7 @@ class FakeRunner : public ModelRunner {
       return internalError("injected failure");
     }
     ++calls;
+    tokens_computed += batch.numTokens();
     max_batch_tokens = std::max<int64_t>(max_batch_tokens, batch.numTokens());
     max_batch_seqs = std::max<int64_t>(max_batch_seqs, static_cast<int64_t>(batch.seqs.size()));
     if (on_forward) on_forward(batch);
@@ -106,8 +110,29 @@ class FakeRunner : public ModelRunner {
     return Status::ok();
   }
 
+  size_t blockBytes() const override { return 2 * sizeof(int32_t) * static_cast<size_t>(block_size_); }
+  Status readBlock(BlockId block, void* dst) override {
+    if (block < 0 || block >= num_blocks_) return internalError("bad block id");
+    const size_t n = static_cast<size_t>(block_size_), at = static_cast<size_t>(block) * n;
+    std::memcpy(dst, &slot_token_[at], n * sizeof(int32_t));
+    std::memcpy(static_cast<int32_t*>(dst) + n, &slot_pos_[at], n * sizeof(int32_t));
+    ++blocks_read;
+    return Status::ok();
+  }
+  Status writeBlock(BlockId block, const void* src) override {
+    if (block < 0 || block >= num_blocks_) return internalError("bad block id");
+    const size_t n = static_cast<size_t>(block_size_), at = static_cast<size_t>(block) * n;
+    std::memcpy(&slot_token_[at], src, n * sizeof(int32_t));
+    std::memcpy(&slot_pos_[at], static_cast<const int32_t*>(src) + n, n * sizeof(int32_t));
+    ++blocks_written;
+    return Status::ok();
+  }
+
   bool fail_next = false;
   int64_t calls = 0;
+  int64_t blocks_read = 0;     // block copies out (offloads) and in (onboards)
+  int64_t blocks_written = 0;
+  int64_t tokens_computed = 0;  // tokens of all forward() calls
   int64_t max_batch_tokens = 0;
   int64_t max_batch_seqs = 0;
   std::function<void(const Batch&)> on_forward;
