@@ -46,6 +46,8 @@ struct ServeArgs {
   int workers = 1;
   int threads = 0;
   std::string kv_cache_memory;
+  KvTierFlags kv_tier_flags;
+  engine::KvTierOptions kv_tiers;  // parsed from kv_tier_flags
   std::string kv_cache_dtype = "auto";
   int32_t max_model_len = 0;
   int32_t block_size = 16;
@@ -149,6 +151,7 @@ Status startWorkers(const ServeArgs& args, const model::ModelInfo& info,
     engine::EngineOptions eo;
     eo.eos_token_ids = info.eos_token_ids;
     eo.max_num_seqs = args.max_num_seqs;
+    eo.kv_tiers = args.kv_tiers;
     if (!token_trie) token_trie = engine::tokenTrieFor(tokenizer, runner->vocabSize());
     eo.token_trie = token_trie;
     worker::WorkerOptions wo;
@@ -159,7 +162,8 @@ Status startWorkers(const ServeArgs& args, const model::ModelInfo& info,
     const auto& rec = w->record();
     logLine("worker " + std::to_string(i) + ": " + std::to_string(per_worker) + " threads, " +
             std::to_string(rec.kv_blocks_total) + " KV blocks of " + std::to_string(rec.block_size) +
-            " tokens (" + engine::kvDTypeName(kv_dtype) + "), max_model_len " + std::to_string(rec.max_model_len));
+            " tokens (" + engine::kvDTypeName(kv_dtype) + "), max_model_len " + std::to_string(rec.max_model_len) +
+            (args.kv_tiers.host_bytes + args.kv_tiers.disk_bytes > 0 ? "; " + describeKvTiers(args.kv_tiers) : ""));
     stack.workers.push_back(std::move(w));
   }
   return Status::ok();
@@ -218,6 +222,7 @@ Status runServe(ServeArgs args) {
   if (!args.kv_cache_memory.empty()) {
     TURBINE_ASSIGN_OR_RETURN(kv_bytes, parseBytes(args.kv_cache_memory, "--kv-cache-memory"));
   }
+  TURBINE_ASSIGN_OR_RETURN(args.kv_tiers, kvTierOptions(args.kv_tier_flags));
   if (args.router.empty()) args.router = router::hasKvRouter() ? "kv" : "least-loaded";
   router::RouterOptions ro = args.routing;
   ro.policy = args.router;
@@ -252,6 +257,7 @@ void addServeCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(0, 4096));
   cmd->add_option("--kv-cache-memory", args->kv_cache_memory,
                   "KV cache bytes per worker, e.g. 536870912 or 512MiB (default: 4 sequences of max-model-len)");
+  addKvTierOptions(cmd, args->kv_tier_flags);
   cmd->add_option("--kv-cache-dtype", args->kv_cache_dtype,
                   "KV cache element type (auto: the weights' type, f16 for q8_0, f32 for f32)")
       ->check(CLI::IsMember(kKvCacheDtypes))->capture_default_str();
@@ -281,6 +287,11 @@ void addServeCommand(CLI::App& app, int& exit_code) {
         exit_code = 2;
         return;
       }
+    }
+    if (auto tiers = kvTierOptions(args->kv_tier_flags); !tiers.isOk()) {
+      std::fprintf(stderr, "turbine serve: error: %s (see --help)\n", tiers.status().message().c_str());
+      exit_code = 2;
+      return;
     }
     Status st = runServe(*args);
     exit_code = st.isOk() ? 0 : reportError("serve", st);

@@ -47,6 +47,7 @@ struct WorkerArgs {
   int lease_ttl_s = 10;
   int threads = 0;
   std::string kv_cache_memory;
+  KvTierFlags kv_tier_flags;
   std::string kv_cache_dtype = "auto";
   int32_t max_model_len = 0;
   int32_t block_size = 16;
@@ -259,6 +260,7 @@ Status runWorker(WorkerArgs args) {
   eo.eos_token_ids = info.eos_token_ids;
   eo.max_num_seqs = args.max_num_seqs;
   eo.token_trie = std::move(token_trie);
+  TURBINE_ASSIGN_OR_RETURN(eo.kv_tiers, kvTierOptions(args.kv_tier_flags));
   worker::WorkerOptions wo;
   wo.worker_id = args.worker_id;
   wo.endpoint = args.host + ":" + std::to_string(port);
@@ -273,7 +275,8 @@ Status runWorker(WorkerArgs args) {
   logLine("worker " + std::to_string(rec.worker_id) + " (" + args.engine + " engine) serves model '" +
           rec.served_model_name + "' (model_id " + rec.model_id + "): " + std::to_string(rec.kv_blocks_total) +
           " KV blocks of " + std::to_string(rec.block_size) + " tokens, max_model_len " +
-          std::to_string(rec.max_model_len));
+          std::to_string(rec.max_model_len) +
+          (eo.kv_tiers.host_bytes + eo.kv_tiers.disk_bytes > 0 ? "; " + describeKvTiers(eo.kv_tiers) : ""));
   logLine("registered in etcd " + args.etcd + " as " + planes.discovery->prefix() + std::to_string(rec.worker_id) +
           " (lease TTL " + std::to_string(args.lease_ttl_s) + " s)");
   logLine("listening on grpc://" + rec.endpoint + ", events on " + rec.event_endpoint);
@@ -310,6 +313,7 @@ void addWorkerCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(1, 3600))->capture_default_str();
   cmd->add_option("--threads", args->threads, "Kernel threads (default: all cores)")->check(CLI::Range(0, 4096));
   cmd->add_option("--kv-cache-memory", args->kv_cache_memory, "KV cache bytes, e.g. 512MiB (real engine)");
+  addKvTierOptions(cmd, args->kv_tier_flags);
   cmd->add_option("--kv-cache-dtype", args->kv_cache_dtype,
                   "KV cache element type, real engine (auto: the weights' type, f16 for q8_0)")
       ->check(CLI::IsMember(kKvCacheDtypes))->capture_default_str();
@@ -342,6 +346,15 @@ void addWorkerCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--num-kv-blocks", args->num_kv_blocks, "KV blocks (--engine mock; --engine upstream: the record's)")
       ->check(CLI::Range(1, 1 << 28))->capture_default_str();
   cmd->callback([args, &exit_code] {
+    auto tiers = kvTierOptions(args->kv_tier_flags);
+    if (tiers.isOk() && tiers->host_bytes + tiers->disk_bytes > 0 && args->engine != "real") {
+      tiers = invalidArgument("--kv-host-cache and --kv-disk-cache need --engine real");
+    }
+    if (!tiers.isOk()) {
+      std::fprintf(stderr, "turbine worker: error: %s (see --help)\n", tiers.status().message().c_str());
+      exit_code = 2;
+      return;
+    }
     Status st = runWorker(*args);
     exit_code = st.isOk() ? 0 : reportError("worker", st);
   });

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "engine/llama_model.h"
 
@@ -86,6 +87,45 @@ Result<engine::KvDType> kvCacheDtype(const std::string& name, const model::Model
   if (name == "auto") return engine::autoKvDType(weights);
   if (auto t = engine::kvDTypeFromName(name)) return *t;
   return invalidArgument("--kv-cache-dtype: expected auto, f32, f16 or bf16, got '" + name + "'");
+}
+
+void addKvTierOptions(CLI::App* cmd, KvTierFlags& flags) {
+  cmd->add_option("--kv-host-cache", flags.host,
+                  "Host memory per worker for KV blocks evicted from its pool, brought back instead of "
+                  "recomputed, e.g. 4GiB (default: none)");
+  cmd->add_option("--kv-disk-cache", flags.disk,
+                  "Disk space per worker for KV blocks evicted from the host cache (or from the pool "
+                  "without one), e.g. 16GiB (default: none)");
+  cmd->add_option("--kv-disk-cache-dir", flags.disk_dir,
+                  "Folder for the disk cache's file, removed when the worker ends (default: the "
+                  "temporary folder)");
+}
+
+Result<engine::KvTierOptions> kvTierOptions(const KvTierFlags& flags) {
+  engine::KvTierOptions t;
+  if (!flags.host.empty()) {
+    TURBINE_ASSIGN_OR_RETURN(t.host_bytes, parseBytes(flags.host, "--kv-host-cache"));
+  }
+  if (!flags.disk.empty()) {
+    TURBINE_ASSIGN_OR_RETURN(t.disk_bytes, parseBytes(flags.disk, "--kv-disk-cache"));
+  }
+  if (!flags.disk_dir.empty() && flags.disk.empty())
+    return invalidArgument("--kv-disk-cache-dir needs --kv-disk-cache");
+  if (t.disk_bytes > 0) {
+    std::error_code ec;
+    t.disk_dir = flags.disk_dir.empty() ? std::filesystem::temp_directory_path(ec).string() : flags.disk_dir;
+    if (!std::filesystem::is_directory(t.disk_dir, ec))
+      return invalidArgument("--kv-disk-cache-dir: '" + t.disk_dir + "' is not a folder");
+  }
+  return t;
+}
+
+std::string describeKvTiers(const engine::KvTierOptions& t) {
+  const auto mib = [](size_t b) { return std::to_string(b >> 20) + " MiB"; };
+  std::string out;
+  if (t.host_bytes > 0) out = "host cache " + mib(t.host_bytes);
+  if (t.disk_bytes > 0) out += (out.empty() ? "" : ", ") + std::string("disk cache ") + mib(t.disk_bytes) + " in " + t.disk_dir;
+  return out;
 }
 
 void addOutputParserOptions(CLI::App* cmd, OutputParserFlags& flags) {

@@ -14,6 +14,7 @@
 
 #include "common/status.h"
 #include "engine/batch.h"
+#include "engine/engine.h"
 #include "engine/kv_cache.h"
 #include "frontend/reasoning.h"
 #include "frontend/tool_calls.h"
@@ -70,6 +71,19 @@ void addOutputParserOptions(CLI::App* cmd, OutputParserFlags& flags);
 // (usage errors). The format the server reads tool calls in: none without the flags.
 Result<std::optional<frontend::ToolCallFormat>> toolCallFormat(const OutputParserFlags& flags);
 std::optional<frontend::ReasoningFormat> reasoningFormat(const OutputParserFlags& flags);
+
+// KV tiers below a worker's pool (serve and worker, real engine): --kv-host-cache SIZE,
+// --kv-disk-cache SIZE, --kv-disk-cache-dir DIR (default: the system's temporary folder).
+struct KvTierFlags {
+  std::string host;
+  std::string disk;
+  std::string disk_dir;
+};
+void addKvTierOptions(CLI::App* cmd, KvTierFlags& flags);
+// The sizes parsed (InvalidArgument naming the flag); {} when neither is given.
+Result<engine::KvTierOptions> kvTierOptions(const KvTierFlags& flags);
+// "host cache 4 GiB, disk cache 16 GiB in /tmp" for a worker's start-up line ("" without tiers).
+std::string describeKvTiers(const engine::KvTierOptions& tiers);
 
 // "turbine <command>: <line>" on stderr, flushed.
 void logLine(const char* command, const std::string& line);

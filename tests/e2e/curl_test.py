@@ -23,9 +23,9 @@ MODEL = None
 class Server:
     """One `turbine serve` process on a free port."""
 
-    def __init__(self, *extra):
+    def __init__(self, *extra, kv_memory="16MiB"):
         args = [BIN, "serve", "--model", MODEL, "--port", "0", "--threads", "2", "--max-model-len", "2048",
-                "--kv-cache-memory", "16MiB", *extra]
+                "--kv-cache-memory", kv_memory, *extra]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
         self.log = ""
@@ -225,6 +225,45 @@ class ServeCurlTest(unittest.TestCase):
         generated = metric(self.url, "turbine_generation_tokens_total") - base_generated
         self.assertLess(generated, max_tokens)
 
+class KvTiersTest(unittest.TestCase):
+    """--kv-host-cache / --kv-disk-cache: blocks the worker's pool evicts come back for a later
+    request instead of being recomputed."""
+
+    def test_evicted_prompt_comes_back_from_the_host_or_disk_cache(self):
+        # A pool of 8 blocks (32 KiB each for the tiny model): prompt A, four other prompts push
+        # A's blocks out, then A again.
+        def complete(url, model, prompt):
+            status, _, out = curl(url + "/v1/completions", {
+                "model": model, "prompt": prompt, "max_tokens": 6, "temperature": 0, "ignore_eos": True})
+            self.assertEqual(status, 200, out)
+            reply = json.loads(out)
+            return reply["choices"][0]["text"], reply["usage"]
+
+        prompt_a = "the cache keeps blocks " * 10
+        results = {}
+        for name, flags in (("none", ()), ("host", ("--kv-host-cache", "4MiB")),
+                            ("disk", ("--kv-disk-cache", "4MiB", "--kv-disk-cache-dir", tempfile.gettempdir()))):
+            server = Server("--workers", "1", *flags, kv_memory="256KiB")
+            try:
+                _, _, models = curl(server.url + "/v1/models")
+                model = json.loads(models)["data"][0]["id"]
+                text, usage = complete(server.url, model, prompt_a)
+                self.assertGreater(usage["prompt_tokens"], 48)
+                self.assertLess(usage["prompt_tokens"], 110)
+                for i in range(4):
+                    complete(server.url, model, f"other text number {i} " * 10)
+                again, usage = complete(server.url, model, prompt_a)
+                self.assertEqual(again, text)
+                results[name] = usage["prompt_tokens_details"]["cached_tokens"]
+                if flags:
+                    self.assertIn(name + " cache 4 MiB", server.log)  # the worker's line names it
+            finally:
+                self.assertEqual(server.stop(), 0, server.log)
+        self.assertEqual(results["none"], 0, "the flood must evict A from the pool")
+        self.assertGreaterEqual(results["host"], 48)
+        self.assertEqual(results["disk"], results["host"])
+
+
 class ServeCliTest(unittest.TestCase):
     """Bad command lines and bad models: one line on stderr, exit code 2 (usage) or 1."""
 
@@ -240,6 +279,13 @@ class ServeCliTest(unittest.TestCase):
         code, err = self.run_serve("--model", MODEL, "--kv-cache-memory", "12XB")
         self.assertEqual(code, 2)
         self.assertIn("--kv-cache-memory", err)
+        code, err = self.run_serve("--model", MODEL, "--kv-host-cache", "lots")
+        self.assertEqual(code, 2)
+        self.assertIn("--kv-host-cache", err)
+        code, err = self.run_serve("--model", MODEL, "--kv-disk-cache", "1GiB", "--kv-disk-cache-dir",
+                                   "/nonexistent/kv-dir")
+        self.assertEqual(code, 2)
+        self.assertIn("/nonexistent/kv-dir", err)
         code, err = self.run_serve("--model", MODEL, "--kv-cache-dtype", "q4")
         self.assertEqual(code, 2)
         self.assertIn("--kv-cache-dtype", err)
