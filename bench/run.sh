@@ -30,4 +30,5 @@ run scheduler "$B/scheduler_bench"
 [ -x "$B/router_bench" ] && run router "$B/router_bench"
 [ -x "$B/vllm_events_bench" ] && run vllm_events "$B/vllm_events_bench"
 [ -x "$B/structured_bench" ] && run structured "$B/structured_bench"
+[ -x "$B/kv_offload_bench" ] && run kv_offload "$B/kv_offload_bench" --threads 2
 echo "results in $OUT"

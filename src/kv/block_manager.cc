@@ -126,6 +126,7 @@ KvBlockManager::KvBlockManager(const KvBlockManagerOptions& options, AnonymousMe
       disk_(options.disk_blocks),
       disk_fd_(disk_fd) {
   if (disk_fd_ >= 0) staging_.resize(options_.block_bytes);
+  if (host_mem_.size() > 0) host_prefault_.start(host_mem_.data(), host_mem_.size());
   stats_.host_capacity = options_.host_blocks;
   stats_.disk_capacity = options_.disk_blocks;
 }
@@ -173,6 +174,8 @@ int64_t KvBlockManager::makeHostRoom() {
       disk_.touch(*on_disk);
     } else if (storeOnDisk(hash, parent, hostSlot(victim)).isOk()) {
       ++stats_.demoted;
+    } else {
+      ++stats_.dropped;
     }
   } else {
     ++stats_.dropped;
@@ -266,7 +269,18 @@ Status KvBlockManager::onboard(BlockHash hash, const CopyIn& copy) {
   disk_.touch(*slot);
   TURBINE_RETURN_IF_ERROR(copy(staging_.data()));
   ++stats_.onboarded_disk;
+  if (host_.capacity() > 0) {
+    storeOnHost(hash, disk_.parent(*slot), staging_.data());
+    ++stats_.promoted;
+  }
   return Status::ok();
+}
+
+void KvBlockManager::storeOnHost(BlockHash hash, std::optional<BlockHash> parent, const void* data) {
+  const int64_t slot = makeHostRoom();
+  std::memcpy(hostSlot(slot), data, options_.block_bytes);
+  host_.insert(slot, hash, parent);
+  emitStored(Tier::kHost, hash, parent);
 }
 
 void KvBlockManager::clear() {

@@ -11,7 +11,10 @@
 // the host tier; a block the host tier evicts is demoted to the disk tier (written, unless it is
 // there already); a block the last tier evicts is dropped. Without a host tier, blocks leaving the
 // device go straight to disk. The tiers are inclusive: onboarding copies a block back and keeps it
-// where it was, so a block the device evicts again costs nothing to offload. Every change is a KV
+// where it was, so a block the device evicts again costs nothing to offload; a block onboarded
+// from disk is also promoted into the host tier (it is hot again). The host tier's pages are
+// faulted in by a thread of its own from the start (fresh memory costs ~3 ms per 2 MiB page on a
+// VM, which would otherwise land on the first offloads, in some request's time to first token). Every change is a KV
 // event with its tier (`stored` / `removed`, host or disk; takeEvents()), so the router can count
 // these blocks as cached on this worker (weighted below the device's, kv::PrefixIndex).
 //
@@ -33,6 +36,7 @@
 #include "common/anonymous_memory.h"
 #include "common/status.h"
 #include "kv/block_hash.h"
+#include "kv/huge_page_allocator.h"
 #include "kv/kv_events.h"
 
 namespace turbine::kv {
@@ -51,9 +55,11 @@ struct KvBlockManagerStats {
   int64_t offloaded = 0;       // blocks copied off the device (to host, or to disk without host)
   int64_t offload_hits = 0;    // blocks leaving the device that a tier already held (no copy)
   int64_t demoted = 0;         // blocks written from the host tier to the disk tier
+  int64_t promoted = 0;        // blocks read from disk and kept in the host tier too
   int64_t onboarded_host = 0;  // blocks copied back to the device from each tier
   int64_t onboarded_disk = 0;
-  int64_t dropped = 0;         // blocks evicted from the last tier holding them
+  int64_t dropped = 0;         // blocks evicted from the last tier holding them (or lost to an
+                               // I/O error on their way down)
   int64_t io_errors = 0;       // failed disk reads / writes (the block is then treated as absent)
 };
 
@@ -82,8 +88,8 @@ class KvBlockManager {
   // Marks `hash` recently used on the tiers holding it (before onboarding a run of blocks, so
   // making room for the first cannot evict the next).
   void touch(BlockHash hash);
-  // Copies the block back (from its fastest tier) through `copy`, keeping it where it was.
-  // NotFound when no tier holds it; IoError when the disk read fails (the block is then dropped
+  // Copies the block back (from its fastest tier) through `copy`, keeping it where it was (and
+  // promoting a disk block into the host tier). NotFound when no tier holds it; IoError when the disk read fails (the block is then dropped
   // from the disk tier).
   Status onboard(BlockHash hash, const CopyIn& copy);
 
@@ -132,6 +138,8 @@ class KvBlockManager {
   uint8_t* hostSlot(int64_t slot) { return host_mem_.data() + slot * options_.block_bytes; }
   // A free host slot, evicting (demoting) the least recently used block when full.
   int64_t makeHostRoom();
+  // Puts `data` into a host slot as `hash` (MRU), with its event.
+  void storeOnHost(BlockHash hash, std::optional<BlockHash> parent, const void* data);
   // Stores `data` on the disk tier (a block leaving the host, or the device without host).
   Status storeOnDisk(BlockHash hash, std::optional<BlockHash> parent, const void* data);
   Status diskWrite(int64_t slot, const void* data);
@@ -141,6 +149,7 @@ class KvBlockManager {
 
   KvBlockManagerOptions options_;
   AnonymousMemory host_mem_;
+  Prefaulter host_prefault_;  // declared after host_mem_: stops before the memory goes
   Slots host_;
   Slots disk_;
   int disk_fd_ = -1;

@@ -137,16 +137,17 @@ class Prefaulter {
   Prefaulter() = default;
   Prefaulter(const Prefaulter&) = delete;
   Prefaulter& operator=(const Prefaulter&) = delete;
-  ~Prefaulter() { join(); }
+  ~Prefaulter() { cancel(); }
   void start(void* p, size_t bytes) {
     join();
 #if defined(__linux__) && defined(MADV_POPULATE_WRITE)
     done_.store(false, std::memory_order_relaxed);
+    stop_.store(false, std::memory_order_relaxed);
     // One huge page per call: the call holds the address space's lock, and a thread of the
     // process that maps memory meanwhile (malloc growing its heap) waits for it (one call for
     // 128 MB stalled a router's decision 195 ms).
     thread_ = std::thread([this, p, bytes] {
-      for (size_t off = 0; off < bytes; off += kHugePageBytes) {
+      for (size_t off = 0; off < bytes && !stop_.load(std::memory_order_relaxed); off += kHugePageBytes) {
         madvise(static_cast<char*>(p) + off, std::min(kHugePageBytes, bytes - off), MADV_POPULATE_WRITE);
       }
       done_.store(true, std::memory_order_release);
@@ -161,9 +162,15 @@ class Prefaulter {
   void join() {
     if (thread_.joinable()) thread_.join();
   }
+  // Stops after the page in progress and joins (the rest faults when first written).
+  void cancel() {
+    stop_.store(true, std::memory_order_relaxed);
+    join();
+  }
 
  private:
   std::atomic<bool> done_{true};
+  std::atomic<bool> stop_{false};
   std::thread thread_;
 };
 

@@ -141,12 +141,20 @@ TEST(KvBlockManager, HostEvictionsAreDemotedToDisk) {
   EXPECT_EQ(m->find(1), std::nullopt);
   EXPECT_EQ(m->find(4), Tier::kDisk);
   expectEventsMatch(*m, set, {1, 2, 3, 4, 5, 6});
-  for (BlockHash h : {2, 3, 4, 5, 6}) expectData(*m, h);
+  expectData(*m, 5);
+  expectData(*m, 6);  // host: 5, 6 (most recent); disk: 2, 3, 4 (most recent)
+  expectData(*m, 4);  // from disk, promoted to host: 5 demoted to disk, 2 dropped from it
+  EXPECT_EQ(m->find(4), Tier::kHost);
+  EXPECT_EQ(m->find(5), Tier::kDisk);
+  EXPECT_EQ(m->find(2), std::nullopt);
+  expectEventsMatch(*m, set, {1, 2, 3, 4, 5, 6});
+  expectData(*m, 5);
   const auto st = m->stats();
-  EXPECT_EQ(st.demoted, 4);
-  EXPECT_EQ(st.onboarded_disk, 3);
+  EXPECT_EQ(st.demoted, 6);  // 1, 2, 3, 4, 5, then 6 (making room for 5's promotion)
+  EXPECT_EQ(st.promoted, 2);
+  EXPECT_EQ(st.onboarded_disk, 2);
   EXPECT_EQ(st.onboarded_host, 2);
-  EXPECT_EQ(st.dropped, 1);
+  EXPECT_EQ(st.dropped, 3);
 }
 
 TEST(KvBlockManager, DiskOnlyTierAndClear) {
@@ -191,8 +199,10 @@ struct ReferenceTiers {
     host.push_front(h);
   }
   void onboard(BlockHash h) {
-    if (has(host, h)) front(host, h);
-    else if (has(disk, h)) front(disk, h);
+    if (has(host, h)) return front(host, h);
+    if (!has(disk, h)) return;
+    front(disk, h);
+    if (host_cap > 0) offload(h);  // promoted
   }
   void touch(BlockHash h) {
     if (has(host, h)) front(host, h);
