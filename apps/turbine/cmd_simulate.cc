@@ -18,7 +18,7 @@ namespace {
 
 struct SimulateFlags {
   std::string trace, router = "kv", profile, out;
-  int32_t workers = 16, kv_blocks = 1024, block_size = 512;
+  int32_t workers = 16, kv_blocks = 1024, block_size = 512, host_blocks = 0;
   size_t max_requests = 0;
   double time_scale = 1.0, rate_scale = 1.0, temperature = 0.0;
   // The kv cost's defaults are the router's (turbine frontend / serve use the same).
@@ -39,6 +39,7 @@ nlohmann::json reportJson(const SimulateFlags& f, const mocker::SimulationReport
                           const router::KvRouterStats* kv) {
   nlohmann::json j = {
       {"router", f.router}, {"workers", f.workers}, {"kv_blocks_per_worker", f.kv_blocks},
+      {"host_blocks_per_worker", f.host_blocks},
       {"block_size", f.block_size}, {"rate_scale", f.rate_scale}, {"time_scale", f.time_scale},
       {"whole_block_prompts", f.whole_block_prompts},
       {"requests", r.requests}, {"completed", r.completed}, {"failed", r.failed},
@@ -95,6 +96,7 @@ Status runSimulate(const SimulateFlags& f) {
   mocker::SimulationOptions o;
   o.workers = f.workers;
   o.kv_blocks_per_worker = f.kv_blocks;
+  o.host_blocks_per_worker = f.host_blocks;
   o.block_size = f.block_size;
   o.rate_scale = f.rate_scale;
   o.whole_block_prompts = f.whole_block_prompts;
@@ -165,6 +167,10 @@ void addSimulateCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--workers", flags->workers, "Mock workers")->capture_default_str();
   cmd->add_option("--router", flags->router, "kv | round-robin | random | least-loaded")->capture_default_str();
   cmd->add_option("--kv-blocks-per-worker", flags->kv_blocks, "KV blocks per worker")->capture_default_str();
+  cmd->add_option("--host-blocks-per-worker", flags->host_blocks,
+                  "Host KV tier per worker in blocks: evicted blocks come back at the profile's "
+                  "onboard_us_per_token instead of being recomputed (0: none)")
+      ->capture_default_str();
   cmd->add_option("--block-size", flags->block_size, "Tokens per KV block (the trace's hash_ids block)")
       ->capture_default_str();
   cmd->add_option("--time-scale", flags->time_scale, "Engine speed-up factor (step times divided by it)")

@@ -335,6 +335,7 @@ int32_t Scheduler::onboard(Sequence* s, int32_t count) {
     s->num_computed += limits_.block_size;
   }
   pool_.appendEvents(m->takeEvents());
+  counters_.blocks_onboarded += done;
   return done;
 }
 

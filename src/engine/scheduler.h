@@ -74,6 +74,7 @@ struct SchedulerCounters {
   int64_t prompt_tokens_looked_up = 0;  // prompt tokens of first admissions
   int64_t prompt_tokens_cached = 0;     // of which served from the prefix cache (any tier)
   int64_t prompt_tokens_onboarded = 0;  // of which copied back from the host / disk tiers
+  int64_t blocks_onboarded = 0;         // blocks copied back from the tiers (recomputes too)
   int64_t preemptions = 0;
   int64_t finished_requests = 0;
   int64_t forward_ns = 0;            // time inside ModelRunner::forward

@@ -86,13 +86,14 @@ std::optional<BlockHash> KvBlockManager::Slots::parent(int64_t slot) const {
 // ---- KvBlockManager ----
 
 Result<std::unique_ptr<KvBlockManager>> KvBlockManager::create(const KvBlockManagerOptions& o) {
-  if (o.block_bytes == 0) return invalidArgument("KV block manager: block_bytes must be > 0");
+  if (o.block_bytes == 0 && o.disk_blocks > 0)
+    return invalidArgument("KV block manager: a disk tier needs block_bytes > 0");
   if (o.host_blocks < 0 || o.disk_blocks < 0)
     return invalidArgument("KV block manager: negative tier size");
   if (o.host_blocks == 0 && o.disk_blocks == 0)
     return invalidArgument("KV block manager: neither a host nor a disk tier");
   AnonymousMemory host;
-  if (o.host_blocks > 0) {
+  if (o.host_blocks > 0 && o.block_bytes > 0) {
     TURBINE_ASSIGN_OR_RETURN(
         host, AnonymousMemory::allocate(static_cast<size_t>(o.host_blocks) * o.block_bytes,
                                         "KV host cache"));
@@ -144,7 +145,7 @@ Status KvBlockManager::offload(BlockHash hash, std::optional<BlockHash> parent,
       return Status::ok();
     }
     const int64_t slot = makeHostRoom();
-    if (Status st = copy(hostSlot(slot)); !st.isOk()) {
+    if (Status st = hasData() ? copy(hostSlot(slot)) : Status::ok(); !st.isOk()) {
       host_.giveBack(slot);
       return st;
     }
@@ -255,7 +256,9 @@ void KvBlockManager::touch(BlockHash hash) {
 Status KvBlockManager::onboard(BlockHash hash, const CopyIn& copy) {
   if (const auto slot = host_.find(hash)) {
     host_.touch(*slot);
-    TURBINE_RETURN_IF_ERROR(copy(hostSlot(*slot)));
+    if (hasData()) {
+      TURBINE_RETURN_IF_ERROR(copy(hostSlot(*slot)));
+    }
     ++stats_.onboarded_host;
     return Status::ok();
   }

@@ -42,7 +42,9 @@
 namespace turbine::kv {
 
 struct KvBlockManagerOptions {
-  size_t block_bytes = 0;    // bytes of one block, all layers (> 0)
+  // Bytes of one block, all layers. 0: a metadata-only manager (the simulated engine's): slots,
+  // LRU order and events, no memory, and the copy callbacks are never called (no disk tier).
+  size_t block_bytes = 0;
   int64_t host_blocks = 0;   // host tier slots; 0: no host tier
   int64_t disk_blocks = 0;   // disk tier slots; 0: no disk tier
   std::string disk_dir;      // folder for the disk tier's file (must exist with disk_blocks > 0)
@@ -69,7 +71,7 @@ class KvBlockManager {
   using CopyOut = std::function<Status(void* dst)>;
   using CopyIn = std::function<Status(const void* src)>;
 
-  // InvalidArgument when no tier or no block size is given; ResourceExhausted when the host tier
+  // InvalidArgument when no tier is given (or a disk tier without a block size); ResourceExhausted when the host tier
   // cannot be mapped; IoError naming the folder when the disk tier's file cannot be created or
   // sized.
   static Result<std::unique_ptr<KvBlockManager>> create(const KvBlockManagerOptions& options);
@@ -136,6 +138,7 @@ class KvBlockManager {
 
   KvBlockManager(const KvBlockManagerOptions& options, AnonymousMemory host, int disk_fd);
   uint8_t* hostSlot(int64_t slot) { return host_mem_.data() + slot * options_.block_bytes; }
+  bool hasData() const { return options_.block_bytes > 0; }
   // A free host slot, evicting (demoting) the least recently used block when full.
   int64_t makeHostRoom();
   // Puts `data` into a host slot as `hash` (MRU), with its event.

@@ -18,8 +18,17 @@ Status MockRunner::forward(const engine::Batch& batch, std::span<float> logits) 
 
 namespace {
 
-engine::SchedulerOptions schedulerOptions(const MockEngineOptions& o) {
+std::unique_ptr<kv::KvBlockManager> hostTier(const MockEngineOptions& o) {
+  if (o.host_blocks <= 0) return nullptr;
+  kv::KvBlockManagerOptions m;
+  m.host_blocks = o.host_blocks;  // block_bytes 0: order and events only, nothing to copy
+  auto r = kv::KvBlockManager::create(m);
+  return r.isOk() ? std::move(r).value() : nullptr;  // cannot fail without memory or files
+}
+
+engine::SchedulerOptions schedulerOptions(const MockEngineOptions& o, kv::KvBlockManager* tier) {
   engine::SchedulerOptions s;
+  s.block_manager = tier;
   s.model_id = o.model_id;
   s.max_num_batched_tokens = o.profile.max_num_batched_tokens;
   s.max_num_seqs = o.profile.max_num_seqs;
@@ -32,7 +41,10 @@ engine::SchedulerOptions schedulerOptions(const MockEngineOptions& o) {
 MockEngine::MockEngine(const MockEngineOptions& options)
     : options_(options),
       runner_(std::make_unique<MockRunner>(options.profile, options.block_size, options.num_blocks)),
-      scheduler_(schedulerOptions(options), runner_.get()) {}
+      host_tier_(hostTier(options)),
+      scheduler_(schedulerOptions(options, host_tier_.get()), runner_.get()) {}
+
+MockEngine::~MockEngine() = default;
 
 Status MockEngine::add(engine::Request request, engine::OutputCallback callback) {
   TURBINE_RETURN_IF_ERROR(engine::validateRequest(request, scheduler_.limits()));
@@ -42,13 +54,17 @@ Status MockEngine::add(engine::Request request, engine::OutputCallback callback)
 Result<double> MockEngine::step() {
   if (!scheduler_.hasWork()) return 0.0;
   const int64_t steps = scheduler_.counters().steps;
+  const int64_t onboarded = scheduler_.counters().blocks_onboarded;
   TURBINE_RETURN_IF_ERROR(scheduler_.step());
+  const double onboard_us = static_cast<double>(scheduler_.counters().blocks_onboarded - onboarded) *
+                            options_.block_size * options_.profile.onboard_us_per_token /
+                            options_.profile.speedup;
   // A step that scheduled nothing (waiting for blocks) still costs the fixed overhead, so
   // virtual time advances.
   if (scheduler_.counters().steps == steps || scheduler_.lastBatchTokens() == 0) {
-    return options_.profile.step_base_us / options_.profile.speedup;
+    return options_.profile.step_base_us / options_.profile.speedup + onboard_us;
   }
-  return runner_->lastStepUs();
+  return runner_->lastStepUs() + onboard_us;
 }
 
 kv::LoadMetrics MockEngine::load(kv::WorkerId worker, int64_t ts_ms) const {

@@ -18,6 +18,7 @@
 #include "engine/batch.h"
 #include "engine/request.h"
 #include "engine/scheduler.h"
+#include "kv/block_manager.h"
 #include "kv/kv_events.h"
 #include "kv/load_metrics.h"
 #include "mocker/timing_model.h"
@@ -50,12 +51,17 @@ struct MockEngineOptions {
   std::string model_id = "mock";
   int32_t block_size = 16;
   int32_t num_blocks = 1024;
+  // A host tier of this many blocks below the pool (0: none): blocks the pool evicts stay
+  // there and come back for a prefix hit at profile.onboard_us_per_token instead of being
+  // recomputed (kv::KvBlockManager without data; its host-tier KV events are emitted).
+  int32_t host_blocks = 0;
   TimingProfile profile;
 };
 
 class MockEngine {
  public:
   explicit MockEngine(const MockEngineOptions& options);
+  ~MockEngine();
 
   // Validates (InvalidArgument naming the field) and queues the request.
   Status add(engine::Request request, engine::OutputCallback callback);
@@ -63,7 +69,8 @@ class MockEngine {
   bool hasWork() const { return scheduler_.hasWork(); }
   // One iteration now; returns its modelled duration in microseconds (0 when idle).
   Result<double> step();
-  // KV events since the last call (stored / removed / cleared, device tier), oldest first.
+  // KV events since the last call (stored / removed / cleared; device and host tiers), oldest
+  // first.
   std::vector<kv::KvEvent> takeEvents() { return scheduler_.pool().takeEvents(); }
   kv::LoadMetrics load(kv::WorkerId worker, int64_t ts_ms) const;
 
@@ -73,6 +80,7 @@ class MockEngine {
  private:
   MockEngineOptions options_;
   std::unique_ptr<MockRunner> runner_;
+  std::unique_ptr<kv::KvBlockManager> host_tier_;  // before scheduler_, which points at it
   engine::Scheduler scheduler_;
 };
 

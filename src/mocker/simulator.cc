@@ -226,6 +226,7 @@ SimulationReport Simulation::run() {
   eo.model_id = o_.model_id;
   eo.block_size = o_.block_size;
   eo.num_blocks = o_.kv_blocks_per_worker;
+  eo.host_blocks = o_.host_blocks_per_worker;
   eo.profile = o_.profile;
   workers_.resize(static_cast<size_t>(o_.workers));
   for (int32_t w = 0; w < o_.workers; ++w) {
@@ -280,6 +281,7 @@ Status validateSimulationOptions(const SimulationOptions& o) {
   if (o.workers < 1) return invalidArgument("--workers must be >= 1");
   if (o.block_size < 16) return invalidArgument("--block-size must be >= 16");
   if (o.kv_blocks_per_worker < 2) return invalidArgument("--kv-blocks-per-worker must be >= 2");
+  if (o.host_blocks_per_worker < 0) return invalidArgument("--host-blocks-per-worker must be >= 0");
   if (!(o.rate_scale > 0) || !std::isfinite(o.rate_scale)) return invalidArgument("--rate-scale must be > 0");
   return validateTimingProfile(o.profile);
 }

@@ -32,6 +32,7 @@ namespace turbine::mocker {
 struct SimulationOptions {
   int32_t workers = 16;
   int32_t kv_blocks_per_worker = 1024;
+  int32_t host_blocks_per_worker = 0;  // a host KV tier below each worker's pool (0: none)
   int32_t block_size = 512;
   double rate_scale = 1.0;  // arrival rate multiplier (timestamps divided by it)
   TimingProfile profile;    // its speedup is the engine's time scale

@@ -69,7 +69,8 @@ Status validateTimingProfile(const TimingProfile& p) {
       {"prefill_us_per_token", p.prefill_us_per_token},
       {"attention_us_per_pair", p.attention_us_per_pair},
       {"decode_us_per_seq", p.decode_us_per_seq},
-      {"kv_read_us_per_token", p.kv_read_us_per_token}};
+      {"kv_read_us_per_token", p.kv_read_us_per_token},
+      {"onboard_us_per_token", p.onboard_us_per_token}};
   for (const auto& [name, v] : fields) {
     if (!std::isfinite(v) || v < 0) return invalidArgument(std::string(name) + " must be a finite number >= 0");
   }
@@ -90,6 +91,7 @@ Result<TimingProfile> parseTimingProfile(const std::string& json_text, const std
                   : key == "attention_us_per_pair" ? &p.attention_us_per_pair
                   : key == "decode_us_per_seq"     ? &p.decode_us_per_seq
                   : key == "kv_read_us_per_token"  ? &p.kv_read_us_per_token
+                  : key == "onboard_us_per_token"  ? &p.onboard_us_per_token
                   : key == "speedup"               ? &p.speedup
                                                    : nullptr;
       int32_t* i = key == "max_num_batched_tokens" ? &p.max_num_batched_tokens

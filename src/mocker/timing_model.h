@@ -8,6 +8,9 @@
 //           + decode_us_per_seq     * (decodes)
 //           + kv_read_us_per_token  * sum over decodes of their context length
 //
+// plus, for a step that copied KV blocks back from a host tier (MockEngineOptions::host_blocks),
+// onboard_us_per_token * their tokens (the default: 128 KiB per token at ~25 GB/s host -> device).
+//
 // all divided by `speedup`. The defaults approximate an 8B-parameter model in bf16 on one H100
 // (weights read once per step ~5 ms; ~25k prefill tokens/s at short context; KV 128 KiB/token).
 // A JSON profile file may override any field (unknown keys are errors, so typos show).
@@ -28,6 +31,7 @@ struct TimingProfile {
   double attention_us_per_pair = 0.0009;
   double decode_us_per_seq = 30.0;
   double kv_read_us_per_token = 0.04;
+  double onboard_us_per_token = 5.0;
   double speedup = 1.0;  // > 0: every step takes 1/speedup of the modelled time
   // Engine shape the profile describes (the scheduler's limits).
   int32_t max_num_batched_tokens = 8192;

@@ -110,6 +110,42 @@ class CliTest(unittest.TestCase):
         self.assertEqual(s1.stdout, s2.stdout)
         self.assertNotEqual(s1.stdout, s3.stdout)
 
+    def test_simulate_writes_its_report_and_a_host_tier_raises_hits(self):
+        # A Mooncake-format trace: 12 conversations whose histories grow turn by turn.
+        import json
+        import random
+        rnd = random.Random(5)
+        trace = os.path.join(self.tmp.name, "trace.jsonl")
+        history, next_id, t = [[] for _ in range(12)], 0, 0
+        with open(trace, "w") as f:
+            for _ in range(240):
+                h = history[rnd.randrange(12)]
+                for _ in range(1 + rnd.randrange(3)):
+                    h.append(next_id)
+                    next_id += 1
+                f.write(json.dumps({"timestamp": t, "input_length": 16 * len(h), "output_length": 8,
+                                    "hash_ids": h}) + "\n")
+                t += 40
+        reports = {}
+        for host in ("0", "256"):
+            out = os.path.join(self.tmp.name, f"sim-{host}.json")
+            run("simulate", "--trace", trace, "--workers", "2", "--kv-blocks-per-worker", "24",
+                "--block-size", "16", "--host-blocks-per-worker", host, "--out", out, check=True)
+            with open(out) as f:
+                reports[host] = json.load(f)
+        r = reports["0"]
+        self.assertEqual(r["requests"], 240)
+        for key in ("ttft_ms", "itl_ms", "e2e_ms"):
+            self.assertLessEqual(r[key]["p50"], r[key]["p99"])
+        self.assertGreater(r["output_tokens_per_s"], 0)
+        self.assertLessEqual(r["prefix_hit_ratio"], r["infinite_cache_hit_ratio"])
+        self.assertEqual(reports["256"]["host_blocks_per_worker"], 256)
+        self.assertGreater(reports["256"]["prefix_hit_ratio"], r["prefix_hit_ratio"] + 0.05)
+        p = run("simulate", "--trace", trace, "--host-blocks-per-worker", "-1")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
+        self.assertIn("--host-blocks-per-worker", p.stderr)
+
     def test_make_model_is_deterministic(self):
         other = os.path.join(self.tmp.name, "again.gguf")
         run("make-model", "--preset", "tiny", "--format", "gguf", "--seed", "7", "--out", other, check=True)

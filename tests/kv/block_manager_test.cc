@@ -70,8 +70,10 @@ void expectEventsMatch(KvBlockManager& m, KvBlockSet& set, const std::vector<Blo
 
 TEST(KvBlockManager, RefusesBadOptions) {
   KvBlockManagerOptions o;
-  o.host_blocks = 4;
+  o.disk_blocks = 4;
+  o.disk_dir = tmpDir();
   EXPECT_EQ(KvBlockManager::create(o).status().code(), StatusCode::kInvalidArgument);  // no size
+  o.disk_blocks = 0;
   o.block_bytes = 64;
   o.host_blocks = 0;
   EXPECT_EQ(KvBlockManager::create(o).status().code(), StatusCode::kInvalidArgument);  // no tier
@@ -107,6 +109,22 @@ TEST(KvBlockManager, HostTierIsAnLruWithEvents) {
   EXPECT_EQ(st.offloaded, 4);
   EXPECT_EQ(st.dropped, 1);
   EXPECT_EQ(st.onboarded_host, 3);
+}
+
+TEST(KvBlockManager, MetadataOnlyManagerKeepsOrderAndEventsWithoutCopies) {
+  KvBlockManagerOptions o;
+  o.host_blocks = 2;  // block_bytes 0: the simulated engine's
+  auto m = KvBlockManager::create(o);
+  ASSERT_TRUE(m.isOk()) << m.status().message();
+  int calls = 0;
+  for (BlockHash h : {1, 2, 3}) ASSERT_TRUE((*m)->offload(h, std::nullopt, copyOf(h, &calls)).isOk());
+  EXPECT_EQ((*m)->find(1), std::nullopt);
+  EXPECT_EQ((*m)->find(3), Tier::kHost);
+  ASSERT_TRUE((*m)->onboard(2, [&](const void*) { return ++calls, Status::ok(); }).isOk());
+  EXPECT_EQ(calls, 0);
+  KvBlockSet set;
+  for (const auto& e : (*m)->takeEvents()) set.apply(e);
+  EXPECT_EQ(set.hashes(Tier::kHost), (std::unordered_set<BlockHash>{2, 3}));
 }
 
 TEST(KvBlockManager, OffloadOfAHeldBlockCopiesNothing) {

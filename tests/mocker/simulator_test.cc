@@ -140,6 +140,29 @@ TEST(SimulatorTest, SyntheticTraceKvBeatsRoundRobin) {
   EXPECT_EQ(routed, static_cast<int64_t>(trace.size()));
 }
 
+// A host tier below each worker's pool (--host-blocks-per-worker): blocks the pools evict come
+// back, so the hit ratio rises above what the device caches alone allow.
+TEST(SimulatorTest, HostTierRaisesTheHitRatio) {
+  const auto trace = syntheticTrace(24, 6, 7);
+  SimulationOptions o;
+  o.workers = 4;
+  o.kv_blocks_per_worker = 48;
+  o.block_size = 64;
+  const auto device_only = runWith(trace, o, "kv");
+  o.host_blocks_per_worker = 256;
+  const auto tiered = runWith(trace, o, "kv");
+  EXPECT_EQ(tiered.completed, static_cast<int64_t>(trace.size()));
+  EXPECT_EQ(tiered.failed, 0);
+  EXPECT_GT(tiered.prefix_hit_ratio, device_only.prefix_hit_ratio + 0.05);
+  EXPECT_GT(tiered.prefix_hit_ratio, tiered.pooled_oracle_hit_ratio);  // beyond the device bound
+  EXPECT_LE(tiered.prefix_hit_ratio, tiered.infinite_cache_hit_ratio + 1e-9);
+  o.host_blocks_per_worker = -1;
+  router::RouterOptions ro;
+  auto rr = router::makeRouter(ro);
+  ASSERT_TRUE(rr.isOk());
+  EXPECT_FALSE(simulate(trace, o, **rr, {}).isOk());
+}
+
 // The default overlap weight (router.h) against weight 1 on traces other than the Mooncake file it
 // was measured on: conversations with a shared first block (4 workers, small caches, two block
 // sizes) and agent-like traffic at two loads. It must keep at least weight 1's hit ratio and

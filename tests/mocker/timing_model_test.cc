@@ -148,5 +148,52 @@ TEST(MockEngineTest, RunsRequestsInModelledTimeWithPrefixCaching) {
   EXPECT_EQ(engine.add(std::move(huge), [](engine::Output&&) {}).code(), StatusCode::kInvalidArgument);
 }
 
+// A host tier below the mock pool: an evicted prompt comes back as cached tokens, its blocks cost
+// onboard_us_per_token instead of a prefill, and the host tier's KV events are emitted.
+TEST(MockEngineTest, HostTierBringsEvictedBlocksBackAtTheOnboardCost) {
+  for (const int32_t host_blocks : {0, 32}) {
+    MockEngineOptions o;
+    o.block_size = 16;
+    o.num_blocks = 8;  // one 65-token prompt and its decodes at a time
+    o.host_blocks = host_blocks;
+    o.profile.step_base_us = 1000;
+    o.profile.onboard_us_per_token = 100;
+    MockEngine engine(o);
+    std::vector<engine::Output> outs;
+    const auto run = [&](const std::string& id, int32_t token) {
+      engine::Request r;
+      r.request_id = id;
+      r.token_ids.assign(16 * 4 + 1, token);
+      r.sampling.temperature = 0;
+      r.stop.max_tokens = 1;
+      r.stop.ignore_eos = true;
+      EXPECT_TRUE(engine.add(std::move(r), [&](engine::Output&& out) { outs.push_back(std::move(out)); }).isOk());
+      double first_step = -1;
+      while (engine.hasWork()) {
+        auto d = engine.step();
+        EXPECT_TRUE(d.isOk());
+        if (first_step < 0) first_step = *d;
+      }
+      return first_step;
+    };
+    run("a", 3);
+    run("b", 4);  // evicts a's blocks (8 blocks hold one prompt)
+    run("c", 5);
+    const double again = run("a2", 3);
+    ASSERT_TRUE(outs.back().usage.has_value());
+    kv::KvBlockSet set;
+    for (const auto& e : engine.takeEvents()) set.apply(e);
+    if (host_blocks == 0) {
+      EXPECT_EQ(outs.back().usage->cached_tokens, 0);
+      EXPECT_NEAR(again, prefillTimeUs(o.profile, 0, 65), 1e-6);
+      EXPECT_EQ(set.size(kv::Tier::kHost), 0u);
+    } else {
+      EXPECT_EQ(outs.back().usage->cached_tokens, 64);
+      EXPECT_NEAR(again, isolatedPrefillUs(o.profile, 64, 1) + 64 * 100.0, 1e-6);
+      EXPECT_GE(set.size(kv::Tier::kHost), 4u);  // a's blocks (and b's, c's) went to the host tier
+    }
+  }
+}
+
 }  // namespace
 }  // namespace turbine::mocker
