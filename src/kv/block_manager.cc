@@ -208,38 +208,32 @@ Status KvBlockManager::storeOnDisk(BlockHash hash, std::optional<BlockHash> pare
   return Status::ok();
 }
 
-Status KvBlockManager::diskWrite(int64_t slot, const void* data) {
-  const auto* p = static_cast<const uint8_t*>(data);
+// One block between `data` and disk slot `slot`, in as many pread / pwrite calls as it takes.
+template <typename Io>
+Status KvBlockManager::diskIo(int64_t slot, uint8_t* data, const char* what, Io io) {
   size_t left = options_.block_bytes;
   off_t at = static_cast<off_t>(slot) * static_cast<off_t>(options_.block_bytes);
   while (left > 0) {
-    const ssize_t n = ::pwrite(disk_fd_, p, left, at);
+    const ssize_t n = io(disk_fd_, data, left, at);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       ++stats_.io_errors;
-      return ioError(std::string("KV disk cache: write failed: ") +
+      return ioError(std::string("KV disk cache: ") + what + " failed: " +
                      (n < 0 ? std::strerror(errno) : "no progress"));
     }
-    p += n, at += n, left -= static_cast<size_t>(n);
+    data += n, at += n, left -= static_cast<size_t>(n);
   }
   return Status::ok();
 }
 
+Status KvBlockManager::diskWrite(int64_t slot, const void* data) {
+  return diskIo(slot, static_cast<uint8_t*>(const_cast<void*>(data)), "write",
+                [](int fd, uint8_t* p, size_t n, off_t at) { return ::pwrite(fd, p, n, at); });
+}
+
 Status KvBlockManager::diskRead(int64_t slot, void* data) {
-  auto* p = static_cast<uint8_t*>(data);
-  size_t left = options_.block_bytes;
-  off_t at = static_cast<off_t>(slot) * static_cast<off_t>(options_.block_bytes);
-  while (left > 0) {
-    const ssize_t n = ::pread(disk_fd_, p, left, at);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ++stats_.io_errors;
-      return ioError(std::string("KV disk cache: read failed: ") +
-                     (n < 0 ? std::strerror(errno) : "end of file"));
-    }
-    p += n, at += n, left -= static_cast<size_t>(n);
-  }
-  return Status::ok();
+  return diskIo(slot, static_cast<uint8_t*>(data), "read",
+                [](int fd, uint8_t* p, size_t n, off_t at) { return ::pread(fd, p, n, at); });
 }
 
 std::optional<Tier> KvBlockManager::find(BlockHash hash) const {

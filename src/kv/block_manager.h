@@ -145,6 +145,8 @@ class KvBlockManager {
   void storeOnHost(BlockHash hash, std::optional<BlockHash> parent, const void* data);
   // Stores `data` on the disk tier (a block leaving the host, or the device without host).
   Status storeOnDisk(BlockHash hash, std::optional<BlockHash> parent, const void* data);
+  template <typename Io>
+  Status diskIo(int64_t slot, uint8_t* data, const char* what, Io io);
   Status diskWrite(int64_t slot, const void* data);
   Status diskRead(int64_t slot, void* data);
   void emitStored(Tier tier, BlockHash hash, std::optional<BlockHash> parent);
