@@ -131,6 +131,10 @@ struct BackendStats {
   int64_t waiting = 0;
   int64_t kv_blocks_total = 0;
   int64_t kv_blocks_used = 0;
+  int64_t kv_host_blocks_total = 0;  // KV tiers below the workers' pools (--kv-host-cache, ...)
+  int64_t kv_host_blocks_used = 0;
+  int64_t kv_disk_blocks_total = 0;
+  int64_t kv_disk_blocks_used = 0;
   double prefix_cache_hit_rate = 0.0;  // hit tokens / queried prompt tokens, in [0, 1]
   // More Prometheus text exposition lines (router and event-plane metrics of a fleet
   // frontend), appended to /metrics as they are; "" or complete lines ending in '\n'.

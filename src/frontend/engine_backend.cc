@@ -510,6 +510,10 @@ BackendStats EngineBackend::stats() {
       s.waiting += w.load.waiting;
       s.kv_blocks_total += w.load.kv_blocks_total;
       s.kv_blocks_used += w.load.kv_blocks_used;
+      s.kv_host_blocks_total += w.load.kv_host_blocks_total;
+      s.kv_host_blocks_used += w.load.kv_host_blocks_used;
+      s.kv_disk_blocks_total += w.load.kv_disk_blocks_total;
+      s.kv_disk_blocks_used += w.load.kv_disk_blocks_used;
     }
   }
   s.extra_metrics = routerMetrics();

@@ -228,6 +228,10 @@ BackendStats FleetBackend::stats() {
     s.waiting += one.waiting;
     s.kv_blocks_total += one.kv_blocks_total;
     s.kv_blocks_used += one.kv_blocks_used;
+    s.kv_host_blocks_total += one.kv_host_blocks_total;
+    s.kv_host_blocks_used += one.kv_host_blocks_used;
+    s.kv_disk_blocks_total += one.kv_disk_blocks_total;
+    s.kv_disk_blocks_used += one.kv_disk_blocks_used;
     const auto [p, c] = m->backend->promptAndCachedTokens();
     prompt += p;
     cached += c;

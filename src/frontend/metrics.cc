@@ -78,6 +78,14 @@ std::string FrontendMetrics::render(const BackendStats& stats) const {
   gauge("turbine_num_requests_waiting", "Requests queued.", static_cast<double>(stats.waiting));
   gauge("turbine_kv_blocks_used", "KV cache blocks in use.", static_cast<double>(stats.kv_blocks_used));
   gauge("turbine_kv_blocks_total", "KV cache blocks in the pool.", static_cast<double>(stats.kv_blocks_total));
+  gauge("turbine_kv_host_blocks_used", "KV blocks held in the workers' host caches.",
+        static_cast<double>(stats.kv_host_blocks_used));
+  gauge("turbine_kv_host_blocks_total", "KV blocks the workers' host caches can hold.",
+        static_cast<double>(stats.kv_host_blocks_total));
+  gauge("turbine_kv_disk_blocks_used", "KV blocks held in the workers' disk caches.",
+        static_cast<double>(stats.kv_disk_blocks_used));
+  gauge("turbine_kv_disk_blocks_total", "KV blocks the workers' disk caches can hold.",
+        static_cast<double>(stats.kv_disk_blocks_total));
   gauge("turbine_prefix_cache_hit_rate", "Prefix cache hit tokens / queried prompt tokens.",
         stats.prefix_cache_hit_rate);
   out += stats.extra_metrics;  // the backend's own (router, event plane), already in text format

@@ -20,6 +20,11 @@ struct LoadMetrics {
   double tokens_per_s_prefill = 0;
   double tokens_per_s_decode = 0;
   int64_t ts_ms = 0;                 // worker wall clock, ms since the Unix epoch
+  // Beyond DESIGN.md §3.3 (optional on the wire, 0 when absent): the KV tiers below the pool.
+  int32_t kv_host_blocks_total = 0;
+  int32_t kv_host_blocks_used = 0;
+  int32_t kv_disk_blocks_total = 0;
+  int32_t kv_disk_blocks_used = 0;
 };
 
 }  // namespace turbine::kv

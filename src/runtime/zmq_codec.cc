@@ -194,7 +194,7 @@ Result<kv::KvEventMessage> decodeKvMessage(std::string_view bytes) {
 std::string encodeLoadMetrics(const kv::LoadMetrics& load) {
   msgpack::sbuffer buf;
   Packer pk(buf);
-  pk.pack_map(10);
+  pk.pack_map(14);
   packStr(pk, "worker_id"), pk.pack_uint64(load.worker_id);
   packStr(pk, "role"), packStr(pk, load.role);
   packStr(pk, "running"), pk.pack_int32(load.running);
@@ -202,6 +202,10 @@ std::string encodeLoadMetrics(const kv::LoadMetrics& load) {
   packStr(pk, "kv_blocks_total"), pk.pack_int32(load.kv_blocks_total);
   packStr(pk, "kv_blocks_used"), pk.pack_int32(load.kv_blocks_used);
   packStr(pk, "kv_blocks_cached_free"), pk.pack_int32(load.kv_blocks_cached_free);
+  packStr(pk, "kv_host_blocks_total"), pk.pack_int32(load.kv_host_blocks_total);
+  packStr(pk, "kv_host_blocks_used"), pk.pack_int32(load.kv_host_blocks_used);
+  packStr(pk, "kv_disk_blocks_total"), pk.pack_int32(load.kv_disk_blocks_total);
+  packStr(pk, "kv_disk_blocks_used"), pk.pack_int32(load.kv_disk_blocks_used);
   packStr(pk, "tokens_per_s_prefill"), pk.pack_double(load.tokens_per_s_prefill);
   packStr(pk, "tokens_per_s_decode"), pk.pack_double(load.tokens_per_s_decode);
   packStr(pk, "ts_ms"), pk.pack_int64(load.ts_ms);
@@ -220,6 +224,10 @@ Result<kv::LoadMetrics> decodeLoadMetrics(std::string_view bytes) {
   TURBINE_RETURN_IF_ERROR(readInt(m, "load", "kv_blocks_total", &l.kv_blocks_total));
   TURBINE_RETURN_IF_ERROR(readInt(m, "load", "kv_blocks_used", &l.kv_blocks_used));
   TURBINE_RETURN_IF_ERROR(readInt(m, "load", "kv_blocks_cached_free", &l.kv_blocks_cached_free));
+  TURBINE_RETURN_IF_ERROR(readInt(m, "load", "kv_host_blocks_total", &l.kv_host_blocks_total));
+  TURBINE_RETURN_IF_ERROR(readInt(m, "load", "kv_host_blocks_used", &l.kv_host_blocks_used));
+  TURBINE_RETURN_IF_ERROR(readInt(m, "load", "kv_disk_blocks_total", &l.kv_disk_blocks_total));
+  TURBINE_RETURN_IF_ERROR(readInt(m, "load", "kv_disk_blocks_used", &l.kv_disk_blocks_used));
   TURBINE_RETURN_IF_ERROR(readDouble(m, "load", "tokens_per_s_prefill", &l.tokens_per_s_prefill));
   TURBINE_RETURN_IF_ERROR(readDouble(m, "load", "tokens_per_s_decode", &l.tokens_per_s_decode));
   TURBINE_RETURN_IF_ERROR(readInt(m, "load", "ts_ms", &l.ts_ms));

@@ -152,6 +152,10 @@ kv::LoadMetrics Worker::loadMetrics() {
   m.kv_blocks_total = s.kv_blocks_total;
   m.kv_blocks_used = s.kv_blocks_used;
   m.kv_blocks_cached_free = s.kv_blocks_cached_free;
+  m.kv_host_blocks_total = static_cast<int32_t>(s.kv_host_blocks_total);
+  m.kv_host_blocks_used = static_cast<int32_t>(s.kv_host_blocks_used);
+  m.kv_disk_blocks_total = static_cast<int32_t>(s.kv_disk_blocks_total);
+  m.kv_disk_blocks_used = static_cast<int32_t>(s.kv_disk_blocks_used);
   m.tokens_per_s_prefill = s.prefill_tokens_per_s;
   m.tokens_per_s_decode = s.decode_tokens_per_s;
   m.ts_ms = LoadPublisher::nowUnixMs();

@@ -255,6 +255,12 @@ class KvTiersTest(unittest.TestCase):
                 again, usage = complete(server.url, model, prompt_a)
                 self.assertEqual(again, text)
                 results[name] = usage["prompt_tokens_details"]["cached_tokens"]
+                if flags:  # the worker's load reports carry its tier: /metrics shows it
+                    deadline = time.time() + 5
+                    while metric(server.url, f"turbine_kv_{name}_blocks_used") == 0 and time.time() < deadline:
+                        time.sleep(0.05)
+                    self.assertGreater(metric(server.url, f"turbine_kv_{name}_blocks_used"), 0)
+                    self.assertEqual(metric(server.url, f"turbine_kv_{name}_blocks_total"), 128)  # 4 MiB / 32 KiB
                 if flags:
                     self.assertIn(name + " cache 4 MiB", server.log)  # the worker's line names it
             finally:

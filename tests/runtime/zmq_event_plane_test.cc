@@ -100,9 +100,13 @@ TEST(ZmqCodec, KvAndLoadRoundTrip) {
   ASSERT_TRUE(back.isOk()) << back.status().toString();
   EXPECT_EQ(*back, msg);
 
-  kv::LoadMetrics l{3, "decode", 4, 5, 100, 60, 7, 1234.5, 88.25, 1700000000123};
+  kv::LoadMetrics l{3, "decode", 4, 5, 100, 60, 7, 1234.5, 88.25, 1700000000123, 400, 300, 9000, 8};
   auto lb = zmq_codec::decodeLoadMetrics(zmq_codec::encodeLoadMetrics(l));
   ASSERT_TRUE(lb.isOk());
+  EXPECT_EQ(lb->kv_host_blocks_total, 400);
+  EXPECT_EQ(lb->kv_host_blocks_used, 300);
+  EXPECT_EQ(lb->kv_disk_blocks_total, 9000);
+  EXPECT_EQ(lb->kv_disk_blocks_used, 8);
   EXPECT_EQ(lb->worker_id, 3u);
   EXPECT_EQ(lb->role, "decode");
   EXPECT_EQ(lb->kv_blocks_used, 60);
