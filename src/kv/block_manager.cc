@@ -93,6 +93,15 @@ Result<std::unique_ptr<KvBlockManager>> KvBlockManager::create(const KvBlockMana
   if (o.host_blocks == 0 && o.disk_blocks == 0)
     return invalidArgument("KV block manager: neither a host nor a disk tier");
   AnonymousMemory host;
+  const size_t host_bytes = static_cast<size_t>(o.host_blocks) * o.block_bytes;
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0 && host_bytes > static_cast<size_t>(pages) * static_cast<size_t>(page)) {
+    // The tier is faulted in from the start: more than the machine has would end in the OOM killer.
+    return invalidArgument("KV host cache of " + std::to_string(host_bytes >> 20) +
+                           " MiB is larger than this machine's memory (" +
+                           std::to_string((static_cast<size_t>(pages) * static_cast<size_t>(page)) >> 20) +
+                           " MiB)");
+  }
   if (o.host_blocks > 0 && o.block_bytes > 0) {
     TURBINE_ASSIGN_OR_RETURN(
         host, AnonymousMemory::allocate(static_cast<size_t>(o.host_blocks) * o.block_bytes,

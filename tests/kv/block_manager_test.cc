@@ -77,6 +77,11 @@ TEST(KvBlockManager, RefusesBadOptions) {
   o.block_bytes = 64;
   o.host_blocks = 0;
   EXPECT_EQ(KvBlockManager::create(o).status().code(), StatusCode::kInvalidArgument);  // no tier
+  o.host_blocks = int64_t{1} << 40;  // 64 TiB of 64-byte blocks: more than any test machine has
+  const auto huge = KvBlockManager::create(o);
+  ASSERT_EQ(huge.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(huge.status().message().find("larger than this machine's memory"), std::string::npos);
+  o.host_blocks = 0;
   o.disk_blocks = 4;
   o.disk_dir = "/nonexistent/turbine-kv-test";
   const auto r = KvBlockManager::create(o);
