@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -20,10 +23,11 @@ using Kind = Symbol::Kind;
 constexpr int64_t kMaxUnrolled = 4096;
 
 // Keywords that constrain values in ways this compiler does not enforce: refused, never ignored.
+// (minimum / maximum / exclusiveMinimum / exclusiveMaximum are enforced on integers only; see
+// typeRule.)
 const std::set<std::string>& unsupportedKeywords() {
   static const std::set<std::string> k = {
-      "patternProperties", "minimum", "maximum", "exclusiveMinimum",
-      "exclusiveMaximum", "multipleOf", "minProperties", "maxProperties", "uniqueItems",
+      "patternProperties", "multipleOf", "minProperties", "maxProperties", "uniqueItems",
       "contains", "minContains", "maxContains", "not", "if", "then", "else",
       "dependentRequired", "dependentSchemas", "dependencies", "propertyNames",
       "unevaluatedProperties", "unevaluatedItems", "additionalItems", "$dynamicRef"};
@@ -40,6 +44,14 @@ std::string formatPattern(const std::string& format) {
   if (format == "uuid")
     return "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
   return "";
+}
+
+// The first of minimum / maximum / exclusiveMinimum / exclusiveMaximum that `s` has, or null.
+const char* numericBound(const Json& s) {
+  for (const char* key : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}) {
+    if (s.contains(key)) return key;
+  }
+  return nullptr;
 }
 
 class SchemaCompiler {
@@ -73,6 +85,13 @@ class SchemaCompiler {
   int32_t stringRule(int64_t min_len, int64_t max_len);  // max_len < 0: unbounded
   int32_t numberRule();
   int32_t integerRule();
+  // Integers in [lo, hi] (either end open when unset), canonical decimal (no leading zeros).
+  int32_t integerRangeRule(std::optional<int64_t> lo, std::optional<int64_t> hi);
+  // Naturals in [a, b] (b unset: unbounded), a >= 0.
+  int32_t naturalRangeRule(int64_t a, std::optional<int64_t> b);
+  // Digit strings of one length between x and y (x <= y, same length), leading zeros allowed.
+  int32_t digitRangeRule(const std::string& x, const std::string& y);
+  Result<int32_t> boundedIntegerRule(const Json& s, const std::string& path);
   int32_t anyValue();
   int32_t anyObject();
   int32_t anyArray();
@@ -169,6 +188,87 @@ int32_t SchemaCompiler::integerRule() {
   b_.addAlternative(integer_, {rule(abs)});
   b_.addAlternative(integer_, {lit('-'), rule(abs)});
   return integer_;
+}
+
+int32_t SchemaCompiler::digitRangeRule(const std::string& x, const std::string& y) {
+  const int32_t r = b_.addRule("digit_range");
+  const Symbol digit = b_.bytes(ByteSet::range('0', '9'));
+  if (x == y) {
+    b_.addAlternative(r, literal(x));
+  } else if (x.size() == 1) {
+    b_.addAlternative(r, {b_.bytes(ByteSet::range(static_cast<uint8_t>(x[0]), static_cast<uint8_t>(y[0])))});
+  } else if (x[0] == y[0]) {
+    b_.addAlternative(r, {lit(x[0]), rule(digitRangeRule(x.substr(1), y.substr(1)))});
+  } else {
+    const size_t rest = x.size() - 1;
+    b_.addAlternative(r, {lit(x[0]), rule(digitRangeRule(x.substr(1), std::string(rest, '9')))});
+    if (x[0] + 1 <= y[0] - 1) {
+      std::vector<Symbol> alt = {b_.bytes(ByteSet::range(static_cast<uint8_t>(x[0] + 1),
+                                                         static_cast<uint8_t>(y[0] - 1)))};
+      alt.insert(alt.end(), rest, digit);
+      b_.addAlternative(r, std::move(alt));
+    }
+    b_.addAlternative(r, {lit(y[0]), rule(digitRangeRule(std::string(rest, '0'), y.substr(1)))});
+  }
+  return r;
+}
+
+int32_t SchemaCompiler::naturalRangeRule(int64_t a, std::optional<int64_t> b) {
+  const int32_t r = b_.addRule("natural_range");
+  const std::string sa = std::to_string(a);
+  const size_t la = sa.size(), lb = b ? std::to_string(*b).size() : la;
+  for (size_t len = la; len <= lb; ++len) {
+    const std::string low = len == la ? sa : "1" + std::string(len - 1, '0');
+    const std::string high = b && len == lb ? std::to_string(*b) : std::string(len, '9');
+    b_.addAlternative(r, {rule(digitRangeRule(low, high))});
+  }
+  if (!b) {  // every longer number
+    std::vector<Symbol> alt = {b_.bytes(ByteSet::range('1', '9'))};
+    alt.insert(alt.end(), la, b_.bytes(ByteSet::range('0', '9')));
+    alt.push_back(rule(digits()));
+    b_.addAlternative(r, std::move(alt));
+  }
+  return r;
+}
+
+int32_t SchemaCompiler::integerRangeRule(std::optional<int64_t> lo, std::optional<int64_t> hi) {
+  const int32_t r = b_.addRule("integer_range");
+  if (!hi || *hi >= 0) {  // the non-negative part: [max(lo, 0), hi]
+    b_.addAlternative(r, {rule(naturalRangeRule(std::max<int64_t>(lo.value_or(0), 0), hi))});
+  }
+  if (!lo || *lo < 0) {  // the negative part: -m for m in [max(-hi, 1), -lo]
+    const int64_t m_lo = hi && *hi < 0 ? -*hi : 1;
+    std::optional<int64_t> m_hi;
+    if (lo) m_hi = -*lo;
+    b_.addAlternative(r, {lit('-'), rule(naturalRangeRule(m_lo, m_hi))});
+  }
+  return r;
+}
+
+// minimum / maximum / exclusiveMinimum / exclusiveMaximum of an integer: to [lo, hi].
+Result<int32_t> SchemaCompiler::boundedIntegerRule(const Json& s, const std::string& path) {
+  constexpr double kLimit = 1e18;  // bounds beyond are refused (int64 arithmetic below)
+  std::optional<int64_t> lo, hi;
+  for (const char* key : {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"}) {
+    if (!s.contains(key)) continue;
+    if (!s[key].is_number() || !(std::fabs(s[key].get<double>()) <= kLimit)) {
+      return invalidArgument("JSON schema " + path + ": " + key + " must be a number within +-1e18");
+    }
+    const double v = s[key].get<double>();
+    const bool exclusive = key[0] == 'e';
+    if (std::string_view(key).find("inimum") != std::string_view::npos) {
+      const auto b = static_cast<int64_t>(exclusive ? std::floor(v) + 1 : std::ceil(v));
+      lo = lo ? std::max(*lo, b) : b;
+    } else {
+      const auto b = static_cast<int64_t>(exclusive ? std::ceil(v) - 1 : std::floor(v));
+      hi = hi ? std::min(*hi, b) : b;
+    }
+  }
+  if (!lo && !hi) return integerRule();
+  if (lo && hi && *lo > *hi) {
+    return invalidArgument("JSON schema " + path + ": no integer satisfies its minimum and maximum");
+  }
+  return integerRangeRule(lo, hi);
 }
 
 int32_t SchemaCompiler::numberRule() {
@@ -450,8 +550,8 @@ Result<int32_t> SchemaCompiler::typeRule(const std::string& type, const Json& s,
     b_.addAlternative(r, {lit('"'), rule(*body), lit('"')});
     return r;
   }
-  if (type == "integer") return integerRule();
-  if (type == "number") return numberRule();
+  if (type == "integer") return boundedIntegerRule(s, path);
+  if (type == "number") return numberRule();  // bounds refused in compile()
   if (type == "boolean") {
     anyValue();
     return bool_;
@@ -477,6 +577,19 @@ Result<int32_t> SchemaCompiler::compile(const Json& s, const std::string& path, 
     if (unsupportedKeywords().count(it.key())) {
       return invalidArgument("JSON schema " + where + ": keyword '" + it.key() +
                              "' is not supported for structured output");
+    }
+  }
+  if (const char* bound = numericBound(s)) {
+    // Enforced for integers only (they apply to numbers alone, so other types ignore them).
+    bool number_possible = !s.contains("type");
+    for (const char* other : {"enum", "const", "$ref", "anyOf", "oneOf", "allOf"}) {
+      number_possible |= s.contains(other);  // paths that would not apply the bound
+    }
+    const Json types = s.contains("type") && s["type"].is_array() ? s["type"] : Json::array({s.value("type", Json())});
+    for (const auto& t : types) number_possible |= t == "number";
+    if (number_possible) {
+      return invalidArgument("JSON schema " + where + ": keyword '" + bound +
+                             "' is supported for type integer only");
     }
   }
   if (s.contains("$ref")) {

@@ -158,7 +158,7 @@ describe('turbine serve with the openai client', () => {
       seed: 3, n: 4, guided_choice: ['red', 'green', 'blue'] });
     for (const choice of c.choices) assert.ok(['red', 'green', 'blue'].includes(choice.text), choice.text);
     await assert.rejects(openai.chat.completions.create({ ...body,
-      response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'integer', minimum: 1 } } } }),
+      response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'number', minimum: 1 } } } }),
       (e) => e.status === 400 && /minimum/.test(e.message));
   });
 

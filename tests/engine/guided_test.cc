@@ -138,7 +138,7 @@ TEST(Guided, GreedyChoiceAndRegex) {
 TEST(Guided, RefusedWithABadConstraintOrWithoutAVocabulary) {
   auto e = guidedEngine();
   Status st = e->add(guidedRequest("bad", {structured::OutputConstraint::Kind::kJsonSchema,
-                                           R"({"type": "integer", "minimum": 3})"},
+                                           R"({"type": "number", "minimum": 3})"},
                                    1),
                      [](Output&&) {});
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);

@@ -200,7 +200,7 @@ TEST(OpenAiProtocol, StructuredOutputConstraints) {
            {R"("response_format":{"type":"json_schema"})", "response_format.json_schema", "required"},
            {R"("response_format":{"type":"json_schema","json_schema":{"name":"a"}})",
             "response_format.json_schema.schema", "required"},
-           {R"("response_format":{"type":"json_schema","json_schema":{"schema":{"type":"integer","minimum":1}}})",
+           {R"("response_format":{"type":"json_schema","json_schema":{"schema":{"type":"number","minimum":1}}})",
             "response_format.json_schema.schema", "'minimum'"},
            {R"("guided_json":"{not json")", "guided_json", "not valid JSON"},
            {R"("guided_regex":"(a")", "guided_regex", "missing ')'"},

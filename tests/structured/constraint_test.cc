@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <regex>
 #include <string>
@@ -185,10 +186,67 @@ TEST(JsonSchema, RefsDefsConstEnumAnyOfAndFormats) {
   EXPECT_FALSE(matches(search, R"("ab")"));
 }
 
+// Integer bounds: every integer in [-1300, 1300] (and a few far ones) is accepted exactly when it
+// is within the bounds; non-canonical spellings never are.
+TEST(JsonSchema, IntegerBoundsAcceptExactlyTheIntegersInRange) {
+  struct Case {
+    std::string bounds;
+    std::optional<int64_t> lo, hi;
+  };
+  const std::vector<Case> cases = {
+      {R"("minimum": 0)", 0, std::nullopt},
+      {R"("minimum": 1, "maximum": 100)", 1, 100},
+      {R"("minimum": -5, "maximum": 5)", -5, 5},
+      {R"("minimum": -1000, "maximum": -7)", -1000, -7},
+      {R"("exclusiveMinimum": 9, "exclusiveMaximum": 1000)", 10, 999},
+      {R"("minimum": 0.5, "maximum": 99.5)", 1, 99},
+      {R"("exclusiveMinimum": -0.5)", 0, std::nullopt},
+      {R"("maximum": -3)", std::nullopt, -3},
+      {R"("maximum": 0)", std::nullopt, 0},
+      {R"("minimum": 37, "maximum": 37)", 37, 37},
+      {R"("minimum": 95, "maximum": 1205)", 95, 1205},
+      {R"("minimum": -1205, "maximum": 12)", -1205, 12},
+      {R"("minimum": 123)", 123, std::nullopt},
+  };
+  for (const Case& c : cases) {
+    const auto g = schemaGrammar(R"({"type": "integer", )" + c.bounds + "}");
+    ASSERT_TRUE(g) << c.bounds;
+    std::vector<int64_t> values;
+    for (int64_t v = -1300; v <= 1300; ++v) values.push_back(v);
+    for (int64_t v : {int64_t{99999}, int64_t{123456789}, int64_t{-99999}, int64_t{-123456789}}) values.push_back(v);
+    for (int64_t v : values) {
+      const bool in = (!c.lo || v >= *c.lo) && (!c.hi || v <= *c.hi);
+      ASSERT_EQ(matches(g, std::to_string(v)), in) << c.bounds << ": " << v;
+    }
+    for (const char* odd : {"-0", "007", "1.0", "1e2", "+3", "--1", ""}) {
+      EXPECT_FALSE(matches(g, odd)) << c.bounds << ": '" << odd << "'";
+    }
+  }
+  // In an object, as tool parameters carry them.
+  const auto g = schemaGrammar(
+      R"({"type": "object", "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 50}},
+          "required": ["limit"]})");
+  EXPECT_TRUE(matches(g, R"({"limit": 50})"));
+  EXPECT_FALSE(matches(g, R"({"limit": 51})"));
+  EXPECT_FALSE(matches(g, R"({"limit": 0})"));
+  // Bounds do not apply to the other types of a type list.
+  const auto g2 = schemaGrammar(R"({"type": ["integer", "null"], "minimum": 2})");
+  EXPECT_TRUE(matches(g2, "null"));
+  EXPECT_TRUE(matches(g2, "2"));
+  EXPECT_FALSE(matches(g2, "1"));
+}
+
 TEST(JsonSchema, RefusesWhatItDoesNotEnforceNamingThePlace) {
   for (const auto& [schema, needle] : std::vector<std::pair<std::string, std::string>>{
-           {R"({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}})",
-            "#/properties/n: keyword 'minimum'"},
+           {R"({"type": "object", "properties": {"n": {"type": "number", "minimum": 1}}})",
+            "#/properties/n: keyword 'minimum' is supported for type integer only"},
+           {R"({"maximum": 3})", "keyword 'maximum' is supported for type integer only"},
+           {R"({"type": "integer", "enum": [1, 9], "maximum": 3})", "type integer only"},
+           {R"({"type": ["integer", "number"], "minimum": 0})", "type integer only"},
+           {R"({"type": "integer", "minimum": 5, "maximum": 4})", "no integer satisfies"},
+           {R"({"type": "integer", "exclusiveMinimum": 3, "exclusiveMaximum": 4})", "no integer satisfies"},
+           {R"({"type": "integer", "minimum": 1e30})", "within +-1e18"},
+           {R"({"type": "integer", "multipleOf": 2})", "keyword 'multipleOf'"},
            {R"({"type": "strin"})", "unknown type 'strin'"},
            {R"({"$ref": "#/$defs/missing"})", "points nowhere"},
            {R"({"allOf": [{}, {}]})", "allOf"},
