@@ -277,7 +277,12 @@ class FleetTest(unittest.TestCase):
         self.assertEqual(status, 200, body)
         self.assertIsInstance(json.loads(body["choices"][0]["message"]["content"])["ok"], bool, body)
         status, body = http(self.frontend.url + "/v1/completions",
-                            {"model": "tiny", "prompt": "x", "guided_json": {"type": "integer", "maximum": 3}})
+                            {"model": "tiny", "prompt": "x", "n": 3, "temperature": 1, "seed": 4,
+                             "guided_json": {"type": "integer", "minimum": -2, "maximum": 3}})
+        self.assertEqual(status, 200, body)
+        self.assertTrue(all(-2 <= json.loads(c["text"]) <= 3 for c in body["choices"]), body)
+        status, body = http(self.frontend.url + "/v1/completions",
+                            {"model": "tiny", "prompt": "x", "guided_json": {"type": "number", "maximum": 3}})
         self.assertEqual(status, 400, body)
         self.assertEqual(body["error"]["param"], "guided_json")
 
