@@ -1,7 +1,10 @@
 // Helpers shared by the whole-model benchmarks: the medium (or any preset) model files they run
-// on, generated once (seed 1) into a cache folder and reused; comma-separated flag lists.
+// on, generated once (seed 1) into a cache folder and reused; comma-separated flag lists; prompts
+// and greedy requests, and a request's time to first token.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -9,6 +12,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "engine/engine.h"
 #include "model/make_model.h"
 
 namespace turbine::bench_util {
@@ -37,6 +41,47 @@ inline std::vector<std::string> splitList(const std::string& s) {
   std::stringstream ss(s);
   for (std::string item; std::getline(ss, item, ',');) {
     if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+// `n` token ids in [256, vocab - 44), a xorshift stream per salt (past the byte tokens).
+inline std::vector<int32_t> randomPrompt(int32_t n, int32_t vocab, uint32_t salt) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  uint32_t x = 2463534242u ^ salt;
+  for (auto& id : ids) {
+    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+    id = static_cast<int32_t>(x % static_cast<uint32_t>(vocab - 300)) + 256;
+  }
+  return ids;
+}
+
+// Exactly max_tokens greedy tokens (EOS ignored).
+inline engine::Request greedyRequest(std::string id, std::vector<int32_t> tokens, int32_t max_tokens) {
+  engine::Request r;
+  r.request_id = std::move(id);
+  r.token_ids = std::move(tokens);
+  r.sampling.temperature = 0;
+  r.stop.max_tokens = max_tokens;
+  r.stop.ignore_eos = true;
+  return r;
+}
+
+struct FirstToken {
+  double seconds = 0;         // from add() to the first output token
+  int32_t cached_tokens = 0;  // the usage's
+};
+
+// One greedy token of `tokens` on `e`, run to its end.
+inline Result<FirstToken> firstToken(engine::Engine& e, const std::string& id, std::vector<int32_t> tokens) {
+  FirstToken out;
+  const auto t0 = std::chrono::steady_clock::now();
+  TURBINE_ASSIGN_OR_RETURN(auto stream, e.addStream(greedyRequest(id, std::move(tokens), 1)));
+  while (auto o = stream->next()) {
+    TURBINE_RETURN_IF_ERROR(o->status);
+    if (out.seconds == 0 && !o->token_ids.empty())
+      out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (o->usage) out.cached_tokens = o->usage->cached_tokens;
   }
   return out;
 }

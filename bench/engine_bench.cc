@@ -49,27 +49,8 @@ Result<std::string> ensureModel(const Args& a, const std::string& dtype) {
   return bench_util::ensureModel(a.models, a.preset, dtype);
 }
 
-std::vector<int32_t> prompt(int32_t n, int32_t vocab, uint32_t salt) {
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  uint32_t x = 2463534242u ^ salt;
-  for (auto& id : ids) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    id = static_cast<int32_t>(x % static_cast<uint32_t>(vocab - 300)) + 256;
-  }
-  return ids;
-}
-
-Request greedy(std::string id, std::vector<int32_t> tokens, int32_t max_tokens) {
-  Request r;
-  r.request_id = std::move(id);
-  r.token_ids = std::move(tokens);
-  r.sampling.temperature = 0;
-  r.stop.max_tokens = max_tokens;
-  r.stop.ignore_eos = true;
-  return r;
-}
+using bench_util::greedyRequest;
+using bench_util::randomPrompt;
 
 Result<std::unique_ptr<Engine>> makeEngine(std::shared_ptr<const model::ModelWeights> w,
                                            const Args& a, int32_t max_len, int32_t blocks) {
@@ -93,7 +74,7 @@ Status benchDecode(std::shared_ptr<const model::ModelWeights> w, const Args& a,
     TURBINE_ASSIGN_OR_RETURN(auto eng, makeEngine(w, a, 32 + a.gen + 1, n * per_seq_blocks + 8));
     // Warm up (page in the weights, size the scratch buffers).
     {
-      TURBINE_ASSIGN_OR_RETURN(auto s, eng->addStream(greedy("warm", prompt(32, vocab, 99), 4)));
+      TURBINE_ASSIGN_OR_RETURN(auto s, eng->addStream(greedyRequest("warm", randomPrompt(32, vocab, 99), 4)));
       while (s->next()) {
       }
     }
@@ -110,7 +91,7 @@ Status benchDecode(std::shared_ptr<const model::ModelWeights> w, const Args& a,
     for (int i = 0; i < n; ++i) {
       auto seen = std::make_shared<int>(0);
       Status st = eng->add(
-          greedy("r" + std::to_string(i), prompt(32, vocab, static_cast<uint32_t>(i)), a.gen),
+          greedyRequest("r" + std::to_string(i), randomPrompt(32, vocab, static_cast<uint32_t>(i)), a.gen),
           [prog, seen, n](Output&& o) {
             std::lock_guard<std::mutex> lock(prog->mu);
             if (*seen == 0 && !o.token_ids.empty() && ++prog->have_first == n) {
@@ -151,13 +132,8 @@ Status benchDecode(std::shared_ptr<const model::ModelWeights> w, const Args& a,
 }
 
 Result<double> timeToFirstToken(Engine& eng, const std::string& id, std::vector<int32_t> p) {
-  auto t0 = Clock::now();
-  TURBINE_ASSIGN_OR_RETURN(auto s, eng.addStream(greedy(id, std::move(p), 1)));
-  double ttft = -1;
-  while (auto o = s->next()) {
-    if (ttft < 0 && !o->token_ids.empty()) ttft = seconds(t0, Clock::now());
-  }
-  return ttft;
+  TURBINE_ASSIGN_OR_RETURN(const bench_util::FirstToken f, bench_util::firstToken(eng, id, std::move(p)));
+  return f.seconds;
 }
 
 Status benchTtft(std::shared_ptr<const model::ModelWeights> w, const Args& a,
@@ -165,13 +141,13 @@ Status benchTtft(std::shared_ptr<const model::ModelWeights> w, const Args& a,
   const int32_t vocab = w->config.vocab_size;
   const int32_t n = a.ttft_prompt;
   TURBINE_ASSIGN_OR_RETURN(auto eng, makeEngine(w, a, n + 8, 3 * (n / 16 + 2)));
-  TURBINE_ASSIGN_OR_RETURN(double warm, timeToFirstToken(*eng, "warm", prompt(64, vocab, 7)));
+  TURBINE_ASSIGN_OR_RETURN(double warm, timeToFirstToken(*eng, "warm", randomPrompt(64, vocab, 7)));
   (void)warm;
-  std::vector<int32_t> base = prompt(n, vocab, 1);
+  std::vector<int32_t> base = randomPrompt(n, vocab, 1);
   TURBINE_ASSIGN_OR_RETURN(double cold, timeToFirstToken(*eng, "cold", base));
   // Same first n-64 tokens, different last 64: n-64 tokens come from the prefix cache.
   std::vector<int32_t> other = base;
-  std::vector<int32_t> tail = prompt(64, vocab, 2);
+  std::vector<int32_t> tail = randomPrompt(64, vocab, 2);
   std::copy(tail.begin(), tail.end(), other.end() - 64);
   TURBINE_ASSIGN_OR_RETURN(double cached, timeToFirstToken(*eng, "cached", other));
   std::printf(

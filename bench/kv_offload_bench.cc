@@ -157,39 +157,9 @@ Status benchTiers(const Args& a, size_t block, const std::string& what, const st
 
 // ---- Part 2: the engine ----
 
-std::vector<int32_t> randomPrompt(int32_t n, int32_t vocab, uint32_t salt) {
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  uint32_t x = 2463534242u ^ (salt * 2654435761u);
-  for (auto& id : ids) {
-    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-    id = static_cast<int32_t>(x % static_cast<uint32_t>(vocab - 300)) + 256;
-  }
-  return ids;
-}
-
-struct FirstToken {
-  double seconds = 0;
-  int32_t cached_tokens = 0;
-};
-
-// One greedy token of `tokens`: the time from add to the first output, and the usage's cached.
-Result<FirstToken> firstToken(Engine& e, const std::string& id, std::vector<int32_t> tokens) {
-  Request r;
-  r.request_id = id;
-  r.token_ids = std::move(tokens);
-  r.sampling.temperature = 0;
-  r.stop.max_tokens = 1;
-  r.stop.ignore_eos = true;
-  FirstToken out;
-  const auto t0 = Clock::now();
-  TURBINE_ASSIGN_OR_RETURN(auto stream, e.addStream(std::move(r)));
-  while (auto o = stream->next()) {
-    TURBINE_RETURN_IF_ERROR(o->status);
-    if (out.seconds == 0 && !o->token_ids.empty()) out.seconds = secondsSince(t0);
-    if (o->usage) out.cached_tokens = o->usage->cached_tokens;
-  }
-  return out;
-}
+using bench_util::FirstToken;
+using bench_util::firstToken;
+using bench_util::randomPrompt;
 
 struct EngineFigures {
   std::string tiers;
