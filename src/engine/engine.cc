@@ -145,6 +145,13 @@ void Engine::subscribeKvEvents(KvEventCallback callback) { post(SubscribeMsg{std
 
 void Engine::resetPrefixCache() { post(ResetMsg{}); }
 
+void Engine::exportBlocks(std::vector<kv::BlockHash> hashes, ExportCallback done) {
+  auto shared = std::make_shared<ExportCallback>(std::move(done));
+  if (!post(ExportMsg{std::move(hashes), [shared](Result<KvBlocks> r) { (*shared)(std::move(r)); }})) {
+    (*shared)(unavailable("engine is shut down"));
+  }
+}
+
 void Engine::sync() {
   std::mutex m;
   std::condition_variable cv;
@@ -226,6 +233,8 @@ void Engine::closeInbox() {
         a->callback(abortedOutput(a->request.request_id, unavailable("engine shut down")));
     } else if (auto* s = std::get_if<SyncMsg>(&m)) {
       s->done();
+    } else if (auto* e = std::get_if<ExportMsg>(&m)) {
+      e->done(unavailable("engine shut down"));
     }
   }
 }
@@ -241,6 +250,8 @@ void Engine::handle(Message& msg) {
     kv_subscribers_.push_back(std::move(sub->callback));
   } else if (std::holds_alternative<ResetMsg>(msg)) {
     scheduler_->resetPrefixCache();
+  } else if (auto* ex = std::get_if<ExportMsg>(&msg)) {
+    ex->done(scheduler_->exportBlocks(ex->hashes));
   } else if (auto* sy = std::get_if<SyncMsg>(&msg)) {
     publishKvEvents();
     publishStats();
@@ -270,6 +281,8 @@ void Engine::publishStats() {
   st_looked_up_.store(c.prompt_tokens_looked_up, r);
   st_cached_.store(c.prompt_tokens_cached, r);
   st_forward_ns_.store(c.forward_ns, r);
+  st_imported_.store(c.blocks_imported, r);
+  st_exported_.store(c.blocks_exported, r);
   if (block_manager_) {
     const kv::KvBlockManagerStats m = block_manager_->stats();
     st_host_used_.store(m.host_used, r);
@@ -302,6 +315,8 @@ EngineStats Engine::stats() {
   s.kv_disk_blocks_used = st_disk_used_.load(r);
   s.kv_blocks_offloaded = st_offloaded_.load(r);
   s.kv_blocks_onboarded = st_onboarded_.load(r);
+  s.kv_blocks_imported = st_imported_.load(r);
+  s.kv_blocks_exported = st_exported_.load(r);
   const int64_t loop_ns = st_loop_ns_.load(r), fwd_ns = st_forward_ns_.load(r);
 
   std::lock_guard lk(stats_mu_);

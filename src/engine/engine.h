@@ -76,6 +76,8 @@ struct EngineStats {
   int64_t kv_disk_blocks_used = 0;
   int64_t kv_blocks_offloaded = 0;     // cumulative: blocks copied from the pool to a tier
   int64_t kv_blocks_onboarded = 0;     // cumulative: blocks copied back from a tier
+  int64_t kv_blocks_imported = 0;      // cumulative: blocks of requests' kv_import taken
+  int64_t kv_blocks_exported = 0;      // cumulative: blocks copied out by exportBlocks()
   double prefix_cache_hit_rate = 0;    // cached prompt tokens / prompt tokens, since start
   double steps_per_s = 0;
   double prefill_tokens_per_s = 0;     // prompt + recompute tokens computed per second
@@ -128,6 +130,11 @@ class Engine {
   void subscribeKvEvents(KvEventCallback callback);
   // Forgets every cached block hash (emits cleared).
   void resetPrefixCache();
+  // Copies the leading run of `hashes` that the KV pool or its tiers hold, between two steps
+  // (disaggregated serving: a prefill worker's blocks for a decode worker). `done` runs on the
+  // loop thread, or at once with Unavailable when the engine is shut down.
+  using ExportCallback = std::function<void(Result<KvBlocks>)>;
+  void exportBlocks(std::vector<kv::BlockHash> hashes, ExportCallback done);
   EngineStats stats();
   // Blocks until the loop has processed everything posted before this call.
   void sync();
@@ -152,7 +159,11 @@ class Engine {
   struct SyncMsg {
     std::function<void()> done;
   };
-  using Message = std::variant<AddMsg, AbortMsg, SubscribeMsg, ResetMsg, SyncMsg>;
+  struct ExportMsg {
+    std::vector<kv::BlockHash> hashes;
+    ExportCallback done;
+  };
+  using Message = std::variant<AddMsg, AbortMsg, SubscribeMsg, ResetMsg, SyncMsg, ExportMsg>;
 
   Engine(std::unique_ptr<ModelRunner> runner, EngineOptions options,
          std::unique_ptr<kv::KvBlockManager> block_manager);
@@ -187,7 +198,8 @@ class Engine {
   std::atomic<int32_t> st_running_{0}, st_waiting_{0}, st_used_{0}, st_cached_free_{0};
   std::atomic<int64_t> st_steps_{0}, st_prefill_{0}, st_decode_{0}, st_preempt_{0},
       st_finished_{0}, st_looked_up_{0}, st_cached_{0}, st_loop_ns_{0}, st_forward_ns_{0},
-      st_host_used_{0}, st_disk_used_{0}, st_offloaded_{0}, st_onboarded_{0};
+      st_host_used_{0}, st_disk_used_{0}, st_offloaded_{0}, st_onboarded_{0},
+      st_imported_{0}, st_exported_{0};
 
   std::mutex stats_mu_;  // guards the previous snapshot used for rates
   EngineStats prev_stats_;

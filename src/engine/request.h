@@ -5,12 +5,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
+#include "kv/block_hash.h"
 #include "structured/constraint.h"
 
 namespace turbine::engine {
@@ -43,6 +45,15 @@ struct StopParams {
   int32_t min_tokens = 0;              // EOS and stop tokens are suppressed until this many
 };
 
+// KV blocks copied out of one engine and into another (disaggregated serving: a prefill worker's
+// blocks, moved to the decode worker by src/transfer). Block i holds the K/V of the block whose
+// hash (DESIGN.md §3.1) is hashes[i], in the runner's layout (ModelRunner::readBlock).
+struct KvBlocks {
+  size_t block_bytes = 0;
+  std::vector<kv::BlockHash> hashes;
+  std::vector<uint8_t> data;  // hashes.size() * block_bytes bytes
+};
+
 struct Request {
   RequestId request_id;
   std::vector<int32_t> token_ids;  // the prompt, already tokenized
@@ -53,6 +64,11 @@ struct Request {
   // Structured output: every sample's tokens spell a prefix of a sentence of the constraint,
   // and EOS / stop tokens come only once it is complete (engine/guided.h).
   std::optional<structured::OutputConstraint> constraint;
+  // Blocks of this prompt computed elsewhere (a run of its chain, in order; disaggregated
+  // serving). The first admission writes them into the pool as prefix hits instead of computing
+  // them (counted in cached_tokens), then drops them. A run that is not of the prompt's chain,
+  // or in another layout (block size, KV dtype), is ignored: those blocks get computed.
+  std::shared_ptr<const KvBlocks> kv_import;
 };
 
 enum class FinishReason { kNone = 0, kStop, kLength, kAbort };

@@ -1,6 +1,7 @@
 #include "engine/scheduler.h"
 
 #include <algorithm>
+#include <cstring>
 #include <chrono>
 #include <cmath>
 #include <random>
@@ -37,6 +38,11 @@ struct Scheduler::Group {
   std::vector<int32_t> suppress;  // EOS + stop ids, banned while under min_tokens
   std::shared_ptr<GuidedGrammar> guided;  // the constraint, when the request has one
   std::vector<std::unique_ptr<Sequence>> seqs;
+  // Request::kv_import, until the first admission: its blocks are the prompt's blocks
+  // [import_at, import_at + hashes.size()).
+  std::shared_ptr<const KvBlocks> import;
+  int32_t import_at = 0;
+  int64_t import_used = 0;  // of its blocks, written into the pool
 };
 
 namespace {
@@ -173,6 +179,9 @@ Status Scheduler::add(Request request, OutputCallback callback, std::shared_ptr<
   g->guided = std::move(guided);
   g->num_live = request.n;
   g->siblings_released = request.n == 1;
+  if (request.kv_import) {
+    acceptImport(g.get(), std::move(request.kv_import), request.token_ids);
+  }
   g->request = std::move(request);
   g->callback = std::move(callback);
   Sequence* first = g->seqs[0].get();
@@ -310,23 +319,34 @@ int32_t Scheduler::acquireCachedPrefix(Sequence* s) {
 
 int32_t Scheduler::tieredPrefix(Sequence* s, int32_t from) {
   kv::KvBlockManager* m = options_.block_manager;
-  if (!m || !pool_.cachingEnabled()) return 0;
+  const Group* g = s->group;
+  const bool importing = g->import && s->index == 0 && !g->admitted;
+  if ((!m && !importing) || !pool_.cachingEnabled()) return 0;
   const int32_t max_hit = (static_cast<int32_t>(s->tokens.size()) - 1) / limits_.block_size;
   int32_t end = from;
-  while (end < max_hit && m->find(s->hashes[end])) ++end;
+  while (end < max_hit && ((importing && importedBlock(g, end)) || (m && m->find(s->hashes[end])))) ++end;
   // Tail first, so the run's head ends up most recently used (evicted last).
-  for (int32_t i = end; i-- > from;) m->touch(s->hashes[i]);
+  if (m) {
+    for (int32_t i = end; i-- > from;) m->touch(s->hashes[i]);
+  }
   return end - from;
 }
 
 int32_t Scheduler::onboard(Sequence* s, int32_t count) {
   kv::KvBlockManager* m = options_.block_manager;
-  int32_t done = 0;
+  Group* g = s->group;
+  const bool importing = g->import && s->index == 0 && !g->admitted;
+  int32_t done = 0, imported = 0;
   for (; done < count; ++done) {
     const int32_t i = s->num_committed;
     const BlockId b = s->blocks[i];
-    const Status st =
-        m->onboard(s->hashes[i], [&](const void* src) { return runner_->writeBlock(b, src); });
+    Status st = notFound("KV block not held");
+    if (const uint8_t* src = importing ? importedBlock(g, i) : nullptr) {
+      st = runner_->writeBlock(b, src);
+      imported += st.isOk() ? 1 : 0;
+    } else if (m) {
+      st = m->onboard(s->hashes[i], [&](const void* src) { return runner_->writeBlock(b, src); });
+    }
     if (!st.isOk()) break;
     std::optional<kv::BlockHash> parent;
     if (i > 0) parent = s->hashes[i - 1];
@@ -334,8 +354,10 @@ int32_t Scheduler::onboard(Sequence* s, int32_t count) {
     ++s->num_committed;
     s->num_computed += limits_.block_size;
   }
-  pool_.appendEvents(m->takeEvents());
-  counters_.blocks_onboarded += done;
+  if (m) pool_.appendEvents(m->takeEvents());
+  counters_.blocks_onboarded += done - imported;
+  counters_.blocks_imported += imported;
+  g->import_used += imported;
   return done;
 }
 
@@ -344,6 +366,70 @@ void Scheduler::offload(BlockId block, kv::BlockHash hash, std::optional<kv::Blo
   // A failed copy loses the block, as an eviction without tiers would.
   (void)m->offload(hash, parent, [&](void* dst) { return runner_->readBlock(block, dst); });
   pool_.appendEvents(m->takeEvents());
+}
+
+void Scheduler::acceptImport(Group* g, std::shared_ptr<const KvBlocks> in, const std::vector<int32_t>& prompt) {
+  const auto n = static_cast<int64_t>(in->hashes.size());
+  if (n == 0) return;
+  // Only a run of this prompt's chain, where it belongs in it (a block hash names its whole
+  // prefix), in this runner's layout, and only blocks admission could take (not the last one).
+  bool ok = pool_.cachingEnabled() && in->block_bytes > 0 && in->block_bytes == runner_->blockBytes() &&
+            in->data.size() == static_cast<size_t>(n) * in->block_bytes;
+  std::vector<kv::BlockHash> chain;
+  if (ok) {
+    const auto max_hit = static_cast<size_t>((static_cast<int32_t>(prompt.size()) - 1) / limits_.block_size);
+    chain = kv::blockHashes(g->root, prompt, limits_.block_size);
+    chain.resize(std::min(chain.size(), max_hit));
+    const auto first = std::find(chain.begin(), chain.end(), in->hashes[0]);
+    ok = first != chain.end() && static_cast<int64_t>(chain.end() - first) >= n &&
+         std::equal(in->hashes.begin(), in->hashes.end(), first);
+    g->import_at = static_cast<int32_t>(first - chain.begin());
+  }
+  if (!ok) {
+    counters_.blocks_import_skipped += n;
+    return;
+  }
+  g->import = std::move(in);
+}
+
+const uint8_t* Scheduler::importedBlock(const Group* g, int32_t i) const {
+  if (!g->import) return nullptr;
+  const int64_t k = static_cast<int64_t>(i) - g->import_at;
+  if (k < 0 || k >= static_cast<int64_t>(g->import->hashes.size())) return nullptr;
+  return g->import->data.data() + static_cast<size_t>(k) * g->import->block_bytes;
+}
+
+void Scheduler::dropImport(Group* g) {
+  if (!g->import) return;
+  const auto n = static_cast<int64_t>(g->import->hashes.size());
+  counters_.blocks_import_skipped += n - g->import_used;
+  g->import.reset();
+}
+
+KvBlocks Scheduler::exportBlocks(std::span<const kv::BlockHash> hashes) {
+  KvBlocks out;
+  out.block_bytes = runner_->blockBytes();
+  if (out.block_bytes == 0) return out;
+  kv::KvBlockManager* m = options_.block_manager;
+  out.data.resize(hashes.size() * out.block_bytes);
+  for (const kv::BlockHash h : hashes) {
+    uint8_t* dst = out.data.data() + out.hashes.size() * out.block_bytes;
+    Status st = notFound("not cached");
+    if (const auto b = pool_.lookup(h)) {
+      st = runner_->readBlock(*b, dst);
+    } else if (m) {
+      st = m->exportBlock(h, [&](const void* src) {
+        std::memcpy(dst, src, out.block_bytes);
+        return Status::ok();
+      });
+    }
+    if (!st.isOk()) break;
+    out.hashes.push_back(h);
+  }
+  out.data.resize(out.hashes.size() * out.block_bytes);
+  counters_.blocks_exported += static_cast<int64_t>(out.hashes.size());
+  if (m) pool_.appendEvents(m->takeEvents());  // a failed disk read drops its block
+  return out;
 }
 
 void Scheduler::resetPrefixCache() {
@@ -372,6 +458,7 @@ void Scheduler::admitWaiting() {
     Group* g = s->group;
     if (s->index == 0 && !g->admitted) {
       g->admitted = true;
+      dropImport(g);  // what it brought is in the pool now (or was not usable)
       addUnadmitted(-1);
       g->cached_tokens = s->num_computed;
       counters_.prompt_tokens_looked_up += s->num_prompt;
@@ -512,6 +599,7 @@ void Scheduler::finishSeq(Sequence* s, FinishReason reason, Output out, Status s
     releaseSiblings(g);  // they can still run without sample 0's blocks
   }
   if (--g->num_live == 0) {
+    dropImport(g);
     if (!g->admitted) addUnadmitted(-1);
     g->admitted = true;
     ++counters_.finished_requests;

@@ -13,6 +13,9 @@
 // the whole pool finishes with kLength.
 // n > 1: sample 0 prefills the prompt; the other samples start once it is computed and reuse
 // its full blocks through the prefix cache (the partial last block is recomputed per sample).
+// A request may bring some of its prompt's blocks computed elsewhere (Request::kv_import,
+// disaggregated serving): its first admission continues the prefix past the pool's hits with
+// them, written into fresh blocks like tier blocks, before it looks in the tiers.
 // With a KV block manager (tiers below the pool, kv/block_manager.h): every block the pool
 // evicts is offloaded to it first, and a new sequence's prefix continues past the pool's hits
 // with the blocks the tiers hold, copied back into fresh blocks (onboarded) instead of computed.
@@ -73,8 +76,12 @@ struct SchedulerCounters {
   int64_t decode_tokens = 0;         // tokens computed as single-token decodes
   int64_t prompt_tokens_looked_up = 0;  // prompt tokens of first admissions
   int64_t prompt_tokens_cached = 0;     // of which served from the prefix cache (any tier)
-  int64_t prompt_tokens_onboarded = 0;  // of which copied back from the host / disk tiers
+  int64_t prompt_tokens_onboarded = 0;  // of which copied in: from the host / disk tiers or a kv_import
   int64_t blocks_onboarded = 0;         // blocks copied back from the tiers (recomputes too)
+  int64_t blocks_imported = 0;          // blocks of requests' kv_import written into the pool
+  int64_t blocks_import_skipped = 0;    // blocks of kv_import not used (off the prompt's chain,
+                                        // another layout, or the pool or a tier had them)
+  int64_t blocks_exported = 0;          // blocks copied out by exportBlocks()
   int64_t preemptions = 0;
   int64_t finished_requests = 0;
   int64_t forward_ns = 0;            // time inside ModelRunner::forward
@@ -113,6 +120,10 @@ class Scheduler {
   // Forgets every cached block, on the pool and on the tiers (one `cleared` event).
   void resetPrefixCache();
 
+  // Copies the leading run of `hashes` that the pool or the tiers hold (disaggregated serving:
+  // another engine continues from them). Empty when the runner cannot copy blocks.
+  KvBlocks exportBlocks(std::span<const kv::BlockHash> hashes);
+
   BlockPool& pool() { return pool_; }
   const BlockPool& pool() const { return pool_; }
   RequestLimits limits() const { return limits_; }
@@ -137,6 +148,12 @@ class Scheduler {
   // how many (fewer when one is gone or a copy fails).
   int32_t onboard(Sequence* s, int32_t count);
   void offload(BlockId block, kv::BlockHash hash, std::optional<kv::BlockHash> parent);
+  // Keeps a request's kv_import for its first admission when it is a run of the prompt's chain
+  // in this runner's layout (else it is dropped and counted as skipped).
+  void acceptImport(Group* g, std::shared_ptr<const KvBlocks> import, const std::vector<int32_t>& prompt);
+  // The imported bytes of the prompt's block i, or null.
+  const uint8_t* importedBlock(const Group* g, int32_t i) const;
+  void dropImport(Group* g);  // after the first admission (or the end): frees the bytes
   void preempt(Sequence* s);
   void update(std::span<const float> logits);
   void commitFullBlocks(Sequence* s);

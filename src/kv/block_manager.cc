@@ -256,14 +256,11 @@ void KvBlockManager::touch(BlockHash hash) {
   if (const auto s = disk_.find(hash)) disk_.touch(*s);
 }
 
-Status KvBlockManager::onboard(BlockHash hash, const CopyIn& copy) {
+Status KvBlockManager::readBlock(BlockHash hash, const CopyIn& copy, bool* from_disk) {
+  *from_disk = false;
   if (const auto slot = host_.find(hash)) {
     host_.touch(*slot);
-    if (hasData()) {
-      TURBINE_RETURN_IF_ERROR(copy(hostSlot(*slot)));
-    }
-    ++stats_.onboarded_host;
-    return Status::ok();
+    return hasData() ? copy(hostSlot(*slot)) : Status::ok();
   }
   const auto slot = disk_.find(hash);
   if (!slot) return notFound("KV block not in the host or disk cache");
@@ -273,12 +270,29 @@ Status KvBlockManager::onboard(BlockHash hash, const CopyIn& copy) {
     return st;
   }
   disk_.touch(*slot);
-  TURBINE_RETURN_IF_ERROR(copy(staging_.data()));
+  *from_disk = true;
+  return copy(staging_.data());
+}
+
+Status KvBlockManager::onboard(BlockHash hash, const CopyIn& copy) {
+  bool from_disk = false;
+  TURBINE_RETURN_IF_ERROR(readBlock(hash, copy, &from_disk));
+  if (!from_disk) {
+    ++stats_.onboarded_host;
+    return Status::ok();
+  }
   ++stats_.onboarded_disk;
   if (host_.capacity() > 0) {
-    storeOnHost(hash, disk_.parent(*slot), staging_.data());
+    storeOnHost(hash, disk_.parent(*disk_.find(hash)), staging_.data());
     ++stats_.promoted;
   }
+  return Status::ok();
+}
+
+Status KvBlockManager::exportBlock(BlockHash hash, const CopyIn& copy) {
+  bool from_disk = false;
+  TURBINE_RETURN_IF_ERROR(readBlock(hash, copy, &from_disk));
+  ++stats_.exported;
   return Status::ok();
 }
 

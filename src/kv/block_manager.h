@@ -63,6 +63,7 @@ struct KvBlockManagerStats {
   int64_t dropped = 0;         // blocks evicted from the last tier holding them (or lost to an
                                // I/O error on their way down)
   int64_t io_errors = 0;       // failed disk reads / writes (the block is then treated as absent)
+  int64_t exported = 0;        // blocks copied out for another engine (exportBlock)
 };
 
 class KvBlockManager {
@@ -94,6 +95,9 @@ class KvBlockManager {
   // promoting a disk block into the host tier). NotFound when no tier holds it; IoError when the disk read fails (the block is then dropped
   // from the disk tier).
   Status onboard(BlockHash hash, const CopyIn& copy);
+  // Copies the block (from its fastest tier) through `copy` for another engine (disaggregated
+  // serving); nothing moves between tiers. NotFound / IoError as onboard().
+  Status exportBlock(BlockHash hash, const CopyIn& copy);
 
   // Forgets every block without events (the engine's `cleared` event covers every tier).
   void clear();
@@ -145,6 +149,9 @@ class KvBlockManager {
   void storeOnHost(BlockHash hash, std::optional<BlockHash> parent, const void* data);
   // Stores `data` on the disk tier (a block leaving the host, or the device without host).
   Status storeOnDisk(BlockHash hash, std::optional<BlockHash> parent, const void* data);
+  // Reads the block from its fastest tier into `copy`: host touched, disk read into staging_.
+  // *from_disk says which.
+  Status readBlock(BlockHash hash, const CopyIn& copy, bool* from_disk);
   template <typename Io>
   Status diskIo(int64_t slot, uint8_t* data, const char* what, Io io);
   Status diskWrite(int64_t slot, const void* data);

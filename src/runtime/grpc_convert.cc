@@ -79,6 +79,10 @@ rpc::GenerateRequest toProto(const GenerateRequest& r) {
     p.mutable_constraint()->set_spec(r.constraint->spec);
     p.mutable_constraint()->set_resume_tokens(r.constraint->resume_tokens);
   }
+  if (r.disaggregation.prefill_only || !r.disaggregation.kv_address.empty()) {
+    p.mutable_disaggregation()->set_prefill_only(r.disaggregation.prefill_only);
+    p.mutable_disaggregation()->set_kv_address(r.disaggregation.kv_address);
+  }
   return p;
 }
 
@@ -109,6 +113,10 @@ GenerateRequest fromProto(const rpc::GenerateRequest& p) {
     r.constraint = structured::OutputConstraint{kind.value_or(structured::OutputConstraint::Kind::kJsonSchema),
                                                 p.constraint().spec(), p.constraint().resume_tokens()};
   }
+  if (p.has_disaggregation()) {
+    r.disaggregation.prefill_only = p.disaggregation().prefill_only();
+    r.disaggregation.kv_address = p.disaggregation().kv_address();
+  }
   return r;
 }
 
@@ -136,6 +144,7 @@ rpc::GenerateChunk toProto(const GenerateChunk& c) {
     u->set_cached_tokens(c.usage->cached_tokens);
     u->set_completion_tokens(c.usage->completion_tokens);
   }
+  p.set_kv_address(c.kv_address);
   return p;
 }
 
@@ -157,6 +166,7 @@ GenerateChunk fromProto(const rpc::GenerateChunk& p) {
   if (p.has_usage()) {
     c.usage = Usage{p.usage().prompt_tokens(), p.usage().cached_tokens(), p.usage().completion_tokens()};
   }
+  c.kv_address = p.kv_address();
   return c;
 }
 

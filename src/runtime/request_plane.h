@@ -49,6 +49,19 @@ struct StopOptions {
   int32_t min_tokens = 0;               // EOS and stop tokens are suppressed until this many
 };
 
+// Disaggregated serving (DESIGN.md §4 step 3): a long prefill runs on a prefill worker, whose
+// KV blocks the decode worker then fetches over the transfer plane (src/transfer) instead of
+// computing them.
+struct Disaggregation {
+  // A prefill leg: the worker computes the prompt's KV (one token, which the caller discards)
+  // and names in its final chunk's kv_address where the prompt's blocks can be fetched.
+  bool prefill_only = false;
+  // A decode leg: before admission, the worker fetches the prompt's blocks from this transfer
+  // address (those past overlap_blocks); whatever cannot be fetched is computed as usual.
+  std::string kv_address;
+  bool operator==(const Disaggregation&) const = default;
+};
+
 struct GenerateRequest {
   std::string request_id;
   std::vector<int32_t> token_ids;  // the prompt
@@ -57,6 +70,7 @@ struct GenerateRequest {
   std::string cache_salt;          // DESIGN.md §3.1 salt
   int32_t overlap_blocks = 0;      // routing hint: prompt blocks the router expects cached there
   std::optional<structured::OutputConstraint> constraint;  // structured output, when asked
+  Disaggregation disaggregation;
 };
 
 enum class FinishReason { kNone = 0, kStop, kLength, kAbort, kError };
@@ -81,6 +95,7 @@ struct GenerateChunk {
   FinishReason finish = FinishReason::kNone;
   Status error;                         // not OK exactly when finish == kError
   std::optional<Usage> usage;
+  std::string kv_address;               // final chunk of a prefill leg: its blocks' transfer address
 };
 
 using ChunkCallback = std::function<void(GenerateChunk&&)>;

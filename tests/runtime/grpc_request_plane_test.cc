@@ -41,6 +41,7 @@ class FakeWorker : public WorkerClient {
         if (i + 1 == n) {
           c.finish = FinishReason::kLength;
           c.usage = Usage{static_cast<int32_t>(request.token_ids.size()), 16, n};
+          if (request.disaggregation.prefill_only) c.kv_address = "kv@" + request.disaggregation.kv_address;
         }
         cb(std::move(c));
         std::this_thread::sleep_for(2ms);
@@ -149,6 +150,8 @@ TEST_F(GrpcRequestPlaneTest, GenerateStreamsChunksAndCarriesEveryField) {
   r.cache_salt = "tenant";
   r.overlap_blocks = 3;
   r.constraint = structured::OutputConstraint{structured::OutputConstraint::Kind::kChoice, R"(["a","b"])", 2};
+  r.disaggregation.prefill_only = true;
+  r.disaggregation.kv_address = "127.0.0.1:9";
   Collector got;
   ASSERT_TRUE(client->generate(r, got.callback()).isOk());
   ASSERT_TRUE(got.waitFinal());
@@ -166,6 +169,8 @@ TEST_F(GrpcRequestPlaneTest, GenerateStreamsChunksAndCarriesEveryField) {
   EXPECT_EQ(got.chunks[4].usage->cached_tokens, 16);
   EXPECT_EQ(got.chunks[4].usage->completion_tokens, 5);
   EXPECT_FALSE(got.chunks[0].usage.has_value());
+  EXPECT_EQ(got.chunks[4].kv_address, "kv@127.0.0.1:9");
+  EXPECT_EQ(got.chunks[0].kv_address, "");
   std::lock_guard<std::mutex> wl(worker->mu);
   const GenerateRequest& seen = worker->last_request;
   EXPECT_EQ(seen.token_ids, r.token_ids);
@@ -177,6 +182,7 @@ TEST_F(GrpcRequestPlaneTest, GenerateStreamsChunksAndCarriesEveryField) {
   EXPECT_EQ(seen.cache_salt, "tenant");
   EXPECT_EQ(seen.overlap_blocks, 3);
   EXPECT_EQ(seen.constraint, r.constraint);
+  EXPECT_EQ(seen.disaggregation, r.disaggregation);
 }
 
 TEST_F(GrpcRequestPlaneTest, RefusalIsReturnedAtOnceWithoutChunks) {
