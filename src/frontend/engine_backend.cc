@@ -79,8 +79,13 @@ Result<std::shared_ptr<EngineBackend>> EngineBackend::create(
   if (!planes.requests || !planes.discovery || !planes.events) {
     return invalidArgument("engine backend: a request, discovery and event plane are all required");
   }
+  if (options.max_local_prefill_tokens < 0) {
+    return invalidArgument("engine backend: max_local_prefill_tokens must be >= 0");
+  }
+  TURBINE_ASSIGN_OR_RETURN(auto prefill_router, router::makeRouter(options.prefill_router));
   std::shared_ptr<EngineBackend> b(new EngineBackend(std::move(options), std::move(tokenizer),
                                                      std::move(chat_template), std::move(router), planes));
+  b->prefill_router_ = std::shared_ptr<router::Router>(std::move(prefill_router));
   b->wire();
   return b;
 }
@@ -111,11 +116,16 @@ void EngineBackend::onDiscovery(const runtime::DiscoveryEvent& e) {
     strikes_.erase(rec.worker_id);
   }
   if (e.kind == runtime::DiscoveryEvent::Kind::kRemoved) {
+    std::string role = rec.role;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      workers_.erase(rec.worker_id);
+      auto it = workers_.find(rec.worker_id);
+      if (it != workers_.end()) {
+        role = it->second.record.role;
+        workers_.erase(it);
+      }
     }
-    router_->removeWorker(rec.worker_id);
+    routerFor(role).removeWorker(rec.worker_id);
     return;
   }
   (void)addRecord(rec);
@@ -124,9 +134,11 @@ void EngineBackend::onDiscovery(const runtime::DiscoveryEvent& e) {
 bool EngineBackend::addRecord(const runtime::WorkerRecord& rec) {
   auto client = planes_.requests->connect(rec.endpoint);
   if (!client.isOk()) return false;  // not reachable: not routable either
+  std::string old_role;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (workers_.empty()) block_size_ = rec.block_size;
+    if (auto it = workers_.find(rec.worker_id); it != workers_.end()) old_role = it->second.record.role;
     WorkerEntry entry;
     entry.record = rec;
     entry.client = std::move(client).value();
@@ -134,24 +146,33 @@ bool EngineBackend::addRecord(const runtime::WorkerRecord& rec) {
     entry.load.kv_blocks_total = rec.kv_blocks_total;
     workers_[rec.worker_id] = std::move(entry);
   }
-  router_->addWorker(router::WorkerInfo{rec.worker_id, rec.model_id, rec.role, rec.block_size,
-                                        rec.kv_blocks_total});
+  if (!old_role.empty() && old_role != rec.role) routerFor(old_role).removeWorker(rec.worker_id);
+  routerFor(rec.role).addWorker(router::WorkerInfo{rec.worker_id, rec.model_id, rec.role, rec.block_size,
+                                                   rec.kv_blocks_total});
   return true;
 }
 
 void EngineBackend::onEvent(const runtime::EventPayload& payload) {
   if (const auto* msg = std::get_if<kv::KvEventMessage>(&payload)) {
-    router_->onKvEvents(*msg);
+    bool prefill = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = workers_.find(msg->worker_id);
+      prefill = it != workers_.end() && it->second.record.role == "prefill";
+    }
+    (prefill ? prefill_router_ : router_)->onKvEvents(*msg);
     return;
   }
   const auto& load = std::get<kv::LoadMetrics>(payload);
+  std::string role;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = workers_.find(load.worker_id);
     if (it == workers_.end()) return;  // another model's worker
     it->second.load = load;
+    role = it->second.record.role;
   }
-  router_->onLoad(load);
+  routerFor(role).onLoad(load);
 }
 
 std::vector<ModelCard> EngineBackend::models() const {
@@ -257,13 +278,16 @@ Result<EngineBackend::Routed> EngineBackend::routeRequest(const GenerateRequest&
   const auto prompt_tokens = static_cast<int32_t>(request.prompt_token_ids.size());
   TURBINE_ASSIGN_OR_RETURN(router::RouteDecision decision,
                            router_->route({id, options_.model_id, hashes, prompt_tokens}));
-  Routed routed{nullptr, decision.overlap_blocks, decision.worker};
+  Routed routed{nullptr, decision.overlap_blocks, decision.worker, ""};
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto w = workers_.find(decision.worker);
-    if (w != workers_.end()) routed.client = w->second.client;
+    if (w != workers_.end()) {
+      routed.client = w->second.client;
+      routed.role = w->second.record.role;
+    }
     if (routed.client) {
-      auto [it, inserted] = requests_.try_emplace(id, InFlight{routed.client, false, false});
+      auto [it, inserted] = requests_.try_emplace(id, InFlight{routed.client, nullptr, false, false});
       if (!inserted && it->second.migrating) {  // the next worker of a migrating request
         it->second.client = routed.client;
         it->second.migrating = false;
@@ -302,14 +326,16 @@ Status EngineBackend::admit(const std::shared_ptr<Migration>& m) {
 }
 
 void EngineBackend::dropWorker(kv::WorkerId worker) {
+  std::string role;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = workers_.find(worker);
     if (it == workers_.end()) return;
+    role = it->second.record.role;
     suspendLocked(it->second.record);
     workers_.erase(it);
   }
-  router_->removeWorker(worker);
+  routerFor(role).removeWorker(worker);
 }
 
 void EngineBackend::restoreSuspended() {
@@ -357,8 +383,26 @@ GenerateRequest EngineBackend::continuation(const Migration& m) {
 Status EngineBackend::tryGenerate(const std::shared_ptr<Migration>& m, kv::WorkerId* worker) {
   *worker = kNoWorker;
   GenerateRequest request = continuation(*m);
-  const std::string id = request.request_id;
   TURBINE_ASSIGN_OR_RETURN(Routed routed, routeRequest(request));
+  const auto prompt_tokens = static_cast<int64_t>(request.prompt_token_ids.size());
+  runtime::GenerateRequest rr = toRuntimeRequest(std::move(request), routed.overlap_blocks);
+  int32_t block_size;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    block_size = block_size_;
+  }
+  const int64_t uncached = prompt_tokens - int64_t{routed.overlap_blocks} * block_size;
+  if (routed.role == "decode" && options_.max_local_prefill_tokens > 0 && !m->local_prefill_only &&
+      uncached > options_.max_local_prefill_tokens && startPrefillLeg(m, routed, rr)) {
+    return Status::ok();  // the decode leg follows when the prefill leg ends
+  }
+  return sendToWorker(m, routed, std::move(rr), worker);
+}
+
+Status EngineBackend::sendToWorker(const std::shared_ptr<Migration>& m, const Routed& routed,
+                                   runtime::GenerateRequest request, kv::WorkerId* worker) {
+  *worker = kNoWorker;
+  const std::string id = request.request_id;
   auto on_chunk = [this, m, worker_id = routed.worker, first = true](runtime::GenerateChunk&& c) mutable {
     GenerationChunk chunk = toGenerationChunk(std::move(c));
     const std::string& id = m->original.request_id;
@@ -376,8 +420,7 @@ Status EngineBackend::tryGenerate(const std::shared_ptr<Migration>& m, kv::Worke
     if (chunk.finish != FinishReason::kNone) finishRequest(id, chunk, prompt_tokens);
     m->sink(std::move(chunk));
   };
-  Status st = routed.client->generate(toRuntimeRequest(std::move(request), routed.overlap_blocks),
-                                      std::move(on_chunk));
+  Status st = routed.client->generate(std::move(request), std::move(on_chunk));
   bool abort_now = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -394,6 +437,100 @@ Status EngineBackend::tryGenerate(const std::shared_ptr<Migration>& m, kv::Worke
   }
   if (abort_now) routed.client->abort(id);  // abort() came before the worker knew the id
   return Status::ok();
+}
+
+bool EngineBackend::startPrefillLeg(const std::shared_ptr<Migration>& m, const Routed& routed,
+                                    const runtime::GenerateRequest& request) {
+  const std::string& id = request.request_id;
+  int32_t block_size;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    block_size = block_size_;
+  }
+  const std::vector<kv::BlockHash> hashes =
+      kv::blockHashes(kv::rootHash(options_.model_id, request.cache_salt), request.token_ids, block_size);
+  auto decision = prefill_router_->route(
+      {id, options_.model_id, hashes, static_cast<int32_t>(request.token_ids.size())});
+  if (!decision.isOk()) return false;  // no prefill worker now
+  std::shared_ptr<runtime::WorkerClient> client;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto w = workers_.find(decision->worker);
+    if (w != workers_.end() && w->second.record.role == "prefill") client = w->second.client;
+    auto it = requests_.find(id);
+    if (client && it != requests_.end()) it->second.prefill_client = client;
+  }
+  if (!client) {
+    prefill_router_->onRequestFinished(id);
+    return false;
+  }
+  runtime::GenerateRequest leg = request;
+  leg.overlap_blocks = decision->overlap_blocks;
+  leg.disaggregation.prefill_only = true;
+  const kv::WorkerId prefill_worker = decision->worker;
+  auto on_chunk = [this, m, routed, decode = std::make_shared<runtime::GenerateRequest>(request),
+                   prefill_worker](runtime::GenerateChunk&& c) {
+    if (c.finish == runtime::FinishReason::kNone) return;  // its one token is not the client's
+    post([this, m, routed, decode, prefill_worker, last = std::move(c)]() mutable {
+      finishPrefillLeg(m, routed, std::move(*decode), prefill_worker, std::move(last));
+    });
+  };
+  const Status st = client->generate(std::move(leg), std::move(on_chunk));
+  if (st.isOk()) return true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = requests_.find(id); it != requests_.end()) it->second.prefill_client = nullptr;
+  }
+  prefill_router_->onRequestFinished(id);
+  if (st.code() == StatusCode::kUnavailable) dropWorker(prefill_worker);
+  prefill_fallbacks_.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+void EngineBackend::finishPrefillLeg(const std::shared_ptr<Migration>& m, const Routed& routed,
+                                     runtime::GenerateRequest request, kv::WorkerId prefill_worker,
+                                     runtime::GenerateChunk last) {
+  const std::string id = request.request_id;
+  prefill_router_->onRequestFinished(id);
+  bool aborted = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = requests_.find(id);
+    if (it != requests_.end()) {
+      aborted = it->second.aborted;
+      it->second.prefill_client = nullptr;
+    }
+  }
+  if (aborted) {
+    GenerationChunk end;
+    end.finish = FinishReason::kAbort;
+    finishRequest(id, end, static_cast<int32_t>(m->original.prompt_token_ids.size()));
+    m->sink(std::move(end));
+    return;
+  }
+  const bool done = last.finish == runtime::FinishReason::kStop || last.finish == runtime::FinishReason::kLength;
+  if (done && !last.kv_address.empty()) {
+    request.disaggregation.kv_address = last.kv_address;
+    remote_prefills_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    prefill_fallbacks_.fetch_add(1, std::memory_order_relaxed);  // the decode worker prefills
+    if (last.finish == runtime::FinishReason::kError && last.error.code() == StatusCode::kUnavailable) {
+      dropWorker(prefill_worker);
+    }
+  }
+  kv::WorkerId refused = kNoWorker;
+  Status st = sendToWorker(m, routed, std::move(request), &refused);
+  if (st.isOk()) return;
+  // The decode worker refused the leg (the request is no longer in flight): route the request
+  // again, prefilling wherever it lands, or end it.
+  if (st.code() == StatusCode::kUnavailable && refused != kNoWorker) dropWorker(refused);
+  m->local_prefill_only = true;
+  st = admit(m);
+  if (st.isOk()) return;
+  GenerationChunk end;
+  end.finish = FinishReason::kError;
+  end.error = std::move(st);
+  m->sink(std::move(end));
 }
 
 bool EngineBackend::migrate(const std::shared_ptr<Migration>& m, kv::WorkerId worker, GenerationChunk& failed) {
@@ -476,14 +613,16 @@ void EngineBackend::finishRequest(const std::string& request_id, const Generatio
 }
 
 void EngineBackend::abort(const std::string& request_id) {
-  std::shared_ptr<runtime::WorkerClient> client;
+  std::shared_ptr<runtime::WorkerClient> client, prefill_client;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = requests_.find(request_id);
     if (it == requests_.end()) return;
     it->second.aborted = true;
     client = it->second.client;
+    prefill_client = it->second.prefill_client;
   }
+  if (prefill_client) prefill_client->abort(request_id);  // its end sees the mark
   if (client) client->abort(request_id);  // else it is between workers: the migration sees the mark
 }
 
@@ -527,7 +666,15 @@ BackendStats EngineBackend::stats() {
 
 size_t EngineBackend::numWorkers() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return workers_.size();
+  return static_cast<size_t>(std::count_if(workers_.begin(), workers_.end(),
+                                           [](const auto& w) { return w.second.record.role != "prefill"; }));
+}
+
+size_t EngineBackend::numPrefillWorkers() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return workers_.size() - static_cast<size_t>(std::count_if(workers_.begin(), workers_.end(), [](const auto& w) {
+           return w.second.record.role != "prefill";
+         }));
 }
 
 std::string prometheusLabel(const std::string& v) {
@@ -547,6 +694,10 @@ std::string EngineBackend::routerMetrics() const {
   const std::string model = "model=\"" + prometheusLabel(options_.served_model_name) + "\"";
   std::string out = "turbine_request_migrations_total{" + model + "} " +
                     std::to_string(migrations_.load(std::memory_order_relaxed)) + "\n";
+  out += "turbine_disagg_remote_prefills_total{" + model + "} " +
+         std::to_string(remote_prefills_.load(std::memory_order_relaxed)) + "\n";
+  out += "turbine_disagg_prefill_fallbacks_total{" + model + "} " +
+         std::to_string(prefill_fallbacks_.load(std::memory_order_relaxed)) + "\n";
   if (!kv_router_) return out;
   const router::KvRouterStats st = kv_router_->stats();
   auto line = [&out](const char* name, const std::string& labels, double v) {

@@ -11,6 +11,13 @@
 // admitted request with Unavailable (it died mid-stream) leaves routing and the request migrates:
 // it goes on on another worker with the tokens already streamed appended to its prompt and the
 // rest of its budgets (options.migration_limit times at most; the client sees one stream).
+// Disaggregated serving (DESIGN.md §4 step 3, docs/fleet.md): workers of role "prefill" are routed
+// by a second router of their own (options.prefill_router). When the worker chosen for a request
+// has role "decode" and more than options.max_local_prefill_tokens of the prompt are not cached
+// there, the request first runs on a prefill worker as a prefill leg (one token, discarded); the
+// decode leg then goes to the chosen worker with the prefill worker's transfer address, and the
+// decode worker fetches the prompt's blocks instead of computing them. A prefill leg that fails
+// or is refused falls back to prefilling on the decode worker; an abort reaches both legs.
 // Wiring: the backend watches discovery (workers of options.model_id join and leave the router
 // and get a request-plane client), subscribes to the event plane ("kv" events and "load"
 // metrics go to the router; load metrics also feed stats()).
@@ -63,6 +70,10 @@ struct EngineBackendOptions {
   // A worker that refuses as Unavailable leaves the routing; while discovery still lists it, it
   // comes back on probation after this long, doubling (up to 32x) each time it refuses again.
   int64_t worker_retry_ms = 1000;
+  // Disaggregated serving: the longest uncached prompt a decode worker prefills itself when a
+  // prefill worker is registered; longer ones are prefilled remotely. 0: always locally.
+  int32_t max_local_prefill_tokens = 512;
+  router::RouterOptions prefill_router;  // chooses among the prefill workers
 };
 
 struct BackendPlanes {
@@ -94,8 +105,9 @@ class EngineBackend : public ServingBackend {
   Status health() override;
   BackendStats stats() override;
 
-  // Workers the backend can route to now.
+  // Workers the backend can route requests to now (prefill workers not counted).
   size_t numWorkers() const;
+  size_t numPrefillWorkers() const;
   // Prompt tokens of the finished requests that reported usage, and how many of them were cached.
   std::pair<int64_t, int64_t> promptAndCachedTokens() const {
     return {prompt_tokens_.load(std::memory_order_relaxed), cached_tokens_.load(std::memory_order_relaxed)};
@@ -111,11 +123,13 @@ class EngineBackend : public ServingBackend {
     std::shared_ptr<runtime::WorkerClient> client;
     int32_t overlap_blocks = 0;
     kv::WorkerId worker = 0;
+    std::string role;
   };
   static constexpr int kMaxRouteAttempts = 3;
   static constexpr kv::WorkerId kNoWorker = ~kv::WorkerId{0};
   struct InFlight {
     std::shared_ptr<runtime::WorkerClient> client;  // null while migrating between workers
+    std::shared_ptr<runtime::WorkerClient> prefill_client;  // while its prefill leg runs
     bool aborted = false;    // abort() came before the worker admitted it
     bool migrating = false;  // its worker failed; the next one is being chosen
   };
@@ -125,6 +139,7 @@ class EngineBackend : public ServingBackend {
     ChunkSink sink;
     std::vector<int32_t> generated;  // tokens delivered to the sink so far
     int migrations = 0;
+    bool local_prefill_only = false;  // a decode leg was refused: no more prefill legs
   };
 
   EngineBackend(EngineBackendOptions options, std::shared_ptr<const model::Tokenizer> tokenizer,
@@ -137,6 +152,17 @@ class EngineBackend : public ServingBackend {
   Status admit(const std::shared_ptr<Migration>& m);
   // One routing + admission attempt; on a refusal by a worker, *worker names it.
   Status tryGenerate(const std::shared_ptr<Migration>& m, kv::WorkerId* worker);
+  // Sends the request to the routed worker (the whole request, or a decode leg); on a refusal
+  // the request is no longer in flight and *worker names the worker.
+  Status sendToWorker(const std::shared_ptr<Migration>& m, const Routed& routed, runtime::GenerateRequest request,
+                      kv::WorkerId* worker);
+  // Starts the prefill leg on a prefill worker; false when none takes it (prefill locally).
+  bool startPrefillLeg(const std::shared_ptr<Migration>& m, const Routed& routed,
+                       const runtime::GenerateRequest& request);
+  // The prefill leg ended with `last`: the decode leg goes on (task thread).
+  void finishPrefillLeg(const std::shared_ptr<Migration>& m, const Routed& routed, runtime::GenerateRequest request,
+                        kv::WorkerId prefill_worker, runtime::GenerateChunk last);
+  router::Router& routerFor(const std::string& role) { return role == "prefill" ? *prefill_router_ : *router_; }
   // The request to send now: the original, or after a migration its continuation.
   static GenerateRequest continuation(const Migration& m);
   // Called with a worker's Unavailable final chunk: false when the request may not migrate (the
@@ -166,6 +192,7 @@ class EngineBackend : public ServingBackend {
   std::shared_ptr<const model::ChatTemplate> template_;
   std::shared_ptr<router::Router> router_;
   router::KvRouter* kv_router_ = nullptr;  // router_ when it is the KV-aware one (usage, prefill done)
+  std::shared_ptr<router::Router> prefill_router_;  // the prefill workers
   BackendPlanes planes_;
   runtime::WatchId watch_ = 0;
   std::vector<runtime::SubscriptionId> subscriptions_;
@@ -188,6 +215,8 @@ class EngineBackend : public ServingBackend {
   bool tasks_stop_ = false;
   std::thread task_thread_;
   std::atomic<int64_t> migrations_{0};
+  std::atomic<int64_t> remote_prefills_{0};   // decode legs sent with a prefill worker's blocks
+  std::atomic<int64_t> prefill_fallbacks_{0};  // prefill legs that failed: prefilled locally
 
   std::atomic<int64_t> prompt_tokens_{0};  // of finished requests with usage
   std::atomic<int64_t> cached_tokens_{0};

@@ -72,6 +72,8 @@ std::shared_ptr<FleetBackend::Model> FleetBackend::modelFor(const runtime::Worke
   bo.bos_token = assets->info.bos_token;
   bo.eos_token = assets->info.eos_token;
   bo.created = options_.created;
+  bo.max_local_prefill_tokens = options_.max_local_prefill_tokens;
+  bo.prefill_router = options_.router;
   auto backend = EngineBackend::create(bo, assets->tokenizer, assets->chat_template, m->router,
                                        {planes_.requests, &m->discovery, planes_.events});
   if (!backend.isOk()) {
@@ -253,6 +255,11 @@ std::string FleetBackend::fleetMetrics() const {
   for (const auto& m : all) {
     out += "turbine_fleet_workers{model=\"" + prometheusLabel(m->name) + "\"} " +
            std::to_string(m->backend->numWorkers()) + "\n";
+  }
+  out += "# TYPE turbine_fleet_prefill_workers gauge\n";
+  for (const auto& m : all) {
+    out += "turbine_fleet_prefill_workers{model=\"" + prometheusLabel(m->name) + "\"} " +
+           std::to_string(m->backend->numPrefillWorkers()) + "\n";
   }
   return out;
 }

@@ -34,7 +34,9 @@
 namespace turbine::frontend {
 
 struct FleetBackendOptions {
-  router::RouterOptions router;  // one router per model, made from these
+  router::RouterOptions router;  // one router per model, made from these (and one for its prefill workers)
+  // Disaggregated serving: EngineBackendOptions::max_local_prefill_tokens of every model.
+  int32_t max_local_prefill_tokens = 512;
   std::string model_path;        // "" = each record's model_path
   int64_t created = 0;           // /v1/models "created" (unix seconds)
   std::function<void(const runtime::DiscoveryEvent&)> on_worker;

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -312,6 +313,226 @@ TEST_F(EngineBackendTest, FollowsDiscoveryAndAggregatesLoad) {
   discovery_.deregisterWorker(1);
   EXPECT_EQ(backend_->health().code(), StatusCode::kUnavailable);
   EXPECT_EQ(backend_->generate(request("y", {1}), [](GenerationChunk) {}).code(), StatusCode::kUnavailable);
+}
+
+// Disaggregated serving: a decode worker (role "decode", w0) and a prefill worker (role
+// "prefill", w1), scripted; prompts with more than 8 uncached tokens get a prefill leg first.
+class DisaggBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 3; ++i) {
+      workers_.push_back(std::make_shared<ScriptedWorker>());
+      ASSERT_TRUE(requests_.serve("w" + std::to_string(i), workers_.back()).isOk());
+    }
+    auto decode = record(0);
+    decode.role = "decode";
+    auto prefill = record(1);
+    prefill.role = "prefill";
+    prefill.transfer = {"tcp", "127.0.0.1:9"};
+    ASSERT_TRUE(discovery_.registerWorker(decode).isOk());
+    ASSERT_TRUE(discovery_.registerWorker(prefill).isOk());
+    EngineBackendOptions o;
+    o.served_model_name = "tiny";
+    o.model_id = "tiny-id";
+    o.max_local_prefill_tokens = 8;
+    o.worker_retry_ms = 60000;
+    o.prefill_router.policy = "round-robin";
+    auto b = EngineBackend::create(o, tinyTokenizer(), nullptr,
+                                   std::shared_ptr<router::Router>(
+                                       std::move(router::makeRouter(router::RouterOptions{"round-robin"})).value()),
+                                   {&requests_, &discovery_, &events_});
+    ASSERT_TRUE(b.isOk()) << b.status().toString();
+    backend_ = *b;
+  }
+  void TearDown() override {
+    backend_.reset();
+    events_.close();
+  }
+  GenerateRequest request(const std::string& id, int32_t tokens) {
+    GenerateRequest r;
+    r.request_id = id;
+    r.model = "tiny";
+    for (int32_t i = 0; i < tokens; ++i) r.prompt_token_ids.push_back(1 + i % 50);
+    r.stop.max_tokens = 3;
+    return r;
+  }
+  static bool waitFor(const std::function<bool()>& pred) {
+    for (int i = 0; i < 500; ++i) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return pred();
+  }
+  static size_t received(ScriptedWorker& w) {
+    std::lock_guard<std::mutex> lock(w.mu);
+    return w.received.size();
+  }
+  double metric(const std::string& name) {
+    const std::string text = backend_->stats().extra_metrics;
+    const auto at = text.find(name + "{");
+    if (at == std::string::npos) return -1;
+    return std::stod(text.substr(text.find("} ", at) + 2));
+  }
+  static runtime::GenerateChunk finished(runtime::FinishReason why, std::vector<int32_t> tokens = {},
+                                         std::string kv_address = "") {
+    runtime::GenerateChunk c;
+    c.token_ids = std::move(tokens);
+    c.finish = why;
+    c.usage = runtime::Usage{20, 0, 1};
+    c.kv_address = std::move(kv_address);
+    return c;
+  }
+
+  runtime::InProcessRequestPlane requests_;
+  runtime::InProcessDiscovery discovery_;
+  runtime::InProcessEventPlane events_;
+  std::vector<std::shared_ptr<ScriptedWorker>> workers_;
+  std::shared_ptr<EngineBackend> backend_;
+};
+
+TEST_F(DisaggBackendTest, ALongPromptIsPrefilledRemotelyAndItsDecodeLegNamesTheBlocks) {
+  EXPECT_EQ(backend_->numWorkers(), 1u);  // prefill workers take no whole requests
+  EXPECT_EQ(backend_->numPrefillWorkers(), 1u);
+  std::mutex mu;
+  std::vector<GenerationChunk> got;
+  auto sink = [&](GenerationChunk c) {
+    std::lock_guard<std::mutex> lock(mu);
+    got.push_back(std::move(c));
+  };
+  GenerateRequest r = request("long", 20);
+  r.sampling.logprobs = 2;
+  ASSERT_TRUE(backend_->generate(r, sink).isOk());
+  auto& decode = *workers_[0];
+  auto& prefill = *workers_[1];
+  ASSERT_EQ(received(prefill), 1u);
+  EXPECT_EQ(received(decode), 0u);  // not before its blocks exist
+  {
+    std::lock_guard<std::mutex> lock(prefill.mu);
+    const auto& leg = prefill.received[0];
+    EXPECT_TRUE(leg.disaggregation.prefill_only);
+    EXPECT_EQ(leg.token_ids, r.prompt_token_ids);
+    EXPECT_EQ(leg.request_id, "long");
+  }
+  runtime::GenerateChunk one;
+  one.token_ids = {7};
+  prefill.send("long", one);  // its token is not the client's
+  prefill.send("long", finished(runtime::FinishReason::kLength, {}, "127.0.0.1:4242"));
+  ASSERT_TRUE(waitFor([&] { return received(decode) == 1; }));
+  {
+    std::lock_guard<std::mutex> lock(decode.mu);
+    const auto& leg = decode.received[0];
+    EXPECT_FALSE(leg.disaggregation.prefill_only);
+    EXPECT_EQ(leg.disaggregation.kv_address, "127.0.0.1:4242");
+    EXPECT_EQ(leg.token_ids, r.prompt_token_ids);
+    EXPECT_EQ(leg.sampling.logprobs, 2);
+    EXPECT_EQ(leg.stop.max_tokens, std::optional<int32_t>(3));
+  }
+  runtime::GenerateChunk a;
+  a.token_ids = {11, 12};
+  decode.send("long", a);
+  decode.send("long", finished(runtime::FinishReason::kLength, {13}));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].token_ids, (std::vector<int32_t>{11, 12}));
+    EXPECT_EQ(got[1].finish, FinishReason::kLength);
+  }
+  EXPECT_EQ(metric("turbine_disagg_remote_prefills_total"), 1);
+  EXPECT_EQ(metric("turbine_disagg_prefill_fallbacks_total"), 0);
+
+  // A short prompt is prefilled by the decode worker itself.
+  ASSERT_TRUE(backend_->generate(request("short", 8), [](GenerationChunk) {}).isOk());
+  ASSERT_EQ(received(decode), 2u);
+  EXPECT_EQ(received(prefill), 1u);
+  std::lock_guard<std::mutex> lock(decode.mu);
+  EXPECT_TRUE(decode.received[1].disaggregation.kv_address.empty());
+}
+
+TEST_F(DisaggBackendTest, AFailedOrRefusedPrefillLegFallsBackToALocalPrefill) {
+  auto& decode = *workers_[0];
+  auto& prefill = *workers_[1];
+  ASSERT_TRUE(backend_->generate(request("failed", 20), [](GenerationChunk) {}).isOk());
+  runtime::GenerateChunk err;
+  err.finish = runtime::FinishReason::kError;
+  err.error = internalError("forward failed");
+  prefill.send("failed", err);
+  ASSERT_TRUE(waitFor([&] { return received(decode) == 1; }));
+  {
+    std::lock_guard<std::mutex> lock(decode.mu);
+    EXPECT_TRUE(decode.received[0].disaggregation.kv_address.empty());
+    EXPECT_FALSE(decode.received[0].disaggregation.prefill_only);
+  }
+  EXPECT_EQ(metric("turbine_disagg_prefill_fallbacks_total"), 1);
+  EXPECT_EQ(backend_->numPrefillWorkers(), 1u);  // an error is not the worker's absence
+
+  {
+    std::lock_guard<std::mutex> lock(prefill.mu);
+    prefill.refuse = unavailable("connection refused");
+  }
+  ASSERT_TRUE(backend_->generate(request("refused", 20), [](GenerationChunk) {}).isOk());
+  EXPECT_EQ(received(decode), 2u);  // at once, without a prefill leg
+  EXPECT_EQ(metric("turbine_disagg_prefill_fallbacks_total"), 2);
+  EXPECT_EQ(backend_->numPrefillWorkers(), 0u);  // Unavailable: out of routing for now
+  ASSERT_TRUE(backend_->generate(request("alone", 20), [](GenerationChunk) {}).isOk());
+  EXPECT_EQ(received(decode), 3u);
+  EXPECT_EQ(metric("turbine_disagg_prefill_fallbacks_total"), 2);  // no prefill worker: not a fallback
+}
+
+TEST_F(DisaggBackendTest, AnAbortDuringThePrefillLegEndsTheRequestThere) {
+  auto& decode = *workers_[0];
+  auto& prefill = *workers_[1];
+  std::mutex mu;
+  std::vector<GenerationChunk> got;
+  ASSERT_TRUE(backend_->generate(request("gone", 20), [&](GenerationChunk c) {
+    std::lock_guard<std::mutex> lock(mu);
+    got.push_back(std::move(c));
+  }).isOk());
+  backend_->abort("gone");
+  {
+    std::lock_guard<std::mutex> lock(prefill.mu);
+    EXPECT_EQ(prefill.aborted, (std::vector<std::string>{"gone"}));
+  }
+  prefill.send("gone", finished(runtime::FinishReason::kAbort));
+  ASSERT_TRUE(waitFor([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return !got.empty();
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(received(decode), 0u);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].finish, FinishReason::kAbort);
+}
+
+TEST_F(DisaggBackendTest, ARefusedDecodeLegIsRoutedAgainAndPrefilledLocally) {
+  auto& decode = *workers_[0];
+  auto& prefill = *workers_[1];
+  // Routed to w0, the only decode worker then, which will refuse its decode leg.
+  std::mutex mu;
+  std::vector<GenerationChunk> got;
+  ASSERT_TRUE(backend_->generate(request("r", 20), [&](GenerationChunk c) {
+    std::lock_guard<std::mutex> lock(mu);
+    got.push_back(std::move(c));
+  }).isOk());
+  auto second = record(2);
+  second.role = "decode";
+  ASSERT_TRUE(discovery_.registerWorker(second).isOk());
+  {
+    std::lock_guard<std::mutex> lock(decode.mu);
+    decode.refuse = unavailable("going away");
+  }
+  prefill.send("r", finished(runtime::FinishReason::kLength, {}, "127.0.0.1:4242"));
+  auto& other = *workers_[2];
+  ASSERT_TRUE(waitFor([&] { return received(other) == 1; }));
+  {
+    std::lock_guard<std::mutex> lock(other.mu);
+    EXPECT_TRUE(other.received[0].disaggregation.kv_address.empty());  // prefilled where it landed
+  }
+  EXPECT_EQ(received(prefill), 1u);
+  other.send("r", finished(runtime::FinishReason::kStop, {5}));
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].token_ids, (std::vector<int32_t>{5}));
 }
 
 TEST(EngineBackendCreate, RequiresItsParts) {
