@@ -37,6 +37,7 @@ struct FrontendArgs {
   int io_threads = 2;
   int lease_ttl_s = 10;
   std::vector<uint64_t> drop_kv_seqs;  // tests: kv frames with these seqs are "lost on the wire"
+  int32_t max_local_prefill_tokens = 512;
 };
 
 void logLine(const std::string& line) { app::logLine("frontend", line); }
@@ -75,6 +76,7 @@ Result<std::shared_ptr<frontend::FleetBackend>> makeBackend(const FrontendArgs& 
   frontend::FleetBackendOptions fo;
   fo.router = args.routing;
   fo.router.policy = args.router;
+  fo.max_local_prefill_tokens = args.max_local_prefill_tokens;
   fo.model_path = args.model;
   fo.created = std::chrono::duration_cast<std::chrono::seconds>(
                    std::chrono::system_clock::now().time_since_epoch()).count();
@@ -155,6 +157,11 @@ void addFrontendCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--host", args->host, "Address to bind")->capture_default_str();
   cmd->add_option("--port", args->port, "Port to bind (0: pick a free one; the log says which)")
       ->check(CLI::Range(0, 65535))->capture_default_str();
+  cmd->add_option("--max-local-prefill-tokens", args->max_local_prefill_tokens,
+                  "Disaggregated serving: a decode worker prefills up to this many uncached prompt tokens "
+                  "itself; longer prompts go to a prefill worker first (0: never)")
+      ->check(CLI::Range(0, 1 << 30))
+      ->capture_default_str();
   cmd->add_option("--api-key", args->api_key, "Require 'Authorization: Bearer KEY'");
   addOutputParserOptions(cmd, args->output_parsers);
   addRouterOptions(cmd, args->routing);

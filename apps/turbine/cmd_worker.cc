@@ -62,6 +62,9 @@ struct WorkerArgs {
   std::string upstream_api = "openai";
   std::string kv_events;
   int upstream_metrics_ms = 100;
+  // disaggregated serving
+  std::string role = "agg";
+  int transfer_port = 0;
 };
 
 void logLine(const std::string& line) { app::logLine("worker", line); }
@@ -268,21 +271,32 @@ Status runWorker(WorkerArgs args) {
   wo.model_id = info.model_id;
   wo.served_model_name = args.served_model_name.empty() ? info.model_id : args.served_model_name;
   wo.model_path = absolutePath(info.path);
+  wo.role = args.role;
+  wo.transfer_host = args.host;
+  wo.transfer_port = args.transfer_port;
   TURBINE_ASSIGN_OR_RETURN(auto worker, worker::Worker::start(std::move(runner), eo, wo,
                                                               {&planes.requests, planes.discovery.get(),
                                                                planes.events.get()}));
   const auto& rec = worker->record();
-  logLine("worker " + std::to_string(rec.worker_id) + " (" + args.engine + " engine) serves model '" +
+  logLine("worker " + std::to_string(rec.worker_id) + " (" + args.engine + " engine, role " + rec.role +
+          ") serves model '" +
           rec.served_model_name + "' (model_id " + rec.model_id + "): " + std::to_string(rec.kv_blocks_total) +
           " KV blocks of " + std::to_string(rec.block_size) + " tokens, max_model_len " +
           std::to_string(rec.max_model_len) +
           (eo.kv_tiers.host_bytes + eo.kv_tiers.disk_bytes > 0 ? "; " + describeKvTiers(eo.kv_tiers) : ""));
   logLine("registered in etcd " + args.etcd + " as " + planes.discovery->prefix() + std::to_string(rec.worker_id) +
           " (lease TTL " + std::to_string(args.lease_ttl_s) + " s)");
-  logLine("listening on grpc://" + rec.endpoint + ", events on " + rec.event_endpoint);
+  logLine("listening on grpc://" + rec.endpoint + ", events on " + rec.event_endpoint +
+          (rec.transfer.address.empty() ? "" : ", KV transfer on tcp://" + rec.transfer.address));
 
   logLine(std::string("received ") + waitForStopSignal(signals) + ", draining");
   worker->shutdown(engine::Engine::ShutdownMode::kDrain);
+  const worker::Worker::TransferStats ts = worker->transferStats();
+  if (ts.fetches + ts.fetch_failures + ts.blocks_served > 0) {
+    logLine("KV transfer: " + std::to_string(ts.fetches) + " fetches (" + std::to_string(ts.blocks_fetched) +
+            " blocks, " + std::to_string(ts.bytes_fetched) + " bytes), " + std::to_string(ts.fetch_failures) +
+            " failed; " + std::to_string(ts.blocks_served) + " blocks served");
+  }
   planes.events->close();
   logLine("stopped");
   return Status::ok();
@@ -345,8 +359,20 @@ void addWorkerCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--num-kv-blocks", args->num_kv_blocks, "KV blocks (--engine mock; --engine upstream: the record's)")
       ->check(CLI::Range(1, 1 << 28))->capture_default_str();
+  cmd->add_option("--role", args->role,
+                  "agg: whole requests; prefill: prefill legs of disaggregated requests (serves its KV blocks "
+                  "over TCP); decode: decode legs (fetches a prefill worker's blocks) and short requests whole")
+      ->check(CLI::IsMember({"agg", "prefill", "decode"}))
+      ->capture_default_str();
+  cmd->add_option("--transfer-port", args->transfer_port,
+                  "--role prefill: KV transfer port on --host (0: a free one; the log says which)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
   cmd->callback([args, &exit_code] {
     auto tiers = kvTierOptions(args->kv_tier_flags);
+    if (tiers.isOk() && args->role != "agg" && args->engine != "real") {
+      tiers = invalidArgument("--role " + args->role + " needs --engine real (it moves KV blocks)");
+    }
     if (tiers.isOk() && tiers->host_bytes + tiers->disk_bytes > 0 && args->engine != "real") {
       tiers = invalidArgument("--kv-host-cache and --kv-disk-cache need --engine real");
     }

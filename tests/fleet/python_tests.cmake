@@ -9,3 +9,9 @@ set_tests_properties(fleet_processes PROPERTIES FIXTURES_REQUIRED e2e_model TIME
 add_test(NAME fleet_upstream_engines
   COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/upstream_test.py $<TARGET_FILE:turbine> ${CMAKE_BINARY_DIR}/e2e/tiny-model)
 set_tests_properties(fleet_upstream_engines PROPERTIES FIXTURES_REQUIRED e2e_model TIMEOUT 300)
+
+# Disaggregated serving (docs/fleet.md): real etcd, a prefill worker and a decode worker moving KV
+# blocks over TCP, an aggregated worker as the reference, `turbine frontend --max-local-prefill-tokens`.
+add_test(NAME fleet_disaggregated
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/disagg_test.py $<TARGET_FILE:turbine> ${CMAKE_BINARY_DIR}/e2e/tiny-model)
+set_tests_properties(fleet_disaggregated PROPERTIES FIXTURES_REQUIRED e2e_model TIMEOUT 300)

@@ -2,6 +2,10 @@
 // generation through the request plane (tokens equal the fake model's greedy continuation),
 // KV events and load metrics on the event plane, abort, shutdown.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -229,6 +233,172 @@ TEST_F(WorkerTest, ShutdownDeregistersAndRefuses) {
   EXPECT_EQ(client_->generate(request("late", {1}, 1), [](runtime::GenerateChunk&&) {}).code(),
             StatusCode::kUnavailable);
   EXPECT_EQ(worker_->health().code(), StatusCode::kUnavailable);
+}
+
+// Disaggregated serving between two workers on the same planes: a prefill worker (FakeRunner,
+// whose logits depend on the KV it reads back) serves its blocks over TCP; a decode worker
+// fetches them for a decode leg and computes only the rest.
+class DisaggWorkerTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    for (auto& w : workers_) w->shutdown();
+    events_.close();
+  }
+  std::shared_ptr<Worker> startWorker(kv::WorkerId id, const std::string& role, FakeRunner** raw,
+                                      std::chrono::milliseconds timeout = 10s) {
+    auto runner = std::make_unique<FakeRunner>(kVocab, kBlock, 64, 512);
+    *raw = runner.get();
+    WorkerOptions wo;
+    wo.worker_id = id;
+    wo.model_id = "fake";
+    wo.role = role;
+    wo.transfer_timeout = timeout;
+    auto w = Worker::start(std::move(runner), engine::EngineOptions{}, wo, {&requests_, &discovery_, &events_});
+    EXPECT_TRUE(w.isOk()) << w.status().toString();
+    if (!w.isOk()) return nullptr;
+    workers_.push_back(*w);
+    return *w;
+  }
+  static runtime::GenerateRequest request(const std::string& id, std::vector<int32_t> prompt, int32_t max_tokens) {
+    runtime::GenerateRequest r;
+    r.request_id = id;
+    r.token_ids = std::move(prompt);
+    r.sampling.temperature = 0;
+    r.stop.max_tokens = max_tokens;
+    r.stop.ignore_eos = true;
+    return r;
+  }
+
+  runtime::InProcessRequestPlane requests_;
+  runtime::InProcessDiscovery discovery_;
+  runtime::InProcessEventPlane events_;
+  std::vector<std::shared_ptr<Worker>> workers_;
+};
+
+TEST_F(DisaggWorkerTest, APrefillLegThenADecodeLegThatFetchesItsBlocks) {
+  FakeRunner* p_runner = nullptr;
+  FakeRunner* d_runner = nullptr;
+  auto prefill = startWorker(1, "prefill", &p_runner);
+  auto decode = startWorker(2, "decode", &d_runner);
+  ASSERT_TRUE(prefill && decode);
+  EXPECT_EQ(prefill->record().transfer.backend, "tcp");
+  EXPECT_NE(prefill->record().transfer.address.find("127.0.0.1:"), std::string::npos);
+  EXPECT_EQ(decode->record().transfer.address, "");
+  EXPECT_EQ(decode->record().role, "decode");
+
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 23; ++i) prompt.push_back(1 + (i * 7) % (kVocab - 1));  // 5 full blocks + 3
+  auto leg = request("r", prompt, 9);
+  leg.sampling.logprobs = 3;
+  leg.disaggregation.prefill_only = true;
+  Collector p;
+  ASSERT_TRUE(prefill->generate(leg, p.callback()).isOk());
+  ASSERT_TRUE(p.wait());
+  EXPECT_EQ(p.tokens().size(), 1u);  // one token, whatever max_tokens asked
+  EXPECT_EQ(p.last().finish, runtime::FinishReason::kLength);
+  EXPECT_EQ(p.last().kv_address, prefill->record().transfer.address);
+  EXPECT_TRUE(p.last().logprobs.empty());
+
+  auto dec = request("r", prompt, 6);
+  dec.disaggregation.kv_address = p.last().kv_address;
+  dec.overlap_blocks = 1;  // the router expects block 0 here already: fetch 1..4 (it is not: computed)
+  Collector d;
+  ASSERT_TRUE(decode->generate(dec, d.callback()).isOk());
+  ASSERT_TRUE(d.wait());
+  EXPECT_EQ(d.tokens(), engine::testing::fakeGreedy(prompt, kVocab, 6));
+  ASSERT_TRUE(d.last().usage.has_value());
+  EXPECT_EQ(d.last().usage->cached_tokens, 0);  // the run fetched starts after a block not held
+
+  dec.request_id = "r2";
+  dec.overlap_blocks = 0;  // all five
+  Collector d2;
+  decode->engine().resetPrefixCache();
+  decode->engine().sync();
+  const int64_t before = d_runner->tokens_computed;
+  ASSERT_TRUE(decode->generate(dec, d2.callback()).isOk());
+  ASSERT_TRUE(d2.wait());
+  EXPECT_EQ(d2.tokens(), engine::testing::fakeGreedy(prompt, kVocab, 6));
+  EXPECT_EQ(d2.last().usage->cached_tokens, 20);
+  decode->engine().sync();
+  EXPECT_EQ(d_runner->tokens_computed - before, 3 + 5);
+  const auto ts = decode->transferStats();
+  EXPECT_EQ(ts.fetches, 2);
+  EXPECT_EQ(ts.blocks_fetched, 4 + 5);
+  EXPECT_EQ(ts.bytes_fetched, (4 + 5) * static_cast<int64_t>(d_runner->blockBytes()));
+  EXPECT_EQ(ts.fetch_failures, 0);
+  EXPECT_EQ(prefill->transferStats().blocks_served, 9);
+}
+
+TEST_F(DisaggWorkerTest, AFailedFetchIsComputedAndRolesRefuseTheOtherLeg) {
+  FakeRunner* d_runner = nullptr;
+  FakeRunner* a_runner = nullptr;
+  auto decode = startWorker(2, "decode", &d_runner);
+  auto agg = startWorker(3, "agg", &a_runner);
+  ASSERT_TRUE(decode && agg);
+  const std::vector<int32_t> prompt = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5};
+  auto dec = request("x", prompt, 4);
+  dec.disaggregation.kv_address = "127.0.0.1:1";  // nothing listens there
+  Collector d;
+  ASSERT_TRUE(decode->generate(dec, d.callback()).isOk());
+  ASSERT_TRUE(d.wait());
+  EXPECT_EQ(d.tokens(), engine::testing::fakeGreedy(prompt, kVocab, 4));
+  EXPECT_EQ(d.last().usage->cached_tokens, 0);
+  EXPECT_EQ(decode->transferStats().fetch_failures, 1);
+
+  auto leg = request("y", prompt, 4);
+  leg.disaggregation.prefill_only = true;
+  EXPECT_EQ(decode->generate(leg, [](runtime::GenerateChunk&&) {}).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(agg->generate(leg, [](runtime::GenerateChunk&&) {}).code(), StatusCode::kFailedPrecondition);
+  // A bad decode leg is refused before any fetch.
+  auto bad = request("z", {kVocab + 3}, 2);
+  bad.disaggregation.kv_address = "127.0.0.1:1";
+  EXPECT_EQ(decode->generate(bad, [](runtime::GenerateChunk&&) {}).code(), StatusCode::kInvalidArgument);
+
+  WorkerOptions wo;
+  wo.worker_id = 9;
+  wo.model_id = "fake";
+  wo.role = "both";
+  EXPECT_EQ(Worker::start(std::make_unique<FakeRunner>(kVocab, kBlock, 16, 64), {}, wo,
+                          {&requests_, &discovery_, &events_})
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(DisaggWorkerTest, AnAbortWhileFetchingEndsTheDecodeLeg) {
+  // A peer that accepts and never answers: the fetch waits for its timeout.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  FakeRunner* d_runner = nullptr;
+  auto decode = startWorker(2, "decode", &d_runner, 20s);
+  ASSERT_TRUE(decode);
+  auto dec = request("slow", {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 4);
+  dec.disaggregation.kv_address = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  Collector d;
+  ASSERT_TRUE(decode->generate(dec, d.callback()).isOk());
+  EXPECT_EQ(decode->loadMetrics().waiting, 1);  // fetching counts as waiting
+  std::this_thread::sleep_for(50ms);  // the fetch is under way
+  decode->abort("slow");
+  ASSERT_TRUE(d.wait(5s));  // at once, not after the fetch's 20 s
+  EXPECT_EQ(d.last().finish, runtime::FinishReason::kAbort);
+  EXPECT_TRUE(d.tokens().empty());
+  EXPECT_EQ(decode->loadMetrics().waiting, 0);
+  ::close(fd);  // resets the connection: the fetch fails, and its result is dropped
+  // The same id may come again at once; the stale fetch does not touch it.
+  Collector again;
+  auto r2 = request("slow", {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 4);
+  ASSERT_TRUE(decode->generate(r2, again.callback()).isOk());
+  ASSERT_TRUE(again.wait());
+  EXPECT_EQ(again.tokens(), engine::testing::fakeGreedy(r2.token_ids, kVocab, 4));
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(d.chunks.size(), 1u);
 }
 
 TEST(WorkerStart, NeedsPlanesAndAFreeEndpoint) {

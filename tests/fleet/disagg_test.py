@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""Disaggregated serving as separate processes on loopback (docs/fleet.md): a real etcd, a
+`turbine worker --role prefill`, a `turbine worker --role decode`, an aggregated worker serving the
+same model under another name (the reference), and `turbine frontend --max-local-prefill-tokens 32`.
+
+  - a long prompt is prefilled on the prefill worker, whose KV blocks the decode worker fetches over
+    TCP: the same greedy text as the aggregated worker, and the decode worker reports the prompt's
+    full blocks as cached;
+  - a short prompt is prefilled by the decode worker itself;
+  - a streamed request works the same way;
+  - with the prefill worker killed (SIGKILL), long prompts still succeed (prefilled locally), with
+    the same text;
+  - the workers' own logs count the fetches and the blocks served.
+
+usage: disagg_test.py TURBINE_BINARY TINY_MODEL_DIR
+"""
+import json
+import os
+import signal
+import sys
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fleet_test as ft  # noqa: E402  (the fleet helpers: etcd, processes, HTTP, metrics)
+
+MAX_LOCAL = 32
+
+
+class DisaggTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.etcd = ft.Etcd()
+        cls.procs = []
+        ft.FleetTest.procs = cls.procs  # wait_until prints these logs on a timeout
+        try:
+            cls.frontend = ft.start_frontend(cls.etcd, "--router", "kv",
+                                             "--max-local-prefill-tokens", str(MAX_LOCAL))
+            cls.procs.append(cls.frontend)
+            cls.prefill = ft.start_worker(cls.etcd, "--role", "prefill")
+            cls.decode = ft.start_worker(cls.etcd, "--role", "decode")
+            cls.agg = ft.start_worker(cls.etcd, "--served-model-name", "tiny-agg")
+            cls.procs += [cls.prefill, cls.decode, cls.agg]
+            ft.wait_until(lambda: ft.metric(cls.frontend, "turbine_fleet_workers", model="tiny") == 1 and
+                          ft.metric(cls.frontend, "turbine_fleet_prefill_workers", model="tiny") == 1 and
+                          ft.metric(cls.frontend, "turbine_fleet_workers", model="tiny-agg") == 1, 30,
+                          "the frontend to see the prefill, decode and aggregated workers")
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in reversed(cls.procs):
+            p.stop(signal.SIGKILL)
+        cls.etcd.stop()
+
+    def remote(self):
+        return ft.metric(self.frontend, "turbine_disagg_remote_prefills_total", model="tiny")
+
+    def test_1_the_logs_name_the_roles_and_the_transfer_address(self):
+        self.assertIn("role prefill", self.prefill.log)
+        self.assertIn("KV transfer on tcp://127.0.0.1:", self.prefill.log)
+        self.assertIn("role decode", self.decode.log)
+        self.assertNotIn("KV transfer on", self.decode.log)
+
+    def test_2_a_long_prompt_is_prefilled_remotely_with_the_same_text(self):
+        prompt = ft.long_prompt("disagg-a", 100)
+        before = self.remote()
+        got = ft.complete(self.frontend, prompt, max_tokens=12)
+        ref = ft.complete(self.frontend, prompt, max_tokens=12, model="tiny-agg")
+        self.assertEqual(self.remote(), before + 1)
+        self.assertEqual(got["choices"][0]["text"], ref["choices"][0]["text"])
+        prompt_tokens = got["usage"]["prompt_tokens"]
+        self.assertGreater(prompt_tokens, MAX_LOCAL)
+        # Every full block but the one with the last prompt token came from the prefill worker.
+        self.assertEqual(ft.cached(got), (prompt_tokens - 1) // 16 * 16, got)
+        self.assertEqual(ft.cached(ref), 0, ref)
+
+    def test_3_a_short_prompt_is_prefilled_by_the_decode_worker(self):
+        before = self.remote()
+        got = ft.complete(self.frontend, "short one", max_tokens=4)
+        self.assertLessEqual(got["usage"]["prompt_tokens"], MAX_LOCAL)
+        self.assertEqual(got["usage"]["completion_tokens"], 4)
+        self.assertEqual(self.remote(), before)
+
+    def test_4_a_streamed_long_request(self):
+        prompt = ft.long_prompt("disagg-stream", 90)
+        before = self.remote()
+        body = json.dumps({"model": "tiny", "prompt": prompt, "max_tokens": 10, "temperature": 0,
+                           "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}})
+        req = urllib.request.Request(self.frontend.url + "/v1/completions", data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+        text, usage = "", None
+        with urllib.request.urlopen(req, timeout=120) as r:
+            for raw in r:
+                line = raw.decode().strip()
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                chunk = json.loads(line[6:])
+                self.assertNotIn("error", chunk)
+                if chunk.get("choices"):
+                    text += chunk["choices"][0]["text"]
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+        self.assertEqual(usage["completion_tokens"], 10)
+        self.assertEqual(self.remote(), before + 1)
+        status, ref = ft.http(self.frontend.url + "/v1/completions",
+                              {"model": "tiny-agg", "prompt": prompt, "max_tokens": 10, "temperature": 0,
+                               "ignore_eos": True})
+        self.assertEqual(status, 200, ref)
+        self.assertEqual(text, ref["choices"][0]["text"])
+
+    def test_5_without_the_prefill_worker_long_prompts_are_prefilled_locally(self):
+        self.prefill.stop(signal.SIGKILL)
+        prompt = ft.long_prompt("disagg-b", 100)
+        got = ft.complete(self.frontend, prompt, max_tokens=8)
+        ref = ft.complete(self.frontend, prompt, max_tokens=8, model="tiny-agg")
+        self.assertEqual(got["choices"][0]["text"], ref["choices"][0]["text"])
+        self.assertEqual(ft.cached(got), 0, got)
+        ft.wait_until(lambda: ft.metric(self.frontend, "turbine_fleet_prefill_workers", model="tiny") == 0,
+                      3 * ft.LEASE_TTL_S + 10, "the killed prefill worker to leave")
+        self.assertEqual(ft.complete(self.frontend, prompt + " again", max_tokens=3)["usage"]["completion_tokens"], 3)
+
+    def test_6_the_decode_worker_counts_its_fetches(self):
+        self.assertEqual(self.decode.stop(signal.SIGTERM), 0, self.decode.log)
+        line = next((l for l in self.decode.log.splitlines() if "KV transfer:" in l), "")
+        fetches = int(line.split("KV transfer: ")[1].split(" fetches")[0]) if line else 0
+        self.assertGreaterEqual(fetches, 2, self.decode.log)
+
+
+if __name__ == "__main__":
+    ft.BIN, ft.MODEL = sys.argv[1], sys.argv[2]
+    unittest.main(argv=sys.argv[:1], verbosity=2)
