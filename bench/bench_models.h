@@ -72,11 +72,11 @@ struct FirstToken {
   int32_t cached_tokens = 0;  // the usage's
 };
 
-// One greedy token of `tokens` on `e`, run to its end.
-inline Result<FirstToken> firstToken(engine::Engine& e, const std::string& id, std::vector<int32_t> tokens) {
+// `request` on `e`, run to its end: the time to its first output token and its cached tokens.
+inline Result<FirstToken> firstToken(engine::Engine& e, engine::Request request) {
   FirstToken out;
   const auto t0 = std::chrono::steady_clock::now();
-  TURBINE_ASSIGN_OR_RETURN(auto stream, e.addStream(greedyRequest(id, std::move(tokens), 1)));
+  TURBINE_ASSIGN_OR_RETURN(auto stream, e.addStream(std::move(request)));
   while (auto o = stream->next()) {
     TURBINE_RETURN_IF_ERROR(o->status);
     if (out.seconds == 0 && !o->token_ids.empty())
@@ -84,6 +84,11 @@ inline Result<FirstToken> firstToken(engine::Engine& e, const std::string& id, s
     if (o->usage) out.cached_tokens = o->usage->cached_tokens;
   }
   return out;
+}
+
+// One greedy token of `tokens` on `e`, run to its end.
+inline Result<FirstToken> firstToken(engine::Engine& e, const std::string& id, std::vector<int32_t> tokens) {
+  return firstToken(e, greedyRequest(id, std::move(tokens), 1));
 }
 
 // <build>/models, next to the benchmark binaries' folder.

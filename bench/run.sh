@@ -31,4 +31,6 @@ run scheduler "$B/scheduler_bench"
 [ -x "$B/vllm_events_bench" ] && run vllm_events "$B/vllm_events_bench"
 [ -x "$B/structured_bench" ] && run structured "$B/structured_bench"
 [ -x "$B/kv_offload_bench" ] && run kv_offload "$B/kv_offload_bench" --threads 2
+[ -x "$B/transfer_bench" ] && run transfer "$B/transfer_bench" --benchmark_min_time=0.5
+[ -x "$B/disagg_bench" ] && run disagg "$B/disagg_bench" --threads 2
 echo "results in $OUT"
