@@ -11,6 +11,7 @@
 #include <string>
 
 #include "engine/engine.h"
+#include "engine/engine_test_util.h"
 #include "engine/fake_runner.h"
 #include "engine/llama_model.h"
 #include "kv/block_hash.h"
@@ -21,33 +22,14 @@ namespace turbine::engine {
 namespace {
 
 using testing::FakeRunner;
+using testing::run;
+using testing::RunResult;
 using testing::fakeGreedy;
 using testing::greedyRequest;
 using testing::randomPrompt;
 
 constexpr int32_t kVocab = 89;
 constexpr int32_t kBlock = 4;
-
-struct RunResult {
-  std::vector<int32_t> tokens;
-  Usage usage;
-  Status status;
-};
-
-RunResult run(Engine& e, const Request& r) {
-  auto s = e.addStream(r);
-  EXPECT_TRUE(s.isOk()) << s.status().toString();
-  RunResult out;
-  if (!s.isOk()) return out;
-  while (auto o = (*s)->next()) {
-    out.tokens.insert(out.tokens.end(), o->token_ids.begin(), o->token_ids.end());
-    if (o->finished()) {
-      if (o->usage) out.usage = *o->usage;
-      out.status = o->status;
-    }
-  }
-  return out;
-}
 
 // An engine over a FakeRunner of `blocks` blocks; the runner stays reachable through `runner`.
 std::unique_ptr<Engine> fakeEngine(int32_t blocks, KvTierOptions tiers, FakeRunner** runner,
@@ -226,20 +208,8 @@ TEST(KvTiers, RefusesWhatCannotWork) {
 // The real tiny model: the continuation of a prompt whose blocks came back from the host tier is
 // the one computed from scratch.
 TEST(KvTiers, TinyModelOnboardedPrefixGivesTheSameTokens) {
-  const std::string dir = std::string(TURBINE_BINARY_DIR) + "/tmp/kv_tiers_tiny_" +
-                          std::to_string(::getpid());
-  model::MakeModelOptions mo;
-  mo.preset = "tiny";
-  mo.format = "hf";
-  mo.dtype = "f32";
-  mo.seed = 5;
-  mo.out = dir;
-  mo.tokenizer_corpus_bytes = 256 << 10;
-  ASSERT_TRUE(model::makeModel(mo).isOk());
-  auto w = model::loadModel(dir);
-  ASSERT_TRUE(w.isOk()) << w.status().toString();
-  auto weights = std::make_shared<const model::ModelWeights>(std::move(w).value());
-  std::filesystem::remove_all(dir);
+  const auto weights = testing::tinyWeights(5, "kv_tiers_tiny");
+  ASSERT_TRUE(weights);
   const auto engine = [&](KvTierOptions tiers) {
     LlamaModelOptions lo;
     lo.threads = 2;

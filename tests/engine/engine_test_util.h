@@ -1,0 +1,61 @@
+// Helpers shared by the engine's whole-engine tests: run a request to its end, and the tiny
+// model's weights (generated into a temporary folder, loaded, the folder removed).
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "model/make_model.h"
+#include "model/model_loader.h"
+
+namespace turbine::engine::testing {
+
+struct RunResult {
+  std::vector<int32_t> tokens;
+  Usage usage;
+  Status status;
+};
+
+// Every chunk of `r` on `e`, until its end: its tokens, its final usage and status.
+inline RunResult run(Engine& e, const Request& r) {
+  auto s = e.addStream(r);
+  EXPECT_TRUE(s.isOk()) << s.status().toString();
+  RunResult out;
+  if (!s.isOk()) return out;
+  while (auto o = (*s)->next()) {
+    out.tokens.insert(out.tokens.end(), o->token_ids.begin(), o->token_ids.end());
+    if (o->finished()) {
+      if (o->usage) out.usage = *o->usage;
+      out.status = o->status;
+    }
+  }
+  return out;
+}
+
+// The tiny preset (HF, f32) with this seed; null (and a test failure) when it cannot be made.
+inline std::shared_ptr<const model::ModelWeights> tinyWeights(uint64_t seed, const std::string& tag) {
+  const std::string dir = std::string(TURBINE_BINARY_DIR) + "/tmp/" + tag + "_" + std::to_string(::getpid());
+  model::MakeModelOptions mo;
+  mo.preset = "tiny";
+  mo.format = "hf";
+  mo.dtype = "f32";
+  mo.seed = seed;
+  mo.out = dir;
+  mo.tokenizer_corpus_bytes = 256 << 10;
+  const Status made = model::makeModel(mo);
+  EXPECT_TRUE(made.isOk()) << made.toString();
+  auto w = model::loadModel(dir);
+  std::filesystem::remove_all(dir);
+  EXPECT_TRUE(w.isOk()) << w.status().toString();
+  if (!made.isOk() || !w.isOk()) return nullptr;
+  return std::make_shared<const model::ModelWeights>(std::move(w).value());
+}
+
+}  // namespace turbine::engine::testing
