@@ -417,7 +417,9 @@ Status EngineBackend::sendToWorker(const std::shared_ptr<Migration>& m, const Ro
     m->generated.insert(m->generated.end(), chunk.token_ids.begin(), chunk.token_ids.end());
     const auto prompt_tokens = static_cast<int32_t>(m->original.prompt_token_ids.size());
     if (chunk.cached_tokens) chunk.cached_tokens = std::min(*chunk.cached_tokens, prompt_tokens);
-    if (chunk.finish != FinishReason::kNone) finishRequest(id, chunk, prompt_tokens);
+    if (chunk.finish != FinishReason::kNone) {
+      finishRequest(id, chunk, prompt_tokens, !m->remote_prefill.load(std::memory_order_relaxed));
+    }
     m->sink(std::move(chunk));
   };
   Status st = routed.client->generate(std::move(request), std::move(on_chunk));
@@ -511,6 +513,7 @@ void EngineBackend::finishPrefillLeg(const std::shared_ptr<Migration>& m, const 
   const bool done = last.finish == runtime::FinishReason::kStop || last.finish == runtime::FinishReason::kLength;
   if (done && !last.kv_address.empty()) {
     request.disaggregation.kv_address = last.kv_address;
+    m->remote_prefill.store(true, std::memory_order_relaxed);
     remote_prefills_.fetch_add(1, std::memory_order_relaxed);
   } else {
     prefill_fallbacks_.fetch_add(1, std::memory_order_relaxed);  // the decode worker prefills
@@ -525,6 +528,7 @@ void EngineBackend::finishPrefillLeg(const std::shared_ptr<Migration>& m, const 
   // again, prefilling wherever it lands, or end it.
   if (st.code() == StatusCode::kUnavailable && refused != kNoWorker) dropWorker(refused);
   m->local_prefill_only = true;
+  m->remote_prefill.store(false, std::memory_order_relaxed);
   st = admit(m);
   if (st.isOk()) return;
   GenerationChunk end;
@@ -599,12 +603,14 @@ void EngineBackend::runTasks() {
 }
 
 void EngineBackend::finishRequest(const std::string& request_id, const GenerationChunk& final_chunk,
-                                  int32_t prompt_tokens) {
+                                  int32_t prompt_tokens, bool router_usage) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     requests_.erase(request_id);
   }
-  if (kv_router_ && final_chunk.cached_tokens) kv_router_->onUsage(request_id, *final_chunk.cached_tokens);
+  if (kv_router_ && final_chunk.cached_tokens && router_usage) {
+    kv_router_->onUsage(request_id, *final_chunk.cached_tokens);
+  }
   router_->onRequestFinished(request_id);
   if (final_chunk.cached_tokens) {
     prompt_tokens_.fetch_add(prompt_tokens, std::memory_order_relaxed);

@@ -140,6 +140,7 @@ class EngineBackend : public ServingBackend {
     std::vector<int32_t> generated;  // tokens delivered to the sink so far
     int migrations = 0;
     bool local_prefill_only = false;  // a decode leg was refused: no more prefill legs
+    std::atomic<bool> remote_prefill{false};  // its decode leg imports a prefill worker's blocks
   };
 
   EngineBackend(EngineBackendOptions options, std::shared_ptr<const model::Tokenizer> tokenizer,
@@ -182,9 +183,11 @@ class EngineBackend : public ServingBackend {
   // The kv router's metrics in Prometheus text, labelled with the model ("" for other policies).
   std::string routerMetrics() const;
   void onEvent(const runtime::EventPayload& payload);
-  // Called once per request with its final chunk, before the sink sees it.
+  // Called once per request with its final chunk, before the sink sees it. The kv router's
+  // accuracy is told the cached tokens unless the blocks came from a prefill worker
+  // (`router_usage` false: the router predicted the decode worker's own cache).
   void finishRequest(const std::string& request_id, const GenerationChunk& final_chunk,
-                     int32_t prompt_tokens);
+                     int32_t prompt_tokens, bool router_usage = true);
   runtime::GenerateRequest toRuntimeRequest(GenerateRequest&& request, int32_t overlap_blocks) const;
 
   EngineBackendOptions options_;

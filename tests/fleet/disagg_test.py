@@ -67,7 +67,10 @@ class DisaggTest(unittest.TestCase):
     def test_2_a_long_prompt_is_prefilled_remotely_with_the_same_text(self):
         prompt = ft.long_prompt("disagg-a", 100)
         before = self.remote()
+        usage_reports = ft.metric(self.frontend, "turbine_router_usage_reports_total", model="tiny")
         got = ft.complete(self.frontend, prompt, max_tokens=12)
+        # The router predicted the decode worker's own cache: imported blocks are not its accuracy.
+        self.assertEqual(ft.metric(self.frontend, "turbine_router_usage_reports_total", model="tiny"), usage_reports)
         ref = ft.complete(self.frontend, prompt, max_tokens=12, model="tiny-agg")
         self.assertEqual(self.remote(), before + 1)
         self.assertEqual(got["choices"][0]["text"], ref["choices"][0]["text"])
@@ -79,7 +82,9 @@ class DisaggTest(unittest.TestCase):
 
     def test_3_a_short_prompt_is_prefilled_by_the_decode_worker(self):
         before = self.remote()
+        usage_reports = ft.metric(self.frontend, "turbine_router_usage_reports_total", model="tiny")
         got = ft.complete(self.frontend, "short one", max_tokens=4)
+        self.assertEqual(ft.metric(self.frontend, "turbine_router_usage_reports_total", model="tiny"), usage_reports + 1)
         self.assertLessEqual(got["usage"]["prompt_tokens"], MAX_LOCAL)
         self.assertEqual(got["usage"]["completion_tokens"], 4)
         self.assertEqual(self.remote(), before)
