@@ -69,6 +69,10 @@ class CliTest(unittest.TestCase):
                      ["serve", "--model", self.hf, "--reasoning-parser", "o1"],
                      ["frontend", "--etcd", "http://127.0.0.1:1", "--namespace", "x",
                       "--enable-auto-tool-choice", "--tool-call-parser", "xml"],
+                     ["worker", "--model", self.hf, "--role", "both"],
+                     ["worker", "--model", self.hf, "--role", "prefill", "--engine", "mock"],
+                     ["worker", "--model", self.hf, "--transfer-port", "70000"],
+                     ["frontend", "--max-local-prefill-tokens", "-1"],
                      ["no-such-command"]):
             p = run(*args)
             self.assertEqual(p.returncode, 2, f"{args}: {p.stderr}")
