@@ -6,7 +6,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -89,6 +92,29 @@ inline Result<FirstToken> firstToken(engine::Engine& e, engine::Request request)
 // One greedy token of `tokens` on `e`, run to its end.
 inline Result<FirstToken> firstToken(engine::Engine& e, const std::string& id, std::vector<int32_t> tokens) {
   return firstToken(e, greedyRequest(id, std::move(tokens), 1));
+}
+
+// Parses the benchmarks' "--flag value" pairs: each flag's setter gets its value. False, after
+// printing `usage`, on an unknown flag, a flag without a value, or a value its setter throws on
+// (std::stoi's errors).
+using FlagSetters = std::map<std::string, std::function<void(const std::string&)>>;
+inline bool parseFlags(int argc, char** argv, const FlagSetters& flags, const char* usage) {
+  for (int i = 1; i < argc; i += 2) {
+    const auto it = flags.find(argv[i]);
+    bool ok = it != flags.end() && i + 1 < argc;
+    if (ok) {
+      try {
+        it->second(argv[i + 1]);
+      } catch (const std::exception&) {
+        ok = false;
+      }
+    }
+    if (!ok) {
+      std::fprintf(stderr, "usage: %s\n", usage);
+      return false;
+    }
+  }
+  return true;
 }
 
 // <build>/models, next to the benchmark binaries' folder.

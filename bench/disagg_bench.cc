@@ -18,7 +18,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <future>
 #include <string>
 #include <vector>
 
@@ -29,6 +28,7 @@
 #include "kv/block_hash.h"
 #include "model/model_loader.h"
 #include "transfer/tcp_transfer.h"
+#include "worker/worker.h"
 
 namespace turbine::engine {
 namespace {
@@ -80,16 +80,7 @@ int run(const Args& a) {
   auto server = transfer::TransferServer::start({}, [pe, &export_seconds](const std::vector<uint64_t>& ids)
                                                         -> Result<transfer::BlockBatch> {
     const auto e0 = Clock::now();
-    auto done = std::make_shared<std::promise<Result<KvBlocks>>>();
-    auto f = done->get_future();
-    pe->exportBlocks(std::vector<kv::BlockHash>(ids.begin(), ids.end()),
-                     [done](Result<KvBlocks> r) { done->set_value(std::move(r)); });
-    Result<KvBlocks> r = f.get();
-    TURBINE_RETURN_IF_ERROR(r.status());
-    transfer::BlockBatch b;
-    b.block_bytes = r->block_bytes;
-    b.ids.assign(r->hashes.begin(), r->hashes.end());
-    b.data = std::move(r->data);
+    auto b = worker::exportEngineBlocks(*pe, ids, std::chrono::seconds(10));
     export_seconds = secondsSince(e0);
     return b;
   });
@@ -172,20 +163,14 @@ int main(int argc, char** argv) {
   turbine::engine::cpu::reexecForBlasCore(argv);
   turbine::engine::Args a;
   a.models = turbine::bench_util::defaultModelsDir();
-  for (int i = 1; i < argc; i += 2) {
-    std::string k = argv[i], v = i + 1 < argc ? argv[i + 1] : "";
-    if (v.empty()) k = "";
-    if (k == "--preset") a.preset = v;
-    else if (k == "--dtype") a.dtype = v;
-    else if (k == "--prompt") a.prompt = std::stoi(v);
-    else if (k == "--threads") a.threads = std::stoi(v);
-    else if (k == "--rounds") a.rounds = std::max(1, std::stoi(v));
-    else if (k == "--models") a.models = v;
-    else {
-      std::fprintf(stderr, "usage: disagg_bench [--preset small] [--dtype bf16] [--prompt 1024] [--threads 2] "
-                           "[--rounds 5] [--models DIR]\n");
-      return 2;
-    }
-  }
-  return turbine::engine::run(a);
+  const bool ok = turbine::bench_util::parseFlags(
+      argc, argv,
+      {{"--preset", [&](const std::string& v) { a.preset = v; }},
+       {"--dtype", [&](const std::string& v) { a.dtype = v; }},
+       {"--prompt", [&](const std::string& v) { a.prompt = std::stoi(v); }},
+       {"--threads", [&](const std::string& v) { a.threads = std::stoi(v); }},
+       {"--rounds", [&](const std::string& v) { a.rounds = std::max(1, std::stoi(v)); }},
+       {"--models", [&](const std::string& v) { a.models = v; }}},
+      "disagg_bench [--preset small] [--dtype bf16] [--prompt 1024] [--threads 2] [--rounds 5] [--models DIR]");
+  return ok ? turbine::engine::run(a) : 2;
 }

@@ -190,21 +190,21 @@ int main(int argc, char** argv) {
   turbine::engine::cpu::reexecForBlasCore(argv);
   turbine::engine::Args a;
   a.models = turbine::bench_util::defaultModelsDir();
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i], v = argv[i + 1];
-    if (k == "--preset") a.preset = v;
-    else if (k == "--dtypes") a.dtypes = turbine::bench_util::splitList(v);
-    else if (k == "--threads") a.threads = std::stoi(v);
-    else if (k == "--gen") a.gen = std::stoi(v);
-    else if (k == "--ttft-prompt") a.ttft_prompt = std::stoi(v);
-    else if (k == "--models") a.models = v;
-    else if (k == "--batches") {
-      a.batches.clear();
-      for (auto& s : turbine::bench_util::splitList(v)) a.batches.push_back(std::stoi(s));
-    } else {
-      std::fprintf(stderr, "engine_bench: unknown flag %s\n", k.c_str());
-      return 2;
-    }
-  }
-  return turbine::engine::run(a);
+  using turbine::bench_util::splitList;
+  const bool ok = turbine::bench_util::parseFlags(
+      argc, argv,
+      {{"--preset", [&](const std::string& v) { a.preset = v; }},
+       {"--dtypes", [&](const std::string& v) { a.dtypes = splitList(v); }},
+       {"--threads", [&](const std::string& v) { a.threads = std::stoi(v); }},
+       {"--gen", [&](const std::string& v) { a.gen = std::stoi(v); }},
+       {"--ttft-prompt", [&](const std::string& v) { a.ttft_prompt = std::stoi(v); }},
+       {"--models", [&](const std::string& v) { a.models = v; }},
+       {"--batches",
+        [&](const std::string& v) {
+          a.batches.clear();
+          for (const auto& b : splitList(v)) a.batches.push_back(std::stoi(b));
+        }}},
+      "engine_bench [--preset medium] [--dtypes bf16,f32] [--threads 2] [--gen N] [--ttft-prompt N] "
+      "[--batches 1,4,16,64] [--models DIR]");
+  return ok ? turbine::engine::run(a) : 2;
 }

@@ -295,25 +295,18 @@ int main(int argc, char** argv) {
   turbine::engine::cpu::reexecForBlasCore(argv);
   turbine::engine::Args a;
   a.models = turbine::bench_util::defaultModelsDir();
-  for (int i = 1; i < argc; i += 2) {
-    std::string k = argv[i], v = i + 1 < argc ? argv[i + 1] : "";
-    if (v.empty()) k = "";  // a flag without its value: the usage below
-    if (k == "--host-mib") a.host_mib = std::stoul(v);
-    else if (k == "--rounds") a.rounds = std::max(1, std::stoi(v));
-    else if (k == "--preset") a.preset = v;
-    else if (k == "--dtype") a.dtype = v;
-    else if (k == "--prompt") a.prompt = std::stoi(v);
-    else if (k == "--threads") a.threads = std::stoi(v);
-    else if (k == "--engine-rounds") a.engine_rounds = std::max(1, std::stoi(v));
-    else if (k == "--disk-dir") a.disk_dir = v;
-    else if (k == "--models") a.models = v;
-    else {
-      std::fprintf(stderr,
-                   "usage: kv_offload_bench [--host-mib 256] [--rounds 5] [--preset small] "
-                   "[--dtype bf16] [--prompt 1024] [--threads 2] [--engine-rounds 3] "
-                   "[--disk-dir /tmp] [--models DIR]\n");
-      return 2;
-    }
-  }
-  return turbine::engine::run(a);
+  const bool ok = turbine::bench_util::parseFlags(
+      argc, argv,
+      {{"--host-mib", [&](const std::string& v) { a.host_mib = std::stoul(v); }},
+       {"--rounds", [&](const std::string& v) { a.rounds = std::max(1, std::stoi(v)); }},
+       {"--preset", [&](const std::string& v) { a.preset = v; }},
+       {"--dtype", [&](const std::string& v) { a.dtype = v; }},
+       {"--prompt", [&](const std::string& v) { a.prompt = std::stoi(v); }},
+       {"--threads", [&](const std::string& v) { a.threads = std::stoi(v); }},
+       {"--engine-rounds", [&](const std::string& v) { a.engine_rounds = std::max(1, std::stoi(v)); }},
+       {"--disk-dir", [&](const std::string& v) { a.disk_dir = v; }},
+       {"--models", [&](const std::string& v) { a.models = v; }}},
+      "kv_offload_bench [--host-mib 256] [--rounds 5] [--preset small] [--dtype bf16] [--prompt 1024] "
+      "[--threads 2] [--engine-rounds 3] [--disk-dir /tmp] [--models DIR]");
+  return ok ? turbine::engine::run(a) : 2;
 }

@@ -146,6 +146,7 @@ bool EngineBackend::addRecord(const runtime::WorkerRecord& rec) {
     entry.load.kv_blocks_total = rec.kv_blocks_total;
     workers_[rec.worker_id] = std::move(entry);
   }
+  if (rec.role == "prefill") any_prefill_.store(true, std::memory_order_release);
   if (!old_role.empty() && old_role != rec.role) routerFor(old_role).removeWorker(rec.worker_id);
   routerFor(rec.role).addWorker(router::WorkerInfo{rec.worker_id, rec.model_id, rec.role, rec.block_size,
                                                    rec.kv_blocks_total});
@@ -154,6 +155,10 @@ bool EngineBackend::addRecord(const runtime::WorkerRecord& rec) {
 
 void EngineBackend::onEvent(const runtime::EventPayload& payload) {
   if (const auto* msg = std::get_if<kv::KvEventMessage>(&payload)) {
+    if (!any_prefill_.load(std::memory_order_acquire)) {
+      router_->onKvEvents(*msg);
+      return;
+    }
     bool prefill = false;
     {
       std::lock_guard<std::mutex> lock(mu_);

@@ -196,6 +196,9 @@ class EngineBackend : public ServingBackend {
   std::shared_ptr<router::Router> router_;
   router::KvRouter* kv_router_ = nullptr;  // router_ when it is the KV-aware one (usage, prefill done)
   std::shared_ptr<router::Router> prefill_router_;  // the prefill workers
+  // A prefill worker was ever added: KV event messages need the role lookup (else they go to
+  // router_ without taking mu_, as before disaggregation).
+  std::atomic<bool> any_prefill_{false};
   BackendPlanes planes_;
   runtime::WatchId watch_ = 0;
   std::vector<runtime::SubscriptionId> subscriptions_;

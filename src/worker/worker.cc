@@ -115,7 +115,7 @@ Result<std::shared_ptr<Worker>> Worker::start(std::unique_ptr<engine::ModelRunne
                              }));
     rec.transfer = runtime::TransferInfo{"tcp", w->transfer_server_->address()};
   }
-  if (options.role != "prefill") {  // agg and decode workers take decode legs
+  if (options.role == "decode") {
     for (int i = 0; i < std::max(1, options.transfer_threads); ++i) {
       w->transfer_threads_.emplace_back([raw = w.get()] { raw->transferLoop(); });
     }
@@ -181,7 +181,7 @@ Status Worker::generatePrefill(runtime::GenerateRequest request, runtime::ChunkC
 Status Worker::generateDecode(runtime::GenerateRequest request, runtime::ChunkCallback on_chunk) {
   if (transfer_threads_.empty()) {
     return failedPrecondition("worker " + std::to_string(options_.worker_id) + " has role '" + options_.role +
-                              "': decode legs go to workers of role decode or agg");
+                              "': decode legs go to workers of role decode");
   }
   // What the engine would refuse is refused now, before any fetch.
   {
@@ -283,14 +283,14 @@ void Worker::transferLoop() {
   }
 }
 
-Result<transfer::BlockBatch> Worker::exportBlocks(const std::vector<uint64_t>& ids) {
+Result<transfer::BlockBatch> exportEngineBlocks(engine::Engine& engine, const std::vector<uint64_t>& ids,
+                                                std::chrono::milliseconds timeout) {
   auto done = std::make_shared<std::promise<Result<engine::KvBlocks>>>();
   auto future = done->get_future();
-  engine_->exportBlocks(std::vector<kv::BlockHash>(ids.begin(), ids.end()),
-                        [done](Result<engine::KvBlocks> r) { done->set_value(std::move(r)); });
-  if (future.wait_for(options_.transfer_timeout) != std::future_status::ready) {
-    return Status(StatusCode::kDeadlineExceeded, "worker " + std::to_string(options_.worker_id) +
-                                                     ": the engine did not copy the blocks out in time");
+  engine.exportBlocks(std::vector<kv::BlockHash>(ids.begin(), ids.end()),
+                      [done](Result<engine::KvBlocks> r) { done->set_value(std::move(r)); });
+  if (future.wait_for(timeout) != std::future_status::ready) {
+    return Status(StatusCode::kDeadlineExceeded, "the engine did not copy the blocks out in time");
   }
   Result<engine::KvBlocks> r = future.get();
   TURBINE_RETURN_IF_ERROR(r.status());
@@ -298,6 +298,11 @@ Result<transfer::BlockBatch> Worker::exportBlocks(const std::vector<uint64_t>& i
   batch.block_bytes = r->block_bytes;
   batch.ids.assign(r->hashes.begin(), r->hashes.end());
   batch.data = std::move(r->data);
+  return batch;
+}
+
+Result<transfer::BlockBatch> Worker::exportBlocks(const std::vector<uint64_t>& ids) {
+  TURBINE_ASSIGN_OR_RETURN(transfer::BlockBatch batch, exportEngineBlocks(*engine_, ids, options_.transfer_timeout));
   std::lock_guard<std::mutex> lock(transfer_mu_);
   transfer_stats_.blocks_served += static_cast<int64_t>(batch.ids.size());
   return batch;

@@ -12,7 +12,7 @@
 // runs a transfer server (src/transfer) from which other workers fetch its KV blocks by hash (its
 // record's `transfer` names it). A request with disaggregation.prefill_only is run for one token
 // and its final chunk names that address (kv_address). A request with disaggregation.kv_address
-// (a decode leg; roles "decode" and "agg") is admitted at once, its prompt's blocks past overlap_blocks are fetched from
+// (a decode leg; role "decode") is admitted at once, its prompt's blocks past overlap_blocks are fetched from
 // that address on one of the worker's transfer threads, and the request then goes to the engine
 // with them (Request::kv_import), so it computes only what the fetch did not bring: a failed or
 // partial fetch costs compute, never the request.
@@ -144,6 +144,12 @@ class Worker : public runtime::WorkerClient {
   std::vector<std::thread> transfer_threads_;
   TransferStats transfer_stats_;
 };
+
+// A transfer::BlockSource's answer from an engine: the leading run of `ids` its pool or tiers hold,
+// copied out between two steps (Engine::exportBlocks); DeadlineExceeded when the engine's loop
+// does not get to it within `timeout`. What a prefill worker's transfer server serves.
+Result<transfer::BlockBatch> exportEngineBlocks(engine::Engine& engine, const std::vector<uint64_t>& ids,
+                                                std::chrono::milliseconds timeout);
 
 // Engine <-> request plane translation (exposed for tests).
 engine::Request toEngineRequest(runtime::GenerateRequest request);

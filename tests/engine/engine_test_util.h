@@ -1,5 +1,6 @@
-// Helpers shared by the engine's whole-engine tests: run a request to its end, and the tiny
-// model's weights (generated into a temporary folder, loaded, the folder removed).
+// Helpers shared by the engine's whole-engine tests: run a request to its end, an engine over a
+// FakeRunner (KV tiers optional), and the tiny model's weights (generated into a temporary
+// folder, loaded, the folder removed).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/fake_runner.h"
 #include "model/make_model.h"
 #include "model/model_loader.h"
 
@@ -37,6 +39,24 @@ inline RunResult run(Engine& e, const Request& r) {
     }
   }
   return out;
+}
+
+// An engine (model id "fake", 64 tokens per step) over a FakeRunner of `blocks` blocks of
+// `block_size` tokens, `vocab` ids and 256 positions; the runner stays reachable through
+// `runner`, and `events` (when given) receives its KV event messages.
+inline std::unique_ptr<Engine> fakeEngine(int32_t vocab, int32_t block_size, int32_t blocks, KvTierOptions tiers,
+                                          FakeRunner** runner, std::vector<kv::KvEventMessage>* events = nullptr) {
+  auto r = std::make_unique<FakeRunner>(vocab, block_size, blocks, 256);
+  *runner = r.get();
+  EngineOptions o;
+  o.model_id = "fake";
+  o.max_num_batched_tokens = 64;
+  o.kv_tiers = std::move(tiers);
+  auto e = Engine::create(std::move(r), o);
+  EXPECT_TRUE(e.isOk()) << e.status().toString();
+  if (!e.isOk()) return nullptr;
+  if (events) (*e)->subscribeKvEvents([events](const kv::KvEventMessage& m) { events->push_back(m); });
+  return std::move(e).value();
 }
 
 // The tiny preset (HF, f32) with this seed; null (and a test failure) when it cannot be made.

@@ -31,20 +31,9 @@ using testing::randomPrompt;
 constexpr int32_t kVocab = 89;
 constexpr int32_t kBlock = 4;
 
-// An engine over a FakeRunner of `blocks` blocks; the runner stays reachable through `runner`.
 std::unique_ptr<Engine> fakeEngine(int32_t blocks, KvTierOptions tiers, FakeRunner** runner,
                                    std::vector<kv::KvEventMessage>* events = nullptr) {
-  auto r = std::make_unique<FakeRunner>(kVocab, kBlock, blocks, 256);
-  *runner = r.get();
-  EngineOptions o;
-  o.model_id = "fake";
-  o.max_num_batched_tokens = 64;
-  o.kv_tiers = std::move(tiers);
-  auto e = Engine::create(std::move(r), o);
-  EXPECT_TRUE(e.isOk()) << e.status().toString();
-  if (!e.isOk()) return nullptr;
-  if (events) (*e)->subscribeKvEvents([events](const kv::KvEventMessage& m) { events->push_back(m); });
-  return std::move(e).value();
+  return testing::fakeEngine(kVocab, kBlock, blocks, std::move(tiers), runner, events);
 }
 
 size_t fakeBlockBytes() { return 2 * sizeof(int32_t) * kBlock; }

@@ -33,15 +33,7 @@ constexpr int32_t kVocab = 89;
 constexpr int32_t kBlock = 4;
 
 std::unique_ptr<Engine> fakeEngine(int32_t blocks, FakeRunner** runner, KvTierOptions tiers = {}) {
-  auto r = std::make_unique<FakeRunner>(kVocab, kBlock, blocks, 256);
-  *runner = r.get();
-  EngineOptions o;
-  o.model_id = "fake";
-  o.max_num_batched_tokens = 64;
-  o.kv_tiers = std::move(tiers);
-  auto e = Engine::create(std::move(r), o);
-  EXPECT_TRUE(e.isOk()) << e.status().toString();
-  return e.isOk() ? std::move(e).value() : nullptr;
+  return testing::fakeEngine(kVocab, kBlock, blocks, std::move(tiers), runner);
 }
 
 Result<KvBlocks> exportSync(Engine& e, std::vector<kv::BlockHash> hashes) {

@@ -59,6 +59,17 @@ struct Collector {
   }
 };
 
+// A greedy request of exactly max_tokens tokens (EOS ignored).
+runtime::GenerateRequest request(const std::string& id, std::vector<int32_t> prompt, int32_t max_tokens) {
+  runtime::GenerateRequest r;
+  r.request_id = id;
+  r.token_ids = std::move(prompt);
+  r.sampling.temperature = 0;
+  r.stop.max_tokens = max_tokens;
+  r.stop.ignore_eos = true;
+  return r;
+}
+
 class WorkerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -92,16 +103,6 @@ class WorkerTest : public ::testing::Test {
     auto c = requests_.connect("worker-3");
     ASSERT_TRUE(c.isOk()) << c.status().toString();
     client_ = *c;
-  }
-
-  runtime::GenerateRequest request(const std::string& id, std::vector<int32_t> prompt, int32_t max_tokens) {
-    runtime::GenerateRequest r;
-    r.request_id = id;
-    r.token_ids = std::move(prompt);
-    r.sampling.temperature = 0;
-    r.stop.max_tokens = max_tokens;
-    r.stop.ignore_eos = true;
-    return r;
   }
 
   // Waits for a load report that satisfies `pred`.
@@ -259,15 +260,6 @@ class DisaggWorkerTest : public ::testing::Test {
     workers_.push_back(*w);
     return *w;
   }
-  static runtime::GenerateRequest request(const std::string& id, std::vector<int32_t> prompt, int32_t max_tokens) {
-    runtime::GenerateRequest r;
-    r.request_id = id;
-    r.token_ids = std::move(prompt);
-    r.sampling.temperature = 0;
-    r.stop.max_tokens = max_tokens;
-    r.stop.ignore_eos = true;
-    return r;
-  }
 
   runtime::InProcessRequestPlane requests_;
   runtime::InProcessDiscovery discovery_;
@@ -349,6 +341,9 @@ TEST_F(DisaggWorkerTest, AFailedFetchIsComputedAndRolesRefuseTheOtherLeg) {
   leg.disaggregation.prefill_only = true;
   EXPECT_EQ(decode->generate(leg, [](runtime::GenerateChunk&&) {}).code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(agg->generate(leg, [](runtime::GenerateChunk&&) {}).code(), StatusCode::kFailedPrecondition);
+  auto agg_dec = request("w", prompt, 4);  // the frontend sends decode legs to decode workers only
+  agg_dec.disaggregation.kv_address = "127.0.0.1:1";
+  EXPECT_EQ(agg->generate(agg_dec, [](runtime::GenerateChunk&&) {}).code(), StatusCode::kFailedPrecondition);
   // A bad decode leg is refused before any fetch.
   auto bad = request("z", {kVocab + 3}, 2);
   bad.disaggregation.kv_address = "127.0.0.1:1";
