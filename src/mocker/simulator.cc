@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <queue>
 
@@ -13,7 +14,7 @@ namespace turbine::mocker {
 
 namespace {
 
-enum class EventType : uint8_t { kStepDone = 0, kArrival = 1 };
+enum class EventType : uint8_t { kStepDone, kArrival, kWorkerReady, kAutoscale };
 
 struct SimEvent {
   int64_t t_us;
@@ -34,8 +35,13 @@ struct ReqState {
   uint32_t worker = 0;
 };
 
+enum class WorkerState : uint8_t { kStarting, kServing, kDraining, kRetired };
+
 struct Worker {
   std::unique_ptr<MockEngine> engine;
+  WorkerState state = WorkerState::kStarting;
+  int64_t start_us = 0;
+  int64_t end_us = -1;  // retirement
   bool stepping = false;
   std::vector<std::pair<uint32_t, engine::Output>> outbox;
   std::vector<kv::KvEvent> events;
@@ -100,6 +106,11 @@ class Simulation {
   void stepDone(uint32_t w, int64_t now);
   void startStep(uint32_t w, int64_t now);
   void deliver(uint32_t w, const engine::Output& out, uint32_t req, int64_t now);
+  uint32_t startWorker(int64_t now);
+  void workerReady(uint32_t w, int64_t now);
+  void retire(uint32_t w, int64_t now);
+  void autoscale(int64_t now);
+  int32_t countWorkers(WorkerState state) const;
 
   const std::vector<TraceRequest>& trace_;
   SimulationOptions o_;
@@ -114,7 +125,113 @@ class Simulation {
   std::vector<double> ttft_, itl_, e2e_, alone_, wait_;
   int64_t total_blocks_ = 0, hit_blocks_ = 0, input_tokens_ = 0;
   int64_t end_us_ = 0;
+  int64_t slo_met_ = 0;
+  // The current autoscaling interval's sums.
+  struct {
+    int64_t arrivals = 0, completed = 0, first_tokens = 0, later_tokens = 0;
+    double input_tokens = 0, output_tokens = 0, cached_tokens = 0, ttft_ms = 0, itl_ms = 0;
+  } iv_;
+  int64_t last_tick_us_ = 0;
 };
+
+uint32_t Simulation::startWorker(int64_t now) {
+  MockEngineOptions eo;
+  eo.model_id = o_.model_id;
+  eo.block_size = o_.block_size;
+  eo.num_blocks = o_.kv_blocks_per_worker;
+  eo.host_blocks = o_.host_blocks_per_worker;
+  eo.profile = o_.profile;
+  const auto w = static_cast<uint32_t>(workers_.size());
+  Worker& wk = workers_.emplace_back();
+  wk.engine = std::make_unique<MockEngine>(eo);
+  wk.start_us = now;
+  wk.report.worker_id = w + 1;
+  return w;
+}
+
+void Simulation::workerReady(uint32_t w, int64_t /*now*/) {
+  Worker& wk = workers_[w];
+  if (wk.state != WorkerState::kStarting) return;  // cancelled while starting
+  wk.state = WorkerState::kServing;
+  router_.addWorker(router::WorkerInfo{w + 1, o_.model_id, "agg", o_.block_size, o_.kv_blocks_per_worker});
+}
+
+void Simulation::retire(uint32_t w, int64_t now) {
+  Worker& wk = workers_[w];
+  wk.state = WorkerState::kRetired;
+  wk.end_us = now;
+}
+
+int32_t Simulation::countWorkers(WorkerState state) const {
+  int32_t n = 0;
+  for (const Worker& wk : workers_) n += wk.state == state ? 1 : 0;
+  return n;
+}
+
+void Simulation::autoscale(int64_t now) {
+  IntervalStats st;
+  st.t_us = now;
+  st.interval_s = static_cast<double>(now - last_tick_us_) / 1e6;
+  st.arrivals = iv_.arrivals;
+  st.completed = iv_.completed;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  if (iv_.completed > 0) {
+    st.mean_input_tokens = iv_.input_tokens / static_cast<double>(iv_.completed);
+    st.mean_output_tokens = iv_.output_tokens / static_cast<double>(iv_.completed);
+    st.cached_fraction = iv_.input_tokens > 0 ? iv_.cached_tokens / iv_.input_tokens : 0;
+  }
+  st.mean_ttft_ms = iv_.first_tokens ? iv_.ttft_ms / static_cast<double>(iv_.first_tokens) : nan;
+  st.mean_itl_ms = iv_.later_tokens ? iv_.itl_ms / static_cast<double>(iv_.later_tokens) : nan;
+  st.serving = countWorkers(WorkerState::kServing);
+  st.starting = countWorkers(WorkerState::kStarting);
+  for (const Worker& wk : workers_) {
+    if (wk.state == WorkerState::kServing || wk.state == WorkerState::kDraining) {
+      st.waiting += wk.engine->scheduler().numWaitingRequests();
+    }
+  }
+  iv_ = {};
+  last_tick_us_ = now;
+  const int32_t wanted = std::max(hooks_.autoscaler.decide(st), 1);
+  int32_t alive = st.serving + st.starting;
+  // Cancel the newest starting workers first: they have served nothing yet.
+  for (auto w = static_cast<int64_t>(workers_.size()) - 1; w >= 0 && alive > wanted; --w) {
+    if (workers_[w].state == WorkerState::kStarting) {
+      retire(static_cast<uint32_t>(w), now);
+      --alive;
+    }
+  }
+  while (alive > wanted) {  // drain the serving workers with the least work
+    int64_t best = -1;
+    int64_t best_load = 0;
+    for (size_t w = 0; w < workers_.size(); ++w) {
+      if (workers_[w].state != WorkerState::kServing) continue;
+      const auto& sc = workers_[w].engine->scheduler();
+      const int64_t load = int64_t{sc.numRunning()} + sc.numWaiting();
+      if (best < 0 || load < best_load) best = static_cast<int64_t>(w), best_load = load;
+    }
+    if (best < 0) break;
+    const auto w = static_cast<uint32_t>(best);
+    workers_[w].state = WorkerState::kDraining;
+    router_.removeWorker(w + 1);
+    if (!workers_[w].stepping && !workers_[w].engine->hasWork()) retire(w, now);
+    --alive;
+  }
+  for (; alive < wanted; ++alive) {
+    push(now + hooks_.autoscaler.startup_us, EventType::kWorkerReady, startWorker(now));
+  }
+  TimelinePoint tp;
+  tp.t_s = static_cast<double>(now) / 1e6;
+  tp.serving = countWorkers(WorkerState::kServing);
+  tp.starting = countWorkers(WorkerState::kStarting);
+  tp.draining = countWorkers(WorkerState::kDraining);
+  tp.wanted = wanted;
+  tp.arrivals_per_s = st.interval_s > 0 ? static_cast<double>(st.arrivals) / st.interval_s : 0;
+  tp.mean_ttft_ms = st.mean_ttft_ms;
+  tp.mean_itl_ms = st.mean_itl_ms;
+  rep_.timeline.push_back(tp);
+  rep_.peak_workers = std::max(rep_.peak_workers, tp.serving + tp.starting + tp.draining);
+  if (!queue_.empty()) push(now + hooks_.autoscaler.interval_us, EventType::kAutoscale, 0);
+}
 
 void Simulation::arrive(uint32_t i, int64_t now) {
   const TraceRequest& tr = trace_[i];
@@ -126,6 +243,7 @@ void Simulation::arrive(uint32_t i, int64_t now) {
   req.stop.ignore_eos = true;
   const auto hashes = kv::blockHashes(root_, req.token_ids, o_.block_size);
   total_blocks_ += static_cast<int64_t>(tr.hash_ids.size());
+  ++iv_.arrivals;
   reqs_[i].arrival_us = now;
   reqs_[i].prompt_tokens = static_cast<int32_t>(req.token_ids.size());
   auto d = router_.route(router::RouteRequest{req.request_id, o_.model_id, hashes,
@@ -170,9 +288,13 @@ void Simulation::deliver(uint32_t w, const engine::Output& out, uint32_t i, int6
     if (r.first_us < 0) {
       r.first_us = now;
       ttft_.push_back(static_cast<double>(now - r.arrival_us) / 1000.0);
+      ++iv_.first_tokens;
+      iv_.ttft_ms += ttft_.back();
       if (hooks_.on_prefill_done) hooks_.on_prefill_done(id);
     } else {
       itl_.push_back(static_cast<double>(now - r.last_us) / 1000.0);
+      ++iv_.later_tokens;
+      iv_.itl_ms += itl_.back();
     }
     r.last_us = now;
     ++r.tokens;
@@ -193,6 +315,15 @@ void Simulation::deliver(uint32_t w, const engine::Output& out, uint32_t i, int6
   if (out.status.isOk()) {
     ++rep_.completed;
     e2e_.push_back(static_cast<double>(now - r.arrival_us) / 1000.0);
+    ++iv_.completed;
+    iv_.input_tokens += r.prompt_tokens;
+    iv_.output_tokens += r.tokens;
+    if (out.usage) iv_.cached_tokens += out.usage->cached_tokens;
+    const double ttft_ms = static_cast<double>(r.first_us - r.arrival_us) / 1000.0;
+    const double itl_ms = r.tokens > 1 ? static_cast<double>(r.last_us - r.first_us) / 1000.0 / (r.tokens - 1) : 0;
+    if ((o_.slo_ttft_ms <= 0 || ttft_ms <= o_.slo_ttft_ms) && (o_.slo_itl_ms <= 0 || itl_ms <= o_.slo_itl_ms)) {
+      ++slo_met_;
+    }
   } else {
     ++rep_.failed;
   }
@@ -206,11 +337,20 @@ void Simulation::stepDone(uint32_t w, int64_t now) {
   wk.stepping = false;
   auto outbox = std::move(wk.outbox);
   wk.outbox.clear();
-  if (!wk.events.empty()) {
+  const bool draining = wk.state == WorkerState::kDraining;  // the router no longer knows it
+  if (!wk.events.empty() && !draining) {
     router_.onKvEvents(kv::KvEventMessage{w + 1, wk.seq++, std::move(wk.events)});
-    wk.events.clear();
   }
+  wk.events.clear();
   for (auto& [i, out] : outbox) deliver(w, out, i, now);
+  if (draining) {
+    if (wk.engine->hasWork()) {
+      startStep(w, now);
+    } else {
+      retire(w, now);
+    }
+    return;
+  }
   // Periodically while busy, and always when going idle (a change the router must see).
   if (!wk.engine->hasWork() || wk.last_load_us < 0 || now - wk.last_load_us >= o_.load_interval_us) {
     router_.onLoad(wk.engine->load(w + 1, now / 1000));
@@ -222,32 +362,26 @@ void Simulation::stepDone(uint32_t w, int64_t now) {
 SimulationReport Simulation::run() {
   const auto wall0 = std::chrono::steady_clock::now();
   root_ = kv::rootHash(o_.model_id, "");
-  MockEngineOptions eo;
-  eo.model_id = o_.model_id;
-  eo.block_size = o_.block_size;
-  eo.num_blocks = o_.kv_blocks_per_worker;
-  eo.host_blocks = o_.host_blocks_per_worker;
-  eo.profile = o_.profile;
-  workers_.resize(static_cast<size_t>(o_.workers));
-  for (int32_t w = 0; w < o_.workers; ++w) {
-    workers_[w].engine = std::make_unique<MockEngine>(eo);
-    workers_[w].report.worker_id = static_cast<uint64_t>(w + 1);
-    router_.addWorker(router::WorkerInfo{static_cast<uint64_t>(w + 1), o_.model_id, "agg",
-                                         o_.block_size, o_.kv_blocks_per_worker});
-  }
+  workers_.reserve(static_cast<size_t>(o_.workers));
+  for (int32_t w = 0; w < o_.workers; ++w) workerReady(startWorker(0), 0);
+  rep_.peak_workers = o_.workers;
   const double t0 = trace_.empty() ? 0 : trace_.front().timestamp_ms;
   for (uint32_t i = 0; i < trace_.size(); ++i) {
     const double t_ms = (trace_[i].timestamp_ms - t0) / o_.rate_scale;
     push(static_cast<int64_t>(std::llround(t_ms * 1000.0)), EventType::kArrival, i);
   }
+  if (hooks_.autoscaler.decide && !queue_.empty()) {
+    push(hooks_.autoscaler.interval_us, EventType::kAutoscale, 0);
+  }
   while (!queue_.empty()) {
     const SimEvent e = queue_.top();
     queue_.pop();
     if (hooks_.virtual_now_us) *hooks_.virtual_now_us = e.t_us;
-    if (e.type == EventType::kArrival) {
-      arrive(e.index, e.t_us);
-    } else {
-      stepDone(e.index, e.t_us);
+    switch (e.type) {
+      case EventType::kArrival: arrive(e.index, e.t_us); break;
+      case EventType::kStepDone: stepDone(e.index, e.t_us); break;
+      case EventType::kWorkerReady: workerReady(e.index, e.t_us); break;
+      case EventType::kAutoscale: autoscale(e.t_us); break;
     }
   }
   rep_.requests = static_cast<int64_t>(trace_.size());
@@ -268,8 +402,16 @@ SimulationReport Simulation::run() {
   }
   for (auto& wk : workers_) {
     rep_.preemptions += wk.engine->scheduler().counters().preemptions;
-    wk.report.busy_fraction = end_us_ > 0 ? wk.busy_us / static_cast<double>(end_us_) : 0;
+    const int64_t end = std::max(wk.end_us >= 0 ? wk.end_us : end_us_, wk.start_us);
+    const auto life_us = static_cast<double>(end - wk.start_us);
+    wk.report.busy_fraction = life_us > 0 ? wk.busy_us / life_us : 0;
+    wk.report.start_s = static_cast<double>(wk.start_us) / 1e6;
+    wk.report.end_s = static_cast<double>(end) / 1e6;
+    rep_.worker_seconds += life_us / 1e6;
     rep_.workers.push_back(wk.report);
+  }
+  if (o_.slo_ttft_ms > 0 || o_.slo_itl_ms > 0) {
+    rep_.slo_attainment = rep_.requests ? double(slo_met_) / double(rep_.requests) : 0;
   }
   rep_.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
   return rep_;
@@ -283,6 +425,7 @@ Status validateSimulationOptions(const SimulationOptions& o) {
   if (o.kv_blocks_per_worker < 2) return invalidArgument("--kv-blocks-per-worker must be >= 2");
   if (o.host_blocks_per_worker < 0) return invalidArgument("--host-blocks-per-worker must be >= 0");
   if (!(o.rate_scale > 0) || !std::isfinite(o.rate_scale)) return invalidArgument("--rate-scale must be > 0");
+  if (!(o.slo_ttft_ms >= 0) || !(o.slo_itl_ms >= 0)) return invalidArgument("SLO targets must be >= 0 ms");
   return validateTimingProfile(o.profile);
 }
 
@@ -290,6 +433,9 @@ Result<SimulationReport> simulate(const std::vector<TraceRequest>& trace,
                                   const SimulationOptions& options, router::Router& router,
                                   const SimulationHooks& hooks) {
   TURBINE_RETURN_IF_ERROR(validateSimulationOptions(options));
+  if (hooks.autoscaler.decide && (hooks.autoscaler.interval_us < 1 || hooks.autoscaler.startup_us < 0)) {
+    return invalidArgument("autoscaler: interval must be > 0 and startup >= 0");
+  }
   Simulation sim(trace, options, router, hooks);
   return sim.run();
 }

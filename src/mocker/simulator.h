@@ -40,6 +40,38 @@ struct SimulationOptions {
   std::string model_id = "mock";
   // Prompts of len(hash_ids) * block_size + 1 tokens instead of input_length (see the top).
   bool whole_block_prompts = false;
+  // Service-level objective for the report's slo_attainment (0: that part not counted): a
+  // completed request meets it when its TTFT and its mean inter-token latency are within these.
+  double slo_ttft_ms = 0;
+  double slo_itl_ms = 0;
+};
+
+// What the fleet served in one autoscaling interval (virtual time).
+struct IntervalStats {
+  int64_t t_us = 0;            // the interval's end
+  double interval_s = 0;
+  int64_t arrivals = 0;
+  int64_t completed = 0;
+  double mean_input_tokens = 0;   // of the completed requests
+  double mean_output_tokens = 0;
+  double cached_fraction = 0;     // their cached prompt tokens / prompt tokens
+  double mean_ttft_ms = 0;        // NaN when no first token came in the interval
+  double mean_itl_ms = 0;         // NaN when no later token came
+  int64_t waiting = 0;            // requests queued on the workers (not yet started) at its end
+  int32_t serving = 0;            // workers taking requests during the interval's end
+  int32_t starting = 0;           // decided but not yet ready
+};
+
+// A planner in the loop: every interval_us of virtual time `decide` sees the interval and returns
+// the number of workers wanted (>= 1). More: new workers start now and take requests startup_us
+// later (loading weights); their cost counts from now. Fewer: workers still starting are
+// cancelled first (newest first), then serving workers with the least work are drained: the
+// router stops sending them requests, they finish what they hold, and their cost stops when they
+// are empty.
+struct Autoscaler {
+  int64_t interval_us = 60'000'000;
+  int64_t startup_us = 30'000'000;
+  std::function<int32_t(const IntervalStats&)> decide;
 };
 
 // Optional callbacks for routers that track more than the Router interface (KvRouter).
@@ -48,6 +80,7 @@ struct SimulationHooks {
   std::function<void(const std::string& request_id, int32_t cached_tokens)> on_usage;
   // When set, holds the virtual time (us) of the event being processed: a router's clock.
   int64_t* virtual_now_us = nullptr;
+  Autoscaler autoscaler;  // active when decide is set; options.workers is then the initial fleet
 };
 
 struct Percentiles {
@@ -59,7 +92,17 @@ struct WorkerReport {
   int64_t requests = 0;
   int64_t prompt_blocks = 0;
   int64_t cached_blocks = 0;
-  double busy_fraction = 0;  // virtual time spent in steps / makespan
+  double busy_fraction = 0;  // virtual time spent in steps / the worker's lifetime
+  double start_s = 0;        // when it was started (0: from the beginning)
+  double end_s = 0;          // when it was retired (drained or cancelled), else the makespan
+};
+
+struct TimelinePoint {
+  double t_s = 0;
+  int32_t serving = 0, starting = 0, draining = 0;
+  int32_t wanted = 0;           // the autoscaler's answer at t_s
+  double arrivals_per_s = 0;
+  double mean_ttft_ms = 0, mean_itl_ms = 0;  // of the interval that ended at t_s (NaN: none)
 };
 
 struct SimulationReport {
@@ -80,7 +123,14 @@ struct SimulationReport {
   double input_tokens_per_s = 0;
   int64_t output_tokens = 0;
   int64_t preemptions = 0;
-  std::vector<WorkerReport> workers;
+  std::vector<WorkerReport> workers;  // every worker that ever ran
+  // Cost: the sum of the workers' lifetimes (start to retirement or makespan), and the most
+  // workers alive at once.
+  double worker_seconds = 0;
+  int32_t peak_workers = 0;
+  // Completed requests within the SLO (options.slo_*) / all requests; -1 without an SLO.
+  double slo_attainment = -1;
+  std::vector<TimelinePoint> timeline;  // one point per autoscaling interval
   double wall_s = 0;
 };
 

@@ -6,54 +6,10 @@
 #include <limits>
 #include <utility>
 
+#include "common/prometheus_text.h"
+
 namespace turbine::worker {
 namespace {
-
-bool nameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == ':';
-}
-
-void skipSpaces(std::string_view s, size_t& i) {
-  while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-}
-
-// `{name="value",...}` from s[i] == '{'; false if malformed.
-bool parseLabels(std::string_view s, size_t& i, std::map<std::string, std::string>& out) {
-  ++i;  // '{'
-  for (;;) {
-    skipSpaces(s, i);
-    if (i >= s.size()) return false;
-    if (s[i] == '}') {
-      ++i;
-      return true;
-    }
-    const size_t n0 = i;
-    while (i < s.size() && nameChar(s[i])) ++i;
-    if (i == n0) return false;
-    std::string name(s.substr(n0, i - n0));
-    skipSpaces(s, i);
-    if (i >= s.size() || s[i] != '=') return false;
-    ++i;
-    skipSpaces(s, i);
-    if (i >= s.size() || s[i] != '"') return false;
-    ++i;
-    std::string value;
-    for (;; ++i) {
-      if (i >= s.size()) return false;
-      if (s[i] == '"') break;
-      if (s[i] == '\\') {
-        if (++i >= s.size()) return false;
-        value += s[i] == 'n' ? '\n' : s[i];
-      } else {
-        value += s[i];
-      }
-    }
-    ++i;  // closing quote
-    out.emplace(std::move(name), std::move(value));
-    skipSpaces(s, i);
-    if (i < s.size() && s[i] == ',') ++i;
-  }
-}
 
 int32_t toInt32(double v) {
   return static_cast<int32_t>(std::clamp(std::llround(v), 0LL, static_cast<long long>(std::numeric_limits<int32_t>::max())));
@@ -61,49 +17,18 @@ int32_t toInt32(double v) {
 
 }  // namespace
 
-PromSamples parsePrometheusText(std::string_view text) {
+PromSamples sumPrometheusText(std::string_view text) {
   PromSamples out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t eol = text.find('\n', pos);
-    if (eol == std::string_view::npos) eol = text.size();
-    std::string_view line = text.substr(pos, eol - pos);
-    pos = eol + 1;
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
-    size_t i = 0;
-    skipSpaces(line, i);
-    if (i >= line.size() || line[i] == '#') continue;
-    const size_t n0 = i;
-    while (i < line.size() && nameChar(line[i])) ++i;
-    if (i == n0) {
-      ++out.bad_lines;
-      continue;
-    }
-    const std::string_view name = line.substr(n0, i - n0);
-    std::map<std::string, std::string> labels;
-    if (i < line.size() && line[i] == '{' && !parseLabels(line, i, labels)) {
-      ++out.bad_lines;
-      continue;
-    }
-    skipSpaces(line, i);
-    size_t v0 = i;
-    while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
-    const std::string token(line.substr(v0, i - v0));  // the timestamp, if any, follows
-    char* end = nullptr;
-    const double v = token.empty() ? 0.0 : std::strtod(token.c_str(), &end);
-    if (token.empty() || end != token.c_str() + token.size()) {
-      ++out.bad_lines;
-      continue;
-    }
-    if (!std::isfinite(v)) continue;  // NaN or +-Inf: no reading
-    auto it = out.sums.find(name);
+  for (PrometheusSample& sample : parsePrometheusTextLenient(text, &out.bad_lines)) {
+    if (!std::isfinite(sample.value)) continue;  // NaN or +-Inf: no reading
+    auto it = out.sums.find(sample.name);
     if (it == out.sums.end()) {
-      out.sums.emplace(std::string(name), v);
-      out.series.emplace(std::string(name), 1);
-      out.labels.emplace(std::string(name), std::move(labels));
+      out.labels.emplace(sample.name, std::map<std::string, std::string>(sample.labels.begin(), sample.labels.end()));
+      out.series.emplace(sample.name, 1);
+      out.sums.emplace(std::move(sample.name), sample.value);
     } else {
-      it->second += v;
-      ++out.series.find(name)->second;
+      it->second += sample.value;
+      ++out.series.find(sample.name)->second;
     }
   }
   return out;
@@ -206,7 +131,7 @@ void EngineMetricsPoller::pollOnce() {
   if (!text.isOk()) {
     message = text.status().message();
   } else {
-    const PromSamples samples = parsePrometheusText(*text);
+    const PromSamples samples = sumPrometheusText(*text);
     Reading r{engineLoad(samples, api_, block_size_), 0, 0, std::chrono::steady_clock::now()};
     if (!r.load.running && !r.load.waiting) {
       message = std::string("no ") + (api_ == UpstreamApi::kSglang ? "sglang:num_running_reqs" : "vllm:num_requests_running") +

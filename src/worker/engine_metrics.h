@@ -32,8 +32,8 @@
 
 namespace turbine::worker {
 
-// Prometheus text exposition format, as far as a reader of gauges and counters needs it: each
-// sample line `name{label="value",...} value [timestamp]`; comments (#) and blank lines skipped.
+// An engine's /metrics body summed by metric name (common/prometheus_text.h, lenient: lines that
+// are not a sample are counted and skipped; NaN and infinite values are no reading).
 struct PromSamples {
   std::map<std::string, double, std::less<>> sums;     // by metric name, over its label sets
   std::map<std::string, size_t, std::less<>> series;   // label sets summed, by metric name
@@ -41,7 +41,7 @@ struct PromSamples {
   std::map<std::string, std::map<std::string, std::string>, std::less<>> labels;
   size_t bad_lines = 0;  // lines that are not a sample (skipped)
 };
-PromSamples parsePrometheusText(std::string_view text);
+PromSamples sumPrometheusText(std::string_view text);
 
 // One reading of an engine's load, in Turbine blocks of `block_size` tokens; a field the engine
 // did not report is empty.

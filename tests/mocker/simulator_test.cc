@@ -77,10 +77,12 @@ std::vector<TraceRequest> agentTrace(int n, int prompts, int conversations, doub
 }
 
 SimulationReport runWith(const std::vector<TraceRequest>& trace, const SimulationOptions& o,
-                         const std::string& policy, double overlap_weight = router::kDefaultOverlapWeight) {
+                         const std::string& policy, double overlap_weight = router::kDefaultOverlapWeight,
+                         Autoscaler autoscaler = {}) {
   int64_t now = 0;
   SimulationHooks hooks;
   hooks.virtual_now_us = &now;
+  hooks.autoscaler = std::move(autoscaler);
   std::unique_ptr<router::Router> r;
   router::KvRouter* kv = nullptr;
   if (policy == "kv") {
@@ -301,6 +303,107 @@ TEST(SimulatorTest, BadInputs) {
   SimulationOptions o;
   o.workers = 0;
   EXPECT_FALSE(validateSimulationOptions(o).isOk());
+}
+
+}  // namespace
+}  // namespace turbine::mocker
+
+namespace turbine::mocker {
+namespace {
+
+// Requests with prompts of their own (no sharing), one every gap_ms for n requests.
+std::vector<TraceRequest> steadyTrace(int n, double gap_ms, int32_t blocks, int32_t output) {
+  std::vector<TraceRequest> out;
+  int64_t next_id = 0;
+  for (int i = 0; i < n; ++i) {
+    TraceRequest r;
+    r.timestamp_ms = i * gap_ms;
+    for (int32_t b = 0; b < blocks; ++b) r.hash_ids.push_back(next_id++);
+    r.input_length = blocks * 512 - 100;
+    r.output_length = output;
+    out.push_back(r);
+  }
+  return out;
+}
+
+// A scripted autoscaler: 2 workers, then 4 at the first tick, then 1 from the third: new workers
+// take requests after the startup delay, drained workers finish what they hold (nothing is lost),
+// the cost counts each worker's lifetime, and the interval statistics add up to the trace.
+TEST(SimulatorTest, AutoscalerStartsAndDrainsWorkers) {
+  const auto trace = steadyTrace(400, 50.0, 4, 40);  // 20 s of arrivals
+  SimulationOptions o;
+  o.workers = 2;
+  o.kv_blocks_per_worker = 256;
+  o.slo_ttft_ms = 1e9;  // every completed request meets it
+  std::vector<IntervalStats> seen;
+  Autoscaler a;
+  a.interval_us = 4'000'000;
+  a.startup_us = 1'000'000;
+  a.decide = [&seen](const IntervalStats& st) {
+    seen.push_back(st);
+    return seen.size() == 1 ? 4 : seen.size() == 2 ? 4 : 1;
+  };
+  const auto r = runWith(trace, o, "round-robin", router::kDefaultOverlapWeight, a);
+  EXPECT_EQ(r.completed, 400);
+  EXPECT_EQ(r.failed, 0);
+  EXPECT_DOUBLE_EQ(r.slo_attainment, 1.0);
+  ASSERT_GE(seen.size(), 5u);
+  EXPECT_EQ(seen[0].serving, 2);
+  EXPECT_EQ(seen[0].starting, 0);
+  EXPECT_EQ(seen[1].serving, 4);  // the two started at 4 s were ready at 5 s
+  EXPECT_EQ(seen[3].serving, 1);  // drained at 8 s
+  int64_t arrivals = 0, completed = 0;
+  for (const auto& st : seen) {
+    arrivals += st.arrivals;
+    completed += st.completed;
+    EXPECT_NEAR(st.interval_s, 4.0, 1e-9);
+    if (st.completed > 0) {
+      EXPECT_NEAR(st.mean_input_tokens, 4 * 512 - 100, 1e-9);
+      EXPECT_NEAR(st.mean_output_tokens, 40, 1e-9);
+      EXPECT_GT(st.mean_ttft_ms, 0);
+      EXPECT_GT(st.mean_itl_ms, 0);
+    }
+  }
+  EXPECT_EQ(arrivals, 400);
+  EXPECT_LE(completed, 400);  // the last completions may come after the last tick
+  ASSERT_EQ(r.workers.size(), 4u);
+  EXPECT_EQ(r.peak_workers, 4);
+  EXPECT_DOUBLE_EQ(r.workers[2].start_s, 4.0);
+  EXPECT_GT(r.workers[2].requests, 0);  // the new workers took requests
+  EXPECT_GT(r.workers[3].requests, 0);
+  int retired_early = 0;
+  double seconds = 0;
+  for (const auto& w : r.workers) {
+    retired_early += w.end_s < r.makespan_s - 1e-9 ? 1 : 0;
+    seconds += w.end_s - w.start_s;
+  }
+  EXPECT_EQ(retired_early, 3);
+  EXPECT_NEAR(r.worker_seconds, seconds, 1e-6);
+  EXPECT_LT(r.worker_seconds, 4 * r.makespan_s);
+  EXPECT_EQ(r.timeline.size(), seen.size());
+  EXPECT_EQ(r.timeline[0].wanted, 4);
+  EXPECT_EQ(r.timeline[0].starting, 2);
+  EXPECT_NEAR(r.timeline[0].arrivals_per_s, 20.0, 0.5);
+}
+
+// Scaling down while workers are still starting cancels them (they never take a request).
+TEST(SimulatorTest, AutoscalerCancelsStartingWorkers) {
+  const auto trace = steadyTrace(200, 50.0, 2, 20);
+  SimulationOptions o;
+  o.workers = 1;
+  o.kv_blocks_per_worker = 256;
+  int ticks = 0;
+  Autoscaler a;
+  a.interval_us = 2'000'000;
+  a.startup_us = 3'000'000;  // longer than an interval
+  a.decide = [&ticks](const IntervalStats&) { return ++ticks == 1 ? 3 : 1; };
+  const auto r = runWith(trace, o, "round-robin", router::kDefaultOverlapWeight, a);
+  EXPECT_EQ(r.completed, 200);
+  ASSERT_EQ(r.workers.size(), 3u);
+  EXPECT_EQ(r.workers[1].requests, 0);
+  EXPECT_EQ(r.workers[2].requests, 0);
+  EXPECT_DOUBLE_EQ(r.workers[1].end_s, 4.0);
+  EXPECT_NEAR(r.worker_seconds, r.makespan_s + 2 * 2.0, 1e-6);
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ vllm:cache_config_info{block_size="16",cache_dtype="auto",enable_prefix_caching=
 )";
 
 TEST(PrometheusText, ParsesSamplesLabelsAndComments) {
-  const PromSamples s = parsePrometheusText(kVllm);
+  const PromSamples s = sumPrometheusText(kVllm);
   EXPECT_EQ(s.bad_lines, 0u);
   EXPECT_DOUBLE_EQ(s.sums.at("vllm:num_requests_running"), 7.0);
   EXPECT_DOUBLE_EQ(s.sums.at("vllm:prompt_tokens_total"), 123456.0);
@@ -49,7 +49,7 @@ TEST(PrometheusText, ParsesSamplesLabelsAndComments) {
 }
 
 TEST(PrometheusText, EscapesTimestampsAndBadLines) {
-  const PromSamples s = parsePrometheusText(
+  const PromSamples s = sumPrometheusText(
       "a{x=\"q\\\"uo}te\",y=\"back\\\\slash\"} 1.5 1700000000000\r\n"
       "\n"
       "   # indented comment\n"
@@ -76,7 +76,7 @@ TEST(PrometheusText, EscapesTimestampsAndBadLines) {
 
 TEST(EngineLoad, Vllm) {
   // Turbine blocks of 32 tokens: vLLM's 4096 blocks of 16 are 2048 of them.
-  const EngineLoad l = engineLoad(parsePrometheusText(kVllm), UpstreamApi::kOpenAI, 32);
+  const EngineLoad l = engineLoad(sumPrometheusText(kVllm), UpstreamApi::kOpenAI, 32);
   ASSERT_TRUE(l.running && l.waiting && l.kv_blocks_total && l.kv_blocks_used);
   EXPECT_EQ(*l.running, 7);
   EXPECT_EQ(*l.waiting, 3);
@@ -85,14 +85,14 @@ TEST(EngineLoad, Vllm) {
   EXPECT_DOUBLE_EQ(*l.prompt_tokens, 123456.0);
   EXPECT_DOUBLE_EQ(*l.generation_tokens, 7890.0);
   // SGLang's names are not read for vLLM, nor vLLM's for SGLang.
-  const EngineLoad s = engineLoad(parsePrometheusText(kVllm), UpstreamApi::kSglang, 32);
+  const EngineLoad s = engineLoad(sumPrometheusText(kVllm), UpstreamApi::kSglang, 32);
   EXPECT_FALSE(s.running || s.waiting || s.kv_blocks_total || s.kv_blocks_used);
 }
 
 TEST(EngineLoad, OlderVllmAndDataParallelRanks) {
   // Older vLLM: gpu_cache_usage_perc. Two engines (DP ranks): counts add up, the usage is their
   // mean, the pool twice one engine's.
-  const EngineLoad l = engineLoad(parsePrometheusText(
+  const EngineLoad l = engineLoad(sumPrometheusText(
                                       "vllm:num_requests_running{engine=\"0\"} 2\n"
                                       "vllm:num_requests_running{engine=\"1\"} 5\n"
                                       "vllm:num_requests_waiting{engine=\"0\"} 0\n"
@@ -119,14 +119,14 @@ TEST(EngineLoad, Sglang) {
       "sglang:token_usage{model_name=\"qwen\",tp_rank=\"0\"} 0.01\n"
       "sglang:prompt_tokens_total{model_name=\"qwen\",tp_rank=\"0\"} 10\n"
       "sglang:generation_tokens_total{model_name=\"qwen\",tp_rank=\"0\"} 20\n";
-  const EngineLoad l = engineLoad(parsePrometheusText(text), UpstreamApi::kSglang, 16);
+  const EngineLoad l = engineLoad(sumPrometheusText(text), UpstreamApi::kSglang, 16);
   EXPECT_EQ(l.running.value_or(-1), 4);
   EXPECT_EQ(l.waiting.value_or(-1), 9);
   EXPECT_EQ(l.kv_blocks_total.value_or(-1), 10240);
   EXPECT_EQ(l.kv_blocks_used.value_or(-1), 101);  // 1601 tokens: 101 blocks, the last partial
   EXPECT_DOUBLE_EQ(l.generation_tokens.value_or(-1), 20.0);
   // Without num_used_tokens, the usage fraction of the pool.
-  const EngineLoad u = engineLoad(parsePrometheusText("sglang:num_running_reqs 1\n"
+  const EngineLoad u = engineLoad(sumPrometheusText("sglang:num_running_reqs 1\n"
                                                       "sglang:max_total_num_tokens 1600\n"
                                                       "sglang:token_usage 0.5\n"),
                                   UpstreamApi::kSglang, 16);
@@ -147,7 +147,7 @@ TEST(UpstreamLoadReport, EngineGaugesOverTheWorkersOwnCounts) {
   EXPECT_EQ(gauges(upstreamLoadReport(own, 1000, std::nullopt)), Gauges(2, 0, 1000, 12, 0, 0));
 
   EngineMetricsPoller::Reading r;
-  r.load = engineLoad(parsePrometheusText(kVllm), UpstreamApi::kOpenAI, 16);
+  r.load = engineLoad(sumPrometheusText(kVllm), UpstreamApi::kOpenAI, 16);
   r.prompt_tokens_per_s = 300;
   r.generation_tokens_per_s = 40;
   // running 7: the engine's other clients count too.
