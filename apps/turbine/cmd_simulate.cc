@@ -1,8 +1,10 @@
-// turbine simulate: replays a Mooncake trace against N mock workers behind one router, in
-// virtual time (src/mocker/simulator.h), and reports latency, throughput and prefix hit ratio
-// next to the pooled-oracle and infinite-cache bounds.
+// turbine simulate: replays a Mooncake or Azure trace against N mock workers behind one router,
+// in virtual time (src/mocker/simulator.h), and reports latency, throughput and prefix hit ratio
+// next to the pooled-oracle and infinite-cache bounds; with --planner sla, the SLA planner
+// (src/planner) sizes the fleet every adjustment interval, and the report adds its cost.
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -10,6 +12,7 @@
 
 #include "commands.h"
 #include "mocker/simulator.h"
+#include "planner_flags.h"
 #include "router/kv_router.h"
 #include "router/router.h"
 
@@ -29,6 +32,10 @@ struct SimulateFlags {
   bool no_kv_events = false;
   bool whole_block_prompts = false;
   uint64_t seed = 0;
+  std::string planner = "none";
+  double startup_s = 30;
+  double slo_ttft_ms = 0, slo_itl_ms = 0;  // per request; default: the planner's targets
+  PlannerFlags plan;
 };
 
 nlohmann::json percentilesJson(const mocker::Percentiles& p) {
@@ -51,11 +58,29 @@ nlohmann::json reportJson(const SimulateFlags& f, const mocker::SimulationReport
       {"e2e_ms", percentilesJson(r.e2e_ms)}, {"ttft_alone_ms", percentilesJson(r.ttft_alone_ms)},
       {"ttft_wait_ms", percentilesJson(r.ttft_wait_ms)}, {"output_tokens", r.output_tokens},
       {"output_tokens_per_s", r.output_tokens_per_s}, {"input_tokens_per_s", r.input_tokens_per_s},
-      {"preemptions", r.preemptions}, {"wall_s", r.wall_s}};
+      {"preemptions", r.preemptions}, {"wall_s", r.wall_s},
+      {"worker_seconds", r.worker_seconds}, {"peak_workers", r.peak_workers}};
+  if (r.slo_attainment >= 0) {
+    j["slo"] = {{"ttft_ms", f.slo_ttft_ms}, {"itl_ms", f.slo_itl_ms}, {"attainment", r.slo_attainment}};
+  }
+  if (f.planner != "none") {
+    j["planner"] = {{"policy", f.planner}, {"ttft_ms", f.plan.ttft_ms}, {"itl_ms", f.plan.itl_ms},
+                    {"adjustment_interval_s", f.plan.interval_s}, {"worker_startup_s", f.startup_s},
+                    {"predictor", f.plan.predictor}, {"min_workers", f.plan.min_workers},
+                    {"max_workers", f.plan.max_workers}};
+    auto& t = j["timeline"] = nlohmann::json::array();
+    auto num = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
+    for (const auto& p : r.timeline) {
+      t.push_back({{"t_s", p.t_s}, {"serving", p.serving}, {"starting", p.starting}, {"draining", p.draining},
+                   {"wanted", p.wanted}, {"arrivals_per_s", p.arrivals_per_s},
+                   {"mean_ttft_ms", num(p.mean_ttft_ms)}, {"mean_itl_ms", num(p.mean_itl_ms)}});
+    }
+  }
   auto& w = j["per_worker"] = nlohmann::json::array();
   for (const auto& x : r.workers) {
     w.push_back({{"worker", x.worker_id}, {"requests", x.requests}, {"prompt_blocks", x.prompt_blocks},
-                 {"cached_blocks", x.cached_blocks}, {"busy_fraction", x.busy_fraction}});
+                 {"cached_blocks", x.cached_blocks}, {"busy_fraction", x.busy_fraction},
+                 {"start_s", x.start_s}, {"end_s", x.end_s}});
   }
   if (kv != nullptr) {
     j["kv_router"] = {{"events_applied", kv->events_applied}, {"blocks_applied", kv->blocks_applied},
@@ -90,6 +115,10 @@ void printSummary(const mocker::SimulationReport& r, const std::string& policy) 
     hi = std::max(hi, w.busy_fraction);
   }
   std::printf("per-worker busy fraction min %.3f max %.3f\n", lo, hi);
+  std::printf("cost %.0f worker-seconds (%.2f worker-hours), peak %d workers", r.worker_seconds,
+              r.worker_seconds / 3600, r.peak_workers);
+  if (r.slo_attainment >= 0) std::printf(", SLO attainment %.4f", r.slo_attainment);
+  std::printf("\n");
 }
 
 Status runSimulate(const SimulateFlags& f) {
@@ -104,12 +133,27 @@ Status runSimulate(const SimulateFlags& f) {
     TURBINE_ASSIGN_OR_RETURN(o.profile, mocker::loadTimingProfile(f.profile));
   }
   o.profile.speedup *= f.time_scale;
+  o.slo_ttft_ms = f.slo_ttft_ms;
+  o.slo_itl_ms = f.slo_itl_ms;
   TURBINE_RETURN_IF_ERROR(mocker::validateSimulationOptions(o));
-  TURBINE_ASSIGN_OR_RETURN(auto trace, mocker::readMooncakeTrace(f.trace, f.max_requests));
+  TURBINE_ASSIGN_OR_RETURN(auto trace, bench::readTrace(f.trace));
+  if (trace.empty()) return invalidArgument(f.trace + ": the trace has no requests");
+  if (f.max_requests > 0 && trace.size() > f.max_requests) trace.resize(f.max_requests);
+  mocker::giveDistinctBlocks(trace, f.block_size);
 
   int64_t now_us = 0;
   mocker::SimulationHooks hooks;
   hooks.virtual_now_us = &now_us;
+  std::unique_ptr<planner::SlaPlanner> sla;
+  if (f.planner == "sla") {
+    TURBINE_ASSIGN_OR_RETURN(auto po, plannerOptions(f.plan, o.profile));
+    sla = std::make_unique<planner::SlaPlanner>(po);
+    hooks.autoscaler.interval_us = static_cast<int64_t>(std::llround(f.plan.interval_s * 1e6));
+    hooks.autoscaler.startup_us = static_cast<int64_t>(std::llround(f.startup_s * 1e6));
+    hooks.autoscaler.decide = [sla = sla.get()](const mocker::IntervalStats& st) {
+      return sla->plan(planner::observationOf(st)).replicas.agg;
+    };
+  }
   std::unique_ptr<router::Router> router;
   router::KvRouter* kv = nullptr;
   if (f.router == "kv") {
@@ -163,7 +207,9 @@ void addSimulateCommand(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<SimulateFlags>();
   auto* cmd = app.add_subcommand(
       "simulate", "Replay a Mooncake trace against simulated workers behind a router, in virtual time");
-  cmd->add_option("--trace", flags->trace, "Mooncake JSONL trace")->required();
+  cmd->add_option("--trace", flags->trace,
+                  "Mooncake JSONL trace, or Azure CSV (.csv: lengths only, every prompt distinct)")
+      ->required();
   cmd->add_option("--workers", flags->workers, "Mock workers")->capture_default_str();
   cmd->add_option("--router", flags->router, "kv | round-robin | random | least-loaded")->capture_default_str();
   cmd->add_option("--kv-blocks-per-worker", flags->kv_blocks, "KV blocks per worker")->capture_default_str();
@@ -192,7 +238,21 @@ void addSimulateCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--busy-prefill-tokens", flags->busy_prefill_tokens, "kv: skip workers with more queued prefill tokens");
   cmd->add_option("--seed", flags->seed, "Seed for random choices")->capture_default_str();
   cmd->add_option("--out", flags->out, "Write the report as JSON");
+  cmd->add_option("--planner", flags->planner,
+                  "none: a fixed fleet of --workers; sla: the SLA planner sizes it (--workers to start)")
+      ->check(CLI::IsMember({"none", "sla"}))->capture_default_str();
+  cmd->add_option("--worker-startup", flags->startup_s, "Seconds from a planner's decision to a new worker's first request")
+      ->check(CLI::Range(0.0, 86400.0))->capture_default_str();
+  cmd->add_option("--slo-ttft-ms", flags->slo_ttft_ms,
+                  "Per-request TTFT limit for the report's SLO attainment (default: --ttft-ms)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--slo-itl-ms", flags->slo_itl_ms,
+                  "Per-request mean ITL limit for the report's SLO attainment (default: --itl-ms)")
+      ->check(CLI::PositiveNumber);
+  addPlannerFlags(cmd, flags->plan, /*with_mode=*/false);
   cmd->callback([flags, &exit_code] {
+    if (flags->slo_ttft_ms == 0) flags->slo_ttft_ms = flags->plan.ttft_ms;
+    if (flags->slo_itl_ms == 0) flags->slo_itl_ms = flags->plan.itl_ms;
     Status st = runSimulate(*flags);
     exit_code = st ? 0 : reportError("simulate", st);
   });

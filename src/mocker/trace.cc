@@ -1,8 +1,6 @@
 #include "mocker/trace.h"
 
-#include <nlohmann/json.hpp>
-
-#include <fstream>
+#include <algorithm>
 #include <limits>
 #include <list>
 #include <set>
@@ -11,50 +9,17 @@
 
 namespace turbine::mocker {
 
-Result<TraceRequest> parseMooncakeLine(const std::string& line) {
-  TraceRequest r;
-  try {
-    const auto j = nlohmann::json::parse(line);
-    if (!j.is_object()) return invalidArgument("row is not a JSON object");
-    for (const char* key : {"timestamp", "input_length", "output_length", "hash_ids"}) {
-      if (!j.contains(key)) return invalidArgument(std::string("missing field '") + key + "'");
-    }
-    if (!j["timestamp"].is_number()) return invalidArgument("'timestamp' must be a number");
-    if (!j["input_length"].is_number_integer() || j["input_length"].get<int64_t>() < 1)
-      return invalidArgument("'input_length' must be an integer >= 1");
-    if (!j["output_length"].is_number_integer() || j["output_length"].get<int64_t>() < 0)
-      return invalidArgument("'output_length' must be an integer >= 0");
-    if (!j["hash_ids"].is_array()) return invalidArgument("'hash_ids' must be an array");
-    r.timestamp_ms = j["timestamp"].get<double>();
-    r.input_length = j["input_length"].get<int32_t>();
-    r.output_length = j["output_length"].get<int32_t>();
-    for (const auto& h : j["hash_ids"]) {
-      if (!h.is_number_integer() || h.get<int64_t>() < 0)
-        return invalidArgument("'hash_ids' must hold integers >= 0");
-      r.hash_ids.push_back(h.get<int64_t>());
-    }
-  } catch (const nlohmann::json::exception& e) {
-    return invalidArgument(std::string("invalid JSON: ") + e.what());
+void giveDistinctBlocks(std::vector<TraceRequest>& trace, int32_t block_size) {
+  int64_t next = 0;
+  for (const auto& r : trace) {
+    for (int64_t id : r.hash_ids) next = std::max(next, id + 1);
   }
-  return r;
-}
-
-Result<std::vector<TraceRequest>> readMooncakeTrace(const std::string& path, size_t max_requests) {
-  std::ifstream in(path);
-  if (!in) return notFound("cannot open trace '" + path + "'");
-  std::vector<TraceRequest> out;
-  std::string line;
-  size_t line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    auto r = parseMooncakeLine(line);
-    if (!r) return invalidArgument(path + ":" + std::to_string(line_no) + ": " + r.status().message());
-    out.push_back(std::move(*r));
-    if (max_requests && out.size() >= max_requests) break;
+  const int64_t bs = std::max(block_size, 1);
+  for (auto& r : trace) {
+    if (!r.hash_ids.empty()) continue;
+    const int64_t blocks = std::max<int64_t>((r.input_length + bs - 1) / bs, 1);
+    for (int64_t b = 0; b < blocks; ++b) r.hash_ids.push_back(next++);
   }
-  if (out.empty()) return invalidArgument(path + ": the trace has no requests");
-  return out;
 }
 
 namespace {

@@ -1,6 +1,7 @@
-// Mooncake-format request traces (JSON Lines: timestamp ms, input_length, output_length,
-// hash_ids = ids of the prompt's 512-token prefix blocks, an equal id meaning an equal prefix up
-// to that block) and the two bounds on a fleet's prefix hit ratio for a trace:
+// Request traces for the simulator (read by bench/trace_reader.h: Mooncake JSON Lines, whose
+// hash_ids name the prompt's 512-token prefix blocks, an equal id meaning an equal prefix up to
+// that block, or Azure CSV, which has lengths only) and the bounds on a fleet's prefix hit ratio
+// for a trace:
 //   infinite-cache ideal: replay in order with a cache that never evicts; a request's hit
 //     blocks are its leading run of already-seen ids;
 //   pooled oracle: the same with ONE LRU cache as large as the whole fleet's (workers x blocks
@@ -18,20 +19,16 @@
 #include <string>
 #include <vector>
 
+#include "bench/trace_reader.h"
 #include "common/status.h"
 
 namespace turbine::mocker {
 
-struct TraceRequest {
-  double timestamp_ms = 0;
-  int32_t input_length = 0;
-  int32_t output_length = 0;
-  std::vector<int64_t> hash_ids;
-};
+using TraceRequest = bench::TraceRecord;
 
-// Reads up to max_requests rows (0: all). InvalidArgument naming the file, line and field.
-Result<std::vector<TraceRequest>> readMooncakeTrace(const std::string& path, size_t max_requests = 0);
-Result<TraceRequest> parseMooncakeLine(const std::string& line);
+// Rows without hash_ids (Azure traces: no prefix information) get ceil(input_length / block_size)
+// ids of their own, used by no other row: every prompt distinct, nothing shared.
+void giveDistinctBlocks(std::vector<TraceRequest>& trace, int32_t block_size);
 
 struct HitBounds {
   int64_t total_blocks = 0;

@@ -25,6 +25,7 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "mocker/simulator.h"
 #include "mocker/timing_model.h"
 #include "planner/capacity_model.h"
 #include "planner/load_predictor.h"
@@ -89,6 +90,9 @@ struct Plan {
                                   // is below what the predicted load needs
   std::string summary() const;    // one line for the log
 };
+
+// What the simulator's autoscaler hook saw (an agg fleet), as the planner's observation.
+Observation observationOf(const mocker::IntervalStats& interval);
 
 class SlaPlanner {
  public:

@@ -150,6 +150,50 @@ class CliTest(unittest.TestCase):
         self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
         self.assertIn("--host-blocks-per-worker", p.stderr)
 
+    def test_simulate_with_the_planner_on_an_azure_trace(self):
+        # Azure CSV (lengths only): 2 req/s for 60 s, then 20 req/s for 60 s, then 2 again.
+        import json
+        import random
+        rnd = random.Random(9)
+        trace = os.path.join(self.tmp.name, "azure.csv")
+        rows, t = [], 0.0
+        for seconds, rate in ((60, 2), (60, 20), (60, 2)):
+            end = t + seconds
+            while True:
+                t += rnd.expovariate(rate)
+                if t >= end:
+                    t = end
+                    break
+                rows.append((t, 500 + rnd.randrange(1500), 50 + rnd.randrange(200)))
+        with open(trace, "w") as f:
+            f.write("TIMESTAMP,ContextTokens,GeneratedTokens\n")
+            for ts, n_in, n_out in rows:
+                f.write(f"2023-11-16 18:{int(ts // 60):02d}:{ts % 60:010.7f},{n_in},{n_out}\n")
+        out = os.path.join(self.tmp.name, "planned.json")
+        run("simulate", "--trace", trace, "--planner", "sla", "--ttft-ms", "1000", "--itl-ms", "40",
+            "--workers", "1", "--max-workers", "16", "--adjustment-interval", "10", "--worker-startup", "5",
+            "--block-size", "16", "--kv-blocks-per-worker", "8192", "--time-scale", "0.5", "--out", out,
+            check=True)
+        with open(out) as f:
+            r = json.load(f)
+        self.assertEqual(r["requests"], len(rows))
+        self.assertEqual(r["completed"], len(rows))
+        self.assertEqual(r["prefix_hit_ratio"], 0)  # every Azure prompt is distinct
+        self.assertEqual(r["planner"]["policy"], "sla")
+        wanted = [p["wanted"] for p in r["timeline"]]
+        self.assertEqual(wanted[0], 1)
+        self.assertGreater(max(wanted), 2)  # scaled up for the busy minute...
+        self.assertLess(wanted[-1], max(wanted))  # ...and back down
+        self.assertLess(r["worker_seconds"], r["peak_workers"] * r["makespan_s"])
+        self.assertGreater(r["slo"]["attainment"], 0.5)
+        self.assertEqual(r["slo"]["ttft_ms"], 1000)
+        for bad in (["--planner", "sla"], ["--planner", "sla", "--ttft-ms", "100", "--itl-ms", "10",
+                                           "--min-workers", "5", "--max-workers", "4"]):
+            p = run("simulate", "--trace", trace, *bad)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
+            self.assertIn("planner", p.stderr)
+
     def test_make_model_is_deterministic(self):
         other = os.path.join(self.tmp.name, "again.gguf")
         run("make-model", "--preset", "tiny", "--format", "gguf", "--seed", "7", "--out", other, check=True)

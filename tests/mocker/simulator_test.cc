@@ -221,8 +221,9 @@ TEST(SimulatorTest, BoundsOnAHandMadeTrace) {
 TEST(SimulatorTest, FirstRequestsOfTheMooncakeTrace) {
   const std::string path = TURBINE_SOURCE_DIR "/../shared/data/traces/mooncake_conversation_trace.jsonl";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "no Mooncake trace at " << path;
-  auto trace = readMooncakeTrace(path, 400);
+  auto trace = bench::readTrace(path);
   ASSERT_TRUE(trace.isOk()) << trace.status().toString();
+  trace->resize(400);
   SimulationOptions o;
   o.workers = 8;
   o.kv_blocks_per_worker = 512;
@@ -295,11 +296,28 @@ TEST(SimulatorTest, PromptLengthsFollowInputLength) {
   EXPECT_DOUBLE_EQ(runWith(t, o, "round-robin").prefix_hit_ratio, 3.0 / 6.0);
 }
 
+// Azure rows (lengths only) get blocks of their own, after every id the trace already uses.
+TEST(SimulatorTest, RowsWithoutBlocksGetDistinctOnes) {
+  std::vector<TraceRequest> t(3);
+  t[0].input_length = 1000;  // 2 blocks of 512
+  t[1].input_length = 1000;
+  t[1].hash_ids = {0, 7};
+  t[2].input_length = 0;     // still one block: the prompt is never empty
+  giveDistinctBlocks(t, 512);
+  EXPECT_EQ(t[0].hash_ids, (std::vector<int64_t>{8, 9}));
+  EXPECT_EQ(t[1].hash_ids, (std::vector<int64_t>{0, 7}));
+  EXPECT_EQ(t[2].hash_ids, (std::vector<int64_t>{10}));
+  for (auto& r : t) r.output_length = 3;
+  SimulationOptions o;
+  o.workers = 1;
+  o.block_size = 512;
+  const auto r = runWith(t, o, "round-robin");
+  EXPECT_EQ(r.completed, 3);
+  EXPECT_EQ(r.prefix_hit_ratio, 0);
+}
+
 TEST(SimulatorTest, BadInputs) {
-  EXPECT_FALSE(parseMooncakeLine(R"({"timestamp": 0, "input_length": 5})").isOk());
-  EXPECT_FALSE(parseMooncakeLine(R"({"timestamp": 0, "input_length": 5, "output_length": 1, "hash_ids": [-1]})").isOk());
-  EXPECT_FALSE(parseMooncakeLine("not json").isOk());
-  EXPECT_FALSE(readMooncakeTrace("/nonexistent.jsonl").isOk());
+  EXPECT_FALSE(bench::readTrace("/nonexistent.jsonl").isOk());
   SimulationOptions o;
   o.workers = 0;
   EXPECT_FALSE(validateSimulationOptions(o).isOk());

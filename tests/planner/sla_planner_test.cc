@@ -225,17 +225,7 @@ mocker::SimulationReport simulateWith(const std::vector<mocker::TraceRequest>& t
     hooks.autoscaler.interval_us = 10'000'000;
     hooks.autoscaler.startup_us = 5'000'000;
     hooks.autoscaler.decide = [planner](const mocker::IntervalStats& st) {
-      Observation ob;
-      ob.interval_s = st.interval_s;
-      ob.requests = static_cast<double>(st.arrivals);
-      ob.mean_input_tokens = st.mean_input_tokens;
-      ob.mean_output_tokens = st.mean_output_tokens;
-      ob.cached_fraction = st.cached_fraction;
-      ob.mean_ttft_ms = st.mean_ttft_ms;
-      ob.mean_itl_ms = st.mean_itl_ms;
-      ob.waiting = static_cast<double>(st.waiting);
-      ob.serving.agg = st.serving;
-      return planner->plan(ob).replicas.agg;
+      return planner->plan(observationOf(st)).replicas.agg;
     };
   }
   router::RouterOptions ro;
