@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   addServeCommand(app, exit_code);
   addWorkerCommand(app, exit_code);
   addFrontendCommand(app, exit_code);
+  addPlannerCommand(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

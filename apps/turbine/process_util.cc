@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -49,6 +52,19 @@ const char* waitForStopSignal(const sigset_t& signals) {
   while (sigwait(&signals, &sig) != 0) {
   }
   return sig == SIGINT ? "SIGINT" : "SIGTERM";
+}
+
+const char* waitForStopSignalFor(const sigset_t& signals, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  for (;;) {
+    const auto left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) return nullptr;
+    timespec ts{static_cast<time_t>(left), static_cast<long>((left - std::floor(left)) * 1e9)};
+    const int sig = sigtimedwait(&signals, nullptr, &ts);
+    if (sig == SIGINT) return "SIGINT";
+    if (sig == SIGTERM) return "SIGTERM";
+    if (sig < 0 && errno == EAGAIN) return nullptr;  // EINTR: wait again
+  }
 }
 
 Result<int> pickFreePort(const std::string& host) {

@@ -32,6 +32,8 @@ Result<size_t> parseBytes(const std::string& text, const std::string& flag);
 sigset_t blockStopSignals();
 // Waits for SIGINT or SIGTERM; returns "SIGINT" or "SIGTERM".
 const char* waitForStopSignal(const sigset_t& signals);
+// The same for at most `seconds`; nullptr when none came.
+const char* waitForStopSignalFor(const sigset_t& signals, double seconds);
 
 // A TCP port on `host` that was free a moment ago (bind to port 0, read, close).
 Result<int> pickFreePort(const std::string& host);

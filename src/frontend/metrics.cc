@@ -74,6 +74,10 @@ std::string FrontendMetrics::render(const BackendStats& stats) const {
           prompt_tokens_.load(std::memory_order_relaxed));
   counter("turbine_generation_tokens_total", "Generated tokens.",
           generation_tokens_.load(std::memory_order_relaxed));
+  counter("turbine_requests_admitted_total", "Generation requests the backend admitted.",
+          admitted_.load(std::memory_order_relaxed));
+  counter("turbine_requests_refused_total", "Generation requests the backend turned away (overload, no worker).",
+          refused_.load(std::memory_order_relaxed));
   gauge("turbine_num_requests_running", "Requests being generated.", static_cast<double>(stats.running));
   gauge("turbine_num_requests_waiting", "Requests queued.", static_cast<double>(stats.waiting));
   gauge("turbine_kv_blocks_used", "KV cache blocks in use.", static_cast<double>(stats.kv_blocks_used));

@@ -4,6 +4,8 @@
 //   turbine_inter_token_latency_seconds              histogram (between tokens of one sequence)
 //   turbine_e2e_request_latency_seconds              histogram (arrival -> last byte queued)
 //   turbine_prompt_tokens_total / turbine_generation_tokens_total   counters
+//   turbine_requests_admitted_total / turbine_requests_refused_total  counters: generation
+//                       requests the backend took / turned away (overload, no worker): the demand
 //   turbine_num_requests_running / _waiting, turbine_kv_blocks_used / _total,
 //   turbine_prefix_cache_hit_rate                    gauges, read from the backend at scrape time
 // Thread safety: all record* methods are lock-free or take a short lock; safe from any thread.
@@ -48,6 +50,9 @@ class FrontendMetrics {
   void recordEndToEnd(double seconds) { e2e_.observe(seconds); }
   void addPromptTokens(int64_t n) { prompt_tokens_.fetch_add(n, std::memory_order_relaxed); }
   void addGenerationTokens(int64_t n) { generation_tokens_.fetch_add(n, std::memory_order_relaxed); }
+  void recordAdmission(bool admitted) {
+    (admitted ? admitted_ : refused_).fetch_add(1, std::memory_order_relaxed);
+  }
 
   uint64_t requestCount(const std::string& endpoint, int http_status) const;
 
@@ -61,6 +66,8 @@ class FrontendMetrics {
   Histogram e2e_;
   std::atomic<int64_t> prompt_tokens_{0};
   std::atomic<int64_t> generation_tokens_{0};
+  std::atomic<int64_t> admitted_{0};
+  std::atomic<int64_t> refused_{0};
 };
 
 }  // namespace turbine::frontend

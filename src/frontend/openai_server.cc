@@ -209,6 +209,7 @@ class OpenAiServer::Handlers {
   void startJob(const std::shared_ptr<GenerationJob>& job, const std::string& endpoint,
                 const Responder& r, int64_t prompt_tokens) {
     Status st = job->start();
+    s_.metrics_.recordAdmission(st.isOk());
     if (!st.isOk()) return sendError(r, endpoint, apiErrorFromStatus(st, {}, s_.options_.retry_after_s));
     s_.metrics_.addPromptTokens(prompt_tokens);
   }

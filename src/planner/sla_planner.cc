@@ -46,7 +46,7 @@ Status validatePlannerOptions(const PlannerOptions& o) {
   }
   if (!(o.max_utilization > 0 && o.max_utilization < 1)) return invalidArgument("max utilization must be in (0, 1)");
   if (o.scale_down_delay < 1) return invalidArgument("scale-down delay must be >= 1 interval");
-  if (o.min_requests_for_correction < 1) return invalidArgument("min requests for correction must be >= 1");
+  if (o.min_requests_for_update < 1) return invalidArgument("min requests for update must be >= 1");
   TURBINE_RETURN_IF_ERROR(validatePredictorOptions(o.predictor));
   return mocker::validateTimingProfile(o.profile);
 }
@@ -85,7 +85,7 @@ SlaPlanner::SlaPlanner(const PlannerOptions& options)
       cached_(options.predictor) {}
 
 void SlaPlanner::updateCorrection(const Observation& o) {
-  if (!options_.correction || o.requests < options_.min_requests_for_correction) return;
+  if (!options_.correction || o.requests < options_.min_requests_for_update) return;
   if (o.waiting > o.serving.total()) return;  // a queue: latency is waiting, not model error
   const Workload seen{o.mean_input_tokens, o.mean_output_tokens, std::clamp(o.cached_fraction, 0.0, 0.99)};
   const double rate = o.requests / o.interval_s;
@@ -121,7 +121,8 @@ int32_t SlaPlanner::replicasFor(double rate, double max_rate) const {
 Plan SlaPlanner::plan(const Observation& o) {
   updateCorrection(o);
   if (o.interval_s > 0) rate_.observe(o.requests / o.interval_s);
-  if (o.requests > 0) {
+  // A handful of requests says little about the lengths, but beats knowing nothing.
+  if (o.requests >= options_.min_requests_for_update || (o.requests > 0 && input_.observations() == 0)) {
     input_.observe(o.mean_input_tokens);
     output_.observe(o.mean_output_tokens);
     cached_.observe(o.cached_fraction);

@@ -54,7 +54,9 @@ struct PlannerOptions {
   double max_utilization = 0.9;           // of a worker's time, (0, 1)
   int32_t scale_down_delay = 2;           // plans (>= 1; 1 = scale down at once)
   bool correction = true;                 // correct the model by observed latency
-  int32_t min_requests_for_correction = 5;  // per interval, else the factors keep their value
+  // Intervals with fewer requests leave the predicted lengths and the correction factors as
+  // they were (the request rate is always observed).
+  int32_t min_requests_for_update = 5;
 };
 Status validatePlannerOptions(const PlannerOptions& options);  // InvalidArgument naming the field
 

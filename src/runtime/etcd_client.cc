@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/http_fetch.h"
 #include "common/http_url.h"
 
 namespace turbine::runtime {
@@ -146,33 +147,13 @@ Result<EtcdClient> EtcdClient::create(const std::string& endpoint, int timeout_m
 }
 
 Result<std::string> EtcdClient::post(const std::string& target, const std::string& body) const {
-  const std::string where = "etcd at " + host_ + ":" + port_ + " (" + target + ")";
-  net::io_context ioc;
-  beast::tcp_stream stream(ioc);
-  beast::error_code ec;
-  tcp::resolver resolver(ioc);
-  auto addresses = resolver.resolve(host_, port_, ec);
-  if (ec) return unavailable(where + ": " + ec.message());
-  stream.expires_after(std::chrono::milliseconds(timeout_ms_));
-  stream.connect(addresses, ec);
-  if (ec) return unavailable(where + ": " + ec.message());
-  http::request<http::string_body> req{body.empty() ? http::verb::get : http::verb::post, target, 11};
-  req.set(http::field::host, host_);
-  req.set(http::field::content_type, "application/json");
-  req.body() = body;
-  req.prepare_payload();
-  http::write(stream, req, ec);
-  beast::flat_buffer buf;
-  http::response<http::string_body> res;
-  if (!ec) http::read(stream, buf, res, ec);
-  if (ec) return unavailable(where + ": " + ec.message());
-  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-  if (res.result() != http::status::ok) {
-    json j = json::parse(res.body(), nullptr, false);
+  TURBINE_ASSIGN_OR_RETURN(HttpResponse res, httpFetch(host_, port_, target, body, timeout_ms_));
+  if (res.status != 200) {
+    json j = json::parse(res.body, nullptr, false);
     if (j.is_object() && j.contains("code")) return etcdError(j);
-    return unavailable(where + ": HTTP " + std::to_string(res.result_int()));
+    return unavailable("etcd at " + host_ + ":" + port_ + " (" + target + "): HTTP " + std::to_string(res.status));
   }
-  return std::move(res.body());
+  return std::move(res.body);
 }
 
 Status EtcdClient::health() const {

@@ -73,10 +73,28 @@ class CliTest(unittest.TestCase):
                      ["worker", "--model", self.hf, "--role", "prefill", "--engine", "mock"],
                      ["worker", "--model", self.hf, "--transfer-port", "70000"],
                      ["frontend", "--max-local-prefill-tokens", "-1"],
+                     ["planner", "--ttft-ms", "100", "--itl-ms", "10"],
+                     ["planner", "--frontend", "http://127.0.0.1:1", "--connector", "k8s"],
+                     ["planner", "--frontend", "http://127.0.0.1:1", "--itl-ms", "0"],
+                     ["planner", "--frontend", "http://127.0.0.1:1", "--mode", "both"],
                      ["no-such-command"]):
             p = run(*args)
             self.assertEqual(p.returncode, 2, f"{args}: {p.stderr}")
             self.assertEqual(len(p.stderr.strip().splitlines()), 1, f"{args}: {p.stderr!r}")
+
+    def test_planner_errors_are_one_line(self):
+        for args, needle in ((["--ttft-ms", "100", "--itl-ms", "10", "--connector", "local"], "--worker-command"),
+                             (["--ttft-ms", "100", "--itl-ms", "10", "--connector", "local", "--mode", "disagg",
+                               "--worker-command", "true"], "--prefill-command"),
+                             (["--ttft-ms", "100", "--itl-ms", "10", "--connector", "etcd"], "--etcd"),
+                             (["--itl-ms", "10"], "--ttft-ms"),
+                             (["--ttft-ms", "100", "--itl-ms", "10", "--min-workers", "3", "--max-workers", "2"],
+                              "max workers"),
+                             (["--ttft-ms", "100", "--itl-ms", "10"], "Connection refused")):
+            p = run("planner", "--frontend", "http://127.0.0.1:1", *args)
+            self.assertEqual(p.returncode, 1, f"{args}: {p.stderr}")
+            self.assertEqual(len(p.stderr.strip().splitlines()), 1, f"{args}: {p.stderr!r}")
+            self.assertIn(needle, p.stderr)
 
     def test_bad_model_file_is_one_line_error(self):
         bad = os.path.join(self.tmp.name, "bad.gguf")

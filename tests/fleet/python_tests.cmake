@@ -15,3 +15,9 @@ set_tests_properties(fleet_upstream_engines PROPERTIES FIXTURES_REQUIRED e2e_mod
 add_test(NAME fleet_disaggregated
   COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/disagg_test.py $<TARGET_FILE:turbine> ${CMAKE_BINARY_DIR}/e2e/tiny-model)
 set_tests_properties(fleet_disaggregated PROPERTIES FIXTURES_REQUIRED e2e_model TIMEOUT 300)
+
+# The SLA planner (docs/planner.md): real etcd, `turbine frontend`, `turbine planner --connector
+# local` running `--engine mock` workers itself; load up, load down, SIGTERM; the etcd connector.
+add_test(NAME fleet_planner
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/planner_test.py $<TARGET_FILE:turbine> ${CMAKE_BINARY_DIR}/e2e/tiny-model)
+set_tests_properties(fleet_planner PROPERTIES FIXTURES_REQUIRED e2e_model TIMEOUT 300)

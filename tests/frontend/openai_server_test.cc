@@ -604,6 +604,10 @@ TEST(OpenAiServer, QueueFullIs429AndUnavailableIs503WithRetryAfter) {
   auto r3 = post(f.port, "/v1/completions", R"({"model":"fake-model","prompt":"a"})");
   expectError(r3, 503);
   EXPECT_EQ(r3.headers["retry-after"], "3");
+  // Turned away, they are still demand: the planner counts them.
+  auto m = get(f.port, "/metrics");
+  EXPECT_NE(m.body.find("turbine_requests_refused_total 3\n"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("turbine_requests_admitted_total 0\n"), std::string::npos);
 }
 
 TEST(OpenAiServer, DisconnectMidStreamAbortsOnBackend) {
@@ -852,6 +856,8 @@ TEST(OpenAiServer, TokenizeDetokenizeHealthMetrics) {
   EXPECT_NE(m.body.find("turbine_inter_token_latency_seconds_count 4"), std::string::npos);
   EXPECT_NE(m.body.find("turbine_generation_tokens_total 5"), std::string::npos);
   EXPECT_NE(m.body.find("turbine_kv_blocks_total 1000"), std::string::npos);
+  EXPECT_NE(m.body.find("turbine_requests_admitted_total 1\n"), std::string::npos);  // the planner's demand
+  EXPECT_NE(m.body.find("turbine_requests_refused_total 0\n"), std::string::npos);
 }
 
 TEST(OpenAiServer, GracefulShutdownFinishesInFlightStream) {

@@ -155,7 +155,7 @@ TEST(SlaPlannerTest, ObservedLatencyCorrectsTheModel) {
   EXPECT_LE(fast.replicas.agg, exact.replicas.agg);
   EXPECT_GT(fast.max_rate_agg, exact.max_rate_agg);
   EXPECT_NEAR(fast.ttft_correction, 0.5, 0.05);
-  // 0.3 requests an interval (< min_requests_for_correction): the factors stay at 1.
+  // 0.3 requests an interval (< min_requests_for_update): the factors stay at 1.
   const Plan sparse = run(3.0, 0.01);
   EXPECT_DOUBLE_EQ(sparse.ttft_correction, 1.0);
   EXPECT_DOUBLE_EQ(sparse.itl_correction, 1.0);
