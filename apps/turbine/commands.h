@@ -18,6 +18,7 @@ void addServeCommand(CLI::App& app, int& exit_code);
 void addWorkerCommand(CLI::App& app, int& exit_code);
 void addFrontendCommand(CLI::App& app, int& exit_code);
 void addPlannerCommand(CLI::App& app, int& exit_code);
+void addProfileCommand(CLI::App& app, int& exit_code);
 
 // Prints "turbine <command>: error: <message>" on one line and returns 1 (or 2 for
 // InvalidArgument raised from command-line values, when usage is true).

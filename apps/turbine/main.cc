@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   addWorkerCommand(app, exit_code);
   addFrontendCommand(app, exit_code);
   addPlannerCommand(app, exit_code);
+  addProfileCommand(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

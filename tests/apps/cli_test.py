@@ -82,6 +82,28 @@ class CliTest(unittest.TestCase):
             self.assertEqual(p.returncode, 2, f"{args}: {p.stderr}")
             self.assertEqual(len(p.stderr.strip().splitlines()), 1, f"{args}: {p.stderr!r}")
 
+    def test_profile_fits_a_timing_profile_the_simulator_takes(self):
+        import json
+        out = os.path.join(self.tmp.name, "profile.json")
+        p = run("profile", "--model", self.hf, "--threads", "1", "--reps", "1", "--max-tokens", "64",
+                "--out", out, check=True)
+        self.assertIn("fit over", p.stdout)
+        with open(out) as f:
+            prof = json.load(f)
+        self.assertGreater(prof["prefill_us_per_token"], 0)  # computing tokens costs time
+        for key in ("step_base_us", "attention_us_per_pair", "decode_us_per_seq", "kv_read_us_per_token"):
+            self.assertGreaterEqual(prof[key], 0, key)
+        trace = os.path.join(self.tmp.name, "tiny-trace.jsonl")
+        with open(trace, "w") as f:
+            for i in range(20):
+                f.write(json.dumps({"timestamp": 100 * i, "input_length": 40, "output_length": 4,
+                                    "hash_ids": [i]}) + "\n")
+        sim = run("simulate", "--trace", trace, "--workers", "1", "--block-size", "64", "--profile", out, check=True)
+        self.assertIn("20 completed", sim.stdout)
+        bad = run("profile", "--model", os.path.join(self.tmp.name, "nowhere"))
+        self.assertEqual(bad.returncode, 1)
+        self.assertEqual(len(bad.stderr.strip().splitlines()), 1, bad.stderr)
+
     def test_planner_errors_are_one_line(self):
         for args, needle in ((["--ttft-ms", "100", "--itl-ms", "10", "--connector", "local"], "--worker-command"),
                              (["--ttft-ms", "100", "--itl-ms", "10", "--connector", "local", "--mode", "disagg",
