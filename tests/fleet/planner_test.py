@@ -28,7 +28,7 @@ SLOW = "0.05"  # the mock workers run the default profile 20x slower; the planne
 
 
 def workers(frontend):
-    return ft.metric(frontend, "turbine_fleet_workers", model="tiny-mock")
+    return ft.metric(frontend, "turbine_fleet_workers", model="tiny-planned")
 
 
 class Load:
@@ -46,7 +46,7 @@ class Load:
         while not self.stopped.is_set():
             n += 1
             status, _ = ft.http(self.frontend.url + "/v1/completions",
-                                {"model": "tiny-mock", "prompt": ft.long_prompt(f"c{i}-{n}", 60),
+                                {"model": "tiny-planned", "prompt": ft.long_prompt(f"c{i}-{n}", 60),
                                  "max_tokens": 8}, timeout=120)
             with self.lock:
                 self.status[status] = self.status.get(status, 0) + 1
@@ -67,10 +67,10 @@ class PlannerTest(unittest.TestCase):
         try:
             cls.frontend = ft.start_frontend(cls.etcd, "--router", "least-loaded")
             cls.procs.append(cls.frontend)
-            worker = " ".join([ft.BIN, "worker", "--model", ft.MODEL, "--served-model-name", "tiny-mock",
+            worker = " ".join([ft.BIN, "worker", "--model", ft.MODEL, "--served-model-name", "tiny-planned",
                                "--engine", "mock", "--mock-speedup", SLOW, "--num-kv-blocks", "512",
                                "--etcd", cls.etcd.url, "--namespace", "fleet-test", "--lease-ttl", "2"])
-            cls.planner = ft.Process(["planner", "--frontend", cls.frontend.url, "--model", "tiny-mock",
+            cls.planner = ft.Process(["planner", "--frontend", cls.frontend.url, "--model", "tiny-planned",
                                       "--time-scale", SLOW, "--ttft-ms", "1500", "--itl-ms", "300",
                                       "--adjustment-interval", "1.5", "--scale-down-delay", "2",
                                       "--max-workers", "4", "--connector", "local", "--worker-command", worker,
@@ -85,7 +85,7 @@ class PlannerTest(unittest.TestCase):
     def tearDownClass(cls):
         for p in reversed(cls.procs):
             p.stop(signal.SIGKILL)
-        os.system("pkill -KILL -f 'served-model-name tiny-mock' 2>/dev/null")  # orphans, if any
+        os.system("pkill -KILL -f 'served-model-name tiny-planned' 2>/dev/null")  # orphans, if any
         cls.etcd.stop()
 
     def test_1_starts_the_minimum_then_follows_the_load_up_and_down(self):
@@ -115,12 +115,12 @@ class PlannerTest(unittest.TestCase):
         ft.wait_until(lambda: workers(self.frontend) == 0, 30, "the workers to leave")
 
     def test_3_the_etcd_connector_writes_the_plan(self):
-        p = ft.Process(["planner", "--frontend", self.frontend.url, "--model", "tiny-mock", "--ttft-ms", "500",
+        p = ft.Process(["planner", "--frontend", self.frontend.url, "--model", "tiny-planned", "--ttft-ms", "500",
                         "--itl-ms", "50", "--min-workers", "2", "--adjustment-interval", "0.5",
                         "--connector", "etcd", "--etcd", self.etcd.url, "--namespace", "fleet-test"],
                        r"planning agg workers")
         self.procs.append(p)
-        key = b"turbine/fleet-test/planner/tiny-mock"
+        key = b"turbine/fleet-test/planner/tiny-planned"
         body = json.dumps({"key": base64.b64encode(key).decode()}).encode()
 
         def plan():
