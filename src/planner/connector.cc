@@ -96,6 +96,9 @@ Status LocalConnector::scale(int role, int32_t want) {
     if (pid < 0) return unavailable(std::string("cannot start a worker: fork: ") + std::strerror(errno));
     if (pid == 0) {
       setpgid(0, 0);  // a Ctrl-C meant for the planner does not hit its workers; it stops them
+      sigset_t none;  // the planner waits for its stop signals blocked; a worker starts clean
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, nullptr);
       execl("/bin/sh", "sh", "-c", script.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }

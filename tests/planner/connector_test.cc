@@ -3,6 +3,7 @@
 #include "planner/connector.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -56,6 +57,24 @@ TEST(ConnectorTest, AWorkerThatIgnoresSigtermIsKilledAfterTheTimeout) {
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_TRUE(eventually([&] { return c.stopping() == 0; }));
   EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(250));
+}
+
+// The planner waits for its stop signals with them blocked; its workers must not inherit that, or
+// SIGTERM would never reach them (only the SIGKILL after the timeout).
+TEST(ConnectorTest, WorkersStartWithNoSignalBlocked) {
+  sigset_t term, old;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &term, &old), 0);
+  LocalConnectorOptions o;
+  o.agg_command = "sleep 60";
+  o.stop_timeout_s = 60;
+  LocalConnector c(o);
+  ASSERT_TRUE(c.apply({1, 0, 0}).isOk());
+  ASSERT_TRUE(c.apply({0, 0, 0}).isOk());
+  EXPECT_TRUE(eventually([&] { return c.stopping() == 0; }));  // SIGTERM, not the 60 s SIGKILL
+  c.shutdown();
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 TEST(ConnectorTest, RolesWithoutACommandAreRefused) {
