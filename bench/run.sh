@@ -33,4 +33,10 @@ run scheduler "$B/scheduler_bench"
 [ -x "$B/kv_offload_bench" ] && run kv_offload "$B/kv_offload_bench" --threads 2
 [ -x "$B/transfer_bench" ] && run transfer "$B/transfer_bench" --benchmark_min_time=0.5
 [ -x "$B/disagg_bench" ] && run disagg "$B/disagg_bench" --threads 2
+AZURE="$(dirname "$0")/../../shared/data/traces/AzureLLMInferenceTrace_conv.csv"
+if [ -f "$AZURE" ]; then  # virtual time: the SLA planner against fixed fleets (docs/planner.md)
+  run planner python3 "$(dirname "$0")/planner_scan.py" --azure "$AZURE" --turbine "$BUILD/bin/turbine"
+else
+  echo "== planner: skipped (no ../shared/data/traces/AzureLLMInferenceTrace_conv.csv)"
+fi
 echo "results in $OUT"
