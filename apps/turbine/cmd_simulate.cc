@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "mocker/simulator.h"
+#include "planner/fleet_observer.h"
 #include "planner_flags.h"
 #include "router/kv_router.h"
 #include "router/router.h"

@@ -14,13 +14,16 @@ namespace turbine::planner {
 
 namespace {
 
-const std::string& commandFor(const LocalConnectorOptions& o, int role) {
-  return role == 0 ? o.agg_command : role == 1 ? o.prefill_command : o.decode_command;
+constexpr WorkerRole kRoles[] = {WorkerRole::kAgg, WorkerRole::kPrefill, WorkerRole::kDecode};
+
+const std::string& commandFor(const LocalConnectorOptions& o, WorkerRole role) {
+  return role == WorkerRole::kAgg ? o.agg_command : role == WorkerRole::kPrefill ? o.prefill_command : o.decode_command;
 }
 
-const char* roleName(int role) { return role == 0 ? "agg" : role == 1 ? "prefill" : "decode"; }
-
-int32_t wanted(const Replicas& r, int role) { return role == 0 ? r.agg : role == 1 ? r.prefill : r.decode; }
+// The `turbine planner` flag that gives the role's command.
+const char* commandFlag(WorkerRole role) {
+  return role == WorkerRole::kAgg ? "--worker-command" : role == WorkerRole::kPrefill ? "--prefill-command" : "--decode-command";
+}
 
 }  // namespace
 
@@ -65,7 +68,7 @@ Replicas LocalConnector::running() {
   Replicas r;
   for (const Child& c : children_) {
     if (c.stopping) continue;
-    (c.role == 0 ? r.agg : c.role == 1 ? r.prefill : r.decode) += 1;
+    r.of(c.role) += 1;
   }
   return r;
 }
@@ -83,12 +86,12 @@ std::vector<pid_t> LocalConnector::runningPids() const {
   return out;
 }
 
-Status LocalConnector::scale(int role, int32_t want) {
+Status LocalConnector::scale(WorkerRole role, int32_t want) {
   int32_t have = 0;
   for (const Child& c : children_) have += !c.stopping && c.role == role ? 1 : 0;
   if (want > 0 && commandFor(options_, role).empty()) {
-    return invalidArgument(std::string("the plan wants ") + roleName(role) + " workers but no command starts them (--" +
-                           roleName(role) + "-command)");
+    return invalidArgument("the plan wants " + std::string(workerRoleName(role)) + " workers but no command starts them (" +
+                           commandFlag(role) + ")");
   }
   for (; have < want; ++have) {
     const std::string script = "exec " + commandFor(options_, role);
@@ -117,7 +120,7 @@ Status LocalConnector::scale(int role, int32_t want) {
 
 Status LocalConnector::apply(const Replicas& target) {
   reap();
-  for (int role = 0; role < 3; ++role) TURBINE_RETURN_IF_ERROR(scale(role, wanted(target, role)));
+  for (WorkerRole role : kRoles) TURBINE_RETURN_IF_ERROR(scale(role, target.of(role)));
   return Status::ok();
 }
 

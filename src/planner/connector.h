@@ -76,12 +76,12 @@ class LocalConnector : public Connector {
  private:
   struct Child {
     pid_t pid;
-    int role;  // 0 agg, 1 prefill, 2 decode
+    WorkerRole role;
     std::chrono::steady_clock::time_point stop_at;  // SIGTERM time; epoch while running
     bool stopping = false;
   };
   void reap();
-  Status scale(int role, int32_t want);
+  Status scale(WorkerRole role, int32_t want);
 
   LocalConnectorOptions options_;
   std::vector<Child> children_;  // oldest first

@@ -55,4 +55,18 @@ Observation observationBetween(const FrontendSnapshot& before_in, const Frontend
   return o;
 }
 
+Observation observationOf(const mocker::IntervalStats& st) {
+  Observation o;
+  o.interval_s = st.interval_s;
+  o.requests = static_cast<double>(st.arrivals);
+  o.mean_input_tokens = st.mean_input_tokens;
+  o.mean_output_tokens = st.mean_output_tokens;
+  o.cached_fraction = st.cached_fraction;
+  o.mean_ttft_ms = st.mean_ttft_ms;
+  o.mean_itl_ms = st.mean_itl_ms;
+  o.waiting = static_cast<double>(st.waiting);
+  o.serving.agg = st.serving;
+  return o;
+}
+
 }  // namespace turbine::planner

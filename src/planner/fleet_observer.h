@@ -1,4 +1,5 @@
-// What a running fleet served, read from its frontend's /metrics (src/frontend/metrics.h): the
+// What a fleet served, as the SLA planner's Observation: a running fleet read from its frontend's
+// /metrics (src/frontend/metrics.h): the
 // planner process (`turbine planner`) scrapes it once per adjustment interval and turns the
 // difference of two scrapes into the SLA planner's Observation.
 //   demand      = admitted + refused requests (turbine_requests_{admitted,refused}_total)
@@ -7,7 +8,8 @@
 //   waiting     = turbine_num_requests_waiting (the workers' queues, at the scrape)
 //   serving     = turbine_fleet_workers / turbine_fleet_prefill_workers of the model (agg or
 //                 decode workers / prefill workers; every model when none is named)
-// A counter that went down (the frontend restarted) counts from zero.
+// A counter that went down (the frontend restarted) counts from zero. A simulated fleet: the
+// simulator's autoscaler interval (observationOf).
 // Thread safety: pure functions.
 #pragma once
 
@@ -15,6 +17,7 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "mocker/simulator.h"
 #include "planner/sla_planner.h"
 
 namespace turbine::planner {
@@ -35,5 +38,8 @@ Result<FrontendSnapshot> parseFrontendMetrics(std::string_view text, const std::
 // The interval between two scrapes `interval_s` apart; serving counts from `after`.
 Observation observationBetween(const FrontendSnapshot& before, const FrontendSnapshot& after,
                                double interval_s, FleetMode mode);
+
+// What the simulator's autoscaler hook saw (an agg fleet; demand = arrivals).
+Observation observationOf(const mocker::IntervalStats& interval);
 
 }  // namespace turbine::planner

@@ -25,7 +25,6 @@
 #include <string_view>
 
 #include "common/status.h"
-#include "mocker/simulator.h"
 #include "mocker/timing_model.h"
 #include "planner/capacity_model.h"
 #include "planner/load_predictor.h"
@@ -41,6 +40,8 @@ struct Replicas {
   int32_t prefill = 0;
   int32_t decode = 0;
   int32_t total() const { return agg + prefill + decode; }
+  int32_t& of(WorkerRole role) { return role == WorkerRole::kAgg ? agg : role == WorkerRole::kPrefill ? prefill : decode; }
+  int32_t of(WorkerRole role) const { return const_cast<Replicas*>(this)->of(role); }
   bool operator==(const Replicas&) const = default;
 };
 
@@ -92,9 +93,6 @@ struct Plan {
                                   // is below what the predicted load needs
   std::string summary() const;    // one line for the log
 };
-
-// What the simulator's autoscaler hook saw (an agg fleet), as the planner's observation.
-Observation observationOf(const mocker::IntervalStats& interval);
 
 class SlaPlanner {
  public:

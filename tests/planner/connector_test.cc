@@ -84,6 +84,8 @@ TEST(ConnectorTest, RolesWithoutACommandAreRefused) {
   const Status st = c.apply({0, 1, 1});
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("--decode-command"), std::string::npos) << st.message();
+  LocalConnector none(LocalConnectorOptions{});
+  EXPECT_NE(none.apply({1, 0, 0}).message().find("--worker-command"), std::string::npos);
   c.shutdown();
   LogConnector log;
   ASSERT_TRUE(log.apply({0, 2, 3}).isOk());

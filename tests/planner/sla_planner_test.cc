@@ -9,6 +9,7 @@
 #include <random>
 
 #include "mocker/simulator.h"
+#include "planner/fleet_observer.h"
 #include "router/router.h"
 
 namespace turbine::planner {
