@@ -23,6 +23,7 @@ namespace {
 struct SimulateFlags {
   std::string trace, router = "kv", profile, out;
   int32_t workers = 16, kv_blocks = 1024, block_size = 512, host_blocks = 0;
+  int32_t prefill_workers = 0, max_local_prefill_tokens = 512;  // disaggregated fleets
   size_t max_requests = 0;
   double time_scale = 1.0, rate_scale = 1.0, temperature = 0.0;
   // The kv cost's defaults are the router's (turbine frontend / serve use the same).
@@ -47,7 +48,7 @@ nlohmann::json reportJson(const SimulateFlags& f, const mocker::SimulationReport
                           const router::KvRouterStats* kv) {
   nlohmann::json j = {
       {"router", f.router}, {"workers", f.workers}, {"kv_blocks_per_worker", f.kv_blocks},
-      {"host_blocks_per_worker", f.host_blocks},
+      {"host_blocks_per_worker", f.host_blocks}, {"prefill_workers", f.prefill_workers},
       {"block_size", f.block_size}, {"rate_scale", f.rate_scale}, {"time_scale", f.time_scale},
       {"whole_block_prompts", f.whole_block_prompts},
       {"requests", r.requests}, {"completed", r.completed}, {"failed", r.failed},
@@ -61,25 +62,36 @@ nlohmann::json reportJson(const SimulateFlags& f, const mocker::SimulationReport
       {"output_tokens_per_s", r.output_tokens_per_s}, {"input_tokens_per_s", r.input_tokens_per_s},
       {"preemptions", r.preemptions}, {"wall_s", r.wall_s},
       {"worker_seconds", r.worker_seconds}, {"peak_workers", r.peak_workers}};
+  if (f.prefill_workers > 0) {
+    j["disaggregation"] = {{"max_local_prefill_tokens", f.max_local_prefill_tokens},
+                           {"remote_prefills", r.remote_prefills},
+                           {"prefill_fallbacks", r.prefill_fallbacks},
+                           {"transferred_blocks", r.transferred_blocks}};
+  }
   if (r.slo_attainment >= 0) {
     j["slo"] = {{"ttft_ms", f.slo_ttft_ms}, {"itl_ms", f.slo_itl_ms}, {"attainment", r.slo_attainment}};
   }
   if (f.planner != "none") {
-    j["planner"] = {{"policy", f.planner}, {"ttft_ms", f.plan.ttft_ms}, {"itl_ms", f.plan.itl_ms},
+    j["planner"] = {{"policy", f.planner}, {"mode", f.plan.mode}, {"ttft_ms", f.plan.ttft_ms}, {"itl_ms", f.plan.itl_ms},
                     {"adjustment_interval_s", f.plan.interval_s}, {"worker_startup_s", f.startup_s},
                     {"predictor", f.plan.predictor}, {"min_workers", f.plan.min_workers},
                     {"max_workers", f.plan.max_workers}};
     auto& t = j["timeline"] = nlohmann::json::array();
     auto num = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
     for (const auto& p : r.timeline) {
-      t.push_back({{"t_s", p.t_s}, {"serving", p.serving}, {"starting", p.starting}, {"draining", p.draining},
-                   {"wanted", p.wanted}, {"arrivals_per_s", p.arrivals_per_s},
-                   {"mean_ttft_ms", num(p.mean_ttft_ms)}, {"mean_itl_ms", num(p.mean_itl_ms)}});
+      nlohmann::json point = {{"t_s", p.t_s}, {"serving", p.serving}, {"starting", p.starting},
+                               {"draining", p.draining}, {"wanted", p.wanted}, {"arrivals_per_s", p.arrivals_per_s},
+                               {"mean_ttft_ms", num(p.mean_ttft_ms)}, {"mean_itl_ms", num(p.mean_itl_ms)}};
+      if (f.prefill_workers > 0) {
+        point["prefill_serving"] = p.prefill_serving;
+        point["prefill_wanted"] = p.prefill_wanted;
+      }
+      t.push_back(std::move(point));
     }
   }
   auto& w = j["per_worker"] = nlohmann::json::array();
   for (const auto& x : r.workers) {
-    w.push_back({{"worker", x.worker_id}, {"requests", x.requests}, {"prompt_blocks", x.prompt_blocks},
+    w.push_back({{"worker", x.worker_id}, {"role", x.role}, {"requests", x.requests}, {"prompt_blocks", x.prompt_blocks},
                  {"cached_blocks", x.cached_blocks}, {"busy_fraction", x.busy_fraction},
                  {"start_s", x.start_s}, {"end_s", x.end_s}});
   }
@@ -116,6 +128,12 @@ void printSummary(const mocker::SimulationReport& r, const std::string& policy) 
     hi = std::max(hi, w.busy_fraction);
   }
   std::printf("per-worker busy fraction min %.3f max %.3f\n", lo, hi);
+  if (r.remote_prefills > 0 || r.prefill_fallbacks > 0) {
+    std::printf("disaggregated: %lld remote prefills, %lld prefilled by their decode worker (no prefill "
+                "worker), %lld blocks transferred\n",
+                static_cast<long long>(r.remote_prefills), static_cast<long long>(r.prefill_fallbacks),
+                static_cast<long long>(r.transferred_blocks));
+  }
   std::printf("cost %.0f worker-seconds (%.2f worker-hours), peak %d workers", r.worker_seconds,
               r.worker_seconds / 3600, r.peak_workers);
   if (r.slo_attainment >= 0) std::printf(", SLO attainment %.4f", r.slo_attainment);
@@ -136,6 +154,8 @@ Status runSimulate(const SimulateFlags& f) {
   o.profile.speedup *= f.time_scale;
   o.slo_ttft_ms = f.slo_ttft_ms;
   o.slo_itl_ms = f.slo_itl_ms;
+  o.prefill_workers = f.prefill_workers;
+  o.max_local_prefill_tokens = f.max_local_prefill_tokens;
   TURBINE_RETURN_IF_ERROR(mocker::validateSimulationOptions(o));
   TURBINE_ASSIGN_OR_RETURN(auto trace, bench::readTrace(f.trace));
   if (trace.empty()) return invalidArgument(f.trace + ": the trace has no requests");
@@ -148,21 +168,29 @@ Status runSimulate(const SimulateFlags& f) {
   std::unique_ptr<planner::SlaPlanner> sla;
   if (f.planner == "sla") {
     TURBINE_ASSIGN_OR_RETURN(auto po, plannerOptions(f.plan, o.profile));
+    if ((po.mode == planner::FleetMode::kDisagg) != (o.prefill_workers > 0)) {
+      return invalidArgument(po.mode == planner::FleetMode::kDisagg
+                                 ? "--mode disagg plans prefill and decode workers: give --prefill-workers >= 1"
+                                 : "--prefill-workers makes a disaggregated fleet: plan it with --mode disagg");
+    }
     sla = std::make_unique<planner::SlaPlanner>(po);
     hooks.autoscaler.interval_us = static_cast<int64_t>(std::llround(f.plan.interval_s * 1e6));
     hooks.autoscaler.startup_us = static_cast<int64_t>(std::llround(f.startup_s * 1e6));
     hooks.autoscaler.decide = [sla = sla.get()](const mocker::IntervalStats& st) {
-      return sla->plan(planner::observationOf(st)).replicas.agg;
+      const planner::Replicas r = sla->plan(planner::observationOf(st)).replicas;
+      return st.disaggregated ? mocker::FleetSize{r.decode, r.prefill} : mocker::FleetSize{r.agg, 0};
     };
   }
-  std::unique_ptr<router::Router> router;
-  router::KvRouter* kv = nullptr;
-  if (f.router == "kv") {
+  // The decode (or agg) workers' router, and in a disaggregated fleet a second one of the same
+  // policy for the prefill workers (as turbine frontend has).
+  auto makeRouter = [&](router::KvRouter** kv_out) -> Result<std::unique_ptr<router::Router>> {
     router::RouterOptions ro;
+    ro.policy = f.router;
+    ro.seed = f.seed;
+    if (f.router != "kv") return router::makeRouter(ro);
     ro.overlap_weight = f.overlap_weight;
     ro.temperature = f.temperature;
     ro.use_kv_events = !f.no_kv_events;
-    ro.seed = f.seed;
     ro.queued_prefill_weight = f.queued_prefill_weight;
     TURBINE_RETURN_IF_ERROR(router::makeKvRouter(ro).status());  // validates the knobs
     auto ko = router::KvRouterOptions::from(ro);
@@ -171,15 +199,20 @@ Status runSimulate(const SimulateFlags& f) {
     ko.busy_prefill_tokens = f.busy_prefill_tokens;
     ko.now_us = [&now_us] { return now_us; };
     auto owned = std::make_unique<router::KvRouter>(ko);
-    kv = owned.get();
+    *kv_out = owned.get();
+    return std::unique_ptr<router::Router>(std::move(owned));
+  };
+  router::KvRouter* kv = nullptr;
+  router::KvRouter* prefill_kv = nullptr;
+  TURBINE_ASSIGN_OR_RETURN(auto router, makeRouter(&kv));
+  if (kv != nullptr) {
     hooks.on_prefill_done = [kv](const std::string& id) { kv->onPrefillCompleted(id); };
     hooks.on_usage = [kv](const std::string& id, int32_t cached) { kv->onUsage(id, cached); };
-    router = std::move(owned);
-  } else {
-    router::RouterOptions ro;
-    ro.policy = f.router;
-    ro.seed = f.seed;
-    TURBINE_ASSIGN_OR_RETURN(router, router::makeRouter(ro));
+  }
+  std::unique_ptr<router::Router> prefill_router;
+  if (o.prefill_workers > 0) {
+    TURBINE_ASSIGN_OR_RETURN(prefill_router, makeRouter(&prefill_kv));
+    hooks.prefill_router = prefill_router.get();
   }
   TURBINE_ASSIGN_OR_RETURN(auto report, mocker::simulate(trace, o, *router, hooks));
   printSummary(report, f.router);
@@ -213,6 +246,12 @@ void addSimulateCommand(CLI::App& app, int& exit_code) {
       ->required();
   cmd->add_option("--workers", flags->workers, "Mock workers")->capture_default_str();
   cmd->add_option("--router", flags->router, "kv | round-robin | random | least-loaded")->capture_default_str();
+  cmd->add_option("--prefill-workers", flags->prefill_workers,
+                  "Disaggregated serving: this many prefill workers, and --workers decode workers (0: aggregated)")
+      ->check(CLI::Range(0, 100000))->capture_default_str();
+  cmd->add_option("--max-local-prefill-tokens", flags->max_local_prefill_tokens,
+                  "Disaggregated: the longest uncached prompt part a decode worker prefills itself")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--kv-blocks-per-worker", flags->kv_blocks, "KV blocks per worker")->capture_default_str();
   cmd->add_option("--host-blocks-per-worker", flags->host_blocks,
                   "Host KV tier per worker in blocks: evicted blocks come back at the profile's "
@@ -250,7 +289,7 @@ void addSimulateCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--slo-itl-ms", flags->slo_itl_ms,
                   "Per-request mean ITL limit for the report's SLO attainment (default: --itl-ms)")
       ->check(CLI::PositiveNumber);
-  addPlannerFlags(cmd, flags->plan, /*with_mode=*/false);
+  addPlannerFlags(cmd, flags->plan, /*with_mode=*/true);
   cmd->callback([flags, &exit_code] {
     if (flags->slo_ttft_ms == 0) flags->slo_ttft_ms = flags->plan.ttft_ms;
     if (flags->slo_itl_ms == 0) flags->slo_itl_ms = flags->plan.itl_ms;

@@ -370,8 +370,8 @@ void addWorkerCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->callback([args, &exit_code] {
     auto tiers = kvTierOptions(args->kv_tier_flags);
-    if (tiers.isOk() && args->role != "agg" && args->engine != "real") {
-      tiers = invalidArgument("--role " + args->role + " needs --engine real (it moves KV blocks)");
+    if (tiers.isOk() && args->role != "agg" && args->engine == "upstream") {
+      tiers = invalidArgument("--role " + args->role + " needs --engine real or mock (it moves KV blocks)");
     }
     if (tiers.isOk() && tiers->host_bytes + tiers->disk_bytes > 0 && args->engine != "real") {
       tiers = invalidArgument("--kv-host-cache and --kv-disk-cache need --engine real");

@@ -5,10 +5,11 @@
 namespace turbine::mocker {
 
 MockRunner::MockRunner(const TimingProfile& profile, int32_t block_size, int32_t num_blocks)
-    : profile_(profile), block_size_(block_size), num_blocks_(num_blocks) {}
+    : profile_(profile), block_size_(block_size), num_blocks_(num_blocks), kv_(block_size, num_blocks) {}
 
 Status MockRunner::forward(const engine::Batch& batch, std::span<float> logits) {
   last_step_us_ = stepTimeUs(profile_, batch);
+  kv_.record(batch);
   std::fill(logits.begin(), logits.end(), 0.0f);
   for (size_t row = 0; row + 1 <= logits.size() / kMockVocab; ++row) {
     logits[row * kMockVocab + kMockToken] = 1.0f;
@@ -21,7 +22,8 @@ namespace {
 std::unique_ptr<kv::KvBlockManager> hostTier(const MockEngineOptions& o) {
   if (o.host_blocks <= 0) return nullptr;
   kv::KvBlockManagerOptions m;
-  m.host_blocks = o.host_blocks;  // block_bytes 0: order and events only, nothing to copy
+  m.host_blocks = o.host_blocks;
+  m.block_bytes = MockKvContents::kBlockBytes;
   auto r = kv::KvBlockManager::create(m);
   return r.isOk() ? std::move(r).value() : nullptr;  // cannot fail without memory or files
 }
@@ -54,11 +56,8 @@ Status MockEngine::add(engine::Request request, engine::OutputCallback callback)
 Result<double> MockEngine::step() {
   if (!scheduler_.hasWork()) return 0.0;
   const int64_t steps = scheduler_.counters().steps;
-  const int64_t onboarded = scheduler_.counters().blocks_onboarded;
   TURBINE_RETURN_IF_ERROR(scheduler_.step());
-  const double onboard_us = static_cast<double>(scheduler_.counters().blocks_onboarded - onboarded) *
-                            options_.block_size * options_.profile.onboard_us_per_token /
-                            options_.profile.speedup;
+  const double onboard_us = runner_->takeCopyUs();  // blocks copied in from the tier or an import
   // A step that scheduled nothing (waiting for blocks) still costs the fixed overhead, so
   // virtual time advances.
   if (scheduler_.counters().steps == steps || scheduler_.lastBatchTokens() == 0) {

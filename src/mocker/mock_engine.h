@@ -21,6 +21,7 @@
 #include "kv/block_manager.h"
 #include "kv/kv_events.h"
 #include "kv/load_metrics.h"
+#include "mocker/mock_kv.h"
 #include "mocker/timing_model.h"
 
 namespace turbine::mocker {
@@ -29,7 +30,8 @@ inline constexpr int32_t kMockVocab = 64;
 inline constexpr int32_t kMockToken = 1;
 
 // A ModelRunner without a model: each forward() sets lastStepUs() from the timing model and
-// writes logits whose argmax is kMockToken.
+// writes logits whose argmax is kMockToken. Its KV blocks hold MockKvContents (8 bytes a block),
+// so blocks move to a host tier and between engines (disaggregated serving) like a model's.
 class MockRunner : public engine::ModelRunner {
  public:
   MockRunner(const TimingProfile& profile, int32_t block_size, int32_t num_blocks);
@@ -38,12 +40,19 @@ class MockRunner : public engine::ModelRunner {
   int32_t numBlocks() const override { return num_blocks_; }
   int32_t maxModelLen() const override { return block_size_ * num_blocks_; }
   Status forward(const engine::Batch& batch, std::span<float> logits) override;
+  size_t blockBytes() const override { return MockKvContents::kBlockBytes; }
+  Status readBlock(engine::BlockId block, void* dst) override { return kv_.read(block, dst); }
+  Status writeBlock(engine::BlockId block, const void* src) override { return kv_.write(block, src, profile_); }
   double lastStepUs() const { return last_step_us_; }
+  // Modelled time of the blocks written in (onboarded or imported) since the last call.
+  double takeCopyUs() { return kv_.takeCopyUs(); }
+  const MockKvContents& contents() const { return kv_; }
 
  private:
   TimingProfile profile_;
   int32_t block_size_;
   int32_t num_blocks_;
+  MockKvContents kv_;
   double last_step_us_ = 0;
 };
 
@@ -53,7 +62,8 @@ struct MockEngineOptions {
   int32_t num_blocks = 1024;
   // A host tier of this many blocks below the pool (0: none): blocks the pool evicts stay
   // there and come back for a prefix hit at profile.onboard_us_per_token instead of being
-  // recomputed (kv::KvBlockManager without data; its host-tier KV events are emitted).
+  // recomputed (kv::KvBlockManager over the runner's 8-byte blocks; its host-tier KV events are
+  // emitted).
   int32_t host_blocks = 0;
   TimingProfile profile;
 };
@@ -63,7 +73,9 @@ class MockEngine {
   explicit MockEngine(const MockEngineOptions& options);
   ~MockEngine();
 
-  // Validates (InvalidArgument naming the field) and queues the request.
+  // Validates (InvalidArgument naming the field) and queues the request. Its kv_import (blocks
+  // exported by another MockEngine) is taken as a real engine takes it: written into the pool as
+  // prefix hits, each written token costing onboard_us_per_token in that step.
   Status add(engine::Request request, engine::OutputCallback callback);
   bool abort(const engine::RequestId& id) { return scheduler_.abort(id); }
   bool hasWork() const { return scheduler_.hasWork(); }
@@ -74,7 +86,11 @@ class MockEngine {
   std::vector<kv::KvEvent> takeEvents() { return scheduler_.pool().takeEvents(); }
   kv::LoadMetrics load(kv::WorkerId worker, int64_t ts_ms) const;
 
+  // The prompt blocks of `hashes` this engine holds (pool or host tier), a leading run, for
+  // another engine's Request::kv_import (Scheduler::exportBlocks).
+  engine::KvBlocks exportBlocks(std::span<const kv::BlockHash> hashes) { return scheduler_.exportBlocks(hashes); }
   const engine::Scheduler& scheduler() const { return scheduler_; }
+  const MockRunner& runner() const { return *runner_; }
   const MockEngineOptions& options() const { return options_; }
 
  private:

@@ -27,7 +27,8 @@ Result<std::unique_ptr<PacedMockRunner>> PacedMockRunner::create(const PacedRunn
 
 Status PacedMockRunner::forward(const engine::Batch& batch, std::span<float> logits) {
   const auto start = std::chrono::steady_clock::now();
-  last_step_us_ = stepTimeUs(options_.profile, batch);
+  last_step_us_ = stepTimeUs(options_.profile, batch) + kv_.takeCopyUs();
+  kv_.record(batch);
   const size_t vocab = static_cast<size_t>(options_.vocab_size);
   std::fill(logits.begin(), logits.end(), 0.0f);
   for (size_t row = 0; (row + 1) * vocab <= logits.size(); ++row) logits[row * vocab + kMockToken] = 1.0f;

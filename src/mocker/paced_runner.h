@@ -14,6 +14,7 @@
 
 #include "common/status.h"
 #include "engine/batch.h"
+#include "mocker/mock_kv.h"
 #include "mocker/timing_model.h"
 
 namespace turbine::mocker {
@@ -36,14 +37,21 @@ class PacedMockRunner : public engine::ModelRunner {
   int32_t numBlocks() const override { return options_.num_blocks; }
   int32_t maxModelLen() const override { return options_.max_model_len; }
   Status forward(const engine::Batch& batch, std::span<float> logits) override;
+  size_t blockBytes() const override { return MockKvContents::kBlockBytes; }
+  Status readBlock(engine::BlockId block, void* dst) override { return kv_.read(block, dst); }
+  Status writeBlock(engine::BlockId block, const void* src) override {
+    return kv_.write(block, src, options_.profile);
+  }
 
   // Modelled duration of the last forward(), microseconds (already divided by the speedup).
   double lastStepUs() const { return last_step_us_; }
 
  private:
-  explicit PacedMockRunner(const PacedRunnerOptions& options) : options_(options) {}
+  explicit PacedMockRunner(const PacedRunnerOptions& options)
+      : options_(options), kv_(options.block_size, options.num_blocks) {}
 
   PacedRunnerOptions options_;
+  MockKvContents kv_;
   double last_step_us_ = 0;
 };
 

@@ -14,7 +14,7 @@ namespace turbine::mocker {
 
 namespace {
 
-enum class EventType : uint8_t { kStepDone, kArrival, kWorkerReady, kAutoscale };
+enum class EventType : uint8_t { kStepDone, kArrival, kWorkerReady, kAutoscale, kDecodeLeg };
 
 struct SimEvent {
   int64_t t_us;
@@ -32,13 +32,22 @@ struct ReqState {
   int64_t last_us = -1;
   int32_t tokens = 0;
   int32_t prompt_tokens = 0;
-  uint32_t worker = 0;
+  uint32_t worker = 0;  // agg or decode worker
+  // Disaggregated: the prefill leg's worker and its prefix-cache hits (-1: prefilled locally),
+  // the decode router's predicted overlap, and the decode leg waiting for the prefill leg.
+  int32_t prefill_cached = -1;
+  int32_t overlap_blocks = 0;
+  std::unique_ptr<engine::Request> decode_leg;
 };
 
 enum class WorkerState : uint8_t { kStarting, kServing, kDraining, kRetired };
+enum class Role : uint8_t { kAgg, kPrefill, kDecode };
+
+const char* roleName(Role r) { return r == Role::kAgg ? "agg" : r == Role::kPrefill ? "prefill" : "decode"; }
 
 struct Worker {
   std::unique_ptr<MockEngine> engine;
+  Role role = Role::kAgg;
   WorkerState state = WorkerState::kStarting;
   int64_t start_us = 0;
   int64_t end_us = -1;  // retirement
@@ -103,19 +112,27 @@ class Simulation {
  private:
   void push(int64_t t, EventType type, uint32_t index) { queue_.push({t, order_++, type, index}); }
   void arrive(uint32_t i, int64_t now);
+  bool startPrefillLeg(uint32_t i, const engine::Request& req, std::span<const kv::BlockHash> hashes, int64_t now);
+  void prefillLegDone(uint32_t p, const engine::Output& out, uint32_t i, int64_t now);
+  void decodeLeg(uint32_t i, int64_t now);
+  void addToWorker(uint32_t w, uint32_t i, engine::Request req, int64_t now);
   void stepDone(uint32_t w, int64_t now);
   void startStep(uint32_t w, int64_t now);
   void deliver(uint32_t w, const engine::Output& out, uint32_t req, int64_t now);
-  uint32_t startWorker(int64_t now);
+  uint32_t startWorker(Role role, int64_t now);
   void workerReady(uint32_t w, int64_t now);
   void retire(uint32_t w, int64_t now);
   void autoscale(int64_t now);
-  int32_t countWorkers(WorkerState state) const;
+  void resize(Role role, int32_t wanted, int64_t now);
+  int32_t countWorkers(WorkerState state, Role role) const;
+  router::Router& routerOf(const Worker& wk) { return wk.role == Role::kPrefill ? *hooks_.prefill_router : router_; }
+  Role mainRole() const { return disagg_ ? Role::kDecode : Role::kAgg; }
 
   const std::vector<TraceRequest>& trace_;
   SimulationOptions o_;
   router::Router& router_;
   SimulationHooks hooks_;
+  bool disagg_ = false;
   std::vector<Worker> workers_;
   std::vector<ReqState> reqs_;
   std::priority_queue<SimEvent, std::vector<SimEvent>, std::greater<>> queue_;
@@ -134,7 +151,7 @@ class Simulation {
   int64_t last_tick_us_ = 0;
 };
 
-uint32_t Simulation::startWorker(int64_t now) {
+uint32_t Simulation::startWorker(Role role, int64_t now) {
   MockEngineOptions eo;
   eo.model_id = o_.model_id;
   eo.block_size = o_.block_size;
@@ -144,8 +161,10 @@ uint32_t Simulation::startWorker(int64_t now) {
   const auto w = static_cast<uint32_t>(workers_.size());
   Worker& wk = workers_.emplace_back();
   wk.engine = std::make_unique<MockEngine>(eo);
+  wk.role = role;
   wk.start_us = now;
   wk.report.worker_id = w + 1;
+  wk.report.role = roleName(role);
   return w;
 }
 
@@ -153,7 +172,8 @@ void Simulation::workerReady(uint32_t w, int64_t /*now*/) {
   Worker& wk = workers_[w];
   if (wk.state != WorkerState::kStarting) return;  // cancelled while starting
   wk.state = WorkerState::kServing;
-  router_.addWorker(router::WorkerInfo{w + 1, o_.model_id, "agg", o_.block_size, o_.kv_blocks_per_worker});
+  routerOf(wk).addWorker(
+      router::WorkerInfo{w + 1, o_.model_id, roleName(wk.role), o_.block_size, o_.kv_blocks_per_worker});
 }
 
 void Simulation::retire(uint32_t w, int64_t now) {
@@ -162,9 +182,9 @@ void Simulation::retire(uint32_t w, int64_t now) {
   wk.end_us = now;
 }
 
-int32_t Simulation::countWorkers(WorkerState state) const {
+int32_t Simulation::countWorkers(WorkerState state, Role role) const {
   int32_t n = 0;
-  for (const Worker& wk : workers_) n += wk.state == state ? 1 : 0;
+  for (const Worker& wk : workers_) n += wk.state == state && wk.role == role ? 1 : 0;
   return n;
 }
 
@@ -182,20 +202,46 @@ void Simulation::autoscale(int64_t now) {
   }
   st.mean_ttft_ms = iv_.first_tokens ? iv_.ttft_ms / static_cast<double>(iv_.first_tokens) : nan;
   st.mean_itl_ms = iv_.later_tokens ? iv_.itl_ms / static_cast<double>(iv_.later_tokens) : nan;
-  st.serving = countWorkers(WorkerState::kServing);
-  st.starting = countWorkers(WorkerState::kStarting);
+  st.serving = countWorkers(WorkerState::kServing, mainRole());
+  st.starting = countWorkers(WorkerState::kStarting, mainRole());
+  st.disaggregated = disagg_;
+  st.prefill_serving = countWorkers(WorkerState::kServing, Role::kPrefill);
+  st.prefill_starting = countWorkers(WorkerState::kStarting, Role::kPrefill);
   for (const Worker& wk : workers_) {
     if (wk.state == WorkerState::kServing || wk.state == WorkerState::kDraining) {
-      st.waiting += wk.engine->scheduler().numWaitingRequests();
+      (wk.role == Role::kPrefill ? st.prefill_waiting : st.waiting) += wk.engine->scheduler().numWaitingRequests();
     }
   }
   iv_ = {};
   last_tick_us_ = now;
-  const int32_t wanted = std::max(hooks_.autoscaler.decide(st), 1);
-  int32_t alive = st.serving + st.starting;
+  const FleetSize wanted = hooks_.autoscaler.decide(st);
+  const int32_t wanted_main = std::max(wanted.workers, 1);
+  const int32_t wanted_prefill = disagg_ ? std::max(wanted.prefill_workers, 0) : 0;
+  resize(mainRole(), wanted_main, now);
+  if (disagg_) resize(Role::kPrefill, wanted_prefill, now);
+  TimelinePoint tp;
+  tp.t_s = static_cast<double>(now) / 1e6;
+  tp.serving = countWorkers(WorkerState::kServing, mainRole());
+  tp.starting = countWorkers(WorkerState::kStarting, mainRole());
+  tp.draining = countWorkers(WorkerState::kDraining, mainRole());
+  tp.wanted = wanted_main;
+  tp.prefill_serving = countWorkers(WorkerState::kServing, Role::kPrefill);
+  tp.prefill_wanted = wanted_prefill;
+  tp.arrivals_per_s = st.interval_s > 0 ? static_cast<double>(st.arrivals) / st.interval_s : 0;
+  tp.mean_ttft_ms = st.mean_ttft_ms;
+  tp.mean_itl_ms = st.mean_itl_ms;
+  rep_.timeline.push_back(tp);
+  int32_t alive = 0;
+  for (const Worker& wk : workers_) alive += wk.state != WorkerState::kRetired ? 1 : 0;
+  rep_.peak_workers = std::max(rep_.peak_workers, alive);
+  if (!queue_.empty()) push(now + hooks_.autoscaler.interval_us, EventType::kAutoscale, 0);
+}
+
+void Simulation::resize(Role role, int32_t wanted, int64_t now) {
+  int32_t alive = countWorkers(WorkerState::kServing, role) + countWorkers(WorkerState::kStarting, role);
   // Cancel the newest starting workers first: they have served nothing yet.
   for (auto w = static_cast<int64_t>(workers_.size()) - 1; w >= 0 && alive > wanted; --w) {
-    if (workers_[w].state == WorkerState::kStarting) {
+    if (workers_[w].state == WorkerState::kStarting && workers_[w].role == role) {
       retire(static_cast<uint32_t>(w), now);
       --alive;
     }
@@ -204,7 +250,7 @@ void Simulation::autoscale(int64_t now) {
     int64_t best = -1;
     int64_t best_load = 0;
     for (size_t w = 0; w < workers_.size(); ++w) {
-      if (workers_[w].state != WorkerState::kServing) continue;
+      if (workers_[w].state != WorkerState::kServing || workers_[w].role != role) continue;
       const auto& sc = workers_[w].engine->scheduler();
       const int64_t load = int64_t{sc.numRunning()} + sc.numWaiting();
       if (best < 0 || load < best_load) best = static_cast<int64_t>(w), best_load = load;
@@ -212,25 +258,13 @@ void Simulation::autoscale(int64_t now) {
     if (best < 0) break;
     const auto w = static_cast<uint32_t>(best);
     workers_[w].state = WorkerState::kDraining;
-    router_.removeWorker(w + 1);
+    routerOf(workers_[w]).removeWorker(w + 1);
     if (!workers_[w].stepping && !workers_[w].engine->hasWork()) retire(w, now);
     --alive;
   }
   for (; alive < wanted; ++alive) {
-    push(now + hooks_.autoscaler.startup_us, EventType::kWorkerReady, startWorker(now));
+    push(now + hooks_.autoscaler.startup_us, EventType::kWorkerReady, startWorker(role, now));
   }
-  TimelinePoint tp;
-  tp.t_s = static_cast<double>(now) / 1e6;
-  tp.serving = countWorkers(WorkerState::kServing);
-  tp.starting = countWorkers(WorkerState::kStarting);
-  tp.draining = countWorkers(WorkerState::kDraining);
-  tp.wanted = wanted;
-  tp.arrivals_per_s = st.interval_s > 0 ? static_cast<double>(st.arrivals) / st.interval_s : 0;
-  tp.mean_ttft_ms = st.mean_ttft_ms;
-  tp.mean_itl_ms = st.mean_itl_ms;
-  rep_.timeline.push_back(tp);
-  rep_.peak_workers = std::max(rep_.peak_workers, tp.serving + tp.starting + tp.draining);
-  if (!queue_.empty()) push(now + hooks_.autoscaler.interval_us, EventType::kAutoscale, 0);
 }
 
 void Simulation::arrive(uint32_t i, int64_t now) {
@@ -244,26 +278,114 @@ void Simulation::arrive(uint32_t i, int64_t now) {
   const auto hashes = kv::blockHashes(root_, req.token_ids, o_.block_size);
   total_blocks_ += static_cast<int64_t>(tr.hash_ids.size());
   ++iv_.arrivals;
-  reqs_[i].arrival_us = now;
-  reqs_[i].prompt_tokens = static_cast<int32_t>(req.token_ids.size());
-  auto d = router_.route(router::RouteRequest{req.request_id, o_.model_id, hashes,
-                                              static_cast<int32_t>(req.token_ids.size())});
+  ReqState& r = reqs_[i];
+  r.arrival_us = now;
+  r.prompt_tokens = static_cast<int32_t>(req.token_ids.size());
+  auto d = router_.route(router::RouteRequest{req.request_id, o_.model_id, hashes, r.prompt_tokens});
   if (!d) {
     ++rep_.failed;
     return;
   }
+  input_tokens_ += r.prompt_tokens;
   const auto w = static_cast<uint32_t>(d->worker - 1);
-  reqs_[i].worker = w;
+  r.worker = w;
+  r.overlap_blocks = d->overlap_blocks;
+  if (disagg_) {
+    const int64_t uncached = int64_t{r.prompt_tokens} - int64_t{d->overlap_blocks} * o_.block_size;
+    if (uncached > o_.max_local_prefill_tokens) {
+      if (startPrefillLeg(i, req, hashes, now)) {
+        r.decode_leg = std::make_unique<engine::Request>(std::move(req));
+        return;
+      }
+      ++rep_.prefill_fallbacks;
+    }
+  }
+  addToWorker(w, i, std::move(req), now);
+}
+
+bool Simulation::startPrefillLeg(uint32_t i, const engine::Request& req, std::span<const kv::BlockHash> hashes,
+                                 int64_t now) {
+  router::Router& pr = *hooks_.prefill_router;
+  auto d = pr.route(router::RouteRequest{req.request_id, o_.model_id, hashes, reqs_[i].prompt_tokens});
+  if (!d) return false;  // no prefill worker now
+  const auto p = static_cast<uint32_t>(d->worker - 1);
+  engine::Request leg = req;
+  leg.stop.max_tokens = 1;  // only the KV matters
+  Worker& wk = workers_[p];
+  Status st = wk.engine->add(std::move(leg), [this, p, i](engine::Output&& out) {
+    workers_[p].outbox.emplace_back(i, std::move(out));
+  });
+  if (!st) {
+    pr.onRequestFinished(req.request_id);
+    return false;
+  }
+  ++wk.report.requests;
+  wk.report.prompt_blocks += static_cast<int64_t>(trace_[i].hash_ids.size());
+  if (!wk.stepping) startStep(p, now);
+  return true;
+}
+
+void Simulation::prefillLegDone(uint32_t p, const engine::Output& out, uint32_t i, int64_t now) {
+  if (!out.finished()) return;  // its one token is not the client's
+  ReqState& r = reqs_[i];
+  hooks_.prefill_router->onRequestFinished(std::to_string(i));
+  engine::Request& leg = *r.decode_leg;
+  if (!out.status.isOk() || !out.usage) {  // the decode worker prefills itself
+    ++rep_.prefill_fallbacks;
+    push(now, EventType::kDecodeLeg, i);
+    return;
+  }
+  ++rep_.remote_prefills;
+  r.prefill_cached = out.usage->cached_tokens;
+  workers_[p].report.cached_blocks += r.prefill_cached / o_.block_size;
+  // The blocks the decode worker lacks: all full blocks but the one with the last prompt token,
+  // from the router's predicted overlap on (turbine worker's decode leg fetches the same).
+  const int32_t max_hit = (r.prompt_tokens - 1) / o_.block_size;
+  const int32_t from = std::clamp(r.overlap_blocks, 0, max_hit);
+  int64_t moved_tokens = 0;
+  if (from < max_hit) {
+    const auto chain = kv::blockHashes(root_, leg.token_ids, o_.block_size);
+    auto blocks = std::make_shared<engine::KvBlocks>(workers_[p].engine->exportBlocks(
+        std::span<const kv::BlockHash>(chain.data() + from, static_cast<size_t>(max_hit - from))));
+    const auto n = static_cast<int64_t>(blocks->hashes.size());
+    rep_.transferred_blocks += n;
+    moved_tokens = n * o_.block_size;
+    if (n > 0) leg.kv_import = std::move(blocks);
+  }
+  const double transfer_us =
+      static_cast<double>(moved_tokens) * o_.profile.onboard_us_per_token / o_.profile.speedup;
+  push(now + static_cast<int64_t>(std::llround(transfer_us)), EventType::kDecodeLeg, i);
+}
+
+void Simulation::decodeLeg(uint32_t i, int64_t now) {
+  ReqState& r = reqs_[i];
+  engine::Request req = std::move(*r.decode_leg);
+  r.decode_leg.reset();
+  if (workers_[r.worker].state != WorkerState::kServing) {
+    // Drained while the prefill leg ran: routed again (the import names its blocks by hash).
+    router_.onRequestFinished(req.request_id);
+    const auto hashes = kv::blockHashes(root_, req.token_ids, o_.block_size);
+    auto d = router_.route(router::RouteRequest{req.request_id, o_.model_id, hashes, r.prompt_tokens});
+    if (!d) {
+      ++rep_.failed;
+      return;
+    }
+    r.worker = static_cast<uint32_t>(d->worker - 1);
+  }
+  addToWorker(r.worker, i, std::move(req), now);
+}
+
+void Simulation::addToWorker(uint32_t w, uint32_t i, engine::Request req, int64_t now) {
   Worker& wk = workers_[w];
   ++wk.report.requests;
-  wk.report.prompt_blocks += static_cast<int64_t>(tr.hash_ids.size());
-  input_tokens_ += static_cast<int64_t>(req.token_ids.size());
+  if (reqs_[i].prefill_cached < 0) wk.report.prompt_blocks += static_cast<int64_t>(trace_[i].hash_ids.size());
+  const std::string id = req.request_id;
   Status st = wk.engine->add(std::move(req), [this, w, i](engine::Output&& out) {
     workers_[w].outbox.emplace_back(i, std::move(out));
   });
   if (!st) {
     ++rep_.failed;
-    router_.onRequestFinished(std::to_string(i));
+    router_.onRequestFinished(id);
     return;
   }
   if (!wk.stepping) startStep(w, now);
@@ -301,12 +423,15 @@ void Simulation::deliver(uint32_t w, const engine::Output& out, uint32_t i, int6
   }
   if (!out.finished()) return;
   if (out.usage) {
-    const int32_t cached_blocks = out.usage->cached_tokens / o_.block_size;
+    // A remote prefill's hits are its prefill worker's (its imported blocks were computed there).
+    const bool remote = r.prefill_cached >= 0;
+    const int32_t cached = remote ? r.prefill_cached : out.usage->cached_tokens;
+    const int32_t cached_blocks = cached / o_.block_size;
     hit_blocks_ += cached_blocks;
-    workers_[w].report.cached_blocks += cached_blocks;
-    if (hooks_.on_usage) hooks_.on_usage(id, out.usage->cached_tokens);
+    if (!remote) workers_[w].report.cached_blocks += cached_blocks;
+    // The router's accuracy: its prediction was about the decode worker's cache alone.
+    if (hooks_.on_usage && !remote) hooks_.on_usage(id, out.usage->cached_tokens);
     if (r.first_us >= 0) {
-      const int32_t cached = out.usage->cached_tokens;
       const double alone_ms = isolatedPrefillUs(o_.profile, cached, r.prompt_tokens - cached) / 1000.0;
       alone_.push_back(alone_ms);
       wait_.push_back(static_cast<double>(r.first_us - r.arrival_us) / 1000.0 - alone_ms);
@@ -318,7 +443,7 @@ void Simulation::deliver(uint32_t w, const engine::Output& out, uint32_t i, int6
     ++iv_.completed;
     iv_.input_tokens += r.prompt_tokens;
     iv_.output_tokens += r.tokens;
-    if (out.usage) iv_.cached_tokens += out.usage->cached_tokens;
+    if (out.usage) iv_.cached_tokens += r.prefill_cached >= 0 ? r.prefill_cached : out.usage->cached_tokens;
     const double ttft_ms = static_cast<double>(r.first_us - r.arrival_us) / 1000.0;
     const double itl_ms = r.tokens > 1 ? static_cast<double>(r.last_us - r.first_us) / 1000.0 / (r.tokens - 1) : 0;
     if ((o_.slo_ttft_ms <= 0 || ttft_ms <= o_.slo_ttft_ms) && (o_.slo_itl_ms <= 0 || itl_ms <= o_.slo_itl_ms)) {
@@ -338,11 +463,18 @@ void Simulation::stepDone(uint32_t w, int64_t now) {
   auto outbox = std::move(wk.outbox);
   wk.outbox.clear();
   const bool draining = wk.state == WorkerState::kDraining;  // the router no longer knows it
+  router::Router& router = routerOf(wk);
   if (!wk.events.empty() && !draining) {
-    router_.onKvEvents(kv::KvEventMessage{w + 1, wk.seq++, std::move(wk.events)});
+    router.onKvEvents(kv::KvEventMessage{w + 1, wk.seq++, std::move(wk.events)});
   }
   wk.events.clear();
-  for (auto& [i, out] : outbox) deliver(w, out, i, now);
+  for (auto& [i, out] : outbox) {
+    if (wk.role == Role::kPrefill) {
+      prefillLegDone(w, out, i, now);
+    } else {
+      deliver(w, out, i, now);
+    }
+  }
   if (draining) {
     if (wk.engine->hasWork()) {
       startStep(w, now);
@@ -353,7 +485,7 @@ void Simulation::stepDone(uint32_t w, int64_t now) {
   }
   // Periodically while busy, and always when going idle (a change the router must see).
   if (!wk.engine->hasWork() || wk.last_load_us < 0 || now - wk.last_load_us >= o_.load_interval_us) {
-    router_.onLoad(wk.engine->load(w + 1, now / 1000));
+    router.onLoad(wk.engine->load(w + 1, now / 1000));
     wk.last_load_us = now;
   }
   if (wk.engine->hasWork()) startStep(w, now);
@@ -362,9 +494,11 @@ void Simulation::stepDone(uint32_t w, int64_t now) {
 SimulationReport Simulation::run() {
   const auto wall0 = std::chrono::steady_clock::now();
   root_ = kv::rootHash(o_.model_id, "");
-  workers_.reserve(static_cast<size_t>(o_.workers));
-  for (int32_t w = 0; w < o_.workers; ++w) workerReady(startWorker(0), 0);
-  rep_.peak_workers = o_.workers;
+  disagg_ = o_.prefill_workers > 0;
+  workers_.reserve(static_cast<size_t>(o_.workers + o_.prefill_workers));
+  for (int32_t w = 0; w < o_.workers; ++w) workerReady(startWorker(mainRole(), 0), 0);
+  for (int32_t w = 0; w < o_.prefill_workers; ++w) workerReady(startWorker(Role::kPrefill, 0), 0);
+  rep_.peak_workers = o_.workers + o_.prefill_workers;
   const double t0 = trace_.empty() ? 0 : trace_.front().timestamp_ms;
   for (uint32_t i = 0; i < trace_.size(); ++i) {
     const double t_ms = (trace_[i].timestamp_ms - t0) / o_.rate_scale;
@@ -382,12 +516,14 @@ SimulationReport Simulation::run() {
       case EventType::kStepDone: stepDone(e.index, e.t_us); break;
       case EventType::kWorkerReady: workerReady(e.index, e.t_us); break;
       case EventType::kAutoscale: autoscale(e.t_us); break;
+      case EventType::kDecodeLeg: decodeLeg(e.index, e.t_us); break;
     }
   }
   rep_.requests = static_cast<int64_t>(trace_.size());
   rep_.makespan_s = static_cast<double>(end_us_) / 1e6;
   rep_.prefix_hit_ratio = total_blocks_ ? double(hit_blocks_) / double(total_blocks_) : 0;
-  const HitBounds b = computeHitBounds(trace_, int64_t{o_.workers} * o_.kv_blocks_per_worker);
+  const HitBounds b =
+      computeHitBounds(trace_, int64_t{o_.workers + o_.prefill_workers} * o_.kv_blocks_per_worker);
   rep_.pooled_oracle_hit_ratio = b.pooledRatio();
   rep_.infinite_cache_hit_ratio = b.infiniteRatio();
   rep_.pooled_optimal_hit_ratio = b.optimalRatio();
@@ -426,6 +562,8 @@ Status validateSimulationOptions(const SimulationOptions& o) {
   if (o.host_blocks_per_worker < 0) return invalidArgument("--host-blocks-per-worker must be >= 0");
   if (!(o.rate_scale > 0) || !std::isfinite(o.rate_scale)) return invalidArgument("--rate-scale must be > 0");
   if (!(o.slo_ttft_ms >= 0) || !(o.slo_itl_ms >= 0)) return invalidArgument("SLO targets must be >= 0 ms");
+  if (o.prefill_workers < 0) return invalidArgument("--prefill-workers must be >= 0");
+  if (o.max_local_prefill_tokens < 0) return invalidArgument("--max-local-prefill-tokens must be >= 0");
   return validateTimingProfile(o.profile);
 }
 
@@ -435,6 +573,9 @@ Result<SimulationReport> simulate(const std::vector<TraceRequest>& trace,
   TURBINE_RETURN_IF_ERROR(validateSimulationOptions(options));
   if (hooks.autoscaler.decide && (hooks.autoscaler.interval_us < 1 || hooks.autoscaler.startup_us < 0)) {
     return invalidArgument("autoscaler: interval must be > 0 and startup >= 0");
+  }
+  if (options.prefill_workers > 0 && hooks.prefill_router == nullptr) {
+    return invalidArgument("a disaggregated fleet (prefill workers) needs a prefill router");
   }
   Simulation sim(trace, options, router, hooks);
   return sim.run();

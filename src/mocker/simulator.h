@@ -14,6 +14,17 @@
 // whole block, which quantises TTFT percentiles). Each generates output_length tokens (at least
 // 1). Hit ratio = cached prompt blocks reported in usage / all hash_ids blocks (the bounds'
 // denominator).
+//
+// Disaggregated fleets (options.prefill_workers > 0): the router chooses among decode workers,
+// a second one (hooks.prefill_router) among prefill workers, as turbine frontend does
+// (frontend/engine_backend.h): a request whose prompt has more than max_local_prefill_tokens not
+// cached on its decode worker first runs a prefill leg (one token, discarded) on a prefill worker;
+// the blocks the decode worker lacks are then exported there, move for their tokens times the
+// profile's onboard_us_per_token (the transfer), and are imported by the decode leg, which
+// computes only the prompt's tail (the import's copy into the pool costs onboard_us_per_token a
+// token again, in that step). Without a prefill worker, or after a failed leg, the decode worker
+// prefills itself (a fallback). The hit ratio counts a remote request's hits on its prefill
+// worker (the blocks it did not compute), not its imported blocks.
 // Thread safety: single-threaded.
 #pragma once
 
@@ -44,6 +55,11 @@ struct SimulationOptions {
   // completed request meets it when its TTFT and its mean inter-token latency are within these.
   double slo_ttft_ms = 0;
   double slo_itl_ms = 0;
+  // Disaggregated serving (see the top): > 0 makes `workers` decode workers and adds this many
+  // prefill workers (hooks.prefill_router then required). 0: an aggregated fleet.
+  int32_t prefill_workers = 0;
+  // The longest uncached prompt part a decode worker prefills itself (0: every prompt remote).
+  int32_t max_local_prefill_tokens = 512;
 };
 
 // What the fleet served in one autoscaling interval (virtual time).
@@ -60,10 +76,22 @@ struct IntervalStats {
   int64_t waiting = 0;            // requests queued on the workers (not yet started) at its end
   int32_t serving = 0;            // workers taking requests during the interval's end
   int32_t starting = 0;           // decided but not yet ready
+  // Disaggregated fleets: the counts above are the decode workers'; these the prefill workers'.
+  bool disaggregated = false;
+  int64_t prefill_waiting = 0;    // prefill legs queued on prefill workers
+  int32_t prefill_serving = 0;
+  int32_t prefill_starting = 0;
+};
+
+// How many workers an autoscaler wants: `workers` agg (or decode, in a disaggregated fleet)
+// workers, >= 1, and prefill workers (a disaggregated fleet only; 0 leaves every prefill local).
+struct FleetSize {
+  int32_t workers = 1;
+  int32_t prefill_workers = 0;
 };
 
 // A planner in the loop: every interval_us of virtual time `decide` sees the interval and returns
-// the number of workers wanted (>= 1). More: new workers start now and take requests startup_us
+// the workers wanted, per pool (agg or decode, and prefill). More: new workers start now and take requests startup_us
 // later (loading weights); their cost counts from now. Fewer: workers still starting are
 // cancelled first (newest first), then serving workers with the least work are drained: the
 // router stops sending them requests, they finish what they hold, and their cost stops when they
@@ -71,7 +99,7 @@ struct IntervalStats {
 struct Autoscaler {
   int64_t interval_us = 60'000'000;
   int64_t startup_us = 30'000'000;
-  std::function<int32_t(const IntervalStats&)> decide;
+  std::function<FleetSize(const IntervalStats&)> decide;
 };
 
 // Optional callbacks for routers that track more than the Router interface (KvRouter).
@@ -81,6 +109,9 @@ struct SimulationHooks {
   // When set, holds the virtual time (us) of the event being processed: a router's clock.
   int64_t* virtual_now_us = nullptr;
   Autoscaler autoscaler;  // active when decide is set; options.workers is then the initial fleet
+  // Disaggregated fleets (options.prefill_workers > 0): routes the prefill legs among the prefill
+  // workers; holds nothing, simulate() adds them. Its KV events and loads come from those workers.
+  router::Router* prefill_router = nullptr;
 };
 
 struct Percentiles {
@@ -89,8 +120,9 @@ struct Percentiles {
 
 struct WorkerReport {
   uint64_t worker_id = 0;
-  int64_t requests = 0;
-  int64_t prompt_blocks = 0;
+  std::string role = "agg";  // agg | prefill | decode
+  int64_t requests = 0;      // served here (a prefill worker: prefill legs)
+  int64_t prompt_blocks = 0; // of the prompts it prefilled itself, and their prefix-cache hits
   int64_t cached_blocks = 0;
   double busy_fraction = 0;  // virtual time spent in steps / the worker's lifetime
   double start_s = 0;        // when it was started (0: from the beginning)
@@ -101,6 +133,7 @@ struct TimelinePoint {
   double t_s = 0;
   int32_t serving = 0, starting = 0, draining = 0;
   int32_t wanted = 0;           // the autoscaler's answer at t_s
+  int32_t prefill_serving = 0, prefill_wanted = 0;  // disaggregated fleets: the prefill pool
   double arrivals_per_s = 0;
   double mean_ttft_ms = 0, mean_itl_ms = 0;  // of the interval that ended at t_s (NaN: none)
 };
@@ -131,6 +164,12 @@ struct SimulationReport {
   // Completed requests within the SLO (options.slo_*) / all requests; -1 without an SLO.
   double slo_attainment = -1;
   std::vector<TimelinePoint> timeline;  // one point per autoscaling interval
+  // Disaggregated fleets: requests prefilled on a prefill worker, requests that should have been
+  // but were prefilled by their decode worker (no prefill worker, or the leg failed), and the
+  // blocks moved to decode workers.
+  int64_t remote_prefills = 0;
+  int64_t prefill_fallbacks = 0;
+  int64_t transferred_blocks = 0;
   double wall_s = 0;
 };
 

@@ -64,8 +64,13 @@ Observation observationOf(const mocker::IntervalStats& st) {
   o.cached_fraction = st.cached_fraction;
   o.mean_ttft_ms = st.mean_ttft_ms;
   o.mean_itl_ms = st.mean_itl_ms;
-  o.waiting = static_cast<double>(st.waiting);
-  o.serving.agg = st.serving;
+  o.waiting = static_cast<double>(st.waiting + st.prefill_waiting);
+  if (st.disaggregated) {
+    o.serving.decode = st.serving;
+    o.serving.prefill = st.prefill_serving;
+  } else {
+    o.serving.agg = st.serving;
+  }
   return o;
 }
 

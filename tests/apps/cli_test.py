@@ -70,7 +70,7 @@ class CliTest(unittest.TestCase):
                      ["frontend", "--etcd", "http://127.0.0.1:1", "--namespace", "x",
                       "--enable-auto-tool-choice", "--tool-call-parser", "xml"],
                      ["worker", "--model", self.hf, "--role", "both"],
-                     ["worker", "--model", self.hf, "--role", "prefill", "--engine", "mock"],
+                     ["worker", "--model", self.hf, "--role", "prefill", "--engine", "upstream"],
                      ["worker", "--model", self.hf, "--transfer-port", "70000"],
                      ["frontend", "--max-local-prefill-tokens", "-1"],
                      ["planner", "--ttft-ms", "100", "--itl-ms", "10"],
@@ -190,12 +190,11 @@ class CliTest(unittest.TestCase):
         self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
         self.assertIn("--host-blocks-per-worker", p.stderr)
 
-    def test_simulate_with_the_planner_on_an_azure_trace(self):
-        # Azure CSV (lengths only): 2 req/s for 60 s, then 20 req/s for 60 s, then 2 again.
-        import json
+    def azure_ramp(self, name):
+        """An Azure CSV trace (lengths only): 2 req/s for 60 s, then 20 req/s for 60 s, then 2 again."""
         import random
         rnd = random.Random(9)
-        trace = os.path.join(self.tmp.name, "azure.csv")
+        trace = os.path.join(self.tmp.name, name)
         rows, t = [], 0.0
         for seconds, rate in ((60, 2), (60, 20), (60, 2)):
             end = t + seconds
@@ -209,6 +208,11 @@ class CliTest(unittest.TestCase):
             f.write("TIMESTAMP,ContextTokens,GeneratedTokens\n")
             for ts, n_in, n_out in rows:
                 f.write(f"2023-11-16 18:{int(ts // 60):02d}:{ts % 60:010.7f},{n_in},{n_out}\n")
+        return trace, rows
+
+    def test_simulate_with_the_planner_on_an_azure_trace(self):
+        import json
+        trace, rows = self.azure_ramp("azure.csv")
         out = os.path.join(self.tmp.name, "planned.json")
         run("simulate", "--trace", trace, "--planner", "sla", "--ttft-ms", "1000", "--itl-ms", "40",
             "--workers", "1", "--max-workers", "16", "--adjustment-interval", "10", "--worker-startup", "5",
@@ -233,6 +237,37 @@ class CliTest(unittest.TestCase):
             self.assertNotEqual(p.returncode, 0)
             self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
             self.assertIn("planner", p.stderr)
+
+    def test_simulate_a_disaggregated_fleet_with_the_planner(self):
+        import json
+        trace, rows = self.azure_ramp("azure-disagg.csv")
+        out = os.path.join(self.tmp.name, "disagg.json")
+        run("simulate", "--trace", trace, "--planner", "sla", "--mode", "disagg", "--ttft-ms", "1000",
+            "--itl-ms", "40", "--workers", "1", "--prefill-workers", "1", "--max-workers", "16",
+            "--adjustment-interval", "10", "--worker-startup", "5", "--block-size", "16",
+            "--kv-blocks-per-worker", "8192", "--time-scale", "0.5", "--out", out, check=True)
+        with open(out) as f:
+            r = json.load(f)
+        self.assertEqual(r["completed"], len(rows))
+        self.assertEqual(r["planner"]["mode"], "disagg")
+        self.assertEqual(r["prefill_workers"], 1)
+        d = r["disaggregation"]
+        long_prompts = sum(1 for _, n_in, _ in rows if n_in > 512)
+        self.assertGreater(d["remote_prefills"], long_prompts * 0.9)  # few fall back (none while one serves)
+        self.assertGreater(d["transferred_blocks"], d["remote_prefills"] * 512 // 16)
+        roles = {w["role"] for w in r["per_worker"]}
+        self.assertEqual(roles, {"prefill", "decode"})
+        prefill = [p["prefill_wanted"] for p in r["timeline"]]
+        decode = [p["wanted"] for p in r["timeline"]]
+        self.assertGreater(max(prefill), 1)  # both pools grow for the busy minute...
+        self.assertLess(prefill[-1], max(prefill))  # ...and shrink after it
+        self.assertGreaterEqual(max(decode), 1)
+        for bad, names in ((["--mode", "disagg"], "--prefill-workers"),
+                           (["--prefill-workers", "1"], "--mode disagg")):
+            p = run("simulate", "--trace", trace, "--planner", "sla", "--ttft-ms", "100", "--itl-ms", "10", *bad)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
+            self.assertIn(names, p.stderr)
 
     def test_make_model_is_deterministic(self):
         other = os.path.join(self.tmp.name, "again.gguf")

@@ -7,7 +7,10 @@ slowed 20x, so a few Python clients are load enough).
   - under load it starts more workers, and every request succeeds while it does;
   - when the load stops it drains them back to the minimum (their requests still succeed);
   - SIGTERM stops the planner and the workers it started, and it exits 0;
-  - `--connector etcd` writes the plan to turbine/<ns>/planner/<model> for an orchestrator.
+  - `--connector etcd` writes the plan to turbine/<ns>/planner/<model> for an orchestrator;
+  - `--mode disagg` runs mock prefill and decode workers (which move their 8-byte mock KV blocks
+    over the real transfer path): long prompts are prefilled remotely, both pools grow under load
+    and shrink after it, and every request succeeds.
 
 usage: planner_test.py TURBINE_BINARY TINY_MODEL_DIR
 """
@@ -27,16 +30,17 @@ import fleet_test as ft  # noqa: E402  (the fleet helpers: etcd, processes, HTTP
 SLOW = "0.05"  # the mock workers run the default profile 20x slower; the planner is told so
 
 
-def workers(frontend):
-    return ft.metric(frontend, "turbine_fleet_workers", model="tiny-planned")
+def workers(frontend, model="tiny-planned"):
+    return ft.metric(frontend, "turbine_fleet_workers", model=model)
 
 
 class Load:
     """`clients` threads sending completions back to back until stop(); counts answers by status."""
 
-    def __init__(self, frontend, clients):
-        self.frontend, self.stopped, self.status = frontend, threading.Event(), {}
+    def __init__(self, frontend, clients, model="tiny-planned"):
+        self.frontend, self.model, self.stopped, self.status = frontend, model, threading.Event(), {}
         self.lock = threading.Lock()
+        self.cached = 0  # answers reporting cached prompt tokens (every prompt here is new)
         self.threads = [threading.Thread(target=self.loop, args=(i,), daemon=True) for i in range(clients)]
         for t in self.threads:
             t.start()
@@ -45,11 +49,13 @@ class Load:
         n = 0
         while not self.stopped.is_set():
             n += 1
-            status, _ = ft.http(self.frontend.url + "/v1/completions",
-                                {"model": "tiny-planned", "prompt": ft.long_prompt(f"c{i}-{n}", 60),
+            status, body = ft.http(self.frontend.url + "/v1/completions",
+                                {"model": self.model, "prompt": ft.long_prompt(f"c{i}-{n}", 60),
                                  "max_tokens": 8}, timeout=120)
             with self.lock:
                 self.status[status] = self.status.get(status, 0) + 1
+                if status == 200 and ft.cached(body) > 0:
+                    self.cached += 1
 
     def stop(self):
         self.stopped.set()
@@ -134,6 +140,75 @@ class PlannerTest(unittest.TestCase):
         self.assertEqual(got["prefill"], 0)
         self.assertGreater(got["ts_ms"], 0)
         self.assertEqual(p.stop(signal.SIGTERM), 0, p.log)
+
+
+DISAGG = "tiny-disagg-planned"
+
+
+class DisaggPlannerTest(unittest.TestCase):
+    """`turbine planner --mode disagg --connector local` running mock prefill and decode workers."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.etcd = ft.Etcd()
+        cls.procs = []
+        ft.FleetTest.procs = cls.procs
+        try:
+            cls.frontend = ft.start_frontend(cls.etcd, "--router", "least-loaded", "--max-local-prefill-tokens", "16")
+            cls.procs.append(cls.frontend)
+            worker = " ".join([ft.BIN, "worker", "--model", ft.MODEL, "--served-model-name", DISAGG,
+                               "--engine", "mock", "--mock-speedup", SLOW, "--num-kv-blocks", "512",
+                               "--etcd", cls.etcd.url, "--namespace", "fleet-test", "--lease-ttl", "2"])
+            cls.planner = ft.Process(["planner", "--frontend", cls.frontend.url, "--model", DISAGG, "--mode", "disagg",
+                                      "--time-scale", SLOW, "--ttft-ms", "1500", "--itl-ms", "300",
+                                      "--adjustment-interval", "1.5", "--scale-down-delay", "2",
+                                      "--max-workers", "6", "--connector", "local",
+                                      "--prefill-command", worker + " --role prefill",
+                                      "--decode-command", worker + " --role decode", "--stop-timeout", "20"],
+                                     r"planning disagg workers")
+            cls.procs.append(cls.planner)
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in reversed(cls.procs):
+            p.stop(signal.SIGKILL)
+        os.system(f"pkill -KILL -f 'served-model-name {DISAGG}' 2>/dev/null")
+        cls.etcd.stop()
+
+    def pools(self):
+        """(prefill workers, decode workers) the frontend routes to."""
+        return (ft.metric(self.frontend, "turbine_fleet_prefill_workers", model=DISAGG),
+                workers(self.frontend, DISAGG))
+
+    def test_1_both_pools_follow_the_load_and_long_prompts_go_remote(self):
+        ft.wait_until(lambda: self.pools() == (1, 1), 30,
+                      "the planner's first prefill and decode workers")
+        self.assertIn("started with prefill 1 decode 1", self.planner.log)
+        load = Load(self.frontend, 24, DISAGG)
+        try:
+            ft.wait_until(lambda: sum(self.pools()) >= 4, 60, "the planner to add workers under load")
+            peak = self.pools()
+        finally:
+            answered = load.stop()
+        self.assertEqual(set(answered), {200}, answered)
+        remote = ft.metric(self.frontend, "turbine_disagg_remote_prefills_total", model=DISAGG)
+        self.assertGreater(remote, sum(answered.values()) / 2)  # the prompts are longer than 16 tokens
+        self.assertEqual(ft.metric(self.frontend, "turbine_disagg_prefill_fallbacks_total", model=DISAGG), 0)
+        # Every prompt is new, so cached tokens can only be the prefill workers' blocks, imported.
+        self.assertGreater(load.cached, sum(answered.values()) / 2)
+        light = Load(self.frontend, 1, DISAGG)
+        try:
+            ft.wait_until(lambda: self.pools() == (1, 1), 60,
+                          "the planner to drain back to one worker of each role")
+        finally:
+            answered = light.stop()
+        self.assertEqual(set(answered), {200}, answered)
+        self.assertGreaterEqual(sum(peak), 4)
+        print(f"peak (prefill, decode) workers: {peak}; remote prefills {remote}", file=sys.stderr)
+        self.assertRegex(self.planner.log, r"plan: prefill \d+ decode \d+ [\s\S]*plan: prefill 1 decode 1 ")
 
 
 if __name__ == "__main__":

@@ -359,7 +359,7 @@ TEST(SimulatorTest, AutoscalerStartsAndDrainsWorkers) {
   a.startup_us = 1'000'000;
   a.decide = [&seen](const IntervalStats& st) {
     seen.push_back(st);
-    return seen.size() == 1 ? 4 : seen.size() == 2 ? 4 : 1;
+    return FleetSize{seen.size() <= 2 ? 4 : 1, 0};
   };
   const auto r = runWith(trace, o, "round-robin", router::kDefaultOverlapWeight, a);
   EXPECT_EQ(r.completed, 400);
@@ -414,7 +414,7 @@ TEST(SimulatorTest, AutoscalerCancelsStartingWorkers) {
   Autoscaler a;
   a.interval_us = 2'000'000;
   a.startup_us = 3'000'000;  // longer than an interval
-  a.decide = [&ticks](const IntervalStats&) { return ++ticks == 1 ? 3 : 1; };
+  a.decide = [&ticks](const IntervalStats&) { return FleetSize{++ticks == 1 ? 3 : 1, 0}; };
   const auto r = runWith(trace, o, "round-robin", router::kDefaultOverlapWeight, a);
   EXPECT_EQ(r.completed, 200);
   ASSERT_EQ(r.workers.size(), 3u);
@@ -422,6 +422,143 @@ TEST(SimulatorTest, AutoscalerCancelsStartingWorkers) {
   EXPECT_EQ(r.workers[2].requests, 0);
   EXPECT_DOUBLE_EQ(r.workers[1].end_s, 4.0);
   EXPECT_NEAR(r.worker_seconds, r.makespan_s + 2 * 2.0, 1e-6);
+}
+
+// A disaggregated fleet: `decode` decode workers behind `policy`, `prefill` prefill workers behind
+// a second router of the same policy.
+SimulationReport runDisagg(const std::vector<TraceRequest>& trace, SimulationOptions o, const std::string& policy,
+                           Autoscaler autoscaler = {}) {
+  int64_t now = 0;
+  SimulationHooks hooks;
+  hooks.virtual_now_us = &now;
+  hooks.autoscaler = std::move(autoscaler);
+  auto make = [&]() -> std::unique_ptr<router::Router> {
+    if (policy == "kv") {
+      router::KvRouterOptions ko;
+      ko.now_us = [&now] { return now; };
+      return std::make_unique<router::KvRouter>(ko);
+    }
+    router::RouterOptions ro;
+    ro.policy = policy;
+    auto made = router::makeRouter(ro);
+    EXPECT_TRUE(made.isOk()) << made.status().toString();
+    return std::move(*made);
+  };
+  auto decode_router = make();
+  auto prefill_router = make();
+  hooks.prefill_router = prefill_router.get();
+  auto rep = simulate(trace, o, *decode_router, hooks);
+  EXPECT_TRUE(rep.isOk()) << rep.status().toString();
+  return rep.isOk() ? *rep : SimulationReport{};
+}
+
+// One request alone: its TTFT is the prefill leg (the whole prompt on an idle prefill worker), the
+// transfer of the blocks the decode worker lacks, and the decode leg's first step (the prompt's
+// tail after the imported blocks, plus their copy into the pool), to the microsecond; the decode
+// worker prefilled nothing itself; the imported blocks are not prefix hits.
+TEST(SimulatorTest, DisaggregatedRequestAloneCostsPrefillTransferAndTail) {
+  for (const int32_t input : {4 * 512 - 100, 4 * 512, 4 * 512 + 1}) {
+    SCOPED_TRACE(input);
+    auto trace = steadyTrace(1, 0.0, 4, 10);
+    trace[0].hash_ids.resize(static_cast<size_t>((input + 511) / 512));
+    for (size_t j = 0; j < trace[0].hash_ids.size(); ++j) trace[0].hash_ids[j] = static_cast<int64_t>(j);
+    trace[0].input_length = input;
+    SimulationOptions o;
+    o.workers = 1;
+    o.prefill_workers = 1;
+    o.kv_blocks_per_worker = 64;
+    const auto r = runDisagg(trace, o, "round-robin");
+    ASSERT_EQ(r.completed, 1);
+    EXPECT_EQ(r.remote_prefills, 1);
+    EXPECT_EQ(r.prefill_fallbacks, 0);
+    const int32_t moved = (input - 1) / 512;  // all full blocks but the last token's
+    EXPECT_EQ(r.transferred_blocks, moved);
+    EXPECT_EQ(r.prefix_hit_ratio, 0.0);
+    const TimingProfile& p = o.profile;
+    const double transfer_us = moved * 512 * p.onboard_us_per_token;
+    const double expected_us = isolatedPrefillUs(p, 0, input) + transfer_us +
+                               isolatedPrefillUs(p, moved * 512, input - moved * 512) + transfer_us;
+    EXPECT_NEAR(r.ttft_ms.p50 * 1000.0, expected_us, 3.0);
+    ASSERT_EQ(r.workers.size(), 2u);
+    EXPECT_EQ(r.workers[0].role, "decode");
+    EXPECT_EQ(r.workers[1].role, "prefill");
+    EXPECT_EQ(r.workers[0].requests, 1);
+    EXPECT_EQ(r.workers[0].prompt_blocks, 0);  // it computed only the tail
+    EXPECT_EQ(r.workers[1].requests, 1);
+    EXPECT_EQ(r.workers[1].prompt_blocks, static_cast<int64_t>(trace[0].hash_ids.size()));
+  }
+}
+
+// A prompt whose uncached part is short stays on its decode worker; so does every prompt when no
+// prefill worker is left (the autoscaler removed them): counted as fallbacks, nothing is lost.
+TEST(SimulatorTest, DisaggregatedShortPromptsAndNoPrefillWorkerStayLocal) {
+  SimulationOptions o;
+  o.workers = 2;
+  o.prefill_workers = 1;
+  o.kv_blocks_per_worker = 256;
+  {
+    const auto r = runDisagg(steadyTrace(50, 100.0, 1, 10), o, "kv");  // 412-token prompts
+    expectSane(r, 50);
+    EXPECT_EQ(r.remote_prefills, 0);
+    EXPECT_EQ(r.prefill_fallbacks, 0);
+    EXPECT_EQ(r.transferred_blocks, 0);
+    EXPECT_EQ(r.workers[2].requests, 0);
+  }
+  Autoscaler a;
+  a.interval_us = 2'000'000;
+  a.startup_us = 0;
+  a.decide = [](const IntervalStats& st) {
+    EXPECT_TRUE(st.disaggregated);
+    return FleetSize{2, 0};  // the prefill worker goes at the first tick
+  };
+  const auto r = runDisagg(steadyTrace(100, 100.0, 4, 10), o, "kv", a);  // 10 s, 1,948-token prompts
+  expectSane(r, 100);
+  EXPECT_GT(r.remote_prefills, 0);
+  EXPECT_GT(r.prefill_fallbacks, 0);
+  EXPECT_EQ(r.remote_prefills + r.prefill_fallbacks, 100);
+  EXPECT_LE(r.workers[2].end_s, 2.5);  // drained at 2 s, retired when its legs were done
+}
+
+// The same shared-prefix traffic on an aggregated and a disaggregated fleet of the same size: every
+// request completes with the same tokens; the prefill workers compute the long prompts, the
+// decode workers import them; the hit ratio counts the prefill workers' hits and stays within
+// the bounds; and (kv routing) a conversation's turns find their history on the prefill workers.
+TEST(SimulatorTest, DisaggregatedFleetServesASharedPrefixTrace) {
+  const auto trace = agentTrace(600, 6, 40, 150.0, 7);
+  SimulationOptions agg;
+  agg.workers = 4;
+  agg.kv_blocks_per_worker = 512;
+  const auto a = runWith(trace, agg, "kv");
+  SimulationOptions dis = agg;
+  dis.workers = 2;
+  dis.prefill_workers = 2;
+  const auto d = runDisagg(trace, dis, "kv");
+  expectSane(a, trace.size());
+  expectSane(d, trace.size());
+  EXPECT_EQ(d.output_tokens, a.output_tokens);
+  EXPECT_GT(d.remote_prefills, static_cast<int64_t>(trace.size()) / 2);
+  EXPECT_GT(d.transferred_blocks, d.remote_prefills);
+  EXPECT_GT(d.prefix_hit_ratio, 0.2);
+  int64_t decode_blocks = 0, prefill_blocks = 0;
+  for (const auto& w : d.workers) (w.role == "prefill" ? prefill_blocks : decode_blocks) += w.prompt_blocks;
+  EXPECT_GT(prefill_blocks, 4 * decode_blocks);
+}
+
+TEST(SimulatorTest, DisaggregatedFleetNeedsAPrefillRouter) {
+  SimulationOptions o;
+  o.prefill_workers = 1;
+  router::RouterOptions ro;
+  ro.policy = "round-robin";
+  auto r = router::makeRouter(ro);
+  ASSERT_TRUE(r.isOk());
+  auto rep = simulate(steadyTrace(1, 0, 1, 1), o, **r, {});
+  ASSERT_FALSE(rep.isOk());
+  EXPECT_NE(rep.status().message().find("prefill router"), std::string::npos);
+  o.prefill_workers = -1;
+  EXPECT_FALSE(validateSimulationOptions(o).isOk());
+  o.prefill_workers = 1;
+  o.max_local_prefill_tokens = -1;
+  EXPECT_FALSE(validateSimulationOptions(o).isOk());
 }
 
 }  // namespace
