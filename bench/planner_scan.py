@@ -9,6 +9,9 @@ fleet that does at least as well and the cost ratio. Two traces:
   day    a constructed one: the Azure hour's request lengths on a day-shaped rate compressed into
          an hour (rate(t) = 1 + 9 sin^2(pi t / 3600) req/s), to show what following a load that
          moves is worth. Constructed, not recorded.
+With --modes agg,disagg the planner also plans a disaggregated fleet (prefill + decode workers,
+every prompt over --max-local-prefill-tokens prefilled remotely and its KV moved at the profile's
+onboard_us_per_token), compared against the same fixed aggregated fleets.
 Workers: the default timing profile slowed --time-scale (0.1: a ten times bigger model). Virtual
 time: the figures do not depend on the machine. Usage:
   bench/planner_scan.py --azure ../shared/data/traces/AzureLLMInferenceTrace_conv.csv \
@@ -69,6 +72,7 @@ def main():
     p.add_argument("--utilizations", default="0.8,0.7,0.6")
     p.add_argument("--interval", type=float, default=30)
     p.add_argument("--startup", type=float, default=30)
+    p.add_argument("--modes", default="agg", help="planner fleets: agg, disagg or agg,disagg")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         day = os.path.join(tmp, "day.csv")
@@ -81,16 +85,18 @@ def main():
                 static.append((w, r["worker_seconds"] / 3600, r["slo"]["attainment"]))
                 print(f"{label} fixed {w:2d} workers: {static[-1][1]:6.2f} worker-h, attainment {static[-1][2]:.4f}, "
                       f"TTFT mean {r['ttft_ms']['mean']:.0f} ms, ITL mean {r['itl_ms']['mean']:.1f} ms")
-            for u in args.utilizations.split(","):
-                r = simulate(args, trace, tmp, f"{label}-plan-{u}",
-                             ["--planner", "sla", "--workers", "2", "--max-workers", "64", "--max-utilization", u,
+            for mode, u in ((m, u) for m in args.modes.split(",") for u in args.utilizations.split(",")):
+                fleet = ["--workers", "2"] if mode == "agg" else ["--mode", "disagg", "--workers", "1",
+                                                                  "--prefill-workers", "1"]
+                r = simulate(args, trace, tmp, f"{label}-plan-{mode}-{u}",
+                             ["--planner", "sla", *fleet, "--max-workers", "64", "--max-utilization", u,
                               "--adjustment-interval", str(args.interval), "--worker-startup", str(args.startup)])
                 cost, att = r["worker_seconds"] / 3600, r["slo"]["attainment"]
                 better = [s for s in static if s[2] >= att]
                 ref = min(better, key=lambda s: s[1]) if better else None
                 vs = (f"cheapest fixed fleet as good: {ref[0]} workers, {ref[1]:.2f} worker-h -> planner "
                       f"{cost / ref[1]:.2f}x its cost") if ref else "no fixed fleet up to --max-static is as good"
-                print(f"{label} planner (max utilization {u}): {cost:6.2f} worker-h, attainment {att:.4f}, "
+                print(f"{label} {mode} planner (max utilization {u}): {cost:6.2f} worker-h, attainment {att:.4f}, "
                       f"peak {r['peak_workers']}, TTFT mean {r['ttft_ms']['mean']:.0f} ms, ITL mean "
                       f"{r['itl_ms']['mean']:.1f} ms | {vs}")
     return 0
