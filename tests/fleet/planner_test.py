@@ -9,8 +9,9 @@ slowed 20x, so a few Python clients are load enough).
   - SIGTERM stops the planner and the workers it started, and it exits 0;
   - `--connector etcd` writes the plan to turbine/<ns>/planner/<model> for an orchestrator;
   - `--mode disagg` runs mock prefill and decode workers (which move their 8-byte mock KV blocks
-    over the real transfer path): long prompts are prefilled remotely, both pools grow under load
-    and shrink after it, and every request succeeds.
+    over the real transfer path): long prompts are prefilled remotely, the fleet grows under load
+    (the prefill pool here: long prompts, 8-token outputs) and shrinks back to one worker of each
+    role after it, and every request succeeds.
 
 usage: planner_test.py TURBINE_BINARY TINY_MODEL_DIR
 """
@@ -64,24 +65,27 @@ class Load:
         return self.status
 
 
-class PlannerTest(unittest.TestCase):
+class PlannedFleet(unittest.TestCase):
+    """etcd, a frontend, and `turbine planner --connector local` running mock workers serving
+    cls.NAME; subclasses give the frontend's extra flags and the planner's mode flags."""
+    NAME, FRONTEND, MODE = None, (), ()
+
     @classmethod
     def setUpClass(cls):
         cls.etcd = ft.Etcd()
         cls.procs = []
         ft.FleetTest.procs = cls.procs  # wait_until prints these logs on a timeout
         try:
-            cls.frontend = ft.start_frontend(cls.etcd, "--router", "least-loaded")
+            cls.frontend = ft.start_frontend(cls.etcd, "--router", "least-loaded", *cls.FRONTEND)
             cls.procs.append(cls.frontend)
-            worker = " ".join([ft.BIN, "worker", "--model", ft.MODEL, "--served-model-name", "tiny-planned",
+            worker = " ".join([ft.BIN, "worker", "--model", ft.MODEL, "--served-model-name", cls.NAME,
                                "--engine", "mock", "--mock-speedup", SLOW, "--num-kv-blocks", "512",
                                "--etcd", cls.etcd.url, "--namespace", "fleet-test", "--lease-ttl", "2"])
-            cls.planner = ft.Process(["planner", "--frontend", cls.frontend.url, "--model", "tiny-planned",
+            cls.planner = ft.Process(["planner", "--frontend", cls.frontend.url, "--model", cls.NAME,
                                       "--time-scale", SLOW, "--ttft-ms", "1500", "--itl-ms", "300",
                                       "--adjustment-interval", "1.5", "--scale-down-delay", "2",
-                                      "--max-workers", "4", "--connector", "local", "--worker-command", worker,
-                                      "--stop-timeout", "20"],
-                                     r"planning agg workers")
+                                      "--connector", "local", "--stop-timeout", "20", *cls.mode_flags(worker)],
+                                     r"planning \w+ workers")
             cls.procs.append(cls.planner)
         except BaseException:
             cls.tearDownClass()
@@ -91,8 +95,16 @@ class PlannerTest(unittest.TestCase):
     def tearDownClass(cls):
         for p in reversed(cls.procs):
             p.stop(signal.SIGKILL)
-        os.system("pkill -KILL -f 'served-model-name tiny-planned' 2>/dev/null")  # orphans, if any
+        os.system(f"pkill -KILL -f 'served-model-name {cls.NAME} ' 2>/dev/null")  # orphans, if any
         cls.etcd.stop()
+
+
+class PlannerTest(PlannedFleet):
+    NAME = "tiny-planned"
+
+    @staticmethod
+    def mode_flags(worker):
+        return ["--max-workers", "4", "--worker-command", worker]
 
     def test_1_starts_the_minimum_then_follows_the_load_up_and_down(self):
         ft.wait_until(lambda: workers(self.frontend) == 1, 30, "the planner's first worker")
@@ -145,45 +157,21 @@ class PlannerTest(unittest.TestCase):
 DISAGG = "tiny-disagg-planned"
 
 
-class DisaggPlannerTest(unittest.TestCase):
+class DisaggPlannerTest(PlannedFleet):
     """`turbine planner --mode disagg --connector local` running mock prefill and decode workers."""
+    NAME, FRONTEND = DISAGG, ("--max-local-prefill-tokens", "16")
 
-    @classmethod
-    def setUpClass(cls):
-        cls.etcd = ft.Etcd()
-        cls.procs = []
-        ft.FleetTest.procs = cls.procs
-        try:
-            cls.frontend = ft.start_frontend(cls.etcd, "--router", "least-loaded", "--max-local-prefill-tokens", "16")
-            cls.procs.append(cls.frontend)
-            worker = " ".join([ft.BIN, "worker", "--model", ft.MODEL, "--served-model-name", DISAGG,
-                               "--engine", "mock", "--mock-speedup", SLOW, "--num-kv-blocks", "512",
-                               "--etcd", cls.etcd.url, "--namespace", "fleet-test", "--lease-ttl", "2"])
-            cls.planner = ft.Process(["planner", "--frontend", cls.frontend.url, "--model", DISAGG, "--mode", "disagg",
-                                      "--time-scale", SLOW, "--ttft-ms", "1500", "--itl-ms", "300",
-                                      "--adjustment-interval", "1.5", "--scale-down-delay", "2",
-                                      "--max-workers", "6", "--connector", "local",
-                                      "--prefill-command", worker + " --role prefill",
-                                      "--decode-command", worker + " --role decode", "--stop-timeout", "20"],
-                                     r"planning disagg workers")
-            cls.procs.append(cls.planner)
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for p in reversed(cls.procs):
-            p.stop(signal.SIGKILL)
-        os.system(f"pkill -KILL -f 'served-model-name {DISAGG}' 2>/dev/null")
-        cls.etcd.stop()
+    @staticmethod
+    def mode_flags(worker):
+        return ["--mode", "disagg", "--max-workers", "6", "--prefill-command", worker + " --role prefill",
+                "--decode-command", worker + " --role decode"]
 
     def pools(self):
         """(prefill workers, decode workers) the frontend routes to."""
         return (ft.metric(self.frontend, "turbine_fleet_prefill_workers", model=DISAGG),
                 workers(self.frontend, DISAGG))
 
-    def test_1_both_pools_follow_the_load_and_long_prompts_go_remote(self):
+    def test_1_the_pools_follow_the_load_and_long_prompts_go_remote(self):
         ft.wait_until(lambda: self.pools() == (1, 1), 30,
                       "the planner's first prefill and decode workers")
         self.assertIn("started with prefill 1 decode 1", self.planner.log)
