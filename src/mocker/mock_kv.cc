@@ -7,11 +7,8 @@ namespace turbine::mocker {
 
 namespace {
 
-uint64_t mix(uint64_t h, uint64_t x) {
-  h ^= x + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-  h *= 0xff51afd7ed558ccdULL;
-  return h ^ (h >> 33);
-}
+// FNV-1a style: two dependent operations a token (the simulator folds every computed token).
+uint64_t mix(uint64_t h, uint64_t x) { return (h ^ x) * 0x100000001b3ULL; }
 
 }  // namespace
 
@@ -20,16 +17,18 @@ MockKvContents::MockKvContents(int32_t block_size, int32_t num_blocks)
 
 void MockKvContents::record(const engine::Batch& batch) {
   for (const engine::SequenceChunk& s : batch.seqs) {
+    // One division per chunk; then the slot and the offset advance with the position.
+    size_t slot = static_cast<size_t>(s.start_pos / block_size_);
+    int32_t offset = s.start_pos % block_size_;
     for (size_t k = 0; k < s.tokens.size(); ++k) {
-      const int64_t pos = s.start_pos + static_cast<int64_t>(k);
-      const auto slot = static_cast<size_t>(pos / block_size_);
       if (slot >= s.block_table.size()) break;  // the scheduler always covers the chunk
       const auto block = static_cast<size_t>(s.block_table[slot]);
-      if (block >= values_.size()) continue;
-      const int64_t offset = pos % block_size_;
-      uint64_t& v = values_[block];
-      if (offset == 0) v = 0;
-      v = mix(v, (static_cast<uint64_t>(offset) << 32) | static_cast<uint32_t>(s.tokens[k]));
+      if (block < values_.size()) {
+        uint64_t& v = values_[block];
+        if (offset == 0) v = 0xcbf29ce484222325ULL;
+        v = mix(v, (static_cast<uint64_t>(offset) << 32) | static_cast<uint32_t>(s.tokens[k]));
+      }
+      if (++offset == block_size_) offset = 0, ++slot;
     }
   }
 }

@@ -27,33 +27,19 @@ import fleet_test as ft  # noqa: E402  (the fleet helpers: etcd, processes, HTTP
 MAX_LOCAL = 32
 
 
-class DisaggTest(unittest.TestCase):
+class DisaggTest(ft.FleetCase):
     @classmethod
-    def setUpClass(cls):
-        cls.etcd = ft.Etcd()
-        cls.procs = []
-        ft.FleetTest.procs = cls.procs  # wait_until prints these logs on a timeout
-        try:
-            cls.frontend = ft.start_frontend(cls.etcd, "--router", "kv",
-                                             "--max-local-prefill-tokens", str(MAX_LOCAL))
-            cls.procs.append(cls.frontend)
-            cls.prefill = ft.start_worker(cls.etcd, "--role", "prefill")
-            cls.decode = ft.start_worker(cls.etcd, "--role", "decode")
-            cls.agg = ft.start_worker(cls.etcd, "--served-model-name", "tiny-agg")
-            cls.procs += [cls.prefill, cls.decode, cls.agg]
-            ft.wait_until(lambda: ft.metric(cls.frontend, "turbine_fleet_workers", model="tiny") == 1 and
-                          ft.metric(cls.frontend, "turbine_fleet_prefill_workers", model="tiny") == 1 and
-                          ft.metric(cls.frontend, "turbine_fleet_workers", model="tiny-agg") == 1, 30,
-                          "the frontend to see the prefill, decode and aggregated workers")
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for p in reversed(cls.procs):
-            p.stop(signal.SIGKILL)
-        cls.etcd.stop()
+    def start_fleet(cls):
+        cls.frontend = ft.start_frontend(cls.etcd, "--router", "kv", "--max-local-prefill-tokens", str(MAX_LOCAL))
+        cls.procs.append(cls.frontend)
+        cls.prefill = ft.start_worker(cls.etcd, "--role", "prefill")
+        cls.decode = ft.start_worker(cls.etcd, "--role", "decode")
+        cls.agg = ft.start_worker(cls.etcd, "--served-model-name", "tiny-agg")
+        cls.procs += [cls.prefill, cls.decode, cls.agg]
+        ft.wait_until(lambda: ft.metric(cls.frontend, "turbine_fleet_workers", model="tiny") == 1 and
+                      ft.metric(cls.frontend, "turbine_fleet_prefill_workers", model="tiny") == 1 and
+                      ft.metric(cls.frontend, "turbine_fleet_workers", model="tiny-agg") == 1, 30,
+                      "the frontend to see the prefill, decode and aggregated workers")
 
     def remote(self):
         return ft.metric(self.frontend, "turbine_disagg_remote_prefills_total", model="tiny")

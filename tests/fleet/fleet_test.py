@@ -170,7 +170,7 @@ def wait_until(predicate, timeout, what):
         if value:
             return value
         time.sleep(0.1)
-    logs = "".join(f"\n--- turbine {' '.join(p.proc.args[1:3])}:\n{p.log[-3000:]}" for p in FleetTest.procs)
+    logs = "".join(f"\n--- turbine {' '.join(p.proc.args[1:3])}:\n{p.log[-3000:]}" for p in FleetCase.procs)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}{logs}")
 
 
@@ -212,17 +212,42 @@ def stream_and_hit_its_worker(frontend, workers, tag, max_tokens, hit, after_eve
     return events, target
 
 
-class FleetTest(unittest.TestCase):
+class FleetCase(unittest.TestCase):
+    procs = []
+    STOP_SIGNAL = signal.SIGKILL  # what the processes get at the end
+
+    """A real etcd and the turbine processes a test class starts (start_fleet) into cls.procs,
+    whose logs wait_until shows on a timeout; all killed, then cleanup(), then etcd stopped, when
+    the class ends or its set-up fails."""
+
     @classmethod
     def setUpClass(cls):
         cls.etcd = Etcd()
         cls.procs = []
+        FleetCase.procs = cls.procs
         try:
             cls.start_fleet()
         except BaseException:
             cls.tearDownClass()
             raise
 
+    @classmethod
+    def start_fleet(cls):
+        pass
+
+    @classmethod
+    def cleanup(cls):
+        """After the processes are killed, before etcd stops."""
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in reversed(cls.procs):
+            p.stop(cls.STOP_SIGNAL)
+        cls.cleanup()
+        cls.etcd.stop()
+
+
+class FleetTest(FleetCase):
     @classmethod
     def start_fleet(cls):
         # The frontend comes first: the model must appear when its first worker registers.
@@ -234,12 +259,6 @@ class FleetTest(unittest.TestCase):
         cls.procs += cls.workers
         wait_until(lambda: metric(cls.frontend, "turbine_fleet_workers", model="tiny") == 3, 30,
                    "the frontend to see 3 workers")
-
-    @classmethod
-    def tearDownClass(cls):
-        for p in reversed(cls.procs):
-            p.stop(signal.SIGKILL)
-        cls.etcd.stop()
 
     def test_1_model_appears_with_its_first_worker(self):
         self.assertEqual(self.models_before, [])

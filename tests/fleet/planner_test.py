@@ -65,38 +65,28 @@ class Load:
         return self.status
 
 
-class PlannedFleet(unittest.TestCase):
-    """etcd, a frontend, and `turbine planner --connector local` running mock workers serving
-    cls.NAME; subclasses give the frontend's extra flags and the planner's mode flags."""
-    NAME, FRONTEND, MODE = None, (), ()
+class PlannedFleet(ft.FleetCase):
+    """A frontend and `turbine planner --connector local` running mock workers serving cls.NAME;
+    subclasses give the frontend's extra flags and the planner's mode flags (mode_flags)."""
+    NAME, FRONTEND = None, ()
 
     @classmethod
-    def setUpClass(cls):
-        cls.etcd = ft.Etcd()
-        cls.procs = []
-        ft.FleetTest.procs = cls.procs  # wait_until prints these logs on a timeout
-        try:
-            cls.frontend = ft.start_frontend(cls.etcd, "--router", "least-loaded", *cls.FRONTEND)
-            cls.procs.append(cls.frontend)
-            worker = " ".join([ft.BIN, "worker", "--model", ft.MODEL, "--served-model-name", cls.NAME,
-                               "--engine", "mock", "--mock-speedup", SLOW, "--num-kv-blocks", "512",
-                               "--etcd", cls.etcd.url, "--namespace", "fleet-test", "--lease-ttl", "2"])
-            cls.planner = ft.Process(["planner", "--frontend", cls.frontend.url, "--model", cls.NAME,
-                                      "--time-scale", SLOW, "--ttft-ms", "1500", "--itl-ms", "300",
-                                      "--adjustment-interval", "1.5", "--scale-down-delay", "2",
-                                      "--connector", "local", "--stop-timeout", "20", *cls.mode_flags(worker)],
-                                     r"planning \w+ workers")
-            cls.procs.append(cls.planner)
-        except BaseException:
-            cls.tearDownClass()
-            raise
+    def start_fleet(cls):
+        cls.frontend = ft.start_frontend(cls.etcd, "--router", "least-loaded", *cls.FRONTEND)
+        cls.procs.append(cls.frontend)
+        worker = " ".join([ft.BIN, "worker", "--model", ft.MODEL, "--served-model-name", cls.NAME,
+                           "--engine", "mock", "--mock-speedup", SLOW, "--num-kv-blocks", "512",
+                           "--etcd", cls.etcd.url, "--namespace", "fleet-test", "--lease-ttl", "2"])
+        cls.planner = ft.Process(["planner", "--frontend", cls.frontend.url, "--model", cls.NAME,
+                                  "--time-scale", SLOW, "--ttft-ms", "1500", "--itl-ms", "300",
+                                  "--adjustment-interval", "1.5", "--scale-down-delay", "2",
+                                  "--connector", "local", "--stop-timeout", "20", *cls.mode_flags(worker)],
+                                 r"planning \w+ workers")
+        cls.procs.append(cls.planner)
 
     @classmethod
-    def tearDownClass(cls):
-        for p in reversed(cls.procs):
-            p.stop(signal.SIGKILL)
+    def cleanup(cls):
         os.system(f"pkill -KILL -f 'served-model-name {cls.NAME} ' 2>/dev/null")  # orphans, if any
-        cls.etcd.stop()
 
 
 class PlannerTest(PlannedFleet):

@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -108,31 +109,23 @@ def ids(n, last, seed):
     return [(seed * 7919 + i * 104729) % 3000 + 500 for i in range(n - 1)] + [last]
 
 
-class UpstreamTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.etcd = ft.Etcd()
-        cls.procs = []
-        ft.FleetTest.procs = cls.procs  # the processes whose logs a timeout shows
-        try:
-            cls.vllm = [StandIn("vllm-tiny"), StandIn("vllm-tiny")]
-            cls.frontend = start_frontend(cls.etcd)
-            cls.procs.append(cls.frontend)
-            cls.workers = [start_upstream_worker(cls.etcd, v.url, "--kv-events", v.events) for v in cls.vllm]
-            cls.procs += cls.workers
-            wait_for(lambda: ft.metric(cls.frontend, "turbine_fleet_workers", model="tiny") == 2, 30,
-                     "the frontend to see both workers")
-        except BaseException:
-            cls.tearDownClass()
-            raise
+class UpstreamTest(ft.FleetCase):
+    STOP_SIGNAL = signal.SIGTERM
 
     @classmethod
-    def tearDownClass(cls):
-        for p in reversed(getattr(cls, "procs", [])):
-            p.stop()
+    def start_fleet(cls):
+        cls.vllm = [StandIn("vllm-tiny"), StandIn("vllm-tiny")]
+        cls.frontend = start_frontend(cls.etcd)
+        cls.procs.append(cls.frontend)
+        cls.workers = [start_upstream_worker(cls.etcd, v.url, "--kv-events", v.events) for v in cls.vllm]
+        cls.procs += cls.workers
+        wait_for(lambda: ft.metric(cls.frontend, "turbine_fleet_workers", model="tiny") == 2, 30,
+                 "the frontend to see both workers")
+
+    @classmethod
+    def cleanup(cls):
         for v in getattr(cls, "vllm", []):
             v.stop()
-        cls.etcd.stop()
 
     @contextlib.contextmanager
     def serving(self, served, *engines, extra=()):
