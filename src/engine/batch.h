@@ -18,7 +18,10 @@ struct SequenceChunk {
   std::span<const int32_t> tokens;        // token ids to compute in this step
   int32_t start_pos = 0;                  // position of tokens[0]; KV for [0, start_pos) is cached
   std::span<const BlockId> block_table;   // block ids covering positions [0, start_pos + tokens.size())
-  bool want_logits = true;                // produce logits for the chunk's last token
+  // Logits for the chunk's last `num_logits` tokens: 1 = the next token's (the chunk ends the
+  // sequence), 0 = none (a prefill chunk before the last), tokens.size() = every position
+  // (prompt logprobs: position p's row scores the token at p + 1).
+  int32_t num_logits = 1;
 };
 
 struct Batch {
@@ -30,7 +33,7 @@ struct Batch {
   }
   int32_t numLogits() const {
     int32_t n = 0;
-    for (const auto& s : seqs) n += s.want_logits ? 1 : 0;
+    for (const auto& s : seqs) n += s.num_logits;
     return n;
   }
 };
@@ -45,7 +48,8 @@ class ModelRunner {
   virtual int32_t numBlocks() const = 0;   // KV blocks in the pool; valid ids are [0, numBlocks)
   virtual int32_t maxModelLen() const = 0;
   // Writes K/V of every token of the batch into its blocks, and logits [numLogits(), vocab]
-  // row-major into `logits` (in the order of batch.seqs, skipping those without want_logits).
+  // row-major into `logits` (in the order of batch.seqs, each chunk's num_logits rows in
+  // position order).
   virtual Status forward(const Batch& batch, std::span<float> logits) = 0;
 
   // Block copies for the KV block manager (offload to host / disk and back, kv/block_manager.h).

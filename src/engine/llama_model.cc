@@ -147,6 +147,10 @@ Status LlamaModel::validate(const Batch& batch, std::span<float> logits) {
     auto where = [i] { return "batch.seqs[" + std::to_string(i) + "]: "; };
     if (s.tokens.empty()) return invalidArgument(where() + "no tokens");
     if (s.start_pos < 0) return invalidArgument(where() + "negative start_pos");
+    if (s.num_logits < 0 || s.num_logits > static_cast<int32_t>(s.tokens.size())) {
+      return invalidArgument(where() + "num_logits " + std::to_string(s.num_logits) + " outside [0, " +
+                             std::to_string(s.tokens.size()) + "]");
+    }
     const int64_t end = int64_t{s.start_pos} + static_cast<int64_t>(s.tokens.size());
     if (end > max_model_len_) {
       return invalidArgument(where() + "positions up to " + std::to_string(end - 1) +
@@ -202,7 +206,8 @@ void LlamaModel::prepare(const Batch& batch) {
       positions_.push_back(s.start_pos + static_cast<int32_t>(t));
       seq_of_.push_back(static_cast<int32_t>(attn_seqs_.size() - 1));
     }
-    if (s.want_logits) logit_rows_.push_back(static_cast<int64_t>(tokens_.size()) - 1);
+    const auto end = static_cast<int64_t>(tokens_.size());
+    for (int64_t r = end - s.num_logits; r < end; ++r) logit_rows_.push_back(r);
   }
   const size_t h = static_cast<size_t>(c.hidden_size), f = static_cast<size_t>(c.intermediate_size);
   const size_t qd = static_cast<size_t>(c.num_heads) * static_cast<size_t>(c.head_dim);

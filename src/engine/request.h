@@ -34,9 +34,17 @@ struct SamplingParams {
   std::unordered_map<int32_t, float> logit_bias;  // token id -> added to its logit
   bool logprobs = false;           // return the chosen token's logprob (raw log-softmax)
   int32_t top_logprobs = 0;        // and the N most likely tokens' (0..kMaxTopLogprobs)
+  // Set: the logprob of every prompt token after the first under the model (and the N most
+  // likely tokens' at its position, N = the value, 0..kMaxTopLogprobs), as vLLM's
+  // prompt_logprobs. The prompt is then computed from its first token (the prefix cache cannot
+  // give logits), in chunks of at most kMaxPromptLogitRows tokens a step.
+  std::optional<int32_t> prompt_logprobs;
 };
 
 inline constexpr int32_t kMaxTopLogprobs = 20;
+// Prompt logprobs: logits rows a step may hold for them, rows x vocab <= this many floats
+// (64 MiB; 512 rows at a 32k vocabulary, 128 at 128k), and never fewer than 16 rows.
+inline constexpr int64_t kMaxPromptLogitFloats = int64_t{16} << 20;
 
 struct StopParams {
   std::optional<int32_t> max_tokens;   // unset: up to max_model_len - prompt length
@@ -94,6 +102,7 @@ struct TokenLogprob {
 struct PositionLogprobs {
   TokenLogprob chosen;
   std::vector<TokenLogprob> top;
+  int32_t rank = 1;  // of `chosen`: 1 + the number of tokens with a higher logit
 };
 
 struct Usage {
@@ -109,6 +118,9 @@ struct Output {
   int32_t index = 0;  // which of the request's n samples; -1: the request as a whole failed
   std::vector<int32_t> token_ids;
   std::vector<PositionLogprobs> logprobs;  // one per token when sampling.logprobs
+  // sampling.prompt_logprobs: the prompt's tokens 1..n-1 (position p scores token p), in the
+  // first chunk of sample 0 (with its first token, or its end when it ends before one).
+  std::optional<std::vector<PositionLogprobs>> prompt_logprobs;
   FinishReason finish_reason = FinishReason::kNone;
   std::optional<Usage> usage;
   Status status;  // not OK when the request failed (finish_reason is then kAbort)

@@ -58,7 +58,7 @@ SampleResult Sampler::sample(std::span<const float> logits, const SamplingParams
     applyPenalties(work_, params, ctx);
     r.token = isGreedy(params) ? argmax(work_) : sampleFiltered(params, rng);
   }
-  if (params.logprobs) r.logprobs = computeLogprobs(logits, r.token, params.top_logprobs);
+  if (params.logprobs) r.logprobs = logprobsOf(logits, r.token, params.top_logprobs);
   return r;
 }
 
@@ -159,15 +159,19 @@ int32_t Sampler::sampleFiltered(const SamplingParams& p, SamplerRng& rng) {
   return cand_.back().second;
 }
 
-PositionLogprobs Sampler::computeLogprobs(std::span<const float> raw, int32_t chosen,
-                                          int32_t top_n) {
+PositionLogprobs Sampler::logprobsOf(std::span<const float> raw, int32_t chosen, int32_t top_n) {
   float m = kNegInf;
-  for (float l : raw) m = std::max(m, l);
+  int32_t above = 0;
+  for (float l : raw) {
+    m = std::max(m, l);
+    above += l > raw[chosen] ? 1 : 0;
+  }
   double sum = 0;
   for (float l : raw) sum += std::exp(static_cast<double>(l) - m);
   const float lse = m + static_cast<float>(std::log(sum));
   PositionLogprobs out;
   out.chosen = {chosen, raw[chosen] - lse};
+  out.rank = above + 1;
   if (top_n > 0) {
     cand_.clear();
     for (size_t i = 0; i < raw.size(); ++i) cand_.emplace_back(raw[i], static_cast<int32_t>(i));

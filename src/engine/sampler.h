@@ -59,9 +59,11 @@ class Sampler {
   void applyPenalties(std::span<float> logits, const SamplingParams& params,
                       const SampleContext& ctx);
 
+  // Log-softmax of `raw` at `chosen`, its rank, and the top_n most likely tokens' (best first).
+  PositionLogprobs logprobsOf(std::span<const float> raw, int32_t chosen, int32_t top_n);
+
  private:
   int32_t sampleFiltered(const SamplingParams& params, SamplerRng& rng);
-  PositionLogprobs computeLogprobs(std::span<const float> raw, int32_t chosen, int32_t top_n);
 
   std::vector<float> work_;
   std::vector<int32_t> counts_;    // per vocab id, zero between calls

@@ -43,6 +43,9 @@ struct Scheduler::Group {
   std::shared_ptr<const KvBlocks> import;
   int32_t import_at = 0;
   int64_t import_used = 0;  // of its blocks, written into the pool
+  // sampling.prompt_logprobs: the scores of prompt tokens 1..size() so far, until delivered.
+  std::vector<PositionLogprobs> prompt_lp;
+  bool prompt_lp_delivered = false;
 };
 
 namespace {
@@ -82,6 +85,8 @@ Status checkSampling(const SamplingParams& s, int32_t vocab) {
   }
   if (s.top_logprobs < 0 || s.top_logprobs > kMaxTopLogprobs)
     return invalidArgument("top_logprobs must be in [0, " + std::to_string(kMaxTopLogprobs) + "]");
+  if (s.prompt_logprobs && (*s.prompt_logprobs < 0 || *s.prompt_logprobs > kMaxTopLogprobs))
+    return invalidArgument("prompt_logprobs must be in [0, " + std::to_string(kMaxTopLogprobs) + "]");
   return Status::ok();
 }
 
@@ -213,14 +218,17 @@ void Scheduler::abortAll(const Status& why) {
 Status Scheduler::step() {
   schedule();
   Batch batch;
-  for (const Planned& p : plan_) {
+  for (Planned& p : plan_) {
     if (p.dropped) continue;
     Sequence* s = p.seq;
     SequenceChunk c;
     c.tokens = std::span<const int32_t>(s->tokens).subspan(s->num_computed, p.num_tokens);
     c.start_pos = s->num_computed;
     c.block_table = s->blocks;
-    c.want_logits = s->num_computed + p.num_tokens == static_cast<int32_t>(s->tokens.size());
+    p.prompt_rows = needsPromptLogits(s);
+    const bool last = s->num_computed + p.num_tokens == static_cast<int32_t>(s->tokens.size());
+    p.num_logits = p.prompt_rows ? p.num_tokens : (last ? 1 : 0);
+    c.num_logits = p.num_logits;
     batch.seqs.push_back(c);
   }
   last_batch_seqs_ = static_cast<int32_t>(batch.seqs.size());
@@ -251,6 +259,8 @@ Status Scheduler::step() {
 void Scheduler::schedule() {
   plan_.clear();
   budget_ = options_.max_num_batched_tokens;
+  prompt_rows_budget_ = static_cast<int32_t>(
+      std::max<int64_t>(16, kMaxPromptLogitFloats / std::max(1, limits_.vocab_size)));
   preempted_ = false;
   scheduleRunning(/*decodes=*/true);
   scheduleRunning(/*decodes=*/false);
@@ -262,10 +272,12 @@ void Scheduler::scheduleRunning(bool decodes) {
     Sequence* s = running_[i];
     const int32_t remaining = static_cast<int32_t>(s->tokens.size()) - s->num_computed;
     if ((remaining == 1) != decodes) continue;
-    const int32_t n = std::min(remaining, budget_);
+    const int32_t n = chunkLimit(s, std::min(remaining, budget_));
+    if (n == 0) continue;
     if (!ensureBlocks(s, n)) continue;  // s was preempted (it was the newest) or finished
     plan_.push_back({s, n, false});
     budget_ -= n;
+    if (needsPromptLogits(s)) prompt_rows_budget_ -= n;
   }
 }
 
@@ -300,10 +312,29 @@ void Scheduler::preempt(Sequence* s) {
   ++counters_.preemptions;
 }
 
+bool Scheduler::needsPromptLogits(const Sequence* s) const {
+  const Group* g = s->group;
+  return s->index == 0 && g->request.sampling.prompt_logprobs && !g->prompt_lp_delivered &&
+         static_cast<int32_t>(g->prompt_lp.size()) < s->num_prompt - 1;
+}
+
+int32_t Scheduler::maxPrefixHit(const Sequence* s) const {
+  int32_t max_hit = (static_cast<int32_t>(s->tokens.size()) - 1) / limits_.block_size;
+  // Position c scores prompt token c + 1: its row must be computed, so no hit may cover it.
+  if (needsPromptLogits(s)) {
+    max_hit = std::min(max_hit, static_cast<int32_t>(s->group->prompt_lp.size()) / limits_.block_size);
+  }
+  return max_hit;
+}
+
+int32_t Scheduler::chunkLimit(const Sequence* s, int32_t n) const {
+  return needsPromptLogits(s) ? std::min(n, std::max(0, prompt_rows_budget_)) : n;
+}
+
 int32_t Scheduler::acquireCachedPrefix(Sequence* s) {
   if (!pool_.cachingEnabled()) return 0;
   kv::extendBlockHashes(s->group->root, s->tokens, limits_.block_size, s->hashes);
-  const int32_t max_hit = (static_cast<int32_t>(s->tokens.size()) - 1) / limits_.block_size;
+  const int32_t max_hit = maxPrefixHit(s);
   int32_t hit = 0;
   while (hit < max_hit) {
     const auto b = pool_.lookup(s->hashes[hit]);
@@ -322,7 +353,7 @@ int32_t Scheduler::tieredPrefix(Sequence* s, int32_t from) {
   const Group* g = s->group;
   const bool importing = g->import && s->index == 0 && !g->admitted;
   if ((!m && !importing) || !pool_.cachingEnabled()) return 0;
-  const int32_t max_hit = (static_cast<int32_t>(s->tokens.size()) - 1) / limits_.block_size;
+  const int32_t max_hit = maxPrefixHit(s);
   int32_t end = from;
   while (end < max_hit && ((importing && importedBlock(g, end)) || (m && m->find(s->hashes[end])))) ++end;
   // Tail first, so the run's head ends up most recently used (evicted last).
@@ -444,7 +475,11 @@ void Scheduler::admitWaiting() {
     const int32_t hit = acquireCachedPrefix(s);
     const int32_t tier_hit = tieredPrefix(s, hit);
     const int32_t start = s->num_computed + tier_hit * limits_.block_size;
-    int32_t n = std::min(static_cast<int32_t>(s->tokens.size()) - start, budget_);
+    int32_t n = chunkLimit(s, std::min(static_cast<int32_t>(s->tokens.size()) - start, budget_));
+    if (n == 0) {
+      releaseBlocks(s);  // no prompt-logits rows left in this step
+      return;
+    }
     const int32_t need = ceilDiv(start + n, limits_.block_size) -
                          static_cast<int32_t>(s->blocks.size());
     if (!pool_.allocate(need, s->blocks)) {
@@ -453,7 +488,7 @@ void Scheduler::admitWaiting() {
     }
     const int32_t onboarded = tier_hit > 0 ? onboard(s, tier_hit) : 0;
     // Fewer onboarded than found: compute from there (the blocks allocated still cover it).
-    n = std::min(static_cast<int32_t>(s->tokens.size()) - s->num_computed, budget_);
+    n = chunkLimit(s, std::min(static_cast<int32_t>(s->tokens.size()) - s->num_computed, budget_));
     waiting_.pop_front();
     Group* g = s->group;
     if (s->index == 0 && !g->admitted) {
@@ -473,6 +508,7 @@ void Scheduler::admitWaiting() {
                     s);
     plan_.push_back({s, n, false});
     budget_ -= n;
+    if (needsPromptLogits(s)) prompt_rows_budget_ -= n;
   }
 }
 
@@ -484,14 +520,41 @@ void Scheduler::update(std::span<const float> logits) {
     Sequence* s = p.seq;
     const bool decode = p.num_tokens == 1 && s->num_computed >= s->num_prompt;
     (decode ? counters_.decode_tokens : counters_.prefill_tokens) += p.num_tokens;
+    const int32_t start = s->num_computed;
     s->num_computed += p.num_tokens;
     commitFullBlocks(s);
+    if (p.prompt_rows) recordPromptLogprobs(s, start, p.num_logits, logits.subspan(row * vocab));
+    row += static_cast<size_t>(p.num_logits);
     if (s->num_computed != static_cast<int32_t>(s->tokens.size())) continue;
-    sampleNext(s, logits.subspan(row * vocab, vocab));
-    ++row;
+    sampleNext(s, logits.subspan((row - 1) * vocab, vocab));
     Group* g = s->group;
     if (!g->siblings_released && s->index == 0) releaseSiblings(g);
   }
+}
+
+void Scheduler::recordPromptLogprobs(Sequence* s, int32_t start, int32_t rows, std::span<const float> logits) {
+  Group* g = s->group;
+  const auto vocab = static_cast<size_t>(limits_.vocab_size);
+  const int32_t top = *g->request.sampling.prompt_logprobs;
+  for (int32_t j = 0; j < rows; ++j) {
+    // Row j is position start + j, which scores the token after it; a recompute after a
+    // preemption passes positions already scored.
+    const int32_t target = start + j + 1;
+    if (target >= s->num_prompt || target != static_cast<int32_t>(g->prompt_lp.size()) + 1) continue;
+    g->prompt_lp.push_back(sampler_.logprobsOf(logits.subspan(static_cast<size_t>(j) * vocab, vocab),
+                                               s->tokens[static_cast<size_t>(target)], top));
+  }
+}
+
+void Scheduler::attachPromptLogprobs(Sequence* s, Output& out) {
+  Group* g = s->group;
+  if (s->index != 0 || !g->request.sampling.prompt_logprobs || g->prompt_lp_delivered ||
+      static_cast<int32_t>(g->prompt_lp.size()) != s->num_prompt - 1) {
+    return;
+  }
+  g->prompt_lp_delivered = true;
+  out.prompt_logprobs = std::move(g->prompt_lp);
+  g->prompt_lp.clear();
 }
 
 void Scheduler::commitFullBlocks(Sequence* s) {
@@ -541,6 +604,7 @@ void Scheduler::sampleNext(Sequence* s, std::span<const float> logits) {
   Output out;
   out.token_ids.push_back(r.token);
   if (r.logprobs) out.logprobs.push_back(std::move(*r.logprobs));
+  attachPromptLogprobs(s, out);
   const FinishReason reason = stopReason(s, r.token);
   if (reason != FinishReason::kNone) {
     finishSeq(s, reason, std::move(out));
@@ -588,6 +652,7 @@ void Scheduler::finishSeq(Sequence* s, FinishReason reason, Output out, Status s
   if (s->state == SeqState::kWaiting) removeWaiting(s);
   releaseBlocks(s);
   s->state = SeqState::kFinished;
+  attachPromptLogprobs(s, out);
   out.request_id = g->request.request_id;
   out.index = s->index;
   out.finish_reason = reason;

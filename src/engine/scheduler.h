@@ -135,6 +135,8 @@ class Scheduler {
     Sequence* seq;
     int32_t num_tokens;
     bool dropped;
+    int32_t num_logits = 0;    // set by step()
+    bool prompt_rows = false;  // its logits rows score prompt tokens (prompt logprobs)
   };
 
   void schedule();
@@ -142,6 +144,16 @@ class Scheduler {
   void admitWaiting();
   bool ensureBlocks(Sequence* s, int32_t num_tokens);
   int32_t acquireCachedPrefix(Sequence* s);
+  // Leading full blocks admission may take from the cache or the tiers: all but the last token,
+  // and for prompt logprobs none past the first position still to be scored.
+  int32_t maxPrefixHit(const Sequence* s) const;
+  // Sample 0 of a request with prompt logprobs whose prompt is not all scored yet.
+  bool needsPromptLogits(const Sequence* s) const;
+  // Prefill tokens a step may give `s` (the prompt-logits row budget for those that need rows).
+  int32_t chunkLimit(const Sequence* s, int32_t n) const;
+  void recordPromptLogprobs(Sequence* s, int32_t start, int32_t rows, std::span<const float> logits);
+  // Moves the finished prompt logprobs into sample 0's next output (once).
+  void attachPromptLogprobs(Sequence* s, Output& out);
   // Leading blocks after the pool's `from` hits that the tiers hold (marked recently used).
   int32_t tieredPrefix(Sequence* s, int32_t from);
   // Copies up to `count` tier blocks into s's next allocated blocks and commits them; returns
@@ -181,6 +193,7 @@ class Scheduler {
   std::deque<Sequence*> waiting_;
   std::vector<Planned> plan_;
   int32_t budget_ = 0;
+  int32_t prompt_rows_budget_ = 0;  // prompt-logits rows left in this step
   bool preempted_ = false;
   uint64_t next_order_ = 0;
   int32_t num_unadmitted_ = 0;

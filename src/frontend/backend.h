@@ -76,6 +76,9 @@ struct SamplingParams {
   double repetition_penalty = 1.0;  // > 0, 1 = off
   std::map<int32_t, float> logit_bias;  // token id -> bias in [-100, 100]
   int32_t logprobs = -1;            // -1 = none; k >= 0: chosen token's logprob + top k
+  // -1 = none; k >= 0: every prompt token's logprob after the first, + top k (the prompt is then
+  // computed whole: the prefix cache holds no logits).
+  int32_t prompt_logprobs = -1;
 };
 
 struct StopParams {
@@ -102,12 +105,15 @@ struct TokenLogprob {
   int32_t token_id = 0;
   float logprob = 0.0f;
   std::vector<std::pair<int32_t, float>> top;  // best first, size <= requested k
+  int32_t rank = 1;  // of token_id (1 = most likely)
 };
 
 // One output of a running request. Tokens are new since the previous chunk.
 struct GenerationChunk {
   std::vector<int32_t> token_ids;
   std::vector<TokenLogprob> logprobs;  // empty, or one per token id when logprobs were asked
+  // sampling.prompt_logprobs: the prompt's tokens 1..n-1, in the request's first chunk.
+  std::optional<std::vector<TokenLogprob>> prompt_logprobs;
   FinishReason finish = FinishReason::kNone;
   Status error;                          // set when finish == kError
   std::optional<int32_t> cached_tokens;  // prompt tokens served from the prefix cache, if known

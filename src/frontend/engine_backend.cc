@@ -38,16 +38,28 @@ class TokenizerDetokenizer : public IncrementalDetokenizer {
 
 }  // namespace
 
+namespace {
+
+TokenLogprob toTokenLogprob(runtime::TokenLogprobs&& lp) {
+  TokenLogprob t;
+  t.token_id = lp.token_id;
+  t.logprob = lp.logprob;
+  t.top = std::move(lp.top);
+  t.rank = lp.rank;
+  return t;
+}
+
+}  // namespace
+
 GenerationChunk toGenerationChunk(runtime::GenerateChunk&& c) {
   GenerationChunk out;
   out.token_ids = std::move(c.token_ids);
   out.logprobs.reserve(c.logprobs.size());
-  for (auto& lp : c.logprobs) {
-    TokenLogprob t;
-    t.token_id = lp.token_id;
-    t.logprob = lp.logprob;
-    t.top = std::move(lp.top);
-    out.logprobs.push_back(std::move(t));
+  for (auto& lp : c.logprobs) out.logprobs.push_back(toTokenLogprob(std::move(lp)));
+  if (c.prompt_logprobs) {
+    out.prompt_logprobs.emplace();
+    out.prompt_logprobs->reserve(c.prompt_logprobs->size());
+    for (auto& lp : *c.prompt_logprobs) out.prompt_logprobs->push_back(toTokenLogprob(std::move(lp)));
   }
   out.finish = toFinish(c.finish);
   if (out.finish == FinishReason::kError) {
@@ -263,6 +275,7 @@ runtime::GenerateRequest EngineBackend::toRuntimeRequest(GenerateRequest&& r, in
   s.frequency_penalty = static_cast<float>(r.sampling.frequency_penalty);
   s.logit_bias.assign(r.sampling.logit_bias.begin(), r.sampling.logit_bias.end());
   s.logprobs = r.sampling.logprobs;
+  s.prompt_logprobs = r.sampling.prompt_logprobs;
   out.stop.max_tokens = r.stop.max_tokens;
   out.stop.min_tokens = r.stop.min_tokens;
   out.stop.ignore_eos = r.stop.ignore_eos;
@@ -382,6 +395,7 @@ GenerateRequest EngineBackend::continuation(const Migration& m) {
   r.stop.max_tokens = std::max(1, r.stop.max_tokens - done);
   r.stop.min_tokens = std::max(0, r.stop.min_tokens - done);
   if (r.constraint) r.constraint->resume_tokens = done;  // the output so far must be continued
+  r.sampling.prompt_logprobs = -1;  // they came with the first token
   return r;
 }
 
@@ -397,7 +411,9 @@ Status EngineBackend::tryGenerate(const std::shared_ptr<Migration>& m, kv::Worke
     block_size = block_size_;
   }
   const int64_t uncached = prompt_tokens - int64_t{routed.overlap_blocks} * block_size;
+  // Prompt logprobs need the prompt's logits, which only a local prefill computes.
   if (routed.role == "decode" && options_.max_local_prefill_tokens > 0 && !m->local_prefill_only &&
+      rr.sampling.prompt_logprobs < 0 &&
       uncached > options_.max_local_prefill_tokens && startPrefillLeg(m, routed, rr)) {
     return Status::ok();  // the decode leg follows when the prefill leg ends
   }
@@ -557,6 +573,7 @@ bool EngineBackend::migrate(const std::shared_ptr<Migration>& m, kv::WorkerId wo
     GenerationChunk part;
     part.token_ids = std::move(failed.token_ids);
     part.logprobs = std::move(failed.logprobs);
+    part.prompt_logprobs = std::move(failed.prompt_logprobs);
     m->generated.insert(m->generated.end(), part.token_ids.begin(), part.token_ids.end());
     m->sink(std::move(part));
   }

@@ -170,6 +170,20 @@ bool FakeBackend::step(Active& a, GenerationChunk* chunk) {
   if (a.first) {
     chunk->cached_tokens = options_.cached_tokens;
     a.first = false;
+    if (const int32_t k = a.request.sampling.prompt_logprobs; k >= 0) {
+      // Made-up scores of prompt tokens 1..n-1: logprob -(i % 3 + 1) / 2, rank i % 5 + 1, the
+      // top k the next byte values.
+      chunk->prompt_logprobs.emplace();
+      const auto& prompt = a.request.prompt_token_ids;
+      for (size_t i = 1; i < prompt.size(); ++i) {
+        TokenLogprob lp;
+        lp.token_id = prompt[i];
+        lp.logprob = -0.5f * static_cast<float>(i % 3 + 1);
+        lp.rank = static_cast<int32_t>(i % 5) + 1;
+        for (int32_t j = 0; j < k; ++j) lp.top.emplace_back((prompt[i] + j + 1) % 256, -0.1f * static_cast<float>(j + 1));
+        chunk->prompt_logprobs->push_back(std::move(lp));
+      }
+    }
   }
   if (a.aborted) {
     chunk->finish = FinishReason::kAbort;

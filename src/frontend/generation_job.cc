@@ -31,7 +31,7 @@ GenerationJob::GenerationJob(JobContext context, ApiKind kind, ResponseMeta meta
 }
 
 void GenerationJob::addSequence(GenerateRequest request, std::vector<std::string> stop,
-                                bool counts_prompt, std::string echo) {
+                                bool counts_prompt, PromptDisplay display) {
   Sequence s;
   s.request_id = request.request_id;
   s.index = static_cast<int32_t>(seqs_.size());
@@ -40,7 +40,12 @@ void GenerationJob::addSequence(GenerateRequest request, std::vector<std::string
   s.want_logprobs = request.sampling.logprobs >= 0;
   s.detokenizer = ctx_.backend->newDetokenizer(request.model);
   s.stop = StopStringMatcher(std::move(stop));
-  s.echo = std::move(echo);
+  s.echo = std::move(display.echo);
+  s.echo_logprobs = kind_ == ApiKind::kCompletion && s.want_logprobs && request.sampling.prompt_logprobs >= 0;
+  s.echo_only = display.echo_only;
+  s.top_logprobs = std::max(0, request.sampling.logprobs);
+  s.show_prompt_logprobs = display.show_prompt_logprobs;
+  if (!request.prompt_token_ids.empty()) s.first_prompt_token = request.prompt_token_ids.front();
   if (tool_format_) s.tools.emplace(*tool_format_);
   if (forced_function_) s.tools.emplace(ToolCallStream::forced(*forced_function_));
   if (reasoning_format_) s.reasoning.emplace(*reasoning_format_);
@@ -80,6 +85,7 @@ Status GenerationJob::start() {
     }
   }
   for (auto& s : seqs_) {
+    if (s.echo_logprobs) continue;  // sent with the prompt's logprobs
     emitContent(s, s.echo, {});
     s.echo.clear();
   }
@@ -112,9 +118,15 @@ void GenerationJob::onChunk(size_t i, GenerationChunk chunk) {
   if (finished_ || !s.finish.empty()) return;  // late chunks after a stop string or disconnect
   if (chunk.cached_tokens) s.cached_tokens = *chunk.cached_tokens;
   if (chunk.finish == FinishReason::kError) return fail(chunk.error);
+  if (chunk.prompt_logprobs) takePromptLogprobs(s, *chunk.prompt_logprobs);
+  if (s.echo_logprobs && chunk.finish != FinishReason::kNone) {  // ended before any logprobs came
+    s.echo_logprobs = false;
+    emitContent(s, s.echo, {});
+    s.echo.clear();
+  }
   std::string text;
   std::vector<LogprobEntry> logprobs;
-  consumeTokens(s, chunk, &text, &logprobs);
+  if (!s.echo_only) consumeTokens(s, chunk, &text, &logprobs);
   std::string reason;
   if (s.stop.stopped()) {
     reason = "stop";
@@ -123,9 +135,55 @@ void GenerationJob::onChunk(size_t i, GenerationChunk chunk) {
     text += s.stop.push(s.detokenizer->flush());
     if (!s.stop.stopped()) text += s.stop.flush();
     reason = s.stop.stopped() ? "stop" : finishName(chunk.finish);
+    if (s.echo_only) reason = "length";  // max_tokens 0
   }
   emit(s, text, logprobs);
   if (!reason.empty()) finishSequence(s, std::move(reason));
+}
+
+void GenerationJob::takePromptLogprobs(Sequence& s, std::vector<TokenLogprob>& prompt) {
+  const std::string& model = meta_.model;
+  if (s.show_prompt_logprobs) {
+    std::vector<PromptLogprobPosition> positions(1);  // the first token: null
+    positions.reserve(prompt.size() + 1);
+    for (const TokenLogprob& lp : prompt) {
+      PromptLogprobPosition p;
+      p.push_back({lp.token_id, lp.logprob, lp.rank, ctx_.backend->tokenPiece(model, lp.token_id)});
+      for (size_t k = 0; k < lp.top.size(); ++k) {
+        const auto& [id, v] = lp.top[k];
+        if (id == lp.token_id) continue;
+        p.push_back({id, v, static_cast<int32_t>(k) + 1, ctx_.backend->tokenPiece(model, id)});
+      }
+      positions.push_back(std::move(p));
+    }
+    s.prompt_logprobs = std::move(positions);
+  }
+  if (!s.echo_logprobs) return;
+  s.echo_logprobs = false;
+  // The echoed prompt's tokens, as vLLM lists them: the first without a logprob, then each with
+  // its own and the top k the request asked for.
+  const auto k = static_cast<size_t>(s.top_logprobs);
+  std::vector<LogprobEntry> entries;
+  entries.reserve(prompt.size() + 1);
+  LogprobEntry first;
+  first.token = ctx_.backend->tokenPiece(model, s.first_prompt_token);
+  first.is_null = true;
+  entries.push_back(std::move(first));
+  for (const TokenLogprob& lp : prompt) {
+    LogprobEntry e;
+    e.token = ctx_.backend->tokenPiece(model, lp.token_id);
+    e.logprob = lp.logprob;
+    for (size_t j = 0; j < lp.top.size() && j < k; ++j) {
+      e.top.emplace_back(ctx_.backend->tokenPiece(model, lp.top[j].first), lp.top[j].second);
+    }
+    entries.push_back(std::move(e));
+  }
+  for (LogprobEntry& e : entries) {
+    e.text_offset = s.text_offset;
+    s.text_offset += static_cast<int64_t>(e.token.size());
+  }
+  emitContent(s, s.echo, entries);
+  s.echo.clear();
 }
 
 void GenerationJob::consumeTokens(Sequence& s, const GenerationChunk& chunk, std::string* text,
@@ -269,6 +327,7 @@ void GenerationJob::complete() {
       c.logprobs = std::move(s.logprobs);
       c.tool_calls = std::move(s.tool_calls);
       c.reasoning = std::move(s.reasoning_text);
+      c.prompt_logprobs = std::move(s.prompt_logprobs);
       choices.push_back(std::move(c));
     }
     std::string body = kind_ == ApiKind::kChat ? chatCompletionJson(meta_, choices, usage())

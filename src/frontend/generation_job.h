@@ -27,6 +27,13 @@ namespace turbine::frontend {
 
 enum class ApiKind { kChat, kCompletion };
 
+// How a choice shows its prompt (completions' echo, prompt logprobs).
+struct PromptDisplay {
+  std::string echo;                   // text the choice begins with (completions' echo)
+  bool echo_only = false;             // max_tokens 0 with echo: the generated token is dropped
+  bool show_prompt_logprobs = false;  // the response carries "prompt_logprobs" (vLLM)
+};
+
 // Not owned: a job may outlive the server (a backend sink holds it until the final chunk), but
 // it touches these only on the connection strand, which runs only while the server is up.
 struct JobContext {
@@ -44,9 +51,10 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
                 std::shared_ptr<HttpResponder> responder);
 
   // Adds a sequence. `counts_prompt`: its prompt counts in usage.prompt_tokens (false for the
-  // 2nd..nth sample of one prompt). `echo`: text the choice begins with (completions' echo).
+  // 2nd..nth sample of one prompt). With echo and logprobs the echo waits for the prompt's
+  // logprobs (the first chunk) and carries them.
   void addSequence(GenerateRequest request, std::vector<std::string> stop, bool counts_prompt,
-                   std::string echo = {});
+                   PromptDisplay display = {});
   // Chat with tool_choice "auto": each sequence's output is read for tool calls in `format`
   // (content streams up to where a call may begin; the calls come as one delta at the end, and
   // the choice finishes with "tool_calls"); `parallel` false keeps only a choice's first call.
@@ -91,6 +99,12 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
     GenerateRequest pending;           // moved to the backend by start()
     DeltaEventFormat delta_format;     // streams: the plain delta event, rendered once
     std::string echo;                  // sent before the output (then cleared)
+    bool echo_logprobs = false;        // echo waits for the prompt's logprobs
+    int32_t top_logprobs = 0;          // the request's top-k
+    bool echo_only = false;            // generated tokens are dropped (max_tokens 0)
+    bool show_prompt_logprobs = false;
+    int32_t first_prompt_token = 0;
+    std::optional<std::vector<PromptLogprobPosition>> prompt_logprobs;  // show_prompt_logprobs
     std::optional<ReasoningStream> reasoning;  // readReasoning: the output's split
     std::string reasoning_text;                // whole reasoning (non-streaming)
     std::optional<ToolCallStream> tools;  // readToolCalls: the output's filter
@@ -102,6 +116,8 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   // Connection thread: handles every queued chunk in arrival order.
   void drainInbox();
   void onChunk(size_t i, GenerationChunk chunk);
+  // The first chunk's prompt logprobs: kept for the response, and the deferred echo sent with them.
+  void takePromptLogprobs(Sequence& s, std::vector<TokenLogprob>& prompt);
   void consumeTokens(Sequence& s, const GenerationChunk& chunk, std::string* text,
                      std::vector<LogprobEntry>* logprobs);
   // The text of a tool-call marker token the detokenizer would skip (readToolCalls), if `id` is one.

@@ -287,7 +287,9 @@ Status readConstraint(const FieldReader& r, ClientOrder& order,
   return Status::ok();
 }
 
-Status readCommon(const json& body, std::string* error_param, CommonParams* p, ClientOrder& order) {
+// `min_max_tokens`: 0 for completions with echo (the prompt alone), else 1.
+Status readCommon(const json& body, std::string* error_param, CommonParams* p, ClientOrder& order,
+                  int64_t min_max_tokens = 1) {
   FieldReader r(body, "", error_param);
   const json* model = r.get("model");
   if (model == nullptr) return r.fail("model", "is required");
@@ -303,12 +305,15 @@ Status readCommon(const json& body, std::string* error_param, CommonParams* p, C
   TURBINE_RETURN_IF_ERROR(readConstraint(r, order, &p->constraint));
   constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
   std::optional<int64_t> max_tokens;
-  TURBINE_RETURN_IF_ERROR(r.readInt("max_tokens", 1, kIntMax, &max_tokens));
+  TURBINE_RETURN_IF_ERROR(r.readInt("max_tokens", min_max_tokens, kIntMax, &max_tokens));
   std::optional<int64_t> max_completion;
   TURBINE_RETURN_IF_ERROR(r.readInt("max_completion_tokens", 1, kIntMax, &max_completion));
   if (max_completion) max_tokens = max_completion;
   if (max_tokens) p->max_tokens = static_cast<int32_t>(*max_tokens);
   TURBINE_RETURN_IF_ERROR(r.readInt("min_tokens", 0, kIntMax, &p->min_tokens));
+  TURBINE_RETURN_IF_ERROR(r.readInt("prompt_logprobs", 0, kMaxTopLogprobs, &p->prompt_logprobs));
+  if (p->prompt_logprobs && p->stream) return r.fail("prompt_logprobs", "is not available when 'stream' is true");
+  if (p->prompt_logprobs) p->sampling.prompt_logprobs = *p->prompt_logprobs;
   if (p->max_tokens && p->min_tokens > *p->max_tokens) {
     return r.fail("min_tokens", fmt::format("must be <= max_tokens ({}), got {}", *p->max_tokens,
                                             p->min_tokens));
@@ -702,7 +707,8 @@ Result<CompletionRequest> parseCompletionRequest(const nlohmann::json& body,
   CompletionRequest req;
   ClientOrder order(raw);
   FieldReader r(body, "", error_param);
-  TURBINE_RETURN_IF_ERROR(readCommon(body, error_param, &req.common, order));
+  TURBINE_RETURN_IF_ERROR(r.readBool("echo", &req.echo));
+  TURBINE_RETURN_IF_ERROR(readCommon(body, error_param, &req.common, order, req.echo ? 0 : 1));
   const json* prompt = r.get("prompt");
   if (prompt == nullptr) return r.fail("prompt", "is required");
   auto tokenPrompt = [&](const json& v, const std::string& name) -> Status {
@@ -742,11 +748,10 @@ Result<CompletionRequest> parseCompletionRequest(const nlohmann::json& body,
   std::optional<int64_t> logprobs;
   TURBINE_RETURN_IF_ERROR(r.readInt("logprobs", 0, kMaxTopLogprobs, &logprobs));
   if (logprobs) req.logprobs = static_cast<int32_t>(*logprobs);
-  TURBINE_RETURN_IF_ERROR(r.readBool("echo", &req.echo));
-  if (req.echo && req.logprobs) {
-    return r.fail("echo", "echo=true with logprobs needs the prompt's logprobs, which are not computed");
-  }
   req.common.sampling.logprobs = req.logprobs ? *req.logprobs : -1;
+  if (req.echo && req.logprobs) {  // the echoed prompt's tokens get logprobs too
+    req.common.sampling.prompt_logprobs = std::max(req.common.sampling.prompt_logprobs, *req.logprobs);
+  }
   return req;
 }
 

@@ -31,6 +31,10 @@ struct CommonParams {
   bool stream = false;
   bool include_usage = false;            // stream_options.include_usage
   std::optional<int32_t> max_tokens;     // max_tokens or max_completion_tokens; unset = fill context
+                                         // (0 only with completions' echo: the prompt alone)
+  // vLLM's prompt_logprobs: each prompt token's logprob and its position's top k, in the
+  // response (completions: per choice; chat: top level). Not with stream.
+  std::optional<int32_t> prompt_logprobs;
   int32_t min_tokens = 0;
   bool ignore_eos = false;
   std::vector<std::string> stop;         // stop strings (frontend); empty ones dropped
@@ -68,7 +72,7 @@ struct CompletionRequest {
   CommonParams common;
   std::vector<PromptInput> prompts;    // one per prompt; choices are prompt-major
   std::optional<int32_t> logprobs;     // top-k count, 0..kMaxTopLogprobs
-  bool echo = false;
+  bool echo = false;                   // with logprobs: the prompt's tokens get logprobs too
 };
 
 // True if `text` is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF).

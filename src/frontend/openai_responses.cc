@@ -100,11 +100,19 @@ void appendCompletionLogprobs(std::string& out, bool has, const std::vector<Logp
   out += "],\"token_logprobs\":[";
   for (size_t i = 0; i < e.size(); ++i) {
     if (i > 0) out += ',';
-    appendFloat(out, e[i].logprob);
+    if (e[i].is_null) {
+      out += "null";
+    } else {
+      appendFloat(out, e[i].logprob);
+    }
   }
   out += "],\"top_logprobs\":[";
   for (size_t i = 0; i < e.size(); ++i) {
     if (i > 0) out += ',';
+    if (e[i].is_null) {
+      out += "null";
+      continue;
+    }
     out += '{';
     for (size_t k = 0; k < e[i].top.size(); ++k) {
       if (k > 0) out += ',';
@@ -120,6 +128,30 @@ void appendCompletionLogprobs(std::string& out, bool has, const std::vector<Logp
     fmt::format_to(std::back_inserter(out), "{}", e[i].text_offset);
   }
   out += "]}";
+}
+
+// vLLM's form: [null, {"<id>": {"logprob": .., "rank": .., "decoded_token": ..}, ..}, ..]
+void appendPromptLogprobs(std::string& out, const std::vector<PromptLogprobPosition>& positions) {
+  out += '[';
+  for (size_t i = 0; i < positions.size(); ++i) {
+    if (i > 0) out += ',';
+    if (positions[i].empty()) {
+      out += "null";
+      continue;
+    }
+    out += '{';
+    for (size_t k = 0; k < positions[i].size(); ++k) {
+      const PromptLogprobToken& t = positions[i][k];
+      if (k > 0) out += ',';
+      fmt::format_to(std::back_inserter(out), "\"{}\":{{\"logprob\":", t.token_id);
+      appendFloat(out, t.logprob);
+      fmt::format_to(std::back_inserter(out), ",\"rank\":{},\"decoded_token\":", t.rank);
+      appendJsonString(out, t.decoded);
+      out += '}';
+    }
+    out += '}';
+  }
+  out += ']';
 }
 
 void appendFinish(std::string& out, std::string_view finish) {
@@ -252,6 +284,10 @@ std::string chatCompletionJson(const ResponseMeta& meta, const std::vector<Choic
   }
   out += "],\"usage\":";
   appendUsage(out, usage);
+  if (!choices.empty() && choices[0].prompt_logprobs) {  // one prompt: the same for every choice
+    out += ",\"prompt_logprobs\":";
+    appendPromptLogprobs(out, *choices[0].prompt_logprobs);
+  }
   out += '}';
   return out;
 }
@@ -271,6 +307,10 @@ std::string completionJson(const ResponseMeta& meta, const std::vector<ChoiceOut
     out += ",\"logprobs\":";
     appendCompletionLogprobs(out, c.has_logprobs, c.logprobs);
     appendFinish(out, c.finish_reason);
+    if (c.prompt_logprobs) {
+      out += ",\"prompt_logprobs\":";
+      appendPromptLogprobs(out, *c.prompt_logprobs);
+    }
     out += '}';
   }
   out += "],\"usage\":";

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -38,7 +39,19 @@ struct LogprobEntry {
   float logprob = 0.0f;
   std::vector<std::pair<std::string, float>> top;
   int64_t text_offset = 0;  // completions only: offset of the token in the choice's text
+  bool is_null = false;     // completions' echo: the prompt's first token has no logprob (null)
 };
+
+// vLLM's prompt_logprobs: one prompt position's entry, {"<id>": {"logprob", "rank", "decoded_token"}}.
+struct PromptLogprobToken {
+  int32_t token_id = 0;
+  float logprob = 0.0f;
+  int32_t rank = 1;
+  std::string decoded;  // the token's raw bytes
+};
+// The prompt token first, then the position's top k (without repeating it); empty = null (the
+// prompt's first token).
+using PromptLogprobPosition = std::vector<PromptLogprobToken>;
 
 struct ChoiceOutput {
   int32_t index = 0;
@@ -48,6 +61,8 @@ struct ChoiceOutput {
   std::vector<LogprobEntry> logprobs;
   std::vector<ToolCall> tool_calls;  // chat: the message's "tool_calls" (content null when empty)
   std::string reasoning;             // chat: the message's "reasoning_content" (absent when empty)
+  // "prompt_logprobs" (completions: in the choice; chat: at the top level, from the first choice).
+  std::optional<std::vector<PromptLogprobPosition>> prompt_logprobs;
 };
 
 // Appends `text` as a JSON string literal (quotes included).

@@ -195,14 +195,14 @@ class OpenAiServer::Handlers {
     return out;
   }
 
-  // `echo`: completions' echo=true, the prompt's text before each sample's.
+  // `display`: completions' echo (the prompt's text before each sample's), prompt logprobs.
   static void addSamples(GenerationJob& job, const GenerateRequest& base, const CommonParams& p,
-                         const std::string& id, int32_t first_index, const std::string& echo = {}) {
+                         const std::string& id, int32_t first_index, const PromptDisplay& display = {}) {
     for (int32_t i = 0; i < p.n; ++i) {
       GenerateRequest g = base;
       g.request_id = fmt::format("{}-{}", id, first_index + i);
       if (g.sampling.seed && i > 0) g.sampling.seed = *g.sampling.seed + i;
-      job.addSequence(std::move(g), p.stop, i == 0, echo);
+      job.addSequence(std::move(g), p.stop, i == 0, display);
     }
   }
 
@@ -259,7 +259,7 @@ class OpenAiServer::Handlers {
       std::erase_if(markers, [&](const auto& m) { return std::find(used.begin(), used.end(), m.second) == used.end(); });
       job->putBackMarkers(std::move(markers));
     }
-    addSamples(*job, base, c.common, meta.id, 0);
+    addSamples(*job, base, c.common, meta.id, 0, PromptDisplay{{}, false, c.common.prompt_logprobs.has_value()});
     startJob(job, endpoint, r, static_cast<int64_t>(base.prompt_token_ids.size()));
   }
 
@@ -280,17 +280,21 @@ class OpenAiServer::Handlers {
       auto ids = promptIds(*card, c.prompts[i], name);
       if (!ids) return sendError(r, endpoint, apiErrorFromStatus(ids.status(), name));
       GenerateRequest base = baseRequest(c.common, card->id);
-      Status fit = fitContext(*card, ids->size(), c.common.max_tokens, "prompt", &base.stop.max_tokens);
+      // max_tokens 0 (only with echo): the prompt alone; one token is generated and dropped.
+      const bool echo_only = c.common.max_tokens == 0;
+      const auto max_tokens = echo_only ? std::optional<int32_t>(1) : c.common.max_tokens;
+      Status fit = fitContext(*card, ids->size(), max_tokens, "prompt", &base.stop.max_tokens);
       if (!fit.isOk()) return sendError(r, endpoint, apiErrorFromStatus(fit, name));
+      if (echo_only) base.stop.min_tokens = 0;
       prompt_tokens += static_cast<int64_t>(ids->size());
-      std::string echo;
+      PromptDisplay display{{}, echo_only, c.common.prompt_logprobs.has_value()};
       if (c.echo) {
         auto text = c.prompts[i].is_tokens ? s_.backend_->detokenize(card->id, *ids) : Result<std::string>(c.prompts[i].text);
         if (!text) return sendError(r, endpoint, apiErrorFromStatus(text.status(), name));
-        echo = std::move(text).value();
+        display.echo = std::move(text).value();
       }
       base.prompt_token_ids = std::move(ids).value();
-      addSamples(*job, base, c.common, meta.id, static_cast<int32_t>(i) * c.common.n, echo);
+      addSamples(*job, base, c.common, meta.id, static_cast<int32_t>(i) * c.common.n, display);
     }
     startJob(job, endpoint, r, prompt_tokens);
   }

@@ -26,6 +26,23 @@ FinishReason fromProto(rpc::FinishReason r) {
   }
 }
 
+void toProto(const TokenLogprobs& lp, rpc::TokenLogprobs* out) {
+  out->set_token_id(lp.token_id);
+  out->set_logprob(lp.logprob);
+  out->set_rank(lp.rank);
+  for (const auto& [token, logprob] : lp.top) {
+    rpc::TopLogprob* t = out->add_top();
+    t->set_token_id(token);
+    t->set_logprob(logprob);
+  }
+}
+
+TokenLogprobs fromProto(const rpc::TokenLogprobs& lp) {
+  TokenLogprobs out{lp.token_id(), lp.logprob(), {}, lp.rank()};
+  for (const rpc::TopLogprob& t : lp.top()) out.top.emplace_back(t.token_id(), t.logprob());
+  return out;
+}
+
 struct CodePair {
   StatusCode ours;
   grpc::StatusCode theirs;
@@ -67,6 +84,7 @@ rpc::GenerateRequest toProto(const GenerateRequest& r) {
     b->set_bias(bias);
   }
   s->set_logprobs(r.sampling.logprobs);
+  if (r.sampling.prompt_logprobs >= 0) s->set_prompt_logprobs(r.sampling.prompt_logprobs);
   rpc::Stop* st = p.mutable_stop();
   if (r.stop.max_tokens) st->set_max_tokens(*r.stop.max_tokens);
   st->mutable_stop_token_ids()->Add(r.stop.stop_token_ids.begin(), r.stop.stop_token_ids.end());
@@ -101,6 +119,7 @@ GenerateRequest fromProto(const rpc::GenerateRequest& p) {
   r.sampling.frequency_penalty = s.frequency_penalty();
   for (const rpc::LogitBias& b : s.logit_bias()) r.sampling.logit_bias.emplace_back(b.token_id(), b.bias());
   r.sampling.logprobs = s.logprobs();
+  r.sampling.prompt_logprobs = s.has_prompt_logprobs() ? s.prompt_logprobs() : -1;
   const rpc::Stop& st = p.stop();
   if (st.has_max_tokens()) r.stop.max_tokens = st.max_tokens();
   r.stop.stop_token_ids.assign(st.stop_token_ids().begin(), st.stop_token_ids().end());
@@ -123,15 +142,10 @@ GenerateRequest fromProto(const rpc::GenerateRequest& p) {
 rpc::GenerateChunk toProto(const GenerateChunk& c) {
   rpc::GenerateChunk p;
   p.mutable_token_ids()->Add(c.token_ids.begin(), c.token_ids.end());
-  for (const TokenLogprobs& lp : c.logprobs) {
-    rpc::TokenLogprobs* out = p.add_logprobs();
-    out->set_token_id(lp.token_id);
-    out->set_logprob(lp.logprob);
-    for (const auto& [token, logprob] : lp.top) {
-      rpc::TopLogprob* t = out->add_top();
-      t->set_token_id(token);
-      t->set_logprob(logprob);
-    }
+  for (const TokenLogprobs& lp : c.logprobs) toProto(lp, p.add_logprobs());
+  if (c.prompt_logprobs) {
+    p.set_has_prompt_logprobs(true);
+    for (const TokenLogprobs& lp : *c.prompt_logprobs) toProto(lp, p.add_prompt_logprobs());
   }
   p.set_finish(toProto(c.finish));
   if (!c.error.isOk()) {
@@ -151,10 +165,10 @@ rpc::GenerateChunk toProto(const GenerateChunk& c) {
 GenerateChunk fromProto(const rpc::GenerateChunk& p) {
   GenerateChunk c;
   c.token_ids.assign(p.token_ids().begin(), p.token_ids().end());
-  for (const rpc::TokenLogprobs& lp : p.logprobs()) {
-    TokenLogprobs out{lp.token_id(), lp.logprob(), {}};
-    for (const rpc::TopLogprob& t : lp.top()) out.top.emplace_back(t.token_id(), t.logprob());
-    c.logprobs.push_back(std::move(out));
+  for (const rpc::TokenLogprobs& lp : p.logprobs()) c.logprobs.push_back(fromProto(lp));
+  if (p.has_prompt_logprobs()) {
+    c.prompt_logprobs.emplace();
+    for (const rpc::TokenLogprobs& lp : p.prompt_logprobs()) c.prompt_logprobs->push_back(fromProto(lp));
   }
   c.finish = fromProto(p.finish());
   if (c.finish == FinishReason::kError) {

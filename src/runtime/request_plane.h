@@ -40,6 +40,7 @@ struct SamplingOptions {
   float frequency_penalty = 0.0f;
   std::vector<std::pair<int32_t, float>> logit_bias;  // token id -> added to its logit
   int32_t logprobs = -1;            // -1 = none; k >= 0: the chosen token's logprob + top k
+  int32_t prompt_logprobs = -1;     // -1 = none; k >= 0: each prompt token's logprob + top k
 };
 
 struct StopOptions {
@@ -79,6 +80,7 @@ struct TokenLogprobs {
   int32_t token_id = 0;
   float logprob = 0.0f;
   std::vector<std::pair<int32_t, float>> top;  // best first
+  int32_t rank = 1;  // of token_id (1 = most likely)
 };
 
 struct Usage {
@@ -92,6 +94,8 @@ struct Usage {
 struct GenerateChunk {
   std::vector<int32_t> token_ids;
   std::vector<TokenLogprobs> logprobs;  // empty, or one per token id
+  // sampling.prompt_logprobs: prompt tokens 1..n-1's, in the request's first chunk.
+  std::optional<std::vector<TokenLogprobs>> prompt_logprobs;
   FinishReason finish = FinishReason::kNone;
   Status error;                         // not OK exactly when finish == kError
   std::optional<Usage> usage;

@@ -416,6 +416,9 @@ UpstreamClient::~UpstreamClient() { shutdown(); }
 
 Status UpstreamClient::generate(runtime::GenerateRequest request, runtime::ChunkCallback on_chunk) {
   if (!on_chunk) return invalidArgument("upstream worker: no chunk callback");
+  if (request.sampling.prompt_logprobs >= 0) {
+    return invalidArgument("prompt logprobs are not supported through an upstream worker");
+  }
   if (request.sampling.logprobs >= 0) {
     return invalidArgument("logprobs are not supported through an upstream worker");
   }

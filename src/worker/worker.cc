@@ -39,6 +39,7 @@ engine::Request toEngineRequest(runtime::GenerateRequest r) {
   for (const auto& [id, bias] : r.sampling.logit_bias) s.logit_bias[id] = bias;
   s.logprobs = r.sampling.logprobs >= 0;
   s.top_logprobs = std::max(0, r.sampling.logprobs);
+  if (r.sampling.prompt_logprobs >= 0) s.prompt_logprobs = r.sampling.prompt_logprobs;
   out.stop.max_tokens = r.stop.max_tokens;
   out.stop.stop_token_ids = std::move(r.stop.stop_token_ids);
   out.stop.ignore_eos = r.stop.ignore_eos;
@@ -47,17 +48,25 @@ engine::Request toEngineRequest(runtime::GenerateRequest r) {
   return out;
 }
 
+static runtime::TokenLogprobs toRuntimeLogprobs(const engine::PositionLogprobs& p) {
+  runtime::TokenLogprobs t;
+  t.token_id = p.chosen.token;
+  t.logprob = p.chosen.logprob;
+  t.rank = p.rank;
+  t.top.reserve(p.top.size());
+  for (const auto& alt : p.top) t.top.emplace_back(alt.token, alt.logprob);
+  return t;
+}
+
 runtime::GenerateChunk fromEngineOutput(engine::Output&& o) {
   runtime::GenerateChunk c;
   c.token_ids = std::move(o.token_ids);
   c.logprobs.reserve(o.logprobs.size());
-  for (auto& p : o.logprobs) {
-    runtime::TokenLogprobs t;
-    t.token_id = p.chosen.token;
-    t.logprob = p.chosen.logprob;
-    t.top.reserve(p.top.size());
-    for (const auto& alt : p.top) t.top.emplace_back(alt.token, alt.logprob);
-    c.logprobs.push_back(std::move(t));
+  for (const auto& p : o.logprobs) c.logprobs.push_back(toRuntimeLogprobs(p));
+  if (o.prompt_logprobs) {
+    c.prompt_logprobs.emplace();
+    c.prompt_logprobs->reserve(o.prompt_logprobs->size());
+    for (const auto& p : *o.prompt_logprobs) c.prompt_logprobs->push_back(toRuntimeLogprobs(p));
   }
   c.finish = toRuntimeFinish(o.finish_reason);
   if (!o.status.isOk()) {
@@ -168,6 +177,7 @@ Status Worker::generatePrefill(runtime::GenerateRequest request, runtime::ChunkC
   request.stop.max_tokens = 1;
   request.stop.min_tokens = 0;
   request.sampling.logprobs = -1;
+  request.sampling.prompt_logprobs = -1;
   request.constraint.reset();
   auto cb = [address = transfer_server_->address(), sink = std::move(on_chunk)](runtime::GenerateChunk&& c) {
     if (c.finish == runtime::FinishReason::kStop || c.finish == runtime::FinishReason::kLength) {

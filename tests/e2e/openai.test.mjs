@@ -219,6 +219,42 @@ describe('turbine serve with the openai client', () => {
     assert.equal(lp.tokens.join(''), c.choices[0].text);
   });
 
+  // lm-evaluation-harness's loglikelihood request: the prompt's tokens scored by echo with
+  // max_tokens 0; a second time, with the prompt in the prefix cache, the same scores (it is
+  // computed again: cached_tokens 0), and vLLM's prompt_logprobs field agrees with them.
+  test('prompt logprobs: echo with max_tokens 0, and the prompt_logprobs field', async () => {
+    const ids = [1, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 418];
+    const score = () => openai.completions.create({ model, prompt: ids, max_tokens: 0, echo: true, logprobs: 1, temperature: 0 });
+    const a = await score();
+    const lp = a.choices[0].logprobs;
+    assert.equal(lp.tokens.length, ids.length);
+    assert.equal(lp.tokens.join(''), a.choices[0].text);
+    assert.equal(lp.token_logprobs[0], null);
+    assert.equal(lp.top_logprobs[0], null);
+    for (let i = 1; i < ids.length; ++i) {
+      assert.ok(lp.token_logprobs[i] <= 0 && lp.token_logprobs[i] > -100, `token ${i}: ${lp.token_logprobs[i]}`);
+      assert.equal(Object.keys(lp.top_logprobs[i]).length, 1);
+      assert.ok(Object.values(lp.top_logprobs[i])[0] >= lp.token_logprobs[i] - 1e-6);
+    }
+    assert.equal(a.usage.completion_tokens, 0);
+    assert.equal(a.choices[0].finish_reason, 'length');
+    const b = await score();
+    assert.equal(b.usage.prompt_tokens_details.cached_tokens, 0);
+    for (let i = 1; i < ids.length; ++i) assert.ok(Math.abs(b.choices[0].logprobs.token_logprobs[i] - lp.token_logprobs[i]) < 1e-4);
+    const c = await openai.completions.create({ model, prompt: ids, max_tokens: 1, temperature: 0, prompt_logprobs: 2 });
+    const pl = c.choices[0].prompt_logprobs;
+    assert.equal(pl.length, ids.length);
+    assert.equal(pl[0], null);
+    for (let i = 1; i < ids.length; ++i) {
+      const own = pl[i][String(ids[i])];
+      assert.ok(own, `position ${i} lacks its prompt token`);
+      assert.ok(Math.abs(own.logprob - lp.token_logprobs[i]) < 1e-4);
+      assert.ok(own.rank >= 1);
+      const ranks = Object.values(pl[i]).map((e) => e.rank);
+      assert.ok(ranks.includes(1) && ranks.includes(2));
+    }
+  });
+
   test('seed: same seed, same sampled text; other seeds differ', async () => {
     const body = { model, prompt: 'Random story:', max_tokens: 16, temperature: 1.0, ignore_eos: true };
     const a = await openai.completions.create({ ...body, seed: 1234 });

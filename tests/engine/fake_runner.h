@@ -96,16 +96,17 @@ class FakeRunner : public ModelRunner {
     size_t row = 0;
     std::vector<int32_t> prefix;
     for (const auto& s : batch.seqs) {
-      if (!s.want_logits) continue;
       const int64_t end = s.start_pos + static_cast<int64_t>(s.tokens.size());
-      prefix.clear();
-      for (int64_t pos = 0; pos < end; ++pos) {
-        const int64_t slot = slotOf(s.block_table, pos);
-        if (slot_pos_[slot] != pos) return internalError("KV slot holds another position");
-        prefix.push_back(slot_token_[slot]);
+      for (int64_t last = end - s.num_logits; last < end; ++last) {  // the row of position `last`
+        prefix.clear();
+        for (int64_t pos = 0; pos <= last; ++pos) {
+          const int64_t slot = slotOf(s.block_table, pos);
+          if (slot_pos_[slot] != pos) return internalError("KV slot holds another position");
+          prefix.push_back(slot_token_[slot]);
+        }
+        fakeLogits(prefix, logits.subspan(row * vocab_, vocab_));
+        ++row;
       }
-      fakeLogits(prefix, logits.subspan(row * vocab_, vocab_));
-      ++row;
     }
     return Status::ok();
   }

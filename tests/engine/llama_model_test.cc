@@ -217,6 +217,33 @@ TEST(LlamaModelTest, MixedBatchEqualsEachAlone) {
   EXPECT_GT(relError(row(0), lc), 1e-2);  // rows are not interchangeable
 }
 
+// num_logits = every token of a chunk (prompt logprobs): row j is position j's logits, the ones
+// a chunk ending there gives; next to a decode of another sequence in the same step.
+TEST(LlamaModelTest, EveryPositionsLogitsInOneChunk) {
+  auto w = randomWeights(testConfig(), 12);
+  auto m = makeModel(w, 16, 8);
+  auto ref = makeModel(w, 16, 8);
+  ASSERT_TRUE(m && ref);
+  const std::vector<int32_t> a = randomTokens(13, 3), b = randomTokens(6, 4);
+  const std::vector<BlockId> ta = {0}, tb = {1};
+  const auto want = prefill(*ref, a, 1, ta);  // one position at a time
+  const std::vector<int32_t> b_head(b.begin(), b.end() - 1);
+  prefill(*m, b_head, b_head.size(), tb);  // b's KV but its last token: decoded below
+  Batch batch;
+  batch.seqs.push_back({std::span(b).last(1), static_cast<int32_t>(b.size() - 1), tb, 1});
+  batch.seqs.push_back({a, 0, ta, static_cast<int32_t>(a.size())});
+  EXPECT_EQ(batch.numLogits(), 1 + static_cast<int32_t>(a.size()));
+  const auto vocab = static_cast<size_t>(m->vocabSize());
+  std::vector<float> logits(batch.numLogits() * vocab);
+  ASSERT_TRUE(m->forward(batch, logits).isOk());
+  for (size_t p = 0; p < a.size(); ++p) {
+    const std::vector<float> row(logits.begin() + (1 + p) * vocab, logits.begin() + (2 + p) * vocab);
+    EXPECT_LT(relError(row, want[p]), 1e-5) << "position " << p;
+  }
+  batch.seqs[1].num_logits = static_cast<int32_t>(a.size()) + 1;  // more rows than tokens
+  EXPECT_EQ(m->forward(batch, logits).code(), StatusCode::kInvalidArgument);
+}
+
 TEST(LlamaModelTest, OnlyRequestedLogitsAreWritten) {
   auto w = randomWeights(testConfig(), 9);
   auto m = makeModel(w, 16, 8);

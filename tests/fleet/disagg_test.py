@@ -7,6 +7,7 @@ same model under another name (the reference), and `turbine frontend --max-local
     TCP: the same greedy text as the aggregated worker, and the decode worker reports the prompt's
     full blocks as cached;
   - a short prompt is prefilled by the decode worker itself;
+  - a long prompt whose tokens are scored (prompt logprobs) too, with the aggregated worker's scores;
   - a streamed request works the same way;
   - with the prefill worker killed (SIGKILL), long prompts still succeed (prefilled locally), with
     the same text;
@@ -74,6 +75,27 @@ class DisaggTest(ft.FleetCase):
         self.assertLessEqual(got["usage"]["prompt_tokens"], MAX_LOCAL)
         self.assertEqual(got["usage"]["completion_tokens"], 4)
         self.assertEqual(self.remote(), before)
+
+    def test_3b_prompt_logprobs_are_scored_by_the_decode_worker_itself(self):
+        # lm-evaluation-harness's request, over gRPC: a long prompt's tokens scored (echo,
+        # logprobs, max_tokens 0). The prefill worker has no logits to give: prefilled locally,
+        # the same scores as the aggregated worker's.
+        prompt = ft.long_prompt("disagg-scored", 100)
+        before = self.remote()
+        body = {"prompt": prompt, "max_tokens": 0, "echo": True, "logprobs": 1, "temperature": 0}
+        status, got = ft.http(self.frontend.url + "/v1/completions", dict(body, model="tiny"))
+        self.assertEqual(status, 200, got)
+        status, ref = ft.http(self.frontend.url + "/v1/completions", dict(body, model="tiny-agg"))
+        self.assertEqual(status, 200, ref)
+        self.assertEqual(self.remote(), before)
+        lp, ref_lp = got["choices"][0]["logprobs"], ref["choices"][0]["logprobs"]
+        self.assertEqual(len(lp["tokens"]), got["usage"]["prompt_tokens"])
+        self.assertGreater(len(lp["tokens"]), MAX_LOCAL)
+        self.assertIsNone(lp["token_logprobs"][0])
+        self.assertEqual(lp["tokens"], ref_lp["tokens"])
+        for a, b in zip(lp["token_logprobs"][1:], ref_lp["token_logprobs"][1:]):
+            self.assertAlmostEqual(a, b, delta=1e-3)
+        self.assertEqual(got["usage"]["completion_tokens"], 0)
 
     def test_4_a_streamed_long_request(self):
         prompt = ft.long_prompt("disagg-stream", 90)

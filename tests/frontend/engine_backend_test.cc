@@ -448,6 +448,40 @@ TEST_F(DisaggBackendTest, ALongPromptIsPrefilledRemotelyAndItsDecodeLegNamesTheB
   EXPECT_TRUE(decode.received[1].disaggregation.kv_address.empty());
 }
 
+// Prompt logprobs need the prompt's logits: a long prompt that asks for them is prefilled by the
+// decode worker itself, and its scores reach the sink.
+TEST_F(DisaggBackendTest, APromptWithPromptLogprobsIsPrefilledLocally) {
+  auto& decode = *workers_[0];
+  auto& prefill = *workers_[1];
+  std::mutex mu;
+  std::vector<GenerationChunk> got;
+  GenerateRequest r = request("scored", 20);
+  r.sampling.prompt_logprobs = 1;
+  ASSERT_TRUE(backend_->generate(r, [&](GenerationChunk c) {
+                         std::lock_guard<std::mutex> lock(mu);
+                         got.push_back(std::move(c));
+                       }).isOk());
+  ASSERT_EQ(received(decode), 1u);
+  EXPECT_EQ(received(prefill), 0u);
+  {
+    std::lock_guard<std::mutex> lock(decode.mu);
+    EXPECT_TRUE(decode.received[0].disaggregation.kv_address.empty());
+    EXPECT_EQ(decode.received[0].sampling.prompt_logprobs, 1);
+  }
+  runtime::GenerateChunk first = finished(runtime::FinishReason::kLength, {5});
+  first.prompt_logprobs.emplace();
+  first.prompt_logprobs->push_back(runtime::TokenLogprobs{2, -0.75f, {{3, -0.5f}}, 2});
+  decode.send("scored", first);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_TRUE(got[0].prompt_logprobs.has_value());
+  ASSERT_EQ(got[0].prompt_logprobs->size(), 1u);
+  EXPECT_EQ((*got[0].prompt_logprobs)[0].token_id, 2);
+  EXPECT_FLOAT_EQ((*got[0].prompt_logprobs)[0].logprob, -0.75f);
+  EXPECT_EQ((*got[0].prompt_logprobs)[0].rank, 2);
+  EXPECT_EQ(metric("turbine_disagg_remote_prefills_total"), 0);
+}
+
 TEST_F(DisaggBackendTest, AFailedOrRefusedPrefillLegFallsBackToALocalPrefill) {
   auto& decode = *workers_[0];
   auto& prefill = *workers_[1];

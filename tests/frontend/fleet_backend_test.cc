@@ -187,8 +187,10 @@ TEST_F(FleetBackendTest, ARequestWhoseWorkerDiesMidStreamMigratesToAnother) {
   r.stop.max_tokens = 5;
   r.stop.min_tokens = 3;
   r.constraint = structured::OutputConstraint{structured::OutputConstraint::Kind::kRegex, "x*"};
+  r.sampling.prompt_logprobs = 0;
   ASSERT_TRUE(backend_->generate(r, sink).isOk());
   auto& a = first->received.empty() ? *second : *first;  // round-robin picked one of them
+  EXPECT_EQ(a.received[0].sampling.prompt_logprobs, 0);
   auto& b = first->received.empty() ? *first : *second;
   runtime::GenerateChunk c1;
   c1.token_ids = {40, 41};
@@ -211,6 +213,7 @@ TEST_F(FleetBackendTest, ARequestWhoseWorkerDiesMidStreamMigratesToAnother) {
   ASSERT_TRUE(b.received[0].constraint);  // the new worker continues the constrained output
   EXPECT_EQ(b.received[0].constraint->resume_tokens, 3);
   EXPECT_EQ(b.received[0].constraint->spec, "x*");
+  EXPECT_EQ(b.received[0].sampling.prompt_logprobs, -1);  // they came with the first tokens
   EXPECT_EQ(backend_->numWorkers("alpha"), 1u);
   runtime::GenerateChunk fin;
   fin.token_ids = {43, 44};

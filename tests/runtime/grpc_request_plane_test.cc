@@ -38,6 +38,13 @@ class FakeWorker : public WorkerClient {
         GenerateChunk c;
         c.token_ids = {request.token_ids[0] + i};
         c.logprobs = {TokenLogprobs{c.token_ids[0], -0.5f * i, {{7, -0.25f}}}};
+        if (i == 0 && request.sampling.prompt_logprobs >= 0) {  // the prompt's, echoed back
+          c.prompt_logprobs.emplace();
+          for (size_t k = 1; k < request.token_ids.size(); ++k) {
+            c.prompt_logprobs->push_back(TokenLogprobs{request.token_ids[k], -1.0f * static_cast<float>(k),
+                                                       {{8, -0.125f}}, static_cast<int32_t>(k) + 1});
+          }
+        }
         if (i + 1 == n) {
           c.finish = FinishReason::kLength;
           c.usage = Usage{static_cast<int32_t>(request.token_ids.size()), 16, n};
@@ -145,6 +152,7 @@ TEST_F(GrpcRequestPlaneTest, GenerateStreamsChunksAndCarriesEveryField) {
   r.sampling.seed = 42;
   r.sampling.logit_bias = {{3, -1.5f}};
   r.sampling.logprobs = 1;
+  r.sampling.prompt_logprobs = 1;
   r.stop.max_tokens = 5;
   r.stop.stop_token_ids = {2, 9};
   r.cache_salt = "tenant";
@@ -169,6 +177,16 @@ TEST_F(GrpcRequestPlaneTest, GenerateStreamsChunksAndCarriesEveryField) {
   EXPECT_EQ(got.chunks[4].usage->cached_tokens, 16);
   EXPECT_EQ(got.chunks[4].usage->completion_tokens, 5);
   EXPECT_FALSE(got.chunks[0].usage.has_value());
+  ASSERT_TRUE(got.chunks[0].prompt_logprobs.has_value());
+  EXPECT_FALSE(got.chunks[1].prompt_logprobs.has_value());
+  ASSERT_EQ(got.chunks[0].prompt_logprobs->size(), 3u);
+  for (size_t k = 0; k < 3; ++k) {
+    const TokenLogprobs& p = (*got.chunks[0].prompt_logprobs)[k];
+    EXPECT_EQ(p.token_id, r.token_ids[k + 1]);
+    EXPECT_FLOAT_EQ(p.logprob, -1.0f * static_cast<float>(k + 1));
+    EXPECT_EQ(p.rank, static_cast<int32_t>(k) + 2);
+    EXPECT_EQ(p.top, (std::vector<std::pair<int32_t, float>>{{8, -0.125f}}));
+  }
   EXPECT_EQ(got.chunks[4].kv_address, "kv@127.0.0.1:9");
   EXPECT_EQ(got.chunks[0].kv_address, "");
   std::lock_guard<std::mutex> wl(worker->mu);
@@ -177,6 +195,7 @@ TEST_F(GrpcRequestPlaneTest, GenerateStreamsChunksAndCarriesEveryField) {
   EXPECT_EQ(seen.sampling.seed, std::optional<uint64_t>(42));
   EXPECT_FLOAT_EQ(seen.sampling.temperature, 0.5f);
   EXPECT_EQ(seen.sampling.logit_bias, r.sampling.logit_bias);
+  EXPECT_EQ(seen.sampling.prompt_logprobs, 1);
   EXPECT_EQ(seen.stop.max_tokens, std::optional<int32_t>(5));
   EXPECT_EQ(seen.stop.stop_token_ids, r.stop.stop_token_ids);
   EXPECT_EQ(seen.cache_salt, "tenant");

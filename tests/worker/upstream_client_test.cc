@@ -146,6 +146,10 @@ TEST(UpstreamClient, RefusesWhatItCannotForward) {
   r.token_ids = {1};
   r.sampling.logprobs = 2;
   EXPECT_EQ((*c)->generate(r, [](runtime::GenerateChunk&&) {}).code(), StatusCode::kInvalidArgument);
+  r.sampling.logprobs = -1;
+  r.sampling.prompt_logprobs = 0;
+  EXPECT_EQ((*c)->generate(r, [](runtime::GenerateChunk&&) {}).code(), StatusCode::kInvalidArgument);
+  r.sampling.prompt_logprobs = -1;
   // Nothing listens on port 1: the request is admitted and ends with an error chunk.
   r.sampling.logprobs = -1;
   std::mutex mu;

@@ -195,6 +195,22 @@ TEST_F(WorkerTest, LogprobsAndRefusals) {
     }
   }
   EXPECT_EQ(n, 3u);
+  // Prompt logprobs come with the first chunk, through the worker's translation.
+  auto p = request("plp", {5, 6, 7, 8}, 2);
+  p.sampling.prompt_logprobs = 1;
+  Collector pc;
+  ASSERT_TRUE(client_->generate(p, pc.callback()).isOk());
+  ASSERT_TRUE(pc.wait());
+  ASSERT_TRUE(pc.chunks.front().prompt_logprobs.has_value());
+  const auto& scores = *pc.chunks.front().prompt_logprobs;
+  ASSERT_EQ(scores.size(), 3u);
+  for (size_t i = 0; i < scores.size(); ++i) {
+    EXPECT_EQ(scores[i].token_id, p.token_ids[i + 1]);
+    EXPECT_LE(scores[i].logprob, 0.0f);
+    EXPECT_GE(scores[i].rank, 1);
+    EXPECT_EQ(scores[i].top.size(), 1u);
+  }
+  for (size_t i = 1; i < pc.chunks.size(); ++i) EXPECT_FALSE(pc.chunks[i].prompt_logprobs.has_value());
   EXPECT_EQ(client_->generate(request("bad", {kVocab + 1}, 3), [](runtime::GenerateChunk&&) {}).code(),
             StatusCode::kInvalidArgument);
 }
