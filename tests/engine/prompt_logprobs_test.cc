@@ -86,13 +86,8 @@ class Runner {
 };
 
 Request request(const std::string& id, std::vector<int32_t> prompt, int32_t top, int32_t max_tokens = 3) {
-  Request r;
-  r.request_id = id;
-  r.token_ids = std::move(prompt);
-  r.sampling.temperature = 0.0f;
+  Request r = testing::greedyRequest(id, std::move(prompt), max_tokens);
   r.sampling.prompt_logprobs = top;
-  r.stop.max_tokens = max_tokens;
-  r.stop.ignore_eos = true;
   return r;
 }
 
