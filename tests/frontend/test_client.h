@@ -132,4 +132,13 @@ struct ServerFixture {
   uint16_t port = 0;
 };
 
+// A fake backend that emits a token every 200 us, and a chat request of 5 tokens against it.
+inline FakeBackendOptions fastBackend() {
+  FakeBackendOptions o;
+  o.token_interval = std::chrono::microseconds(200);
+  return o;
+}
+inline const std::string kChatHi = R"({"model":"fake-model","messages":[{"role":"user","content":"hi"}],"max_tokens":5)";
+inline constexpr int kChatHiPromptTokens = 24;  // "<|user|>hi\n<|assistant|>"
+
 }  // namespace turbine::frontend::testing
