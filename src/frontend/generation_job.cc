@@ -169,21 +169,23 @@ void GenerationJob::takePromptLogprobs(Sequence& s, std::vector<TokenLogprob>& p
   first.token = ctx_.backend->tokenPiece(model, s.first_prompt_token);
   first.is_null = true;
   entries.push_back(std::move(first));
-  for (const TokenLogprob& lp : prompt) {
-    LogprobEntry e;
-    e.token = ctx_.backend->tokenPiece(model, lp.token_id);
-    e.logprob = lp.logprob;
-    for (size_t j = 0; j < lp.top.size() && j < k; ++j) {
-      e.top.emplace_back(ctx_.backend->tokenPiece(model, lp.top[j].first), lp.top[j].second);
-    }
-    entries.push_back(std::move(e));
-  }
+  for (const TokenLogprob& lp : prompt) entries.push_back(logprobEntry(lp, k));
   for (LogprobEntry& e : entries) {
     e.text_offset = s.text_offset;
     s.text_offset += static_cast<int64_t>(e.token.size());
   }
   emitContent(s, s.echo, entries);
   s.echo.clear();
+}
+
+LogprobEntry GenerationJob::logprobEntry(const TokenLogprob& lp, size_t max_top) const {
+  LogprobEntry e;
+  e.token = ctx_.backend->tokenPiece(meta_.model, lp.token_id);
+  e.logprob = lp.logprob;
+  for (size_t j = 0; j < lp.top.size() && j < max_top; ++j) {
+    e.top.emplace_back(ctx_.backend->tokenPiece(meta_.model, lp.top[j].first), lp.top[j].second);
+  }
+  return e;
 }
 
 void GenerationJob::consumeTokens(Sequence& s, const GenerationChunk& chunk, std::string* text,
@@ -201,12 +203,8 @@ void GenerationJob::consumeTokens(Sequence& s, const GenerationChunk& chunk, std
     int32_t id = chunk.token_ids[k];
     ++s.completion_tokens;
     if (s.want_logprobs && k < chunk.logprobs.size()) {
-      const TokenLogprob& lp = chunk.logprobs[k];
-      LogprobEntry e;
-      e.token = ctx_.backend->tokenPiece(meta_.model, lp.token_id);
-      e.logprob = lp.logprob;
+      LogprobEntry e = logprobEntry(chunk.logprobs[k], chunk.logprobs[k].top.size());
       e.text_offset = s.text_offset;
-      for (const auto& [tid, v] : lp.top) e.top.emplace_back(ctx_.backend->tokenPiece(meta_.model, tid), v);
       s.text_offset += static_cast<int64_t>(e.token.size());
       logprobs->push_back(std::move(e));
     }

@@ -118,6 +118,8 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   void onChunk(size_t i, GenerationChunk chunk);
   // The first chunk's prompt logprobs: kept for the response, and the deferred echo sent with them.
   void takePromptLogprobs(Sequence& s, std::vector<TokenLogprob>& prompt);
+  // One token's logprob in text form (its piece, value, up to max_top alternatives); no offset.
+  LogprobEntry logprobEntry(const TokenLogprob& lp, size_t max_top) const;
   void consumeTokens(Sequence& s, const GenerationChunk& chunk, std::string* text,
                      std::vector<LogprobEntry>* logprobs);
   // The text of a tool-call marker token the detokenizer would skip (readToolCalls), if `id` is one.
