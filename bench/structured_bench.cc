@@ -38,9 +38,28 @@ std::shared_ptr<const structured::TokenTrie> loadTrie(const std::string& name) {
   return engine::tokenTrieFor(**tok, (*tok)->vocabSize());  // what serve and worker build
 }
 
-// The mask after `prefix` of an answer to a small object schema.
+// A small object schema, and Lark's JSON grammar (vLLM's documented example, with %ignore WS: the
+// same answers reach the same states through a grammar text).
+const structured::OutputConstraint kSchema{structured::OutputConstraint::Kind::kJsonSchema,
+                                           R"({"type": "object", "properties": {"name": {"type": "string"},
+           "age": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}},
+           "required": ["name", "age", "tags"]})"};
+const structured::OutputConstraint kLarkJson{structured::OutputConstraint::Kind::kGrammar, R"(
+?start: value
+?value: dict | list | string | SIGNED_NUMBER | "true" | "false" | "null"
+list : "[" [value ("," value)*] "]"
+dict : "{" [pair ("," pair)*] "}"
+pair : string ":" value
+string : ESCAPED_STRING
+%import common.ESCAPED_STRING
+%import common.SIGNED_NUMBER
+%import common.WS
+%ignore WS
+)"};
+
+// The mask after `prefix` of an answer under `constraint`.
 void BM_FillMask(benchmark::State& state, const std::string& vocab, const std::string& prefix,
-                 bool cached) {
+                 bool cached, const structured::OutputConstraint& constraint) {
   static std::map<std::string, std::shared_ptr<const structured::TokenTrie>> tries;
   if (!tries.count(vocab)) tries[vocab] = loadTrie(vocab);
   const auto trie = tries[vocab];
@@ -48,11 +67,11 @@ void BM_FillMask(benchmark::State& state, const std::string& vocab, const std::s
     state.SkipWithError("vocabulary not found (../shared/data/tokenizers)");
     return;
   }
-  auto grammar = structured::compileConstraint(
-      {structured::OutputConstraint::Kind::kJsonSchema,
-       R"({"type": "object", "properties": {"name": {"type": "string"},
-           "age": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}},
-           "required": ["name", "age", "tags"]})"});
+  auto grammar = structured::compileConstraint(constraint);
+  if (!grammar.isOk()) {
+    state.SkipWithError(grammar.status().message().c_str());
+    return;
+  }
   structured::Matcher m(*grammar);
   if (!m.advance(prefix)) {
     state.SkipWithError("prefix rejected");
@@ -92,6 +111,20 @@ void BM_CompileSchema(benchmark::State& state) {
 }
 BENCHMARK(BM_CompileSchema)->Unit(benchmark::kMicrosecond);
 
+// Compiling grammar texts: Lark's JSON grammar (with common.lark's terminals) and a GBNF one.
+void BM_CompileGrammar(benchmark::State& state, const std::string& text) {
+  const structured::OutputConstraint c{structured::OutputConstraint::Kind::kGrammar, text};
+  for (auto _ : state) {
+    auto g = structured::compileConstraint(c);
+    if (!g.isOk()) state.SkipWithError("grammar does not compile");
+    benchmark::DoNotOptimize(g);
+  }
+}
+BENCHMARK_CAPTURE(BM_CompileGrammar, lark_json, kLarkJson.spec)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CompileGrammar, gbnf_list, std::string(R"(root ::= "- " item ("\n- " item){0,9}
+item ::= [A-Za-z] [a-z ]{0,40} ("." | "!")?
+)"))->Unit(benchmark::kMicrosecond);
+
 const char* kStates[][2] = {
     {"start", ""},
     {"key", "{\"name\": \"Ada\", "},
@@ -105,9 +138,17 @@ int registerAll() {
       for (bool cached : {false, true}) {
         benchmark::RegisterBenchmark(
             (std::string("BM_FillMask/") + vocab + "/" + s[0] + (cached ? "/cached" : "/walk")).c_str(),
-            BM_FillMask, std::string(vocab), std::string(s[1]), cached)
+            BM_FillMask, std::string(vocab), std::string(s[1]), cached, kSchema)
             ->Unit(benchmark::kMicrosecond);
       }
+    }
+  }
+  for (const auto& s : kStates) {  // the same states through the Lark grammar
+    for (bool cached : {false, true}) {
+      benchmark::RegisterBenchmark(
+          (std::string("BM_FillMask/gpt-2/lark_json/") + s[0] + (cached ? "/cached" : "/walk")).c_str(),
+          BM_FillMask, std::string("gpt-2"), std::string(s[1]), cached, kLarkJson)
+          ->Unit(benchmark::kMicrosecond);
     }
   }
   return 0;

@@ -204,8 +204,8 @@ Status checkConstraint(const structured::OutputConstraint& c) {
   return compiled.isOk() ? Status::ok() : compiled.status();
 }
 
-// The output constraint of response_format (OpenAI), guided_json / guided_regex / guided_choice
-// (vLLM) or structured_outputs (vLLM's newer form): at most one per request, compiled here so
+// The output constraint of response_format (OpenAI), guided_json / guided_regex / guided_choice /
+// guided_grammar (vLLM) or structured_outputs (vLLM's newer form): at most one per request, compiled here so
 // that a bad schema or regex is a 400 naming the field before anything is routed.
 Status readConstraint(const FieldReader& r, ClientOrder& order,
                       std::optional<structured::OutputConstraint>* out) {
@@ -263,8 +263,9 @@ Status readConstraint(const FieldReader& r, ClientOrder& order,
       }
       TURBINE_RETURN_IF_ERROR(set(prefix + choice_key, Kind::kChoice, v->dump()));
     }
-    if (vr.get(grammar_key) != nullptr) {
-      return vr.fail(grammar_key, "grammars are not supported; use a JSON schema, a regex or a choice");
+    if (const json* v = vr.get(grammar_key)) {
+      if (!v->is_string()) return vr.wrongType(grammar_key, *v, "string");
+      TURBINE_RETURN_IF_ERROR(set(prefix + grammar_key, Kind::kGrammar, v->get<std::string>()));
     }
     return Status::ok();
   };

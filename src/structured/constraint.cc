@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "structured/grammar_text.h"
 #include "structured/json_schema.h"
 #include "structured/regex.h"
 
@@ -12,13 +13,14 @@ const char* kindName(OutputConstraint::Kind kind) {
     case OutputConstraint::Kind::kJsonSchema: return "json_schema";
     case OutputConstraint::Kind::kChoice: return "choice";
     case OutputConstraint::Kind::kRegex: return "regex";
+    case OutputConstraint::Kind::kGrammar: return "grammar";
   }
   return "unknown";
 }
 
 std::optional<OutputConstraint::Kind> kindFromName(std::string_view name) {
   using Kind = OutputConstraint::Kind;
-  for (Kind k : {Kind::kJsonSchema, Kind::kChoice, Kind::kRegex}) {
+  for (Kind k : {Kind::kJsonSchema, Kind::kChoice, Kind::kRegex, Kind::kGrammar}) {
     if (name == kindName(k)) return k;
   }
   return std::nullopt;
@@ -46,6 +48,7 @@ Result<std::shared_ptr<const Grammar>> compileConstraint(const OutputConstraint&
       return compileChoice(choices);
     }
     case OutputConstraint::Kind::kRegex: return compileRegex(c.spec);
+    case OutputConstraint::Kind::kGrammar: return compileGrammarText(c.spec);
   }
   return invalidArgument("unknown output constraint kind");
 }

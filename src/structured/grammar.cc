@@ -1,5 +1,6 @@
 #include "structured/grammar.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace turbine::structured {
@@ -84,8 +85,36 @@ void GrammarBuilder::appendLiteral(std::string_view text, std::vector<Symbol>* o
   for (char c : text) out->push_back(byte(static_cast<uint8_t>(c)));
 }
 
+void GrammarBuilder::removeDirectLeftRecursion() {
+  const int32_t n = numRules();
+  auto recursive = [](const std::vector<Symbol>& alt, int32_t r) {
+    return !alt.empty() && alt.front().kind == Symbol::Kind::kRule && alt.front().id == r;
+  };
+  for (int32_t r = 0; r < n; ++r) {
+    if (std::none_of(alts_[r].begin(), alts_[r].end(), [&](const auto& alt) { return recursive(alt, r); })) continue;
+    std::vector<std::vector<Symbol>> base, tails;
+    for (auto& alt : alts_[r]) {
+      if (recursive(alt, r)) {
+        if (alt.size() > 1) tails.emplace_back(alt.begin() + 1, alt.end());  // `r ::= r` adds nothing
+      } else {
+        base.push_back(std::move(alt));
+      }
+    }
+    // r ::= r a | b   ==   r ::= b t ;  t ::= a t | ""
+    const int32_t t = addRule(names_[r] + "_tail");
+    for (auto& alt : tails) {
+      alt.push_back(rule(t));
+      alts_[t].push_back(std::move(alt));
+    }
+    alts_[t].emplace_back();
+    for (auto& alt : base) alt.push_back(rule(t));
+    alts_[r] = std::move(base);
+  }
+}
+
 Result<Grammar> GrammarBuilder::build(int32_t root) && {
   if (root < 0 || root >= numRules()) return invalidArgument("grammar: no root rule");
+  removeDirectLeftRecursion();
   std::vector<char> nullable, productive;
   analyse(alts_, &nullable, &productive);
   if (!productive[root]) return invalidArgument("grammar: it matches no string at all");

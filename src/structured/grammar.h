@@ -1,8 +1,9 @@
 // Grammar: a context-free grammar over bytes, the form every structured-output constraint
-// (JSON schema, choice, regex) is compiled into before generation (docs/design.md "Structured
-// output"). Rules have ordered alternatives; an alternative is a sequence of symbols, each a
-// byte class or another rule. GrammarBuilder checks what the Matcher relies on: every rule can
-// derive some string, and no rule reaches itself without consuming a byte (no left recursion).
+// (JSON schema, choice, regex, grammar text) is compiled into before generation (docs/design.md
+// "Structured output"). Rules have ordered alternatives; an alternative is a sequence of symbols,
+// each a byte class or another rule. GrammarBuilder checks what the Matcher relies on: every rule
+// can derive some string, and no rule reaches itself without consuming a byte (no left recursion:
+// the direct kind, `expr -> expr "+" term | term`, is first rewritten into right recursion).
 // A Grammar is immutable once built and safe to share between threads.
 #pragma once
 
@@ -92,11 +93,14 @@ class GrammarBuilder {
   void appendLiteral(std::string_view text, std::vector<Symbol>* out);
   int32_t numRules() const { return static_cast<int32_t>(alts_.size()); }
 
+  // Rewrites direct left recursion (`r -> r a | b` into `r -> b t, t -> a t | ""`), then
   // InvalidArgument when the root derives nothing, or a rule reaches itself without consuming a
   // byte (names the rule). Rules that derive nothing are allowed elsewhere (they never match).
   Result<Grammar> build(int32_t root) &&;
 
  private:
+  void removeDirectLeftRecursion();
+
   std::vector<ByteSet> classes_;
   std::vector<std::vector<std::vector<Symbol>>> alts_;
   std::vector<std::string> names_;

@@ -127,8 +127,9 @@ bool Matcher::allows(std::string_view bytes) {
   return ok;
 }
 
-void Matcher::walk(const TokenTrie& trie, std::span<const Node> start, std::span<uint64_t> certain,
-                   std::vector<int32_t>* uncertain) {
+int64_t Matcher::walk(const TokenTrie& trie, std::span<const Node> start, std::span<uint64_t> certain,
+                      std::vector<int32_t>* uncertain) {
+  int64_t steps = 0;
   const std::span<const TokenTrie::Node> nodes = trie.nodes();
   const std::span<const int32_t> ids = trie.tokenIds();
   const size_t depth_max = static_cast<size_t>(trie.maxDepth()) + 1;
@@ -157,6 +158,7 @@ void Matcher::walk(const TokenTrie& trie, std::span<const Node> start, std::span
     const auto d = static_cast<size_t>(node.depth);
     arena_.resize(marks_[d - 1]);  // frames of the previous sibling's subtree are garbage
     sentinel_hit_ = false;
+    ++steps;
     const bool acc = step(levels_[d - 1], node.byte, &levels_[d]);
     marks_[d] = arena_.size();
     const bool earlier = hit_before_[d - 1] != 0;  // a path left the local state before
@@ -191,6 +193,7 @@ void Matcher::walk(const TokenTrie& trie, std::span<const Node> start, std::span
     i = node.subtree_end;
   }
   arena_.resize(marks_[0]);
+  return steps;
 }
 
 bool Matcher::sameFrames(int32_t a, int32_t b) const {
@@ -257,11 +260,19 @@ void Matcher::fillMask(const TokenTrie& trie, std::span<uint64_t> mask, MaskCach
   if (!entry) {
     auto fresh = std::make_shared<MaskCache::Entry>();
     fresh->certain.assign(mask.size(), 0);
-    walk(trie, local, fresh->certain, &fresh->uncertain);
+    fresh->walk_steps = walk(trie, local, fresh->certain, &fresh->uncertain);
+    for (int32_t id : fresh->uncertain) fresh->uncertain_bytes += static_cast<int64_t>(trie.bytes(id).size());
     entry = fresh;
     cache->insert(std::move(key), entry);
   }
   arena_.resize(mark);
+  if (entry->uncertain_bytes > entry->walk_steps) {
+    // Checking the uncertain tokens one by one would step through more bytes than a walk from
+    // the full state (which shares their prefixes): e.g. a grammar allowing whitespace before
+    // every token, where each token that starts with a space leaves the local state.
+    walk(trie, heads_, mask, nullptr);
+    return;
+  }
   for (size_t w = 0; w < mask.size() && w < entry->certain.size(); ++w) mask[w] |= entry->certain[w];
   for (int32_t id : entry->uncertain) {
     if (allows(trie.bytes(id))) mask[static_cast<size_t>(id) >> 6] |= uint64_t{1} << (id & 63);

@@ -37,6 +37,8 @@ class MaskCache {
   struct Entry {
     std::vector<uint64_t> certain;    // tokens allowed whatever lies below the kept frames
     std::vector<int32_t> uncertain;   // tokens to check against the full state
+    int64_t walk_steps = 0;           // trie nodes the walk that made this entry stepped through
+    int64_t uncertain_bytes = 0;      // bytes of the uncertain tokens (their checks step as many)
   };
   std::shared_ptr<const Entry> find(const std::vector<int32_t>& key);
   void insert(std::vector<int32_t> key, std::shared_ptr<const Entry> entry);
@@ -80,8 +82,9 @@ class Matcher {
   // sentinel sets sentinel_hit_.
   void expand(int32_t pos, int32_t parent, std::vector<Node>* out, bool* accepting, int depth);
   // Walks the trie from `start`: tokens decided allowed go to `certain`; tokens whose fate
-  // depends on frames below a sentinel to `uncertain` (in the trie's order).
-  void walk(const TokenTrie& trie, std::span<const Node> start, std::span<uint64_t> certain,
+  // depends on frames below a sentinel to `uncertain` (in the trie's order). Returns the number
+  // of trie nodes stepped through.
+  int64_t walk(const TokenTrie& trie, std::span<const Node> start, std::span<uint64_t> certain,
             std::vector<int32_t>* uncertain);
   // Structural equality of frame chains and of states (false negatives are harmless: only a
   // shortcut is missed).

@@ -67,11 +67,6 @@ void encodeUtf8(uint32_t c, uint8_t* out) {
   out[0] = static_cast<uint8_t>((n == 2 ? 0xc0 : n == 3 ? 0xe0 : 0xf0) | c);
 }
 
-std::string utf8(uint32_t c) {
-  uint8_t b[4];
-  encodeUtf8(c, b);
-  return std::string(reinterpret_cast<char*>(b), static_cast<size_t>(utf8Length(c)));
-}
 
 // Splits [lo, hi] (no surrogates) into ranges whose UTF-8 encodings are byte-wise ranges, each
 // a list of (first, last) byte pairs.
@@ -107,6 +102,37 @@ void utf8Sequences(uint32_t lo, uint32_t hi, std::vector<std::vector<std::pair<u
   for (int i = 0; i < n; ++i) seq.push_back({a[i], b[i]});
   out->push_back(std::move(seq));
 }
+
+}  // namespace
+
+std::string utf8(uint32_t c) {
+  uint8_t b[4];
+  encodeUtf8(c, b);
+  return std::string(reinterpret_cast<char*>(b), static_cast<size_t>(utf8Length(c)));
+}
+
+Result<Symbol> addCodePointClass(GrammarBuilder* b, std::vector<std::pair<uint32_t, uint32_t>> ranges) {
+  for (auto& [lo, hi] : ranges) hi = std::min(hi, kMaxCodePoint);
+  const Ranges r = subtract(normalized(std::move(ranges)), {});
+  if (r.empty()) return invalidArgument("a character class that matches nothing");
+  ByteSet ascii;
+  std::vector<std::vector<std::pair<uint8_t, uint8_t>>> seqs;
+  for (const auto& [lo, hi] : r) {
+    if (lo < 0x80) ascii.addRange(static_cast<uint8_t>(lo), static_cast<uint8_t>(std::min(hi, 0x7fu)));
+    if (hi >= 0x80) utf8Sequences(std::max(lo, 0x80u), hi, &seqs);
+  }
+  if (seqs.empty()) return b->bytes(ascii);
+  const int32_t rule = b->addRule("class");
+  if (!ascii.empty()) b->addAlternative(rule, {b->bytes(ascii)});
+  for (const auto& seq : seqs) {
+    std::vector<Symbol> alt;
+    for (const auto& [a, z] : seq) alt.push_back(b->bytes(ByteSet::range(a, z)));
+    b->addAlternative(rule, std::move(alt));
+  }
+  return GrammarBuilder::rule(rule);
+}
+
+namespace {
 
 class RegexCompiler {
  public:
@@ -331,23 +357,10 @@ class RegexCompiler {
 
   // A symbol matching one code point of `r` (in JSON-string mode, never one JSON escapes).
   Result<Symbol> charSet(Ranges r) {
-    r = o_.json_string ? subtract(r, {{0, 0x1f}, {'"', '"'}, {'\\', '\\'}}) : subtract(r, {});
-    if (r.empty()) return error("a character class that matches nothing");
-    ByteSet ascii;
-    std::vector<std::vector<std::pair<uint8_t, uint8_t>>> seqs;
-    for (const auto& [lo, hi] : r) {
-      if (lo < 0x80) ascii.addRange(static_cast<uint8_t>(lo), static_cast<uint8_t>(std::min(hi, 0x7fu)));
-      if (hi >= 0x80) utf8Sequences(std::max(lo, 0x80u), hi, &seqs);
-    }
-    if (seqs.empty()) return b_->bytes(ascii);
-    const int32_t rule = b_->addRule("regex_class");
-    if (!ascii.empty()) b_->addAlternative(rule, {b_->bytes(ascii)});
-    for (const auto& seq : seqs) {
-      std::vector<Symbol> alt;
-      for (const auto& [a, z] : seq) alt.push_back(b_->bytes(ByteSet::range(a, z)));
-      b_->addAlternative(rule, std::move(alt));
-    }
-    return GrammarBuilder::rule(rule);
+    if (o_.json_string) r = subtract(r, {{0, 0x1f}, {'"', '"'}, {'\\', '\\'}});
+    auto s = addCodePointClass(b_, std::move(r));
+    if (!s.isOk()) return error("a character class that matches nothing");
+    return s;
   }
 
   Result<Symbol> quantified(Symbol a) {

@@ -9,8 +9,12 @@
 // InvalidArgument naming the offset.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 #include "structured/grammar.h"
@@ -24,6 +28,14 @@ struct RegexOptions {
   // Match anywhere (JSON schema semantics) unless anchored with ^ / $; false: the whole text.
   bool search = false;
 };
+
+// A symbol matching one UTF-8 encoded code point in `ranges` (closed ranges, any order; code
+// points above U+10FFFF and surrogates are left out). InvalidArgument when nothing is left.
+// Regexes, grammar texts and schemas share it.
+Result<Symbol> addCodePointClass(GrammarBuilder* b, std::vector<std::pair<uint32_t, uint32_t>> ranges);
+
+// The UTF-8 encoding of code point `c` (<= U+10FFFF).
+std::string utf8(uint32_t c);
 
 // Adds the rules for `pattern` to `b`; returns the rule matching it.
 Result<int32_t> addRegexRule(GrammarBuilder* b, std::string_view pattern, const RegexOptions& options);

@@ -141,7 +141,7 @@ describe('turbine serve with the openai client', () => {
   });
 
   // Structured output with a random model: the constraint alone makes the answers valid.
-  test('structured output: response_format json_schema, guided_choice', async () => {
+  test('structured output: response_format json_schema, guided_choice, guided_grammar', async () => {
     const schema = { type: 'object', properties: { city: { enum: ['Paris', 'Oslo'] }, rain: { type: 'boolean' } },
       required: ['city', 'rain'] };
     const body = { model, messages: [{ role: 'user', content: 'Weather?' }], temperature: 0, max_tokens: 450,
@@ -157,6 +157,20 @@ describe('turbine serve with the openai client', () => {
     const c = await openai.completions.create({ model, prompt: 'Pick a colour', max_tokens: 20, temperature: 1,
       seed: 3, n: 4, guided_choice: ['red', 'green', 'blue'] });
     for (const choice of c.choices) assert.ok(['red', 'green', 'blue'].includes(choice.text), choice.text);
+    // vLLM's guided_grammar, in Lark syntax (left recursion, %import, %ignore) and in GBNF.
+    const lark = '?start: sum\n?sum: NUMBER | sum "+" NUMBER\n%import common.NUMBER\n%ignore " "\n';
+    const g = await openai.completions.create({ model, prompt: 'Add', max_tokens: 30, temperature: 1, seed: 5, n: 3,
+      guided_grammar: lark });
+    const num = '(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:[eE][+-]?\\d+)?';  // common.NUMBER
+    for (const choice of g.choices) {
+      if (choice.finish_reason === 'stop') assert.match(choice.text, new RegExp(`^ *${num}( *\\+ *${num})* *$`));
+      else assert.match(choice.text, /^[ 0-9.eE+-]*$/);
+    }
+    const yn = await openai.chat.completions.create({ model, messages: [{ role: 'user', content: 'Yes?' }],
+      temperature: 0, structured_outputs: { grammar: 'root ::= ("yes" | "no") "!"' } });
+    assert.ok(['yes!', 'no!'].includes(yn.choices[0].message.content), yn.choices[0].message.content);
+    await assert.rejects(openai.completions.create({ model, prompt: 'x', guided_grammar: 'root ::= "a" | b' }),
+      (e) => e.status === 400 && e.param === 'guided_grammar' && /'b' is not defined/.test(e.message));
     await assert.rejects(openai.chat.completions.create({ ...body,
       response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'number', minimum: 1 } } } }),
       (e) => e.status === 400 && /minimum/.test(e.message));

@@ -135,6 +135,33 @@ TEST(Guided, GreedyChoiceAndRegex) {
   }
 }
 
+// A context-free grammar (Lark syntax): brackets nested n deep around x and one or two digits.
+TEST(Guided, SampledOutputsFollowAGrammar) {
+  auto e = guidedEngine();
+  const structured::OutputConstraint c{structured::OutputConstraint::Kind::kGrammar,
+                                       "start: pair\npair: \"(\" pair \")\" | \"x\" NUM\nNUM: /[0-9]{1,2}/\n"};
+  int complete = 0, nested = 0;
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    Request r = guidedRequest("cfg" + std::to_string(seed), c, seed);
+    r.n = 2;
+    for (const Sample& s : run(*e, std::move(r))) {
+      ASSERT_TRUE(s.status.isOk()) << s.status.toString();
+      ASSERT_EQ(s.reason, FinishReason::kStop) << spell(s.tokens);
+      ++complete;
+      const std::string text = spell(s.tokens);
+      const size_t open = text.find_first_not_of('(');
+      ASSERT_NE(open, std::string::npos) << text;
+      const size_t close = text.find(')');
+      const size_t inner_end = close == std::string::npos ? text.size() : close;
+      EXPECT_TRUE(std::regex_match(text.substr(open, inner_end - open), std::regex("x[0-9]{1,2}"))) << text;
+      EXPECT_EQ(text.substr(inner_end), std::string(open, ')')) << text;  // exactly as many closed as opened
+      nested += open > 0;
+    }
+  }
+  EXPECT_EQ(complete, 16);
+  EXPECT_GT(nested, 0);  // the samples do use the recursion
+}
+
 TEST(Guided, RefusedWithABadConstraintOrWithoutAVocabulary) {
   auto e = guidedEngine();
   Status st = e->add(guidedRequest("bad", {structured::OutputConstraint::Kind::kJsonSchema,

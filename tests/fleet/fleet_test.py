@@ -300,6 +300,19 @@ class FleetTest(FleetCase):
                              "guided_json": {"type": "integer", "minimum": -2, "maximum": 3}})
         self.assertEqual(status, 200, body)
         self.assertTrue(all(-2 <= json.loads(c["text"]) <= 3 for c in body["choices"]), body)
+        # A grammar (GBNF) travels as its text; the worker compiles it.
+        status, body = http(self.frontend.url + "/v1/completions",
+                            {"model": "tiny", "prompt": "x", "n": 3, "temperature": 1, "seed": 6, "max_tokens": 40,
+                             "guided_grammar": 'root ::= "(" root ")" | [a-c]{1,3}'})
+        self.assertEqual(status, 200, body)
+        for c in body["choices"]:
+            depth = len(c["text"]) - len(c["text"].lstrip("("))
+            self.assertRegex(c["text"], r"^\(*[a-c]{1,3}\)*$", body)
+            self.assertTrue(c["text"].endswith(")" * depth) and c["finish_reason"] == "stop", body)
+        status, body = http(self.frontend.url + "/v1/completions",
+                            {"model": "tiny", "prompt": "x", "guided_grammar": "root ::= nothing"})
+        self.assertEqual(status, 400, body)
+        self.assertEqual(body["error"]["param"], "guided_grammar")
         status, body = http(self.frontend.url + "/v1/completions",
                             {"model": "tiny", "prompt": "x", "guided_json": {"type": "number", "maximum": 3}})
         self.assertEqual(status, 400, body)

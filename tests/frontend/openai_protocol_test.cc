@@ -163,6 +163,9 @@ TEST(OpenAiProtocol, StructuredOutputConstraints) {
   EXPECT_EQ(constraint(R"("guided_choice":["yes","no"])"),
             (structured::OutputConstraint{Kind::kChoice, R"(["yes","no"])"}));
   EXPECT_EQ(constraint(R"("structured_outputs":{"regex":"\\d+"})"), (structured::OutputConstraint{Kind::kRegex, "\\d+"}));
+  EXPECT_EQ(constraint(R"("guided_grammar":"root ::= [a-z]+")"), (structured::OutputConstraint{Kind::kGrammar, "root ::= [a-z]+"}));
+  EXPECT_EQ(constraint(R"("structured_outputs":{"grammar":"start: \"y\" | \"n\""})"),
+            (structured::OutputConstraint{Kind::kGrammar, "start: \"y\" | \"n\""}));
   EXPECT_EQ(constraint(R"("structured_outputs":{"json_object":true})"),
             (structured::OutputConstraint{Kind::kJsonSchema, R"({"type":"object"})"}));
 
@@ -205,7 +208,10 @@ TEST(OpenAiProtocol, StructuredOutputConstraints) {
            {R"("guided_json":"{not json")", "guided_json", "not valid JSON"},
            {R"("guided_regex":"(a")", "guided_regex", "missing ')'"},
            {R"("guided_choice":[])", "guided_choice", "non-empty"},
-           {R"("guided_grammar":"root ::= x")", "guided_grammar", "not supported"},
+           {R"("guided_grammar":"root ::= x")", "guided_grammar", "line 1, column 10: 'x' is not defined"},
+           {R"("guided_grammar":{"root":"x"})", "guided_grammar", "string"},
+           {R"("structured_outputs":{"grammar":"start: a\na: a \"+\" | b"})", "structured_outputs.grammar",
+            "'b' is not defined"},
            {R"("guided_regex":"a","guided_choice":["a"])", "guided_choice", "cannot be combined"},
            {R"("response_format":{"type":"json_object"},"guided_regex":"a")", "guided_regex", "cannot be combined"}}) {
     param.clear();

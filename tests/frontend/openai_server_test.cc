@@ -462,7 +462,7 @@ TEST(OpenAiServer, ForcedToolChoicesComeBackAsToolCalls) {
   EXPECT_EQ(f2.backend->received().at(0).constraint->spec, R"({"type":"object"})");  // its parameters
 }
 
-// response_format and guided_* reach the backend as the request's constraint.
+// response_format, guided_* and structured_outputs reach the backend as the request's constraint.
 TEST(OpenAiServer, StructuredOutputReachesTheBackend) {
   ServerFixture f(fastBackend());
   auto r = post(f.port, "/v1/chat/completions",
@@ -478,6 +478,16 @@ TEST(OpenAiServer, StructuredOutputReachesTheBackend) {
   EXPECT_EQ(received[1].constraint, (structured::OutputConstraint{structured::OutputConstraint::Kind::kRegex, "b+"}));
   auto bad = post(f.port, "/v1/completions", R"j({"model":"fake-model","prompt":"x","guided_regex":"(?=a)"})j");
   expectError(bad, 400, "guided_regex");
+  auto g = post(f.port, "/v1/completions",
+                R"({"model":"fake-model","prompt":"x","max_tokens":3,"guided_grammar":"root ::= [0-9]+"})");
+  ASSERT_EQ(g.status, 200) << g.body;
+  EXPECT_EQ(f.backend->received().at(2).constraint,
+            (structured::OutputConstraint{structured::OutputConstraint::Kind::kGrammar, "root ::= [0-9]+"}));
+  auto bad_grammar = post(f.port, "/v1/chat/completions",
+                          R"({"model":"fake-model","messages":[{"role":"user","content":"x"}],
+                              "structured_outputs":{"grammar":"start: \"a\" x"}})");
+  expectError(bad_grammar, 400, "structured_outputs.grammar");
+  EXPECT_NE(bad_grammar.body.find("'x' is not defined"), std::string::npos) << bad_grammar.body;
 }
 
 TEST(OpenAiServer, InvalidUtf8Is400) {

@@ -69,14 +69,26 @@ Json randomJson(std::mt19937& rng, int depth) {
   }
 }
 
-TEST(Grammar, RefusesLeftRecursionAndEmptyLanguages) {
-  GrammarBuilder b;
+TEST(Grammar, RewritesDirectLeftRecursionRefusesIndirectAndEmptyLanguages) {
+  GrammarBuilder b;  // a -> a x | a | y   ==   y x*
   const int32_t a = b.addRule("a");
   b.addAlternative(a, {GrammarBuilder::rule(a), b.byte('x')});
+  b.addAlternative(a, {GrammarBuilder::rule(a)});
   b.addAlternative(a, {b.byte('y')});
-  auto g = std::move(b).build(a);
-  ASSERT_FALSE(g.isOk());
-  EXPECT_NE(g.status().message().find("'a'"), std::string::npos) << g.status().message();
+  auto direct = std::move(b).build(a);
+  ASSERT_TRUE(direct.isOk()) << direct.status().message();
+  auto g = std::make_shared<const Grammar>(std::move(direct).value());
+  for (const char* yes : {"y", "yx", "yxxx"}) EXPECT_TRUE(matches(g, yes)) << yes;
+  for (const char* no : {"", "x", "xy", "yy", "yxy"}) EXPECT_FALSE(matches(g, no)) << no;
+
+  GrammarBuilder i;  // p -> q x | y ; q -> p z : p reaches itself through q
+  const int32_t p = i.addRule("p"), q = i.addRule("q");
+  i.addAlternative(p, {GrammarBuilder::rule(q), i.byte('x')});
+  i.addAlternative(p, {i.byte('y')});
+  i.addAlternative(q, {GrammarBuilder::rule(p), i.byte('z')});
+  auto indirect = std::move(i).build(p);
+  ASSERT_FALSE(indirect.isOk());
+  EXPECT_NE(indirect.status().message().find("left recursion"), std::string::npos) << indirect.status().message();
 
   GrammarBuilder e;
   const int32_t loop = e.addRule("loop");
