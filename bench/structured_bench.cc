@@ -5,6 +5,7 @@
 // Vocabularies come from ../shared/data/tokenizers (skipped when absent).
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -124,6 +125,24 @@ BENCHMARK_CAPTURE(BM_CompileGrammar, lark_json, kLarkJson.spec)->Unit(benchmark:
 BENCHMARK_CAPTURE(BM_CompileGrammar, gbnf_list, std::string(R"(root ::= "- " item ("\n- " item){0,9}
 item ::= [A-Za-z] [a-z ]{0,40} ("." | "!")?
 )"))->Unit(benchmark::kMicrosecond);
+
+// A long chain of rules, each with its own character class, defined root first: what a grammar
+// text can spell to make a compiler quadratic (the rule analysis, the class interning).
+std::string hex4(int v) {
+  char b[8];
+  std::snprintf(b, sizeof b, "%04x", v);
+  return b;
+}
+std::string chainGrammar(int n) {
+  std::string text = "root ::= r0\n";
+  for (int i = 0; i < n; ++i) {
+    const int lo = i % 100, hi = 100 + (i / 100) % 27;  // 2,700 distinct byte classes
+    text += "r" + std::to_string(i) + " ::= [\\u" + hex4(lo) + "-\\u" + hex4(hi) + "] r" + std::to_string(i + 1) + "\n";
+  }
+  text += "r" + std::to_string(n) + " ::= \"end\"\n";
+  return text;
+}
+BENCHMARK_CAPTURE(BM_CompileGrammar, chain_20k, chainGrammar(20000))->Unit(benchmark::kMillisecond);
 
 const char* kStates[][2] = {
     {"start", ""},

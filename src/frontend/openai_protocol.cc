@@ -205,7 +205,7 @@ Status checkConstraint(const structured::OutputConstraint& c) {
 }
 
 // The output constraint of response_format (OpenAI), guided_json / guided_regex / guided_choice /
-// guided_grammar (vLLM) or structured_outputs (vLLM's newer form): at most one per request, compiled here so
+// guided_grammar (vLLM), structured_outputs (vLLM's newer form) or regex / ebnf (SGLang): at most one per request, compiled here so
 // that a bad schema or regex is a 400 naming the field before anything is routed.
 Status readConstraint(const FieldReader& r, ClientOrder& order,
                       std::optional<structured::OutputConstraint>* out) {
@@ -269,6 +269,15 @@ Status readConstraint(const FieldReader& r, ClientOrder& order,
     }
     return Status::ok();
   };
+  // SGLang's fields: `regex` and `ebnf` (a GBNF grammar), top level.
+  if (const json* v = r.get("regex")) {
+    if (!v->is_string()) return r.wrongType("regex", *v, "string");
+    TURBINE_RETURN_IF_ERROR(set("regex", Kind::kRegex, v->get<std::string>()));
+  }
+  if (const json* v = r.get("ebnf")) {
+    if (!v->is_string()) return r.wrongType("ebnf", *v, "string");
+    TURBINE_RETURN_IF_ERROR(set("ebnf", Kind::kGrammar, v->get<std::string>()));
+  }
   nlohmann::ordered_json top = nlohmann::ordered_json::object();  // guided_json in the client's key order
   if (const json* gj = r.get("guided_json")) top["guided_json"] = order.field("guided_json", *gj);
   TURBINE_RETURN_IF_ERROR(readVllm(r, "", "guided_json", "guided_regex", "guided_choice", "guided_grammar", top));

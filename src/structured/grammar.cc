@@ -6,28 +6,53 @@
 namespace turbine::structured {
 namespace {
 
-// Fixpoint over the rules: `nullable` (derives the empty string) and `productive` (derives some
-// finite string).
+// `nullable` (derives the empty string) and `productive` (derives some finite string), by
+// propagation from the rules known to have them: linear in the grammar's size (a fixpoint of
+// passes over the rules would be quadratic on long chains of rules, which a grammar text can
+// spell).
 void analyse(const std::vector<std::vector<std::vector<Symbol>>>& alts, std::vector<char>* nullable,
              std::vector<char>* productive) {
   const size_t n = alts.size();
   nullable->assign(n, 0);
   productive->assign(n, 0);
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (size_t r = 0; r < n; ++r) {
-      for (const auto& alt : alts[r]) {
-        bool all_nullable = true, all_productive = true;
-        for (const Symbol& s : alt) {
-          if (s.kind == Symbol::Kind::kBytes) {
-            all_nullable = false;
-          } else {
-            all_nullable = all_nullable && (*nullable)[s.id];
-            all_productive = all_productive && (*productive)[s.id];
-          }
+  struct Alt {
+    int32_t rule;
+    int32_t unproductive;  // rule symbols not yet known productive
+    int32_t unnullable;    // rule symbols not yet known nullable; -1: has a byte, never nullable
+  };
+  std::vector<Alt> all;
+  std::vector<std::vector<int32_t>> uses(n);  // rule -> alternatives with one occurrence each
+  for (size_t r = 0; r < n; ++r) {
+    for (const auto& alt : alts[r]) {
+      Alt a{static_cast<int32_t>(r), 0, 0};
+      for (const Symbol& s : alt) {
+        if (s.kind == Symbol::Kind::kBytes) {
+          a.unnullable = -1;
+        } else {
+          ++a.unproductive;
+          if (a.unnullable >= 0) ++a.unnullable;
+          uses[s.id].push_back(static_cast<int32_t>(all.size()));
         }
-        if (all_nullable && !(*nullable)[r]) (*nullable)[r] = 1, changed = true;
-        if (all_productive && !(*productive)[r]) (*productive)[r] = 1, changed = true;
+      }
+      all.push_back(a);
+    }
+  }
+  std::vector<int32_t> newly_productive, newly_nullable;
+  auto check = [&](const Alt& a) {
+    if (a.unproductive == 0 && !(*productive)[a.rule]) (*productive)[a.rule] = 1, newly_productive.push_back(a.rule);
+    if (a.unnullable == 0 && !(*nullable)[a.rule]) (*nullable)[a.rule] = 1, newly_nullable.push_back(a.rule);
+  };
+  for (const Alt& a : all) check(a);
+  while (!newly_productive.empty() || !newly_nullable.empty()) {
+    if (!newly_productive.empty()) {
+      const int32_t r = newly_productive.back();
+      newly_productive.pop_back();
+      for (int32_t k : uses[r]) --all[k].unproductive, check(all[k]);
+    } else {
+      const int32_t r = newly_nullable.back();
+      newly_nullable.pop_back();
+      for (int32_t k : uses[r]) {
+        if (all[k].unnullable > 0) --all[k].unnullable, check(all[k]);
       }
     }
   }
@@ -74,11 +99,16 @@ void GrammarBuilder::addAlternative(int32_t rule, std::vector<Symbol> symbols) {
 }
 
 Symbol GrammarBuilder::bytes(const ByteSet& set) {
-  for (size_t i = 0; i < classes_.size(); ++i) {
-    if (classes_[i] == set) return {Symbol::Kind::kBytes, static_cast<int32_t>(i)};
+  uint64_t h = 0;
+  for (uint64_t w : set.bits) h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+  auto [it, fresh] = class_ids_.try_emplace(h, std::vector<int32_t>{});
+  for (int32_t id : it->second) {
+    if (classes_[id] == set) return {Symbol::Kind::kBytes, id};
   }
   classes_.push_back(set);
-  return {Symbol::Kind::kBytes, static_cast<int32_t>(classes_.size()) - 1};
+  const auto id = static_cast<int32_t>(classes_.size()) - 1;
+  it->second.push_back(id);
+  return {Symbol::Kind::kBytes, id};
 }
 
 void GrammarBuilder::appendLiteral(std::string_view text, std::vector<Symbol>* out) {

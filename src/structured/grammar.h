@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
@@ -102,6 +103,7 @@ class GrammarBuilder {
   void removeDirectLeftRecursion();
 
   std::vector<ByteSet> classes_;
+  std::unordered_map<uint64_t, std::vector<int32_t>> class_ids_;  // hash -> interned classes
   std::vector<std::vector<std::vector<Symbol>>> alts_;
   std::vector<std::string> names_;
 };

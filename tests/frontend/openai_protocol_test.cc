@@ -164,6 +164,8 @@ TEST(OpenAiProtocol, StructuredOutputConstraints) {
             (structured::OutputConstraint{Kind::kChoice, R"(["yes","no"])"}));
   EXPECT_EQ(constraint(R"("structured_outputs":{"regex":"\\d+"})"), (structured::OutputConstraint{Kind::kRegex, "\\d+"}));
   EXPECT_EQ(constraint(R"("guided_grammar":"root ::= [a-z]+")"), (structured::OutputConstraint{Kind::kGrammar, "root ::= [a-z]+"}));
+  EXPECT_EQ(constraint(R"("ebnf":"root ::= \"a\"")"), (structured::OutputConstraint{Kind::kGrammar, "root ::= \"a\""}));
+  EXPECT_EQ(constraint(R"("regex":"[0-9]+")"), (structured::OutputConstraint{Kind::kRegex, "[0-9]+"}));
   EXPECT_EQ(constraint(R"("structured_outputs":{"grammar":"start: \"y\" | \"n\""})"),
             (structured::OutputConstraint{Kind::kGrammar, "start: \"y\" | \"n\""}));
   EXPECT_EQ(constraint(R"("structured_outputs":{"json_object":true})"),
@@ -210,6 +212,8 @@ TEST(OpenAiProtocol, StructuredOutputConstraints) {
            {R"("guided_choice":[])", "guided_choice", "non-empty"},
            {R"("guided_grammar":"root ::= x")", "guided_grammar", "line 1, column 10: 'x' is not defined"},
            {R"("guided_grammar":{"root":"x"})", "guided_grammar", "string"},
+           {R"("ebnf":"root ::= [b-a]")", "ebnf", "out of order"},
+           {R"("regex":"a","ebnf":"root ::= \"a\"")", "ebnf", "cannot be combined"},
            {R"("structured_outputs":{"grammar":"start: a\na: a \"+\" | b"})", "structured_outputs.grammar",
             "'b' is not defined"},
            {R"("guided_regex":"a","guided_choice":["a"])", "guided_choice", "cannot be combined"},

@@ -391,6 +391,22 @@ TEST(GrammarText, GarbageNeverCrashesAndDeepNestingIsAnError) {
   EXPECT_NE(error(many).find("too large"), std::string::npos);
 }
 
+// Long chains of rules: productive only through the whole chain (the analysis propagates from
+// the last rule back; a pass-per-link fixpoint was quadratic: docs/benchmarks.md).
+TEST(GrammarText, LongChainsOfRulesArePropagatedEndToEnd) {
+  auto chain = [](int n, const std::string& last) {
+    std::string text = "root ::= r0\n";
+    for (int i = 0; i < n; ++i) text += "r" + std::to_string(i) + " ::= [a-c] r" + std::to_string(i + 1) + "\n";
+    return text + "r" + std::to_string(n) + " ::= " + last + "\n";
+  };
+  auto g = compile(chain(20000, "\"end\""));
+  ASSERT_NE(g, nullptr);
+  EXPECT_TRUE(matches(g, std::string(20000, 'b') + "end"));
+  EXPECT_FALSE(matches(g, std::string(19999, 'b') + "end"));
+  // The last rule never ends: nothing is productive, whatever the chain's length.
+  EXPECT_NE(error(chain(20000, "\"x\" r20000")).find("matches no string at all"), std::string::npos);
+}
+
 TEST(GrammarText, TheConstraintKindCompilesGrammarsAndTravelsByName) {
   auto g = compileConstraint({OutputConstraint::Kind::kGrammar, "root ::= \"yes\" | \"no\""});
   ASSERT_TRUE(g.isOk()) << g.status().message();
