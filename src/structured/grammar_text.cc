@@ -117,47 +117,13 @@ class Lexer {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || (!lark_ && c == '-');
   }
 
-  uint32_t readCodePoint() {
-    const auto b0 = static_cast<uint8_t>(s_[i_++]);
-    if (b0 < 0x80) return b0;
-    const int n = b0 >= 0xf0 ? 4 : b0 >= 0xe0 ? 3 : 2;
-    uint32_t cp = b0 & (n == 2 ? 0x1f : n == 3 ? 0x0f : 0x07);
-    for (int k = 1; k < n && i_ < s_.size() && (static_cast<uint8_t>(s_[i_]) & 0xc0) == 0x80; ++k)
-      cp = (cp << 6) | (static_cast<uint8_t>(s_[i_++]) & 0x3f);
-    return std::min(cp, kMaxCodePoint);
-  }
+  uint32_t readCodePoint() { return readUtf8(s_, &i_); }
 
   // After a backslash, in a string or a class.
   Result<uint32_t> escape() {
-    if (i_ >= s_.size()) return error("the text ends inside an escape");
-    const char c = s_[i_++];
-    auto hex = [&](int digits) -> Result<uint32_t> {
-      uint32_t v = 0;
-      for (int k = 0; k < digits; ++k) {
-        if (i_ >= s_.size() || !std::isxdigit(static_cast<unsigned char>(s_[i_]))) {
-          return error(std::string("'\\") + c + "' needs " + std::to_string(digits) + " hex digits");
-        }
-        const char h = s_[i_++];
-        v = v * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (h | 0x20) - 'a' + 10);
-      }
-      if (v > kMaxCodePoint) return error("code point above U+10FFFF");
-      return v;
-    };
-    switch (c) {
-      case 'n': return uint32_t{'\n'};
-      case 'r': return uint32_t{'\r'};
-      case 't': return uint32_t{'\t'};
-      case 'f': return uint32_t{'\f'};
-      case 'v': return uint32_t{'\v'};
-      case '0': return uint32_t{0};
-      case 'x': return hex(2);
-      case 'u': return hex(4);
-      case 'U': return hex(8);
-      default:
-        if (std::isalnum(static_cast<unsigned char>(c))) return error(std::string("unknown escape '\\") + c + "'");
-        --i_;
-        return readCodePoint();
-    }
+    auto cp = readEscape(s_, &i_, /*long_u=*/true);
+    if (!cp.isOk()) return error(cp.status().message());
+    return cp;
   }
 
   Status next(Token* t) {
@@ -523,12 +489,9 @@ class Parser {
           if (cur().kind != K::kString) return error("expected a string after '..'");
           const Token& hi = cur();
           auto single = [](const std::string& s) -> std::optional<uint32_t> {
-            if (s.empty()) return std::nullopt;
-            const auto b0 = static_cast<uint8_t>(s[0]);
-            const size_t n = b0 < 0x80 ? 1 : b0 >= 0xf0 ? 4 : b0 >= 0xe0 ? 3 : 2;
-            if (s.size() != n) return std::nullopt;
-            uint32_t cp = n == 1 ? b0 : b0 & (n == 2 ? 0x1f : n == 3 ? 0x0f : 0x07);
-            for (size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<uint8_t>(s[k]) & 0x3f);
+            size_t k = 0;
+            const uint32_t cp = s.empty() ? 0 : readUtf8(s, &k);
+            if (s.empty() || k != s.size()) return std::nullopt;
             return cp;
           };
           const auto a = single(t.text), b = single(hi.text);

@@ -111,6 +111,51 @@ std::string utf8(uint32_t c) {
   return std::string(reinterpret_cast<char*>(b), static_cast<size_t>(utf8Length(c)));
 }
 
+uint32_t readUtf8(std::string_view s, size_t* i) {
+  const auto b0 = static_cast<uint8_t>(s[(*i)++]);
+  if (b0 < 0x80) return b0;
+  const int n = b0 >= 0xf0 ? 4 : b0 >= 0xe0 ? 3 : 2;
+  uint32_t cp = b0 & (n == 2 ? 0x1f : n == 3 ? 0x0f : 0x07);
+  for (int k = 1; k < n && *i < s.size(); ++k) cp = (cp << 6) | (static_cast<uint8_t>(s[(*i)++]) & 0x3f);
+  return std::min(cp, kMaxCodePoint);
+}
+
+Result<uint32_t> readEscape(std::string_view s, size_t* i, bool long_u) {
+  if (*i >= s.size()) return invalidArgument("the text ends inside an escape");
+  const char c = s[(*i)++];
+  auto hex = [&](int digits) -> Result<uint32_t> {
+    uint32_t v = 0;
+    for (int k = 0; k < digits; ++k) {
+      if (*i >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[*i]))) {
+        return invalidArgument(std::string("'\\") + c + "' needs " + std::to_string(digits) + " hex digits");
+      }
+      const char h = s[(*i)++];
+      v = v * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (h | 0x20) - 'a' + 10);
+    }
+    if (v > kMaxCodePoint) return invalidArgument("code point above U+10FFFF");
+    return v;
+  };
+  switch (c) {
+    case 'n': return uint32_t{'\n'};
+    case 'r': return uint32_t{'\r'};
+    case 't': return uint32_t{'\t'};
+    case 'f': return uint32_t{'\f'};
+    case 'v': return uint32_t{'\v'};
+    case '0': return uint32_t{0};
+    case 'x': return hex(2);
+    case 'u': return hex(4);
+    case 'U':
+      if (long_u) return hex(8);
+      break;
+    default: break;
+  }
+  if (std::isalnum(static_cast<unsigned char>(c))) {
+    return invalidArgument(std::string("escape '\\") + c + "' is not supported");
+  }
+  --*i;
+  return readUtf8(s, i);  // escaped punctuation (or any non-ASCII character) stands for itself
+}
+
 Result<Symbol> addCodePointClass(GrammarBuilder* b, std::vector<std::pair<uint32_t, uint32_t>> ranges) {
   for (auto& [lo, hi] : ranges) hi = std::min(hi, kMaxCodePoint);
   const Ranges r = subtract(normalized(std::move(ranges)), {});
@@ -229,14 +274,8 @@ class RegexCompiler {
   }
 
   // One UTF-8 code point of the pattern itself.
-  uint32_t readCodePoint() {
-    const auto b0 = static_cast<uint8_t>(p_[i_++]);
-    if (b0 < 0x80) return b0;
-    const int n = b0 >= 0xf0 ? 4 : b0 >= 0xe0 ? 3 : 2;
-    uint32_t cp = b0 & (n == 2 ? 0x1f : n == 3 ? 0x0f : 0x07);
-    for (int k = 1; k < n && more(); ++k) cp = (cp << 6) | (static_cast<uint8_t>(p_[i_++]) & 0x3f);
-    return cp;
-  }
+  uint32_t readCodePoint() { return readUtf8(p_, &i_); }
+
 
   Result<Symbol> literal(uint32_t cp) {
     std::string text = utf8(cp);
@@ -276,33 +315,9 @@ class RegexCompiler {
 
   // The code point of a single-character escape (after the backslash); -1 with an error set.
   Result<uint32_t> escapedCodePoint() {
-    if (!more()) return error("pattern ends with '\\'");
-    const char c = p_[i_++];
-    auto hex = [&](int digits) -> Result<uint32_t> {
-      uint32_t v = 0;
-      for (int k = 0; k < digits; ++k) {
-        if (!more() || !std::isxdigit(static_cast<unsigned char>(peek()))) return error("bad hex escape");
-        const char h = p_[i_++];
-        v = v * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0'
-                                                                                      : (h | 0x20) - 'a' + 10);
-      }
-      return v;
-    };
-    switch (c) {
-      case 'n': return uint32_t{'\n'};
-      case 't': return uint32_t{'\t'};
-      case 'r': return uint32_t{'\r'};
-      case 'f': return uint32_t{'\f'};
-      case 'v': return uint32_t{'\v'};
-      case '0': return uint32_t{0};
-      case 'x': return hex(2);
-      case 'u': return hex(4);
-      default:
-        if (std::isalnum(static_cast<unsigned char>(c)))
-          return error(std::string("escape '\\") + c + "' is not supported");
-        --i_;
-        return readCodePoint();  // escaped punctuation (or any non-ASCII character) stands for itself
-    }
+    auto cp = readEscape(p_, &i_, /*long_u=*/false);
+    if (!cp.isOk()) return error(cp.status().message());
+    return cp;
   }
 
   Result<Symbol> escapeAtom() {

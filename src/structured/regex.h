@@ -37,6 +37,15 @@ Result<Symbol> addCodePointClass(GrammarBuilder* b, std::vector<std::pair<uint32
 // The UTF-8 encoding of code point `c` (<= U+10FFFF).
 std::string utf8(uint32_t c);
 
+// The code point starting at s[*i] (s is not empty there), *i moved past it; a sequence cut
+// short gives what its bytes spell.
+uint32_t readUtf8(std::string_view s, size_t* i);
+
+// The escape after a backslash, at s[*i], *i moved past it: \n \r \t \f \v \0, \xHH, \uHHHH,
+// \UHHHHHHHH when `long_u`, or punctuation / a non-ASCII character standing for itself.
+// InvalidArgument with a message without position (the caller adds it) otherwise.
+Result<uint32_t> readEscape(std::string_view s, size_t* i, bool long_u);
+
 // Adds the rules for `pattern` to `b`; returns the rule matching it.
 Result<int32_t> addRegexRule(GrammarBuilder* b, std::string_view pattern, const RegexOptions& options);
 

@@ -336,7 +336,7 @@ TEST(GrammarText, ErrorsNameTheLineColumnOrRule) {
       {"start: \"a\" | b_rule", "'b_rule' is not defined"},
       {"start: NUMBER", "'NUMBER' is not defined (add '%import common.NUMBER')"},
       {"root ::= [a-", "missing ']'"},
-      {"root ::= \"\\q\"", "unknown escape '\\q'"},
+      {"root ::= \"\\q\"", "escape '\\q' is not supported"},
       {"root ::= \"a\"{5000}", "above 4096"},
       {"root ::= \"a\"{3,2}", "out of order"},
       {"root ::= a \"x\"\na ::= b | \"y\"\nb ::= a \"z\"", "left recursion"},
