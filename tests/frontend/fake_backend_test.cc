@@ -100,17 +100,18 @@ TEST(FakeBackendPhases, StaggeredKeepsTheRateAndSpreadsThePhases) {
   auto emits = runStreams(FakePhases::kStaggered, &c);
   expectFixedRate(c, emits);
   // Four streams on four slots: each one's k-th token is a quarter interval after the previous
-  // stream's (5 ms apart at 20 ms); distinct ticks, not merely distinct clock readings. (Loose
-  // bounds: on 2 busy cores a thread wakes milliseconds late; lock-step would be ~0 apart.)
-  double quarter = micros(kInterval) / kStreams;
-  std::vector<Clock::time_point> firsts;
-  for (int i = 0; i < kStreams; ++i) firsts.push_back(emits[i][0]);
-  std::sort(firsts.begin(), firsts.end());
-  for (int i = 1; i < kStreams; ++i) {
-    double d = micros(firsts[i] - firsts[i - 1]);
-    EXPECT_GT(d, 0.25 * quarter) << "first tokens " << i - 1 << " and " << i;
-    EXPECT_LT(d, 2.5 * quarter) << "first tokens " << i - 1 << " and " << i;
+  // stream's (5 ms apart at 20 ms), so the k-th tokens of all four spread over three quarters;
+  // lock-step would put them ~0 apart. On 2 busy cores a thread wakes milliseconds late (a
+  // parallel ctest beside a build squeezed single gaps to 0.5 ms), so the test asks that some
+  // round of the six shows most of the spread, and that no round is bunched into one tick.
+  const double quarter = micros(kInterval) / kStreams;
+  double widest = 0;
+  for (size_t k = 0; k < static_cast<size_t>(kTokens); ++k) {
+    Clock::time_point lo = emits[0][k], hi = emits[0][k];
+    for (int i = 1; i < kStreams; ++i) lo = std::min(lo, emits[i][k]), hi = std::max(hi, emits[i][k]);
+    widest = std::max(widest, micros(hi - lo));
   }
+  EXPECT_GT(widest, 0.6 * 3 * quarter);
   for (int i = 1; i < kStreams; ++i) {
     for (size_t k = 0; k < static_cast<size_t>(kTokens); ++k) EXPECT_NE(emits[i][k], emits[0][k]);
   }
