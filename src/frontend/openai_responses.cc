@@ -114,11 +114,19 @@ void appendCompletionLogprobs(std::string& out, bool has, const std::vector<Logp
       continue;
     }
     out += '{';
+    bool chosen_listed = false;
     for (size_t k = 0; k < e[i].top.size(); ++k) {
       if (k > 0) out += ',';
       appendJsonString(out, e[i].top[k].first);
       out += ':';
       appendFloat(out, e[i].top[k].second);
+      chosen_listed = chosen_listed || e[i].top[k].first == e[i].token;
+    }
+    if (!chosen_listed) {  // as OpenAI and vLLM: the chosen token too, so up to logprobs + 1 entries
+      if (!e[i].top.empty()) out += ',';
+      appendJsonString(out, e[i].token);
+      out += ':';
+      appendFloat(out, e[i].logprob);
     }
     out += '}';
   }

@@ -59,8 +59,11 @@ TEST(OpenAiServer, CompletionsEchoWithLogprobs) {
   EXPECT_NEAR(lp["token_logprobs"][1].get<double>(), -1.0, 1e-6);  // FakeBackend: -(i % 3 + 1) / 2
   EXPECT_NEAR(lp["token_logprobs"][2].get<double>(), -1.5, 1e-6);
   EXPECT_TRUE(lp["top_logprobs"][0].is_null());
-  EXPECT_EQ(lp["top_logprobs"][1].size(), 2u);  // "j" and "k": the next byte values
+  // "j" and "k" (FakeBackend's top 2: the next byte values), then the prompt's own "i", which is
+  // not among them: completions list the chosen token too, as OpenAI and vLLM (up to k + 1).
+  EXPECT_EQ(lp["top_logprobs"][1].size(), 3u);
   EXPECT_TRUE(lp["top_logprobs"][1].contains("j"));
+  EXPECT_EQ(lp["top_logprobs"][1]["i"], lp["token_logprobs"][1]);
   EXPECT_EQ(lp["text_offset"], json::parse("[0,1,2,3,4]"));
   EXPECT_FALSE(c.contains("prompt_logprobs"));  // only when asked by name
   EXPECT_EQ(j["usage"]["completion_tokens"], 2);
@@ -151,6 +154,9 @@ TEST(OpenAiServer, CompletionLogprobsShape) {
   EXPECT_EQ(lp["token_logprobs"].size(), 4u);
   EXPECT_EQ(lp["top_logprobs"].size(), 4u);
   EXPECT_EQ(lp["top_logprobs"][0].size(), 2u);
+  for (size_t i = 0; i < 4; ++i) {  // each chosen token is listed (here among the top 2 already)
+    EXPECT_EQ(lp["top_logprobs"][i][lp["tokens"][i].get<std::string>()], lp["token_logprobs"][i]) << i;
+  }
   EXPECT_EQ(lp["text_offset"], json::array({0, 1, 2, 3}));
 }
 
