@@ -14,6 +14,7 @@
 
 #include "engine/engine.h"
 #include "engine/fake_runner.h"
+#include "engine/llama_model.h"
 #include "model/make_model.h"
 #include "model/model_loader.h"
 
@@ -76,6 +77,19 @@ inline std::shared_ptr<const model::ModelWeights> tinyWeights(uint64_t seed, con
   EXPECT_TRUE(w.isOk()) << w.status().toString();
   if (!made.isOk() || !w.isOk()) return nullptr;
   return std::make_shared<const model::ModelWeights>(std::move(w).value());
+}
+
+// An engine over the tiny model's weights; null (and a test failure) when it cannot be made.
+inline std::unique_ptr<Engine> tinyEngine(const std::shared_ptr<const model::ModelWeights>& weights,
+                                          const LlamaModelOptions& lo, EngineOptions eo) {
+  auto m = LlamaModel::create(weights, lo);
+  EXPECT_TRUE(m.isOk()) << m.status().toString();
+  if (!m.isOk()) return nullptr;
+  if (eo.model_id.empty()) eo.model_id = "tiny";
+  auto e = Engine::create(std::move(m).value(), eo);
+  EXPECT_TRUE(e.isOk()) << e.status().toString();
+  if (!e.isOk()) return nullptr;
+  return std::move(e).value();
 }
 
 }  // namespace turbine::engine::testing

@@ -200,13 +200,7 @@ TEST(KvTransfer, TinyModelImportedPrefixGivesTheTokensOfAFullPrefill) {
     lo.block_size = 16;
     lo.num_blocks = 12;
     lo.max_model_len = 160;
-    auto m = LlamaModel::create(weights, lo);
-    EXPECT_TRUE(m.isOk()) << m.status().toString();
-    EngineOptions eo;
-    eo.model_id = "tiny";
-    auto e = Engine::create(std::move(m).value(), eo);
-    EXPECT_TRUE(e.isOk()) << e.status().toString();
-    return std::move(e).value();
+    return testing::tinyEngine(weights, lo, EngineOptions{});
   };
   std::mt19937 rng(10);
   const auto a = randomPrompt(rng, 75, weights->config.vocab_size);  // 4 full blocks

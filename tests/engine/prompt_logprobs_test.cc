@@ -242,13 +242,10 @@ TEST(PromptLogprobsTest, TinyModelScoresItsOwnGenerationAsItReportedIt) {
   mo.kv_cache_bytes = 4 << 20;
   mo.block_size = 8;
   mo.threads = 1;
-  auto runner = LlamaModel::create(w, mo);
-  ASSERT_TRUE(runner.isOk()) << runner.status().toString();
   EngineOptions eo;
-  eo.model_id = "tiny";
   eo.max_num_batched_tokens = 16;  // the second request's prompt in chunks
-  auto e = Engine::create(std::move(runner).value(), eo);
-  ASSERT_TRUE(e.isOk()) << e.status().toString();
+  auto e = testing::tinyEngine(w, mo, eo);
+  ASSERT_TRUE(e);
   const std::vector<int32_t> prompt = {1, 17, 230, 45, 99, 12, 301, 7, 64};
   Request gen;
   gen.request_id = "gen";
@@ -260,7 +257,7 @@ TEST(PromptLogprobsTest, TinyModelScoresItsOwnGenerationAsItReportedIt) {
   std::vector<PositionLogprobs> reported;
   std::vector<int32_t> generated;
   {
-    auto s = (*e)->addStream(gen);
+    auto s = e->addStream(gen);
     ASSERT_TRUE(s.isOk());
     while (auto o = (*s)->next()) {
       generated.insert(generated.end(), o->token_ids.begin(), o->token_ids.end());
@@ -272,7 +269,7 @@ TEST(PromptLogprobsTest, TinyModelScoresItsOwnGenerationAsItReportedIt) {
   score.token_ids.insert(score.token_ids.end(), generated.begin(), generated.end());
   std::optional<std::vector<PositionLogprobs>> scores;
   {
-    auto s = (*e)->addStream(score);
+    auto s = e->addStream(score);
     ASSERT_TRUE(s.isOk());
     while (auto o = (*s)->next()) {
       if (o->prompt_logprobs) scores = std::move(o->prompt_logprobs);

@@ -263,8 +263,8 @@ string : ESCAPED_STRING
 
 TEST(GrammarText, LarkTerminalsRangesRepeatsAndPriorities) {
   auto g = compile(R"(
-start: greeting _SEP NAME~1..2 ["!"] CODE
-greeting: "hi" | "hello"i
+start: greeting _SEP NAME~1..2 ["!"] CODE  // a comment
+!greeting: "hi" | "hello"i
 _SEP: ", "
 NAME.2: UPPER ("a".."z")+ " "
 UPPER: "A".."Z"
